@@ -1,0 +1,160 @@
+"""Canonical layer names, raw-folder layout and column schemas, in one place.
+
+Every stage agrees on these names: the demo generator writes the raw layout, ``etl``
+reads it into canonical layers, ``criteria``/``scoring`` add columns to the site table,
+``store`` writes it, and ``api``/``maps`` read it back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+WORK_CRS = "EPSG:2180"
+WEB_CRS = "OGC:CRS84"
+
+# --------------------------------------------------------------------------------------
+# Raw folder layout (``data/raw/<region>/``). Paths are relative to the raw folder.
+# Column names are the source's own (upper-case BDOT10k 2021 / EGiB WMS style); ``etl``
+# maps them to the canonical names below, once.
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RawLayer:
+    """One source layer in the raw folder."""
+
+    key: str  # canonical layer name after ingest
+    path: str  # file, relative to the raw folder
+    layer: str | None  # layer inside the file (GPKG), None for single-layer files
+    geom: str  # "polygon" | "line" | "point" | "raster"
+    required: bool = True
+    columns: tuple[str, ...] = field(default_factory=tuple)  # source columns required
+
+
+RAW_LAYERS: tuple[RawLayer, ...] = (
+    # gmina boundaries (PRG style): JPT_KOD_JE = 7-digit TERYT (e.g. "1465011")
+    RawLayer("gminy", "admin/gminy.gpkg", "gminy", "polygon", True, ("JPT_KOD_JE", "JPT_NAZWA_")),
+    # EGiB parcels as exported by a powiat geodetic office: written in EPSG:2178 (PL-2000
+    # zone 7), IDs WWPPGG_R.OOOO[.AR_n].NR[/sub], registered area in ha, ownership group.
+    RawLayer(
+        "parcels",
+        "egib/dzialki.gpkg",
+        "dzialki",
+        "polygon",
+        True,
+        ("ID_DZIALKI", "POLE_EWIDENCYJNE"),
+    ),
+    # MPZP designations (vector layer from the municipality)
+    RawLayer("zoning", "mpzp/mpzp.gpkg", "przeznaczenie", "polygon", True, ("SYMBOL",)),
+    # plan ogólny zones (APP 2.0 StrefaPlanistyczna exported to GPKG)
+    RawLayer(
+        "plan_zones",
+        "app/plan_ogolny.gpkg",
+        "StrefaPlanistyczna",
+        "polygon",
+        False,
+        ("symbol",),
+    ),
+    # BDOT10k 2021 GPKG (upper-case columns)
+    RawLayer("roads", "bdot10k/bdot10k.gpkg", "OT_SKDR_L", "line", True, ("KLASADROGI",)),
+    RawLayer("rail", "bdot10k/bdot10k.gpkg", "OT_SKTR_L", "line", True, ()),
+    RawLayer("natura2000", "bdot10k/bdot10k.gpkg", "OT_TCON_A", "polygon", True, ()),
+    RawLayer("forest", "bdot10k/bdot10k.gpkg", "OT_PTLZ_A", "polygon", False, ()),
+    RawLayer("water", "bdot10k/bdot10k.gpkg", "OT_PTWP_A", "polygon", False, ()),
+    RawLayer("power_lines", "bdot10k/bdot10k.gpkg", "OT_SULN_L", "line", False, ()),
+    # transport points
+    RawLayer("junctions", "transport/wezly.gpkg", "wezly", "point", True, ("NAZWA", "DROGA")),
+    RawLayer("stations", "transport/stacje.gpkg", "stacje", "point", True, ("NAZWA", "RODZAJ")),
+    RawLayer("airports", "transport/lotniska.gpkg", "lotniska", "point", True, ("NAZWA",)),
+    # GESUT utilities
+    RawLayer("utilities", "gesut/gesut.gpkg", "przewody", "line", True, ("RODZAJSIECI",)),
+    RawLayer("substations", "gesut/gesut.gpkg", "urzadzenia", "point", False, ("RODZAJSIECI",)),
+    # ISOK flood hazard (Q1%)
+    RawLayer("flood", "hydro/isok_q1.gpkg", "obszary_zagrozenia", "polygon", True, ()),
+    # NMT terrain
+    RawLayer("dem", "nmt/nmt.tif", None, "raster", True, ()),
+)
+
+RAW_BY_KEY = {r.key: r for r in RAW_LAYERS}
+MANIFEST = "manifest.json"  # written by the demo generator: seed, counts, data dates
+
+# Station kinds (``RODZAJ`` in stacje.gpkg)
+STATION_PASSENGER = "pasazerska"
+STATION_FREIGHT = "towarowa"  # freight terminal or siding
+
+# GESUT network codes (``rodzajSieci``)
+NETWORKS = {
+    "w": "water",
+    "k": "sewer",
+    "e": "power",
+    "g": "gas",
+    "c": "heat",
+    "t": "telecom",
+}
+
+# --------------------------------------------------------------------------------------
+# Store layout (``data/processed/omw_sites.gpkg``)
+# --------------------------------------------------------------------------------------
+STORE_FILE = "omw_sites.gpkg"
+SITES = "sites"
+RUN_INFO = "run_info"  # non-spatial: one row per key (run id, time, profile hashes, dates)
+QUARANTINE = "quarantine"  # records refused by validation, with file/record/rule
+# reference layers copied into the store for the API and maps (EPSG:2180)
+REFERENCE_LAYERS = (
+    "gminy",
+    "junctions",
+    "stations",
+    "airports",
+    "rail",
+    "utilities",
+    "substations",
+    "flood",
+    "natura2000",
+    "roads_main",
+)
+
+# Site table columns: name -> (unit, description). Score/rank columns are added per
+# profile as ``score_<profile>`` (0..1, NaN when excluded), ``rank_<profile>`` (1 = best,
+# 0 when excluded) and ``excluded_<profile>`` (reason text, "" when eligible).
+SITE_COLUMNS: dict[str, tuple[str, str]] = {
+    "site_id": ("", "stable site identifier (S + 10 hex digits of the parcel-ID hash)"),
+    "parcel_ids": ("", "EGiB parcel IDs (TERYT), comma-separated"),
+    "teryt": ("", "gmina TERYT code (7 digits)"),
+    "gmina": ("", "gmina name"),
+    "area_ha": ("ha", "polygon area"),
+    "registered_area_ha": ("ha", "registered (EGiB) area"),
+    "ownership": ("", "ownership class: municipal | state | private | other"),
+    "zoning_symbol": ("", "majority MPZP designation, raw symbol (e.g. 12P/U)"),
+    "zoning_class": ("", "normalised designation classes (e.g. P/U)"),
+    "zoning_share": ("share", "share of the site under the majority designation"),
+    "plan_zone": ("", "plan ogólny zone symbol (SP, SU, …) where adopted"),
+    "planning_instrument": ("", "mpzp | plan_ogolny | none"),
+    "dist_junction_m": ("m", "straight-line distance to the nearest motorway junction"),
+    "junction_name": ("", "nearest motorway/expressway junction"),
+    "dist_centre_m": ("m", "straight-line distance to the core city centre"),
+    "dist_station_m": ("m", "distance to the nearest passenger rail station"),
+    "dist_rail_freight_m": ("m", "distance to the nearest rail freight terminal/siding"),
+    "dist_airport_m": ("m", "distance to the nearest airport"),
+    "dist_water_m": ("m", "distance to the nearest existing water main"),
+    "dist_sewer_m": ("m", "distance to the nearest existing sewer"),
+    "dist_power_m": ("m", "distance to the nearest existing power line"),
+    "dist_gas_m": ("m", "distance to the nearest existing gas pipe"),
+    "dist_telecom_m": ("m", "distance to the nearest existing telecom line"),
+    "power_capacity_mw": ("MW", "free capacity of the nearest substation"),
+    "flood_share": ("share", "share of the site in the Q1% flood hazard zone"),
+    "natura_share": ("share", "share of the site in Natura 2000"),
+    "forest_share": ("share", "share of the site under forest"),
+    "slope_mean_pct": ("%", "mean slope from the DEM"),
+}
+
+
+def score_col(profile: str) -> str:
+    return f"score_{profile}"
+
+
+def rank_col(profile: str) -> str:
+    return f"rank_{profile}"
+
+
+def excluded_col(profile: str) -> str:
+    return f"excluded_{profile}"
