@@ -158,3 +158,19 @@ def rank_col(profile: str) -> str:
 
 def excluded_col(profile: str) -> str:
     return f"excluded_{profile}"
+
+# Canonical columns of the reference layers after ingest (besides ``geometry``).
+REFERENCE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "gminy": ("teryt", "name"),
+    "junctions": ("name", "road", "number"),
+    "stations": ("name", "kind"),  # kind: passenger | freight
+    "airports": ("name", "iata"),
+    "rail": ("line",),
+    "utilities": ("network", "status", "voltage", "diameter_mm", "operator"),
+    "substations": ("name", "capacity_mw"),
+    "flood": ("name",),
+    "natura2000": ("code", "name"),
+    "roads_main": ("road_class", "number"),
+}
+
+PROFILES_DEFAULT = ("logistics", "manufacturing", "office")
