@@ -69,7 +69,9 @@ def make_sample_store(path: str | Path, n: int = 300, seed: int = 0) -> Path:
         rank = pd.Series(score).rank(ascending=False, method="min").fillna(0).astype(int)
         sites[rank_col(p)] = rank.to_numpy()
         sites[excluded_col(p)] = np.where(excluded, "flood_share >= 0.05", "")
-    pts = points(CENTRE[0] + rng.uniform(-30000, 30000, 10), CENTRE[1] + rng.uniform(-25000, 25000, 10))
+    pts = points(
+        CENTRE[0] + rng.uniform(-30000, 30000, 10), CENTRE[1] + rng.uniform(-25000, 25000, 10)
+    )
     line = linestrings([[CENTRE[0] - 30000, CENTRE[1]], [CENTRE[0] + 30000, CENTRE[1] + 1000]])
     area = box(CENTRE[0] - 5000, CENTRE[1] - 3000, CENTRE[0] + 5000, CENTRE[1] - 1000)
     geoms = {"point": pts, "line": [line] * 10, "polygon": [area] * 10}
@@ -97,7 +99,8 @@ def make_sample_store(path: str | Path, n: int = 300, seed: int = 0) -> Path:
         "run_id": "sample",
         "created": "2026-11-26T00:00:00Z",
         "profiles": [
-            {"name": p, "title": p.title(), "hash": "0" * 12, "weights": {}} for p in PROFILES_DEFAULT
+            {"name": p, "title": p.title(), "hash": "0" * 12, "weights": {}}
+            for p in PROFILES_DEFAULT
         ],
         "data_dates": {"parcels": "2026-10-01"},
         "units": {c: u for c, (u, _) in SITE_COLUMNS.items()},

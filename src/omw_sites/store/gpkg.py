@@ -51,7 +51,9 @@ def write_store(
         _write_layer(tmp, SITES, sites)
         for name, gdf in (reference or {}).items():
             _write_layer(tmp, name, gdf)
-        info = {k: json.dumps(v, ensure_ascii=False, default=str) for k, v in (run_info or {}).items()}
+        info = {
+            k: json.dumps(v, ensure_ascii=False, default=str) for k, v in (run_info or {}).items()
+        }
         info_df = pd.DataFrame({"key": list(info.keys()), "value": list(info.values())})
         pyogrio.write_dataframe(info_df, tmp, layer=RUN_INFO, driver="GPKG")
         for name, df in (extra_tables or {}).items():

@@ -1,0 +1,191 @@
+"""Command line: ``omw-sites demo build | run | map | serve | top | profiles``."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from omw_sites.config import get_settings
+from omw_sites.etl.errors import IngestError
+from omw_sites.scoring.profiles import ProfileError
+from omw_sites.store.gpkg import StoreError
+
+app = typer.Typer(
+    help="omw-sites: inventory and ranking of investment land for the Warsaw metropolitan area.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+demo_app = typer.Typer(help="Synthetic OMW demo region.", no_args_is_help=True)
+app.add_typer(demo_app, name="demo")
+console = Console(stderr=True)
+out = Console()
+
+USER_ERRORS = (IngestError, ProfileError, StoreError, FileNotFoundError)
+
+
+def _fail(exc: BaseException) -> None:
+    console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+@demo_app.command("build")
+def demo_build(
+    parcels: Annotated[int, typer.Option(min=100, help="number of parcels")] = 20000,
+    seed: Annotated[int, typer.Option(help="random seed (same seed, same region)")] = 42,
+    out_dir: Annotated[Path, typer.Option("--out", help="raw folder to write")] = Path(
+        "data/raw/demo"
+    ),
+) -> None:
+    """Generate the synthetic OMW region as real raw formats (GPKG, GeoTIFF)."""
+    from omw_sites.demo import build_region
+
+    t0 = time.perf_counter()
+    with console.status("generating the demo region…") as status:
+
+        def progress(stage: str, n: int) -> None:
+            status.update(f"generating the demo region… {stage}")
+            console.print(f"  [green]✓[/] {stage:<14} {n:>10,}")
+
+        manifest = build_region(out_dir, parcels=parcels, seed=seed, progress=progress)
+    n = manifest.get("parcels", parcels)
+    console.print(
+        f"demo region: {n:,} parcels (seed {seed}) in {out_dir} [{time.perf_counter() - t0:.1f} s]"
+    )
+
+
+@app.command()
+def run(
+    raw: Annotated[Path, typer.Option(help="raw data folder")] = Path("data/raw/demo"),
+    out_dir: Annotated[Path, typer.Option("--out", help="output folder")] = Path("data/processed"),
+    profile: Annotated[
+        list[str] | None, typer.Option(help="profile name or TOML file (repeatable); default all")
+    ] = None,
+    top: Annotated[int, typer.Option(help="sites per profile in the summary")] = 10,
+) -> None:
+    """Run the whole pipeline: ingest → sites → criteria → scores → store."""
+    from omw_sites.pipeline import run as run_pipeline
+
+    t0 = time.perf_counter()
+
+    def progress(stage: str, msg: str, n: int) -> None:
+        console.print(f"  [green]✓[/] {stage:<9} {msg}", highlight=False)
+
+    try:
+        summary = run_pipeline(raw, out_dir, profiles=profile or None, progress=progress, top_n=top)
+    except USER_ERRORS as exc:
+        _fail(exc)
+    for p in summary.profiles:
+        table = Table(title=f"Top {top} — {p.title} (profile {p.name}, hash {p.hash})")
+        for col in ("rank", "site", "gmina", "area ha", "zoning", "score"):
+            table.add_column(
+                col, justify="right" if col in ("rank", "area ha", "score") else "left"
+            )
+        for row in summary.top[p.name].itertuples(index=False):
+            table.add_row(str(row[5]), row[0], row[1], f"{row[2]:.2f}", row[3], f"{row[4]:.3f}")
+        out.print(table)
+    stages = ", ".join(f"{k} {v:.1f}s" for k, v in summary.stage_seconds.items())
+    console.print(
+        f"[bold]done[/]: {summary.parcels:,} parcels → {summary.sites:,} sites, "
+        f"{summary.quarantined:,} quarantined; {len(summary.profiles)} profiles; "
+        f"store {summary.store}; {time.perf_counter() - t0:.1f} s ({stages}); "
+        f"peak {summary.peak_rss_mb:,.0f} MB",
+        highlight=False,
+    )
+
+
+@app.command("map")
+def map_cmd(
+    profile: Annotated[list[str] | None, typer.Option(help="profile (repeatable)")] = None,
+    all_profiles: Annotated[bool, typer.Option("--all", help="every profile in the store")] = False,
+    store: Annotated[Path, typer.Option(help="store GeoPackage")] = Path(
+        "data/processed/omw_sites.gpkg"
+    ),
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for the HTML maps")] = Path(
+        "data/processed/maps"
+    ),
+) -> None:
+    """Write offline HTML maps (one per profile, plus an index)."""
+    from omw_sites.maps import write_maps
+
+    if not profile and not all_profiles:
+        _fail(ValueError("give --profile NAME (repeatable) or --all"))
+    try:
+        paths = write_maps(store, out_dir, None if all_profiles else profile)
+    except (*USER_ERRORS, ValueError) as exc:
+        _fail(exc)
+    for p in paths:
+        console.print(f"  [green]✓[/] {p}")
+
+
+@app.command()
+def serve(
+    store: Annotated[Path | None, typer.Option(help="store GeoPackage")] = None,
+    host: Annotated[str | None, typer.Option(help="address to bind")] = None,
+    port: Annotated[int | None, typer.Option(help="port")] = None,
+) -> None:
+    """Serve the GeoJSON / OGC API Features API and the maps with uvicorn."""
+    from omw_sites.api import serve as serve_api
+
+    settings = get_settings()
+    store = store or settings.store
+    if not store.exists():
+        _fail(StoreError(f"store {store} does not exist; run `omw-sites run` first"))
+    host, port = host or settings.host, port or settings.port
+    console.print(f"serving {store} on http://{host}:{port}/ (Ctrl-C to stop)")
+    serve_api(store, host, port)
+
+
+@app.command()
+def top(
+    profile: Annotated[str, typer.Option(help="profile")] = "logistics",
+    n: Annotated[int, typer.Option(help="how many")] = 10,
+    store: Annotated[Path, typer.Option(help="store GeoPackage")] = Path(
+        "data/processed/omw_sites.gpkg"
+    ),
+) -> None:
+    """Print the best sites of a profile from the store."""
+    from omw_sites.layers import rank_col, score_col
+    from omw_sites.store import read_sites
+
+    try:
+        sites = read_sites(store, read_geometry=False)
+    except USER_ERRORS as exc:
+        _fail(exc)
+    r = rank_col(profile)
+    if r not in sites:
+        names = sorted(c[5:] for c in sites.columns if c.startswith("rank_"))
+        _fail(ValueError(f"profile {profile!r} not in the store; it has: {', '.join(names)}"))
+    best = sites[sites[r] > 0].sort_values(r).head(n)
+    table = Table(title=f"Top {n} — {profile}")
+    for col in ("rank", "site", "gmina", "area ha", "zoning", "score"):
+        table.add_column(col)
+    for row in best.itertuples():
+        table.add_row(
+            str(getattr(row, r)),
+            row.site_id,
+            row.gmina,
+            f"{row.area_ha:.2f}",
+            row.zoning_symbol,
+            f"{getattr(row, score_col(profile)):.3f}",
+        )
+    out.print(table)
+
+
+@app.command()
+def profiles() -> None:
+    """List the built-in investor profiles with their criteria and weights."""
+    from omw_sites.scoring import load_profiles
+
+    for p in load_profiles():
+        weights = ", ".join(f"{c.name} {c.weight:.0%}" for c in p.criteria)
+        out.print(f"[bold]{p.name}[/] — {p.title} (hash {p.hash}): {weights}", highlight=False)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

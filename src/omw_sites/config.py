@@ -1,0 +1,35 @@
+"""Settings (environment prefix ``OMW_``), default paths and regional constants."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Palace of Culture and Science, Warsaw, EPSG:2180 (E, N): the core-city centre.
+CORE_CENTRE_2180 = (636973.0, 486980.0)
+
+# Zoning: designation classes that can host investment land (normalised MPZP symbols and
+# plan ogólny zone symbols). Profiles decide which they accept; this only selects the
+# candidate parcels worth measuring.
+INVESTMENT_CLASSES = ("P", "U", "PS", "UH", "UHD", "US", "UT", "K", "KS", "PE")
+INVESTMENT_PLAN_ZONES = ("SP", "SU", "SH", "SW", "SI")
+MIN_CANDIDATE_AREA_HA = 0.3
+# registered (EGiB) area vs polygon area: a difference above this share is flagged
+AREA_TOLERANCE = 0.05
+
+
+class Settings(BaseSettings):
+    """Runtime settings; each can be set as ``OMW_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="OMW_")
+
+    raw_dir: Path = Path("data/raw/demo")
+    processed_dir: Path = Path("data/processed")
+    store: Path = Path("data/processed/omw_sites.gpkg")
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+
+def get_settings() -> Settings:
+    return Settings()

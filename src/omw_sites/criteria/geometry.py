@@ -1,0 +1,102 @@
+"""Vectorised spatial primitives over STRtrees: nearest distance and overlap shares."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import shapely
+from shapely import STRtree
+
+
+def nearest_distance(
+    geoms: np.ndarray, targets: np.ndarray, max_distance: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distance (m) from each geometry to its nearest target, and that target's index.
+
+    Uses an STRtree over ``targets``; geometries with no target (empty target set or
+    none within ``max_distance``) get ``inf`` and index ``-1``. Touching or overlapping
+    targets give 0 ("on site").
+    """
+    n = len(geoms)
+    dist = np.full(n, np.inf)
+    idx = np.full(n, -1, dtype=np.int64)
+    if len(targets) == 0 or n == 0:
+        return dist, idx
+    tree = STRtree(targets)
+    pairs, d = tree.query_nearest(
+        geoms, max_distance=max_distance, return_distance=True, all_matches=False
+    )
+    dist[pairs[0]] = d
+    idx[pairs[0]] = pairs[1]
+    return dist, idx
+
+
+def overlap_share(geoms: np.ndarray, areas: np.ndarray, layer: np.ndarray) -> np.ndarray:
+    """Share (0..1) of each geometry's area covered by the union of ``layer`` polygons.
+
+    The layer is dissolved first (overlapping constraint polygons must not count twice)
+    and split into its parts so the STRtree stays selective.
+    """
+    share = np.zeros(len(geoms))
+    if len(layer) == 0 or len(geoms) == 0:
+        return share
+    dissolved = shapely.get_parts(shapely.union_all(shapely.make_valid(layer)))
+    dissolved = dissolved[shapely.get_type_id(dissolved) == 3]
+    if len(dissolved) == 0:
+        return share
+    tree = STRtree(dissolved)
+    left, right = tree.query(geoms, predicate="intersects")
+    if len(left) == 0:
+        return share
+    # parts fully inside a constraint polygon need no intersection computed
+    inside = shapely.contains_properly(dissolved[right], geoms[left])
+    covered = np.where(inside, areas[left], 0.0)
+    todo = ~inside
+    covered[todo] = shapely.area(shapely.intersection(geoms[left[todo]], dissolved[right[todo]]))
+    total = np.bincount(left, weights=covered, minlength=len(geoms))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(areas > 0, total / areas, 0.0)
+    return np.clip(share, 0.0, 1.0)
+
+
+def largest_overlap(
+    geoms: np.ndarray, areas: np.ndarray, layer: gpd.GeoDataFrame
+) -> tuple[np.ndarray, np.ndarray]:
+    """Index into ``layer`` of the polygon covering most of each geometry, and its share.
+
+    Index ``-1`` and share 0 where nothing overlaps.
+    """
+    n = len(geoms)
+    best = np.full(n, -1, dtype=np.int64)
+    share = np.zeros(n)
+    if len(layer) == 0 or n == 0:
+        return best, share
+    polys = layer.geometry.to_numpy()
+    tree = STRtree(polys)
+    left, right = tree.query(geoms, predicate="intersects")
+    if len(left) == 0:
+        return best, share
+    inside = shapely.contains_properly(polys[right], geoms[left])
+    inter = np.where(inside, areas[left], 0.0)
+    todo = ~inside
+    inter[todo] = shapely.area(shapely.intersection(geoms[left[todo]], polys[right[todo]]))
+    # per geometry, the pair with the largest intersection: sort by (left, -area)
+    order = np.lexsort((-inter, left))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = left[order][1:] != left[order][:-1]
+    pick = order[first]
+    best[left[pick]] = right[pick]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share[left[pick]] = np.where(areas[left[pick]] > 0, inter[pick] / areas[left[pick]], 0)
+    return best, np.clip(share, 0.0, 1.0)
+
+
+def point_in_polygon(points: np.ndarray, layer: gpd.GeoDataFrame) -> np.ndarray:
+    """Index into ``layer`` of a polygon containing each point (-1 where none)."""
+    idx = np.full(len(points), -1, dtype=np.int64)
+    if len(layer) == 0 or len(points) == 0:
+        return idx
+    tree = STRtree(layer.geometry.to_numpy())
+    left, right = tree.query(points, predicate="within")
+    idx[left] = right  # a point on a shared edge takes the last match; immaterial here
+    return idx

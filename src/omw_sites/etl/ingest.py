@@ -1,0 +1,394 @@
+"""Read the raw folder into canonical layers in EPSG:2180, validated, with a quarantine."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import rasterio
+
+from omw_sites.config import AREA_TOLERANCE
+from omw_sites.etl.crs import resolve_epsg
+from omw_sites.etl.egib import area_mismatch, ownership_class, parse_parcel_ids
+from omw_sites.etl.errors import IngestError
+from omw_sites.etl.mpzp import parse_symbols
+from omw_sites.etl.validate import repair_geometries
+from omw_sites.layers import MANIFEST, RAW_LAYERS, WORK_CRS, RawLayer
+
+QUARANTINE_COLUMNS = ["file", "layer", "record", "rule", "detail"]
+
+
+@dataclass
+class RawData:
+    """Canonical layers of one region, ready for the criteria stage."""
+
+    layers: dict[str, gpd.GeoDataFrame]
+    dem_path: Path | None
+    data_dates: dict[str, str]
+    quarantine: pd.DataFrame
+    stats: dict[str, dict[str, int]] = field(default_factory=dict)  # per layer: read/kept/…
+
+    def __getitem__(self, key: str) -> gpd.GeoDataFrame:
+        return self.layers[key]
+
+    def get(self, key: str) -> gpd.GeoDataFrame | None:
+        return self.layers.get(key)
+
+
+def load_raw(raw_dir: str | Path, progress: Callable[[str, int], None] | None = None) -> RawData:
+    """Read, reproject, validate and map every layer of ``raw_dir``.
+
+    Raises
+    ------
+    IngestError
+        A required layer is missing, unreadable, has no CRS or lacks a required column.
+        Record-level defects do not raise: they are repaired or quarantined with a reason.
+    """
+    raw_dir = Path(raw_dir)
+    if not raw_dir.is_dir():
+        raise IngestError(raw_dir, "raw data folder does not exist")
+    dates = _data_dates(raw_dir)
+    layers: dict[str, gpd.GeoDataFrame] = {}
+    quarantine: list[pd.DataFrame] = []
+    stats: dict[str, dict[str, int]] = {}
+    dem_path: Path | None = None
+    for spec in RAW_LAYERS:
+        path = raw_dir / spec.path
+        if not path.exists():
+            if spec.required:
+                raise IngestError(
+                    path, f"required layer {spec.key!r} is missing", rule="required layers"
+                )
+            continue
+        if spec.geom == "raster":
+            dem_path = _check_raster(path)
+            dates.setdefault(spec.key, _mtime_date(path))
+            continue
+        frame = _read_vector(path, spec)
+        n_read = len(frame)
+        frame, q, repaired = repair_geometries(
+            frame, spec.layer or spec.key, str(path), _id_column(spec.key, frame)
+        )
+        mapped, q2 = _MAPPERS.get(spec.key, _identity)(frame, path, spec)
+        layers[spec.key] = mapped
+        quarantine += [q, q2]
+        stats[spec.key] = {
+            "read": n_read,
+            "kept": len(mapped),
+            "repaired": repaired,
+            "quarantined": len(q) + len(q2),
+        }
+        dates.setdefault(spec.key, _mtime_date(path))
+        if progress:
+            progress(spec.key, len(mapped))
+    roads = layers["roads"]
+    layers["roads_main"] = roads[roads["road_class"].isin(["A", "S", "GP", "G"])].copy()
+    q_all = (
+        pd.concat([q for q in quarantine if len(q)], ignore_index=True)
+        if any(len(q) for q in quarantine)
+        else pd.DataFrame(columns=QUARANTINE_COLUMNS)
+    )
+    return RawData(layers, dem_path, dates, q_all, stats)
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _read_vector(path: Path, spec: RawLayer) -> gpd.GeoDataFrame:
+    try:
+        names = [str(n) for n, _ in pyogrio.list_layers(path)]
+        if spec.layer and spec.layer not in names:
+            raise IngestError(
+                path,
+                f"layer {spec.layer!r} not found (the file has: {', '.join(names) or 'none'})",
+                layer=spec.layer,
+                rule="required layers",
+            )
+        gdf = pyogrio.read_dataframe(path, layer=spec.layer, use_arrow=True)
+    except IngestError:
+        raise
+    except Exception as exc:  # GDAL's own errors: unreadable, truncated, wrong format
+        raise IngestError(path, f"cannot read the file: {exc}", layer=spec.layer) from exc
+    if gdf.crs is None:
+        raise IngestError(
+            path,
+            "layer has no coordinate reference system; add a .prj / srsName / GPKG SRS",
+            layer=spec.layer,
+            rule="layer has a CRS",
+        )
+    epsg = resolve_epsg(gdf.crs)
+    if epsg is None:
+        raise IngestError(
+            path, f"unrecognised CRS {gdf.crs.name!r}", layer=spec.layer, rule="known CRS"
+        )
+    upper = {c: c.upper() for c in gdf.columns if c != gdf.geometry.name}
+    gdf = gdf.rename(columns=upper)
+    missing = [c for c in spec.columns if c.upper() not in gdf.columns]
+    if missing:
+        raise IngestError(
+            path,
+            f"missing required column(s) {', '.join(missing)}",
+            layer=spec.layer,
+            rule="required columns",
+        )
+    gdf = gdf.set_crs(epsg, allow_override=True) if gdf.crs.to_epsg() != epsg else gdf
+    return gdf.to_crs(WORK_CRS) if epsg != 2180 else gdf
+
+
+def _check_raster(path: Path) -> Path:
+    try:
+        with rasterio.open(path) as src:
+            if src.crs is None:
+                raise IngestError(path, "raster has no CRS", rule="layer has a CRS")
+            if resolve_epsg(src.crs.to_wkt()) is None:
+                raise IngestError(path, f"unrecognised raster CRS {src.crs}", rule="known CRS")
+    except IngestError:
+        raise
+    except Exception as exc:
+        raise IngestError(path, f"cannot read the raster: {exc}") from exc
+    return path
+
+
+def _data_dates(raw_dir: Path) -> dict[str, str]:
+    manifest = raw_dir / MANIFEST
+    if not manifest.exists():
+        return {}
+    try:
+        return dict(json.loads(manifest.read_text(encoding="utf-8")).get("data_dates", {}))
+    except (ValueError, AttributeError) as exc:
+        raise IngestError(manifest, f"manifest is not valid JSON: {exc}") from exc
+
+
+def _mtime_date(path: Path) -> str:
+    return dt.date.fromtimestamp(path.stat().st_mtime).isoformat()
+
+
+def _id_column(key: str, gdf: gpd.GeoDataFrame) -> str | None:
+    return "ID_DZIALKI" if key == "parcels" and "ID_DZIALKI" in gdf else None
+
+
+def _col(gdf: pd.DataFrame, name: str, default: object = None) -> pd.Series:
+    return gdf[name] if name in gdf else pd.Series(default, index=gdf.index, dtype=object)
+
+
+def _empty_q() -> pd.DataFrame:
+    return pd.DataFrame(columns=QUARANTINE_COLUMNS)
+
+
+def _frame(gdf: gpd.GeoDataFrame, columns: dict[str, pd.Series]) -> gpd.GeoDataFrame:
+    out = gpd.GeoDataFrame(columns, geometry=gdf.geometry.to_numpy(), crs=gdf.crs)
+    return out.reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- mapping
+Mapper = Callable[[gpd.GeoDataFrame, Path, RawLayer], tuple[gpd.GeoDataFrame, pd.DataFrame]]
+
+
+def _identity(gdf: gpd.GeoDataFrame, path: Path, spec: RawLayer):
+    return gdf.reset_index(drop=True), _empty_q()
+
+
+def _gminy(gdf, path, spec):
+    teryt = gdf["JPT_KOD_JE"].astype(str).str.strip()
+    return _frame(gdf, {"teryt": teryt, "name": gdf["JPT_NAZWA_"].astype(str)}), _empty_q()
+
+
+def _parcels(gdf, path, spec):
+    ids = gdf["ID_DZIALKI"].astype(str).str.strip()
+    parts = parse_parcel_ids(ids)
+    registered = pd.to_numeric(gdf["POLE_EWIDENCYJNE"], errors="coerce")
+    bad_id = ~parts["valid"]
+    dup = ids.duplicated(keep="first") & ~bad_id
+    rows = []
+    if bad_id.any():
+        rows.append(
+            pd.DataFrame(
+                {
+                    "file": str(path),
+                    "layer": spec.layer,
+                    "record": ids[bad_id].to_numpy(),
+                    "rule": "parcel ID WWPPGG_R.OOOO[.AR_n].NR[/sub]",
+                    "detail": "malformed parcel ID",
+                }
+            )
+        )
+    if dup.any():
+        rows.append(
+            pd.DataFrame(
+                {
+                    "file": str(path),
+                    "layer": spec.layer,
+                    "record": ids[dup].to_numpy(),
+                    "rule": "unique parcel ID",
+                    "detail": "duplicate parcel ID; the first record is kept",
+                }
+            )
+        )
+    keep = ~(bad_id | dup)
+    gdf, parts, ids, registered = gdf[keep], parts[keep], ids[keep], registered[keep]
+    area_ha = gdf.geometry.area.to_numpy() / 1e4
+    reg = registered.to_numpy(dtype=float)
+    out = _frame(
+        gdf,
+        {
+            "parcel_id": ids.to_numpy(),
+            "teryt": parts["teryt"].to_numpy(),
+            "obreb": parts["obreb"].to_numpy(),
+            "number": parts["number"].to_numpy(),
+            "area_ha": area_ha,
+            "registered_area_ha": np.where(np.isnan(reg), area_ha, reg),
+            "area_mismatch": area_mismatch(area_ha, reg, AREA_TOLERANCE),
+            "ownership": ownership_class(_col(gdf, "GRUPA_REJESTROWA")).to_numpy(),
+            "kw": _col(gdf, "KW", "").fillna("").astype(str).to_numpy(),
+        },
+    )
+    q = pd.concat(rows, ignore_index=True) if rows else _empty_q()
+    return out, q
+
+
+def _zoning(gdf, path, spec):
+    parts = parse_symbols(gdf["SYMBOL"])
+    out = _frame(
+        gdf,
+        {
+            "plan_id": _col(gdf, "PLAN_ID", "").astype(str).to_numpy(),
+            "teryt": _col(gdf, "TERYT", "").astype(str).to_numpy(),
+            "plan_name": _col(gdf, "NAZWA_PLANU", "").astype(str).to_numpy(),
+            "adopted": _col(gdf, "DATA_UCHWALENIA", "").astype(str).to_numpy(),
+            "symbol_raw": gdf["SYMBOL"].astype(str).to_numpy(),
+            "number": parts["number"].to_numpy(),
+            "symbol": parts["symbol"].to_numpy(),
+            "classes": parts["classes"].to_numpy(),
+            "known": parts["known"].to_numpy(),
+        },
+    )
+    unknown = ~parts["known"].to_numpy()
+    q = _empty_q()
+    if unknown.any():  # kept in the layer, and reported
+        q = pd.DataFrame(
+            {
+                "file": str(path),
+                "layer": spec.layer,
+                "record": gdf["SYMBOL"].astype(str).to_numpy()[unknown],
+                "rule": "known designation symbol (KPT 2023 code list)",
+                "detail": "kept with its raw symbol; not matched to a class",
+            }
+        )
+    return out, q
+
+
+def _plan_zones(gdf, path, spec):
+    cols = {
+        "symbol": gdf["SYMBOL"].astype(str).str.strip().str.upper(),
+        "designation": _col(gdf, "OZNACZENIE", "").astype(str),
+        "name": _col(gdf, "NAZWA", "").astype(str),
+        "teryt": _col(gdf, "TERYT", "").astype(str),
+        "in_force_from": _col(gdf, "OBOWIAZUJEOD", "").astype(str),
+    }
+    return _frame(gdf, {k: v.to_numpy() for k, v in cols.items()}), _empty_q()
+
+
+def _roads(gdf, path, spec):
+    cols = {
+        "road_class": gdf["KLASADROGI"].astype(str).str.strip().str.upper(),
+        "management": _col(gdf, "KATZARZADZANIA", "").astype(str),
+        "number": _col(gdf, "NUMERDROGI", "").fillna("").astype(str),
+    }
+    return _frame(gdf, {k: v.to_numpy() for k, v in cols.items()}), _empty_q()
+
+
+def _rail(gdf, path, spec):
+    line = _col(gdf, "LINIA", None).fillna(_col(gdf, "NAZWA", "")).astype(str)
+    return _frame(gdf, {"line": line.to_numpy()}), _empty_q()
+
+
+def _named(code_col: str | None = None):
+    def mapper(gdf, path, spec):
+        cols = {"name": _col(gdf, "NAZWA", "").fillna("").astype(str).to_numpy()}
+        if code_col:
+            cols = {"code": _col(gdf, code_col, "").fillna("").astype(str).to_numpy(), **cols}
+        return _frame(gdf, cols), _empty_q()
+
+    return mapper
+
+
+def _junctions(gdf, path, spec):
+    cols = {
+        "name": gdf["NAZWA"].astype(str).to_numpy(),
+        "road": gdf["DROGA"].astype(str).to_numpy(),
+        "number": _col(gdf, "NUMER", "").astype(str).to_numpy(),
+    }
+    return _frame(gdf, cols), _empty_q()
+
+
+def _stations(gdf, path, spec):
+    kind = gdf["RODZAJ"].astype(str).str.strip().str.lower()
+    mapped = kind.map({"pasazerska": "passenger", "towarowa": "freight", "bocznica": "freight"})
+    return _frame(
+        gdf,
+        {"name": gdf["NAZWA"].astype(str).to_numpy(), "kind": mapped.fillna("other").to_numpy()},
+    ), _empty_q()
+
+
+def _airports(gdf, path, spec):
+    cols = {
+        "name": gdf["NAZWA"].astype(str).to_numpy(),
+        "iata": _col(gdf, "KOD_IATA", "").fillna("").astype(str).to_numpy(),
+    }
+    return _frame(gdf, cols), _empty_q()
+
+
+_NETWORK = {"w": "water", "k": "sewer", "e": "power", "g": "gas", "c": "heat", "t": "telecom"}
+
+
+def _utilities(gdf, path, spec):
+    code = gdf["RODZAJSIECI"].astype(str).str.strip().str.lower()
+    cols = {
+        "network": code.map(_NETWORK).fillna("other").to_numpy(),
+        "status": _col(gdf, "STATUS", "i")
+        .astype(str)
+        .str.lower()
+        .map({"i": "existing", "p": "planned"})
+        .fillna("existing")
+        .to_numpy(),
+        "voltage": _col(gdf, "TYP", "").fillna("").astype(str).to_numpy(),
+        "diameter_mm": pd.to_numeric(_col(gdf, "SREDNICA"), errors="coerce").to_numpy(),
+        "operator": _col(gdf, "WLADAJACY", "").fillna("").astype(str).to_numpy(),
+    }
+    return _frame(gdf, cols), _empty_q()
+
+
+def _substations(gdf, path, spec):
+    power = gdf[gdf["RODZAJSIECI"].astype(str).str.lower() == "e"]
+    cols = {
+        "name": _col(power, "NAZWA", "").fillna("").astype(str).to_numpy(),
+        "capacity_mw": pd.to_numeric(_col(power, "MOC_MW"), errors="coerce").to_numpy(),
+    }
+    return _frame(power, cols), _empty_q()
+
+
+_MAPPERS: dict[str, Mapper] = {
+    "gminy": _gminy,
+    "parcels": _parcels,
+    "zoning": _zoning,
+    "plan_zones": _plan_zones,
+    "roads": _roads,
+    "rail": _rail,
+    "natura2000": _named("KOD"),
+    "forest": _identity,
+    "water": _identity,
+    "power_lines": _identity,
+    "junctions": _junctions,
+    "stations": _stations,
+    "airports": _airports,
+    "utilities": _utilities,
+    "substations": _substations,
+    "flood": _named(),
+}

@@ -1,0 +1,66 @@
+"""MPZP designations: split numbered symbols (``12P/U``) into number, raw symbol and classes."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+# 2023 land-use code list (KPT), FORMATS.md
+KPT_CLASSES = frozenset(
+    "C G H I K KDA KDS KDR KDG KDZ KK KKL KL KO KW L ML MN MW P PEB PEF PEG PEO PEW PS RA RN "
+    "RZM RZP RZW U UA UE UG UH UHD UK UL UN UR US UT UZ W ZB ZD ZN ZP".split()
+)
+# 2003-regulation symbols still in force in older plans → 2023 classes
+LEGACY_TO_KPT = {
+    "R": "RN",
+    "RM": "RZM",
+    "ZL": "L",
+    "ZE": "ZN",
+    "WS": "W",
+    "KS": "K",
+    "KD": "K",
+    "KDD": "KDZ",
+    "KDL": "KDZ",
+    "KDGP": "KDG",
+    "KDZ": "KDZ",
+    "KDG": "KDG",
+    "E": "PEO",
+    "MN/U": "MN/U",
+}
+
+_SYMBOL = r"^\s*(?P<number>\d+)?\s*\.?\s*(?P<symbol>[A-Za-z][A-Za-z/\-, ]*?)\s*(?P<suffix>\d+)?\s*$"
+
+
+def parse_symbols(symbols: pd.Series) -> pd.DataFrame:
+    """Split designation symbols into ``number``, ``symbol`` (raw letters) and ``classes``.
+
+    ``classes`` is the normalised list joined with ``/`` (``12U/P`` → ``U/P``,
+    ``3KD-D`` → ``KDZ``); ``known`` is False where a part is not in the 2023 code list
+    or the legacy table — such records are kept and reported, never dropped.
+    """
+    parts = symbols.astype(str).str.extract(_SYMBOL)
+    raw = parts["symbol"].fillna("").str.upper().str.replace(" ", "", regex=False)
+    normalised = raw.map(_normalise)
+    out = pd.DataFrame(
+        {
+            "number": pd.to_numeric(parts["number"], errors="coerce").astype("Int64"),
+            "symbol": raw,
+            "classes": normalised.map(lambda t: t[0]),
+            "known": normalised.map(lambda t: t[1]).astype(bool),
+        },
+        index=symbols.index,
+    )
+    return out
+
+
+def _normalise(raw: str) -> tuple[str, bool]:
+    if not raw:
+        return "", False
+    if raw in LEGACY_TO_KPT:
+        return LEGACY_TO_KPT[raw], True
+    compact = raw.replace("-", "")
+    if compact in LEGACY_TO_KPT:
+        return LEGACY_TO_KPT[compact], True
+    pieces = [p for p in raw.replace(",", "/").split("/") if p]
+    mapped = [LEGACY_TO_KPT.get(p.replace("-", ""), p.replace("-", "")) for p in pieces]
+    known = all(m in KPT_CLASSES for m in mapped)
+    return "/".join(mapped), known

@@ -1,0 +1,151 @@
+"""The main job: raw folder → canonical layers → sites → criteria → scores → store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import resource
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+
+from omw_sites.criteria import measure_sites
+from omw_sites.etl import load_raw
+from omw_sites.layers import (
+    QUARANTINE,
+    REFERENCE_COLUMNS,
+    REFERENCE_LAYERS,
+    SITE_COLUMNS,
+    STORE_FILE,
+    rank_col,
+    score_col,
+)
+from omw_sites.scoring import Profile, load_profiles, score_sites
+from omw_sites.sites import select_candidates, sites_from_parcels
+from omw_sites.store import write_store
+
+Progress = Callable[[str, str, int], None]  # (stage, message, count)
+
+
+@dataclass
+class RunSummary:
+    store: Path
+    run_id: str
+    parcels: int
+    sites: int
+    quarantined: int
+    profiles: list[Profile]
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    peak_rss_mb: float = 0.0
+    top: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+def run(
+    raw_dir: str | Path,
+    out_dir: str | Path,
+    profiles: list[str] | None = None,
+    profile_dir: Path | None = None,
+    progress: Progress | None = None,
+    top_n: int = 10,
+) -> RunSummary:
+    """Run the whole pipeline and write ``<out_dir>/omw_sites.gpkg`` atomically.
+
+    Profiles are validated before any data is read; any error (missing layer, no CRS,
+    unreadable file, bad profile) raises before the store is touched, and the store is
+    replaced in one rename at the end, so a failed run leaves the previous one intact.
+    """
+    say = progress or (lambda stage, msg, n: None)
+    times: dict[str, float] = {}
+    t = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal t
+        now = time.perf_counter()
+        times[stage] = round(now - t, 3)
+        t = now
+
+    profs = load_profiles(profiles, profile_dir)
+    lap("profiles")
+    say("profiles", ", ".join(p.name for p in profs), len(profs))
+
+    raw = load_raw(raw_dir, progress=lambda key, n: say("ingest", key, n))
+    parcels = raw["parcels"]
+    lap("ingest")
+    say(
+        "ingest",
+        f"{len(parcels):,} parcels; {len(raw.quarantine):,} records quarantined",
+        len(parcels),
+    )
+
+    cand = select_candidates(parcels, raw["zoning"], raw.get("plan_zones"))
+    sites = sites_from_parcels(cand)
+    lap("sites")
+    say("sites", f"{len(sites):,} candidate sites from {len(parcels):,} parcels", len(sites))
+
+    sites = measure_sites(sites, raw)
+    lap("criteria")
+    say("criteria", f"{len(SITE_COLUMNS)} criteria measured", len(sites))
+
+    scored = gpd.GeoDataFrame(score_sites(sites, profs), geometry="geometry", crs=sites.crs)
+    lap("scoring")
+    for p in profs:
+        say("scoring", f"{p.name}: {(scored[rank_col(p.name)] > 0).sum():,} eligible", len(scored))
+
+    run_id = uuid.uuid4().hex[:12]
+    created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    reference = {
+        k: raw.layers[k][[*REFERENCE_COLUMNS[k], "geometry"]]
+        for k in REFERENCE_LAYERS
+        if k in raw.layers
+    }
+    info = {
+        "run_id": run_id,
+        "created": created,
+        "raw_dir": str(Path(raw_dir).resolve()),
+        "profiles": [
+            {
+                "name": p.name,
+                "title": p.title,
+                "version": p.version,
+                "hash": p.hash,
+                "method": p.method,
+                "weights": {c.name: round(c.weight, 6) for c in p.criteria},
+                "labels": {c.name: c.label for c in p.criteria},
+                "constraints": [c.reason for c in p.constraints],
+                "rationale": p.rationale,
+            }
+            for p in profs
+        ],
+        "data_dates": raw.data_dates,
+        "units": {c: u for c, (u, _) in SITE_COLUMNS.items()} | {"slope_max_pct": "%"},
+        "counts": {"parcels": len(parcels), "sites": len(scored)},
+        "ingest": raw.stats,
+    }
+    store = Path(out_dir) / STORE_FILE
+    write_store(store, scored, reference, info, {QUARANTINE: raw.quarantine})
+    lap("store")
+    say("store", str(store), len(scored))
+
+    top = {}
+    for p in profs:
+        r = rank_col(p.name)
+        ranked = scored[scored[r] > 0].sort_values(r).head(top_n)
+        top[p.name] = pd.DataFrame(
+            ranked[["site_id", "gmina", "area_ha", "zoning_symbol", score_col(p.name), r]]
+        )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return RunSummary(
+        store=store,
+        run_id=run_id,
+        parcels=len(parcels),
+        sites=len(scored),
+        quarantined=len(raw.quarantine),
+        profiles=profs,
+        stage_seconds=times,
+        peak_rss_mb=round(peak, 1),
+        top=top,
+    )

@@ -1,0 +1,28 @@
+"""Value functions: raw criterion values (with units) → 0..1 desirability."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from omw_sites.scoring.profiles import Criterion
+
+
+def value(crit: Criterion, raw: np.ndarray) -> np.ndarray:
+    """Desirability 0..1 of ``raw`` under ``crit``; missing values (NaN) score 0.
+
+    Bounds are fixed per criterion in the profile, so one site's value never depends on
+    the others (adding or removing a site never reorders the rest).
+    """
+    x = np.asarray(raw, dtype=float)
+    if crit.function == "boolean":
+        v = (np.nan_to_num(x, nan=0.0) != 0).astype(float)
+        return 1.0 - v if crit.direction == "cost" else v
+    if crit.function == "piecewise":
+        xs, vs = zip(*crit.points, strict=True)
+        v = np.interp(x, xs, vs)
+    else:
+        lo, hi = crit.bounds
+        v = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+        if crit.direction == "cost":
+            v = 1.0 - v
+    return np.where(np.isnan(x), 0.0, v)
