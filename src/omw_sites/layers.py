@@ -42,7 +42,7 @@ RAW_LAYERS: tuple[RawLayer, ...] = (
         "dzialki",
         "polygon",
         True,
-        ("ID_DZIALKI", "POLE_EWIDENCYJNE"),
+        ("ID_DZIALKI",),
     ),
     # MPZP designations (vector layer from the municipality)
     RawLayer("zoning", "mpzp/mpzp.gpkg", "przeznaczenie", "polygon", True, ("SYMBOL",)),
@@ -76,6 +76,9 @@ RAW_LAYERS: tuple[RawLayer, ...] = (
 )
 
 RAW_BY_KEY = {r.key: r for r in RAW_LAYERS}
+# optional side table of registered ownership per parcel (ID_DZIALKI, ownership or
+# GRUPA_REJESTROWA), as the Mokotów extract ships it; overrides the layer's own column
+OWNERSHIP_TABLE = "egib/ownership.csv"
 MANIFEST = "manifest.json"  # written by the demo generator: seed, counts, data dates
 
 # Station kinds (``RODZAJ`` in stacje.gpkg)

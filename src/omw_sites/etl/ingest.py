@@ -20,7 +20,7 @@ from omw_sites.etl.egib import area_mismatch, ownership_class, parse_parcel_ids
 from omw_sites.etl.errors import IngestError
 from omw_sites.etl.mpzp import parse_symbols
 from omw_sites.etl.validate import repair_geometries
-from omw_sites.layers import MANIFEST, RAW_LAYERS, WORK_CRS, RawLayer
+from omw_sites.layers import MANIFEST, OWNERSHIP_TABLE, RAW_LAYERS, WORK_CRS, RawLayer
 
 QUARANTINE_COLUMNS = ["file", "layer", "record", "rule", "detail"]
 
@@ -203,7 +203,11 @@ def _gminy(gdf, path, spec):
 def _parcels(gdf, path, spec):
     ids = gdf["ID_DZIALKI"].astype(str).str.strip()
     parts = parse_parcel_ids(ids)
-    registered = pd.to_numeric(gdf["POLE_EWIDENCYJNE"], errors="coerce")
+    registered = pd.to_numeric(_col(gdf, "POLE_EWIDENCYJNE"), errors="coerce")
+    groups = _col(gdf, "GRUPA_REJESTROWA")
+    side = path.parent.parent / OWNERSHIP_TABLE
+    if side.exists():
+        groups = _ownership_side_table(side, ids).fillna(groups)
     bad_id = ~parts["valid"]
     dup = ids.duplicated(keep="first") & ~bad_id
     rows = []
@@ -245,12 +249,29 @@ def _parcels(gdf, path, spec):
             "area_ha": area_ha,
             "registered_area_ha": np.where(np.isnan(reg), area_ha, reg),
             "area_mismatch": area_mismatch(area_ha, reg, AREA_TOLERANCE),
-            "ownership": ownership_class(_col(gdf, "GRUPA_REJESTROWA")).to_numpy(),
+            "ownership": ownership_class(groups[keep]).to_numpy(),
             "kw": _col(gdf, "KW", "").fillna("").astype(str).to_numpy(),
         },
     )
     q = pd.concat(rows, ignore_index=True) if rows else _empty_q()
     return out, q
+
+
+def _ownership_side_table(path: Path, ids: pd.Series) -> pd.Series:
+    try:
+        table = pd.read_csv(path, dtype=str)
+    except Exception as exc:
+        raise IngestError(path, f"cannot read the ownership table: {exc}") from exc
+    table.columns = [c.strip().upper() for c in table.columns]
+    value = next((c for c in ("GRUPA_REJESTROWA", "OWNERSHIP") if c in table), None)
+    if "ID_DZIALKI" not in table or value is None:
+        raise IngestError(
+            path,
+            "ownership table needs columns ID_DZIALKI and ownership (or GRUPA_REJESTROWA)",
+            rule="required columns",
+        )
+    lookup = table.drop_duplicates("ID_DZIALKI").set_index("ID_DZIALKI")[value]
+    return ids.map(lookup)
 
 
 def _zoning(gdf, path, spec):

@@ -1,0 +1,99 @@
+"""Benchmark the whole `run` per stage, with peak memory, at 100k and 1M parcels.
+
+Usage: python benchmarks/pipeline.py [--sizes 100000 1000000] [--repeat 3]
+
+Each run happens in a fresh subprocess (so peak RSS is that run's own). The baseline,
+measured in the same run on the same data, is a plain pyogrio read of the parcel layer
+(the I/O floor); the table shows the pipeline's time as a multiple of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+WORK = Path(__file__).parent / "_work"
+
+CHILD = r"""
+import json, resource, sys, time
+from omw_sites.pipeline import run
+t = time.perf_counter()
+s = run(sys.argv[1], sys.argv[2])
+print(json.dumps({"total": time.perf_counter() - t, "stages": s.stage_seconds,
+                  "sites": s.sites, "parcels": s.parcels,
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+BASELINE = r"""
+import sys, time, pyogrio
+t = time.perf_counter()
+df = pyogrio.read_dataframe(sys.argv[1], layer="dzialki", use_arrow=True)
+print(time.perf_counter() - t)
+"""
+
+
+def machine() -> str:
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores, {mem:.0f} GB RAM, {platform.processor() or platform.machine()}, Python {platform.python_version()}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    from omw_sites.demo import build_region
+
+    print(f"machine: {machine()}")
+    rows = []
+    for n in args.sizes:
+        raw = WORK / f"raw_{n}"
+        out = WORK / f"out_{n}"
+        t = time.perf_counter()
+        build_region(raw, parcels=n, seed=1)
+        gen = time.perf_counter() - t
+        runs, base = [], []
+        for _ in range(args.repeat):
+            b = subprocess.run(
+                [sys.executable, "-c", BASELINE, str(raw / "egib/dzialki.gpkg")],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            base.append(float(b.stdout))
+            r = subprocess.run(
+                [sys.executable, "-c", CHILD, str(raw), str(out)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            runs.append(json.loads(r.stdout.strip().splitlines()[-1]))
+        med = {k: statistics.median(r["stages"][k] for r in runs) for k in runs[0]["stages"]}
+        total = statistics.median(r["total"] for r in runs)
+        peak = statistics.median(r["peak_mb"] for r in runs)
+        b = statistics.median(base)
+        rows.append((n, runs[0]["sites"], gen, med, total, peak, b))
+    print()
+    print(
+        "| parcels | sites | generate s | "
+        + " | ".join(f"{k} s" for k in rows[0][3])
+        + " | run total s | peak RSS MB | parcel read s (baseline) | run / baseline |"
+    )
+    print("|" + "---|" * (8 + len(rows[0][3])))
+    for n, sites, gen, med, total, peak, b in rows:
+        stages = " | ".join(f"{v:.2f}" for v in med.values())
+        print(
+            f"| {n:,} | {sites:,} | {gen:.1f} | {stages} | {total:.1f} | {peak:,.0f} | {b:.2f} | {total / b:.1f}× |"
+        )
+    print(f"\nmedians of {args.repeat} runs each")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""FastAPI factory for the read API, its middleware, and the uvicorn server that runs it."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import uvicorn
+from fastapi import FastAPI, Request
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+from omw_sites.api import features, maps
+from omw_sites.api.catalog import Catalog
+from omw_sites.api.openapi import ogc_openapi
+from omw_sites.api.problems import install_problem_handlers
+
+
+class ServerTimingMiddleware:
+    """Add ``Server-Timing: app;dur=<ms>``: time from request to response headers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+
+        async def send_with_timing(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                ms = (time.perf_counter() - start) * 1000
+                headers = list(message.get("headers", []))
+                headers.append((b"server-timing", b"app;dur=%.3f" % ms))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_timing)
+
+
+class ForwardedHostMiddleware:
+    """Use ``X-Forwarded-Host`` as the Host of requests from a trusted proxy.
+
+    Links in responses are built from the request's Host header; a reverse proxy that
+    does not pass the public Host on sends it as ``X-Forwarded-Host`` instead.
+    ``trusted`` is like uvicorn's ``forwarded_allow_ips``: "*" or comma-separated
+    addresses/networks.
+    """
+
+    def __init__(self, app: ASGIApp, trusted: str = "127.0.0.1") -> None:
+        self.app = app
+        items = [t.strip() for t in trusted.split(",") if t.strip()]
+        self.any = "*" in items
+        self.networks = [ipaddress.ip_network(t, strict=False) for t in items if t != "*"]
+
+    def _trusts(self, scope: Scope) -> bool:
+        if self.any:
+            return True
+        client = scope.get("client")
+        if not client:
+            return False
+        try:
+            addr = ipaddress.ip_address(client[0])
+        except ValueError:
+            return False
+        return any(addr in net for net in self.networks)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self._trusts(scope):
+            headers = scope["headers"]
+            forwarded = [v for k, v in headers if k == b"x-forwarded-host"]
+            if forwarded:
+                host = forwarded[0].split(b",")[0].strip()
+                if host:
+                    headers = [(k, v) for k, v in headers if k != b"host"]
+                    scope = {**scope, "headers": [*headers, (b"host", host)]}
+        await self.app(scope, receive, send)
+
+
+def create_app(store_path: str | Path) -> FastAPI:
+    """The read API over the store at ``store_path`` (loaded into memory now).
+
+    Raises ``StoreError`` when the store is missing or has no site table.
+    """
+    app = FastAPI(
+        title="omw-sites",
+        version="0.1.0",
+        summary="Investment land of the Warsaw metropolitan area (OGC API – Features)",
+        description=(
+            "Read API over the omw-sites store: the ranked site table and the reference "
+            "layers, as OGC API – Features Part 1 (Core, GeoJSON, OpenAPI 3.0). Geometries "
+            "in CRS84 (longitude, latitude), 7 decimals. Errors are RFC 7807 problem bodies."
+        ),
+        openapi_url=None,  # served below, as OpenAPI 3.0 for the oas30 conformance class
+        docs_url=None,  # Swagger UI would pull its JS from a CDN
+        redoc_url=None,
+    )
+    app.state.catalog = Catalog(store_path)
+    app.state.map_cache = maps.MapCache()
+    install_problem_handlers(app)
+    app.include_router(features.router)
+    app.include_router(maps.router)
+
+    cached: dict[str, bytes] = {}
+
+    @app.get("/openapi.json", name="openapi", include_in_schema=False)
+    async def openapi(request: Request) -> Response:
+        if "doc" not in cached:
+            cached["doc"] = orjson.dumps(ogc_openapi(app))
+        return Response(cached["doc"], media_type=features.OPENAPI)
+
+    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET"])
+    app.add_middleware(ServerTimingMiddleware)
+    return app
+
+
+def make_server(
+    store_path: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    forwarded_allow_ips: str = "127.0.0.1",
+    **config: Any,
+) -> uvicorn.Server:
+    """A uvicorn server for the API, honouring X-Forwarded-Proto/-For/-Host from trusted proxies.
+
+    ``forwarded_allow_ips`` lists the proxies trusted for those headers ("*" trusts any
+    client). Run it with ``server.run()`` (or ``server.run(sockets=[sock])`` on an
+    already bound socket).
+    """
+    app: ASGIApp = create_app(store_path)
+    app = ProxyHeadersMiddleware(app, trusted_hosts=forwarded_allow_ips)  # type: ignore[arg-type]
+    app = ForwardedHostMiddleware(app, trusted=forwarded_allow_ips)
+    cfg = uvicorn.Config(app, host=host, port=port, proxy_headers=False, **config)
+    return uvicorn.Server(cfg)
+
+
+def serve(
+    store_path: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    forwarded_allow_ips: str = "127.0.0.1",
+    log_level: str = "info",
+) -> None:
+    """Serve the API until interrupted (what ``omw-sites serve`` calls)."""
+    make_server(
+        store_path, host, port, forwarded_allow_ips=forwarded_allow_ips, log_level=log_level
+    ).run()

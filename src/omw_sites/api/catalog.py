@@ -1,0 +1,338 @@
+"""In-memory copy of the store for the API: CRS84 features pre-serialised once, STRtree, orders."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+import geopandas as gpd
+import numpy as np
+import orjson
+import pandas as pd
+import shapely
+
+from omw_sites.layers import (
+    REFERENCE_LAYERS,
+    SITE_COLUMNS,
+    SITES,
+    WEB_CRS,
+    WORK_CRS,
+    rank_col,
+)
+from omw_sites.store import list_layers, read_layer, read_run_info, read_sites
+
+log = logging.getLogger(__name__)
+
+CRS84_URI = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+STORAGE_CRS_URI = "http://www.opengis.net/def/crs/EPSG/0/2180"
+COORD_DECIMALS = 7  # CRS84 degrees: ~1 cm at Warsaw's latitude
+STORAGE_DECIMALS = 2  # EPSG:2180 metres: 1 cm
+Box = tuple[float, float, float, float]
+RANK_PREFIX = "rank_"
+
+REFERENCE_TITLES: dict[str, tuple[str, str]] = {
+    "gminy": ("Gminy", "municipality (gmina) boundaries with TERYT codes"),
+    "junctions": ("Motorway junctions", "motorway and expressway junctions"),
+    "stations": ("Rail stations", "passenger stations and freight terminals/sidings"),
+    "airports": ("Airports", "airports with IATA codes"),
+    "rail": ("Railway lines", "railway lines (BDOT10k)"),
+    "utilities": ("Utility networks", "GESUT water, sewer, power, gas, heat, telecom lines"),
+    "substations": ("Substations", "power substations with free capacity in MW"),
+    "flood": ("Flood hazard", "ISOK Q1% flood hazard areas"),
+    "natura2000": ("Natura 2000", "Natura 2000 protected areas"),
+    "roads_main": ("Main roads", "main road network (BDOT10k)"),
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A scoring profile whose rank column is in the site table."""
+
+    name: str
+    title: str
+
+
+@dataclass(frozen=True)
+class CrsView:
+    """The features of a layer in one output CRS: serialised features and a tree to filter on."""
+
+    features: list[bytes]  # one complete GeoJSON Feature per row, in storage order
+    tree: shapely.STRtree  # over the geometries in this CRS, (x, y) = (lon, lat) or (E, N)
+    bounds: np.ndarray  # (n, 4) envelopes of those geometries (NaN when missing)
+
+    @classmethod
+    def build(cls, features: list[bytes], geoms: np.ndarray) -> CrsView:
+        return cls(features, shapely.STRtree(geoms), shapely.bounds(geoms))
+
+    def intersecting(self, box: Box) -> np.ndarray:
+        """Rows whose geometry intersects ``box``, ascending.
+
+        Envelopes inside the box need no exact test; only those across its edge get one.
+        """
+        region = shapely.box(*box)
+        candidates = self.tree.query(region)  # envelope hits
+        env = self.bounds[candidates]
+        minx, miny, maxx, maxy = box
+        inside = (env[:, 0] >= minx) & (env[:, 1] >= miny) & (env[:, 2] <= maxx)
+        inside &= env[:, 3] <= maxy
+        edge = candidates[~inside]
+        shapely.prepare(region)
+        edge = edge[shapely.intersects(region, self.tree.geometries[edge])]
+        return np.sort(np.concatenate((candidates[inside], edge)))
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One collection held in memory, ready to answer item pages by joining byte fragments."""
+
+    name: str
+    title: str
+    description: str
+    columns: tuple[str, ...]
+    geometry_types: tuple[str, ...]
+    bbox: tuple[float, float, float, float] | None  # CRS84
+    index: dict[str, int]  # feature id (as text) -> row
+    heads: list[bytes]  # per row: '{"type":"Feature","id":…,"geometry":'
+    tails: list[bytes]  # per row: ',"properties":{…}}'
+    storage_geometries: np.ndarray  # EPSG:2180 (easting, northing), for views built on demand
+    views: dict[str, CrsView]  # CRS URI -> view; CRS84 built at load, others on first use
+    orders: dict[str, np.ndarray] = field(default_factory=dict)  # profile -> rows, best first
+    positions: dict[str, np.ndarray] = field(default_factory=dict)  # profile -> place in order
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def __len__(self) -> int:
+        return len(self.heads)
+
+    def view(self, crs: str) -> CrsView:
+        """The view in ``crs`` (built on first use for the storage CRS)."""
+        found = self.views.get(crs)
+        if found is not None:
+            return found
+        with self._lock:
+            if crs not in self.views:
+                if crs != STORAGE_CRS_URI:
+                    msg = f"unsupported CRS {crs!r}"
+                    raise ValueError(msg)
+                self.views[crs] = _storage_view(self)
+            return self.views[crs]
+
+    def select(
+        self, boxes: Sequence[Box] | None, box_crs: str, profile: str | None
+    ) -> np.ndarray | None:
+        """Rows intersecting any of ``boxes`` (in ``box_crs``), in profile or storage order.
+
+        Returns None for "every row in storage order", so that the caller can slice the
+        feature list directly.
+        """
+        if boxes is None:
+            return self.orders[profile] if profile else None
+        view = self.view(box_crs)
+        hits = [view.intersecting(b) for b in boxes]
+        rows = hits[0] if len(hits) == 1 else np.unique(np.concatenate(hits))
+        if profile:
+            rows = rows[np.argsort(self.positions[profile][rows], kind="stable")]
+        return rows
+
+    def page(
+        self,
+        boxes: Sequence[Box] | None,
+        profile: str | None,
+        offset: int,
+        limit: int,
+        *,
+        crs: str = CRS84_URI,
+        box_crs: str = CRS84_URI,
+    ) -> tuple[int, list[bytes]]:
+        """Number of matching features and the serialised features of one page in ``crs``."""
+        rows = self.select(boxes, box_crs, profile)
+        features = self.view(crs).features
+        if rows is None:
+            return len(features), features[offset : offset + limit]
+        return len(rows), [features[i] for i in rows[offset : offset + limit].tolist()]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the API serves from one version of the store file."""
+
+    signature: tuple[int, int, int]
+    layers: dict[str, Layer]  # sites first, then the reference layers present
+    profiles: dict[str, Profile]
+    run_info: dict[str, Any]
+
+
+class Catalog:
+    """The store held in memory; reloaded when the file changes (mtime, size or inode)."""
+
+    def __init__(self, store_path: str | Path) -> None:
+        self.store_path = Path(store_path)
+        self._lock = threading.Lock()
+        self._snapshot = load_snapshot(self.store_path)
+
+    def _signature(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.store_path)
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def is_stale(self) -> bool:
+        sig = self._signature()
+        return sig is not None and sig != self._snapshot.signature
+
+    def reload_if_stale(self) -> Snapshot:
+        """Reload the store when it changed; keep serving the old copy if that fails."""
+        with self._lock:
+            sig = self._signature()
+            if sig is not None and sig != self._snapshot.signature:
+                try:
+                    self._snapshot = load_snapshot(self.store_path)
+                    log.info("reloaded %s", self.store_path)
+                except Exception:
+                    log.exception("reloading %s failed; serving the previous copy", self.store_path)
+                    old = self._snapshot
+                    self._snapshot = Snapshot(sig, old.layers, old.profiles, old.run_info)
+            return self._snapshot
+
+    async def current(self) -> Snapshot:
+        """The snapshot to answer a request with (reloads off the event loop if needed)."""
+        if self.is_stale():
+            return await anyio.to_thread.run_sync(self.reload_if_stale)
+        return self._snapshot
+
+
+def load_snapshot(store_path: Path) -> Snapshot:
+    """Read the site table and every reference layer of the store into memory."""
+    st = os.stat(store_path)
+    signature = (st.st_mtime_ns, st.st_size, st.st_ino)
+    present = set(list_layers(store_path))
+    run_info = read_run_info(store_path)
+    sites = read_sites(store_path)
+    profiles = _profiles(sites, run_info)
+    layers = {SITES: _sites_layer(sites, profiles, run_info)}
+    for name in REFERENCE_LAYERS:
+        if name in present:
+            gdf = read_layer(store_path, name, fid_as_index=True)
+            title, description = REFERENCE_TITLES.get(name, (name, name))
+            ids = np.asarray(gdf.index, dtype=np.int64)
+            layers[name] = build_layer(name, title, description, gdf, ids)
+    return Snapshot(signature, layers, profiles, run_info)
+
+
+def _profiles(sites: gpd.GeoDataFrame, run_info: dict[str, Any]) -> dict[str, Profile]:
+    titles = {
+        str(p["name"]): str(p.get("title") or p["name"])
+        for p in run_info.get("profiles", [])
+        if isinstance(p, dict) and "name" in p
+    }
+    names = [c[len(RANK_PREFIX) :] for c in sites.columns if c.startswith(RANK_PREFIX)]
+    ordered = [n for n in titles if n in names] + [n for n in names if n not in titles]
+    return {n: Profile(n, titles.get(n, n)) for n in ordered}
+
+
+def _sites_layer(
+    sites: gpd.GeoDataFrame, profiles: dict[str, Profile], run_info: dict[str, Any]
+) -> Layer:
+    run = ", ".join(f"{k} {run_info[k]}" for k in ("run_id", "created") if k in run_info)
+    description = (
+        "Investment sites of the Warsaw metropolitan area (OMW), one feature per site: "
+        "criteria with units "
+        f"({', '.join(f'{c} [{u}]' for c, (u, _) in SITE_COLUMNS.items() if u)}), "
+        "and per profile score_<profile> (0..1, null when excluded), rank_<profile> "
+        "(1 = best, 0 = excluded) and excluded_<profile> (reason). "
+        f"Profiles: {', '.join(profiles) or 'none'}." + (f" Run: {run}." if run else "")
+    )
+    if "site_id" in sites.columns:
+        ids = sites["site_id"].astype(str).to_numpy(dtype=object)
+    else:  # a store without site ids still serves, with row numbers as ids
+        ids = np.arange(1, len(sites) + 1, dtype=np.int64)
+    layer = build_layer(SITES, "Investment sites", description, sites, ids)
+    orders, positions = {}, {}
+    rows = np.arange(len(sites))
+    for name in profiles:
+        rank = pd.to_numeric(sites[rank_col(name)], errors="coerce").to_numpy(dtype=float)
+        excluded = ~(rank >= 1)  # rank 0 (and a missing rank) means excluded
+        order = np.lexsort((rows, np.where(excluded, 0.0, rank), excluded))
+        position = np.empty(len(order), dtype=np.intp)
+        position[order] = rows
+        orders[name], positions[name] = order, position
+    return replace(layer, orders=orders, positions=positions)
+
+
+def _json_default(value: Any) -> Any:
+    if value is None or value is pd.NaT or value is pd.NA:
+        return None
+    if isinstance(value, datetime | date | pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)  # orjson itself writes NaN and ±inf as null
+
+
+def _features(heads: list[bytes], geojson: np.ndarray, tails: list[bytes]) -> list[bytes]:
+    return [
+        b"%b%b%b" % (h, b"null" if g is None else g.encode(), t)
+        for h, g, t in zip(heads, geojson.tolist(), tails, strict=True)
+    ]
+
+
+def _storage_view(layer: Layer) -> CrsView:
+    """EPSG:2180 in its authority axis order (northing, easting), as OGC API Part 2 wants."""
+    geoms = layer.storage_geometries
+    swapped = shapely.transform(geoms, lambda c: np.round(c[:, ::-1], STORAGE_DECIMALS))
+    features = _features(layer.heads, shapely.to_geojson(swapped), layer.tails)
+    return CrsView.build(features, geoms)
+
+
+def build_layer(
+    name: str, title: str, description: str, gdf: gpd.GeoDataFrame, ids: np.ndarray
+) -> Layer:
+    """Reproject to CRS84 and serialise every feature once, as bytes."""
+    if gdf.crs is None:
+        gdf = gdf.set_crs(WORK_CRS)
+    elif gdf.crs.to_epsg() != 2180:
+        gdf = gdf.to_crs(WORK_CRS)
+    storage = np.array(gdf.geometry.array, dtype=object)  # a copy: nulled below
+    storage[shapely.is_empty(storage)] = None  # GeoJSON: an empty geometry is null
+    geoms = np.asarray(gpd.GeoSeries(storage, crs=gdf.crs).to_crs(WEB_CRS).array, dtype=object)
+    geoms = shapely.transform(geoms, lambda c: np.round(c, COORD_DECIMALS))
+    geoms = shapely.orient_polygons(geoms)  # RFC 7946: exteriors counter-clockwise
+    props = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+    option = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+    heads = [
+        b'{"type":"Feature","id":%b,"geometry":' % orjson.dumps(i, default=_json_default)
+        for i in ids.tolist()
+    ]
+    tails = [
+        b',"properties":%b}' % orjson.dumps(rec, default=_json_default, option=option)
+        for rec in props.to_dict(orient="records")
+    ]
+    view = CrsView.build(_features(heads, shapely.to_geojson(geoms), tails), geoms)
+    valid = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
+    bbox = None
+    if valid.any():
+        minx, miny, maxx, maxy = shapely.total_bounds(geoms[valid]).tolist()
+        bbox = (minx, miny, maxx, maxy)
+    types = tuple(sorted({str(t) for t in gdf.geometry.geom_type.dropna().unique()}))
+    return Layer(
+        name=name,
+        title=title,
+        description=description,
+        columns=tuple(str(c) for c in props.columns),
+        geometry_types=types,
+        bbox=bbox,
+        index={str(i): row for row, i in enumerate(ids.tolist())},
+        heads=heads,
+        tails=tails,
+        storage_geometries=storage,
+        views={CRS84_URI: view},
+    )

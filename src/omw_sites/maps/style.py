@@ -1,0 +1,391 @@
+"""Score classes, ColorBrewer palette, legend/title boxes and display units of the site maps."""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from branca.element import MacroElement
+from folium.template import Template
+
+from omw_sites.layers import SITE_COLUMNS
+
+# ColorBrewer YlOrRd (sequential; Cynthia Brewer, Mark Harrower, Penn State, Apache-2.0):
+# the best sites are the darkest, and the hues stay clear of the blue flood zones, the green
+# Natura 2000 areas and the grey excluded sites.
+YLORRD: dict[int, tuple[str, ...]] = {
+    3: ("#ffeda0", "#feb24c", "#f03b20"),
+    4: ("#ffffb2", "#fecc5c", "#fd8d3c", "#e31a1c"),
+    5: ("#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026"),
+    6: ("#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#f03b20", "#bd0026"),
+    7: ("#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#fc4e2a", "#e31a1c", "#b10026"),
+}
+EXCLUDED_COLOR = "#9e9e9e"
+EXCLUDED_STROKE = "#616161"
+SITE_FILL_OPACITY = 0.85
+HEX_FILL_OPACITY = 0.35
+CLASSIFICATIONS = ("quantile", "fixed")
+
+
+def palette(k: int) -> tuple[str, ...]:
+    """ColorBrewer YlOrRd with ``k`` classes (1 ≤ k ≤ 7), light (low score) to dark (high)."""
+    if k < 1 or k > 7:
+        msg = f"the score palette has 1 to 7 classes, not {k}"
+        raise ValueError(msg)
+    if k < 3:
+        return YLORRD[3][-k:]
+    return YLORRD[k]
+
+
+def darken(color: str, factor: float = 0.6) -> str:
+    """``#rrggbb`` scaled towards black by ``factor`` (0 = black, 1 = unchanged)."""
+    r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    return "#{:02x}{:02x}{:02x}".format(*(round(c * factor) for c in (r, g, b)))
+
+
+@dataclass(frozen=True)
+class ScoreClasses:
+    """Score classes: ``breaks`` (k + 1 ascending edges), a colour and a count per class."""
+
+    breaks: tuple[float, ...]
+    colors: tuple[str, ...]
+    counts: tuple[int, ...]
+    method: str
+
+    @property
+    def k(self) -> int:
+        return len(self.colors)
+
+    def classify(self, scores: Sequence[float] | np.ndarray) -> np.ndarray:
+        """Class index 0…k-1 of each score (NaN scores get -1)."""
+        values = np.asarray(scores, dtype=float)
+        idx = np.searchsorted(np.asarray(self.breaks[1:-1]), values, side="right")
+        return np.where(np.isnan(values), -1, idx).astype(int)
+
+    def label(self, i: int) -> str:
+        """``"0.40–0.60"``: the score range of class ``i``."""
+        return f"{self.breaks[i]:.2f}–{self.breaks[i + 1]:.2f}"
+
+
+def score_classes(
+    scores: Sequence[float] | np.ndarray, k: int = 5, method: str = "quantile"
+) -> ScoreClasses:
+    """Classify eligible scores into ``k`` classes for colouring.
+
+    Parameters
+    ----------
+    scores : scores of the eligible sites, 0…1 (NaN values are ignored)
+    k : number of classes (1…7)
+    method : ``"quantile"`` (equal counts; ties may merge classes) or ``"fixed"`` (equal
+        intervals 0–1/k, …, (k-1)/k–1)
+
+    Returns
+    -------
+    ScoreClasses
+    """
+    if method not in CLASSIFICATIONS:
+        msg = f"unknown classification {method!r}; use one of {', '.join(CLASSIFICATIONS)}"
+        raise ValueError(msg)
+    values = np.asarray(scores, dtype=float)
+    values = values[~np.isnan(values)]
+    if method == "fixed" or values.size == 0:
+        breaks = np.linspace(0.0, 1.0, k + 1)
+        if values.size:
+            breaks[0] = min(breaks[0], float(values.min()))
+            breaks[-1] = max(breaks[-1], float(values.max()))
+    else:
+        breaks = np.unique(np.quantile(values, np.linspace(0.0, 1.0, k + 1)))
+        if breaks.size < 2:  # every score equal
+            breaks = np.array([breaks[0], breaks[0]])
+    n = breaks.size - 1
+    classes = ScoreClasses(tuple(float(b) for b in breaks), palette(n), (0,) * n, method)
+    idx = classes.classify(values)
+    counts = tuple(int(c) for c in np.bincount(idx, minlength=n)[:n])
+    return ScoreClasses(classes.breaks, classes.colors, counts, method)
+
+
+# --------------------------------------------------------------------------------------
+# Criteria in popups: label, display unit and conversion from the stored unit
+# --------------------------------------------------------------------------------------
+
+CRITERION_LABELS: dict[str, str] = {
+    "dist_junction_m": "Motorway/expressway junction",
+    "dist_centre_m": "Warsaw city centre",
+    "dist_station_m": "Passenger rail station",
+    "dist_rail_freight_m": "Rail freight terminal/siding",
+    "dist_airport_m": "Airport",
+    "dist_water_m": "Water main",
+    "dist_sewer_m": "Sewer",
+    "dist_power_m": "Power line",
+    "dist_gas_m": "Gas pipe",
+    "dist_telecom_m": "Telecom line",
+    "power_capacity_mw": "Free substation capacity",
+    "zoning_share": "Under majority zoning",
+    "flood_share": "In Q1% flood zone",
+    "natura_share": "In Natura 2000",
+    "forest_share": "Under forest",
+    "slope_mean_pct": "Mean slope",
+}
+# stored unit -> (display unit, factor, decimals)
+DISPLAY_UNITS: dict[str, tuple[str, float, int]] = {
+    "m": ("km", 0.001, 2),
+    "km": ("km", 1.0, 2),
+    "share": ("%", 100.0, 1),
+    "%": ("%", 1.0, 1),
+    "MW": ("MW", 1.0, 1),
+    "min": ("min", 1.0, 0),
+    "ha": ("ha", 1.0, 2),
+}
+# site-table columns shown in the popup's header rather than as criteria
+_NOT_CRITERIA = {"area_ha", "registered_area_ha"}
+
+
+@dataclass(frozen=True)
+class CriterionField:
+    """A criterion column as shown in a popup: ``value * factor`` rounded, with ``unit``."""
+
+    column: str
+    label: str
+    unit: str
+    factor: float
+    decimals: int
+    weight: float | None = None
+
+    def to_js(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"label": self.label, "unit": self.unit, "decimals": self.decimals}
+        if self.weight is not None:
+            out["weight"] = self.weight
+        return out
+
+
+def _weight_for(column: str, weights: Mapping[str, Any]) -> float | None:
+    for key in (column, column.rsplit("_", 1)[0]):
+        value = weights.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return None
+
+
+def criterion_fields(
+    columns: Iterable[str],
+    units: Mapping[str, str] | None = None,
+    weights: Mapping[str, Any] | None = None,
+) -> list[CriterionField]:
+    """The criteria a popup lists, weighted ones first (heaviest first), then the rest.
+
+    Parameters
+    ----------
+    columns : columns present in the site table
+    units : stored unit per column (``run_info["units"]``); defaults to ``SITE_COLUMNS``
+    weights : the profile's criterion weights (keys: column names, with or without the
+        unit suffix); criteria without a weight are still shown
+
+    Returns
+    -------
+    list of CriterionField
+        Distances in km, shares in %, slope in %, capacity in MW.
+    """
+    units = {c: u for c, (u, _) in SITE_COLUMNS.items()} | dict(units or {})
+    weights = dict(weights or {})
+    present = set(columns)
+    fields = []
+    for col, unit in units.items():
+        if col not in present or col in _NOT_CRITERIA or unit not in DISPLAY_UNITS:
+            continue
+        shown, factor, decimals = DISPLAY_UNITS[unit]
+        label = CRITERION_LABELS.get(col)
+        if label is None:
+            desc = SITE_COLUMNS.get(col, ("", col.replace("_", " ")))[1]
+            label = desc[:1].upper() + desc[1:]
+        fields.append(
+            CriterionField(col, label, shown, factor, decimals, _weight_for(col, weights))
+        )
+    fields.sort(key=lambda f: (f.weight is None, -(f.weight or 0.0)))
+    return fields
+
+
+def display_values(field: CriterionField, values: np.ndarray) -> list[float | None]:
+    """Stored values converted to ``field``'s display unit and rounded; NaN becomes None."""
+    out = np.round(np.asarray(values, dtype=float) * field.factor, field.decimals)
+    return [None if math.isnan(v) else v for v in out.tolist()]
+
+
+# --------------------------------------------------------------------------------------
+# Title box and legend: Leaflet controls holding inline HTML
+# --------------------------------------------------------------------------------------
+
+
+class MapControl(MacroElement):
+    """A Leaflet control showing fixed HTML (title box, legend) in a corner of the map."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = L.control({position: {{ this.position|tojson }}});
+        {{ this.get_name() }}.onAdd = function (map) {
+            var div = L.DomUtil.create("div", {{ this.css_class|tojson }});
+            div.innerHTML = {{ this.html|tojson }};
+            L.DomEvent.disableClickPropagation(div);
+            L.DomEvent.disableScrollPropagation(div);
+            return div;
+        };
+        {{ this.get_name() }}.addTo({{ this._parent.get_name() }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, html_text: str, position: str = "bottomright", css_class: str = ""):
+        super().__init__()
+        self._name = "MapControl"
+        self.html = html_text
+        self.position = position
+        self.css_class = f"omw-box {css_class}".strip()
+
+
+@dataclass(frozen=True)
+class LegendExtra:
+    """A legend row besides the score classes: swatch colour, label, optional outline/shape."""
+
+    color: str
+    label: str
+    shape: str = "box"  # "box" | "hex" | "dot" | "line"
+    stroke: str = field(default="rgba(0,0,0,0.35)")
+
+
+def legend_html(classes: ScoreClasses, title: str, extras: Sequence[LegendExtra] = ()) -> str:
+    """Classed legend: one swatch per score class (best on top), then ``extras``."""
+    e = html.escape
+    method = "quantiles" if classes.method == "quantile" else "equal intervals"
+    rows = []
+    for i in reversed(range(classes.k)):
+        color = classes.colors[i]
+        rows.append(
+            f'<li><span class="omw-swatch" style="background:{color};'
+            f'border-color:{darken(color)}"></span>'
+            f'<span class="omw-range">{classes.label(i)}</span>'
+            f'<span class="omw-count">{classes.counts[i]:,} sites</span></li>'
+        )
+    for x in extras:
+        rows.append(
+            f'<li><span class="omw-swatch omw-swatch-{x.shape}" '
+            f'style="background:{x.color};border-color:{x.stroke}"></span>'
+            f'<span class="omw-range">{e(x.label)}</span></li>'
+        )
+    return (
+        f'<div class="omw-legend-title">{e(title)}</div>'
+        f'<div class="omw-legend-sub">score classes: {method}</div>'
+        f"<ul>{''.join(rows)}</ul>"
+    )
+
+
+def title_html(title: str, lines: Sequence[str]) -> str:
+    """Title box: the profile title and a few lines (data date, counts)."""
+    e = html.escape
+    body = "".join(f"<p>{e(line)}</p>" for line in lines)
+    return f'<div class="omw-title-main">{e(title)}</div>{body}'
+
+
+# --------------------------------------------------------------------------------------
+# Reference layers
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReferenceStyle:
+    """How one reference layer is drawn: name in the layer control, Leaflet style, fields."""
+
+    label: str
+    style: dict[str, Any]
+    show: bool = True
+    fields: tuple[tuple[str, str], ...] = ()  # (column, label) for the tooltip/popup
+    radius: float | None = None  # points: circle-marker radius in px
+    interactive: bool = True
+    popup: bool = False  # fields in a click popup instead of a hover tooltip
+
+
+REFERENCE_STYLES: dict[str, ReferenceStyle] = {
+    "gminy": ReferenceStyle(
+        "Gminy (boundaries)",
+        {"color": "#9a958c", "weight": 1, "fillColor": "#fbfaf6", "fillOpacity": 1.0},
+        fields=(("name", "Gmina"), ("teryt", "TERYT")),
+        popup=True,
+    ),
+    "flood": ReferenceStyle(
+        "Flood hazard zone (Q1%)",
+        {"color": "#6baed6", "weight": 0.5, "fillColor": "#9ecae1", "fillOpacity": 0.55},
+        fields=(("name", "Flood zone"),),
+    ),
+    "natura2000": ReferenceStyle(
+        "Natura 2000",
+        {
+            "color": "#41ab5d",
+            "weight": 1,
+            "dashArray": "4 3",
+            "fillColor": "#a1d99b",
+            "fillOpacity": 0.35,
+        },
+        fields=(("code", "Natura 2000"), ("name", "Name")),
+    ),
+    "roads_main": ReferenceStyle(
+        "Main roads",
+        {"color": "#c9834a", "weight": 2.2, "opacity": 0.9},
+        fields=(("number", "Road"), ("road_class", "Class")),
+    ),
+    "rail": ReferenceStyle(
+        "Rail",
+        {"color": "#4d4d4d", "weight": 1.5, "dashArray": "6 3", "opacity": 0.9},
+        fields=(("line", "Rail line"),),
+    ),
+    "utilities": ReferenceStyle(
+        "Utilities",
+        {"weight": 1.5, "opacity": 0.85},
+        show=False,
+        fields=(
+            ("network", "Network"),
+            ("status", "Status"),
+            ("voltage", "Voltage"),
+            ("diameter_mm", "Diameter (mm)"),
+            ("operator", "Operator"),
+        ),
+    ),
+    "substations": ReferenceStyle(
+        "Substations",
+        {"color": "#3f007d", "weight": 1.5, "fillColor": "#9e9ac8", "fillOpacity": 0.9},
+        show=False,
+        fields=(("name", "Substation"), ("capacity_mw", "Free capacity (MW)")),
+        radius=5,
+    ),
+    "junctions": ReferenceStyle(
+        "Motorway junctions",
+        {"color": "#000000", "weight": 2, "fillColor": "#ffffff", "fillOpacity": 1.0},
+        fields=(("name", "Junction"), ("road", "Road"), ("number", "No.")),
+        radius=5,
+    ),
+    "stations": ReferenceStyle(
+        "Rail stations",
+        {"color": "#08306b", "weight": 1.5, "fillColor": "#4292c6", "fillOpacity": 1.0},
+        fields=(("name", "Station"), ("kind", "Kind")),
+        radius=4,
+    ),
+    "airports": ReferenceStyle(
+        "Airports",
+        {"color": "#000000", "weight": 2, "fillColor": "#54278f", "fillOpacity": 1.0},
+        fields=(("name", "Airport"), ("iata", "IATA")),
+        radius=7,
+    ),
+}
+# station kinds: freight terminals drawn in a different fill
+FREIGHT_STATION_FILL = "#f16913"
+# GESUT networks (layers.NETWORKS values), one overlay each
+NETWORK_COLORS: dict[str, str] = {
+    "water": "#1f78b4",
+    "sewer": "#8c6d31",
+    "power": "#6a3d9a",
+    "gas": "#e7298a",
+    "heat": "#b15928",
+    "telecom": "#33a02c",
+}

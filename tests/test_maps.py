@@ -1,0 +1,383 @@
+"""Offline Folium maps: self-contained HTML, legend, popups with units, and a headless render."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import shapely
+from sample_store import make_sample_store
+
+from omw_sites.layers import PROFILES_DEFAULT
+from omw_sites.maps import available_profiles, render_map, write_maps
+from omw_sites.maps.assets import (
+    LEAFLET_VERSION,
+    check_offline,
+    external_references,
+    leaflet_css,
+)
+from omw_sites.maps.features import hex_cells, hex_polygons
+from omw_sites.maps.style import criterion_fields, palette, score_classes
+from omw_sites.store import read_sites, write_store
+
+CHROMIUM_TIMEOUT_S = 120
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_sample_store(tmp_path_factory.mktemp("maps") / "omw_sites.gpkg", n=500)
+
+
+@pytest.fixture(scope="module")
+def page(store: Path) -> str:
+    return render_map(store, "logistics")
+
+
+def _config(html: str) -> dict:
+    match = re.search(r"omw\.configure\((\{.*?\})\);</script>", html)
+    assert match, "the page does not configure the popup fields"
+    return json.loads(match.group(1))
+
+
+def _controls(html: str) -> str:
+    """The HTML of the title box and legend (embedded as JS strings)."""
+    return "\n".join(
+        json.loads(m) for m in re.findall(r'div\.innerHTML = ("(?:[^"\\]|\\.)*");', html)
+    )
+
+
+def _site_features(html: str) -> list[dict]:
+    """Site features (those with an ``i`` property) from the embedded GeoJSON layers."""
+    feats = []
+    for match in re.finditer(r"_add\((\{\"features\".*?)\);\n", html):
+        fc = json.loads(match.group(1))
+        feats += [f for f in fc["features"] if "i" in f["properties"]]
+    return feats
+
+
+# --------------------------------------------------------------------------------------
+# The page
+# --------------------------------------------------------------------------------------
+
+
+def test_page_has_no_external_urls(page: str) -> None:
+    assert external_references(page) == []
+    for tag in re.findall(r"<(?:script|link)\b[^>]*>", page, flags=re.IGNORECASE):
+        assert "http://" not in tag and "https://" not in tag, tag
+        assert "src=" not in tag.lower() and "href=" not in tag.lower(), tag
+    for cdn in ("cdn.jsdelivr", "code.jquery", "cdnjs.cloudflare", "bootstrapcdn"):
+        assert cdn not in page
+    assert f"Leaflet {LEAFLET_VERSION}, a JS library" in page  # vendored Leaflet is inlined
+    assert "images/layers.png" not in page and "data:image/png;base64," in page
+
+
+def test_check_offline_refuses_cdn_links() -> None:
+    bad = '<html><head><script src="https://cdn.example.org/x.js"></script></head></html>'
+    assert external_references(bad) == ["https://cdn.example.org/x.js"]
+    with pytest.raises(RuntimeError, match="external resource"):
+        check_offline(bad)
+    assert "url(images/" not in leaflet_css()
+
+
+def test_legend_and_title(store: Path, page: str) -> None:
+    boxes = _controls(page)
+    assert "omw-legend" in page and "omw-swatch" in boxes
+    assert "Score – Logistics" in boxes
+    sites = read_sites(store, read_geometry=False)
+    classes = score_classes(sites["score_logistics"].to_numpy())
+    for i in range(classes.k):
+        assert classes.label(i) in boxes
+        assert classes.colors[i] in boxes
+        assert f"{classes.counts[i]:,} sites" in boxes
+    assert "excluded (91; layer off)" in boxes
+    assert "Logistics: investment sites" in boxes
+    assert "Data date: parcels 2026-10-01" in boxes  # from run_info
+    assert "<title>Logistics – investment sites (omw-sites)</title>" in page
+
+
+def test_layers_present(page: str) -> None:
+    for name in (
+        "Motorway junctions",
+        "Rail",
+        "Rail stations",
+        "Airports",
+        "Utilities: water",
+        "Utilities: power",
+        "Substations",
+        "Flood hazard zone (Q1%)",
+        "Natura 2000",
+        "Gminy (boundaries)",
+        "Main roads",
+        "Excluded sites",
+    ):
+        assert f'"{name}' in page, name
+    assert "L.control.layers" in page
+
+
+def test_popups_carry_units(store: Path, page: str) -> None:
+    config = _config(page)
+    units = {f["label"]: f["unit"] for f in config["fields"]}
+    assert units["Motorway/expressway junction"] == "km"
+    assert units["In Q1% flood zone"] == "%"
+    assert units["Mean slope"] == "%"
+    assert units["Free substation capacity"] == "MW"
+    assert config["nEligible"] == int(read_sites(store)["score_logistics"].notna().sum())
+    # criteria values are stored in the display unit: metres -> km, share -> %
+    sites = read_sites(store, read_geometry=False).set_index("site_id")
+    feats = _site_features(page)
+    assert len(feats) == 500  # all sites fit the polygon budget
+    labels = [f["label"] for f in config["fields"]]
+    k_junction, k_flood = (
+        labels.index("Motorway/expressway junction"),
+        labels.index("In Q1% flood zone"),
+    )
+    for feat in feats[:20]:
+        p = feat["properties"]
+        row = sites.loc[p["i"]]
+        assert p["c"][k_junction] == pytest.approx(row["dist_junction_m"] / 1000, abs=0.006)
+        assert p["c"][k_flood] == pytest.approx(row["flood_share"] * 100, abs=0.06)
+        assert p["g"] == row["gmina"] and p["t"] == row["teryt"]
+        if row["excluded_logistics"]:
+            assert p["x"] == row["excluded_logistics"] and "r" not in p
+        else:
+            assert p["r"] == row["rank_logistics"]
+
+
+def test_criterion_fields_units_and_weights() -> None:
+    cols = ["dist_junction_m", "flood_share", "power_capacity_mw", "slope_mean_pct", "area_ha"]
+    fields = criterion_fields(cols, weights={"power_capacity_mw": 0.2, "dist_junction": 0.5})
+    assert [f.column for f in fields] == [
+        "dist_junction_m",
+        "power_capacity_mw",
+        "flood_share",
+        "slope_mean_pct",
+    ]
+    assert [f.unit for f in fields] == ["km", "MW", "%", "%"]
+    assert fields[0].weight == 0.5 and fields[2].weight is None
+
+
+def test_every_profile_renders_and_index_links_them(store: Path, tmp_path: Path) -> None:
+    assert list(available_profiles(store)) == list(PROFILES_DEFAULT)
+    paths = write_maps(store, tmp_path / "maps")
+    assert [p.name for p in paths] == [f"{p}.html" for p in PROFILES_DEFAULT] + ["index.html"]
+    index = paths[-1].read_text(encoding="utf-8")
+    for profile in PROFILES_DEFAULT:
+        html = (tmp_path / "maps" / f"{profile}.html").read_text(encoding="utf-8")
+        assert external_references(html) == []
+        assert f"Investor profile: {profile}" in html
+        assert f'href="{profile}.html"' in index
+
+
+def test_unknown_profile_names_the_valid_ones(store: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="valid profiles: logistics, manufacturing, office"):
+        render_map(store, "datacentre")
+    with pytest.raises(ValueError, match="datacentre"):
+        write_maps(store, tmp_path / "none", ["logistics", "datacentre"])
+    assert not (tmp_path / "none" / "logistics.html").exists()  # nothing half-written
+
+
+def test_polygon_budget_and_hexagon_summary(store: Path) -> None:
+    html = render_map(store, "office", max_polygons=50)
+    feats = _site_features(html)
+    assert len(feats) == 50
+    ranks = sorted(f["properties"]["r"] for f in feats)
+    assert ranks == list(range(1, 51))  # the best 50 by rank (no ties in the sample)
+    assert "Other eligible sites, per hexagon" in html
+    assert "Excluded sites, per hexagon" in html  # budget spent, excluded summarised
+    assert "summarised in hexagons" in html
+
+
+def test_minimal_store_without_run_info_or_reference_layers(tmp_path: Path) -> None:
+    sites = read_sites(make_sample_store(tmp_path / "full.gpkg", n=40))
+    slim = sites[["site_id", "score_office", "rank_office", "geometry"]]
+    path = write_store(tmp_path / "slim.gpkg", slim)
+    assert available_profiles(path) == {"office": "Office"}
+    html = render_map(path, "office")
+    assert external_references(html) == []
+    assert len(_site_features(html)) == 40
+    assert "Data date: unknown" in _controls(html)
+
+
+def test_tiles_url_is_optional(store: Path) -> None:
+    url = "http://127.0.0.1:8080/tiles/{z}/{x}/{y}.png"
+    html = render_map(store, "logistics", tiles_url=url, tiles_attribution="local tiles")
+    assert "L.tileLayer" in html and url in html
+    assert external_references(html) == []  # tiles are fetched by Leaflet, not <script>
+    assert "L.tileLayer" not in render_map(store, "logistics")
+
+
+def test_score_classes() -> None:
+    scores = np.r_[np.random.default_rng(2).uniform(0, 1, 1000), np.nan]
+    quint = score_classes(scores)
+    assert quint.k == 5 and sum(quint.counts) == 1000
+    assert max(quint.counts) - min(quint.counts) <= 2
+    assert quint.colors == palette(5)
+    assert quint.classify([np.nan])[0] == -1
+    fixed = score_classes(scores, method="fixed")
+    assert fixed.label(0) == "0.00–0.20" and fixed.label(4) == "0.80–1.00"
+    assert list(fixed.classify([0.05, 0.2, 0.99, 1.0])) == [0, 1, 4, 4]
+    assert score_classes([0.5, 0.5]).k == 1
+    with pytest.raises(ValueError, match="quantile"):
+        score_classes(scores, method="jenks")
+
+
+def test_hex_cells_hold_their_points() -> None:
+    rng = np.random.default_rng(1)
+    x, y = rng.uniform(600000, 640000, 2000), rng.uniform(470000, 500000, 2000)
+    q, r = hex_cells(x, y, 750.0)
+    hexes = hex_polygons(q, r, 750.0)
+    assert shapely.covers(hexes, shapely.points(x, y)).all()
+    assert np.allclose(shapely.area(hexes), 1.5 * np.sqrt(3) * 750.0**2)
+
+
+# --------------------------------------------------------------------------------------
+# Headless Chromium: the page draws offline
+# --------------------------------------------------------------------------------------
+
+
+def _chromium() -> str:
+    exe = os.environ.get("OMW_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(exe).exists():
+        msg = "headless Chromium is not installed (Debian package `chromium`)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return exe
+
+
+def _run_chromium(exe: str, profile_dir: Path, url: str, *args: str) -> bytes:
+    cmd = [
+        exe,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+        f"--user-data-dir={profile_dir}",
+        "--virtual-time-budget=5000",
+        "--window-size=1200,900",
+        *args,
+        url,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, timeout=CHROMIUM_TIMEOUT_S, check=False)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
+    return proc.stdout
+
+
+def _decode_png(data: bytes) -> np.ndarray:
+    """RGB(A) pixels of an 8-bit PNG (Pillow when installed, else a small zlib decoder)."""
+    try:
+        from PIL import Image
+
+        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    except ImportError:
+        pass
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat, header = 8, [], None
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat.append(body)
+    assert header is not None
+    width, height, depth, color, _, _, interlace = header
+    assert depth == 8 and color in (2, 6) and interlace == 0, header
+    bpp = 3 if color == 2 else 4
+    raw = zlib.decompress(b"".join(idat))
+    stride = width * bpp
+    out = np.zeros((height, stride), dtype=np.uint8)
+    prev = np.zeros(stride, dtype=np.int64)
+    for row in range(height):
+        kind = raw[row * (stride + 1)]
+        line = np.frombuffer(raw, np.uint8, stride, row * (stride + 1) + 1).astype(np.int64)
+        if kind == 0:
+            cur = line
+        elif kind == 1:  # Sub: running sum per channel
+            cur = np.cumsum(line.reshape(width, bpp), axis=0).reshape(-1) % 256
+        elif kind == 2:  # Up
+            cur = (line + prev) % 256
+        else:  # Average, Paeth: sequential within the row
+            cur_b, up, ln = bytearray(stride), prev.tolist(), line.tolist()
+            for i in range(stride):
+                a = cur_b[i - bpp] if i >= bpp else 0
+                b = up[i]
+                if kind == 3:
+                    cur_b[i] = (ln[i] + ((a + b) >> 1)) & 0xFF
+                else:
+                    c = up[i - bpp] if i >= bpp else 0
+                    p = a + b - c
+                    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                    pred = a if pa <= pb and pa <= pc else b if pb <= pc else c
+                    cur_b[i] = (ln[i] + pred) & 0xFF
+            cur = np.frombuffer(bytes(cur_b), np.uint8).astype(np.int64)
+        out[row] = cur
+        prev = cur
+    return out.reshape(height, width, bpp)[:, :, :3]
+
+
+def _hex_rgb(color: str) -> np.ndarray:
+    return np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)], dtype=float)
+
+
+@pytest.mark.browser
+def test_map_draws_in_headless_chromium(store: Path, page: str, tmp_path: Path) -> None:
+    exe = _chromium()
+    html_path = tmp_path / "logistics.html"
+    html_path.write_text(page, encoding="utf-8")
+    png = tmp_path / "map.png"
+    _run_chromium(exe, tmp_path / "profile-shot", html_path.as_uri(), f"--screenshot={png}")
+
+    # a copy that opens the best site's popup, to check its rendered text
+    map_name = re.search(r"var (map_[0-9a-f]+) = L\.map\(", page).group(1)
+    opener = (
+        "<script>(function () { var done = false; "
+        f"{map_name}.eachLayer(function (l) {{ var p = l.feature && l.feature.properties; "
+        "if (!done && p && p.r === 1 && l.openPopup) { l.openPopup(); done = true; } }); "
+        "})();</script>"
+    )
+    popup_path = tmp_path / "popup.html"
+    popup_path.write_text(page.replace("</html>", opener + "</html>"), encoding="utf-8")
+    dom = _run_chromium(exe, tmp_path / "profile-dom", popup_path.as_uri(), "--dump-dom")
+    dom_text = dom.decode("utf-8", errors="replace")
+
+    assert "leaflet-container" in dom_text, "Leaflet did not initialise (assets not loaded?)"
+    n_paths = len(re.findall(r'<path[^>]*class="leaflet-interactive"', dom_text))
+    assert n_paths >= 400, f"only {n_paths} SVG paths drawn"  # ~409 eligible sites + layers
+    assert "omw-legend" in dom_text and "leaflet-control-layers" in dom_text
+    popup = re.search(r'<div class="leaflet-popup-content"[^>]*>(.*?)</div></div>', dom_text)
+    assert popup, "the popup of the best site did not open"
+    text = popup.group(1)
+    for expected in ("Site S", "rank", "of 1", " ha", " km", " %", " MW", "TERYT", "Criteria"):
+        assert expected.lower() in text.lower(), (expected, text)
+
+    pixels = _decode_png(png.read_bytes())
+    assert pixels.shape[:2] == (900, 1200)
+    flat = pixels.reshape(-1, 3).astype(float)
+    colours = np.unique(pixels.reshape(-1, 3), axis=0)
+    assert len(colours) > 50, f"screenshot has only {len(colours)} colours (blank page?)"
+    background = _hex_rgb("#e4e2dc")
+    not_bg = np.abs(flat - background).max(axis=1) > 12
+    assert not_bg.mean() > 0.03, f"only {not_bg.mean():.1%} of the screenshot is drawn"
+    # the sites: pixels close to the score palette (fill blended over the background)
+    hits = []
+    for color in palette(5):
+        for under in (background, _hex_rgb("#fbfaf6")):
+            blended = 0.85 * _hex_rgb(color) + 0.15 * under
+            hits.append(int((np.abs(flat - blended).max(axis=1) < 14).sum()))
+    per_class = [hits[i] + hits[i + 1] for i in range(0, len(hits), 2)]
+    assert sum(c >= 20 for c in per_class) >= 4, f"palette pixels per class: {per_class}"

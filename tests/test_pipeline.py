@@ -1,0 +1,162 @@
+"""End to end: `omw-sites run` on a generated region, and every kind of bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyogrio
+import pytest
+
+from omw_sites.layers import PROFILES_DEFAULT, SITE_COLUMNS, rank_col, score_col
+from omw_sites.store import list_layers, read_layer, read_run_info, read_sites
+
+
+def cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "omw_sites", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_store_has_sites_with_criteria_scores_and_ranks(demo_store):
+    sites = read_sites(demo_store)
+    assert sites.crs.to_epsg() == 2180
+    assert len(sites) > 100
+    assert set(SITE_COLUMNS) <= set(sites.columns)
+    assert sites["site_id"].is_unique
+    for p in PROFILES_DEFAULT:
+        ranks = sites[rank_col(p)]
+        scores = sites[score_col(p)]
+        eligible = ranks > 0
+        assert eligible.sum() > 10, p
+        assert scores[eligible].between(0, 1).all() and scores[~eligible].isna().all()
+        # rank order is score order
+        order = sites[eligible].sort_values(rank_col(p))
+        assert np.all(np.diff(order[score_col(p)].to_numpy()) <= 1e-12)
+        assert ranks[eligible].min() == 1
+    # measurements are plausible, not constants
+    for col in ("dist_junction_m", "dist_centre_m", "dist_sewer_m", "slope_mean_pct"):
+        assert sites[col].nunique() > 20, col
+    assert (sites["dist_centre_m"] < 60_000).all()
+    assert sites["area_ha"].max() > 5 and sites["teryt"].nunique() >= 8
+    assert set(sites["gmina"]) > {"Warszawa"}
+
+
+def test_store_reference_layers_and_run_info(demo_store):
+    layers = set(list_layers(demo_store))
+    assert {"sites", "junctions", "utilities", "flood", "natura2000", "run_info"} <= layers
+    info = read_run_info(demo_store)
+    assert {p["name"] for p in info["profiles"]} >= set(PROFILES_DEFAULT)
+    assert info["data_dates"]["parcels"]
+    assert info["units"]["dist_junction_m"] == "m"
+    assert len(read_layer(demo_store, "junctions")) >= 15
+
+
+def test_defects_are_repaired_or_quarantined(demo_raw, demo_store):
+    info = read_run_info(demo_store)
+    parcels = info["ingest"]["parcels"]
+    assert parcels["repaired"] + parcels["quarantined"] > 0
+    assert parcels["kept"] + parcels["quarantined"] == parcels["read"]
+    assert read_sites(demo_store).is_valid.all()
+
+
+def test_site_ids_are_stable_across_runs(demo_raw, demo_store, tmp_path):
+    again = cli("run", "--raw", str(demo_raw), "--out", str(tmp_path))
+    assert again.returncode == 0, again.stderr
+    a = read_sites(demo_store, read_geometry=False).set_index("site_id")
+    b = read_sites(tmp_path / "omw_sites.gpkg", read_geometry=False).set_index("site_id")
+    assert a.index.sort_values().equals(b.index.sort_values())
+    assert (a["rank_logistics"] == b.loc[a.index, "rank_logistics"]).all()
+    assert "Top 10" in again.stdout and "logistics" in again.stdout
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+@pytest.fixture
+def raw_copy(demo_raw, tmp_path) -> Path:
+    dst = tmp_path / "raw"
+    shutil.copytree(demo_raw, dst)
+    return dst
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _assert_fails_cleanly(args, out: Path, *needles: str):
+    before = _digest(out / "omw_sites.gpkg") if (out / "omw_sites.gpkg").exists() else None
+    res = cli(*args, "--out", str(out))
+    assert res.returncode != 0
+    assert "Traceback" not in res.stderr
+    for needle in needles:
+        assert needle in res.stderr, res.stderr
+    store = out / "omw_sites.gpkg"
+    assert (_digest(store) if store.exists() else None) == before
+    assert not list(out.glob(".*tmp*")), "temporary files left behind"
+
+
+def test_missing_required_layer(raw_copy, tmp_path):
+    (raw_copy / "transport/lotniska.gpkg").unlink()
+    _assert_fails_cleanly(
+        ["run", "--raw", str(raw_copy)], tmp_path / "o", "lotniska.gpkg", "missing"
+    )
+
+
+def test_layer_without_crs(raw_copy, tmp_path):
+    path = raw_copy / "transport/wezly.gpkg"
+    gdf = pyogrio.read_dataframe(path, layer="wezly")
+    path.unlink()
+    pyogrio.write_dataframe(gdf.set_crs(None, allow_override=True), path, layer="wezly")
+    _assert_fails_cleanly(["run", "--raw", str(raw_copy)], tmp_path / "o", "wezly.gpkg", "CRS")
+
+
+def test_unreadable_file_keeps_previous_store(raw_copy, demo_store, tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    shutil.copy(demo_store, out / "omw_sites.gpkg")
+    (raw_copy / "gesut/gesut.gpkg").write_bytes(b"this is not a geopackage")
+    _assert_fails_cleanly(["run", "--raw", str(raw_copy)], out, "gesut.gpkg", "cannot read")
+
+
+def test_missing_column_and_folder(raw_copy, tmp_path):
+    _assert_fails_cleanly(
+        ["run", "--raw", str(tmp_path / "nope")], tmp_path / "o", "does not exist"
+    )
+    path = raw_copy / "transport/stacje.gpkg"
+    gdf = pyogrio.read_dataframe(path, layer="stacje").drop(columns=["RODZAJ"])
+    path.unlink()
+    pyogrio.write_dataframe(gdf, path, layer="stacje")
+    _assert_fails_cleanly(["run", "--raw", str(raw_copy)], tmp_path / "o", "stacje.gpkg", "RODZAJ")
+
+
+def test_bad_profiles(demo_raw, tmp_path):
+    bad = tmp_path / "moon.toml"
+    bad.write_text("[criteria.dist_to_moon_m]\nweight = 1\nbounds = [0, 1]\n", encoding="utf-8")
+    _assert_fails_cleanly(
+        ["run", "--raw", str(demo_raw), "--profile", str(bad)],
+        tmp_path / "o",
+        "moon.toml",
+        "dist_to_moon_m",
+    )
+    zero = tmp_path / "zero.toml"
+    zero.write_text("[criteria.area_ha]\nweight = 0\nbounds = [0, 1]\n", encoding="utf-8")
+    _assert_fails_cleanly(
+        ["run", "--raw", str(demo_raw), "--profile", str(zero)],
+        tmp_path / "o",
+        "zero.toml",
+        "positive",
+    )
+    _assert_fails_cleanly(
+        ["run", "--raw", str(demo_raw), "--profile", "nosuch"],
+        tmp_path / "o",
+        "nosuch.toml",
+        "not found",
+    )
