@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from omw_sites.config import get_settings
@@ -30,7 +31,7 @@ USER_ERRORS = (IngestError, ProfileError, StoreError, FileNotFoundError)
 
 
 def _fail(exc: BaseException) -> None:
-    console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -74,7 +75,7 @@ def run(
     t0 = time.perf_counter()
 
     def progress(stage: str, msg: str, n: int) -> None:
-        console.print(f"  [green]✓[/] {stage:<9} {msg}", highlight=False)
+        console.print(f"  [green]✓[/] {stage:<9} {escape(msg)}", highlight=False, soft_wrap=True)
 
     try:
         summary = run_pipeline(raw, out_dir, profiles=profile or None, progress=progress, top_n=top)

@@ -1,0 +1,139 @@
+"""What a user does: the real pipeline's store served by `omw-sites serve`, read by httpx,
+GDAL's OAPIF client and headless Chromium; `omw-sites map` and `omw-sites top`."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from test_api import gdal_read
+from test_maps import _chromium, _decode_png, _run_chromium
+
+from omw_sites.maps.assets import check_offline
+from omw_sites.store import read_sites
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(demo_store: Path) -> Iterator[str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "omw_sites",
+            "serve",
+            "--store",
+            str(demo_store),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"omw-sites serve exited: {proc.stderr.read().decode()[-2000:]}")
+            try:
+                if httpx.get(url + "/", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("omw-sites serve did not answer within 60 s")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_served_ranking_matches_the_store(served: str, demo_store: Path):
+    sites = read_sites(demo_store, read_geometry=False)
+    r = httpx.get(f"{served}/collections/sites/items", params={"profile": "logistics", "limit": 50})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/geo+json")
+    doc = r.json()
+    assert doc["numberMatched"] == len(sites) and doc["numberReturned"] == 50
+    ranks = [f["properties"]["rank_logistics"] for f in doc["features"]]
+    eligible = [r for r in ranks if r > 0]
+    assert ranks[0] == 1 and eligible == sorted(eligible)
+    assert ranks == eligible + [0] * (len(ranks) - len(eligible))  # excluded sites last
+    lon, lat = (
+        doc["features"][0]["geometry"]["coordinates"][0][0][:2]
+        if doc["features"][0]["geometry"]["type"] == "Polygon"
+        else doc["features"][0]["geometry"]["coordinates"][0][0][0][:2]
+    )
+    assert 20.3 < lon < 21.7 and 51.9 < lat < 52.7  # the OMW, in CRS84
+    one = httpx.get(f"{served}/collections/sites/items/{doc['features'][0]['id']}").json()
+    assert one["properties"]["rank_logistics"] == 1
+
+
+def test_gdal_reads_the_whole_pipeline_output(served: str, demo_store: Path):
+    sites = read_sites(demo_store, read_geometry=False)
+    got = gdal_read(served, "sites")
+    assert got["n"] == len(sites)
+    assert sorted(r["site_id"] for r in got["records"]) == sorted(sites["site_id"])
+
+
+@pytest.mark.browser
+def test_served_map_renders_sites_in_chromium(served: str, tmp_path: Path):
+    exe = _chromium()
+    png = tmp_path / "map.png"
+    _run_chromium(exe, tmp_path / "profile", f"{served}/maps/logistics", f"--screenshot={png}")
+    pixels = _decode_png(png.read_bytes()).reshape(-1, 3)
+    colours = np.unique(pixels, axis=0)
+    assert len(colours) > 50, "blank or near-blank page"
+    dom = _run_chromium(exe, tmp_path / "profile2", f"{served}/maps/logistics", "--dump-dom")
+    html = dom.decode(errors="replace")
+    assert "leaflet-container" in html and html.count("leaflet-interactive") > 50
+
+
+def test_map_command_and_top_command(demo_store: Path, tmp_path: Path):
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "omw_sites",
+            "map",
+            "--all",
+            "--store",
+            str(demo_store),
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr
+    assert {p.name for p in tmp_path.glob("*.html")} >= {
+        "logistics.html",
+        "office.html",
+        "index.html",
+    }
+    check_offline((tmp_path / "logistics.html").read_text())  # raises on any web asset
+    res = subprocess.run(
+        [sys.executable, "-m", "omw_sites", "top", "--profile", "nope", "--store", str(demo_store)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 2 and "logistics" in res.stderr
