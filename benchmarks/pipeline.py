@@ -41,7 +41,8 @@ print(time.perf_counter() - t)
 
 def machine() -> str:
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores, {mem:.0f} GB RAM, {platform.processor() or platform.machine()}, Python {platform.python_version()}"
+    cpu = platform.processor() or platform.machine()
+    return f"{os.cpu_count()} cores, {mem:.0f} GB RAM, {cpu}, Python {platform.python_version()}"
 
 
 def main() -> None:
@@ -90,7 +91,8 @@ def main() -> None:
     for n, sites, gen, med, total, peak, b in rows:
         stages = " | ".join(f"{v:.2f}" for v in med.values())
         print(
-            f"| {n:,} | {sites:,} | {gen:.1f} | {stages} | {total:.1f} | {peak:,.0f} | {b:.2f} | {total / b:.1f}× |"
+            f"| {n:,} | {sites:,} | {gen:.1f} | {stages} | {total:.1f} | {peak:,.0f} "
+            f"| {b:.2f} | {total / b:.1f}× |"
         )
     print(f"\nmedians of {args.repeat} runs each")
 

@@ -160,3 +160,21 @@ def test_bad_profiles(demo_raw, tmp_path):
         "nosuch.toml",
         "not found",
     )
+
+
+def test_bad_records_are_quarantined_with_file_record_and_rule(raw_copy, tmp_path):
+    path = raw_copy / "egib/dzialki.gpkg"
+    gdf = pyogrio.read_dataframe(path, layer="dzialki")
+    gdf.loc[0, "ID_DZIALKI"] = "1465_1.12.x"  # malformed
+    gdf.loc[1, "ID_DZIALKI"] = gdf.loc[2, "ID_DZIALKI"]  # duplicate
+    path.unlink()
+    pyogrio.write_dataframe(gdf, path, layer="dzialki")
+    res = cli("run", "--raw", str(raw_copy), "--out", str(tmp_path / "o"))
+    assert res.returncode == 0, res.stderr
+    q = pyogrio.read_dataframe(tmp_path / "o/omw_sites.gpkg", layer="quarantine")
+    bad = q[q["record"] == "1465_1.12.x"]
+    assert len(bad) == 1 and bad["rule"].iloc[0].startswith("parcel ID")
+    assert bad["file"].iloc[0].endswith("dzialki.gpkg")
+    assert (q["rule"] == "unique parcel ID").sum() == 1
+    info = read_run_info(tmp_path / "o/omw_sites.gpkg")
+    assert info["ingest"]["parcels"]["kept"] == len(gdf) - 2

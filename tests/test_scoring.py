@@ -35,7 +35,10 @@ def test_unknown_criterion_names_file_and_criterion(tmp_path):
 
 
 def test_weights_must_sum_positive(tmp_path):
-    body = "[criteria.area_ha]\nweight = 0\nbounds = [0, 1]\n[criteria.dist_centre_m]\nweight = 0\nbounds = [0, 9]\n"
+    body = (
+        "[criteria.area_ha]\nweight = 0\nbounds = [0, 1]\n"
+        "[criteria.dist_centre_m]\nweight = 0\nbounds = [0, 9]\n"
+    )
     with pytest.raises(ProfileError, match="sum to a positive"):
         load_profile(_write(tmp_path, body))
 
@@ -43,7 +46,10 @@ def test_weights_must_sum_positive(tmp_path):
 def test_negative_weight_and_bad_constraint(tmp_path):
     with pytest.raises(ProfileError, match="weight must be"):
         load_profile(_write(tmp_path, "[criteria.area_ha]\nweight = -1\nbounds = [0, 1]\n"))
-    body = "[[constraints]]\nexpr = \"__import__('os')\"\n[criteria.area_ha]\nweight = 1\nbounds = [0, 1]\n"
+    body = (
+        "[[constraints]]\nexpr = \"__import__('os')\"\n"
+        "[criteria.area_ha]\nweight = 1\nbounds = [0, 1]\n"
+    )
     with pytest.raises(ProfileError, match="not allowed|unknown"):
         load_profile(_write(tmp_path, body))
 

@@ -162,6 +162,7 @@ def rank_col(profile: str) -> str:
 def excluded_col(profile: str) -> str:
     return f"excluded_{profile}"
 
+
 # Canonical columns of the reference layers after ingest (besides ``geometry``).
 REFERENCE_COLUMNS: dict[str, tuple[str, ...]] = {
     "gminy": ("teryt", "name"),

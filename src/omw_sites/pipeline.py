@@ -134,8 +134,18 @@ def run(
     for p in profs:
         r = rank_col(p.name)
         ranked = scored[scored[r] > 0].sort_values(r).head(top_n)
+        zoning = ranked["zoning_symbol"].where(
+            ranked["zoning_symbol"] != "", ranked["plan_zone"] + " (plan ogólny)"
+        )
         top[p.name] = pd.DataFrame(
-            ranked[["site_id", "gmina", "area_ha", "zoning_symbol", score_col(p.name), r]]
+            {
+                "site_id": ranked["site_id"],
+                "gmina": ranked["gmina"],
+                "area_ha": ranked["area_ha"],
+                "zoning": zoning,
+                "score": ranked[score_col(p.name)],
+                "rank": ranked[r],
+            }
         )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return RunSummary(

@@ -7,7 +7,12 @@ import numpy as np
 import shapely
 
 from omw_sites.config import CORE_CENTRE_2180
-from omw_sites.criteria.geometry import largest_overlap, nearest_distance, overlap_share
+from omw_sites.criteria.geometry import (
+    largest_overlap,
+    nearest_distance,
+    overlap_share,
+    point_in_polygon,
+)
 from omw_sites.criteria.terrain import zonal_slope
 from omw_sites.etl.ingest import RawData
 from omw_sites.layers import NETWORKS
@@ -49,9 +54,20 @@ def measure_sites(sites: gpd.GeoDataFrame, raw: RawData) -> gpd.GeoDataFrame:
 
 
 def _gmina(out: gpd.GeoDataFrame, raw: RawData) -> None:
+    """Gmina name and TERYT: from the parcel ID, or by location where the ID's unit is not
+    a gmina of the boundary layer (e.g. Warsaw's districts 146501_8…146518_8)."""
     gminy = raw["gminy"]
     names = dict(zip(gminy["teryt"], gminy["name"], strict=True))
-    out["gmina"] = out["teryt"].map(names).fillna("")
+    name = out["teryt"].map(names)
+    unknown = name.isna().to_numpy()
+    if unknown.any():
+        pts = shapely.point_on_surface(out.geometry.to_numpy()[unknown])
+        gi = point_in_polygon(pts, gminy)
+        hit = gi >= 0
+        idx = np.flatnonzero(unknown)[hit]
+        name.iloc[idx] = gminy["name"].to_numpy()[gi[hit]]
+        out.iloc[idx, out.columns.get_loc("teryt")] = gminy["teryt"].to_numpy()[gi[hit]]
+    out["gmina"] = name.fillna("").to_numpy()
 
 
 def _planning(out, geoms, areas, raw: RawData) -> None:

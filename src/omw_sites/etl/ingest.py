@@ -182,6 +182,21 @@ def _empty_q() -> pd.DataFrame:
     return pd.DataFrame(columns=QUARANTINE_COLUMNS)
 
 
+def _quarantine(path: Path, spec: RawLayer, records: pd.Series, rule: str, detail: str):
+    """Quarantine rows for ``records`` (empty frame when there are none)."""
+    if len(records) == 0:
+        return _empty_q()
+    return pd.DataFrame(
+        {
+            "file": str(path),
+            "layer": spec.layer,
+            "record": records.astype(str).to_numpy(),
+            "rule": rule,
+            "detail": detail,
+        }
+    )
+
+
 def _frame(gdf: gpd.GeoDataFrame, columns: dict[str, pd.Series]) -> gpd.GeoDataFrame:
     out = gpd.GeoDataFrame(columns, geometry=gdf.geometry.to_numpy(), crs=gdf.crs)
     return out.reset_index(drop=True)
@@ -210,31 +225,18 @@ def _parcels(gdf, path, spec):
         groups = _ownership_side_table(side, ids).fillna(groups)
     bad_id = ~parts["valid"]
     dup = ids.duplicated(keep="first") & ~bad_id
-    rows = []
-    if bad_id.any():
-        rows.append(
-            pd.DataFrame(
-                {
-                    "file": str(path),
-                    "layer": spec.layer,
-                    "record": ids[bad_id].to_numpy(),
-                    "rule": "parcel ID WWPPGG_R.OOOO[.AR_n].NR[/sub]",
-                    "detail": "malformed parcel ID",
-                }
-            )
-        )
-    if dup.any():
-        rows.append(
-            pd.DataFrame(
-                {
-                    "file": str(path),
-                    "layer": spec.layer,
-                    "record": ids[dup].to_numpy(),
-                    "rule": "unique parcel ID",
-                    "detail": "duplicate parcel ID; the first record is kept",
-                }
-            )
-        )
+    rows = [
+        _quarantine(
+            path,
+            spec,
+            ids[bad_id],
+            "parcel ID WWPPGG_R.OOOO[.AR_n].NR[/sub]",
+            "malformed parcel ID",
+        ),
+        _quarantine(
+            path, spec, ids[dup], "unique parcel ID", "duplicate parcel ID; the first is kept"
+        ),
+    ]
     keep = ~(bad_id | dup)
     gdf, parts, ids, registered = gdf[keep], parts[keep], ids[keep], registered[keep]
     area_ha = gdf.geometry.area.to_numpy() / 1e4
@@ -253,8 +255,7 @@ def _parcels(gdf, path, spec):
             "kw": _col(gdf, "KW", "").fillna("").astype(str).to_numpy(),
         },
     )
-    q = pd.concat(rows, ignore_index=True) if rows else _empty_q()
-    return out, q
+    return out, pd.concat(rows, ignore_index=True)
 
 
 def _ownership_side_table(path: Path, ids: pd.Series) -> pd.Series:
@@ -291,17 +292,13 @@ def _zoning(gdf, path, spec):
         },
     )
     unknown = ~parts["known"].to_numpy()
-    q = _empty_q()
-    if unknown.any():  # kept in the layer, and reported
-        q = pd.DataFrame(
-            {
-                "file": str(path),
-                "layer": spec.layer,
-                "record": gdf["SYMBOL"].astype(str).to_numpy()[unknown],
-                "rule": "known designation symbol (KPT 2023 code list)",
-                "detail": "kept with its raw symbol; not matched to a class",
-            }
-        )
+    q = _quarantine(  # kept in the layer, and reported
+        path,
+        spec,
+        gdf["SYMBOL"].astype(str)[unknown],
+        "known designation symbol (KPT 2023 code list)",
+        "kept with its raw symbol; not matched to a class",
+    )
     return out, q
 
 

@@ -443,7 +443,14 @@ def _add_utilities(m: folium.Map, fc: dict[str, Any], style: dict[str, Any]) -> 
 def _data_date(info: Mapping[str, Any]) -> str:
     dates = info.get("data_dates")
     if isinstance(dates, Mapping) and dates:
-        return ", ".join(f"{k} {v}" for k, v in dates.items())
+        # parcels first (the inventory's own date), then the range of the other inputs
+        parcels = dates.get("parcels")
+        others = sorted(str(v) for k, v in dates.items() if k != "parcels" and v)
+        parts = [f"parcels {parcels}"] if parcels else []
+        if others:
+            span = others[0] if others[0] == others[-1] else f"{others[0]} – {others[-1]}"
+            parts.append(f"other layers {span}")
+        return "; ".join(parts)
     created = info.get("created")
     return f"run {created}" if created else "unknown"
 
