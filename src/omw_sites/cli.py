@@ -188,5 +188,12 @@ def profiles() -> None:
         out.print(f"[bold]{p.name}[/] — {p.title} (hash {p.hash}): {weights}", highlight=False)
 
 
+from omw_sites.commands import etl as _etl_commands  # noqa: E402
+from omw_sites.commands import scoring as _scoring_commands  # noqa: E402
+
+_etl_commands.register(app)
+_scoring_commands.register(app)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     sys.exit(app())
