@@ -13,6 +13,13 @@ from omw_sites.criteria.geometry import (
     overlap_share,
     point_in_polygon,
 )
+from omw_sites.criteria.network import (
+    access_points,
+    build_graph,
+    node_times,
+    site_times,
+    snap_points,
+)
 from omw_sites.criteria.terrain import zonal_slope
 from omw_sites.etl.ingest import RawData
 from omw_sites.layers import NETWORKS
@@ -30,6 +37,7 @@ def measure_sites(sites: gpd.GeoDataFrame, raw: RawData) -> gpd.GeoDataFrame:
     _gmina(out, raw)
     _planning(out, geoms, areas, raw)
     _access(out, geoms, raw)
+    _network_times(out, geoms, raw)
     _utilities(out, geoms, raw)
     out["flood_share"] = overlap_share(geoms, areas, raw["flood"].geometry.to_numpy())
     out["natura_share"] = overlap_share(geoms, areas, raw["natura2000"].geometry.to_numpy())
@@ -104,6 +112,28 @@ def _access(out, geoms, raw: RawData) -> None:
         pts = stations.geometry.to_numpy()[stations["kind"].to_numpy() == kind]
         out[col], _ = nearest_distance(geoms, pts)
     out["dist_airport_m"], _ = nearest_distance(geoms, raw["airports"].geometry.to_numpy())
+
+
+def _network_times(out, geoms, raw: RawData) -> None:
+    """Travel minutes on the road network (free-flow speeds per road class)."""
+    graph = build_graph(raw["roads"], raw["junctions"])
+    access = access_points(graph, geoms)
+    out["access_leg_m"] = access.leg_m
+    stations = raw["stations"]
+    kind = stations["kind"].to_numpy()
+    targets = {
+        "time_junction_min": raw["junctions"].geometry.to_numpy(),
+        "time_centre_min": np.array([shapely.Point(*CORE_CENTRE_2180)]),
+        "time_airport_min": raw["airports"].geometry.to_numpy(),
+        "time_rail_freight_min": stations.geometry.to_numpy()[kind == "freight"],
+        "time_station_min": stations.geometry.to_numpy()[kind == "passenger"],
+    }
+    for col, pts in targets.items():
+        if len(pts) == 0:
+            out[col] = np.inf
+            continue
+        times = node_times(graph, snap_points(graph, pts))
+        out[col] = np.round(site_times(graph, access, times), 2)
 
 
 def _utilities(out, geoms, raw: RawData) -> None:
