@@ -14,7 +14,9 @@ CORE_CENTRE_2180 = (636973.0, 486980.0)
 # candidate parcels worth measuring.
 INVESTMENT_CLASSES = ("P", "U", "PS", "UH", "UHD", "US", "UT", "K", "KS", "PE")
 INVESTMENT_PLAN_ZONES = ("SP", "SU", "SH", "SW", "SI")
-MIN_CANDIDATE_AREA_HA = 0.3
+MIN_CANDIDATE_AREA_HA = 0.3  # a site (one or more parcels) smaller than this is dropped
+MIN_PARCEL_AREA_HA = 0.01  # slivers below this never join a site
+ASSEMBLY_GAP_M = 2.0  # parcels closer than this (touching included) can form one site
 # registered (EGiB) area vs polygon area: a difference above this share is flagged
 AREA_TOLERANCE = 0.05
 

@@ -122,6 +122,8 @@ REFERENCE_LAYERS = (
 SITE_COLUMNS: dict[str, tuple[str, str]] = {
     "site_id": ("", "stable site identifier (S + 10 hex digits of the parcel-ID hash)"),
     "parcel_ids": ("", "EGiB parcel IDs (TERYT), comma-separated"),
+    "n_parcels": ("", "number of parcels assembled into the site"),
+    "derived_from": ("", "earlier site IDs this site was split or merged from"),
     "teryt": ("", "gmina TERYT code (7 digits)"),
     "gmina": ("", "gmina name"),
     "area_ha": ("ha", "polygon area"),

@@ -25,8 +25,8 @@ from omw_sites.layers import (
     score_col,
 )
 from omw_sites.scoring import Profile, load_profiles, score_sites
-from omw_sites.sites import select_candidates, sites_from_parcels
-from omw_sites.store import write_store
+from omw_sites.sites import assemble_sites, lineage, select_candidates
+from omw_sites.store import read_sites, write_store
 
 Progress = Callable[[str, str, int], None]  # (stage, message, count)
 
@@ -42,6 +42,16 @@ class RunSummary:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
     top: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+def _previous_sites(store: Path) -> gpd.GeoDataFrame | None:
+    """Sites of the store being replaced (for lineage), or None."""
+    if not store.exists():
+        return None
+    try:
+        return read_sites(store, columns=["site_id"])
+    except Exception:  # an unreadable old store must not stop a new run
+        return None
 
 
 def run(
@@ -82,9 +92,17 @@ def run(
     )
 
     cand = select_candidates(parcels, raw["zoning"], raw.get("plan_zones"))
-    sites = sites_from_parcels(cand)
+    sites = assemble_sites(cand)
+    store = Path(out_dir) / STORE_FILE
+    sites["derived_from"] = lineage(sites, _previous_sites(store))
     lap("sites")
-    say("sites", f"{len(sites):,} candidate sites from {len(parcels):,} parcels", len(sites))
+    multi = int((sites["n_parcels"] > 1).sum())
+    say(
+        "sites",
+        f"{len(sites):,} sites ({multi:,} assembled from several parcels) "
+        f"from {len(cand):,} candidate parcels of {len(parcels):,}",
+        len(sites),
+    )
 
     sites = measure_sites(sites, raw)
     lap("criteria")
@@ -125,7 +143,6 @@ def run(
         "counts": {"parcels": len(parcels), "sites": len(scored)},
         "ingest": raw.stats,
     }
-    store = Path(out_dir) / STORE_FILE
     write_store(store, scored, reference, info, {QUARANTINE: raw.quarantine})
     lap("store")
     say("store", str(store), len(scored))
