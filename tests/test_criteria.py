@@ -62,3 +62,30 @@ def test_slope_of_a_plane(tmp_path):
     mean, mx = zonal_slope(path, geoms)
     assert mean.tolist() == pytest.approx([5.0, 5.0], abs=1e-6)
     assert mx.tolist() == pytest.approx([5.0, 5.0], abs=1e-6)
+
+
+def test_class_shares_text_and_slivers():
+    import geopandas as gpd
+
+    from omw_sites.criteria.geometry import class_shares
+
+    zones = gpd.GeoDataFrame(
+        {"c": ["P/U", "ZL", "KDZ"]},
+        geometry=[box(0, 0, 8, 10), box(8, 0, 10, 10), box(9.999, 0, 20, 10)],
+    )
+    geoms = np.array([box(0, 0, 10, 10), box(50, 50, 60, 60)])
+    out = class_shares(geoms, shapely.area(geoms), zones, "c")
+    assert out.tolist() == ["P/U 0.80; ZL 0.20", ""]
+
+
+def test_shape_measures():
+    import geopandas as gpd
+
+    from omw_sites.criteria.measure import _shape
+
+    geoms = np.array([box(0, 0, 100, 100), box(0, 0, 400, 25)])
+    out = gpd.GeoDataFrame(geometry=geoms)
+    _shape(out, geoms, shapely.area(geoms))
+    # 4πA/P²: square π/4; 400 × 25 m strip 4π·10,000 / 850² ≈ 0.174
+    assert out["compactness"].tolist() == pytest.approx([np.pi / 4, 0.174], abs=0.002)
+    assert out["usable_width_m"].tolist() == pytest.approx([100, 25], abs=1.0)

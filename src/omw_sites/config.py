@@ -17,6 +17,8 @@ INVESTMENT_PLAN_ZONES = ("SP", "SU", "SH", "SW", "SI")
 MIN_CANDIDATE_AREA_HA = 0.3  # a site (one or more parcels) smaller than this is dropped
 MIN_PARCEL_AREA_HA = 0.01  # slivers below this never join a site
 ASSEMBLY_GAP_M = 2.0  # parcels closer than this (touching included) can form one site
+# half-width of the corridor along high-voltage lines where building is restricted (m)
+HV_CORRIDOR_M = 30.0
 # registered (EGiB) area vs polygon area: a difference above this share is flagged
 AREA_TOLERANCE = 0.05
 

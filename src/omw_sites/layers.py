@@ -132,8 +132,12 @@ SITE_COLUMNS: dict[str, tuple[str, str]] = {
     "zoning_symbol": ("", "majority MPZP designation, raw symbol (e.g. 12P/U)"),
     "zoning_class": ("", "normalised designation classes (e.g. P/U)"),
     "zoning_share": ("share", "share of the site under the majority designation"),
+    "zoning_classes": ("", "every designation class on the site with its share"),
+    "zoning_plan": ("", "the MPZP (act) of the majority designation"),
+    "zoning_adopted": ("", "adoption date of that MPZP"),
     "plan_zone": ("", "plan ogólny zone symbol (SP, SU, …) where adopted"),
     "planning_instrument": ("", "mpzp | plan_ogolny | none"),
+    "no_plan_ogolny": ("", "the gmina has no plan ogólny (WZ decisions limited from 2026-07-01)"),
     "time_junction_min": ("min", "road-network travel time to the nearest motorway junction"),
     "time_centre_min": ("min", "road-network travel time to the core city centre"),
     "time_airport_min": ("min", "road-network travel time to the nearest airport"),
@@ -151,12 +155,99 @@ SITE_COLUMNS: dict[str, tuple[str, str]] = {
     "dist_power_m": ("m", "distance to the nearest existing power line"),
     "dist_gas_m": ("m", "distance to the nearest existing gas pipe"),
     "dist_telecom_m": ("m", "distance to the nearest existing telecom line"),
+    "dist_heat_m": ("m", "distance to the nearest existing district-heating pipe"),
+    **{
+        f"{net}_on_site": ("", f"an existing {net} line crosses or touches the site")
+        for net in ("water", "sewer", "power", "gas", "heat", "telecom")
+    },
+    **{
+        f"dist_{net}_planned_m": ("m", f"distance to the nearest planned {net} line")
+        for net in ("water", "sewer", "power", "gas", "heat", "telecom")
+    },
+    **{
+        f"{net}_diameter_mm": ("mm", f"diameter of the nearest existing {net} pipe")
+        for net in ("water", "sewer", "gas", "heat")
+    },
+    "power_voltage": ("", "voltage class of the nearest power line: ww, w (HV), s (MV), n (LV)"),
     "power_capacity_mw": ("MW", "free capacity of the nearest substation"),
+    "dist_substation_m": ("m", "distance to the nearest substation (GPZ)"),
     "flood_share": ("share", "share of the site in the Q1% flood hazard zone"),
     "natura_share": ("share", "share of the site in Natura 2000"),
     "forest_share": ("share", "share of the site under forest"),
+    "dist_hv_line_m": ("m", "distance to the nearest high-voltage (≥ 110 kV) line"),
+    "hv_corridor_share": ("share", "share of the site within 30 m of a high-voltage line"),
+    "buildable_share": (
+        "share",
+        "share left after flood zone, Natura 2000, forest, water and HV corridors",
+    ),
+    "compactness": ("share", "Polsby–Popper 4πA/P² (1 = circle, low = elongated)"),
+    "usable_width_m": ("m", "diameter of the largest circle that fits in the site"),
     "slope_mean_pct": ("%", "mean slope from the DEM"),
+    "slope_max_pct": ("%", "maximum slope from the DEM"),
 }
+
+# Columns of text (or flags) in the site table: never a numeric criterion.
+TEXT_COLUMNS = frozenset(
+    {
+        "site_id",
+        "parcel_ids",
+        "derived_from",
+        "teryt",
+        "gmina",
+        "ownership",
+        "zoning_symbol",
+        "zoning_class",
+        "zoning_classes",
+        "zoning_plan",
+        "zoning_adopted",
+        "plan_zone",
+        "planning_instrument",
+        "junction_name",
+        "power_voltage",
+    }
+)
+
+# Where each criterion comes from (canonical input layers); the data date of a value is
+# the date of these layers in ``run_info["data_dates"]``.
+COLUMN_SOURCES: dict[str, tuple[str, ...]] = {
+    "area_ha": ("parcels",),
+    "registered_area_ha": ("parcels",),
+    "ownership": ("parcels",),
+    "zoning_symbol": ("zoning",),
+    "zoning_class": ("zoning",),
+    "zoning_share": ("zoning",),
+    "zoning_classes": ("zoning",),
+    "plan_zone": ("plan_zones",),
+    "no_plan_ogolny": ("plan_zones",),
+    "time_junction_min": ("roads", "junctions"),
+    "time_centre_min": ("roads",),
+    "time_airport_min": ("roads", "airports"),
+    "time_rail_freight_min": ("roads", "stations"),
+    "time_station_min": ("roads", "stations"),
+    "dist_junction_m": ("junctions",),
+    "dist_station_m": ("stations",),
+    "dist_rail_freight_m": ("stations",),
+    "dist_airport_m": ("airports",),
+    "power_capacity_mw": ("substations",),
+    "dist_substation_m": ("substations",),
+    "flood_share": ("flood",),
+    "natura_share": ("natura2000",),
+    "forest_share": ("forest",),
+    "dist_hv_line_m": ("power_lines", "utilities"),
+    "hv_corridor_share": ("power_lines", "utilities"),
+    "buildable_share": ("flood", "natura2000", "forest", "water", "power_lines"),
+    "slope_mean_pct": ("dem",),
+    "slope_max_pct": ("dem",),
+}
+
+
+def column_source(name: str) -> tuple[str, ...]:
+    """Input layers a site column is computed from (utilities columns from ``utilities``)."""
+    if name in COLUMN_SOURCES:
+        return COLUMN_SOURCES[name]
+    if any(net in name for net in ("water", "sewer", "power", "gas", "heat", "telecom")):
+        return ("utilities",)
+    return ("parcels",)
 
 
 def score_col(profile: str) -> str:

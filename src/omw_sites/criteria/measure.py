@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 
-from omw_sites.config import CORE_CENTRE_2180
+from omw_sites.config import CORE_CENTRE_2180, HV_CORRIDOR_M
 from omw_sites.criteria.geometry import (
+    class_shares,
     largest_overlap,
     nearest_distance,
     overlap_share,
@@ -39,12 +41,9 @@ def measure_sites(sites: gpd.GeoDataFrame, raw: RawData) -> gpd.GeoDataFrame:
     _access(out, geoms, raw)
     _network_times(out, geoms, raw)
     _utilities(out, geoms, raw)
-    out["flood_share"] = overlap_share(geoms, areas, raw["flood"].geometry.to_numpy())
-    out["natura_share"] = overlap_share(geoms, areas, raw["natura2000"].geometry.to_numpy())
-    forest = raw.get("forest")
-    out["forest_share"] = (
-        overlap_share(geoms, areas, forest.geometry.to_numpy()) if forest is not None else 0.0
-    )
+    _constraints(out, geoms, areas, raw)
+    _shape(out, geoms, areas)
+    _plan_ogolny(out, raw)
     if raw.dem_path is not None:
         mean, mx = zonal_slope(raw.dem_path, geoms)
         out["slope_mean_pct"] = np.round(mean, 2)
@@ -86,6 +85,7 @@ def _planning(out, geoms, areas, raw: RawData) -> None:
     out["zoning_symbol"] = np.where(has, zoning["symbol_raw"].to_numpy()[pick], "")
     out["zoning_class"] = np.where(has, zoning["classes"].to_numpy()[pick], "")
     out["zoning_share"] = zshare
+    out["zoning_classes"] = class_shares(geoms, areas, zoning, "classes")
     out["zoning_plan"] = np.where(has, zoning["plan_name"].to_numpy()[pick], "")
     out["zoning_adopted"] = np.where(has, zoning["adopted"].to_numpy()[pick], "")
     plan = raw.get("plan_zones")
@@ -137,19 +137,82 @@ def _network_times(out, geoms, raw: RawData) -> None:
 
 
 def _utilities(out, geoms, raw: RawData) -> None:
+    """Per network: on site, distance to the nearest existing and planned line; capacity."""
     util = raw["utilities"]
     existing = util["status"].to_numpy() == "existing"
     network = util["network"].to_numpy()
     lines = util.geometry.to_numpy()
     for name in NETWORKS.values():
-        if name == "heat":  # heat is reported in later issues; not a skeleton criterion
-            continue
-        sel = lines[existing & (network == name)]
-        out[f"dist_{name}_m"], _ = nearest_distance(geoms, sel)
+        this = network == name
+        d, i = nearest_distance(geoms, lines[existing & this])
+        out[f"dist_{name}_m"] = d
+        out[f"{name}_on_site"] = d == 0.0
+        out[f"dist_{name}_planned_m"], _ = nearest_distance(geoms, lines[~existing & this])
+        if name in ("water", "sewer", "gas", "heat"):
+            diam = util["diameter_mm"].to_numpy(dtype=float)[existing & this]
+            out[f"{name}_diameter_mm"] = np.where(i >= 0, diam[np.maximum(i, 0)], np.nan)
+        if name == "power":
+            volt = util["voltage"].to_numpy()[existing & this]
+            out["power_voltage"] = np.where(i >= 0, volt[np.maximum(i, 0)], "")
     subs = raw.get("substations")
     if subs is not None and len(subs):
-        _, si = nearest_distance(geoms, subs.geometry.to_numpy())
+        d, si = nearest_distance(geoms, subs.geometry.to_numpy())
         cap = subs["capacity_mw"].to_numpy(dtype=float)
         out["power_capacity_mw"] = np.where(si >= 0, cap[np.maximum(si, 0)], np.nan)
+        out["dist_substation_m"] = d
     else:
         out["power_capacity_mw"] = np.nan
+        out["dist_substation_m"] = np.inf
+
+
+def _hv_lines(raw: RawData) -> np.ndarray:
+    """High-voltage (≥ 110 kV) overhead lines: BDOT10k SULN and GESUT power lines w/ww."""
+    parts = []
+    pl = raw.get("power_lines")
+    if pl is not None and len(pl):
+        kv_col = next((c for c in ("voltage_kv", "NAPIECIE") if c in pl), None)
+        if kv_col is not None:
+            kv = pd.to_numeric(pl[kv_col], errors="coerce").to_numpy()
+            parts.append(pl.geometry.to_numpy()[kv >= 110])
+    util = raw["utilities"]
+    hv = (util["network"].to_numpy() == "power") & np.isin(util["voltage"].to_numpy(), ("w", "ww"))
+    parts.append(util.geometry.to_numpy()[hv & (util["status"].to_numpy() == "existing")])
+    return np.concatenate(parts) if parts else np.array([], dtype=object)
+
+
+def _constraints(out, geoms, areas, raw: RawData) -> None:
+    """Flood, Natura 2000, forest, HV corridors, and what stays buildable after them."""
+    flood = raw["flood"].geometry.to_numpy()
+    natura = raw["natura2000"].geometry.to_numpy()
+    forest_layer = raw.get("forest")
+    forest = forest_layer.geometry.to_numpy() if forest_layer is not None else np.array([])
+    water_layer = raw.get("water")
+    water = water_layer.geometry.to_numpy() if water_layer is not None else np.array([])
+    hv = _hv_lines(raw)
+    corridor = shapely.buffer(hv, HV_CORRIDOR_M) if len(hv) else np.array([], dtype=object)
+    out["flood_share"] = overlap_share(geoms, areas, flood)
+    out["natura_share"] = overlap_share(geoms, areas, natura)
+    out["forest_share"] = overlap_share(geoms, areas, forest)
+    out["dist_hv_line_m"], _ = nearest_distance(geoms, hv)
+    out["hv_corridor_share"] = overlap_share(geoms, areas, corridor)
+    blocked = np.concatenate([a for a in (flood, natura, forest, water, corridor) if len(a)])
+    out["buildable_share"] = 1.0 - overlap_share(geoms, areas, blocked)
+
+
+def _shape(out, geoms, areas) -> None:
+    """Compactness (Polsby–Popper 4πA/P², 1 = circle) and usable width (m)."""
+    perimeter = shapely.length(geoms)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["compactness"] = np.round(
+            np.where(perimeter > 0, 4 * np.pi * areas / perimeter**2, 0.0), 3
+        )
+    # the widest circle that fits: a building footprint's limiting dimension
+    mic = shapely.maximum_inscribed_circle(geoms, tolerance=1.0)
+    out["usable_width_m"] = np.round(2 * shapely.length(mic), 1)
+
+
+def _plan_ogolny(out, raw: RawData) -> None:
+    """Whether the site's gmina has adopted a plan ogólny (required from 1 July 2026)."""
+    plan = raw.get("plan_zones")
+    covered = set(plan["teryt"]) if plan is not None and "teryt" in plan else set()
+    out["no_plan_ogolny"] = ~out["teryt"].isin(covered).to_numpy()
