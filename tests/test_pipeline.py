@@ -178,3 +178,16 @@ def test_bad_records_are_quarantined_with_file_record_and_rule(raw_copy, tmp_pat
     assert (q["rule"] == "unique parcel ID").sum() == 1
     info = read_run_info(tmp_path / "o/omw_sites.gpkg")
     assert info["ingest"]["parcels"]["kept"] == len(gdf) - 2
+
+
+def test_every_column_is_documented_with_unit_source_and_date(demo_store):
+    info = read_run_info(demo_store)
+    sites = read_sites(demo_store, read_geometry=False)
+    for col in SITE_COLUMNS:
+        doc = info["columns"][col]
+        assert doc["meaning"] and doc["sources"], col
+        assert doc["data_date"], col
+    per_profile = tuple(f"_{p['name']}" for p in info["profiles"])
+    measured = [c for c in sites.columns if not c.endswith(per_profile)]
+    undocumented = [c for c in measured if c not in SITE_COLUMNS]
+    assert not undocumented, f"site columns missing from layers.SITE_COLUMNS: {undocumented}"

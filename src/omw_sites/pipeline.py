@@ -21,6 +21,7 @@ from omw_sites.layers import (
     REFERENCE_LAYERS,
     SITE_COLUMNS,
     STORE_FILE,
+    column_source,
     rank_col,
     score_col,
 )
@@ -139,7 +140,18 @@ def run(
             for p in profs
         ],
         "data_dates": raw.data_dates,
-        "units": {c: u for c, (u, _) in SITE_COLUMNS.items()} | {"slope_max_pct": "%"},
+        "units": {c: u for c, (u, _) in SITE_COLUMNS.items()},
+        "columns": {
+            c: {
+                "unit": u,
+                "meaning": m,
+                "sources": list(column_source(c)),
+                "data_date": max(
+                    (raw.data_dates.get(k, "") for k in column_source(c)), default=""
+                ),
+            }
+            for c, (u, m) in SITE_COLUMNS.items()
+        },
         "counts": {"parcels": len(parcels), "sites": len(scored)},
         "ingest": raw.stats,
     }
