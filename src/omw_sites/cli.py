@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from omw_sites.config import get_settings
@@ -73,12 +74,28 @@ def run(
     from omw_sites.pipeline import run as run_pipeline
 
     t0 = time.perf_counter()
+    stages = ["profiles", "ingest", "sites", "criteria", "scoring", "store"]
+    bar = Progress(
+        TextColumn("[bold]{task.description:<9}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+    task = bar.add_task("pipeline", total=len(stages))
 
     def progress(stage: str, msg: str, n: int) -> None:
         console.print(f"  [green]✓[/] {stage:<9} {escape(msg)}", highlight=False, soft_wrap=True)
+        if stage in stages:
+            bar.update(task, description=stage, completed=stages.index(stage))
 
     try:
-        summary = run_pipeline(raw, out_dir, profiles=profile or None, progress=progress, top_n=top)
+        with bar:
+            summary = run_pipeline(
+                raw, out_dir, profiles=profile or None, progress=progress, top_n=top
+            )
     except USER_ERRORS as exc:
         _fail(exc)
     for p in summary.profiles:
