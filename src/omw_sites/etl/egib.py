@@ -1,9 +1,33 @@
-"""EGiB cadastral parcels: parcel-ID parsing and ownership classes."""
+"""EGiB cadastral parcels: parcel IDs, ownership, GML 2015/2021 and vector exports."""
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
+
+import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
+
+from omw_sites.config import AREA_TOLERANCE
+from omw_sites.etl.errors import IngestError
+from omw_sites.etl.gml import (
+    DEFAULT_LIMITS,
+    GML_NAMESPACES,
+    Limits,
+    first,
+    geometry,
+    iter_features,
+    properties,
+    root_info,
+    to_work_crs,
+)
+from omw_sites.etl.gml import (
+    pick_namespace as _pick,
+)
+from omw_sites.etl.result import LayerResult, concat_quarantine, quarantine_rows
+from omw_sites.layers import WORK_CRS
 
 # WWPPGG_R.OOOO[.AR_n].NR[/sub] — matched all 4,413 real Mokotów IDs (FORMATS.md)
 PARCEL_ID_PATTERN = (
@@ -38,21 +62,44 @@ OWNERSHIP_BY_TEXT = {
 def parse_parcel_ids(ids: pd.Series) -> pd.DataFrame:
     """Split EGiB parcel IDs into their parts (vectorised).
 
-    Returns a frame with ``teryt`` (7 digits: WWPPGG + gmina type R), ``obreb``,
-    ``sheet`` (map sheet, may be missing), ``number`` and ``valid`` (bool). Malformed IDs
-    have ``valid == False`` and missing parts.
+    Returns a frame with ``teryt`` (7 digits: WWPPGG + gmina type R), ``unit`` (WWPPGG),
+    ``gmina_type`` (R), ``obreb``, ``sheet`` (map sheet, may be missing), ``number``
+    (with sub-number), ``base_number``, ``sub_number``, ``valid`` (bool) and ``reason``
+    (why an ID is malformed; empty for valid IDs).
     """
-    parts = ids.astype(str).str.strip().str.extract(PARCEL_ID_PATTERN)
+    text = ids.astype(str).str.strip()
+    parts = text.str.extract(PARCEL_ID_PATTERN)
+    number = parts["number"].str.split("/", n=1, expand=True).reindex(columns=[0, 1])
     out = pd.DataFrame(
         {
             "teryt": parts["teryt6"] + parts["kind"],
+            "unit": parts["teryt6"],
+            "gmina_type": parts["kind"],
             "obreb": parts["obreb"],
             "sheet": parts["sheet"],
             "number": parts["number"],
+            "base_number": number[0],
+            "sub_number": number[1],
         },
         index=ids.index,
     )
-    out["valid"] = parts["teryt6"].notna().to_numpy()
+    valid = parts["teryt6"].notna().to_numpy()
+    out["valid"] = valid
+    reason = np.full(len(text), "", dtype=object)
+    bad = ~valid
+    if bad.any():
+        t = text[bad]
+        conditions = [
+            (t.isin(["", "nan", "None"]), "empty parcel ID"),
+            (~t.str.match(r"^\d{6}_\d\."), "TERYT unit must be WWPPGG_R (6 digits, '_', 1 digit)"),
+            (~t.str.match(r"^\d{6}_\d\.\d{4}\."), "obręb must be 4 digits after the TERYT unit"),
+            (~t.str.match(r"^\d{6}_\d\.\d{4}\.(?:AR_\d+\.)?"), "map sheet must be AR_<n>"),
+        ]
+        why = np.full(len(t), "parcel number must be digits with an optional /sub-number", object)
+        for cond, msg in reversed(conditions):
+            why = np.where(cond.to_numpy(), msg, why)
+        reason[bad] = why
+    out["reason"] = reason
     return out
 
 
@@ -76,3 +123,319 @@ def area_mismatch(
             registered_ha > 0, registered_ha, np.nan
         )
     return np.nan_to_num(rel, nan=0.0) > tolerance
+
+
+# ----------------------------------------------------------------------------- canonical
+ID_RULE = "parcel ID WWPPGG_R.OOOO[.AR_n].NR[/sub]"
+
+
+def canonical_parcels(
+    ids: pd.Series,
+    geoms: np.ndarray,
+    registered_ha: pd.Series,
+    groups: pd.Series,
+    kw: pd.Series,
+    file: object,
+    layer: str | None,
+    tolerance: float = AREA_TOLERANCE,
+    extra: dict[str, pd.Series] | None = None,
+    attributes: pd.DataFrame | None = None,
+) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+    """Canonical ``parcels`` layer (EPSG:2180 geometries) and its quarantine.
+
+    Malformed and duplicate IDs are quarantined with the reason; the first of duplicate
+    IDs is kept. Registered area (ha) is kept beside the polygon's area and
+    ``area_mismatch`` flags a relative difference above ``tolerance``.
+    """
+    ids = ids.astype(str).str.strip().reset_index(drop=True)
+    registered_ha = pd.to_numeric(registered_ha, errors="coerce").reset_index(drop=True)
+    groups = groups.reset_index(drop=True)
+    kw = kw.reset_index(drop=True)
+    attributes = attributes.reset_index(drop=True) if attributes is not None else None
+    extra = {k: v.reset_index(drop=True) for k, v in (extra or {}).items()}
+    parts = parse_parcel_ids(ids)
+    bad_id = ~parts["valid"].to_numpy()
+    dup = ids.duplicated(keep="first").to_numpy() & ~bad_id
+    q = [
+        quarantine_rows(
+            file,
+            layer,
+            ids[bad_id],
+            ID_RULE,
+            "malformed parcel ID: " + parts["reason"][bad_id],
+            attributes[bad_id] if attributes is not None else None,
+        ),
+        quarantine_rows(
+            file,
+            layer,
+            ids[dup],
+            "unique parcel ID",
+            "duplicate parcel ID; the first is kept",
+            attributes[dup] if attributes is not None else None,
+        ),
+    ]
+    keep = ~(bad_id | dup)
+    geoms = np.asarray(geoms)[keep]
+    parts = parts[keep]
+    area_ha = shapely.area(geoms) / 1e4
+    reg = registered_ha[keep].to_numpy(dtype=float)
+    cols = {
+        "parcel_id": ids[keep].to_numpy(),
+        "teryt": parts["teryt"].to_numpy(),
+        "obreb": parts["obreb"].to_numpy(),
+        "number": parts["number"].to_numpy(),
+        "area_ha": area_ha,
+        "registered_area_ha": np.where(np.isnan(reg), area_ha, reg),
+        "area_mismatch": area_mismatch(area_ha, reg, tolerance),
+        "ownership": ownership_class(groups[keep]).to_numpy(),
+        "kw": kw[keep].fillna("").astype(str).to_numpy(),
+        "sheet": parts["sheet"].fillna("").to_numpy(),
+        "gmina_type": parts["gmina_type"].to_numpy(),
+        "base_number": parts["base_number"].to_numpy(),
+        "sub_number": parts["sub_number"].fillna("").to_numpy(),
+        "registered_area_missing": np.isnan(reg),
+    }
+    cols |= {k: v[keep].to_numpy() for k, v in extra.items()}
+    out = gpd.GeoDataFrame(cols, geometry=geoms, crs=WORK_CRS)
+    return out, concat_quarantine(q)
+
+
+def read_ownership_table(path: str | Path, ids: pd.Series) -> pd.Series:
+    """Ownership value per parcel ID from a side table (``ID_DZIALKI`` + ``ownership``).
+
+    The value column may be ``ownership`` (text classes) or ``GRUPA_REJESTROWA`` (codes).
+    IDs absent from the table map to missing.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        msg = f"not UTF-8 text at byte {exc.start}; re-save the table as UTF-8"
+        raise IngestError(path, msg, rule="text in UTF-8") from exc
+    except OSError as exc:
+        raise IngestError(path, f"cannot read the ownership table: {exc}") from exc
+    try:
+        table = pd.read_csv(io.StringIO(text), dtype=str)
+    except Exception as exc:
+        raise IngestError(path, f"cannot read the ownership table: {exc}") from exc
+    table.columns = [c.strip().upper() for c in table.columns]
+    value = next((c for c in ("GRUPA_REJESTROWA", "OWNERSHIP") if c in table), None)
+    if "ID_DZIALKI" not in table or value is None:
+        raise IngestError(
+            path,
+            "ownership table needs columns ID_DZIALKI and ownership (or GRUPA_REJESTROWA)",
+            rule="required columns",
+        )
+    lookup = table.drop_duplicates("ID_DZIALKI").set_index("ID_DZIALKI")[value]
+    return ids.astype(str).str.strip().map(lookup)
+
+
+# ----------------------------------------------------------------------------- GML
+EGIB_2015 = "urn:gugik:specyfikacje:gmlas:ewidencjaGruntowBudynkow:1.0"
+EGIB_2021 = "ewidencjaGruntowIBudynkow:1.0"
+PARCEL = "EGB_DzialkaEwidencyjna"
+JRG = "EGB_JednostkaRejestrowaGruntow"
+
+
+def egib_schema(namespace: str) -> str | None:
+    """``2015`` or ``2021`` for an EGiB namespace, None for anything else."""
+    if "ewidencjaGruntowIBudynkow" in namespace:
+        return "2021"
+    if "ewidencjaGruntowBudynkow" in namespace:
+        return "2015"
+    return None
+
+
+def read_egib_gml(
+    path: str | Path,
+    crs: str | int | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    tolerance: float = AREA_TOLERANCE,
+) -> LayerResult:
+    """Read the parcels of an EGiB GML file (2015 or 2021 schema) into ``parcels``.
+
+    Streams the file; keeps the current version of each parcel (the one without
+    ``koniecWersjaObiekt``; the latest ``startWersjaObiekt`` if several), drops parcels
+    that ended (``koniecObiekt``), resolves ownership groups through the registration
+    unit (``JRG``/``JRG2`` → ``grupaRejestrowa``) where the file holds them, and
+    reprojects from the ``srsName`` (EPSG:2176–2180 in northing-easting order).
+
+    Raises
+    ------
+    IngestError
+        Empty, truncated or malformed XML, not EGiB, no parcels, no CRS, limits exceeded.
+    """
+    path = Path(path)
+    _, namespaces = root_info(path, limits)
+    ns = _pick(path, namespaces, egib_schema, limits)
+    if ns is None:
+        found = ", ".join(sorted(set(namespaces.values()))) or "none"
+        msg = (
+            "not an EGiB GML file: no ewidencjaGruntowBudynkow (2015) or "
+            f"ewidencjaGruntowIBudynkow (2021) namespace (found: {found})"
+        )
+        raise IngestError(path, msg, rule="known namespace")
+    schema = egib_schema(ns)
+    area_tag = "powierzchniaEwidencyjna" if schema == "2015" else "poleEwidencyjne"
+    rows: list[tuple] = []
+    geoms: list = []
+    srs: list = []
+    groups: dict[str, str] = {}
+    for el in iter_features(path, ns, (PARCEL, JRG), limits):
+        props = properties(el)
+        if el.tag.endswith(JRG):
+            g = first(props, "grupaRejestrowa")
+            if g:
+                for key in (el.get(f"{{{GML_NAMESPACES[0]}}}id"), first(props, "lokalnyId")):
+                    if key:
+                        groups[key] = g
+            continue
+        geom_el = next((c for c in el if c.tag == f"{{{ns}}}geometria"), None)
+        g, s = geometry(geom_el)
+        geoms.append(g)
+        srs.append(s)
+        jrg = first(props, "JRG2@href") or first(props, "JRG@href") or ""
+        rows.append(
+            (
+                first(props, "idDzialki", ""),
+                first(props, "lokalnyId", ""),
+                first(props, "startWersjaObiekt", ""),
+                first(props, "koniecWersjaObiekt", ""),
+                first(props, "koniecObiekt", ""),
+                first(props, area_tag),
+                first(props, "numerKW", ""),
+                first(props, "grupaRejestrowa"),
+                jrg.rsplit(":", 1)[-1].lstrip("#") if jrg else "",
+                ",".join(dict.fromkeys(props.get("OFU", []))),
+            )
+        )
+    if not rows:
+        raise IngestError(path, f"no {PARCEL} features", layer=PARCEL, rule="parcels present")
+    df = pd.DataFrame(
+        rows,
+        columns=[
+            "ID_DZIALKI", "LOKALNY_ID", "START_WERSJA", "KONIEC_WERSJA", "KONIEC_OBIEKT",
+            "POLE_EWIDENCYJNE", "KW", "GRUPA_REJESTROWA", "JRG", "OFU",
+        ],
+    )  # fmt: skip
+    arr, crs_in = to_work_crs(path, PARCEL, geoms, srs, crs)
+    n_read = len(df)
+    current = _current_versions(df)
+    df, arr = df[current].reset_index(drop=True), arr[current]
+    if groups:
+        df["GRUPA_REJESTROWA"] = df["GRUPA_REJESTROWA"].fillna(df["JRG"].map(groups))
+    frame, q, repaired = _valid_geoms(df, arr, path)
+    frame_out, q2 = canonical_parcels(
+        frame["ID_DZIALKI"],
+        frame.geometry.to_numpy(),
+        frame["POLE_EWIDENCYJNE"],
+        frame["GRUPA_REJESTROWA"],
+        frame["KW"],
+        path,
+        PARCEL,
+        tolerance,
+        extra={
+            "local_id": frame["LOKALNY_ID"],
+            "version_start": frame["START_WERSJA"],
+            "land_use": frame["OFU"],
+        },
+        attributes=frame.drop(columns="geometry"),
+    )
+    return LayerResult(
+        "parcels",
+        frame_out,
+        concat_quarantine([q, q2]),
+        f"egib-gml-{schema}",
+        PARCEL,
+        crs_in,
+        n_read,
+        repaired,
+        extra={"versions": n_read, "current": int(current.sum())},
+    )
+
+
+def _current_versions(df: pd.DataFrame) -> np.ndarray:
+    """Mask of the current version of each parcel (by local ID, else parcel ID)."""
+    live = (df["KONIEC_WERSJA"] == "") & (df["KONIEC_OBIEKT"] == "")
+    key = df["LOKALNY_ID"].where(df["LOKALNY_ID"] != "", df["ID_DZIALKI"])
+    order = df.assign(_key=key, _live=live).sort_values(
+        ["_key", "_live", "START_WERSJA"], kind="stable"
+    )
+    last = ~order["_key"].duplicated(keep="last")
+    chosen = order.index[last & order["_live"]]
+    mask = np.zeros(len(df), dtype=bool)
+    mask[chosen] = True
+    return mask
+
+
+def _valid_geoms(
+    df: pd.DataFrame, geoms: np.ndarray, path: Path
+) -> tuple[gpd.GeoDataFrame, pd.DataFrame, int]:
+    from omw_sites.etl.validate import repair_geometries
+
+    gdf = gpd.GeoDataFrame(df, geometry=list(geoms), crs=WORK_CRS)
+    ok, q, repaired = repair_geometries(gdf, PARCEL, str(path), "ID_DZIALKI")
+    return ok, q, repaired
+
+
+# ----------------------------------------------------------------------------- vector
+# parcel-ID column names seen in exports (EGiB WMS/WFS, ULDK, KIEG; GeoJSON ``fid``)
+ID_COLUMNS = ("ID_DZIALKI", "IDDZIALKI", "IDENTYFIKATOR", "ID_PARCEL", "FID")
+
+
+def read_egib_vector(
+    path: str | Path,
+    layer: str | None = None,
+    crs: str | int | None = None,
+    ownership_table: str | Path | None = None,
+    tolerance: float = AREA_TOLERANCE,
+) -> LayerResult:
+    """Read EGiB parcels from a GPKG / SHP / GeoJSON export (WFS-style columns).
+
+    Needs ``ID_DZIALKI``; uses ``POLE_EWIDENCYJNE`` (ha) and ``GRUPA_REJESTROWA`` / ``KW``
+    where present; ``ownership_table`` (e.g. ``ownership.csv``) overrides the group.
+    """
+    from omw_sites.etl.validate import repair_geometries
+    from omw_sites.etl.vector import read_vector_file
+
+    path = Path(path)
+    gdf, fmt, layer, crs_in = read_vector_file(path, layer, crs)
+    id_col = next((c for c in ID_COLUMNS if c in gdf), None)
+    if id_col is None:
+        msg = f"no parcel ID column (one of {', '.join(ID_COLUMNS)})"
+        raise IngestError(path, msg, layer=layer, rule="required columns")
+    gdf = gdf.rename(columns={id_col: "ID_DZIALKI"})
+    n_read = len(gdf)
+    gdf, q, repaired = repair_geometries(gdf, layer, str(path), "ID_DZIALKI")
+    groups = (
+        gdf["GRUPA_REJESTROWA"]
+        if "GRUPA_REJESTROWA" in gdf
+        else pd.Series(None, index=gdf.index, dtype=object)
+    )
+    if ownership_table is not None:
+        side = read_ownership_table(ownership_table, gdf["ID_DZIALKI"])
+        groups = side.fillna(groups)
+    empty = pd.Series(None, index=gdf.index, dtype=object)
+    frame, q2 = canonical_parcels(
+        gdf["ID_DZIALKI"],
+        gdf.geometry.to_numpy(),
+        gdf["POLE_EWIDENCYJNE"] if "POLE_EWIDENCYJNE" in gdf else empty,
+        groups,
+        gdf["KW"] if "KW" in gdf else empty,
+        path,
+        layer,
+        tolerance,
+        extra={"obreb_name": gdf["NAZWA_OBREBU"]} if "NAZWA_OBREBU" in gdf else None,
+        attributes=pd.DataFrame(gdf.drop(columns=gdf.geometry.name)),
+    )
+    frame["ownership_known"] = _known(groups, gdf["ID_DZIALKI"], frame)
+    return LayerResult(
+        "parcels", frame, concat_quarantine([q, q2]), fmt, layer, crs_in, n_read, repaired
+    )
+
+
+def _known(groups: pd.Series, ids: pd.Series, frame: gpd.GeoDataFrame) -> np.ndarray:
+    lookup = pd.Series(groups.notna().to_numpy(), index=ids.astype(str).str.strip().to_numpy())
+    lookup = lookup[~lookup.index.duplicated()]
+    return frame["parcel_id"].map(lookup).fillna(False).astype(bool).to_numpy()

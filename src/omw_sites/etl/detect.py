@@ -1,0 +1,182 @@
+"""Format detection and ingest of arbitrary files: which reader, then canonical layers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pyogrio
+
+from omw_sites.etl.app import app_version, read_app
+from omw_sites.etl.bdot import BDOT_NS, bdot_class, read_bdot
+from omw_sites.etl.egib import ID_COLUMNS, egib_schema, read_egib_gml, read_egib_vector
+from omw_sites.etl.errors import IngestError
+from omw_sites.etl.gesut import is_gesut, read_gesut
+from omw_sites.etl.gml import DEFAULT_LIMITS, Limits, check_size, feature_namespace, root_info
+from omw_sites.etl.mpzp import read_mpzp
+from omw_sites.etl.raster import read_dem
+from omw_sites.etl.result import LayerResult, concat_quarantine
+
+VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json")
+RASTER_SUFFIXES = (".asc", ".tif", ".tiff")
+GML_SUFFIXES = (".gml", ".xml")
+SKIP_SUFFIXES = (".gfs", ".xsd", ".prj", ".dbf", ".shx", ".cpg", ".qmd", ".md", ".txt")
+
+
+def detect_format(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> str:
+    """Detected format of ``path``.
+
+    One of ``egib-gml-2015``, ``egib-gml-2021``, ``app-gml-1.0``, ``app-gml-2.0``,
+    ``gesut-gml-2021``, ``bdot10k-gml``, ``egib-vector``, ``bdot10k-vector``,
+    ``mpzp-vector``, ``nmt-asc``, ``nmt-geotiff``, ``ownership-csv``.
+
+    Raises
+    ------
+    IngestError
+        Empty, unreadable or of no known format (naming what was found).
+    """
+    path = Path(path)
+    check_size(path, limits)
+    suffix = path.suffix.lower()
+    if suffix in GML_SUFFIXES:
+        _, namespaces = root_info(path, limits)
+        uris = set(namespaces.values())
+        used = feature_namespace(path, limits)
+        if used:
+            uris = {used}
+        for uri in uris:
+            if schema := egib_schema(uri):
+                return f"egib-gml-{schema}"
+        for uri in uris:
+            if version := app_version(uri):
+                return f"app-gml-{version}"
+        if any(is_gesut(u) for u in uris):
+            return "gesut-gml-2021"
+        if any(u.startswith(BDOT_NS) for u in uris):
+            return "bdot10k-gml"
+        msg = (
+            "unknown GML namespace(s): "
+            f"{', '.join(sorted(uris)) or 'none'}; expected EGiB, APP, GESUT or BDOT10k"
+        )
+        raise IngestError(path, msg, rule="known namespace")
+    if suffix == ".asc":
+        return "nmt-asc"
+    if suffix in (".tif", ".tiff"):
+        return "nmt-geotiff"
+    if suffix == ".csv":
+        return "ownership-csv"
+    if suffix in VECTOR_SUFFIXES:
+        try:
+            info = pyogrio.read_info(path)
+        except Exception as exc:
+            raise IngestError(path, f"cannot read the file: {exc}") from exc
+        cols = {str(c).upper() for c in info["fields"]}
+        if cols & set(ID_COLUMNS) - {"FID"} or (
+            "FID" in cols and {"NR_DZIALKI", "NR_OBREBU"} & cols
+        ):
+            return "egib-vector"
+        if (
+            "KLASADROGI" in cols
+            or bdot_class(path.stem)
+            or bdot_class(str(info.get("layer_name", "")))
+        ):
+            return "bdot10k-vector"
+        if cols & {"SYMBOL", "OZNACZENIE", "PRZEZNACZENIE"}:
+            return "mpzp-vector"
+        msg = f"cannot tell what the layer holds from its columns ({', '.join(sorted(cols))})"
+        raise IngestError(path, msg, rule="known format")
+    raise IngestError(path, f"unknown file type {suffix or '(none)'}", rule="known format")
+
+
+def ingest_file(
+    path: str | Path, crs: str | int | None = None, limits: Limits = DEFAULT_LIMITS
+) -> list[LayerResult]:
+    """Read one file with the reader its format calls for; canonical layers in EPSG:2180."""
+    path = Path(path)
+    fmt = detect_format(path, limits)
+    if fmt.startswith("egib-gml"):
+        return [read_egib_gml(path, crs, limits)]
+    if fmt == "egib-vector":
+        side = path.parent / "ownership.csv"
+        return [read_egib_vector(path, crs=crs, ownership_table=side if side.exists() else None)]
+    if fmt.startswith("app-gml"):
+        data = read_app(path, crs, limits)
+        return [r for r in (data.acts, data.zones) if r.read]
+    if fmt == "gesut-gml-2021":
+        return list(read_gesut(path, crs, limits))
+    if fmt in ("bdot10k-gml", "bdot10k-vector"):
+        return [read_bdot(path, crs=crs, limits=limits)]
+    if fmt == "mpzp-vector":
+        return [read_mpzp(path, crs=crs, limits=limits)]
+    if fmt.startswith("nmt"):
+        dem = read_dem(path, crs, limits)
+        frame = gpd.GeoDataFrame({"cells": [dem.heights.size]}, geometry=[None], crs=2180)
+        return [
+            LayerResult(
+                "dem", frame, concat_quarantine([]), fmt, path.name, f"EPSG:{dem.epsg}",
+                int(dem.heights.size), extra={"nodata_cells": int(pd.isna(dem.heights).sum())},
+            )
+        ]  # fmt: skip
+    # ownership side table: reported; joined when the parcels come from the same folder
+    try:
+        table = pd.read_csv(path, dtype=str, encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        msg = f"not UTF-8 text at byte {exc.start}; re-save the table as UTF-8"
+        raise IngestError(path, msg, rule="text in UTF-8") from exc
+    frame = gpd.GeoDataFrame(table, geometry=[None] * len(table), crs=2180)
+    return [LayerResult("ownership", frame, concat_quarantine([]), fmt, path.name, "", len(table))]
+
+
+def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
+    """Files named, and the data files inside folders named (recursively, sorted)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(
+                f for f in p.rglob("*")
+                if f.is_file() and f.suffix.lower() not in SKIP_SUFFIXES
+                and not f.name.startswith(".") and not f.name.startswith("LICENSE")
+            )  # fmt: skip
+        elif p.exists():
+            out.append(p)
+        else:
+            raise IngestError(p, "no such file or folder")
+    return out
+
+
+def ingest_paths(
+    paths: Iterable[str | Path], crs: str | int | None = None, limits: Limits = DEFAULT_LIMITS
+) -> list[LayerResult]:
+    """Read every file; any IngestError stops the whole batch (nothing is written)."""
+    results: list[LayerResult] = []
+    for path in expand_paths(paths):
+        for r in ingest_file(path, crs, limits):
+            r.extra.setdefault("file", str(path))
+            results.append(r)
+    return results
+
+
+def write_results(results: list[LayerResult], out: str | Path) -> Path:
+    """Write the layers and one ``quarantine`` table to a GeoPackage, atomically."""
+    import os
+
+    out = Path(out)
+    tmp = out.with_name(f".{out.stem}.tmp.gpkg")
+    tmp.unlink(missing_ok=True)
+    try:
+        merged: dict[str, list[gpd.GeoDataFrame]] = {}
+        for r in results:
+            if r.key in ("dem", "ownership") or not len(r.frame):
+                continue
+            merged.setdefault(r.key, []).append(r.frame.assign(source_file=r.extra.get("file", "")))
+        for key, frames in merged.items():
+            gdf = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=2180)
+            pyogrio.write_dataframe(gdf, tmp, layer=key, driver="GPKG")
+        q = concat_quarantine([r.quarantine for r in results]).astype(str)
+        pyogrio.write_dataframe(q, tmp, layer="quarantine", driver="GPKG")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out

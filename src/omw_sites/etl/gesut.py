@@ -1,0 +1,148 @@
+"""GESUT 2021 GML: utility lines and devices per network type, status, voltage, operator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from omw_sites.etl.errors import IngestError
+from omw_sites.etl.gml import (
+    DEFAULT_LIMITS,
+    GML_NAMESPACES,
+    Limits,
+    first,
+    geometry,
+    iter_features,
+    localname,
+    properties,
+    root_info,
+    to_work_crs,
+)
+from omw_sites.etl.gml import (
+    pick_namespace as _pick,
+)
+from omw_sites.etl.result import LayerResult, concat_quarantine
+from omw_sites.etl.validate import repair_geometries
+from omw_sites.layers import NETWORKS, WORK_CRS
+
+GESUT_NS = "geodezyjnaEwidencjaSieciUzbrojeniaTerenu:1.0"
+# feature type suffix → network code (rodzajSieci)
+NETWORK_BY_TYPE = {
+    "Wodociagow": "w",
+    "Kanalizacyj": "k",
+    "Elektroenergetyczn": "e",
+    "Gazow": "g",
+    "Cieplownicz": "c",
+    "Telekomunikacyjn": "t",
+    "Specjaln": "s",
+    "Niezidentyfikowan": "x",
+}
+NETWORK_NAMES = NETWORKS | {"s": "special", "x": "unidentified"}
+LINE_TYPES = tuple(
+    f"GES_Przewod{t}"
+    for t in (
+        "Wodociagowy", "Kanalizacyjny", "Elektroenergetyczny", "Gazowy", "Cieplowniczy",
+        "Telekomunikacyjny", "Specjalny", "Niezidentyfikowany",
+    )
+)  # fmt: skip
+DEVICE_TYPES = tuple(
+    f"GES_UrzadzeniaSiec{t}"
+    for t in (
+        "Wodociagowa", "Kanalizacyjna", "Elektroenergetyczna", "Gazowa", "Cieplownicza",
+        "Telekomunikacyjna", "Specjalna", "Niezidentyfikowana",
+    )
+) + ("GES_InneUrzadzeniaTowarzyszace",)  # fmt: skip
+VOLTAGE = {"ww": "extra high", "w": "high", "s": "medium", "n": "low"}
+
+
+def is_gesut(namespace: str) -> bool:
+    return "geodezyjnaEwidencjaSieciUzbrojeniaTerenu" in namespace
+
+
+def read_gesut(
+    path: str | Path, crs: str | int | None = None, limits: Limits = DEFAULT_LIMITS
+) -> tuple[LayerResult, LayerResult]:
+    """Read a GESUT GML file into ``utilities`` (lines) and ``utility_devices`` (points).
+
+    Only current versions are kept (no ``koniecWersjaObiekt`` / ``koniecObiekt``). The
+    network type comes from ``rodzajSieci`` or, where absent, the feature type name.
+    """
+    path = Path(path)
+    _, namespaces = root_info(path, limits)
+    ns = _pick(path, namespaces, is_gesut, limits)
+    if ns is None:
+        found = ", ".join(sorted(set(namespaces.values()))) or "none"
+        msg = f"not a GESUT GML file: no {GESUT_NS} namespace (found: {found})"
+        raise IngestError(path, msg, rule="known namespace")
+    gml_id = f"{{{GML_NAMESPACES[0]}}}id"
+    rows, geoms, srs = [], [], []
+    for el in iter_features(path, ns, LINE_TYPES + DEVICE_TYPES, limits):
+        props = properties(el)
+        kind = localname(el.tag)
+        g, s = geometry(next((c for c in el if localname(c.tag) == "geometria"), None))
+        geoms.append(g)
+        srs.append(s)
+        code = (first(props, "rodzajSieci") or _network_of(kind)).lower()
+        rows.append(
+            {
+                "feature_id": el.get(gml_id) or "",
+                "feature_type": kind,
+                "is_line": kind.startswith("GES_Przewod"),
+                "network_code": code,
+                "status_code": (first(props, "status") or "i").lower(),
+                "in_use": (first(props, "eksploatacja") or "c").lower() == "c",
+                "voltage": (first(props, "typPrzewodu") or first(props, "typ") or "").lower()
+                if code == "e"
+                else "",
+                "diameter_mm": first(props, "srednica"),
+                "operator": first(props, "wladajacy", ""),
+                "ended": bool(first(props, "koniecWersjaObiekt") or first(props, "koniecObiekt")),
+                "device_kind": first(props, "rodzajUrzadzenia", ""),
+            }
+        )
+    if not rows:
+        raise IngestError(path, "no GESUT lines or devices", rule="features present")
+    df = pd.DataFrame(rows)
+    arr, crs_in = to_work_crs(path, "GES_*", geoms, srs, crs)
+    n_read = len(df)
+    df["network"] = df["network_code"].map(NETWORK_NAMES).fillna("other")
+    df["status"] = df["status_code"].map({"i": "existing", "p": "planned"}).fillna("existing")
+    df["voltage_class"] = df["voltage"].map(VOLTAGE).fillna("")
+    df["diameter_mm"] = pd.to_numeric(df["diameter_mm"], errors="coerce")
+    live = ~df["ended"].to_numpy()
+    out = []
+    for key, mask in (
+        ("utilities", df["is_line"].to_numpy()),
+        ("utility_devices", ~df["is_line"].to_numpy()),
+    ):
+        sel = live & mask
+        gdf = gpd.GeoDataFrame(
+            df[sel].drop(columns=["ended", "is_line"]).reset_index(drop=True),
+            geometry=list(arr[sel]),
+            crs=WORK_CRS,
+        )
+        gdf, q, repaired = repair_geometries(gdf, key, str(path), "feature_id")
+        layer = "GES_Przewod*" if key == "utilities" else "GES_Urzadzenia*"
+        result = LayerResult(
+            key, gdf.reset_index(drop=True), concat_quarantine([q]), "gesut-gml-2021",
+            layer, crs_in, int(mask.sum()), repaired,
+            extra={"historical": int((mask & ~live).sum())},
+        )  # fmt: skip
+        out.append(result)
+    assert n_read == out[0].read + out[1].read
+    return out[0], out[1]
+
+
+def _network_of(feature_type: str) -> str:
+    return next((c for k, c in NETWORK_BY_TYPE.items() if k in feature_type), "x")
+
+
+def counts_per_network(lines: gpd.GeoDataFrame) -> dict[str, int]:
+    """Number of features per network name."""
+    return {str(k): int(v) for k, v in lines["network"].value_counts().sort_index().items()}
+
+
+__all__ = ["read_gesut", "counts_per_network", "is_gesut", "np"]
