@@ -79,17 +79,21 @@ def overlap_pairs(
     return left[keep], right[keep], inter[keep]
 
 
+Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
 def largest_overlap(
-    geoms: np.ndarray, areas: np.ndarray, layer: gpd.GeoDataFrame
+    geoms: np.ndarray, areas: np.ndarray, layer: gpd.GeoDataFrame, pairs: Pairs | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Index into ``layer`` of the polygon covering most of each geometry, and its share.
 
-    Index ``-1`` and share 0 where nothing overlaps.
+    Index ``-1`` and share 0 where nothing overlaps. ``pairs`` reuses an
+    ``overlap_pairs`` result computed for the same inputs.
     """
     n = len(geoms)
     best = np.full(n, -1, dtype=np.int64)
     share = np.zeros(n)
-    left, right, inter = overlap_pairs(geoms, areas, layer.geometry.to_numpy())
+    left, right, inter = pairs or overlap_pairs(geoms, areas, layer.geometry.to_numpy())
     if len(left) == 0:
         return best, share
     # per geometry, the pair with the largest intersection: sort by (left, -area)
@@ -104,7 +108,11 @@ def largest_overlap(
 
 
 def class_shares(
-    geoms: np.ndarray, areas: np.ndarray, layer: gpd.GeoDataFrame, column: str
+    geoms: np.ndarray,
+    areas: np.ndarray,
+    layer: gpd.GeoDataFrame,
+    column: str,
+    pairs: Pairs | None = None,
 ) -> np.ndarray:
     """Per geometry, the share of its area under each value of ``layer[column]``.
 
@@ -112,7 +120,7 @@ def class_shares(
     shares under 0.5 % (edge slivers) are left out.
     """
     out = np.full(len(geoms), "", dtype=object)
-    left, right, inter = overlap_pairs(geoms, areas, layer.geometry.to_numpy())
+    left, right, inter = pairs or overlap_pairs(geoms, areas, layer.geometry.to_numpy())
     if len(left) == 0:
         return out
     df = pd.DataFrame({"site": left, "cls": layer[column].to_numpy()[right], "a": inter})

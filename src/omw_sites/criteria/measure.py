@@ -12,6 +12,7 @@ from omw_sites.criteria.geometry import (
     class_shares,
     largest_overlap,
     nearest_distance,
+    overlap_pairs,
     overlap_share,
     point_in_polygon,
 )
@@ -79,13 +80,14 @@ def _gmina(out: gpd.GeoDataFrame, raw: RawData) -> None:
 
 def _planning(out, geoms, areas, raw: RawData) -> None:
     zoning = raw["zoning"]
-    zi, zshare = largest_overlap(geoms, areas, zoning)
+    pairs = overlap_pairs(geoms, areas, zoning.geometry.to_numpy())
+    zi, zshare = largest_overlap(geoms, areas, zoning, pairs)
     has = zi >= 0
     pick = np.maximum(zi, 0)
     out["zoning_symbol"] = np.where(has, zoning["symbol_raw"].to_numpy()[pick], "")
     out["zoning_class"] = np.where(has, zoning["classes"].to_numpy()[pick], "")
     out["zoning_share"] = zshare
-    out["zoning_classes"] = class_shares(geoms, areas, zoning, "classes")
+    out["zoning_classes"] = class_shares(geoms, areas, zoning, "classes", pairs)
     out["zoning_plan"] = np.where(has, zoning["plan_name"].to_numpy()[pick], "")
     out["zoning_adopted"] = np.where(has, zoning["adopted"].to_numpy()[pick], "")
     plan = raw.get("plan_zones")
