@@ -98,7 +98,8 @@ def test_legend_and_title(store: Path, page: str) -> None:
         assert classes.label(i) in boxes
         assert classes.colors[i] in boxes
         assert f"{classes.counts[i]:,} sites" in boxes
-    assert "excluded (91; layer off)" in boxes
+    n_excluded = int(sites["score_logistics"].isna().sum())
+    assert n_excluded > 0 and f"excluded ({n_excluded:,}; layer off)" in boxes
     assert "Logistics: investment sites" in boxes
     assert "Data date: parcels 2026-10-01" in boxes  # from run_info
     assert "<title>Logistics – investment sites (omw-sites)</title>" in page

@@ -128,3 +128,194 @@ def test_fixed_bounds_make_scores_independent_of_other_sites(tmp_path):
     full = score_profile(df, prof)["score_logistics"]
     part = score_profile(df.iloc[:2], prof)["score_logistics"]
     assert full.iloc[:2].tolist() == part.tolist()
+
+
+# ------------------------------------------------------------ profiles, engine, explain
+
+
+def _full_sites(n: int = 400, seed: int = 1) -> pd.DataFrame:
+    from omw_sites.layers import SITE_COLUMNS
+
+    rng = np.random.default_rng(seed)
+    data: dict[str, object] = {}
+    for col, (unit, _) in SITE_COLUMNS.items():
+        if unit == "share":
+            data[col] = np.where(rng.random(n) < 0.9, 0.0, rng.random(n))
+        elif unit in ("m", "%", "MW", "ha"):
+            data[col] = rng.uniform(0, {"m": 15000, "%": 6, "MW": 60, "ha": 25}[unit], n)
+        else:
+            data[col] = [f"{col}{i}" for i in range(n)]
+    data["zoning_class"] = rng.choice(["P", "U", "P/U", "MN"], n)
+    data["planning_instrument"] = "mpzp"
+    data["plan_zone"] = ""
+    data["ownership"] = "private"
+    data["site_id"] = [f"S{i:010x}" for i in range(n)]
+    return pd.DataFrame(data)
+
+
+def test_all_builtin_profiles_have_rationale_readiness_and_five_kinds():
+    profs = {p.name: p for p in load_profiles()}
+    assert {"data_centre", "technology_park"} <= set(profs)
+    dc = profs["data_centre"]
+    assert dc.weighting == "ahp" and dc.ahp_cr is not None and dc.ahp_cr < 0.1
+    assert max(dc.weights, key=dc.weights.get) == "power_capacity_mw"
+    assert profs["technology_park"].method == "topsis"
+    funcs = {c.function for p in profs.values() for c in p.criteria}
+    assert {"linear", "piecewise", "gaussian", "threshold"} <= funcs
+    for p in profs.values():
+        assert p.readiness, p.name
+        assert len(p.rationale) > 200, p.name
+
+
+def test_value_functions_threshold_and_gaussian():
+    thr = Criterion("dist_sewer_m", 1.0, "threshold", "cost", threshold=2000)
+    assert value(thr, np.array([0, 2000, 2001, np.nan])).tolist() == [1, 1, 0, 0]
+    ben = Criterion("area_ha", 1.0, "threshold", "benefit", threshold=2)
+    assert value(ben, np.array([1.9, 2.0, 50])).tolist() == [0, 1, 1]
+    g = Criterion("area_ha", 1.0, "gaussian", ideal=6, spread=2)
+    got = value(g, np.array([6.0, 8.0, 2.0, np.nan]))
+    np.testing.assert_allclose(got, [1.0, np.exp(-0.5), np.exp(-2.0), 0.0])
+
+
+def test_profile_ahp_entropy_and_method_validation(tmp_path):
+    base = "[criteria.area_ha]\nbounds = [0, 10]\n[criteria.dist_centre_m]\nbounds = [0, 9]\n"
+    ok = _write(
+        tmp_path,
+        '[weights]\nmethod = "ahp"\norder = ["area_ha", "dist_centre_m"]\n'
+        'matrix = [[1, 3], ["1/3", 1]]\n' + base,
+    )
+    prof = load_profile(ok)
+    assert prof.weights["area_ha"] == pytest.approx(0.75)
+    bad = (
+        '[weights]\nmethod = "ahp"\norder = ["area_ha", "dist_centre_m", "slope_mean_pct"]\n'
+        'matrix = [[1, 9, "1/9"], ["1/9", 1, 9], [9, "1/9", 1]]\n'
+        + base
+        + "[criteria.slope_mean_pct]\nbounds = [0, 9]\n"
+    )
+    with pytest.raises(ProfileError, match="consistency ratio .* revise"):
+        load_profile(_write(tmp_path, bad))
+    ent = load_profile(_write(tmp_path, '[weights]\nmethod = "entropy"\n' + base))
+    assert ent.weighting == "entropy"
+    with pytest.raises(ProfileError, match="method 'electre' not one of"):
+        load_profile(_write(tmp_path, 'method = "electre"\n[weights]\nmethod = "entropy"\n' + base))
+    with pytest.raises(ProfileError, match="gaussian needs"):
+        load_profile(_write(tmp_path, '[criteria.area_ha]\nweight = 1\nfunction = "gaussian"\n'))
+
+
+def test_method_and_weight_overrides_change_hash():
+    prof = load_profiles(["logistics"])[0]
+    topsis_prof = prof.with_method("topsis")
+    assert topsis_prof.method == "topsis" and topsis_prof.hash != prof.hash
+    w = prof.with_weights({"area_ha": 100})
+    assert w.weights["area_ha"] > 0.7 and w.hash not in (prof.hash, topsis_prof.hash)
+    assert sum(w.weights.values()) == pytest.approx(1.0)
+    with pytest.raises(ProfileError, match="not in profile"):
+        prof.with_weights({"dist_to_moon_m": 1})
+    with pytest.raises(ProfileError, match="not one of"):
+        prof.with_method("electre")
+
+
+@pytest.mark.parametrize("method", ["wlc", "topsis", "vikor", "promethee2"])
+def test_every_method_scores_ranks_and_is_independent_of_other_sites(method):
+    prof = load_profiles(["logistics"])[0].with_method(method)
+    df = _full_sites()
+    res = score_profile(df, prof)
+    rank = res["rank_logistics"].to_numpy()
+    score = res["score_logistics"].to_numpy()
+    eligible = rank > 0
+    assert eligible.sum() > 20
+    assert np.isnan(score[~eligible]).all() and (score[eligible] >= 0).all()
+    assert (score[eligible] <= 1).all()
+    assert rank[eligible].min() == 1
+    assert sorted(rank[eligible]) == sorted(rank_scores(-rank[eligible], eligible[eligible]))
+    if method != "promethee2":  # the shortlist re-ranks by flows, not by the score
+        order = np.argsort(rank[eligible])
+        assert np.all(np.diff(score[eligible][order]) <= 1e-12)
+        part = score_profile(df.iloc[:150], prof)["score_logistics"].to_numpy()
+        np.testing.assert_array_equal(part, score[:150])
+
+
+def test_promethee_profile_reranks_only_the_shortlist(tmp_path):
+    prof = load_profiles(["logistics"])[0]
+    from dataclasses import replace
+
+    prof = replace(prof.with_method("promethee2"), shortlist=10)
+    res = score_profile(_full_sites(), prof)
+    rank = res["rank_logistics"].to_numpy()
+    wlc_rank = score_profile(_full_sites(), load_profiles(["logistics"])[0])["rank_logistics"]
+    short = (wlc_rank > 0) & (wlc_rank <= 10)
+    assert set(rank[short.to_numpy()]) <= set(range(1, 11))
+    assert (rank[(wlc_rank > 10).to_numpy()] > 10).all()
+
+
+def test_drivers_in_words_and_explanation_table():
+    from omw_sites.scoring.engine import evaluate_profile
+    from omw_sites.scoring.explain import explain_table
+
+    prof = load_profiles(["logistics"])[0]
+    df = _full_sites()
+    df.loc[0, ["dist_junction_m", "dist_sewer_m", "zoning_class", "area_ha"]] = [
+        700.0,
+        5000.0,
+        "P",
+        10.0,
+    ]
+    df.loc[0, ["flood_share", "natura_share"]] = 0.0
+    res = score_profile(df, prof)
+    text = res["drivers_logistics"].iloc[0]
+    assert text.startswith("+ motorway junction 700 m (+0.1")
+    assert "\u2212 no sewer within 2.0 km (\u22120.03)" in text
+    excluded = res[res["rank_logistics"] == 0]
+    assert excluded["drivers_logistics"].str.startswith("excluded: ").all()
+    assert (excluded["drivers_logistics"] == "excluded: " + excluded["excluded_logistics"]).all()
+    ev = evaluate_profile(df, prof)
+    tab = explain_table(ev, df["site_id"].to_numpy())
+    assert len(tab) == len(df) * len(prof.criteria)
+    one = tab[tab["site_id"] == df["site_id"].iloc[0]]
+    assert one["contribution"].sum() == pytest.approx(res["score_logistics"].iloc[0], abs=1e-3)
+    row = one.set_index("criterion").loc["dist_junction_m"]
+    assert row["raw"] == 700.0 and row["unit"] == "m" and row["weight"] == pytest.approx(0.35)
+    assert one["lift"].sum() == pytest.approx(res["score_logistics"].iloc[0] - 0.5, abs=1e-3)
+
+
+def test_readiness_tiers_count_gaps():
+    prof = load_profiles(["logistics"])[0]
+    df = _full_sites(4)
+    df["zoning_class"] = ["P", "P", "P", "MN"]
+    df["area_ha"] = [5.0, 5.0, 5.0, 1.0]
+    df["dist_power_m"] = [100.0, 100.0, 900.0, 900.0]
+    df["dist_water_m"] = [100.0, 900.0, 900.0, 100.0]
+    df["dist_sewer_m"] = 100.0
+    res = score_profile(df, prof)
+    assert res["tier_logistics"].tolist() == ["A", "B", "C", "C"]
+    assert res["gaps_logistics"].iloc[1] == "no water and sewer within 300 m"
+    assert "below 2 ha" in res["gaps_logistics"].iloc[3]
+
+
+def test_entropy_profile_weights_from_data(tmp_path):
+    body = (
+        '[weights]\nmethod = "entropy"\n'
+        "[criteria.area_ha]\nbounds = [0, 25]\n"
+        '[criteria.dist_centre_m]\ndirection = "cost"\nbounds = [0, 15000]\n'
+    )
+    prof = load_profile(_write(tmp_path, body))
+    from omw_sites.scoring.engine import evaluate_profile
+
+    df = _full_sites()
+    df["area_ha"] = 12.5 + df["area_ha"] * 0.001  # nearly constant → low entropy weight
+    ev = evaluate_profile(df, prof)
+    assert ev.weights.sum() == pytest.approx(1.0) and ev.weights[1] > 0.9
+
+
+def test_score_sites_keeps_the_pipeline_call():
+    from omw_sites.scoring import score_sites
+
+    profs = load_profiles()
+    out = score_sites(_full_sites(50), profs)
+    for p in profs:
+        for prefix in ("score_", "rank_", "excluded_", "drivers_", "tier_", "gaps_"):
+            assert f"{prefix}{p.name}" in out.columns
+    # no column other than a profile's own may start with rank_/score_ (the API and maps
+    # treat every rank_<x> as a profile)
+    names = {p.name for p in profs}
+    assert {c[5:] for c in out.columns if c.startswith("rank_")} == names

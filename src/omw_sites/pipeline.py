@@ -146,9 +146,7 @@ def run(
                 "unit": u,
                 "meaning": m,
                 "sources": list(column_source(c)),
-                "data_date": max(
-                    (raw.data_dates.get(k, "") for k in column_source(c)), default=""
-                ),
+                "data_date": max((raw.data_dates.get(k, "") for k in column_source(c)), default=""),
             }
             for c, (u, m) in SITE_COLUMNS.items()
         },

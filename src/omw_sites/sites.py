@@ -176,5 +176,3 @@ def lineage(sites: gpd.GeoDataFrame, previous: gpd.GeoDataFrame | None) -> np.nd
     for pos, ids in pairs.groupby("site")["prev"]:
         out[new[pos]] = ",".join(sorted(set(ids)))
     return out
-
-

@@ -73,9 +73,7 @@ def parse_parcel_ids(ids: pd.Series) -> pd.DataFrame:
     # Arrow's RE2 extraction in C++: ~6× faster than pandas' per-row regex at 1M IDs
     arr = pa.array(text.to_numpy(dtype=object), type=pa.string())
     parts = pc.extract_regex(arr, PARCEL_ID_PATTERN)
-    number_parts = pc.extract_regex(
-        parts.field("number"), r"^(?P<base>\d+)(?:/(?P<sub>\d+))?$"
-    )
+    number_parts = pc.extract_regex(parts.field("number"), r"^(?P<base>\d+)(?:/(?P<sub>\d+))?$")
 
     def col(values: pa.Array) -> np.ndarray:
         """Object array with NaN for missing or empty (unmatched optional group)."""

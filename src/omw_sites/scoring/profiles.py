@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+
 from omw_sites.layers import SITE_COLUMNS
 from omw_sites.scoring.expr import ExpressionError, names_in
+from omw_sites.scoring.weights import ahp
 
-FUNCTIONS = ("linear", "piecewise", "boolean")
+FUNCTIONS = ("linear", "piecewise", "threshold", "gaussian", "boolean")
 DIRECTIONS = ("benefit", "cost")
+METHODS = ("wlc", "topsis", "vikor", "promethee2")
+WEIGHTING = ("direct", "ahp", "entropy")
 # columns a profile may use besides the site table's numeric criteria
 DERIVED = {
     "zoning_compatible": "site's designation is compatible with the profile",
@@ -48,6 +54,29 @@ class Criterion:
     bounds: tuple[float, float] | None = None
     points: tuple[tuple[float, float], ...] | None = None
     label: str = ""
+    threshold: float | None = None
+    ideal: float | None = None
+    spread: float | None = None
+
+    @property
+    def unit(self) -> str:
+        """Unit of the raw criterion (m, ha, MW, share, %, or "" for flags)."""
+        return SITE_COLUMNS.get(self.name, ("", ""))[0] or (
+            "%" if self.name.endswith("_pct") else ""
+        )
+
+    @property
+    def types(self) -> int:
+        """+1 for benefit, −1 for cost (of the raw value)."""
+        return -1 if self.direction == "cost" else 1
+
+
+@dataclass(frozen=True)
+class ReadinessCheck:
+    """One condition of readiness tiers; a site failing it has the ``gap``."""
+
+    expr: str
+    gap: str
 
 
 @dataclass(frozen=True)
@@ -71,10 +100,57 @@ class Profile:
     source: str
     hash: str
     raw_weights: dict[str, float] = field(default_factory=dict)
+    weighting: str = "direct"
+    ahp_cr: float | None = None
+    shortlist: int = 200
+    vikor_v: float = 0.5
+    preference: str = "usual"
+    readiness: tuple[ReadinessCheck, ...] = ()
+    segment_features: tuple[str, ...] = ()
 
     @property
     def weights(self) -> dict[str, float]:
         return {c.name: c.weight for c in self.criteria}
+
+    def with_method(self, method: str) -> Profile:
+        """The same profile scored with another method (its hash changes with it)."""
+        if method not in METHODS:
+            msg = f"method {method!r} not one of {', '.join(METHODS)}"
+            raise ProfileError(msg)
+        if method == self.method:
+            return self
+        return replace(self, method=method, hash=_rehash(self.hash, {"method": method}))
+
+    def with_weights(self, weights: dict[str, float], origin: str = "override") -> Profile:
+        """The same profile with direct weights for (some of) its criteria.
+
+        Criteria not in ``weights`` keep their current weight; all are renormalised to 1.
+        """
+        unknown = set(weights) - set(self.weights)
+        if unknown:
+            msg = (
+                f"{origin}: weights for criteria not in profile {self.name!r}: "
+                f"{', '.join(sorted(unknown))} (it has {', '.join(self.weights)})"
+            )
+            raise ProfileError(msg)
+        new = {c.name: float(weights.get(c.name, c.weight)) for c in self.criteria}
+        if any(not np.isfinite(w) or w < 0 for w in new.values()) or not sum(new.values()) > 0:
+            msg = f"{origin}: weights must be numbers ≥ 0 with a positive sum"
+            raise ProfileError(msg)
+        total = sum(new.values())
+        crit = tuple(replace(c, weight=new[c.name] / total) for c in self.criteria)
+        return replace(
+            self,
+            criteria=crit,
+            weighting="direct",
+            raw_weights=new,
+            hash=_rehash(self.hash, {"weights": new}),
+        )
+
+
+def _rehash(base: str, change: dict) -> str:
+    blob = base + json.dumps(change, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 def builtin_dir() -> Path:
@@ -95,7 +171,13 @@ def load_profiles(names: list[str] | None = None, directory: Path | None = None)
 
 
 def load_profile(path: str | Path) -> Profile:
-    """Read and validate one profile file."""
+    """Read and validate one profile file.
+
+    Weights are given per criterion (``weight = 35``), as an AHP pairwise matrix
+    (``[weights] method = "ahp"``, ``order = [...]``, ``matrix = [[1, "3", …], …]``; refused
+    when its consistency ratio is above 0.1) or from entropy (``[weights] method =
+    "entropy"``: computed from the eligible sites' values at scoring time).
+    """
     path = Path(path)
     if not path.exists():
         available = ", ".join(p.stem for p in builtin_dir().glob("*.toml"))
@@ -115,6 +197,12 @@ def load_profile(path: str | Path) -> Profile:
     crit_doc = doc.get("criteria")
     if not isinstance(crit_doc, dict) or not crit_doc:
         raise fail("no [criteria.<name>] tables")
+    wdoc = doc.get("weights", {})
+    if not isinstance(wdoc, dict):
+        raise fail("[weights] must be a table")
+    weighting = wdoc.get("method", "direct")
+    if weighting not in WEIGHTING:
+        raise fail(f"[weights] method {weighting!r} not one of {', '.join(WEIGHTING)}")
     raw_weights: dict[str, float] = {}
     parsed = []
     for cname, spec in crit_doc.items():
@@ -125,7 +213,7 @@ def load_profile(path: str | Path) -> Profile:
             )
         if not isinstance(spec, dict):
             raise fail(f"criterion {cname!r} must be a table")
-        weight = spec.get("weight")
+        weight = spec.get("weight", 1.0 if weighting != "direct" else None)
         if not isinstance(weight, int | float) or isinstance(weight, bool) or weight < 0:
             raise fail(f"criterion {cname!r}: weight must be a number ≥ 0 (got {weight!r})")
         func = spec.get("function", "linear")
@@ -134,14 +222,14 @@ def load_profile(path: str | Path) -> Profile:
         direction = spec.get("direction", "benefit")
         if direction not in DIRECTIONS:
             raise fail(f"criterion {cname!r}: direction must be benefit or cost")
-        bounds = points = None
+        extra: dict = {}
         if func == "linear":
             b = spec.get("bounds")
             if not (isinstance(b, list) and len(b) == 2 and b[0] < b[1]):
                 raise fail(
                     f"criterion {cname!r}: linear needs bounds = [low, high] with low < high"
                 )
-            bounds = (float(b[0]), float(b[1]))
+            extra["bounds"] = (float(b[0]), float(b[1]))
         elif func == "piecewise":
             pts = spec.get("points")
             if not (isinstance(pts, list) and len(pts) >= 2 and all(len(p) == 2 for p in pts)):
@@ -149,30 +237,74 @@ def load_profile(path: str | Path) -> Profile:
             xs = [p[0] for p in pts]
             if xs != sorted(xs) or any(not 0 <= p[1] <= 1 for p in pts):
                 raise fail(f"criterion {cname!r}: points need increasing x and values in 0..1")
-            points = tuple((float(x), float(v)) for x, v in pts)
+            extra["points"] = tuple((float(x), float(v)) for x, v in pts)
+        elif func == "threshold":
+            t = spec.get("threshold")
+            if not isinstance(t, int | float) or isinstance(t, bool):
+                raise fail(f"criterion {cname!r}: threshold needs threshold = <number>")
+            extra["threshold"] = float(t)
+        elif func == "gaussian":
+            ideal, spread = spec.get("ideal"), spec.get("spread")
+            if not isinstance(ideal, int | float) or not (
+                isinstance(spread, int | float) and spread > 0
+            ):
+                raise fail(f"criterion {cname!r}: gaussian needs ideal = <number> and spread > 0")
+            extra["ideal"], extra["spread"] = float(ideal), float(spread)
         raw_weights[cname] = float(weight)
-        parsed.append((cname, func, direction, bounds, points, str(spec.get("label", cname))))
+        parsed.append((cname, func, direction, str(spec.get("label", cname)), extra))
+    ahp_cr = None
+    if weighting == "ahp":
+        order, matrix = wdoc.get("order"), wdoc.get("matrix")
+        if not isinstance(order, list) or sorted(order) != sorted(raw_weights):
+            raise fail(
+                "[weights] ahp needs order = [every criterion once], in the matrix's order; "
+                f"criteria: {', '.join(raw_weights)}"
+            )
+        try:
+            res = ahp(matrix, order)
+        except (ValueError, TypeError) as exc:
+            raise fail(f"[weights] ahp matrix: {exc}") from exc
+        if not res.consistent:
+            raise fail(f"[weights] ahp matrix: {res.advice()}")
+        raw_weights = {c: float(w) for c, w in zip(order, res.weights, strict=True)}
+        ahp_cr = res.cr
     total = sum(raw_weights.values())
     if not total > 0:
         raise fail("weights must sum to a positive number")
     criteria = tuple(
-        Criterion(c, raw_weights[c] / total, f, d, b, p, lab) for c, f, d, b, p, lab in parsed
+        Criterion(c, raw_weights[c] / total, f, d, label=lab, **ex) for c, f, d, lab, ex in parsed
     )
     constraints = []
     for i, con in enumerate(doc.get("constraints", [])):
         expr = con.get("expr") if isinstance(con, dict) else None
         if not isinstance(expr, str):
             raise fail(f'constraint #{i + 1} needs expr = "…"')
-        try:
-            unknown = names_in(expr) - KNOWN_NAMES
-        except ExpressionError as exc:
-            raise fail(f"constraint #{i + 1}: {exc}") from exc
-        if unknown:
-            raise fail(f"constraint {expr!r} uses unknown criterion {', '.join(sorted(unknown))}")
+        _check_expr(expr, f"constraint #{i + 1}", fail)
         constraints.append(Constraint(expr, str(con.get("reason", expr))))
+    readiness = []
+    for i, chk in enumerate(doc.get("readiness", [])):
+        expr = chk.get("expr") if isinstance(chk, dict) else None
+        if not isinstance(expr, str):
+            raise fail(f'readiness check #{i + 1} needs expr = "…" and gap = "…"')
+        _check_expr(expr, f"readiness check #{i + 1}", fail)
+        readiness.append(ReadinessCheck(expr, str(chk.get("gap", f"not {expr}"))))
     method = doc.get("method", "wlc")
-    if method != "wlc":
-        raise fail(f"method {method!r} is not available yet (wlc)")
+    if method not in METHODS:
+        raise fail(f"method {method!r} not one of {', '.join(METHODS)}")
+    preference = doc.get("preference", "usual")
+    if preference != "usual":
+        raise fail("profiles score PROMETHEE II with the 'usual' preference on values")
+    shortlist = doc.get("shortlist", 200)
+    if not isinstance(shortlist, int) or not 2 <= shortlist <= 2000:
+        raise fail(f"shortlist must be an integer 2..2000 (got {shortlist!r})")
+    vikor_v = doc.get("vikor_v", 0.5)
+    if not isinstance(vikor_v, int | float) or not 0 <= vikor_v <= 1:
+        raise fail(f"vikor_v must be 0..1 (got {vikor_v!r})")
+    seg = doc.get("segments", {})
+    features = tuple(seg.get("features", ())) if isinstance(seg, dict) else ()
+    unknown = set(features) - set(NUMERIC_CRITERIA)
+    if unknown:
+        raise fail(f"[segments] features: unknown criteria {', '.join(sorted(unknown))}")
     return Profile(
         name=str(name),
         title=str(doc.get("title", name)),
@@ -187,4 +319,54 @@ def load_profile(path: str | Path) -> Profile:
         source=str(path),
         hash=hashlib.sha256(data).hexdigest()[:12],
         raw_weights=raw_weights,
+        weighting=weighting,
+        ahp_cr=ahp_cr,
+        shortlist=shortlist,
+        vikor_v=float(vikor_v),
+        preference=preference,
+        readiness=tuple(readiness),
+        segment_features=features,
     )
+
+
+def _check_expr(expr: str, what: str, fail) -> None:
+    try:
+        unknown = names_in(expr) - KNOWN_NAMES
+    except ExpressionError as exc:
+        raise fail(f"{what}: {exc}") from exc
+    if unknown:
+        raise fail(f"{what} {expr!r} uses unknown criterion {', '.join(sorted(unknown))}")
+
+
+def load_weights_file(path: str | Path) -> dict[str, float]:
+    """Direct weights from a TOML or JSON file ``{criterion = weight, …}``.
+
+    A TOML file may instead hold an AHP matrix: ``method = "ahp"``, ``order``, ``matrix``.
+    """
+    path = Path(path)
+    if not path.exists():
+        msg = f"{path}: weights file not found"
+        raise ProfileError(msg)
+    text = path.read_text(encoding="utf-8")
+    try:
+        doc = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        msg = f"{path}: cannot parse weights: {exc}"
+        raise ProfileError(msg) from exc
+    doc = doc.get("weights", doc) if isinstance(doc, dict) else doc
+    if isinstance(doc, dict) and doc.get("method") == "ahp":
+        try:
+            res = ahp(doc.get("matrix"), doc.get("order"))
+        except (ValueError, TypeError) as exc:
+            msg = f"{path}: ahp matrix: {exc}"
+            raise ProfileError(msg) from exc
+        if not res.consistent:
+            msg = f"{path}: {res.advice()}"
+            raise ProfileError(msg)
+        return {c: float(w) for c, w in zip(doc["order"], res.weights, strict=True)}
+    if not isinstance(doc, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in doc.values()
+    ):
+        msg = f"{path}: weights must be a table of criterion = number"
+        raise ProfileError(msg)
+    return {str(k): float(v) for k, v in doc.items()}

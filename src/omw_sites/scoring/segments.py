@@ -1,0 +1,183 @@
+"""Site segments: rule-based readiness tiers and data-driven clusters described in words."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from omw_sites.scoring.expr import evaluate
+
+if TYPE_CHECKING:
+    from omw_sites.scoring.engine import Evaluation
+
+TIERS = ("A", "B", "C")
+# words for a segment centroid far above (+) or below (−) the mean of a criterion
+WORDS: dict[str, tuple[str, str]] = {
+    "area_ha": ("large", "small"),
+    "dist_junction_m": ("far from motorways", "motorway-close"),
+    "dist_centre_m": ("peripheral", "central"),
+    "dist_station_m": ("far from rail stations", "near a rail station"),
+    "dist_rail_freight_m": ("far from rail freight", "near rail freight"),
+    "dist_airport_m": ("far from the airport", "near the airport"),
+    "dist_water_m": ("unserviced", "serviced"),
+    "dist_sewer_m": ("unserviced", "serviced"),
+    "dist_power_m": ("far from power lines", "near power lines"),
+    "dist_gas_m": ("no gas nearby", "gas at hand"),
+    "dist_telecom_m": ("no telecom nearby", "telecom at hand"),
+    "power_capacity_mw": ("high grid capacity", "low grid capacity"),
+    "flood_share": ("flood-prone", "dry"),
+    "natura_share": ("in Natura 2000", "outside Natura 2000"),
+    "forest_share": ("wooded", "open land"),
+    "slope_mean_pct": ("sloping", "flat"),
+}
+DEFAULT_FEATURES = (
+    "area_ha",
+    "dist_junction_m",
+    "dist_centre_m",
+    "dist_station_m",
+    "dist_water_m",
+    "dist_sewer_m",
+    "dist_power_m",
+    "slope_mean_pct",
+)
+
+
+def readiness_tiers(ev: Evaluation) -> tuple[np.ndarray, np.ndarray]:
+    """Readiness tier and gaps of every site under a profile.
+
+    Checks are the profile's ``[[readiness]]`` rules (default: zoning compatible); the
+    profile's minimum area is always one. Tier A: no gap; B: one gap; C: two or more.
+
+    Returns
+    -------
+    tiers, gaps : arrays of str (``"A"``/``"B"``/``"C"``; gaps joined with ``"; "``)
+    """
+    prof = ev.profile
+    n = len(ev.reason)
+    checks = [(c.expr, c.gap) for c in prof.readiness] or [
+        ("zoning_compatible", "zoning not compatible")
+    ]
+    fails, gaps = [], []
+    area = np.asarray(ev.columns["area_ha"], dtype=float)
+    if prof.min_area_ha > 0:
+        fails.append(~(area >= prof.min_area_ha))
+        gaps.append(f"below {prof.min_area_ha:g} ha")
+    for expr, gap in checks:
+        ok = np.broadcast_to(np.asarray(evaluate(expr, ev.columns), dtype=bool), (n,))
+        fails.append(~ok)
+        gaps.append(gap)
+    f = np.column_stack(fails) if fails else np.zeros((n, 0), bool)
+    count = f.sum(axis=1)
+    tiers = np.array(TIERS)[np.minimum(count, 2)]
+    labels = np.array(gaps, dtype=object)
+    text = np.array(["; ".join(labels[row]) for row in f], dtype=object) if n else np.array([])
+    return tiers.astype(str), text.astype(str)
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """Data-driven segments: label per site, chosen k, model scores and descriptions."""
+
+    labels: np.ndarray  # −1 where the site was not segmented (missing values)
+    k: int
+    method: str
+    scores: dict[int, float]  # silhouette (kmeans, higher better) or BIC (gmm, lower better)
+    descriptions: dict[int, str]
+    centroids: pd.DataFrame  # segment × feature, in the features' own units (medians)
+    sizes: dict[int, int]
+
+
+def describe_centroid(z: pd.Series, n_words: int = 3, min_z: float = 0.4) -> str:
+    """Words for a standardised centroid: the strongest deviations first."""
+    order = z.abs().sort_values(ascending=False)
+    words: list[str] = []
+    for col in order.index:
+        if abs(z[col]) < min_z or len(words) >= n_words:
+            break
+        high, low = WORDS.get(col, (f"high {col}", f"low {col}"))
+        word = high if z[col] > 0 else low
+        if word not in words:
+            words.append(word)
+    return ", ".join(words) or "typical"
+
+
+def segment_sites(
+    sites: pd.DataFrame,
+    features: Sequence[str] = DEFAULT_FEATURES,
+    method: str = "kmeans",
+    k_range: Sequence[int] = range(2, 8),
+    seed: int = 0,
+    sample: int = 20_000,
+) -> Segmentation:
+    """Cluster sites on standardised criteria; choose k by silhouette (KMeans) or BIC (GMM).
+
+    Parameters
+    ----------
+    sites : site table with the ``features`` columns (units as in ``layers.SITE_COLUMNS``)
+    features : criteria to cluster on; distances are log-transformed (log1p of metres)
+    method : ``"kmeans"`` or ``"gmm"``
+    k_range : candidate numbers of segments
+    seed : random seed (same seed, same segments)
+    sample : at most this many sites fit the models and score k; all are labelled
+
+    Returns
+    -------
+    Segmentation
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+    from sklearn.mixture import GaussianMixture
+    from sklearn.preprocessing import StandardScaler
+
+    if method not in ("kmeans", "gmm"):
+        msg = f"segment method {method!r} not one of kmeans, gmm"
+        raise ValueError(msg)
+    missing = [f for f in features if f not in sites.columns]
+    if missing:
+        msg = f"segments: the site table has no column {', '.join(missing)}"
+        raise ValueError(msg)
+    raw = sites[list(features)].to_numpy(dtype=float)
+    x = np.where([f.endswith("_m") for f in features], np.log1p(np.clip(raw, 0, None)), raw)
+    ok = np.isfinite(x).all(axis=1)
+    ks = [k for k in k_range if 2 <= k < ok.sum()]
+    if not ks:
+        msg = f"segments: {int(ok.sum())} sites with complete criteria are too few to cluster"
+        raise ValueError(msg)
+    scaler = StandardScaler().fit(x[ok])
+    z = scaler.transform(x[ok])
+    rng = np.random.default_rng(seed)
+    fit_idx = rng.choice(len(z), min(sample, len(z)), replace=False)
+    zf = z[fit_idx]
+    scores: dict[int, float] = {}
+    models = {}
+    for k in ks:
+        if method == "kmeans":
+            model = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(zf)
+            lab = model.labels_
+            scores[k] = (
+                float(silhouette_score(zf, lab, sample_size=min(5000, len(zf)), random_state=seed))
+                if len(set(lab)) > 1
+                else -1.0
+            )
+        else:
+            model = GaussianMixture(k, covariance_type="full", random_state=seed).fit(zf)
+            scores[k] = float(model.bic(zf))
+        models[k] = model
+    best = max(scores, key=scores.get) if method == "kmeans" else min(scores, key=scores.get)
+    labels = np.full(len(sites), -1, dtype=np.int64)
+    labels[ok] = models[best].predict(z)
+    zdf = pd.DataFrame(z, columns=list(features))
+    zdf["_seg"] = labels[ok]
+    zmean = zdf.groupby("_seg").mean()
+    rdf = pd.DataFrame(raw[ok], columns=list(features))
+    rdf["_seg"] = labels[ok]
+    centroids = rdf.groupby("_seg").median()
+    descriptions = {int(s): describe_centroid(zmean.loc[s]) for s in zmean.index}
+    sizes = {
+        int(s): int(c) for s, c in zip(*np.unique(labels[ok], return_counts=True), strict=True)
+    }
+    return Segmentation(labels, best, method, scores, descriptions, centroids, sizes)
