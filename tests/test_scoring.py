@@ -141,8 +141,9 @@ def _full_sites(n: int = 400, seed: int = 1) -> pd.DataFrame:
     for col, (unit, _) in SITE_COLUMNS.items():
         if unit == "share":
             data[col] = np.where(rng.random(n) < 0.9, 0.0, rng.random(n))
-        elif unit in ("m", "%", "MW", "ha"):
-            data[col] = rng.uniform(0, {"m": 15000, "%": 6, "MW": 60, "ha": 25}[unit], n)
+        elif unit in ("m", "%", "MW", "ha", "min", "mm"):
+            top = {"m": 15000, "%": 6, "MW": 60, "ha": 25, "min": 40, "mm": 600}[unit]
+            data[col] = rng.uniform(0, top, n)
         else:
             data[col] = [f"{col}{i}" for i in range(n)]
     data["zoning_class"] = rng.choice(["P", "U", "P/U", "MN"], n)
@@ -254,16 +255,18 @@ def test_drivers_in_words_and_explanation_table():
 
     prof = load_profiles(["logistics"])[0]
     df = _full_sites()
-    df.loc[0, ["dist_junction_m", "dist_sewer_m", "zoning_class", "area_ha"]] = [
-        700.0,
+    df.loc[0, ["time_junction_min", "dist_sewer_m", "zoning_class", "area_ha"]] = [
+        1.0,
         5000.0,
         "P",
         10.0,
     ]
     df.loc[0, ["flood_share", "natura_share"]] = 0.0
+    df.loc[0, ["time_rail_freight_min", "dist_power_m"]] = [5.0, 100.0]  # sewer: worst gap
     res = score_profile(df, prof)
     text = res["drivers_logistics"].iloc[0]
-    assert text.startswith("+ motorway junction 700 m (+0.1")
+    # 1 min → value 0.967 on [[0, 1], [3, 0.9]]; lift 0.35 × (0.967 − 0.5) = +0.16
+    assert text.startswith("+ motorway junction 1.0 min (+0.16)")
     assert "\u2212 no sewer within 2.0 km (\u22120.03)" in text
     excluded = res[res["rank_logistics"] == 0]
     assert excluded["drivers_logistics"].str.startswith("excluded: ").all()
@@ -273,8 +276,8 @@ def test_drivers_in_words_and_explanation_table():
     assert len(tab) == len(df) * len(prof.criteria)
     one = tab[tab["site_id"] == df["site_id"].iloc[0]]
     assert one["contribution"].sum() == pytest.approx(res["score_logistics"].iloc[0], abs=1e-3)
-    row = one.set_index("criterion").loc["dist_junction_m"]
-    assert row["raw"] == 700.0 and row["unit"] == "m" and row["weight"] == pytest.approx(0.35)
+    row = one.set_index("criterion").loc["time_junction_min"]
+    assert row["raw"] == 1.0 and row["unit"] == "min" and row["weight"] == pytest.approx(0.35)
     assert one["lift"].sum() == pytest.approx(res["score_logistics"].iloc[0] - 0.5, abs=1e-3)
 
 

@@ -117,7 +117,7 @@ def test_score_compare_stability_commands_write_back(store, tmp_path):
     res = runner.invoke(app, ["score", "--profile", "logistics", "--store", str(store)])
     assert res.exit_code == 0, res.output
     weights = tmp_path / "w.toml"
-    weights.write_text("dist_junction_m = 10\narea_ha = 60\n", encoding="utf-8")
+    weights.write_text("time_junction_min = 10\narea_ha = 60\n", encoding="utf-8")
     res = runner.invoke(
         app,
         ["score", "--profile", "logistics", "--method", "topsis", "--weights", str(weights)]

@@ -132,6 +132,8 @@ def run(
                 "version": p.version,
                 "hash": p.hash,
                 "method": p.method,
+                "weighting": p.weighting,
+                "ahp_cr": p.ahp_cr,
                 "weights": {c.name: round(c.weight, 6) for c in p.criteria},
                 "labels": {c.name: c.label for c in p.criteria},
                 "constraints": [c.reason for c in p.constraints],

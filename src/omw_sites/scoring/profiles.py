@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from omw_sites.layers import SITE_COLUMNS
+from omw_sites.layers import SITE_COLUMNS, TEXT_COLUMNS
 from omw_sites.scoring.expr import ExpressionError, names_in
 from omw_sites.scoring.weights import ahp
 
@@ -25,19 +25,8 @@ DERIVED = {
     "owner_public": "municipal or State Treasury land",
     "owner_municipal": "municipal land",
 }
-_TEXT = {
-    "site_id",
-    "parcel_ids",
-    "teryt",
-    "gmina",
-    "ownership",
-    "zoning_symbol",
-    "zoning_class",
-    "plan_zone",
-    "planning_instrument",
-    "junction_name",
-}
-NUMERIC_CRITERIA = tuple(c for c in SITE_COLUMNS if c not in _TEXT) + ("slope_max_pct",)
+_TEXT = set(TEXT_COLUMNS)
+NUMERIC_CRITERIA = tuple(c for c in SITE_COLUMNS if c not in _TEXT)
 KNOWN_NAMES = set(NUMERIC_CRITERIA) | set(DERIVED) | _TEXT
 
 
