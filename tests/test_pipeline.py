@@ -191,3 +191,26 @@ def test_every_column_is_documented_with_unit_source_and_date(demo_store):
     measured = [c for c in sites.columns if not c.endswith(per_profile)]
     undocumented = [c for c in measured if c not in SITE_COLUMNS]
     assert not undocumented, f"site columns missing from layers.SITE_COLUMNS: {undocumented}"
+
+
+def test_one_gmina_is_read_from_its_egib_2021_gml_export(demo_raw):
+    import json
+
+    from omw_sites.etl import load_raw
+
+    manifest = json.loads((demo_raw / "manifest.json").read_text(encoding="utf-8"))
+    n_gml = manifest["layers"]["parcels_gml"]["count"]
+    raw = load_raw(demo_raw)
+    parcels = raw["parcels"]
+    from_gml = parcels[parcels["source"] == "egib-gml-2021"]
+    assert n_gml > 0 and len(from_gml) == n_gml
+    assert len(parcels) == manifest["parcels"]  # replaced, not duplicated
+    gpkg = pyogrio.read_dataframe(demo_raw / "egib/dzialki.gpkg", layer="dzialki")
+    same = gpkg.set_index("ID_DZIALKI").loc[from_gml["parcel_id"]]
+    # the GML carries the same registered areas and, through its JRG links, ownership
+    assert np.allclose(same["POLE_EWIDENCYJNE"], from_gml["registered_area_ha"], atol=1e-4)
+    from omw_sites.etl.egib import ownership_class
+
+    assert (ownership_class(same["GRUPA_REJESTROWA"]).to_numpy() == from_gml["ownership"]).all()
+    areas = same.set_crs(2178, allow_override=True).to_crs(2180).area.to_numpy() / 1e4
+    assert np.allclose(areas, from_gml["area_ha"], rtol=0.01)

@@ -79,6 +79,9 @@ RAW_BY_KEY = {r.key: r for r in RAW_LAYERS}
 # optional side table of registered ownership per parcel (ID_DZIALKI, ownership or
 # GRUPA_REJESTROWA), as the Mokotów extract ships it; overrides the layer's own column
 OWNERSHIP_TABLE = "egib/ownership.csv"
+# EGiB GML exports (2015 or 2021 schema) in this folder replace the GPKG's parcels of the
+# same registration units (WWPPGG_R): the official export is the more authoritative copy
+EGIB_GML_DIR = "egib"
 MANIFEST = "manifest.json"  # written by the demo generator: seed, counts, data dates
 
 # Station kinds (``RODZAJ`` in stacje.gpkg)

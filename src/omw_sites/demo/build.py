@@ -21,6 +21,7 @@ import shapely
 from omw_sites.demo._common import CENTRE, stage_rng
 from omw_sites.demo.environment import build_environment
 from omw_sites.demo.geography import build_geography
+from omw_sites.demo.gml import write_egib_2021
 from omw_sites.demo.network import assemble_roads, build_backbone
 from omw_sites.demo.parcels import PARCEL_CRS, build_parcels
 from omw_sites.demo.settlement import (
@@ -32,7 +33,7 @@ from omw_sites.demo.settlement import (
 from omw_sites.demo.terrain import build_dem
 from omw_sites.demo.utilities import build_utilities
 from omw_sites.demo.zoning import build_mpzp, build_plan_zones
-from omw_sites.layers import MANIFEST, RAW_BY_KEY, RAW_LAYERS, WORK_CRS
+from omw_sites.layers import EGIB_GML_DIR, MANIFEST, RAW_BY_KEY, RAW_LAYERS, WORK_CRS
 
 GENERATOR = "omw_sites.demo"
 GENERATOR_VERSION = "1.0.0"
@@ -185,6 +186,17 @@ def _generate(root: Path, n_parcels: int, seed: int, progress: Progress) -> dict
         "flood": env.flood,
     }
     layers = _write_all(root, frames)
+    # one gmina's parcels also come as the powiat's EGiB 2021 GML export (the official
+    # exchange format); the ingest takes that gmina from the GML instead of the GPKG
+    gml_parcels = parcels.frame[parcels.frame["ID_DZIALKI"].str.startswith(GML_UNIT + ".")]
+    gml_path = root / EGIB_GML_DIR / f"{GML_UNIT}_dzialki.gml"
+    n_gml = write_egib_2021(gml_parcels, gml_path, DATA_DATES["parcels"])
+    layers["parcels_gml"] = {
+        "path": str(gml_path.relative_to(root)),
+        "layer": "EGB_DzialkaEwidencyjna",
+        "count": n_gml,
+        "crs": gml_parcels.crs.to_string(),
+    }
     dem_layer = RAW_BY_KEY["dem"]
     (root / dem_layer.path).parent.mkdir(parents=True, exist_ok=True)
     dem.write(root / dem_layer.path)
@@ -220,6 +232,9 @@ def _generate(root: Path, n_parcels: int, seed: int, progress: Progress) -> dict
         json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
     return manifest
+
+
+GML_UNIT = "141803_2"  # Lesznowola: its parcels are also written as EGiB 2021 GML
 
 
 def _write_all(root: Path, frames: Mapping[str, gpd.GeoDataFrame]) -> dict[str, dict[str, Any]]:

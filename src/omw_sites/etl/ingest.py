@@ -16,11 +16,18 @@ import rasterio
 
 from omw_sites.config import AREA_TOLERANCE
 from omw_sites.etl.crs import resolve_epsg
-from omw_sites.etl.egib import area_mismatch, ownership_class, parse_parcel_ids
+from omw_sites.etl.egib import area_mismatch, ownership_class, parse_parcel_ids, read_egib_gml
 from omw_sites.etl.errors import IngestError
 from omw_sites.etl.mpzp import parse_symbols
 from omw_sites.etl.validate import repair_geometries
-from omw_sites.layers import MANIFEST, OWNERSHIP_TABLE, RAW_LAYERS, WORK_CRS, RawLayer
+from omw_sites.layers import (
+    EGIB_GML_DIR,
+    MANIFEST,
+    OWNERSHIP_TABLE,
+    RAW_LAYERS,
+    WORK_CRS,
+    RawLayer,
+)
 
 QUARANTINE_COLUMNS = ["file", "layer", "record", "rule", "detail"]
 
@@ -88,6 +95,12 @@ def load_raw(raw_dir: str | Path, progress: Callable[[str, int], None] | None = 
         dates.setdefault(spec.key, _mtime_date(path))
         if progress:
             progress(spec.key, len(mapped))
+    gml_files = sorted((raw_dir / EGIB_GML_DIR).glob("*.gml"))
+    if gml_files and "parcels" in layers:
+        layers["parcels"], q_gml = _merge_gml_parcels(layers["parcels"], gml_files, stats)
+        quarantine.append(q_gml)
+        if progress:
+            progress("parcels (EGiB GML)", sum(stats[f.name]["kept"] for f in gml_files))
     roads = layers["roads"]
     layers["roads_main"] = roads[roads["road_class"].isin(["A", "S", "GP", "G"])].copy()
     q_all = (
@@ -96,6 +109,36 @@ def load_raw(raw_dir: str | Path, progress: Callable[[str, int], None] | None = 
         else pd.DataFrame(columns=QUARANTINE_COLUMNS)
     )
     return RawData(layers, dem_path, dates, q_all, stats)
+
+
+def _merge_gml_parcels(
+    parcels: gpd.GeoDataFrame, files: list[Path], stats: dict[str, dict[str, int]]
+) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+    """Parcels with the registration units of the EGiB GML ``files`` taken from the GML.
+
+    The GPKG's parcels of a unit (WWPPGG_R) that a GML export covers are replaced by the
+    GML's current versions; ``source`` says where each parcel came from.
+    """
+    frames, qs = [], []
+    for path in files:
+        result = read_egib_gml(path)
+        frame = result.frame.assign(source=result.source_format)
+        frames.append(frame)
+        qs.append(result.quarantine)
+        stats[path.name] = {
+            "read": result.read,
+            "kept": len(frame),
+            "repaired": result.repaired,
+            "quarantined": len(result.quarantine),
+        }
+    gml = pd.concat(frames, ignore_index=True)
+    units = set(gml["parcel_id"].str.split(".", n=1).str[0])
+    own_unit = parcels["parcel_id"].str.split(".", n=1).str[0]
+    kept = parcels[~own_unit.isin(units).to_numpy()].assign(source="gpkg")
+    columns = list(parcels.columns) + ["source"]
+    merged = pd.concat([kept, gml[columns]], ignore_index=True)
+    out = gpd.GeoDataFrame(merged, geometry="geometry", crs=parcels.crs)
+    return out, pd.concat(qs, ignore_index=True) if qs else _empty_q()
 
 
 # ----------------------------------------------------------------------------- reading
