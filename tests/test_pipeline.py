@@ -214,3 +214,23 @@ def test_one_gmina_is_read_from_its_egib_2021_gml_export(demo_raw):
     assert (ownership_class(same["GRUPA_REJESTROWA"]).to_numpy() == from_gml["ownership"]).all()
     areas = same.set_crs(2178, allow_override=True).to_crs(2180).area.to_numpy() / 1e4
     assert np.allclose(areas, from_gml["area_ha"], rtol=0.01)
+
+
+def test_one_plan_ogolny_is_read_from_its_app_gml_and_validates(demo_raw):
+    import json
+
+    from omw_sites.etl import load_raw
+
+    manifest = json.loads((demo_raw / "manifest.json").read_text(encoding="utf-8"))
+    entry = manifest["layers"]["plan_zones_gml"]
+    zones = load_raw(demo_raw)["plan_zones"]
+    from_app = zones[zones["source"] == "app-gml-2.0"]
+    assert entry["count"] > 0 and len(from_app) == entry["count"]
+    assert set(from_app["teryt"]) == {"1418043"}
+    gpkg = pyogrio.read_dataframe(demo_raw / "app/plan_ogolny.gpkg")
+    assert len(zones) == len(gpkg)  # the gmina's GPKG zones were replaced, not doubled
+    assert sorted(from_app["designation"]) == sorted(
+        gpkg.loc[gpkg["TERYT"] == "1418043", "oznaczenie"]
+    )
+    res = cli("validate", "app", str(demo_raw / entry["path"]))
+    assert res.returncode == 0, res.stdout + res.stderr

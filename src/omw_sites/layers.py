@@ -82,6 +82,9 @@ OWNERSHIP_TABLE = "egib/ownership.csv"
 # EGiB GML exports (2015 or 2021 schema) in this folder replace the GPKG's parcels of the
 # same registration units (WWPPGG_R): the official export is the more authoritative copy
 EGIB_GML_DIR = "egib"
+# APP 2.0 GML files (plan ogólny, StrefaPlanistyczna) in this folder replace the GPKG's
+# plan zones of the same gmina (TERYT from the act's namespace ``…/<TERYT>-POG``)
+APP_GML_DIR = "app"
 MANIFEST = "manifest.json"  # written by the demo generator: seed, counts, data dates
 
 # Station kinds (``RODZAJ`` in stacje.gpkg)

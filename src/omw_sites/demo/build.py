@@ -21,7 +21,7 @@ import shapely
 from omw_sites.demo._common import CENTRE, stage_rng
 from omw_sites.demo.environment import build_environment
 from omw_sites.demo.geography import build_geography
-from omw_sites.demo.gml import write_egib_2021
+from omw_sites.demo.gml import write_app_2_0, write_egib_2021
 from omw_sites.demo.network import assemble_roads, build_backbone
 from omw_sites.demo.parcels import PARCEL_CRS, build_parcels
 from omw_sites.demo.settlement import (
@@ -33,7 +33,7 @@ from omw_sites.demo.settlement import (
 from omw_sites.demo.terrain import build_dem
 from omw_sites.demo.utilities import build_utilities
 from omw_sites.demo.zoning import build_mpzp, build_plan_zones
-from omw_sites.layers import EGIB_GML_DIR, MANIFEST, RAW_BY_KEY, RAW_LAYERS, WORK_CRS
+from omw_sites.layers import APP_GML_DIR, EGIB_GML_DIR, MANIFEST, RAW_BY_KEY, RAW_LAYERS, WORK_CRS
 
 GENERATOR = "omw_sites.demo"
 GENERATOR_VERSION = "1.0.0"
@@ -197,6 +197,16 @@ def _generate(root: Path, n_parcels: int, seed: int, progress: Progress) -> dict
         "count": n_gml,
         "crs": gml_parcels.crs.to_string(),
     }
+    # one gmina's plan ogólny also comes as its APP 2.0 GML (in PL-2000 zone 7)
+    pog = plan_zones[plan_zones["TERYT"] == APP_GMINA].to_crs(PARCEL_CRS)
+    app_path = root / APP_GML_DIR / f"{APP_GMINA}_plan_ogolny.gml"
+    n_app = write_app_2_0(pog, app_path, APP_GMINA, DATA_DATES["plan_zones"])
+    layers["plan_zones_gml"] = {
+        "path": str(app_path.relative_to(root)),
+        "layer": "StrefaPlanistyczna",
+        "count": n_app,
+        "crs": PARCEL_CRS,
+    }
     dem_layer = RAW_BY_KEY["dem"]
     (root / dem_layer.path).parent.mkdir(parents=True, exist_ok=True)
     dem.write(root / dem_layer.path)
@@ -235,6 +245,7 @@ def _generate(root: Path, n_parcels: int, seed: int, progress: Progress) -> dict
 
 
 GML_UNIT = "141803_2"  # Lesznowola: its parcels are also written as EGiB 2021 GML
+APP_GMINA = "1418043"  # Piaseczno: its plan ogólny is also written as APP 2.0 GML
 
 
 def _write_all(root: Path, frames: Mapping[str, gpd.GeoDataFrame]) -> dict[str, dict[str, Any]]:

@@ -87,3 +87,81 @@ def write_egib_2021(parcels: gpd.GeoDataFrame, path: Path, version_date: str) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(parts), encoding="utf-8")
     return len(ids)
+
+
+APP_2_NS = "https://www.gov.pl/static/zagospodarowanieprzestrzenne/schemas/app/2.0"
+WFS_NS = "http://www.opengis.net/wfs/2.0"
+KPT = "https://www.gov.pl/static/zagospodarowanieprzestrzenne/ontology/KPT#KPT-MPZP-"
+ZONE_CODES = (
+    "https://www.gov.pl/static/zagospodarowanieprzestrzenne/codelist/RodzajStrefyPlanistycznejKod/"
+)
+STATUS = "http://inspire.ec.europa.eu/codelist/ProcessStepGeneralValue/legalForce"
+PARAMETERS = (
+    ("maksNadziemnaIntensywnoscZabudowy", ""),
+    ("maksUdzialPowierzchniZabudowy", ""),
+    ("maksWysokoscZabudowy", ' uom="m"'),
+    ("minUdzialPowierzchniBiologicznieCzynnej", ""),
+)
+
+
+def _surface(geom: shapely.Geometry, srs: str, gid: str) -> str:
+    polys = shapely.get_parts(geom)
+    if len(polys) == 1:
+        return _polygon(polys[0], srs, gid)
+    members = "".join(
+        f"<gml:surfaceMember>{_polygon(p, srs, f'{gid}-{k}')}</gml:surfaceMember>"
+        for k, p in enumerate(polys)
+    )
+    return f'<gml:MultiSurface gml:id="{gid}" srsName="{srs}">{members}</gml:MultiSurface>'
+
+
+def write_app_2_0(zones: gpd.GeoDataFrame, path: Path, teryt: str, version: str) -> int:
+    """Write plan ogólny zones as an APP 2.0 ``wfs:FeatureCollection`` of StrefaPlanistyczna.
+
+    ``zones`` carries the demo's GPKG columns (``lokalnyId``, ``oznaczenie``, ``symbol``,
+    ``nazwa``, ``profilPodstawowy``, the four parameters, ``obowiazujeOd``) in a PL-2000
+    or PL-1992 CRS; code-list values are written as ``xlink:href`` + ``xlink:title`` as
+    the ministry's schema has them. Returns the number of zones written.
+    """
+    epsg = zones.crs.to_epsg()
+    srs = f"http://www.opengis.net/def/crs/EPSG/0/{epsg}"
+    space = f"PL.ZIPPZP.{teryt[:4]}/{teryt}-POG"
+    stamp = version.replace("-", "") + "T000000"
+    out = [
+        '<?xml version="1.0" encoding="UTF-8"?>\n',
+        f'<wfs:FeatureCollection xmlns:wfs="{WFS_NS}" xmlns:app="{APP_2_NS}" '
+        f'xmlns:gml="{GML_NS}" xmlns:xlink="{XLINK_NS}" numberMatched="unknown" '
+        f'numberReturned="{len(zones)}" timeStamp="{version}T00:00:00Z">\n',
+    ]
+    for i, row in enumerate(zones.itertuples(index=False)):
+        local = escape(str(row.lokalnyId))
+        gid = f"{space.replace('/', '_')}_{local}_{stamp}"
+        profiles = "".join(
+            f'<app:profilPodstawowy xlink:href="{KPT}{p.strip()}" xlink:title="{p.strip()}"/>'
+            for p in str(row.profilPodstawowy).split(",")
+            if p.strip()
+        )
+        params = "".join(
+            f"<app:{tag}{attr}>{getattr(row, tag):.1f}</app:{tag}>"
+            for tag, attr in PARAMETERS
+            if getattr(row, tag) == getattr(row, tag)  # not NaN
+        )
+        out.append(
+            f'<wfs:member><app:StrefaPlanistyczna gml:id="{gid}">'
+            f"<app:idIIP><app:Identyfikator><app:przestrzenNazw>{space}</app:przestrzenNazw>"
+            f"<app:lokalnyId>{local}</app:lokalnyId><app:wersjaId>{stamp}</app:wersjaId>"
+            f"</app:Identyfikator></app:idIIP>"
+            f"<app:oznaczenie>{escape(str(row.oznaczenie))}</app:oznaczenie>"
+            f"<app:symbol>{escape(str(row.symbol))}</app:symbol>"
+            f"<app:obowiazujeOd>{escape(str(row.obowiazujeOd))}</app:obowiazujeOd>"
+            f'<app:status xlink:href="{STATUS}" xlink:title="prawnie wiążący"/>'
+            f"<app:geometria>{_surface(row.geometry, srs, f'z{i}')}</app:geometria>"
+            f'<app:nazwa xlink:href="{ZONE_CODES}{escape(str(row.symbol))}" '
+            f'xlink:title="{escape(str(row.nazwa))}"/>'
+            f"{profiles}{params}"
+            f"</app:StrefaPlanistyczna></wfs:member>\n"
+        )
+    out.append("</wfs:FeatureCollection>\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(out), encoding="utf-8")
+    return len(zones)

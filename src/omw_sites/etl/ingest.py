@@ -15,12 +15,14 @@ import pyogrio
 import rasterio
 
 from omw_sites.config import AREA_TOLERANCE
+from omw_sites.etl.app import read_app
 from omw_sites.etl.crs import resolve_epsg
 from omw_sites.etl.egib import area_mismatch, ownership_class, parse_parcel_ids, read_egib_gml
 from omw_sites.etl.errors import IngestError
 from omw_sites.etl.mpzp import parse_symbols
 from omw_sites.etl.validate import repair_geometries
 from omw_sites.layers import (
+    APP_GML_DIR,
     EGIB_GML_DIR,
     MANIFEST,
     OWNERSHIP_TABLE,
@@ -101,6 +103,13 @@ def load_raw(raw_dir: str | Path, progress: Callable[[str, int], None] | None = 
         quarantine.append(q_gml)
         if progress:
             progress("parcels (EGiB GML)", sum(stats[f.name]["kept"] for f in gml_files))
+    app_files = sorted((raw_dir / APP_GML_DIR).glob("*.gml"))
+    if app_files:
+        zones, q_app = _merge_app_zones(layers.get("plan_zones"), app_files, stats)
+        layers["plan_zones"] = zones
+        quarantine.append(q_app)
+        if progress:
+            progress("plan_zones (APP GML)", sum(stats[f.name]["kept"] for f in app_files))
     roads = layers["roads"]
     layers["roads_main"] = roads[roads["road_class"].isin(["A", "S", "GP", "G"])].copy()
     q_all = (
@@ -139,6 +148,34 @@ def _merge_gml_parcels(
     merged = pd.concat([kept, gml[columns]], ignore_index=True)
     out = gpd.GeoDataFrame(merged, geometry="geometry", crs=parcels.crs)
     return out, pd.concat(qs, ignore_index=True) if qs else _empty_q()
+
+
+def _merge_app_zones(
+    zones: gpd.GeoDataFrame | None, files: list[Path], stats: dict[str, dict[str, int]]
+) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+    """Plan ogólny zones with the gminy of the APP GML ``files`` taken from the GML."""
+    frames, qs = [], []
+    columns = ["symbol", "designation", "name", "teryt", "in_force_from"]
+    for path in files:
+        data = read_app(path)
+        frame = data.zones.frame
+        if not len(frame):
+            raise IngestError(path, "no StrefaPlanistyczna zones", rule="plan zones present")
+        frames.append(frame[[*columns, "geometry"]].assign(source=data.zones.source_format))
+        qs.append(data.zones.quarantine)
+        stats[path.name] = {
+            "read": data.zones.read,
+            "kept": len(frame),
+            "repaired": data.zones.repaired,
+            "quarantined": len(data.zones.quarantine),
+        }
+    app = pd.concat(frames, ignore_index=True)
+    parts = [app]
+    if zones is not None:
+        parts.insert(0, zones[~zones["teryt"].isin(set(app["teryt"]))].assign(source="gpkg"))
+    merged = pd.concat(parts, ignore_index=True)
+    out = gpd.GeoDataFrame(merged, geometry="geometry", crs=WORK_CRS)
+    return out, pd.concat(qs, ignore_index=True)
 
 
 # ----------------------------------------------------------------------------- reading
