@@ -206,10 +206,12 @@ def profiles() -> None:
 
 
 from omw_sites.commands import etl as _etl_commands  # noqa: E402
+from omw_sites.commands import reports as _reports_commands  # noqa: E402
 from omw_sites.commands import scoring as _scoring_commands  # noqa: E402
 
 _etl_commands.register(app)
 _scoring_commands.register(app)
+_reports_commands.register(app)
 
 
 def main() -> None:  # pragma: no cover - console entry point

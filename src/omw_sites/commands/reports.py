@@ -1,0 +1,105 @@
+"""`omw-sites` commands of the reports stage: ``balance`` and ``sheet``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+console = Console(stderr=True)
+out = Console(width=200)
+STORE = Path("data/processed/omw_sites.gpkg")
+StoreOpt = Annotated[Path, typer.Option(help="store GeoPackage")]
+
+
+def _fail(exc: BaseException | str, code: int = 2) -> None:
+    console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=code)
+
+
+def balance(
+    profile: Annotated[str, typer.Option(help="profile scored in the store")],
+    k: Annotated[int, typer.Option("--k", min=1, help="shortlist length")] = 20,
+    cap: Annotated[
+        int | None, typer.Option(min=1, help="most sites per gmina in the balanced shortlist")
+    ] = None,
+    decay: Annotated[
+        float,
+        typer.Option(help="score factor per site a gmina already holds (1 = no bonus)"),
+    ] = 0.8,
+    top_n: Annotated[
+        int | None, typer.Option(help="region's top-N for supply shares and Gini (default K)")
+    ] = None,
+    store: StoreOpt = STORE,
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for CSV and HTML")] = Path(
+        "data/processed/reports"
+    ),
+) -> None:
+    """Regional balance: supply per gmina, Gini of top-N land, balanced vs plain top-K."""
+    from omw_sites.reports.balance import balance_from_store, write_balance
+    from omw_sites.store.gpkg import StoreError
+
+    try:
+        report = balance_from_store(store, profile, k, cap=cap, decay=decay, top_n=top_n)
+        paths = write_balance(report, out_dir)
+    except (StoreError, ValueError, OSError) as exc:
+        _fail(exc)
+    s = report.summary
+    table = Table(title=f"Top {k} — {report.profile_title}: plain vs balanced")
+    for col in ("shortlist", "sites", "ha", "gminy", "Gini ha", "Gini sites", "core ha", "score"):
+        table.add_column(col, justify="left" if col == "shortlist" else "right")
+    for name in ("plain", "balanced"):
+        v = s[name]
+        table.add_row(
+            name,
+            str(v["sites"]),
+            f"{v['ha']:.1f}",
+            str(v["gminy_covered"]),
+            f"{v['gini_ha']:.3f}",
+            f"{v['gini_sites']:.3f}",
+            f"{100 * v['core_share_ha']:.1f} %",
+            f"{v['mean_score']:.3f}",
+        )
+    out.print(table)
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+    console.print(
+        f"mean score lost by balancing: {report.score_lost:.4f}; "
+        f"Gini of top-{report.top_n} land across gminy {s['region']['gini_top_ha']:.3f}",
+        highlight=False,
+    )
+    for p in paths.values():
+        console.print(f"  [green]✓[/] {p}", highlight=False)
+
+
+def sheet(
+    site: Annotated[str, typer.Argument(help="site ID (e.g. S0123456789)")],
+    lang: Annotated[str, typer.Option(help="pl | en")] = "pl",
+    pdf: Annotated[
+        bool, typer.Option("--pdf", help="also print a PDF (headless Chromium)")
+    ] = False,
+    store: StoreOpt = STORE,
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for the sheet")] = Path(
+        "data/processed/sheets"
+    ),
+) -> None:
+    """Site sheet (karta terenu inwestycyjnego) as HTML, optionally PDF, in Polish or English."""
+    from omw_sites.reports.sheet import write_sheet
+    from omw_sites.store.gpkg import StoreError
+
+    try:
+        paths = write_sheet(store, site, out_dir, lang=lang, pdf=pdf)
+    except (StoreError, ValueError, OSError, RuntimeError) as exc:
+        _fail(exc)
+    for p in paths.values():
+        console.print(f"  [green]✓[/] {p}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this stage's commands to the main app."""
+    app.command("balance")(balance)
+    app.command("sheet")(sheet)

@@ -1,0 +1,280 @@
+"""Reports: regional balance on hand-made regions and the real store; site sheet HTML and PDF."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import typer
+from conftest import need
+from typer.testing import CliRunner
+
+from omw_sites.commands.reports import register
+from omw_sites.layers import rank_col, score_col
+from omw_sites.maps.assets import external_references
+from omw_sites.reports import (
+    UnknownSiteError,
+    balanced_shortlist,
+    gini,
+    regional_balance,
+    render_sheet,
+    sheet_pdf,
+)
+from omw_sites.reports.balance import gmina_supply, plain_top
+from omw_sites.store import read_run_info, read_sites
+
+P = "logistics"
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    register(app)
+    return app
+
+
+def _sites(rows: list[tuple[str, str, float, float, str, str]]) -> pd.DataFrame:
+    """Hand-made site table: (site_id, teryt, area_ha, score or NaN, tier, ownership)."""
+    df = pd.DataFrame(rows, columns=["site_id", "teryt", "area_ha", "score", "tier", "own"])
+    score = df["score"].to_numpy(float)
+    rank = pd.Series(score).rank(ascending=False, method="min").fillna(0).astype(int)
+    return pd.DataFrame(
+        {
+            "site_id": df["site_id"],
+            "teryt": df["teryt"],
+            "gmina": df["teryt"].map({"1465011": "Warszawa", "1": "A", "2": "B", "3": "C"}),
+            "area_ha": df["area_ha"],
+            "ownership": df["own"],
+            score_col(P): score,
+            rank_col(P): rank.to_numpy(),
+            f"tier_{P}": df["tier"],
+        }
+    )
+
+
+@pytest.fixture()
+def region() -> pd.DataFrame:
+    # gmina 1 holds the three best sites; 2 and 3 one each; 1465011 (core) one excluded site
+    return _sites(
+        [
+            ("S01", "1", 10.0, 0.90, "A", "private"),
+            ("S02", "1", 20.0, 0.85, "B", "municipal"),
+            ("S03", "1", 30.0, 0.80, "B", "private"),
+            ("S04", "2", 5.0, 0.60, "C", "state"),
+            ("S05", "3", 2.0, 0.50, "A", "private"),
+            ("S06", "1465011", 7.0, np.nan, "C", "municipal"),
+        ]
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Balance: measures and the rule, where the right answer is known
+# --------------------------------------------------------------------------------------
+
+
+def test_gini_known_values() -> None:
+    assert gini([3, 3, 3, 3]) == 0.0
+    assert gini([0, 0, 0, 8]) == pytest.approx(0.75)  # (n - 1) / n
+    assert gini([1, 2, 3]) == pytest.approx(8 / 36)
+    assert gini([0, 0]) == 0.0 and gini([5]) == 0.0
+    with pytest.raises(ValueError, match="non-negative"):
+        gini([1, -1])
+
+
+def test_balanced_rule_cap_decay_and_plain(region: pd.DataFrame) -> None:
+    ids = lambda df: df["site_id"].tolist()  # noqa: E731
+    assert ids(plain_top(region, P, 3)) == ["S01", "S02", "S03"]
+    # no bonus, no cap = plain top-K
+    assert ids(balanced_shortlist(region, P, 3)) == ["S01", "S02", "S03"]
+    # cap 1: one per gmina
+    assert ids(balanced_shortlist(region, P, 3, cap=1)) == ["S01", "S04", "S05"]
+    # decay 0.8: 0.85·0.8 = 0.68 beats 0.60; then 0.80·0.64 = 0.512 loses to 0.60
+    short = balanced_shortlist(region, P, 3, decay=0.8)
+    assert ids(short) == ["S01", "S02", "S04"]
+    assert short["adjusted_score"].tolist() == pytest.approx([0.9, 0.68, 0.6])
+    # the cap leaves too few: shorter list, never an excluded site
+    assert ids(balanced_shortlist(region, P, 10, cap=1)) == ["S01", "S04", "S05"]
+    with pytest.raises(ValueError, match="decay"):
+        balanced_shortlist(region, P, 3, decay=0)
+    with pytest.raises(ValueError, match="profile 'nope'"):
+        balanced_shortlist(region, "nope", 3)
+
+
+def test_balanced_ties_are_deterministic() -> None:
+    sites = _sites([("S09", "2", 1.0, 0.5, "A", "private"), ("S08", "1", 1.0, 0.5, "A", "private")])
+    assert balanced_shortlist(sites, P, 1)["site_id"].tolist() == ["S08"]
+    assert balanced_shortlist(sites.iloc[::-1], P, 1)["site_id"].tolist() == ["S08"]
+
+
+def test_supply_per_gmina(region: pd.DataFrame) -> None:
+    gminy = pd.DataFrame({"teryt": ["1", "2", "3", "1465011", "9"], "name": list("ABCWZ")})
+    t = gmina_supply(region, P, top_n=3, gminy=gminy).set_index("teryt")
+    assert len(t) == 5 and t.loc["9", "sites"] == 0 and t.loc["9", "ha"] == 0  # no sites
+    a = t.loc["1"]
+    assert (a["sites"], a["ha"], a["eligible_sites"]) == (3, 60.0, 3)
+    assert (a["sites_tier_A"], a["ha_tier_A"], a["sites_tier_B"], a["ha_tier_B"]) == (1, 10, 2, 50)
+    assert (a["ha_private"], a["ha_municipal"], a["ha_state"]) == (40.0, 20.0, 0.0)
+    assert a["best_score"] == pytest.approx(0.9) and a["median_score"] == pytest.approx(0.85)
+    assert (a["top_sites"], a["top_ha"], a["top_share_ha"]) == (3, 60.0, 1.0)
+    w = t.loc["1465011"]
+    assert (w["sites"], w["eligible_sites"], w["top_sites"]) == (1, 0, 0)
+    assert np.isnan(w["best_score"])
+
+
+def test_regional_balance_compares_plain_and_balanced(region: pd.DataFrame) -> None:
+    gminy = pd.DataFrame({"teryt": ["1", "2", "3", "1465011"], "name": list("ABCW")})
+    rep = regional_balance(region, P, k=3, cap=1, decay=1.0, gminy=gminy)
+    plain, bal, reg = rep.summary["plain"], rep.summary["balanced"], rep.summary["region"]
+    assert plain["gminy_covered"] == 1 and bal["gminy_covered"] == 3
+    assert plain["gini_sites"] == pytest.approx(0.75)  # all in one of four gminy
+    assert bal["gini_sites"] == pytest.approx(gini([1, 1, 1, 0]))
+    assert plain["mean_score"] == pytest.approx(0.85)
+    assert bal["mean_score"] == pytest.approx((0.9 + 0.6 + 0.5) / 3)
+    assert rep.score_lost == pytest.approx(0.85 - 2.0 / 3, abs=1e-6)
+    assert reg["gini_top_ha"] == pytest.approx(0.75) and reg["core_share_top_ha"] == 0.0
+    t = rep.table.set_index("teryt")
+    assert t["plain_k_sites"].to_dict() == {"1": 3, "2": 0, "3": 0, "1465011": 0}
+    assert t["balanced_k_sites"].to_dict() == {"1": 1, "2": 1, "3": 1, "1465011": 0}
+
+
+# --------------------------------------------------------------------------------------
+# Balance on the real pipeline's store, through the command
+# --------------------------------------------------------------------------------------
+
+
+def _png_pixels(data: bytes) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def test_balance_command_on_demo_store(demo_store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bal"
+    args = ["balance", "--profile", P, "--k", "15", "--cap", "3", "--store", str(demo_store)]
+    res = CliRunner().invoke(_app(), [*args, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    sites = read_sites(demo_store, read_geometry=False)
+    table = pd.read_csv(out / f"balance_{P}.csv", dtype={"teryt": str})
+    assert table["sites"].sum() == len(sites)
+    assert table["ha"].sum() == pytest.approx(sites["area_ha"].sum(), rel=1e-6)
+    assert table["plain_k_sites"].sum() == 15
+    assert table["balanced_k_sites"].max() <= 3
+    assert table["top_share_ha"].sum() == pytest.approx(1.0, abs=1e-3)
+    short = pd.read_csv(out / f"balance_{P}_shortlist.csv", dtype={"teryt": str})
+    plain = short[short["shortlist"] == "plain"]
+    best = sites[sites[rank_col(P)] > 0].sort_values([rank_col(P), "site_id"]).head(15)
+    assert plain["site_id"].tolist() == best["site_id"].tolist()
+    bal = short[short["shortlist"] == "balanced"]
+    assert bal["teryt"].nunique() >= plain["teryt"].nunique()
+    assert bal["score"].mean() <= plain["score"].mean() + 1e-9
+    page = (out / f"balance_{P}.html").read_text(encoding="utf-8")
+    assert external_references(page) == []
+    assert "Gini" in page and "cap" in page
+    b64 = re.search(r'src="data:image/png;base64,([^"]+)"', page)
+    assert b64, "the chart is not embedded"
+    px = _png_pixels(base64.b64decode(b64.group(1)))
+    assert px.shape[0] > 100 and px.shape[1] > 300
+    assert ((px[..., 2] > 150) & (px[..., 0] < 100)).sum() > 200  # blue "balanced" bars
+
+
+def test_balance_command_unknown_profile(demo_store: Path, tmp_path: Path) -> None:
+    args = ["balance", "--profile", "nope", "--store", str(demo_store), "--out", str(tmp_path)]
+    res = CliRunner().invoke(_app(), args)
+    assert res.exit_code == 2 and "nope" in res.output and "logistics" in res.output
+
+
+# --------------------------------------------------------------------------------------
+# Site sheet
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def best_site(demo_store: Path) -> pd.Series:
+    sites = read_sites(demo_store, read_geometry=False)
+    return sites[sites[rank_col(P)] == 1].iloc[0]
+
+
+def _pl(v: float, digits: int) -> str:
+    return f"{v:,.{digits}f}".replace(",", "\u00a0").replace(".", ",")
+
+
+def test_sheet_html_has_the_facts_in_both_languages(demo_store: Path, best_site) -> None:
+    sid = best_site["site_id"]
+    info = read_run_info(demo_store)
+    pages = {lang: render_sheet(demo_store, sid, lang) for lang in ("pl", "en")}
+    for lang, page in pages.items():
+        assert external_references(page) == []
+        assert '<svg class="location"' in page and 'class="site"' in page
+        assert f'<html lang="{lang}">' in page
+        for pid in best_site["parcel_ids"].split(","):
+            assert pid.strip() in page
+        assert best_site["teryt"] in page and best_site["gmina"] in page
+        for p in info["profiles"]:
+            assert html.escape(p["title"]) in page
+        assert info["data_dates"]["parcels"] in page and info["data_dates"]["flood"] in page
+    pl, en = pages["pl"], pages["en"]
+    assert "Karta terenu inwestycyjnego" in pl and "Investment site sheet" in en
+    assert f"{_pl(best_site['area_ha'], 2)}\u00a0ha" in pl
+    assert f"{best_site['area_ha']:,.2f}\u00a0ha" in en
+    assert f"{best_site['registered_area_ha']:,.2f}\u00a0ha" in en
+    assert f"{_pl(best_site['time_junction_min'], 1)}\u00a0min" in pl
+    assert f"{best_site['time_junction_min']:,.1f}\u00a0min" in en
+    if not pd.isna(best_site["power_capacity_mw"]):
+        assert f"{_pl(best_site['power_capacity_mw'], 1)}\u00a0MW" in pl
+        assert f"{best_site['power_capacity_mw']:,.1f}\u00a0MW" in en
+    assert "Uzbrojenie terenu" in pl and "Utilities" in en
+    assert "Obszar zagrożenia powodziowego Q1%" in pl and "Q1% flood hazard zone" in en
+    assert "Instrument planistyczny" in pl and "Planning instrument" in en
+    assert str(best_site["zoning_symbol"]) in pl and str(best_site["zoning_symbol"]) in en
+    assert "1 z " in pl and "1 of " in en  # rank 1 of the eligible sites for logistics
+
+
+def test_sheet_unknown_site_and_language(demo_store: Path, best_site, tmp_path: Path) -> None:
+    with pytest.raises(UnknownSiteError, match="S0000000bad"):
+        render_sheet(demo_store, "S0000000bad")
+    with pytest.raises(UnknownSiteError, match="x' OR '1'='1"):
+        render_sheet(demo_store, "x' OR '1'='1")  # quoted, not injected
+    with pytest.raises(ValueError, match="'de'"):
+        render_sheet(demo_store, best_site["site_id"], "de")
+    args = ["sheet", "S0000000bad", "--store", str(demo_store), "--out", str(tmp_path)]
+    res = CliRunner().invoke(_app(), args)
+    assert res.exit_code == 2 and "S0000000bad" in res.output
+    assert not list(tmp_path.iterdir())
+
+
+def test_sheet_command_writes_html(demo_store: Path, best_site, tmp_path: Path) -> None:
+    sid = best_site["site_id"]
+    args = ["sheet", sid, "--lang", "en", "--store", str(demo_store), "--out", str(tmp_path)]
+    res = CliRunner().invoke(_app(), args)
+    assert res.exit_code == 0, res.output
+    page = (tmp_path / f"sheet_{sid}_en.html").read_text(encoding="utf-8")
+    assert "Investment site sheet" in page and sid in page
+
+
+@pytest.mark.browser
+def test_sheet_pdf_renders(demo_store: Path, best_site, tmp_path: Path) -> None:
+    need(bool(shutil.which("chromium") or Path("/usr/bin/chromium").exists()), "chromium missing")
+    try:
+        import pypdfium2 as pdfium
+    except ImportError:
+        need(False, "pypdfium2 is not installed (pip install pypdfium2)")
+    sid = best_site["site_id"]
+    pdf_path = sheet_pdf(demo_store, sid, tmp_path / "sheet.pdf", lang="pl")
+    assert pdf_path.read_bytes()[:5] == b"%PDF-"
+    doc = pdfium.PdfDocument(str(pdf_path))
+    assert 1 <= len(doc) <= 6
+    page = doc[0]
+    text = page.get_textpage().get_text_range()
+    assert "Karta terenu inwestycyjnego" in text and sid in text
+    px = np.asarray(page.render(scale=1).to_pil().convert("RGB")).astype(int)
+    assert px.shape[0] > 700 and px.shape[1] > 500  # A4 at 72 dpi: 595 × 842
+    ink = (px.sum(axis=2) < 600).mean()
+    assert ink > 0.02, f"page 1 is nearly blank ({ink:.3%} ink)"
+    red = (px[..., 0] > 150) & (px[..., 1] < 90) & (px[..., 2] < 90)
+    assert red.sum() > 500  # the title and the site outline on the map
