@@ -19,6 +19,7 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 
@@ -39,6 +40,7 @@ SERVER = textwrap.dedent(
     make_server(sys.argv[1], log_level="warning", access_log=False).run(sockets=[sock])
     """
 )
+ITEMS = "/collections/sites/items"
 EPSG2180 = "http://www.opengis.net/def/crs/EPSG/0/2180"
 CASES: list[tuple[str, str]] = [
     ("1,000 features, storage order", "/collections/sites/items?limit=1000&offset=5000"),
@@ -49,6 +51,22 @@ CASES: list[tuple[str, str]] = [
         "/collections/sites/items?limit=1000&bbox=20.85,52.10,21.15,52.35&profile=office",
     ),
     ("1,000 features, crs=EPSG:2180", f"/collections/sites/items?limit=1000&crs={EPSG2180}"),
+    (
+        "1,000 features, CQL2 filter + sortby",
+        "/collections/sites/items?limit=1000&sortby=-score_logistics,area_ha&filter="
+        + quote("area_ha > 1 AND teryt IN ('1465011','1418043') AND NOT score_logistics IS NULL"),
+    ),
+    (
+        "1,000 features, CQL2 S_INTERSECTS + sortby + properties",
+        "/collections/sites/items?limit=1000&sortby=-score_office&properties=site_id,"
+        "score_office,rank_office&filter="
+        + quote("S_INTERSECTS(geometry,BBOX(20.85,52.10,21.15,52.35)) AND area_ha > 1"),
+    ),
+    ("1,000 features, properties=site_id", ITEMS + "?limit=1000&properties=site_id"),
+    (
+        "vector tile z12 (cached after first)",
+        "/collections/sites/tiles/WebMercatorQuad/12/2287/1348",
+    ),
     ("10 features (default page)", "/collections/sites/items"),
     ("one feature", "/collections/sites/items/S0000000abc"),
     ("collections", "/collections"),
@@ -123,13 +141,13 @@ def main() -> None:
     print(f"# API item pages — {args.sites:,} sites, {args.requests} requests per case")
     print(f"# {machine()}; server start-up incl. store load: {startup:.2f} s\n")
     print(
-        f"| {'case':<32} | {'matched':>7} | {'KiB':>6} | {'server ms':>9} "
+        f"| {'case':<56} | {'matched':>7} | {'KiB':>6} | {'server ms':>9} "
         f"| {'round trip ms':>13} | {'p90 ms':>7} |"
     )
-    print(f"|{'-' * 34}|{'-' * 8}:|{'-' * 7}:|{'-' * 10}:|{'-' * 14}:|{'-' * 8}:|")
+    print(f"|{'-' * 58}|{'-' * 8}:|{'-' * 7}:|{'-' * 10}:|{'-' * 14}:|{'-' * 8}:|")
     for label, server, total, p90, size, matched in rows:
         print(
-            f"| {label:<32} | {matched or '':>7} | {size / 1024:>6.0f} | {server:>9.2f} "
+            f"| {label:<56} | {matched or '':>7} | {size / 1024:>6.0f} | {server:>9.2f} "
             f"| {total:>13.2f} | {p90:>7.2f} |"
         )
     storage = rows[0][1]

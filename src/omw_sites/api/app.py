@@ -94,8 +94,10 @@ def create_app(store_path: str | Path) -> FastAPI:
         summary="Investment land of the Warsaw metropolitan area (OGC API – Features)",
         description=(
             "Read API over the omw-sites store: the ranked site table and the reference "
-            "layers, as OGC API – Features Part 1 (Core, GeoJSON, OpenAPI 3.0). Geometries "
-            "in CRS84 (longitude, latitude), 7 decimals. Errors are RFC 7807 problem bodies."
+            "layers, as OGC API – Features Part 1 (Core, GeoJSON, OpenAPI 3.0), Part 2 "
+            "(CRS) and Part 3 (CQL2 filters, queryables), with sortby, properties, ETags "
+            "and Mapbox vector tiles of the sites. Geometries in CRS84 (longitude, "
+            "latitude), 7 decimals. Errors are RFC 7807 problem bodies."
         ),
         openapi_url=None,  # served below, as OpenAPI 3.0 for the oas30 conformance class
         docs_url=None,  # Swagger UI would pull its JS from a CDN
@@ -112,7 +114,9 @@ def create_app(store_path: str | Path) -> FastAPI:
     @app.get("/openapi.json", name="openapi", include_in_schema=False)
     async def openapi(request: Request) -> Response:
         if "doc" not in cached:
-            cached["doc"] = orjson.dumps(ogc_openapi(app))
+            snap = await app.state.catalog.current()
+            props = {n: features.property_schemas(layer) for n, layer in snap.layers.items()}
+            cached["doc"] = orjson.dumps(ogc_openapi(app, props))
         return Response(cached["doc"], media_type=features.OPENAPI)
 
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET"])

@@ -105,6 +105,8 @@ class Layer:
     views: dict[str, CrsView]  # CRS URI -> view; CRS84 built at load, others on first use
     orders: dict[str, np.ndarray] = field(default_factory=dict)  # profile -> rows, best first
     positions: dict[str, np.ndarray] = field(default_factory=dict)  # profile -> place in order
+    table: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False, compare=False)
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)  # lazy extras
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def __len__(self) -> int:
@@ -140,6 +142,55 @@ class Layer:
             rows = rows[np.argsort(self.positions[profile][rows], kind="stable")]
         return rows
 
+    def query(
+        self,
+        boxes: Sequence[Box] | None,
+        box_crs: str,
+        profile: str | None,
+        mask: np.ndarray | None = None,
+        sortby: Sequence[tuple[str, bool]] = (),
+    ) -> np.ndarray | None:
+        """Rows matching ``boxes`` and ``mask``, in ``sortby`` order (column, descending).
+
+        Ties keep the profile order (or storage order). None means every row in storage
+        order, as from ``select``.
+        """
+        rows = self.select(boxes, box_crs, profile)
+        if mask is None and not sortby:
+            return rows
+        if rows is None:
+            rows = np.arange(len(self))
+        if mask is not None:
+            rows = rows[mask[rows]]
+        if sortby:
+            keys = []
+            for column, descending in reversed(sortby):
+                key = self.sort_key(column)[rows]
+                keys.append(np.where(np.isnan(key), np.inf, -key if descending else key))
+            rows = rows[np.lexsort(keys)]  # stable: ties keep the incoming order
+        return rows
+
+    def sort_key(self, column: str) -> np.ndarray:
+        """Float sort key of a property (NaN where missing); text sorts by its dense rank."""
+        cached = self.cache.get(("sort", column))
+        if cached is not None:
+            return cached
+        series = self.table[column]
+        if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
+            key = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        else:
+            try:
+                codes, _ = pd.factorize(series, sort=True)
+            except TypeError:  # mixed types: compare as text
+                codes, _ = pd.factorize(series.astype("string"), sort=True)
+            key = np.where(codes < 0, np.nan, codes.astype(float))
+        self.cache[("sort", column)] = key
+        return key
+
+    def spatial_rows(self, geom: shapely.Geometry, predicate: str, crs: str) -> np.ndarray:
+        """Rows whose geometry (in ``crs``) satisfies ``predicate(geom, feature)``."""
+        return self.view(crs).tree.query(geom, predicate=predicate)
+
     def page(
         self,
         boxes: Sequence[Box] | None,
@@ -149,13 +200,59 @@ class Layer:
         *,
         crs: str = CRS84_URI,
         box_crs: str = CRS84_URI,
+        mask: np.ndarray | None = None,
+        sortby: Sequence[tuple[str, bool]] = (),
+        properties: Sequence[str] | None = None,
     ) -> tuple[int, list[bytes]]:
-        """Number of matching features and the serialised features of one page in ``crs``."""
-        rows = self.select(boxes, box_crs, profile)
+        """Number of matching features and the serialised features of one page in ``crs``.
+
+        ``properties`` (a subset of the columns) re-serialises just the page's properties.
+        """
+        rows = self.query(boxes, box_crs, profile, mask, sortby)
         features = self.view(crs).features
         if rows is None:
-            return len(features), features[offset : offset + limit]
-        return len(rows), [features[i] for i in rows[offset : offset + limit].tolist()]
+            matched = len(features)
+            picked = np.arange(offset, min(offset + limit, matched))
+            if properties is None:
+                return matched, features[offset : offset + limit]
+        else:
+            matched = len(rows)
+            picked = rows[offset : offset + limit]
+            if properties is None:
+                return matched, [features[i] for i in picked.tolist()]
+        return matched, self.with_properties(features, picked, properties)
+
+    def with_properties(
+        self, features: list[bytes], rows: np.ndarray, properties: Sequence[str]
+    ) -> list[bytes]:
+        """The features at ``rows`` with only ``properties`` (geometry from the fragments)."""
+        names = list(properties)
+        columns = [self.table[c].take(rows).to_numpy().tolist() for c in names]
+        records = (
+            [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+            if names
+            else [{}] * len(rows)
+        )
+        option = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+        out = []
+        for row, rec in zip(rows.tolist(), records, strict=True):
+            feature, tail = features[row], self.tails[row]
+            props = orjson.dumps(rec, default=_json_default, option=option)
+            out.append(b'%b,"properties":%b}' % (feature[: len(feature) - len(tail)], props))
+        return out
+
+    def mercator(self) -> tuple[np.ndarray, shapely.STRtree]:
+        """Geometries in Web Mercator (EPSG:3857) and their tree, for vector tiles."""
+        found = self.cache.get("mercator")
+        if found is None:
+            with self._lock:
+                found = self.cache.get("mercator")
+                if found is None:
+                    series = gpd.GeoSeries(self.storage_geometries, crs=WORK_CRS)
+                    geoms = np.asarray(series.to_crs("EPSG:3857").array, dtype=object)
+                    found = (geoms, shapely.STRtree(geoms))
+                    self.cache["mercator"] = found
+        return found
 
 
 @dataclass(frozen=True)
@@ -335,4 +432,5 @@ def build_layer(
         tails=tails,
         storage_geometries=storage,
         views={CRS84_URI: view},
+        table=props.reset_index(drop=True),
     )

@@ -1,24 +1,33 @@
-"""OGC API – Features routes: landing, conformance, collections, items (Part 1, Part 2 crs)."""
+"""OGC API – Features routes: landing, collections, items (Parts 1–3), queryables, MVT tiles."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import html
 import math
 import re
+from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 
 import anyio.to_thread
+import numpy as np
 import orjson
+import pandas as pd
+import shapely
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import HTMLResponse, Response
 
 from omw_sites.api.catalog import CRS84_URI, STORAGE_CRS_URI, Box, Catalog, Layer, Snapshot
+from omw_sites.api.cql import CQL2_TEXT, FILTER_LANGS, FilterEvaluator, parse_filter
 from omw_sites.api.problems import PROBLEM_MEDIA_TYPE, ProblemError, bad_parameter
-from omw_sites.layers import SITES
+from omw_sites.layers import SITE_COLUMNS, SITES
 
 GEOJSON = "application/geo+json"
 JSON = "application/json"
+SCHEMA_JSON = "application/schema+json"
+MVT = "application/vnd.mapbox-vector-tile"
+QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
 CRS84 = CRS84_URI
 STORAGE_CRS = STORAGE_CRS_URI
@@ -31,6 +40,17 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
+    "http://www.opengis.net/spec/cql2/1.0/conf/property-property",
+    "http://www.opengis.net/spec/cql2/1.0/conf/case-insensitive-comparison",
 ]
 
 router = APIRouter()
@@ -38,6 +58,7 @@ router = APIRouter()
 _problem = {"description": "problem details", "content": {PROBLEM_MEDIA_TYPE: {}}}
 _bad_request = {400: {**_problem, "description": "a query parameter is invalid"}}
 _not_found = {404: {**_problem, "description": "no such collection or feature"}}
+_not_modified = {304: {"description": "not modified since the ETag / Last-Modified given"}}
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -71,6 +92,38 @@ def check_format(f: str | None, allowed: tuple[str, ...] = ("json",)) -> str:
     if f not in allowed:
         raise bad_parameter("f", f"must be one of {', '.join(allowed)}, not {f!r}")
     return f
+
+
+def cache_headers(request: Request, snap: Snapshot) -> dict[str, str]:
+    """ETag (store version + the URL served) and Last-Modified (the store file's mtime)."""
+    key = repr((snap.signature, str(request.url), request.headers.get("accept", "")))
+    tag = hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
+    modified = dt.datetime.fromtimestamp(snap.signature[0] // 1_000_000_000, dt.UTC)
+    return {
+        "ETag": f'W/"{tag}"',
+        "Last-Modified": format_datetime(modified, usegmt=True),
+        "Cache-Control": "no-cache",
+    }
+
+
+def not_modified(request: Request, headers: dict[str, str]) -> Response | None:
+    """A 304 when ``If-None-Match`` (or, without it, ``If-Modified-Since``) says so."""
+    match = request.headers.get("if-none-match")
+    if match is not None:
+        ours = headers["ETag"].removeprefix("W/")
+        tags = [t.strip().removeprefix("W/") for t in match.split(",")]
+        if "*" in tags or ours in tags:
+            return Response(status_code=304, headers=headers)
+        return None
+    since = request.headers.get("if-modified-since")
+    if since:
+        try:
+            when = parsedate_to_datetime(since)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is not None and parsedate_to_datetime(headers["Last-Modified"]) <= when:
+            return Response(status_code=304, headers=headers)
+    return None
 
 
 async def snapshot(request: Request) -> Snapshot:
@@ -170,6 +223,12 @@ def collection_doc(request: Request, layer: Layer) -> dict[str, Any]:
         "links": [
             link(self_url, "self", JSON, f"collection {layer.name}"),
             link(items_url, "items", GEOJSON, f"{layer.title} as GeoJSON"),
+            link(
+                request.url_for("queryables", collectionId=layer.name),
+                QUERYABLES_REL,
+                SCHEMA_JSON,
+                f"properties of {layer.name} that filter and sortby take",
+            ),
         ],
         "extent": {
             "spatial": {"bbox": [list(layer.bbox)] if layer.bbox else [], "crs": CRS84},
@@ -268,7 +327,7 @@ async def conformance(
     name="collections",
     summary="Feature collections",
     response_class=Response,
-    responses={200: {"content": {JSON: {}}}, **_bad_request},
+    responses={200: {"content": {JSON: {}}}, **_not_modified, **_bad_request},
 )
 async def collections(
     request: Request, f: str | None = Query(None, description="response format: json")
@@ -276,12 +335,14 @@ async def collections(
     check_params(request, frozenset({"f"}))
     check_format(f)
     snap = await snapshot(request)
-    return json_response(
-        {
-            "links": [link(request.url_for("collections"), "self", JSON, "the collections")],
-            "collections": [collection_doc(request, layer) for layer in snap.layers.values()],
-        }
-    )
+    headers = cache_headers(request, snap)
+    if (unchanged := not_modified(request, headers)) is not None:
+        return unchanged
+    doc = {
+        "links": [link(request.url_for("collections"), "self", JSON, "the collections")],
+        "collections": [collection_doc(request, layer) for layer in snap.layers.values()],
+    }
+    return Response(orjson.dumps(doc), media_type=JSON, headers=headers)
 
 
 _collection_id = Path(alias="collectionId", description="collection: sites or a reference layer")
@@ -292,7 +353,7 @@ _collection_id = Path(alias="collectionId", description="collection: sites or a 
     name="collection",
     summary="One feature collection",
     response_class=Response,
-    responses={200: {"content": {JSON: {}}}, **_bad_request, **_not_found},
+    responses={200: {"content": {JSON: {}}}, **_not_modified, **_bad_request, **_not_found},
 )
 async def collection(
     request: Request,
@@ -302,10 +363,141 @@ async def collection(
     check_params(request, frozenset({"f"}))
     check_format(f)
     snap = await snapshot(request)
-    return json_response(collection_doc(request, get_layer(snap, collection_id)))
+    layer = get_layer(snap, collection_id)
+    headers = cache_headers(request, snap)
+    if (unchanged := not_modified(request, headers)) is not None:
+        return unchanged
+    return Response(orjson.dumps(collection_doc(request, layer)), media_type=JSON, headers=headers)
 
 
-ITEMS_PARAMS = frozenset({"bbox", "bbox-crs", "crs", "limit", "offset", "profile", "datetime", "f"})
+def _json_type(dtype: Any) -> dict[str, str]:
+    if pd.api.types.is_bool_dtype(dtype):
+        return {"type": "boolean"}
+    if pd.api.types.is_integer_dtype(dtype):
+        return {"type": "integer"}
+    if pd.api.types.is_numeric_dtype(dtype):
+        return {"type": "number"}
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return {"type": "string", "format": "date-time"}
+    return {"type": "string"}
+
+
+def property_schemas(layer: Layer) -> dict[str, dict[str, str]]:
+    """JSON schema type of each property of ``layer``."""
+    return {c: _json_type(layer.table[c].dtype) for c in layer.columns}
+
+
+def equality_mask(layer: Layer, request: Request) -> np.ndarray | None:
+    """Rows matching every ``<property>=<value>`` query parameter (Part 1 property filters)."""
+    mask = None
+    for name in layer.columns:
+        if name in ITEMS_PARAMS or name not in request.query_params:
+            continue
+        text = request.query_params[name]
+        series = layer.table[name]
+        if pd.api.types.is_bool_dtype(series):
+            if text.lower() not in ("true", "false"):
+                raise bad_parameter(name, f"expected true or false, not {text!r}")
+            hit = series.to_numpy() == (text.lower() == "true")
+        elif pd.api.types.is_numeric_dtype(series):
+            try:
+                value = float(text)
+            except ValueError:
+                raise bad_parameter(name, f"expected a number, not {text!r}") from None
+            hit = series.to_numpy(dtype=float, na_value=np.nan) == value
+        else:
+            hit = (series.astype("string") == text).fillna(False).to_numpy(dtype=bool)
+        mask = hit if mask is None else mask & hit
+    return mask
+
+
+def _describe(column: str) -> tuple[str, str]:
+    """(unit, description) of a site-table column."""
+    if column in SITE_COLUMNS:
+        return SITE_COLUMNS[column]
+    for prefix, text in (
+        ("score_", "score for profile {} (0..1, null when excluded)"),
+        ("rank_", "rank for profile {} (1 = best, 0 = excluded)"),
+        ("excluded_", "why the site is excluded for profile {} (empty when eligible)"),
+    ):
+        if column.startswith(prefix):
+            return "", text.format(column[len(prefix) :])
+    return "", ""
+
+
+def queryables_doc(request: Request, layer: Layer, snap: Snapshot) -> dict[str, Any]:
+    """JSON Schema of the properties ``filter``, ``sortby`` and ``properties`` take."""
+    units = snap.run_info.get("units") or {} if layer.name == SITES else {}
+    types = layer.geometry_types
+    kind = types[0].lower() if len(types) == 1 else "any"
+    props: dict[str, Any] = {
+        "geometry": {
+            "title": "geometry",
+            "description": f"{', '.join(types) or 'no'} geometries; S_INTERSECTS and friends",
+            "format": f"geometry-{kind}",
+            "x-ogc-role": "primary-geometry",
+        }
+    }
+    for column in layer.columns:
+        unit, description = _describe(column) if layer.name == SITES else ("", "")
+        unit = str(units.get(column) or unit)
+        entry: dict[str, Any] = {"title": column, **_json_type(layer.table[column].dtype)}
+        if description:
+            entry["description"] = description + (f" [{unit}]" if unit else "")
+        if unit:
+            entry["x-ogc-unit"] = unit
+        props[column] = entry
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": str(request.url_for("queryables", collectionId=layer.name)),
+        "type": "object",
+        "title": layer.title,
+        "description": f"queryable properties of {layer.name}",
+        "properties": props,
+        "additionalProperties": False,
+    }
+
+
+@router.get(
+    "/collections/{collectionId}/queryables",
+    name="queryables",
+    summary="Queryable properties of a collection (JSON Schema)",
+    response_class=Response,
+    responses={200: {"content": {SCHEMA_JSON: {}}}, **_not_modified, **_bad_request, **_not_found},
+)
+async def queryables(
+    request: Request,
+    collection_id: str = _collection_id,
+    f: str | None = Query(None, description="response format: json"),
+) -> Response:
+    check_params(request, frozenset({"f"}))
+    check_format(f)
+    snap = await snapshot(request)
+    layer = get_layer(snap, collection_id)
+    headers = cache_headers(request, snap)
+    if (unchanged := not_modified(request, headers)) is not None:
+        return unchanged
+    doc = queryables_doc(request, layer, snap)
+    return Response(orjson.dumps(doc), media_type=SCHEMA_JSON, headers=headers)
+
+
+ITEMS_PARAMS = frozenset(
+    {
+        "bbox",
+        "bbox-crs",
+        "crs",
+        "limit",
+        "offset",
+        "profile",
+        "datetime",
+        "f",
+        "filter",
+        "filter-lang",
+        "filter-crs",
+        "sortby",
+        "properties",
+    }
+)
 _crs_param = Query(
     None,
     description=f"CRS of the returned coordinates: {CRS84} (default, lon/lat) or "
@@ -313,12 +505,62 @@ _crs_param = Query(
 )
 
 
+def _unknown_property(param: str, name: str, layer: Layer) -> ProblemError:
+    valid = ", ".join(layer.columns)
+    return bad_parameter(param, f"unknown property {name!r}; queryables: {valid}")
+
+
+def parse_sortby(text: str, layer: Layer) -> list[tuple[str, bool]]:
+    """``-score_logistics,area_ha`` → [(column, descending)]; ``+`` or no sign is ascending."""
+    keys = []
+    for part in text.split(","):
+        name = part.strip()
+        descending = name.startswith("-")
+        name = name.lstrip("+-").strip()
+        if not name:
+            raise bad_parameter("sortby", f"empty sort key in {text!r}")
+        if name not in layer.table.columns:
+            raise _unknown_property("sortby", name, layer)
+        keys.append((name, descending))
+    return keys
+
+
+def parse_properties(text: str, layer: Layer) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for name in names:
+        if name not in layer.table.columns:
+            raise _unknown_property("properties", name, layer)
+    return list(dict.fromkeys(names))
+
+
+def filter_mask(
+    layer: Layer, text: str, lang: str | None, crs: str | None
+) -> tuple[np.ndarray, str]:
+    """Row mask of a CQL2 filter, and the CRS its geometry literals are in."""
+    lang = lang or CQL2_TEXT
+    if lang not in FILTER_LANGS:
+        raise bad_parameter("filter-lang", f"must be one of {', '.join(FILTER_LANGS)}")
+    fcrs = check_crs("filter-crs", crs)
+    node = parse_filter(text, lang)
+    evaluator = FilterEvaluator(
+        layer.table,
+        lambda geom, predicate: layer.spatial_rows(geom, predicate, fcrs),
+        swap_axes=fcrs == STORAGE_CRS,
+    )
+    return evaluator.mask(node), fcrs
+
+
 @router.get(
     "/collections/{collectionId}/items",
     name="items",
     summary="Features of a collection (GeoJSON, CRS84)",
     response_class=Response,
-    responses={200: {"content": {GEOJSON: {}}}, **_bad_request, **_not_found},
+    responses={
+        200: {"content": {GEOJSON: {}}},
+        **_not_modified,
+        **_bad_request,
+        **_not_found,
+    },
 )
 async def items(
     request: Request,
@@ -345,14 +587,38 @@ async def items(
         description=f"CRS of bbox: {CRS84} (default) or {STORAGE_CRS} (minN,minE,maxN,maxE)",
     ),
     crs: str | None = _crs_param,
+    filter_: str | None = Query(
+        None,
+        alias="filter",
+        description="CQL2 filter (OGC API Features Part 3) over the queryables, e.g. "
+        "\"area_ha > 5 AND teryt IN ('1465011') AND S_INTERSECTS(geometry, "
+        'BBOX(20.9,52.1,21.1,52.3))"',
+    ),
+    filter_lang: str | None = Query(
+        None, alias="filter-lang", description="cql2-text (default) or cql2-json"
+    ),
+    filter_crs: str | None = Query(
+        None,
+        alias="filter-crs",
+        description=f"CRS of geometry literals in filter: {CRS84} (default) or {STORAGE_CRS} "
+        "(northing, easting)",
+    ),
+    sortby: str | None = Query(
+        None,
+        description="comma-separated properties, '-' for descending, e.g. "
+        "-score_logistics,area_ha; missing values last; ties keep profile/storage order",
+    ),
+    properties: str | None = Query(
+        None, description="comma-separated properties to return (default: all)"
+    ),
     f: str | None = Query(None, description="response format: json (GeoJSON)"),
 ) -> Response:
-    check_params(request, ITEMS_PARAMS)
+    snap = await snapshot(request)
+    layer = get_layer(snap, collection_id)
+    check_params(request, ITEMS_PARAMS | frozenset(layer.columns))
     check_format(f, ("json", "geojson"))
     out_crs = check_crs("crs", crs)
     box_crs = check_crs("bbox-crs", bbox_crs)
-    snap = await snapshot(request)
-    layer = get_layer(snap, collection_id)
     boxes = parse_bbox(bbox, box_crs) if bbox is not None else None
     if datetime is not None:
         parse_datetime(datetime)
@@ -362,10 +628,34 @@ async def items(
         if profile not in snap.profiles:
             valid = ", ".join(snap.profiles) or "none in this store"
             raise bad_parameter("profile", f"unknown profile {profile!r}; valid: {valid}")
+    sort_keys = parse_sortby(sortby, layer) if sortby is not None else []
+    selected = parse_properties(properties, layer) if properties is not None else None
+    if filter_lang is not None and filter_lang not in FILTER_LANGS:
+        raise bad_parameter("filter-lang", f"must be one of {', '.join(FILTER_LANGS)}")
+    if filter_crs is not None:
+        check_crs("filter-crs", filter_crs)
+    headers = cache_headers(request, snap)
+    if (unchanged := not_modified(request, headers)) is not None:
+        return unchanged
     await ensure_view(layer, out_crs)
     if boxes is not None:
         await ensure_view(layer, box_crs)
-    matched, features = layer.page(boxes, profile, offset, limit, crs=out_crs, box_crs=box_crs)
+    mask = equality_mask(layer, request)
+    if filter_ is not None:
+        await ensure_view(layer, check_crs("filter-crs", filter_crs))
+        found, _ = filter_mask(layer, filter_, filter_lang, filter_crs)
+        mask = found if mask is None else mask & found
+    matched, features = layer.page(
+        boxes,
+        profile,
+        offset,
+        limit,
+        crs=out_crs,
+        box_crs=box_crs,
+        mask=mask,
+        sortby=sort_keys,
+        properties=selected,
+    )
     url = request.url
     links = [
         link(url, "self", GEOJSON, "this page"),
@@ -402,7 +692,8 @@ async def items(
             b"]}",
         )
     )
-    return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{out_crs}>"})
+    headers["Content-Crs"] = f"<{out_crs}>"
+    return Response(body, media_type=GEOJSON, headers=headers)
 
 
 @router.get(
@@ -410,24 +701,31 @@ async def items(
     name="item",
     summary="One feature (GeoJSON, CRS84)",
     response_class=Response,
-    responses={200: {"content": {GEOJSON: {}}}, **_bad_request, **_not_found},
+    responses={200: {"content": {GEOJSON: {}}}, **_not_modified, **_bad_request, **_not_found},
 )
 async def item(
     request: Request,
     collection_id: str = _collection_id,
     feature_id: str = Path(alias="featureId", description="site_id for sites, fid otherwise"),
     crs: str | None = _crs_param,
+    properties: str | None = Query(
+        None, description="comma-separated properties to return (default: all)"
+    ),
     f: str | None = Query(None, description="response format: json (GeoJSON)"),
 ) -> Response:
-    check_params(request, frozenset({"crs", "f"}))
+    check_params(request, frozenset({"crs", "f", "properties"}))
     check_format(f, ("json", "geojson"))
     out_crs = check_crs("crs", crs)
     snap = await snapshot(request)
     layer = get_layer(snap, collection_id)
+    selected = parse_properties(properties, layer) if properties is not None else None
     row = layer.index.get(feature_id)
     if row is None:
         msg = f"collection {layer.name!r} has no feature {feature_id!r}"
         raise ProblemError(404, msg)
+    headers = cache_headers(request, snap)
+    if (unchanged := not_modified(request, headers)) is not None:
+        return unchanged
     links = [
         link(request.url, "self", GEOJSON, "this feature"),
         link(
@@ -435,6 +733,118 @@ async def item(
         ),
     ]
     await ensure_view(layer, out_crs)
-    feature = layer.views[out_crs].features[row]
+    features = layer.views[out_crs].features
+    if selected is None:
+        feature = features[row]
+    else:
+        feature = layer.with_properties(features, np.array([row]), selected)[0]
     body = b'%b,"links":%b}' % (feature[:-1], orjson.dumps(links))
-    return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{out_crs}>"})
+    headers["Content-Crs"] = f"<{out_crs}>"
+    return Response(body, media_type=GEOJSON, headers=headers)
+
+
+# ---------------------------------------------------------------------- vector tiles
+
+MERCATOR_HALF = 20037508.342789244  # half the side of the WebMercatorQuad square, metres
+TILE_EXTENT = 4096
+TILE_BUFFER = 64  # tile units of geometry kept beyond the edge, so strokes join
+MAX_ZOOM = 24
+TILE_CACHE_SIZE = 4096  # encoded tiles kept per layer (pure-Python MVT encoding is ~0.2 ms/feature)
+
+
+def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
+    """EPSG:3857 bounds of a WebMercatorQuad tile (y counted down from the north)."""
+    size = 2 * MERCATOR_HALF / 2**z
+    minx = -MERCATOR_HALF + x * size
+    maxy = MERCATOR_HALF - y * size
+    return (minx, maxy - size, minx + size, maxy)
+
+
+def _tile_index(name: str, text: str, upper: int) -> int:
+    if not re.fullmatch(r"\d{1,10}", text) or int(text) > upper:
+        raise bad_parameter(name, f"must be an integer 0..{upper}, not {text!r}")
+    return int(text)
+
+
+def tile_attributes(layer: Layer) -> list[str]:
+    cols = [c for c in layer.columns if c.startswith(("score_", "rank_"))]
+    return (["site_id"] if "site_id" in layer.columns else []) + cols
+
+
+def encode_tile(layer: Layer, z: int, x: int, y: int) -> bytes | None:
+    """The MVT tile of ``layer`` (layer name = collection id), or None when empty."""
+    import mapbox_vector_tile  # imported on first tile: the rest of the API does not need it
+
+    geoms, tree = layer.mercator()
+    bounds = tile_bounds(z, x, y)
+    pad = (bounds[2] - bounds[0]) * TILE_BUFFER / TILE_EXTENT
+    padded = (bounds[0] - pad, bounds[1] - pad, bounds[2] + pad, bounds[3] + pad)
+    rows = np.sort(tree.query(shapely.box(*padded), predicate="intersects"))
+    if len(rows) == 0:
+        return None
+    clipped = shapely.clip_by_rect(geoms[rows], *padded)
+    origin = np.array(bounds[:2])
+    scale = TILE_EXTENT / (bounds[2] - bounds[0])
+    clipped = shapely.transform(clipped, lambda c: np.round((c - origin) * scale))  # tile units
+    records = layer.table.iloc[rows][tile_attributes(layer)].to_dict(orient="records")
+    features = []
+    for geom, rec in zip(clipped.tolist(), records, strict=True):
+        if geom is None or geom.is_empty:
+            continue
+        props = {
+            k: v
+            for k, v in rec.items()
+            if v is not None and not (isinstance(v, float) and math.isnan(v))
+        }
+        features.append({"geometry": geom, "properties": props})
+    if not features:
+        return None
+    options = {"extents": TILE_EXTENT}
+    return mapbox_vector_tile.encode(
+        [{"name": layer.name, "features": features}], default_options=options
+    )
+
+
+@router.get(
+    "/collections/{collectionId}/tiles/WebMercatorQuad/{z}/{x}/{y}",
+    name="tile",
+    summary="Mapbox vector tile of the sites (site_id, score_* and rank_* attributes)",
+    response_class=Response,
+    responses={
+        200: {"content": {MVT: {}}},
+        204: {"description": "no feature in this tile"},
+        **_not_modified,
+        **_bad_request,
+        **_not_found,
+    },
+)
+async def tile(
+    request: Request,
+    collection_id: str = _collection_id,
+    z: str = Path(description=f"zoom level 0..{MAX_ZOOM}"),
+    x: str = Path(description="column 0..2^z-1 (west to east)"),
+    y: str = Path(description="row 0..2^z-1 (north to south)"),
+) -> Response:
+    check_params(request, frozenset())
+    snap = await snapshot(request)
+    layer = get_layer(snap, collection_id)
+    if layer.name != SITES:
+        raise ProblemError(404, f"only the {SITES!r} collection has vector tiles")
+    zoom = _tile_index("z", z, MAX_ZOOM)
+    col = _tile_index("x", x, 2**zoom - 1)
+    row = _tile_index("y", y, 2**zoom - 1)
+    headers = cache_headers(request, snap)
+    if (unchanged := not_modified(request, headers)) is not None:
+        return unchanged
+    tiles = layer.cache.setdefault("tiles", {})  # per store version: a reload starts afresh
+    key = (zoom, col, row)
+    if key in tiles:
+        data = tiles[key]
+    else:
+        data = await anyio.to_thread.run_sync(encode_tile, layer, zoom, col, row)
+        if len(tiles) >= TILE_CACHE_SIZE:
+            tiles.pop(next(iter(tiles)), None)  # oldest first
+        tiles[key] = data
+    if data is None:
+        return Response(status_code=204, headers=headers)
+    return Response(data, media_type=MVT, headers=headers)

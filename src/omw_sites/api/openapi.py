@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI
@@ -12,6 +13,13 @@ from omw_sites.api.problems import PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA
 
 OPENAPI_VERSION = "3.0.3"
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+ITEMS_TEMPLATE = "/collections/{collectionId}/items"
+# cql-text: the draft name GDAL's OAPIF client looks for before it sends filters to the server
+FILTER_LANG_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "enum": ["cql2-text", "cql2-json", "cql-text"],
+    "default": "cql2-text",
+}
 _SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 
 BBOX_SCHEMA: dict[str, Any] = {
@@ -92,8 +100,15 @@ def schema_to_30(schema: Any) -> Any:
     return out
 
 
-def ogc_openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document for ``app``, as OpenAPI 3.0 with problem bodies and OGC parameters."""
+def ogc_openapi(
+    app: FastAPI, collections: Mapping[str, Mapping[str, dict[str, Any]]] | None = None
+) -> dict[str, Any]:
+    """FastAPI's document for ``app``, as OpenAPI 3.0 with problem bodies and OGC parameters.
+
+    ``collections`` (id -> property -> JSON schema) get their own ``/collections/<id>/items``
+    path too, with a query parameter per property (equality filter): GIS clients (GDAL's
+    OAPIF driver) look up a collection's filter parameters under its concrete path.
+    """
     doc = copy.deepcopy(
         get_openapi(
             title=app.title,
@@ -116,6 +131,27 @@ def ogc_openapi(app: FastAPI) -> dict[str, Any]:
     for path, item in doc.get("paths", {}).items():
         for op in item.values():
             _operation_to_30(path, op)
+    template = doc.get("paths", {}).get(ITEMS_TEMPLATE)
+    if template is not None:
+        for name, properties in (collections or {}).items():
+            item = copy.deepcopy(template)
+            for op in item.values():
+                op["operationId"] = f"{op.get('operationId', 'items')}_{name}"
+                params = [p for p in op.get("parameters", []) if p.get("name") != "collectionId"]
+                taken = {p.get("name") for p in params}
+                params += [
+                    {
+                        "name": prop,
+                        "in": "query",
+                        "required": False,
+                        "description": f"features whose {prop} equals this value",
+                        "schema": schema,
+                    }
+                    for prop, schema in properties.items()
+                    if prop not in taken
+                ]
+                op["parameters"] = params
+            doc["paths"][ITEMS_TEMPLATE.replace("{collectionId}", name)] = item
     return doc
 
 
@@ -129,6 +165,8 @@ def _operation_to_30(path: str, op: dict[str, Any]) -> None:
             param["schema"] = BBOX_SCHEMA
             param["style"] = "form"
             param["explode"] = False
+        if param["name"] == "filter-lang" and param["in"] == "query":
+            param["schema"] = FILTER_LANG_SCHEMA
     responses = op.setdefault("responses", {})
     responses.pop("422", None)  # FastAPI's validation errors are 400 problem bodies here
     if has_query and "400" not in responses:
@@ -143,6 +181,8 @@ def _operation_to_30(path: str, op: dict[str, Any]) -> None:
                 single = path.endswith("{featureId}")
                 ref = "FeatureGeoJSON" if single else "FeatureCollectionGeoJSON"
                 body["schema"] = {"$ref": f"#/components/schemas/{ref}"}
+            elif media == "application/vnd.mapbox-vector-tile":
+                body["schema"] = {"type": "string", "format": "binary"}
             elif "schema" in body:
                 body["schema"] = schema_to_30(body["schema"])
             else:
