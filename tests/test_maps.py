@@ -6,7 +6,6 @@ import io
 import json
 import os
 import re
-import shutil
 import struct
 import subprocess
 import zlib
@@ -17,6 +16,7 @@ import pytest
 import shapely
 from sample_store import make_sample_store
 
+from omw_sites.browser import CHROMIUM_TIMEOUT_S, chromium_command, find_chromium
 from omw_sites.layers import PROFILES_DEFAULT
 from omw_sites.maps import available_profiles, render_map, write_maps
 from omw_sites.maps.assets import (
@@ -28,8 +28,6 @@ from omw_sites.maps.assets import (
 from omw_sites.maps.features import hex_cells, hex_polygons
 from omw_sites.maps.style import criterion_fields, palette, score_classes
 from omw_sites.store import read_sites, write_store
-
-CHROMIUM_TIMEOUT_S = 120
 
 
 @pytest.fixture(scope="module")
@@ -246,32 +244,18 @@ def test_hex_cells_hold_their_points() -> None:
 
 
 def _chromium() -> str:
-    exe = os.environ.get("OMW_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(exe).exists():
-        msg = "headless Chromium is not installed (Debian package `chromium`)"
+    try:
+        return find_chromium()
+    except FileNotFoundError as exc:
         if os.environ.get("CI") == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return exe
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
 
 
 def _run_chromium(exe: str, profile_dir: Path, url: str, *args: str) -> bytes:
-    cmd = [
-        exe,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-quic",
-        f"--user-data-dir={profile_dir}",
-        "--virtual-time-budget=5000",
-        "--window-size=1200,900",
-        *args,
-        url,
-    ]
+    cmd = chromium_command(
+        exe, profile_dir, "--virtual-time-budget=5000", "--window-size=1200,900", *args, url
+    )
     proc = subprocess.run(cmd, capture_output=True, timeout=CHROMIUM_TIMEOUT_S, check=False)
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
     return proc.stdout

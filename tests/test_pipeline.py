@@ -234,3 +234,16 @@ def test_one_plan_ogolny_is_read_from_its_app_gml_and_validates(demo_raw):
     )
     res = cli("validate", "app", str(demo_raw / entry["path"]))
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_ownership_side_table_overrides_the_layer(raw_copy):
+    from omw_sites.etl import load_raw
+
+    gdf = pyogrio.read_dataframe(raw_copy / "egib/dzialki.gpkg", layer="dzialki")
+    private = gdf[gdf["GRUPA_REJESTROWA"] == 7]["ID_DZIALKI"].head(5).tolist()
+    (raw_copy / "egib/ownership.csv").write_text(
+        "ID_DZIALKI,ownership\n" + "".join(f"{p},miejska\n" for p in private), encoding="utf-8"
+    )
+    parcels = load_raw(raw_copy)["parcels"].set_index("parcel_id")
+    assert len(private) == 5
+    assert (parcels.loc[private, "ownership"] == "municipal").all()

@@ -17,7 +17,13 @@ import rasterio
 from omw_sites.config import AREA_TOLERANCE
 from omw_sites.etl.app import read_app
 from omw_sites.etl.crs import resolve_epsg
-from omw_sites.etl.egib import area_mismatch, ownership_class, parse_parcel_ids, read_egib_gml
+from omw_sites.etl.egib import (
+    area_mismatch,
+    ownership_class,
+    parse_parcel_ids,
+    read_egib_gml,
+    read_ownership_table,
+)
 from omw_sites.etl.errors import IngestError
 from omw_sites.etl.mpzp import parse_symbols
 from omw_sites.etl.validate import repair_geometries
@@ -302,7 +308,7 @@ def _parcels(gdf, path, spec):
     groups = _col(gdf, "GRUPA_REJESTROWA")
     side = path.parent.parent / OWNERSHIP_TABLE
     if side.exists():
-        groups = _ownership_side_table(side, ids).fillna(groups)
+        groups = read_ownership_table(side, ids).fillna(groups)
     bad_id = ~parts["valid"]
     dup = ids.duplicated(keep="first") & ~bad_id
     rows = [
@@ -336,23 +342,6 @@ def _parcels(gdf, path, spec):
         },
     )
     return out, pd.concat(rows, ignore_index=True)
-
-
-def _ownership_side_table(path: Path, ids: pd.Series) -> pd.Series:
-    try:
-        table = pd.read_csv(path, dtype=str)
-    except Exception as exc:
-        raise IngestError(path, f"cannot read the ownership table: {exc}") from exc
-    table.columns = [c.strip().upper() for c in table.columns]
-    value = next((c for c in ("GRUPA_REJESTROWA", "OWNERSHIP") if c in table), None)
-    if "ID_DZIALKI" not in table or value is None:
-        raise IngestError(
-            path,
-            "ownership table needs columns ID_DZIALKI and ownership (or GRUPA_REJESTROWA)",
-            rule="required columns",
-        )
-    lookup = table.drop_duplicates("ID_DZIALKI").set_index("ID_DZIALKI")[value]
-    return ids.map(lookup)
 
 
 def _zoning(gdf, path, spec):

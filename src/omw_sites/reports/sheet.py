@@ -12,7 +12,6 @@ import datetime as dt
 import html
 import math
 import os
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -23,13 +22,13 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from omw_sites.browser import CHROMIUM_TIMEOUT_S, chromium_command, find_chromium
 from omw_sites.layers import column_source, excluded_col, rank_col, score_col
 from omw_sites.store.gpkg import StoreError
 
 LANGS = ("pl", "en")
 MAP_W, MAP_H = 560, 400  # px of the location map
 PAD_M = 600.0  # metres of surroundings shown around the site
-CHROMIUM_TIMEOUT_S = 120
 
 
 class UnknownSiteError(StoreError, LookupError):
@@ -662,17 +661,6 @@ def render_sheet(store: str | Path, site_id: str, lang: str = "pl") -> str:
 # --------------------------------------------------------------------------------------
 
 
-def find_chromium() -> str:
-    """Path of a headless-capable Chromium (``OMW_CHROMIUM`` overrides)."""
-    candidates = [os.environ.get("OMW_CHROMIUM")]
-    candidates += [shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")]
-    for exe in [*candidates, "/usr/bin/chromium"]:
-        if exe and Path(exe).exists():
-            return exe
-    msg = "headless Chromium is needed for --pdf (Debian package `chromium`, or set OMW_CHROMIUM)"
-    raise FileNotFoundError(msg)
-
-
 def html_to_pdf(html_text: str, pdf_path: str | Path, chromium: str | None = None) -> Path:
     """Print an HTML page to PDF with headless Chromium (A4, no header/footer)."""
     exe = chromium or find_chromium()
@@ -682,21 +670,13 @@ def html_to_pdf(html_text: str, pdf_path: str | Path, chromium: str | None = Non
         page = Path(tmp) / "sheet.html"
         page.write_text(html_text, encoding="utf-8")
         part = pdf_path.with_suffix(".pdf.part")
-        cmd = [
+        cmd = chromium_command(
             exe,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--disable-quic",
-            f"--user-data-dir={Path(tmp) / 'profile'}",
+            Path(tmp) / "profile",
             "--no-pdf-header-footer",
             f"--print-to-pdf={part}",
             page.as_uri(),
-        ]
+        )
         proc = subprocess.run(cmd, capture_output=True, timeout=CHROMIUM_TIMEOUT_S, check=False)
         if proc.returncode != 0 or not part.exists() or part.stat().st_size == 0:
             part.unlink(missing_ok=True)
