@@ -34,9 +34,11 @@ def test_touching_parcels_with_same_zoning_and_owner_form_one_site():
         ["mpzp:P"] * 3,
         ["municipal"] * 3,
     )
+    cand["kw"] = ["WA1M/00000001/1", "", "WA1M/00000003/7"]
     sites = assemble_sites(cand, min_area_ha=0)
     assert len(sites) == 1
     s = sites.iloc[0]
+    assert s["kw_numbers"] == "WA1M/00000001/1,,WA1M/00000003/7"  # aligned with parcel_ids
     assert s["n_parcels"] == 3 and s["area_ha"] == pytest.approx(3.0)
     assert s["parcel_ids"] == "146501_1.0001.1,146501_1.0001.2,146501_1.0001.3"
     assert s.geometry.area == pytest.approx(30000)

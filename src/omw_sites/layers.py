@@ -128,6 +128,7 @@ REFERENCE_LAYERS = (
 SITE_COLUMNS: dict[str, tuple[str, str]] = {
     "site_id": ("", "stable site identifier (S + 10 hex digits of the parcel-ID hash)"),
     "parcel_ids": ("", "EGiB parcel IDs (TERYT), comma-separated"),
+    "kw_numbers": ("", "land-register (KW) numbers of those parcels, same order; '' unknown"),
     "n_parcels": ("", "number of parcels assembled into the site"),
     "derived_from": ("", "earlier site IDs this site was split or merged from"),
     "teryt": ("", "gmina TERYT code (7 digits)"),
@@ -197,6 +198,7 @@ TEXT_COLUMNS = frozenset(
     {
         "site_id",
         "parcel_ids",
+        "kw_numbers",
         "derived_from",
         "teryt",
         "gmina",

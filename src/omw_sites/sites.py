@@ -97,9 +97,14 @@ def assemble_sites(
             "registered": cand["registered_area_ha"].to_numpy(dtype=float),
             "teryt": cand["teryt"].to_numpy(),
             "ownership": owner,
+            "kw": cand["kw"].fillna("").astype(str).to_numpy()
+            if "kw" in cand
+            else np.full(n, "", dtype=object),
         }
     )
-    ids = frame.sort_values(["label", "parcel_id"]).groupby("label")["parcel_id"].agg(",".join)
+    by_id = frame.sort_values(["label", "parcel_id"]).groupby("label")
+    ids = by_id["parcel_id"].agg(",".join)
+    kws = by_id["kw"].agg(",".join)  # aligned with parcel_ids; "" where not known
     frame = frame.sort_values(["label", "area"], ascending=[True, False])
     groups = frame.groupby("label", sort=True)
     size = groups.size().to_numpy()
@@ -136,6 +141,7 @@ def assemble_sites(
         {
             "site_id": [site_id(p.split(",")) for p in ids],
             "parcel_ids": ids.to_numpy(),
+            "kw_numbers": kws.to_numpy(),
             "n_parcels": size,
             "teryt": cand["teryt"].to_numpy()[first_row],
             "area_ha": groups["area"].sum().to_numpy(),

@@ -494,11 +494,13 @@ def render_sheet(store: str | Path, site_id: str, lang: str = "pl") -> str:
     ]
 
     parcel_ids = [p.strip() for p in str(r.get("parcel_ids") or "").split(",") if p.strip()]
+    kws = str(r.get("kw_numbers") or "").split(",")
+    kws = [k.strip() for k in kws] if len(kws) == len(parcel_ids) else [""] * len(parcel_ids)
     parcel_rows = "".join(
         "<tr>"
-        + "".join(f"<td>{esc(v)}</td>" for v in (pid, *_parcel_parts(pid), t("unknown")))
+        + "".join(f"<td>{esc(v)}</td>" for v in (pid, *_parcel_parts(pid), kw or t("unknown")))
         + "</tr>"
-        for pid in parcel_ids
+        for pid, kw in zip(parcel_ids, kws, strict=True)
     )
     parcels_table = (
         f"<table><tr><th>{t('parcel_id')}</th><th>{t('unit')}</th><th>{t('precinct')}</th>"
