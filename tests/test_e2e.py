@@ -137,3 +137,18 @@ def test_map_command_and_top_command(demo_store: Path, tmp_path: Path):
         timeout=120,
     )
     assert res.returncode == 2 and "logistics" in res.stderr
+
+
+def test_served_site_sheet(served: str, demo_store: Path):
+    sites = read_sites(demo_store, read_geometry=False)
+    best = sites.loc[sites["rank_logistics"] == 1, "site_id"].iloc[0]
+    r = httpx.get(f"{served}/sites/{best}/sheet", params={"lang": "en"}, timeout=60)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert best in r.text and "Land register" in r.text
+    pl = httpx.get(f"{served}/sites/{best}/sheet", timeout=60)
+    assert pl.status_code == 200 and "Księga wieczysta" in pl.text
+    missing = httpx.get(f"{served}/sites/S0000000000/sheet")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("application/problem+json")
+    assert "S0000000000" in missing.json()["detail"]
+    assert httpx.get(f"{served}/sites/{best}/sheet", params={"lang": "de"}).status_code == 400

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import anyio.to_thread
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import HTMLResponse, Response
 
 from omw_sites.api.catalog import Catalog
@@ -58,4 +58,34 @@ async def map_page(
     except ImportError as exc:
         msg = f"map rendering is not available on this server ({exc})"
         raise ProblemError(503, msg) from None
+    return HTMLResponse(page)
+
+
+@router.get(
+    "/sites/{siteId}/sheet",
+    name="site_sheet",
+    summary="Site sheet (karta terenu inwestycyjnego) as an HTML page, Polish or English",
+    response_class=HTMLResponse,
+    responses={
+        400: {"description": "unsupported language", "content": {PROBLEM_MEDIA_TYPE: {}}},
+        404: {"description": "unknown site", "content": {PROBLEM_MEDIA_TYPE: {}}},
+    },
+)
+async def site_sheet(
+    request: Request,
+    site_id: str = Path(alias="siteId", description="site ID, e.g. S0123456789"),
+    lang: str = Query("pl", description="pl | en"),
+) -> Response:
+    from omw_sites.reports.sheet import UnknownSiteError, render_sheet
+
+    if lang not in ("pl", "en"):
+        raise ProblemError(400, f"lang must be pl or en (got {lang!r})")
+    catalog: Catalog = request.app.state.catalog
+    snap = await catalog.current()
+    if site_id not in snap.layers["sites"].index:
+        raise ProblemError(404, f"no site {site_id!r} in the inventory")
+    try:
+        page = await anyio.to_thread.run_sync(render_sheet, catalog.store_path, site_id, lang)
+    except UnknownSiteError as exc:  # the store changed between the lookup and the render
+        raise ProblemError(404, str(exc)) from None
     return HTMLResponse(page)
