@@ -125,22 +125,7 @@ def run(
         "run_id": run_id,
         "created": created,
         "raw_dir": str(Path(raw_dir).resolve()),
-        "profiles": [
-            {
-                "name": p.name,
-                "title": p.title,
-                "version": p.version,
-                "hash": p.hash,
-                "method": p.method,
-                "weighting": p.weighting,
-                "ahp_cr": p.ahp_cr,
-                "weights": {c.name: round(c.weight, 6) for c in p.criteria},
-                "labels": {c.name: c.label for c in p.criteria},
-                "constraints": [c.reason for c in p.constraints],
-                "rationale": p.rationale,
-            }
-            for p in profs
-        ],
+        "profiles": [p.record() for p in profs],
         "data_dates": raw.data_dates,
         "units": {c: u for c, (u, _) in SITE_COLUMNS.items()},
         "columns": {

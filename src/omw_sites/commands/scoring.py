@@ -173,20 +173,8 @@ def _renamed(prof, scen: str):
 
 
 def _profile_entry(prof, scen: str, ran: str) -> dict[str, Any]:
-    return {
-        "name": scen,
-        "profile": prof.name,
-        "title": prof.title if scen == prof.name else f"{prof.title} ({scen})",
-        "version": prof.version,
-        "hash": prof.hash,
-        "method": prof.method,
-        "weighting": prof.weighting,
-        "weights": {c.name: round(c.weight, 6) for c in prof.criteria},
-        "labels": {c.name: c.label for c in prof.criteria},
-        "constraints": [c.reason for c in prof.constraints],
-        "rationale": prof.rationale,
-        "scored_at": ran,
-    }
+    title = prof.title if scen == prof.name else f"{prof.title} ({scen})"
+    return prof.record() | {"name": scen, "profile": prof.name, "title": title, "scored_at": ran}
 
 
 def compare(

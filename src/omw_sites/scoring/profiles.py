@@ -101,6 +101,22 @@ class Profile:
     def weights(self) -> dict[str, float]:
         return {c.name: c.weight for c in self.criteria}
 
+    def record(self) -> dict[str, object]:
+        """What the store keeps of this profile with every result (``run_info``)."""
+        return {
+            "name": self.name,
+            "title": self.title,
+            "version": self.version,
+            "hash": self.hash,
+            "method": self.method,
+            "weighting": self.weighting,
+            "ahp_cr": self.ahp_cr,
+            "weights": {c.name: round(c.weight, 6) for c in self.criteria},
+            "labels": {c.name: c.label for c in self.criteria},
+            "constraints": [c.reason for c in self.constraints],
+            "rationale": self.rationale,
+        }
+
     def with_method(self, method: str) -> Profile:
         """The same profile scored with another method (its hash changes with it)."""
         if method not in METHODS:
