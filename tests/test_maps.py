@@ -11,6 +11,7 @@ import subprocess
 import zlib
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
@@ -366,3 +367,32 @@ def test_map_draws_in_headless_chromium(store: Path, page: str, tmp_path: Path) 
             hits.append(int((np.abs(flat - blended).max(axis=1) < 14).sum()))
     per_class = [hits[i] + hits[i + 1] for i in range(0, len(hits), 2)]
     assert sum(c >= 20 for c in per_class) >= 4, f"palette pixels per class: {per_class}"
+
+
+def test_large_utility_layers_keep_only_merged_trunk_lines() -> None:
+    from shapely import LineString
+
+    from omw_sites.maps.build import _trunk_lines
+
+    n = 6000
+    lines = [
+        LineString([(600000 + 10 * i, 480000), (600000 + 10 * i + 10, 480000)]) for i in range(n)
+    ]
+    gdf = gpd.GeoDataFrame(
+        {
+            "network": ["power", "water", "telecom"] * (n // 3),
+            "status": "existing",
+            "voltage": ["s", "", ""] * (n // 3),
+            "diameter_mm": [np.nan, 250.0, np.nan] * (n // 3),
+        },
+        geometry=lines,
+        crs="EPSG:2180",
+    )
+    gdf.loc[gdf.index[1::6], "diameter_mm"] = 100.0  # half the water pipes are service pipes
+    out, cols = _trunk_lines(gdf, ["network", "status"])
+    assert sorted(out["network"]) == ["power", "water"]  # telecom has no trunk lines
+    assert cols == ["network", "status", "trunk"]
+    power = out.loc[out["network"] == "power"].geometry.iloc[0]
+    assert power.length == pytest.approx(10.0 * (n // 3))
+    water = out.loc[out["network"] == "water"].geometry.iloc[0]
+    assert water.length == pytest.approx(10.0 * (n // 6))

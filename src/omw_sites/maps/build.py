@@ -92,9 +92,38 @@ class MapData:
         if name not in self._reference_geojson:
             gdf = self.reference[name]
             cols = [c for c in REFERENCE_COLUMNS.get(name, ()) if c in gdf.columns]
+            if name == "utilities" and len(gdf) > MAX_UTILITY_FEATURES:
+                gdf, cols = _trunk_lines(gdf, [c for c in ("network", "status") if c in cols])
             geoms = web_geometries(gdf.geometry, REFERENCE_TOLERANCE_M)
             self._reference_geojson[name] = feature_collection(geoms, records(gdf[cols]))
         return self._reference_geojson[name]
+
+
+MAX_UTILITY_FEATURES = 5_000  # above this, only trunk lines, merged per network and status
+TRUNK_MIN_DIAMETER_MM = 200
+TRUNK_VOLTAGES = ("ww", "w", "s")  # extra high, high, medium
+
+
+def _trunk_lines(gdf: gpd.GeoDataFrame, keys: list[str]) -> tuple[gpd.GeoDataFrame, list[str]]:
+    """Trunk utility lines (HV/MV power, pipes ≥ 200 mm), one multi-line per ``keys`` group.
+
+    A region's GESUT holds ~10⁵ service segments; drawn one feature each they make the
+    page tens of MB. The region map shows the trunk networks; a site's own distances to
+    every network are in its popup.
+    """
+    diameter = pd.to_numeric(gdf.get("diameter_mm"), errors="coerce")
+    voltage = gdf["voltage"].astype(str) if "voltage" in gdf else pd.Series("", index=gdf.index)
+    network = gdf["network"].astype(str)
+    trunk = ((network == "power") & voltage.isin(TRUNK_VOLTAGES)) | (
+        diameter >= TRUNK_MIN_DIAMETER_MM
+    )
+    rows, geoms = [], []
+    for values, group in gdf[trunk.to_numpy()].groupby(keys, sort=True):
+        merged = shapely.line_merge(shapely.multilinestrings(group.geometry.to_numpy()))
+        values = values if isinstance(values, tuple) else (values,)
+        rows.append(dict(zip(keys, values, strict=True)) | {"trunk": True})
+        geoms.append(merged)
+    return gpd.GeoDataFrame(rows, geometry=geoms, crs=gdf.crs), [*keys, "trunk"]
 
 
 def _profiles_from(info: Mapping[str, Any], columns: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -426,9 +455,11 @@ def _add_utilities(m: folium.Map, fc: dict[str, Any], style: dict[str, Any]) -> 
     for net in sorted(by_network, key=lambda n: (n not in NETWORK_COLORS, n)):
         sub = {"type": "FeatureCollection", "features": by_network[net]}
         color = NETWORK_COLORS.get(net, "#636363")
+        trunk = any(f["properties"].get("trunk") for f in sub["features"])
+        count = "trunk lines" if trunk else f"{len(sub['features']):,}"
         folium.GeoJson(
             sub,
-            name=f"Utilities: {net} ({len(sub['features']):,})",
+            name=f"Utilities: {net} ({count})",
             show=spec.show,
             style=_style_js({**style, "color": color}),
             **_tooltip("utilities", sub, popup=False),
