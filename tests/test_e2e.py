@@ -152,3 +152,24 @@ def test_served_site_sheet(served: str, demo_store: Path):
     assert missing.headers["content-type"].startswith("application/problem+json")
     assert "S0000000000" in missing.json()["detail"]
     assert httpx.get(f"{served}/sites/{best}/sheet", params={"lang": "de"}).status_code == 400
+
+
+def test_map_compare_command(demo_store: Path, tmp_path: Path):
+    cmd = [sys.executable, "-m", "omw_sites", "map", "--store", str(demo_store)]
+    res = subprocess.run(
+        [*cmd, "--compare", "logistics", "manufacturing", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr
+    page = (tmp_path / "compare_logistics_manufacturing.html").read_text(encoding="utf-8")
+    check_offline(page)
+    assert "Spearman" in page
+    bad = subprocess.run(
+        [*cmd, "--compare", "logistics", "nope", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert bad.returncode == 2 and "nope" in bad.stderr

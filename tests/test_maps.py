@@ -13,6 +13,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 from sample_store import make_sample_store
@@ -396,3 +397,49 @@ def test_large_utility_layers_keep_only_merged_trunk_lines() -> None:
     assert power.length == pytest.approx(10.0 * (n // 3))
     water = out.loc[out["network"] == "water"].geometry.iloc[0]
     assert water.length == pytest.approx(10.0 * (n // 6))
+
+
+def test_rank_changes_classes() -> None:
+    from omw_sites.maps.compare import rank_changes
+
+    # 5 sites eligible under A and 5 under B; the last site is excluded under both
+    sites = pd.DataFrame({"rank_a": [1, 2, 3, 4, 0, 5, 0], "rank_b": [4, 2, 1, 0, 3, 5, 5]})
+    sites.loc[6, "rank_a"] = 0
+    sites.loc[6, "rank_b"] = 0
+    sites.loc[5, "rank_b"] = 5
+    sites.loc[0, "rank_b"] = 4  # B eligible: ranks 4, 2, 1, 3, 5
+    ch = rank_changes(sites, "a", "b")
+    assert list(ch.index) == [0, 1, 2, 3, 4, 5]
+    # percentiles: A rank/5, B rank/5; change = A − B (B better > 0)
+    assert ch.loc[[0, 1, 2, 5], "change"].tolist() == pytest.approx([-0.6, 0.0, 0.4, 0.0])
+    assert ch["class"].tolist() == [
+        "much lower in B",
+        "about the same",
+        "much higher in B",
+        "eligible in A only",
+        "eligible in B only",
+        "about the same",
+    ]
+    small = pd.DataFrame({"rank_a": list(range(1, 21)), "rank_b": [2, 1] + list(range(3, 21))})
+    assert rank_changes(small, "a", "b")["class"].iloc[:2].tolist() == [
+        "lower in B",  # 1/20 → 2/20: −0.05 is "lower", not "the same"
+        "higher in B",
+    ]
+
+
+def test_comparison_map_is_offline_and_counts_classes(store: Path) -> None:
+    from omw_sites.maps import render_comparison
+    from omw_sites.maps.compare import rank_changes
+
+    page = render_comparison(store, "logistics", "office")
+    check_offline(page)
+    sites = read_sites(store, read_geometry=False)
+    counts = rank_changes(sites, "logistics", "office")["class"].value_counts()
+    assert counts.sum() > 0
+    for name, n in counts.items():
+        assert name in page and f"{n:,} sites" in page
+    assert "Rank change: A = Logistics" in page
+    with pytest.raises(ValueError, match="valid profiles"):
+        render_comparison(store, "logistics", "nope")
+    with pytest.raises(ValueError, match="two different"):
+        render_comparison(store, "office", "office")

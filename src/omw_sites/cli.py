@@ -127,12 +127,29 @@ def map_cmd(
     out_dir: Annotated[Path, typer.Option("--out", help="folder for the HTML maps")] = Path(
         "data/processed/maps"
     ),
+    compare: Annotated[
+        tuple[str, str] | None,
+        typer.Option(help="two profiles A B: a map of where their rankings differ"),
+    ] = None,
 ) -> None:
-    """Write offline HTML maps (one per profile, plus an index)."""
-    from omw_sites.maps import write_maps
+    """Write offline HTML maps (one per profile, plus an index), or a comparison map."""
+    from omw_sites.maps import render_comparison, write_maps
 
+    if compare:
+        a, b = compare
+        try:
+            page = render_comparison(store, a, b)
+        except (*USER_ERRORS, ValueError) as exc:
+            _fail(exc)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"compare_{a}_{b}.html"
+        tmp = path.with_suffix(".html.part")
+        tmp.write_text(page, encoding="utf-8")
+        tmp.replace(path)
+        console.print(f"  [green]✓[/] {path}")
+        return
     if not profile and not all_profiles:
-        _fail(ValueError("give --profile NAME (repeatable) or --all"))
+        _fail(ValueError("give --profile NAME (repeatable), --all or --compare A B"))
     try:
         paths = write_maps(store, out_dir, None if all_profiles else profile)
     except (*USER_ERRORS, ValueError) as exc:
