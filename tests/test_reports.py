@@ -278,3 +278,75 @@ def test_sheet_pdf_renders(demo_store: Path, best_site, tmp_path: Path) -> None:
     assert ink > 0.02, f"page 1 is nearly blank ({ink:.3%} ink)"
     red = (px[..., 0] > 150) & (px[..., 1] < 90) & (px[..., 2] < 90)
     assert red.sum() > 500  # the title and the site outline on the map
+
+
+def test_servicing_plan_on_a_hand_made_region(tmp_path: Path) -> None:
+    from omw_sites.reports.servicing import plan_extensions
+    from omw_sites.scoring import load_profile
+
+    path = tmp_path / "sewer_only.toml"
+    path.write_text(
+        """
+name = "sewer_only"
+[criteria.dist_sewer_m]
+weight = 1
+direction = "cost"
+bounds = [0, 2000]
+[[readiness]]
+expr = "dist_sewer_m < 300"
+gap = "no sewer within 300 m"
+""",
+        encoding="utf-8",
+    )
+    prof = load_profile(path)
+    sites = pd.DataFrame(
+        {
+            "site_id": ["A", "B", "C"],
+            "gmina": ["g1", "g2", "g3"],
+            "area_ha": [10.0, 5.0, 2.0],
+            "dist_sewer_m": [1000.0, 0.0, 1500.0],
+            "zoning_class": "P",
+            "planning_instrument": "mpzp",
+            "plan_zone": "",
+            "ownership": "private",
+        }
+    )
+    plan = plan_extensions(sites, prof, {"sewer": 1000.0})
+    t = plan.table.set_index("site_id")
+    assert list(plan.table["site_id"]) == ["A", "C"]  # B is on the sewer already
+    assert t.loc["A", "length_m"] == 1000 and t.loc["A", "cost_pln"] == 1_000_000
+    assert t.loc["A", "score_before"] == pytest.approx(0.5)
+    assert t.loc["A", "score_after"] == pytest.approx(1.0)
+    assert (t.loc["A", "rank_before"], t.loc["A", "rank_after"]) == (2, 1)  # ties with B
+    assert (t.loc["C", "rank_before"], t.loc["C", "rank_after"]) == (3, 1)
+    assert t.loc["A", "value_per_mpln"] == pytest.approx(0.5 * 10 / 1.0)
+    assert t.loc["C", "value_per_mpln"] == pytest.approx(0.75 * 2 / 1.5)
+    assert (t["tier_after"] == "A").all() and (t["tier_before"] == "B").all()
+    assert t.loc["A", "ha_into_tier_a"] == 10.0
+    with pytest.raises(ValueError, match="positive"):
+        plan_extensions(sites, prof, {"sewer": 0.0})
+
+
+def test_servicing_command_on_the_pipeline_store(demo_store: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    res = subprocess.run(
+        [
+            sys.executable, "-m", "omw_sites", "servicing", "--profile", "manufacturing",
+            "--store", str(demo_store), "--out", str(tmp_path), "--cost", "water=800",
+        ],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    table = pd.read_csv(tmp_path / "servicing_manufacturing.csv")
+    assert len(table) > 0 and (table["score_gain"] >= 0).all()
+    assert table["value_per_mpln"].is_monotonic_decreasing
+    water = table[table["network"] == "water"]
+    assert (water["cost_pln"] - water["length_m"] * 800).abs().max() <= 50  # rounded to 100
+    bad = subprocess.run(
+        [sys.executable, "-m", "omw_sites", "servicing", "--profile", "manufacturing",
+         "--store", str(demo_store), "--cost", "water=lots"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "water=lots" in bad.stderr

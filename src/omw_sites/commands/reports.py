@@ -1,4 +1,4 @@
-"""`omw-sites` commands of the reports stage: ``balance`` and ``sheet``."""
+"""`omw-sites` commands of the reports stage: ``balance``, ``sheet`` and ``servicing``."""
 
 from __future__ import annotations
 
@@ -99,7 +99,63 @@ def sheet(
         console.print(f"  [green]✓[/] {p}", highlight=False)
 
 
+def servicing(
+    profile: Annotated[str, typer.Option(help="built-in profile name or TOML file")],
+    top: Annotated[int, typer.Option(min=1, help="extensions to print")] = 20,
+    cost: Annotated[
+        list[str] | None,
+        typer.Option(help="cost per metre, NETWORK=PLN (repeatable), e.g. sewer=1300"),
+    ] = None,
+    min_gap: Annotated[float, typer.Option(help="shortest extension proposed (m)")] = 50.0,
+    store: StoreOpt = STORE,
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for the CSV")] = Path(
+        "data/processed/reports"
+    ),
+) -> None:
+    """Utility-investment plan: which network extensions unlock the most valuable land."""
+    from omw_sites.reports.servicing import plan_from_store
+    from omw_sites.scoring import ProfileError
+    from omw_sites.store.gpkg import StoreError
+
+    costs: dict[str, float] = {}
+    for item in cost or []:
+        net, _, value = item.partition("=")
+        try:
+            costs[net.strip()] = float(value)
+        except ValueError:
+            _fail(f"--cost {item!r}: expected NETWORK=PLN per metre, e.g. sewer=1300")
+    try:
+        plan = plan_from_store(store, profile, costs, min_gap)
+    except (StoreError, ProfileError, ValueError, OSError) as exc:
+        _fail(exc)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"servicing_{plan.profile}.csv"
+    tmp = path.with_suffix(".csv.part")
+    plan.table.to_csv(tmp, index=False)
+    tmp.replace(path)
+    table = Table(title=f"Utility extensions — {plan.profile}, best value per PLN first")
+    heads = ("site", "gmina", "network", "m", "PLN", "score", "rank", "tier", "ha", "gain·ha/mPLN")
+    for col in heads:
+        table.add_column(col, justify="left" if col in ("site", "gmina", "network") else "right")
+    for r in plan.table.head(top).itertuples():
+        table.add_row(
+            r.site_id,
+            str(r.gmina),
+            r.network,
+            f"{r.length_m:,.0f}",
+            f"{r.cost_pln:,.0f}",
+            f"{r.score_before:.3f} → {r.score_after:.3f}",
+            f"{r.rank_before} → {r.rank_after}",
+            f"{r.tier_before} → {r.tier_after}",
+            f"{r.area_ha:.1f}",
+            f"{r.value_per_mpln:.2f}",
+        )
+    out.print(table)
+    console.print(f"  [green]✓[/] {path} ({len(plan.table):,} candidate extensions)")
+
+
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the main app."""
     app.command("balance")(balance)
     app.command("sheet")(sheet)
+    app.command("servicing")(servicing)

@@ -1,0 +1,147 @@
+"""Utility-investment plan ("uzbrojenie"): which extensions unlock the most valuable land.
+
+For every site and network (water, sewer, power, gas) whose existing line is farther than
+``min_gap_m``, the candidate extension brings the network to the site's edge: cost =
+distance × the network's cost per metre. The site is re-scored as if connected (distance
+0, on site), all sites at once — fixed value-function bounds make each site's score
+independent of the others — and its new rank is found among the other sites' unchanged
+scores. Extensions are ranked by value per PLN: score gain × hectares per million PLN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from omw_sites.layers import rank_col, score_col
+from omw_sites.scoring import Profile, load_profiles
+from omw_sites.scoring.engine import score_profile, tier_col
+from omw_sites.store import read_sites
+
+NETWORKS = ("water", "sewer", "power", "gas")
+# indicative construction cost per metre of a connection (PLN/m, 2026 prices): water
+# main DN 150, gravity sewer DN 200, MV cable line 15 kV, gas pipe DN 100
+DEFAULT_COST_PLN_PER_M = {"water": 600.0, "sewer": 1100.0, "power": 450.0, "gas": 500.0}
+MIN_GAP_M = 50.0  # closer than this the connection is a service line, not an extension
+
+
+@dataclass
+class ServicingPlan:
+    """Candidate extensions, best value per PLN first."""
+
+    profile: str
+    table: pd.DataFrame
+    cost_pln_per_m: dict[str, float]
+
+
+def plan_extensions(
+    sites: pd.DataFrame,
+    profile: Profile,
+    cost_pln_per_m: Mapping[str, float] | None = None,
+    min_gap_m: float = MIN_GAP_M,
+) -> ServicingPlan:
+    """Score and rank gain of bringing each network to each site.
+
+    Parameters
+    ----------
+    sites : site table with the criteria columns (``dist_<net>_m`` in metres, area_ha)
+    profile : the investor profile to score with
+    cost_pln_per_m : cost per metre per network (PLN/m); defaults above
+    min_gap_m : extensions shorter than this are not proposed
+
+    Returns
+    -------
+    ServicingPlan whose table has one row per (site, network): length (m), cost (PLN),
+    score and rank before/after, score gain, readiness tier before/after, hectares moved
+    into tier A, and ``value_per_mpln`` = score gain × ha per million PLN.
+    """
+    costs = {**DEFAULT_COST_PLN_PER_M, **(cost_pln_per_m or {})}
+    bad = [n for n, c in costs.items() if not (np.isfinite(c) and c > 0)]
+    if bad:
+        msg = f"cost per metre must be a positive number for: {', '.join(bad)}"
+        raise ValueError(msg)
+    p = profile.name
+    base = score_profile(sites, profile)
+    before = base[score_col(p)].to_numpy(dtype=float)
+    tier_before = base[tier_col(p)].to_numpy()
+    ranked = np.sort(before[~np.isnan(before)])[::-1]
+    rows = []
+    for net in NETWORKS:
+        col = f"dist_{net}_m"
+        if col not in sites:
+            continue
+        dist = sites[col].to_numpy(dtype=float)
+        cand = np.isfinite(dist) & (dist >= min_gap_m)
+        if not cand.any():
+            continue
+        connected = sites.copy()
+        connected[col] = np.where(cand, 0.0, dist)
+        if f"{net}_on_site" in connected:
+            connected[f"{net}_on_site"] = np.where(cand, True, connected[f"{net}_on_site"])
+        after_frame = score_profile(connected, profile)
+        after = after_frame[score_col(p)].to_numpy(dtype=float)
+        tier_after = after_frame[tier_col(p)].to_numpy()
+        gain = np.nan_to_num(after, nan=0.0) - np.nan_to_num(before, nan=0.0)
+        useful = cand & ((gain > 1e-9) | ((tier_after == "A") & (tier_before != "A")))
+        if not useful.any():
+            continue
+        idx = np.flatnonzero(useful)
+        new_score = after[idx]
+        # rank among the others' unchanged scores: 1 + how many score strictly higher,
+        # not counting the site's own old score
+        higher = np.searchsorted(-ranked, -new_score, side="left")
+        own_higher = np.nan_to_num(before[idx], nan=-1) > new_score
+        new_rank = np.where(np.isnan(new_score), 0, higher + 1 - own_higher)
+        length = dist[idx]
+        cost = length * costs[net]
+        area = sites["area_ha"].to_numpy(dtype=float)[idx]
+        into_a = (tier_after[idx] == "A") & (tier_before[idx] != "A")
+        rows.append(
+            pd.DataFrame(
+                {
+                    "site_id": sites["site_id"].to_numpy()[idx],
+                    "gmina": sites["gmina"].to_numpy()[idx] if "gmina" in sites else "",
+                    "network": net,
+                    "length_m": np.round(length, 1),
+                    "cost_pln": np.round(cost, -2),
+                    "score_before": before[idx],
+                    "score_after": new_score,
+                    "score_gain": np.round(gain[idx], 6),
+                    "rank_before": base[rank_col(p)].to_numpy()[idx],
+                    "rank_after": new_rank.astype(int),
+                    "tier_before": tier_before[idx],
+                    "tier_after": tier_after[idx],
+                    "area_ha": np.round(area, 4),
+                    "ha_into_tier_a": np.where(into_a, np.round(area, 4), 0.0),
+                    "value_per_mpln": np.round(gain[idx] * area / (cost / 1e6), 4),
+                }
+            )
+        )
+    columns = [
+        "site_id", "gmina", "network", "length_m", "cost_pln", "score_before", "score_after",
+        "score_gain", "rank_before", "rank_after", "tier_before", "tier_after", "area_ha",
+        "ha_into_tier_a", "value_per_mpln",
+    ]  # fmt: skip
+    table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=columns)
+    table = table.sort_values(
+        ["value_per_mpln", "ha_into_tier_a", "site_id", "network"],
+        ascending=[False, False, True, True],
+        kind="stable",
+    ).reset_index(drop=True)
+    return ServicingPlan(p, table, dict(costs))
+
+
+def plan_from_store(
+    store: str | Path,
+    profile: str,
+    cost_pln_per_m: Mapping[str, float] | None = None,
+    min_gap_m: float = MIN_GAP_M,
+) -> ServicingPlan:
+    """``plan_extensions`` for a built-in or TOML profile over the store's sites."""
+    prof = load_profiles([profile])[0]
+    sites = read_sites(store, read_geometry=False)
+    return plan_extensions(sites, prof, cost_pln_per_m, min_gap_m)
