@@ -497,6 +497,20 @@ def _bounds(sites: gpd.GeoDataFrame) -> list[list[float]] | None:
     return [[float(s), float(w)], [float(n), float(e)]]
 
 
+def base_map(sites: gpd.GeoDataFrame, title: str) -> tuple[folium.Map, list | None]:
+    """An offline Leaflet map (no tiles, assets inlined) centred on ``sites``, and its bounds."""
+    bounds = _bounds(sites)
+    centre = (
+        [(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2]
+        if bounds
+        else list(_FALLBACK_CENTRE)
+    )
+    m = folium.Map(location=centre, zoom_start=10, tiles=None, control_scale=True)
+    m.get_root().title = title
+    make_offline(m)
+    return m, bounds
+
+
 def _json_script(js_call: str, payload: Any) -> str:
     text = json.dumps(payload, ensure_ascii=False).replace("</", "<\\/")
     return f"<script>{js_call}({text});</script>"
@@ -532,15 +546,7 @@ def _render(
     budget = max(max_polygons - len(poly_el), 0)
     poly_ex, rest_ex = excluded.iloc[:budget], excluded.iloc[budget:]
 
-    bounds = _bounds(sites)
-    centre = (
-        [(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2]
-        if bounds
-        else list(_FALLBACK_CENTRE)
-    )
-    m = folium.Map(location=centre, zoom_start=10, tiles=None, control_scale=True)
-    m.get_root().title = f"{meta['title']} – investment sites (omw-sites)"
-    make_offline(m)
+    m, bounds = base_map(sites, f"{meta['title']} – investment sites (omw-sites)")
     config = {
         "profile": meta["title"],
         "nEligible": len(eligible),

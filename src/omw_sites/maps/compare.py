@@ -9,15 +9,14 @@ import numpy as np
 import pandas as pd
 
 from omw_sites.layers import rank_col
-from omw_sites.maps.assets import check_offline, make_offline
+from omw_sites.maps.assets import check_offline
 from omw_sites.maps.build import (
     _ABOVE_SITES,
     _BELOW_SITES,
-    _FALLBACK_CENTRE,
     _add_reference,
-    _bounds,
     _check_profiles,
     _data_date,
+    base_map,
     load_map_data,
 )
 from omw_sites.maps.features import feature_collection, web_geometries
@@ -86,15 +85,7 @@ def render_comparison(store_path: str | Path, a: str, b: str, max_polygons: int 
     drawn = ch.iloc[:max_polygons]
     title_a, title_b = data.profiles[a]["title"], data.profiles[b]["title"]
 
-    bounds = _bounds(sites)
-    centre = (
-        [(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2]
-        if bounds
-        else list(_FALLBACK_CENTRE)
-    )
-    m = folium.Map(location=centre, zoom_start=10, tiles=None, control_scale=True)
-    m.get_root().title = f"{title_a} vs {title_b} – rank changes (omw-sites)"
-    make_offline(m)
+    m, bounds = base_map(sites, f"{title_a} vs {title_b} – rank changes (omw-sites)")
     extras: list[LegendExtra] = []
     for name in _BELOW_SITES:
         if (x := _add_reference(m, data, name, False)) is not None:
