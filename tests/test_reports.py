@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from omw_sites.commands.reports import register
 from omw_sites.layers import rank_col, score_col
-from omw_sites.maps.assets import external_references
+from omw_sites.maps.assets import check_offline, external_references
 from omw_sites.reports import (
     UnknownSiteError,
     balanced_shortlist,
@@ -344,6 +344,17 @@ def test_servicing_command_on_the_pipeline_store(demo_store: Path, tmp_path: Pat
     assert table["value_per_mpln"].is_monotonic_decreasing
     water = table[table["network"] == "water"]
     assert (water["cost_pln"] - water["length_m"] * 800).abs().max() <= 50  # rounded to 100
+    page = (tmp_path / "servicing_manufacturing.html").read_text(encoding="utf-8")
+    check_offline(page)
+    assert "extensions" in page
+
+    from omw_sites.reports.servicing import extension_lines, plan_from_store
+
+    plan = plan_from_store(demo_store, "manufacturing")
+    lines = extension_lines(demo_store, plan, top=30)
+    # each drawn extension runs from the nearest existing line to the site: its length is
+    # the measured distance to that network
+    assert np.allclose(lines.geometry.length, lines["length_m"], atol=0.5)
     bad = subprocess.run(
         [sys.executable, "-m", "omw_sites", "servicing", "--profile", "manufacturing",
          "--store", str(demo_store), "--cost", "water=lots"],

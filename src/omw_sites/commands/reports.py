@@ -113,7 +113,7 @@ def servicing(
     ),
 ) -> None:
     """Utility-investment plan: which network extensions unlock the most valuable land."""
-    from omw_sites.reports.servicing import plan_from_store
+    from omw_sites.reports.servicing import plan_from_store, servicing_map
     from omw_sites.scoring import ProfileError
     from omw_sites.store.gpkg import StoreError
 
@@ -133,6 +133,12 @@ def servicing(
     tmp = path.with_suffix(".csv.part")
     plan.table.to_csv(tmp, index=False)
     tmp.replace(path)
+    map_path = out_dir / f"servicing_{plan.profile}.html"
+    if len(plan.table):
+        page = servicing_map(store, plan, top=max(top, 200))
+        tmp = map_path.with_suffix(".html.part")
+        tmp.write_text(page, encoding="utf-8")
+        tmp.replace(map_path)
     table = Table(title=f"Utility extensions — {plan.profile}, best value per PLN first")
     heads = ("site", "gmina", "network", "m", "PLN", "score", "rank", "tier", "ha", "gain·ha/mPLN")
     for col in heads:
@@ -152,6 +158,8 @@ def servicing(
         )
     out.print(table)
     console.print(f"  [green]✓[/] {path} ({len(plan.table):,} candidate extensions)")
+    if map_path.exists():
+        console.print(f"  [green]✓[/] {map_path}")
 
 
 def register(app: typer.Typer) -> None:

@@ -14,13 +14,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import folium
+import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
+from shapely import STRtree
 
-from omw_sites.layers import rank_col, score_col
+from omw_sites.layers import WORK_CRS, rank_col, score_col
 from omw_sites.scoring import Profile, load_profiles
 from omw_sites.scoring.engine import score_profile, tier_col
-from omw_sites.store import read_sites
+from omw_sites.store import read_layer, read_sites
 
 NETWORKS = ("water", "sewer", "power", "gas")
 # indicative construction cost per metre of a connection (PLN/m, 2026 prices): water
@@ -145,3 +149,75 @@ def plan_from_store(
     prof = load_profiles([profile])[0]
     sites = read_sites(store, read_geometry=False)
     return plan_extensions(sites, prof, cost_pln_per_m, min_gap_m)
+
+
+NETWORK_COLORS = {"water": "#2171b5", "sewer": "#8c510a", "power": "#e31a1c", "gas": "#ff7f00"}
+
+
+def extension_lines(store: str | Path, plan: ServicingPlan, top: int = 200) -> gpd.GeoDataFrame:
+    """The ``top`` extensions as lines from the nearest existing network to the site's edge.
+
+    Geometry is the shortest line between the site and the nearest existing line of that
+    network (STRtree nearest), EPSG:2180, with the plan's columns.
+    """
+    rows = plan.table.head(top).reset_index(drop=True)
+    sites = read_sites(store, columns=["site_id"]).set_index("site_id")
+    util = read_layer(store, "utilities")
+    geoms = np.empty(len(rows), dtype=object)
+    for net, idx in rows.groupby("network").groups.items():
+        lines = util.geometry.to_numpy()[
+            (util["network"].to_numpy() == net) & (util["status"].to_numpy() == "existing")
+        ]
+        site_geoms = sites.geometry.loc[rows.loc[idx, "site_id"]].to_numpy()
+        (left, right) = STRtree(lines).query_nearest(site_geoms, all_matches=False)
+        geoms[np.asarray(idx)[left]] = shapely.shortest_line(lines[right], site_geoms[left])
+    return gpd.GeoDataFrame(rows, geometry=list(geoms), crs=WORK_CRS)
+
+
+def servicing_map(store: str | Path, plan: ServicingPlan, top: int = 200) -> str:
+    """A self-contained HTML map of the best ``top`` extensions over the sites they serve."""
+    from omw_sites.maps.assets import check_offline
+    from omw_sites.maps.build import _add_reference, base_map, load_map_data
+    from omw_sites.maps.features import feature_collection, web_geometries
+    from omw_sites.maps.style import MapControl, title_html
+
+    data = load_map_data(store)
+    m, bounds = base_map(data.sites, f"Utility extensions – {plan.profile} (omw-sites)")
+    for name in ("gminy", "flood", "natura2000", "roads_main"):
+        _add_reference(m, data, name, False)
+    ext = extension_lines(store, plan, top)
+    served = data.sites.set_index("site_id").loc[ext["site_id"].unique()]
+    folium.GeoJson(
+        feature_collection(
+            web_geometries(served.geometry, 5.0), [{"site": s} for s in served.index]
+        ),
+        name=f"Sites served ({len(served):,})",
+        style_function=lambda _f: {"color": "#333", "weight": 1, "fillColor": "#fee08b",
+                                   "fillOpacity": 0.8},
+        tooltip=folium.GeoJsonTooltip(fields=["site"]),
+    ).add_to(m)  # fmt: skip
+    fields = ["site_id", "network", "length_m", "cost_pln", "score_gain", "rank_before",
+              "rank_after", "value_per_mpln"]  # fmt: skip
+    for net, color in NETWORK_COLORS.items():
+        sub = ext[ext["network"] == net]
+        if sub.empty:
+            continue
+        props = sub[fields].astype(object).to_dict("records")
+        folium.GeoJson(
+            feature_collection(web_geometries(sub.geometry, 0), props),
+            name=f"{net} extensions ({len(sub):,})",
+            style_function=lambda _f, c=color: {"color": c, "weight": 4, "opacity": 0.9},
+            tooltip=folium.GeoJsonTooltip(fields=fields),
+        ).add_to(m)
+    total = ext["cost_pln"].sum() / 1e6
+    lines = [
+        f"best {len(ext):,} extensions by score gain × ha per million PLN",
+        f"total {total:,.1f} million PLN; each built alone would move "
+        f"{ext['ha_into_tier_a'].sum():,.1f} ha into tier A",
+    ]
+    MapControl(title_html(f"Utility extensions – {plan.profile}", lines), "topleft",
+               "omw-title").add_to(m)  # fmt: skip
+    folium.LayerControl(collapsed=True).add_to(m)
+    if bounds:
+        m.fit_bounds(bounds)
+    return check_offline(m.get_root().render())
