@@ -361,3 +361,32 @@ def test_servicing_command_on_the_pipeline_store(demo_store: Path, tmp_path: Pat
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert bad.returncode == 2 and "water=lots" in bad.stderr
+
+
+def test_report_command_writes_a_self_contained_analysis(demo_store: Path, tmp_path: Path):
+    import base64
+    import io
+    import re
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from omw_sites.store import read_sites
+
+    res = subprocess.run(
+        [sys.executable, "-m", "omw_sites", "report", "--profile", "logistics",
+         "--draws", "100", "--store", str(demo_store), "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    page = (tmp_path / "report_logistics.html").read_text(encoding="utf-8")
+    check_offline(page)
+    images = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
+    assert len(images) == 3  # distributions, rank intervals, balance
+    for data in images:
+        img = Image.open(io.BytesIO(base64.b64decode(data))).convert("L")
+        assert img.size[0] > 300 and len(set(img.getdata())) > 20  # a drawn chart
+    sites = read_sites(demo_store, read_geometry=False)
+    first = sites.loc[sites["rank_logistics"] == 1, "site_id"].iloc[0]
+    assert first in page and "Regional balance" in page and "Utility extensions" in page

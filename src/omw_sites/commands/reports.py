@@ -1,4 +1,4 @@
-"""`omw-sites` commands of the reports stage: ``balance``, ``sheet`` and ``servicing``."""
+"""`omw-sites` commands of the reports stage: ``balance``, ``sheet``, ``servicing``, ``report``."""
 
 from __future__ import annotations
 
@@ -162,8 +162,35 @@ def servicing(
         console.print(f"  [green]✓[/] {map_path}")
 
 
+def report(
+    profile: Annotated[str, typer.Option(help="built-in profile name or TOML file")],
+    k: Annotated[int, typer.Option("--k", min=1, help="top-K for balance and stability")] = 20,
+    draws: Annotated[int, typer.Option(min=10, help="weight draws for rank stability")] = 500,
+    store: StoreOpt = STORE,
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for the report")] = Path(
+        "data/processed/reports"
+    ),
+) -> None:
+    """Static HTML analysis: score distributions, rank stability, balance, extensions."""
+    from omw_sites.reports.analysis import analysis_report
+    from omw_sites.scoring import ProfileError
+    from omw_sites.store.gpkg import StoreError
+
+    try:
+        page = analysis_report(store, profile, k=k, draws=draws)
+    except (StoreError, ProfileError, ValueError, OSError) as exc:
+        _fail(exc)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"report_{Path(profile).stem}.html"
+    tmp = path.with_suffix(".html.part")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(path)
+    console.print(f"  [green]✓[/] {path}")
+
+
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the main app."""
     app.command("balance")(balance)
     app.command("sheet")(sheet)
     app.command("servicing")(servicing)
+    app.command("report")(report)

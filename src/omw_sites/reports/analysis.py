@@ -1,0 +1,130 @@
+"""Analyst report: score distributions, rank stability, regional balance and servicing."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from omw_sites.layers import rank_col, score_col  # noqa: E402
+from omw_sites.reports.balance import balance_chart, balance_from_store  # noqa: E402
+from omw_sites.reports.servicing import plan_extensions  # noqa: E402
+from omw_sites.scoring import load_profiles  # noqa: E402
+from omw_sites.scoring.engine import evaluate_profile  # noqa: E402
+from omw_sites.scoring.sensitivity import rank_stability  # noqa: E402
+from omw_sites.store import read_run_info, read_sites  # noqa: E402
+
+
+def _png(fig: plt.Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def score_distributions(sites: pd.DataFrame, profiles: list[str]) -> plt.Figure:
+    """Histogram of the eligible sites' scores, one panel per profile."""
+    fig, axes = plt.subplots(1, len(profiles), figsize=(3.2 * len(profiles), 2.6), sharey=True)
+    for ax, p in zip(np.atleast_1d(axes), profiles, strict=True):
+        s = sites[score_col(p)].dropna()
+        ax.hist(s, bins=20, range=(0, 1), color="#fd8d3c", edgecolor="#7f2704")
+        ax.set_title(f"{p} ({len(s):,} eligible)", fontsize=9)
+        ax.set_xlabel("score")
+    np.atleast_1d(axes)[0].set_ylabel("sites")
+    return fig
+
+
+def stability_figure(stab_p5: np.ndarray, stab_p95: np.ndarray, ranks: np.ndarray) -> plt.Figure:
+    """Rank intervals (5th–95th percentile under weight uncertainty) of the best sites."""
+    order = np.argsort(ranks)
+    fig, ax = plt.subplots(figsize=(7, 3))
+    x = np.arange(len(order))
+    ax.vlines(x, stab_p5[order], stab_p95[order], color="#3182bd", lw=3)
+    ax.plot(x, ranks[order], "k.", label="rank")
+    ax.invert_yaxis()
+    ax.set_xlabel("sites in rank order")
+    ax.set_ylabel("rank (p5–p95)")
+    ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
+def analysis_report(
+    store: str | Path, profile: str, k: int = 20, top: int = 30, draws: int = 500
+) -> str:
+    """One self-contained HTML report for ``profile``: what an analyst looks at first.
+
+    Score distributions of every profile in the store; rank intervals of the best ``top``
+    sites under Dirichlet weight draws (``draws``, seeded); the regional balance of the
+    top ``k`` (plain vs balanced shortlist); the ten utility extensions with the best value
+    per PLN. Charts are embedded PNGs; nothing is loaded from the web.
+    """
+    prof = load_profiles([profile])[0]
+    sites = read_sites(store, read_geometry=False)
+    info = read_run_info(store)
+    if rank_col(profile) not in sites:
+        msg = f"profile {profile!r} is not scored in {store}"
+        raise ValueError(msg)
+    names = [p["name"] for p in info.get("profiles", []) if rank_col(p["name"]) in sites]
+    ev = evaluate_profile(sites, prof)
+    eligible = np.flatnonzero(ev.eligible)
+    stab = rank_stability(ev.values[eligible], ev.weights, draws=draws, top_n=k, seed=0)
+    ranks = sites[rank_col(profile)].to_numpy()[eligible]
+    best = np.argsort(ranks)[:top]
+    fig = stability_figure(stab.p5[best], stab.p95[best], ranks[best])
+    balance = balance_from_store(store, profile, k)
+    plan = plan_extensions(sites, prof)
+    best_sites = sites.iloc[eligible[best[:10]]]
+    e = html.escape
+    top_rows = "".join(
+        f"<tr><td>{int(r[rank_col(profile)])}</td><td>{e(str(r['site_id']))}</td>"
+        f"<td>{e(str(r['gmina']))}</td><td>{r['area_ha']:.1f}</td>"
+        f"<td>{r[score_col(profile)]:.3f}</td><td>{int(p5)}–{int(p95)}</td>"
+        f"<td>{ptop:.2f}</td></tr>"
+        for (_, r), p5, p95, ptop in zip(
+            best_sites.iterrows(),
+            stab.p5[best[:10]],
+            stab.p95[best[:10]],
+            stab.p_top[best[:10]],
+            strict=True,
+        )
+    )
+    ext_rows = "".join(
+        f"<tr><td>{e(str(r.site_id))}</td><td>{e(str(r.gmina))}</td><td>{r.network}</td>"
+        f"<td>{r.length_m:,.0f}</td><td>{r.cost_pln:,.0f}</td>"
+        f"<td>{r.rank_before} → {r.rank_after}</td><td>{r.value_per_mpln:.2f}</td></tr>"
+        for r in plan.table.head(10).itertuples()
+    )
+    s = balance.summary
+    dist_png = _png(score_distributions(sites, names))
+    return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
+<title>omw-sites analysis – {e(prof.title)}</title>
+<style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px;font-size:13px}}
+img{{max-width:100%}}</style></head><body>
+<h1>{e(prof.title)} — analysis</h1>
+<p>Run {e(str(info.get("run_id", "")))} of {e(str(info.get("created", "")))}; profile hash
+{e(prof.hash)}; {len(sites):,} sites, {len(eligible):,} eligible.</p>
+<h2>Score distributions</h2>
+<img alt="score distributions" src="data:image/png;base64,{dist_png}">
+<h2>Best sites and how stable their ranks are</h2>
+<p>Rank interval p5–p95 and P(top {k}) under {draws} Dirichlet draws of the weights.</p>
+<table><tr><th>rank</th><th>site</th><th>gmina</th><th>ha</th><th>score</th>
+<th>rank p5–p95</th><th>P(top {k})</th></tr>{top_rows}</table>
+<img alt="rank intervals" src="data:image/png;base64,{_png(fig)}">
+<h2>Regional balance of the top {k}</h2>
+<p>Plain top-{k}: {s["plain"]["gminy_covered"]} gminy, Gini of hectares {s["plain"]["gini_ha"]:.2f};
+balanced: {s["balanced"]["gminy_covered"]} gminy, Gini {s["balanced"]["gini_ha"]:.2f}.</p>
+<img alt="balance" src="data:image/png;base64,{base64.b64encode(balance_chart(balance)).decode()}">
+<h2>Utility extensions with the best value per PLN</h2>
+<table><tr><th>site</th><th>gmina</th><th>network</th><th>m</th><th>PLN</th><th>rank</th>
+<th>gain·ha per mPLN</th></tr>{ext_rows}</table>
+</body></html>
+"""
