@@ -390,3 +390,24 @@ def test_report_command_writes_a_self_contained_analysis(demo_store: Path, tmp_p
     sites = read_sites(demo_store, read_geometry=False)
     first = sites.loc[sites["rank_logistics"] == 1, "site_id"].iloc[0]
     assert first in page and "Regional balance" in page and "Utility extensions" in page
+
+
+def test_supply_by_data_driven_segment() -> None:
+    from omw_sites.reports.balance import gmina_supply
+
+    sites = pd.DataFrame(
+        {
+            "site_id": ["a", "b", "c", "d"],
+            "teryt": ["1", "1", "2", "2"],
+            "gmina": ["G1", "G1", "G2", "G2"],
+            "area_ha": [1.0, 2.0, 4.0, 8.0],
+            "score_p": [0.9, 0.8, 0.7, np.nan],
+            "rank_p": [1, 2, 3, 0],
+            "ownership": "private",
+            "segment_p": [0, 1, 1, -1],  # d was not segmented (excluded)
+        }
+    )
+    t = gmina_supply(sites, "p", top_n=2).set_index("teryt")
+    assert t.loc["1", "sites_segment_0"] == 1 and t.loc["1", "ha_segment_1"] == 2.0
+    assert t.loc["2", "sites_segment_1"] == 1 and t.loc["2", "ha_segment_1"] == 4.0
+    assert t["ha_segment_0"].sum() + t["ha_segment_1"].sum() == 7.0

@@ -169,7 +169,9 @@ def gmina_supply(
     ``sites_tier_A`` … ``ha_tier_C`` (readiness tier), ``sites_<ownership>`` and
     ``ha_<ownership>``, ``best_score``, ``median_score`` (eligible sites, 0..1),
     ``top_sites``, ``top_ha`` (in the region's top-N), ``top_share_sites`` and
-    ``top_share_ha`` (share of the region's top-N, 0..1). Gminy of ``gminy`` (a frame with
+    ``top_share_ha`` (share of the region's top-N, 0..1); where the store holds
+    ``segment_<profile>`` (``omw-sites score --segments``) also ``sites_segment_<k>`` and
+    ``ha_segment_<k>``. Gminy of ``gminy`` (a frame with
     ``teryt`` and ``name``) with no sites appear with zeros so inequality counts them.
     """
     _check_profile(sites, profile)
@@ -202,10 +204,16 @@ def gmina_supply(
     out["ha"] = g["ha"].sum()
     out["eligible_sites"] = g["eligible"].sum()
     out["eligible_ha"] = s[s["eligible"]].groupby("teryt")["ha"].sum()
-    for by, values in (("tier", TIERS), ("ownership", OWNERSHIP)):
+    breakdowns: list[tuple[str, Any]] = [("tier", TIERS), ("ownership", OWNERSHIP)]
+    seg_col = f"segment_{profile}"
+    if seg_col in sites:  # data-driven segments of `omw-sites score --segments`
+        seg = pd.to_numeric(sites[seg_col], errors="coerce").to_numpy()
+        s["segment"] = np.where(np.isnan(seg), -1, seg).astype(int)
+        breakdowns.append(("segment", sorted(v for v in set(s["segment"]) if v >= 0)))
+    for by, values in breakdowns:
         counts = s.pivot_table(index="teryt", columns=by, values="ha", aggfunc=["size", "sum"])
         for v in values:
-            label = f"tier_{v}" if by == "tier" else v
+            label = f"tier_{v}" if by == "tier" else f"segment_{v}" if by == "segment" else v
             out[f"sites_{label}"] = counts["size"][v] if ("size", v) in counts else 0
             out[f"ha_{label}"] = counts["sum"][v] if ("sum", v) in counts else 0.0
     el = s[s["eligible"]].groupby("teryt")["score"]
