@@ -173,3 +173,16 @@ def test_map_compare_command(demo_store: Path, tmp_path: Path):
         timeout=600,
     )
     assert bad.returncode == 2 and "nope" in bad.stderr
+
+
+def test_map_popups_carry_drivers_and_link_to_the_served_sheet(served: str, demo_store: Path):
+    import json
+    from urllib.parse import urljoin
+
+    sites = read_sites(demo_store, read_geometry=False)
+    best = sites.loc[sites["rank_logistics"] == 1].iloc[0]
+    page = httpx.get(f"{served}/maps/logistics", timeout=120).text
+    assert json.dumps(best["drivers_logistics"], ensure_ascii=False)[1:-1] in page
+    assert '"sheetUrl": "../sites/{id}/sheet"' in page
+    link = urljoin(f"{served}/maps/logistics", f"../sites/{best['site_id']}/sheet")
+    assert httpx.get(link, timeout=60).status_code == 200

@@ -99,6 +99,7 @@ class MapData:
         return self._reference_geojson[name]
 
 
+DEFAULT_SHEET_URL = "../sites/{id}/sheet"  # as served by the API next to /maps/<profile>
 MAX_UTILITY_FEATURES = 5_000  # above this, only trunk lines, merged per network and status
 TRUNK_MIN_DIAMETER_MM = 200
 TRUNK_VOLTAGES = ("ww", "w", "s")  # extra high, high, medium
@@ -194,7 +195,8 @@ def load_map_data(store_path: str | Path) -> MapData:
     profiles = _profiles_from(info, columns)
     wanted = [c for c in _SITE_BASE if c in columns]
     for p in profiles:
-        wanted += [c for c in (score_col(p), rank_col(p), excluded_col(p)) if c in columns]
+        per_profile = (score_col(p), rank_col(p), excluded_col(p), f"drivers_{p}")
+        wanted += [c for c in per_profile if c in columns]
     wanted += [f.column for f in criterion_fields(columns, info.get("units"))]
     sites = read_sites(path, columns=list(dict.fromkeys(wanted)))
     if sites.crs is None:
@@ -249,6 +251,7 @@ def _site_properties(
         "s": rounded(score_col(profile), 4),
         "r": col(rank_col(profile)),
         "x": col(excluded_col(profile)),
+        "d": col(f"drivers_{profile}"),
     }
     criteria = [display_values(f, df[f.column].to_numpy(dtype=float)) for f in fields]
     crit_rows = list(zip(*criteria, strict=True)) if criteria else [()] * n
@@ -524,6 +527,7 @@ def _render(
     tiles_attribution: str | None,
     hex_size_m: float,
     classification: str,
+    sheet_url: str | None = DEFAULT_SHEET_URL,
 ) -> str:
     _check_profiles([profile], data)
     if max_polygons < 0:
@@ -548,6 +552,7 @@ def _render(
 
     m, bounds = base_map(sites, f"{meta['title']} – investment sites (omw-sites)")
     config = {
+        "sheetUrl": sheet_url,
         "profile": meta["title"],
         "nEligible": len(eligible),
         "fields": [f.to_js() for f in fields],
@@ -611,6 +616,7 @@ def render_map(
     tiles_attribution: str | None = None,
     hex_size_m: float = DEFAULT_HEX_SIZE_M,
     classification: str = "quantile",
+    sheet_url: str | None = DEFAULT_SHEET_URL,
 ) -> str:
     """Render the map of one investor profile as one self-contained HTML page.
 
@@ -632,6 +638,8 @@ def render_map(
     tiles_attribution : attribution shown with ``tiles_url``
     hex_size_m : hexagon circumradius in metres for the summary layers
     classification : ``"quantile"`` (default) or ``"fixed"`` (0–0.2, …, 0.8–1.0)
+    sheet_url : link to each site's sheet in its popup, ``{id}`` replaced by the site ID;
+        the default is relative to ``/maps/<profile>`` of the API; None drops the link
 
     Returns
     -------
@@ -647,7 +655,14 @@ def render_map(
     """
     data = load_map_data(store_path)
     return _render(
-        data, profile, max_polygons, tiles_url, tiles_attribution, hex_size_m, classification
+        data,
+        profile,
+        max_polygons,
+        tiles_url,
+        tiles_attribution,
+        hex_size_m,
+        classification,
+        sheet_url,
     )
 
 

@@ -47,6 +47,13 @@ var omw = (function () {
         "</span>");
     }
     h += "</table>";
+    if (!missing(p.d) && missing(p.x)) {
+      h += '<div class="omw-drivers"><b>Why:</b> ' + esc(p.d) + "</div>";
+    }
+    if (config.sheetUrl) {
+      h += '<div><a href="' + esc(config.sheetUrl.replace("{id}", p.i)) +
+        '" target="_blank">Site sheet (karta terenu)</a></div>';
+    }
     if (config.fields.length) {
       h += '<table class="omw-criteria"><caption>Criteria (' + esc(config.profile) +
         ")</caption>";
