@@ -20,11 +20,8 @@ from omw_sites.etl.gml import (
     geometry,
     iter_features,
     properties,
-    root_info,
+    require_namespace,
     to_work_crs,
-)
-from omw_sites.etl.gml import (
-    pick_namespace as _pick,
 )
 from omw_sites.etl.result import LayerResult, concat_quarantine, quarantine_rows
 from omw_sites.layers import WORK_CRS
@@ -118,12 +115,7 @@ def read_app(
         Not APP (namespace), malformed/truncated XML, no CRS, limits exceeded.
     """
     path = Path(path)
-    _, namespaces = root_info(path, limits)
-    ns = _pick(path, namespaces, app_version, limits)
-    if ns is None:
-        found = ", ".join(sorted(set(namespaces.values()))) or "none"
-        msg = f"not an APP GML file: no {APP_BASE}1.0 or 2.0 namespace (found: {found})"
-        raise IngestError(path, msg, rule="known namespace")
+    ns = require_namespace(path, app_version, f"an APP GML file: no {APP_BASE}1.0 or 2.0", limits)
     version = app_version(ns)
     acts: list[dict] = []
     zones: list[dict] = []

@@ -16,11 +16,8 @@ from omw_sites.etl.gml import (
     iter_features,
     localname,
     properties,
-    root_info,
+    require_namespace,
     to_work_crs,
-)
-from omw_sites.etl.gml import (
-    pick_namespace as _pick,
 )
 from omw_sites.etl.result import LayerResult, concat_quarantine, quarantine_rows
 from omw_sites.etl.validate import repair_geometries
@@ -193,12 +190,9 @@ _MAPPERS = {"roads": _roads, "rail": _rail, "power_lines": _power}
 
 
 def _read_gml(path: Path, cls: str | None, crs, limits: Limits):
-    _, namespaces = root_info(path, limits)
-    ns = _pick(path, namespaces, lambda u: u.startswith(BDOT_NS), limits)
-    if ns is None:
-        found = ", ".join(sorted(set(namespaces.values()))) or "none"
-        msg = f"not a BDOT10k GML file: no {BDOT_NS}1.0/2.0 namespace (found: {found})"
-        raise IngestError(path, msg, rule="known namespace")
+    ns = require_namespace(
+        path, lambda u: u.startswith(BDOT_NS), f"a BDOT10k GML file: no {BDOT_NS}1.0/2.0", limits
+    )
     cls = cls or bdot_class(path.name)
     names = (
         [f"OT_{cls}_{k}" for k in "ALP"]

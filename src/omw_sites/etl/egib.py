@@ -22,11 +22,8 @@ from omw_sites.etl.gml import (
     geometry,
     iter_features,
     properties,
-    root_info,
+    require_namespace,
     to_work_crs,
-)
-from omw_sites.etl.gml import (
-    pick_namespace as _pick,
 )
 from omw_sites.etl.result import LayerResult, concat_quarantine, quarantine_rows
 from omw_sites.layers import WORK_CRS
@@ -282,15 +279,10 @@ def read_egib_gml(
         Empty, truncated or malformed XML, not EGiB, no parcels, no CRS, limits exceeded.
     """
     path = Path(path)
-    _, namespaces = root_info(path, limits)
-    ns = _pick(path, namespaces, egib_schema, limits)
-    if ns is None:
-        found = ", ".join(sorted(set(namespaces.values()))) or "none"
-        msg = (
-            "not an EGiB GML file: no ewidencjaGruntowBudynkow (2015) or "
-            f"ewidencjaGruntowIBudynkow (2021) namespace (found: {found})"
-        )
-        raise IngestError(path, msg, rule="known namespace")
+    expected = (
+        "an EGiB GML file: no ewidencjaGruntowBudynkow (2015) or ewidencjaGruntowIBudynkow (2021)"
+    )
+    ns = require_namespace(path, egib_schema, expected, limits)
     schema = egib_schema(ns)
     area_tag = "powierzchniaEwidencyjna" if schema == "2015" else "poleEwidencyjne"
     rows: list[tuple] = []

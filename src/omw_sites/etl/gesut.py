@@ -18,11 +18,8 @@ from omw_sites.etl.gml import (
     iter_features,
     localname,
     properties,
-    root_info,
+    require_namespace,
     to_work_crs,
-)
-from omw_sites.etl.gml import (
-    pick_namespace as _pick,
 )
 from omw_sites.etl.result import LayerResult, concat_quarantine
 from omw_sites.etl.validate import repair_geometries
@@ -71,12 +68,7 @@ def read_gesut(
     network type comes from ``rodzajSieci`` or, where absent, the feature type name.
     """
     path = Path(path)
-    _, namespaces = root_info(path, limits)
-    ns = _pick(path, namespaces, is_gesut, limits)
-    if ns is None:
-        found = ", ".join(sorted(set(namespaces.values()))) or "none"
-        msg = f"not a GESUT GML file: no {GESUT_NS} namespace (found: {found})"
-        raise IngestError(path, msg, rule="known namespace")
+    ns = require_namespace(path, is_gesut, f"a GESUT GML file: no {GESUT_NS}", limits)
     gml_id = f"{{{GML_NAMESPACES[0]}}}id"
     rows, geoms, srs = [], [], []
     for el in iter_features(path, ns, LINE_TYPES + DEVICE_TYPES, limits):

@@ -100,6 +100,21 @@ def pick_namespace(
     return used if used in candidates else candidates[0]
 
 
+def require_namespace(path: Path, accept, expected: str, limits: Limits = DEFAULT_LIMITS) -> str:
+    """The file's namespace that ``accept`` takes, or an IngestError naming ``expected``.
+
+    ``expected`` completes "not a … GML file: no … namespace", e.g.
+    ``"a GESUT GML file: no geodezyjnaEwidencjaSieciUzbrojeniaTerenu:1.0"``.
+    """
+    _, namespaces = root_info(path, limits)
+    ns = pick_namespace(path, namespaces, accept, limits)
+    if ns is None:
+        found = ", ".join(sorted(set(namespaces.values()))) or "none"
+        msg = f"not {expected} namespace (found: {found})"
+        raise IngestError(path, msg, rule="known namespace")
+    return ns
+
+
 def _xml_error(path: Path, exc: etree.XMLSyntaxError) -> IngestError:
     text = str(exc)
     if "UTF-8" in text or "encoding" in text.lower() or "Char 0x" in text:
