@@ -15,6 +15,7 @@ from rich.table import Table
 
 from omw_sites.config import get_settings
 from omw_sites.etl.errors import IngestError
+from omw_sites.files import write_text_atomic
 from omw_sites.scoring.profiles import ProfileError
 from omw_sites.store.gpkg import StoreError
 
@@ -141,11 +142,7 @@ def map_cmd(
             page = render_comparison(store, a, b)
         except (*USER_ERRORS, ValueError) as exc:
             _fail(exc)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / f"compare_{a}_{b}.html"
-        tmp = path.with_suffix(".html.part")
-        tmp.write_text(page, encoding="utf-8")
-        tmp.replace(path)
+        path = write_text_atomic(out_dir / f"compare_{a}_{b}.html", page)
         console.print(f"  [green]✓[/] {path}")
         return
     if not profile and not all_profiles:

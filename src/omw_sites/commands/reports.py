@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from omw_sites.files import write_text_atomic
+
 console = Console(stderr=True)
 out = Console(width=200)
 STORE = Path("data/processed/omw_sites.gpkg")
@@ -128,17 +130,12 @@ def servicing(
         plan = plan_from_store(store, profile, costs, min_gap)
     except (StoreError, ProfileError, ValueError, OSError) as exc:
         _fail(exc)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"servicing_{plan.profile}.csv"
-    tmp = path.with_suffix(".csv.part")
-    plan.table.to_csv(tmp, index=False)
-    tmp.replace(path)
+    path = write_text_atomic(
+        out_dir / f"servicing_{plan.profile}.csv", plan.table.to_csv(index=False)
+    )
     map_path = out_dir / f"servicing_{plan.profile}.html"
     if len(plan.table):
-        page = servicing_map(store, plan, top=max(top, 200))
-        tmp = map_path.with_suffix(".html.part")
-        tmp.write_text(page, encoding="utf-8")
-        tmp.replace(map_path)
+        write_text_atomic(map_path, servicing_map(store, plan, top=max(top, 200)))
     table = Table(title=f"Utility extensions — {plan.profile}, best value per PLN first")
     heads = ("site", "gmina", "network", "m", "PLN", "score", "rank", "tier", "ha", "gain·ha/mPLN")
     for col in heads:
@@ -180,11 +177,7 @@ def report(
         page = analysis_report(store, profile, k=k, draws=draws)
     except (StoreError, ProfileError, ValueError, OSError) as exc:
         _fail(exc)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"report_{Path(profile).stem}.html"
-    tmp = path.with_suffix(".html.part")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
+    path = write_text_atomic(out_dir / f"report_{Path(profile).stem}.html", page)
     console.print(f"  [green]✓[/] {path}")
 
 

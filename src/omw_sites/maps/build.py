@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +16,7 @@ import pandas as pd
 import shapely
 from folium.utilities import JsCode
 
+from omw_sites.files import write_text_atomic
 from omw_sites.layers import (
     NETWORKS,
     REFERENCE_COLUMNS,
@@ -666,17 +665,6 @@ def render_map(
     )
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _index_html(data: MapData, pages: Mapping[str, str]) -> str:
     e = html.escape
     n = len(data.sites)
@@ -743,11 +731,11 @@ def write_maps(
     paths, pages = [], {}
     for profile in chosen:
         path = out / f"{profile}.html"
-        _write_atomic(path, _render(data, profile, max_polygons, **args))
+        write_text_atomic(path, _render(data, profile, max_polygons, **args))
         paths.append(path)
         pages[profile] = path.name
     index = out / "index.html"
-    _write_atomic(index, _index_html(data, pages))
+    write_text_atomic(index, _index_html(data, pages))
     paths.append(index)
     return paths
 

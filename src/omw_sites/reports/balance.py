@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from omw_sites.files import write_text_atomic
 from omw_sites.layers import rank_col, score_col
 
 CORE_TERYT = "1465011"  # m.st. Warszawa
@@ -551,9 +552,9 @@ def write_balance(report: BalanceReport, out_dir: str | Path) -> dict[str, Path]
         "shortlist": out / f"{stem}_shortlist.csv",
         "html": out / f"{stem}.html",
     }
-    report.table.to_csv(paths["table"], index=False)
+    write_text_atomic(paths["table"], report.table.to_csv(index=False))
     plain = report.plain.assign(shortlist="plain", pick=np.arange(1, len(report.plain) + 1))
     short = pd.concat([plain, report.balanced.assign(shortlist="balanced")], ignore_index=True)
-    short.to_csv(paths["shortlist"], index=False)
-    paths["html"].write_text(balance_html(report), encoding="utf-8")
+    write_text_atomic(paths["shortlist"], short.to_csv(index=False))
+    write_text_atomic(paths["html"], balance_html(report))
     return paths

@@ -23,6 +23,7 @@ import pandas as pd
 import shapely
 
 from omw_sites.browser import CHROMIUM_TIMEOUT_S, chromium_command, find_chromium
+from omw_sites.files import write_text_atomic
 from omw_sites.layers import column_source, excluded_col, rank_col, score_col
 from omw_sites.store.gpkg import StoreError
 
@@ -713,7 +714,7 @@ def write_sheet(
     out.mkdir(parents=True, exist_ok=True)
     stem = f"sheet_{site_id}_{lang}"
     paths = {"html": out / f"{stem}.html"}
-    paths["html"].write_text(text, encoding="utf-8")
+    write_text_atomic(paths["html"], text)
     if pdf:
         paths["pdf"] = html_to_pdf(text, out / f"{stem}.pdf")
     return paths
