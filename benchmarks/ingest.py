@@ -1,4 +1,9 @@
-"""Ingest throughput: GPKG vs EGiB 2021 GML parcels (features/s, peak memory; medians of 3)."""
+"""Ingest throughput: GPKG vs EGiB 2021 GML parcels (features/s, peak memory; medians of 3).
+
+``--baseline DIR`` also runs the readers of another checkout's ``src`` folder (e.g. one
+made with ``git archive <commit> src | tar -x -C DIR``) on the same files in the same
+run, and prints the ratio: the machine is shared, so only same-run ratios compare.
+"""
 
 from __future__ import annotations
 
@@ -68,6 +73,25 @@ def _one(kind: str, path: str) -> None:
     print(f"{dt} {r.kept} {peak}")
 
 
+def _runs(kind: str, path: Path, repeat: int, src: str | None) -> tuple[float, int, float]:
+    """Median seconds, features kept and median peak RSS (MB) of ``repeat`` child runs."""
+    env = dict(os.environ)
+    if src:
+        env["PYTHONPATH"] = src
+    runs = []
+    for _ in range(repeat):
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", kind, str(path)],
+            capture_output=True, text=True, check=True, env=env,
+        ).stdout.split()  # fmt: skip
+        runs.append((float(out[0]), int(out[1]), float(out[2])))
+    return (
+        statistics.median(r[0] for r in runs),
+        runs[0][1],
+        statistics.median(r[2] for r in runs),
+    )
+
+
 def main() -> None:
     if len(sys.argv) > 3 and sys.argv[1] == "--child":
         _one(sys.argv[2], sys.argv[3])
@@ -75,28 +99,40 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--formats", default="gpkg,gml")
+    ap.add_argument("--baseline", help="src folder of the code to compare with")
+    ap.add_argument("--baseline-repeat", type=int, default=None)
     args = ap.parse_args()
     ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
     print(f"machine: {os.cpu_count()} cores, {ram:.1f} GB RAM")
-    print(f"{'format':<6} {'features':>10} {'median s':>9} {'features/s':>11} {'peak MB':>8}")
+    head = f"{'format':<6} {'features':>10} {'code':<9} {'median s':>9} {'features/s':>11}"
+    print(f"{head} {'peak MB':>8} {'speed-up':>8}")
+    kinds = args.formats.split(",")
     with tempfile.TemporaryDirectory() as tmp:
         for n in map(int, args.sizes.split(",")):
             gdf = make_parcels(n)
             files = {"gpkg": Path(tmp) / f"p{n}.gpkg", "gml": Path(tmp) / f"p{n}.gml"}
-            pyogrio.write_dataframe(gdf, files["gpkg"], layer="dzialki", driver="GPKG")
-            write_gml(gdf, files["gml"])
-            for kind, path in files.items():
-                runs = []
-                for _ in range(args.repeat):
-                    out = subprocess.run(
-                        [sys.executable, __file__, "--child", kind, str(path)],
-                        capture_output=True, text=True, check=True,
-                    ).stdout.split()  # fmt: skip
-                    runs.append((float(out[0]), int(out[1]), float(out[2])))
-                sec = statistics.median(r[0] for r in runs)
-                peak = statistics.median(r[2] for r in runs)
-                n_kept = runs[0][1]
-                print(f"{kind:<6} {n_kept:>10,} {sec:>9.2f} {n_kept / sec:>11,.0f} {peak:>8,.0f}")
+            if "gpkg" in kinds:
+                pyogrio.write_dataframe(gdf, files["gpkg"], layer="dzialki", driver="GPKG")
+            if "gml" in kinds:
+                write_gml(gdf, files["gml"])
+            del gdf
+            for kind in kinds:
+                path = files[kind]
+                sec, kept, peak = _runs(kind, path, args.repeat, None)
+                rows = [("current", sec, kept, peak, "")]
+                if args.baseline:
+                    b_repeat = args.baseline_repeat or args.repeat
+                    b_sec, b_kept, b_peak = _runs(kind, path, b_repeat, args.baseline)
+                    rows.insert(0, ("baseline", b_sec, b_kept, b_peak, ""))
+                    rows[1] = (*rows[1][:4], f"{b_sec / sec:.1f}×")
+                for code, sec_, kept_, peak_, ratio in rows:
+                    print(
+                        f"{kind:<6} {kept_:>10,} {code:<9} {sec_:>9.2f} {kept_ / sec_:>11,.0f} "
+                        f"{peak_:>8,.0f} {ratio:>8}",
+                        flush=True,
+                    )
+                path.unlink()
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,23 @@ def demo_store(demo_raw, tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("processed")
     return run(demo_raw, out).store
+
+
+@pytest.fixture(scope="session")
+def postgis_url(tmp_path_factory) -> Iterator[str]:
+    """A PostGIS database URL: ``OMW_TEST_DATABASE_URL`` or a throw-away local cluster."""
+    url = os.environ.get("OMW_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    from omw_sites.store.pgcluster import ClusterUnavailable, check_available, start_cluster
+
+    try:
+        check_available()
+    except ClusterUnavailable as err:
+        need(False, str(err))
+    url, stop = start_cluster(tmp_path_factory.mktemp("postgis"))
+    try:
+        yield url
+    finally:
+        stop()

@@ -22,12 +22,21 @@ from omw_sites.layers import (
     rank_col,
     score_col,
 )
-from omw_sites.store import write_store
+from omw_sites.store import open_inventory
 
 CENTRE = (636973.0, 486980.0)  # Palace of Culture, EPSG:2180
 
 
 def make_sample_store(path: str | Path, n: int = 300, seed: int = 0) -> Path:
+    """A GeoPackage inventory holding ``sample_data(n, seed)``."""
+    path = Path(path)
+    path.unlink(missing_ok=True)
+    open_inventory(path).apply(*sample_data(n, seed))
+    return path
+
+
+def sample_data(n: int = 300, seed: int = 0) -> tuple[gpd.GeoDataFrame, dict, dict]:
+    """(sites, reference layers, run info) with the exact site-table schema."""
     rng = np.random.default_rng(seed)
     x = CENTRE[0] + rng.uniform(-30000, 30000, n)
     y = CENTRE[1] + rng.uniform(-25000, 25000, n)
@@ -55,6 +64,8 @@ def make_sample_store(path: str | Path, n: int = 300, seed: int = 0) -> Path:
             data[col] = ["mpzp"] * n
         elif col == "junction_name":
             data[col] = ["Konotopa"] * n
+        elif col in ("derived_from", "kw_numbers", "zoning_classes", "zoning_plan"):
+            data[col] = [""] * n
         elif unit == "share":
             data[col] = rng.uniform(0, 1, n).round(3)
         else:
@@ -104,5 +115,9 @@ def make_sample_store(path: str | Path, n: int = 300, seed: int = 0) -> Path:
         ],
         "data_dates": {"parcels": "2026-10-01"},
         "units": {c: u for c, (u, _) in SITE_COLUMNS.items()},
+        "columns": {
+            c: {"unit": u, "meaning": m, "sources": ["parcels"], "data_date": "2026-10-01"}
+            for c, (u, m) in SITE_COLUMNS.items()
+        },
     }
-    return write_store(path, sites, reference, run_info)
+    return sites, reference, run_info

@@ -189,7 +189,7 @@ def test_conformance(client: httpx.Client) -> None:
     conforms = set(r.json()["conformsTo"])
     base = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/"
     assert {base + "core", base + "oas30", base + "geojson"} <= conforms
-    assert base + "html" not in conforms  # only the landing page has HTML
+    assert base + "html" in conforms  # landing, conformance, collections, items: f=html
 
 
 def test_openapi_is_openapi_30(client: httpx.Client) -> None:
@@ -463,11 +463,11 @@ def test_unknown_item_is_404_problem(client: httpx.Client) -> None:
         ({"limit": "ten"}, "limit"),
         ({"offset": "-1"}, "offset"),
         ({"profile": "warehouses"}, "logistics, manufacturing, office"),
-        ({"crs": "http://www.opengis.net/def/crs/EPSG/0/4326"}, "crs"),
+        ({"crs": "http://www.opengis.net/def/crs/EPSG/0/3857"}, "crs"),
         ({"bbox-crs": "EPSG:2180", "bbox": "1,2,3,4"}, "bbox-crs"),
         ({"datetime": "yesterday"}, "datetime"),
         ({"datetime": "../.."}, "datetime"),
-        ({"f": "html"}, "'f'"),
+        ({"f": "xml"}, "'f'"),
         ({"sort": "area_ha"}, "sort"),
     ],
 )
@@ -661,3 +661,43 @@ def test_gdal_oapif_reads_a_reference_layer(base_url: str, store: Path) -> None:
     assert [r["capacity_mw"] for r in got["records"]] == pytest.approx(
         truth["capacity_mw"].tolist()
     )
+
+
+# ------------------------------------------------------------------ tiles metadata
+
+
+def test_tilesets_and_tileset_metadata(client: httpx.Client, sites: gpd.GeoDataFrame) -> None:
+    import mapbox_vector_tile
+
+    collection = strict_json(client.get("/collections/sites"))
+    tilesets_rel = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
+    listing = strict_json(client.get(links_by_rel(collection)[tilesets_rel]["href"]))
+    (entry,) = listing["tilesets"]
+    assert entry["dataType"] == "vector"
+    wmq = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
+    assert entry["tileMatrixSetURI"] == wmq
+    meta = strict_json(client.get(links_by_rel(entry)["self"]["href"]))
+    assert meta["tileMatrixSetURI"] == wmq and meta["dataType"] == "vector"
+    assert meta["crs"] == "http://www.opengis.net/def/crs/EPSG/0/3857"
+    item = links_by_rel(meta)["item"]
+    assert item["templated"] is True and item["type"] == "application/vnd.mapbox-vector-tile"
+    (layer,) = meta["layers"]
+    fields = layer["propertiesSchema"]["properties"]
+    assert layer["id"] == SITES and "site_id" in fields
+    for p in PROFILES_DEFAULT:
+        assert fields[score_col(p)]["type"] == "number"
+        assert fields[rank_col(p)]["type"] == "integer"
+    # the template, filled by variable name, gives a tile that decodes with those fields
+    lon, lat = sites.to_crs("OGC:CRS84").geometry.iloc[0].representative_point().coords[0]
+    z = 12
+    col = int((lon + 180) / 360 * 2**z)
+    row = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * 2**z)
+    url = item["href"].format(tileMatrix=z, tileRow=row, tileCol=col)
+    r = client.get(url)
+    assert r.status_code == 200 and r.headers["content-type"] == item["type"]
+    decoded = mapbox_vector_tile.decode(r.content)
+    features = decoded[layer["id"]]["features"]
+    assert sites["site_id"].iloc[0] in {f["properties"]["site_id"] for f in features}
+    assert {k for f in features for k in f["properties"]} <= set(fields)
+    assert client.get("/collections/rail/tiles").status_code == 404
+    assert_problem(client.get("/collections/sites/tiles/WorldCRS84Quad"), 404, "WebMercatorQuad")

@@ -290,3 +290,64 @@ def test_dem_has_relief_and_nodata(region) -> None:
     assert heights.mask.any() and not heights.mask.all()
     assert heights.max() - heights.min() > 30
     assert 60 < heights.min() and heights.max() < 140
+
+
+def test_one_powiat_utilities_come_as_gesut_2021_gml(region, rebuilt) -> None:
+    """The GESUT GML holds exactly the generator's lines of powiat 1418, attribute for attribute."""
+    import geopandas as gpd
+
+    from omw_sites.etl.gesut import GESUT_GML_DIR, counts_per_network, read_gesut
+
+    root, manifest = region
+    entry = manifest["layers"]["utilities_gml"]
+    path = root / entry["path"]
+    assert path.parent.name == GESUT_GML_DIR and entry["crs"] == "EPSG:2178"
+    lines, devices = read_gesut(path)
+    assert lines.source_format == "gesut-gml-2021" and lines.crs_in == "EPSG:2178"
+    assert lines.read == lines.kept == entry["count"] > 50 and devices.read == 0
+    # what the generator produced: the GPKG lines whose midpoint lies in powiat 1418,
+    # found here with a spatial join (not the generator's own selection function)
+    gpkg = _read(root, "utilities")
+    gminy = _read(root, "gminy")
+    mid = gpd.GeoDataFrame(
+        geometry=gpkg.geometry.interpolate(0.5, normalized=True), crs=gpkg.crs
+    ).sjoin(gminy[["JPT_KOD_JE", "geometry"]], predicate="within")
+    ours = mid.index[mid["JPT_KOD_JE"].str.startswith("1418")]
+    expected = gpkg.loc[np.sort(ours)].reset_index(drop=True)
+    assert 0 < len(expected) < len(gpkg) and len(expected) == lines.kept
+    got = lines.frame
+    names = {"w": "water", "k": "sewer", "e": "power", "g": "gas", "c": "heat", "t": "telecom"}
+    want_net = expected["RODZAJSIECI"].map(names)
+    assert counts_per_network(got) == want_net.value_counts().sort_index().to_dict()
+    assert len(set(got["network"])) >= 4
+    assert (got["network"].to_numpy() == want_net.to_numpy()).all()
+    status = expected["STATUS"].map({"i": "existing", "p": "planned"})
+    assert (got["status"].to_numpy() == status.to_numpy()).all() and set(status) == {
+        "existing",
+        "planned",
+    }
+    assert (got["operator"].to_numpy() == expected["WLADAJACY"].to_numpy()).all()
+    power = (expected["RODZAJSIECI"] == "e").to_numpy()
+    assert (got["voltage"].to_numpy()[power] == expected["TYP"].to_numpy()[power]).all()
+    diameter = expected["SREDNICA"].astype("float").to_numpy()
+    assert np.allclose(got["diameter_mm"].to_numpy(dtype=float), diameter, equal_nan=True)
+    # geometry: written in PL-2000 zone 7 to the centimetre, northing first, read back
+    hausdorff = shapely.hausdorff_distance(got.geometry.values, expected.geometry.values)
+    assert hausdorff.max() < 0.05
+    # same seed, same file, byte for byte
+    assert (rebuilt["path"] / entry["path"]).read_bytes() == path.read_bytes()
+
+
+def test_raw_ingest_takes_the_powiat_utilities_from_the_gesut_gml(region) -> None:
+    from omw_sites.etl import load_raw
+
+    root, manifest = region
+    entry = manifest["layers"]["utilities_gml"]
+    raw = load_raw(root)
+    lines = raw["utilities"]
+    from_gml = lines[lines["source"] == "gesut-gml-2021"]
+    assert len(from_gml) == entry["count"]
+    assert raw.stats[Path(entry["path"]).name]["kept"] == entry["count"]
+    # replaced, not doubled: the GPKG's lines of the powiat are gone
+    assert len(lines) == manifest["layers"]["utilities"]["count"]
+    assert set(lines.columns) >= {"network", "status", "voltage", "diameter_mm", "operator"}

@@ -116,3 +116,12 @@ def test_cli_ingest_report_and_output(tmp_path, fixtures_dir):
 
     layers = {n for n, _ in pyogrio.list_layers(out)}
     assert layers == {"parcels", "roads", "quarantine"}
+
+
+def test_coordinate_that_is_not_a_number(tmp_path, egib2021):
+    data = egib2021.replace(b"5724155.71 8430735.81", b"5724155.71 8430735,81", 1)
+    assert data != egib2021
+    p = _write(tmp_path, "comma.gml", data)
+    with pytest.raises(IngestError, match="bad coordinates") as e:
+        read_egib_gml(p)
+    assert e.value.rule == "GML coordinates" and e.value.file == str(p)

@@ -29,7 +29,7 @@ from omw_sites.maps.assets import (
 )
 from omw_sites.maps.features import hex_cells, hex_polygons
 from omw_sites.maps.style import criterion_fields, palette, score_classes
-from omw_sites.store import read_sites, write_store
+from omw_sites.store import open_inventory, read_sites
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +200,8 @@ def test_polygon_budget_and_hexagon_summary(store: Path) -> None:
 def test_minimal_store_without_run_info_or_reference_layers(tmp_path: Path) -> None:
     sites = read_sites(make_sample_store(tmp_path / "full.gpkg", n=40))
     slim = sites[["site_id", "score_office", "rank_office", "geometry"]]
-    path = write_store(tmp_path / "slim.gpkg", slim)
+    path = tmp_path / "slim.gpkg"
+    open_inventory(path).apply(slim)
     assert available_profiles(path) == {"office": "Office"}
     html = render_map(path, "office")
     assert external_references(html) == []

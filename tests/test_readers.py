@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import shapely
 
 from omw_sites.etl.app import ZONE_SYMBOLS, read_app
 from omw_sites.etl.bdot import read_bdot
@@ -164,3 +165,34 @@ def test_detect_and_ingest_fixtures(fixtures_dir):
     )
     results = ingest_paths([fixtures_dir / "egib_gml_2015", fixtures_dir / "bdot_roads_torun"])
     assert [r.key for r in results].count("parcels") == 10 and results[-1].key == "roads"
+
+
+@pytest.mark.parametrize("name", ["cgeo_2021/dane-EGiB.gml", "egib_gml_2015/*.gml"])
+def test_batched_polygons_equal_the_per_feature_geometry(fixtures_dir, name):
+    """PolygonBatch (one parse, one reprojection) gives what geometry() + to_work_crs give."""
+    from pathlib import Path
+
+    from omw_sites.etl.egib import egib_schema
+    from omw_sites.etl.gml import (
+        PolygonBatch,
+        geometry,
+        iter_features,
+        require_namespace,
+        to_work_crs,
+    )
+
+    for path in sorted(fixtures_dir.glob(name)):
+        ns = require_namespace(Path(path), egib_schema, "EGiB")
+        batch, plain, srs = PolygonBatch(), [], []
+        for i, el in enumerate(iter_features(path, ns, ["EGB_DzialkaEwidencyjna"])):
+            geom_el = el.find(f"{{{ns}}}geometria")
+            assert batch.add(i, geom_el[0])  # the real exports are plain polygons
+            g, s = geometry(geom_el)
+            plain.append(g)
+            srs.append(s)
+        fast = np.empty(len(plain), dtype=object)
+        done = np.zeros(len(plain), dtype=bool)
+        batch.build(fast, done)
+        slow, _ = to_work_crs(path, "p", plain, srs)
+        assert done.all() and len(fast) > 0
+        assert shapely.equals_exact(fast, slow, tolerance=1e-6).all()

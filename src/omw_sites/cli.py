@@ -1,4 +1,5 @@
-"""Command line: ``omw-sites demo build | run | map | serve | top | profiles``."""
+"""Command line: ``omw-sites demo build | run | map | serve | top | profiles`` (and the
+families in ``omw_sites.commands``: ingest, scoring, reports, db, site)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from omw_sites.commands.options import StoreOpt, resolve_store
 from omw_sites.config import get_settings
 from omw_sites.etl.errors import IngestError
 from omw_sites.files import write_text_atomic
 from omw_sites.scoring.profiles import ProfileError
-from omw_sites.store.gpkg import StoreError
+from omw_sites.store import StoreError
 
 app = typer.Typer(
     help="omw-sites: inventory and ranking of investment land for the Warsaw metropolitan area.",
@@ -70,8 +72,15 @@ def run(
         list[str] | None, typer.Option(help="profile name or TOML file (repeatable); default all")
     ] = None,
     top: Annotated[int, typer.Option(help="sites per profile in the summary")] = 10,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            help="inventory to update: GeoPackage path or postgresql:// URL "
+            "(default: OMW_DATABASE_URL, else <out>/omw_sites.gpkg)"
+        ),
+    ] = None,
 ) -> None:
-    """Run the whole pipeline: ingest → sites → criteria → scores → store."""
+    """Run the whole pipeline: ingest → sites → criteria → scores → inventory update."""
     from omw_sites.pipeline import run as run_pipeline
 
     t0 = time.perf_counter()
@@ -95,7 +104,12 @@ def run(
     try:
         with bar:
             summary = run_pipeline(
-                raw, out_dir, profiles=profile or None, progress=progress, top_n=top
+                raw,
+                out_dir,
+                profiles=profile or None,
+                progress=progress,
+                top_n=top,
+                store=store or get_settings().database_url,
             )
     except USER_ERRORS as exc:
         _fail(exc)
@@ -122,9 +136,7 @@ def run(
 def map_cmd(
     profile: Annotated[list[str] | None, typer.Option(help="profile (repeatable)")] = None,
     all_profiles: Annotated[bool, typer.Option("--all", help="every profile in the store")] = False,
-    store: Annotated[Path, typer.Option(help="store GeoPackage")] = Path(
-        "data/processed/omw_sites.gpkg"
-    ),
+    store: StoreOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", help="folder for the HTML maps")] = Path(
         "data/processed/maps"
     ),
@@ -134,6 +146,7 @@ def map_cmd(
     ] = None,
 ) -> None:
     """Write offline HTML maps (one per profile, plus an index), or a comparison map."""
+    store = resolve_store(store)
     from omw_sites.maps import render_comparison, write_maps
 
     if compare:
@@ -157,19 +170,23 @@ def map_cmd(
 
 @app.command()
 def serve(
-    store: Annotated[Path | None, typer.Option(help="store GeoPackage")] = None,
+    store: StoreOpt = None,
     host: Annotated[str | None, typer.Option(help="address to bind")] = None,
     port: Annotated[int | None, typer.Option(help="port")] = None,
 ) -> None:
     """Serve the GeoJSON / OGC API Features API and the maps with uvicorn."""
     from omw_sites.api import serve as serve_api
+    from omw_sites.store import display_target, open_inventory
 
     settings = get_settings()
-    store = store or settings.store
-    if not store.exists():
-        _fail(StoreError(f"store {store} does not exist; run `omw-sites run` first"))
+    store = resolve_store(store)
+    try:
+        if not open_inventory(store).has_sites():
+            _fail(StoreError(f"store {display_target(store)} holds no sites; run `omw-sites run`"))
+    except StoreError as exc:
+        _fail(exc)
     host, port = host or settings.host, port or settings.port
-    console.print(f"serving {store} on http://{host}:{port}/ (Ctrl-C to stop)")
+    console.print(f"serving {display_target(store)} on http://{host}:{port}/ (Ctrl-C to stop)")
     serve_api(store, host, port)
 
 
@@ -177,11 +194,10 @@ def serve(
 def top(
     profile: Annotated[str, typer.Option(help="profile")] = "logistics",
     n: Annotated[int, typer.Option(help="how many")] = 10,
-    store: Annotated[Path, typer.Option(help="store GeoPackage")] = Path(
-        "data/processed/omw_sites.gpkg"
-    ),
+    store: StoreOpt = None,
 ) -> None:
     """Print the best sites of a profile from the store."""
+    store = resolve_store(store)
     from omw_sites.layers import rank_col, score_col
     from omw_sites.store import read_sites
 
@@ -219,11 +235,13 @@ def profiles() -> None:
         out.print(f"[bold]{p.name}[/] — {p.title} (hash {p.hash}): {weights}", highlight=False)
 
 
+from omw_sites.commands import db as _db_commands  # noqa: E402
 from omw_sites.commands import etl as _etl_commands  # noqa: E402
 from omw_sites.commands import reports as _reports_commands  # noqa: E402
 from omw_sites.commands import scoring as _scoring_commands  # noqa: E402
 
 _etl_commands.register(app)
+_db_commands.register(app)
 _scoring_commands.register(app)
 _reports_commands.register(app)
 

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     raw_dir: Path = Path("data/raw/demo")
     processed_dir: Path = Path("data/processed")
     store: Path = Path("data/processed/omw_sites.gpkg")
+    # a postgresql:// URL selects the PostGIS backend instead of the GeoPackage ``store``
+    database_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
 

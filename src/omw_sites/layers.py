@@ -193,6 +193,26 @@ SITE_COLUMNS: dict[str, tuple[str, str]] = {
     "slope_max_pct": ("%", "maximum slope from the DEM"),
 }
 
+# The inventory's own columns on every site record (set by the store and by people, not
+# measured): the offer, the status lifecycle and the record's bookkeeping.
+RECORD_COLUMNS: dict[str, tuple[str, str]] = {
+    "status": ("", "offer status: available, reserved, sold or withdrawn"),
+    "status_date": ("date", "date the status was set"),
+    "price_pln_m2": ("PLN/m²", "asking price"),
+    "lease_pln_m2_year": ("PLN/m²/year", "lease rate"),
+    "contact": ("", "contact for investors"),
+    "documents": ("", "documents: JSON list of {title, url, public}"),
+    "sez_status": ("", "special economic zone / Polish Investment Zone status"),
+    "notes": ("", "notes of the gmina or the investor-service office"),
+    "content_hash": ("", "hash of the measured attributes and geometry (change detection)"),
+    "created_at": ("UTC", "when this record was created"),
+    "updated_at": ("UTC", "when this record last changed"),
+    "ended_at": ("UTC", "when the record was ended (split, merged, gone); empty if current"),
+    "ended_reason": ("", "why the record was ended"),
+    "measured_run": ("", "ingest run that last changed the measured attributes"),
+    "scored_run": ("", "run that last changed the scores (profiles in its run record)"),
+}
+
 # Columns of text (or flags) in the site table: never a numeric criterion.
 TEXT_COLUMNS = frozenset(
     {

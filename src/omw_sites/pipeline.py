@@ -16,7 +16,6 @@ import pandas as pd
 from omw_sites.criteria import measure_sites
 from omw_sites.etl import load_raw
 from omw_sites.layers import (
-    QUARANTINE,
     REFERENCE_COLUMNS,
     REFERENCE_LAYERS,
     SITE_COLUMNS,
@@ -27,14 +26,14 @@ from omw_sites.layers import (
 )
 from omw_sites.scoring import Profile, load_profiles, score_sites
 from omw_sites.sites import assemble_sites, lineage, select_candidates
-from omw_sites.store import read_sites, write_store
+from omw_sites.store import ChangeReport, open_inventory, read_sites
 
 Progress = Callable[[str, str, int], None]  # (stage, message, count)
 
 
 @dataclass
 class RunSummary:
-    store: Path
+    store: Path | str
     run_id: str
     parcels: int
     sites: int
@@ -43,15 +42,14 @@ class RunSummary:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
     top: dict[str, pd.DataFrame] = field(default_factory=dict)
+    changes: ChangeReport | None = None
 
 
-def _previous_sites(store: Path) -> gpd.GeoDataFrame | None:
-    """Sites of the store being replaced (for lineage), or None."""
-    if not store.exists():
-        return None
+def _previous_sites(store: Path | str) -> gpd.GeoDataFrame | None:
+    """Current sites of the store being updated (for lineage), or None."""
     try:
         return read_sites(store, columns=["site_id"])
-    except Exception:  # an unreadable old store must not stop a new run
+    except Exception:  # no store yet, or an unreadable one: no lineage
         return None
 
 
@@ -62,12 +60,17 @@ def run(
     profile_dir: Path | None = None,
     progress: Progress | None = None,
     top_n: int = 10,
+    store: str | Path | None = None,
+    scope: list[str] | None = None,
 ) -> RunSummary:
-    """Run the whole pipeline and write ``<out_dir>/omw_sites.gpkg`` atomically.
+    """Run the whole pipeline and bring the inventory up to date.
 
-    Profiles are validated before any data is read; any error (missing layer, no CRS,
-    unreadable file, bad profile) raises before the store is touched, and the store is
-    replaced in one rename at the end, so a failed run leaves the previous one intact.
+    The inventory is ``store`` (a GeoPackage path or ``postgresql://`` URL), by default
+    ``<out_dir>/omw_sites.gpkg``. Profiles are validated before any data is read; any error
+    (missing layer, no CRS, unreadable file, bad profile) raises before the store is
+    touched, and the update is one transaction (:meth:`Inventory.apply`), so a failed run
+    leaves the previous inventory intact. ``scope`` limits the update to those gminy
+    (TERYT): their sites are added, changed or ended; the others only re-scored.
     """
     say = progress or (lambda stage, msg, n: None)
     times: dict[str, float] = {}
@@ -94,7 +97,7 @@ def run(
 
     cand = select_candidates(parcels, raw["zoning"], raw.get("plan_zones"))
     sites = assemble_sites(cand)
-    store = Path(out_dir) / STORE_FILE
+    store = store if store is not None else Path(out_dir) / STORE_FILE
     sites["derived_from"] = lineage(sites, _previous_sites(store))
     lap("sites")
     multi = int((sites["n_parcels"] > 1).sum())
@@ -140,9 +143,16 @@ def run(
         "counts": {"parcels": len(parcels), "sites": len(scored)},
         "ingest": raw.stats,
     }
-    write_store(store, scored, reference, info, {QUARANTINE: raw.quarantine})
+    changes = open_inventory(store).apply(
+        scored, reference, info, raw.quarantine, scope=scope, source=f"run:{run_id}"
+    )
     lap("store")
-    say("store", str(store), len(scored))
+    say(
+        "store",
+        f"{changes.added:,} added, {changes.changed:,} changed, {changes.ended:,} ended, "
+        f"{changes.unchanged:,} unchanged, {len(changes.merged):,} duplicates merged",
+        len(scored),
+    )
 
     top = {}
     for p in profs:
@@ -172,4 +182,5 @@ def run(
         stage_seconds=times,
         peak_rss_mb=round(peak, 1),
         top=top,
+        changes=changes,
     )

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
-from pathlib import Path
+from datetime import UTC, date, datetime
 from typing import Any
 
 import anyio.to_thread
@@ -16,6 +15,7 @@ import geopandas as gpd
 import numpy as np
 import orjson
 import pandas as pd
+import pyproj
 import shapely
 
 from omw_sites.layers import (
@@ -26,14 +26,62 @@ from omw_sites.layers import (
     WORK_CRS,
     rank_col,
 )
-from omw_sites.store import list_layers, read_layer, read_run_info, read_sites
+from omw_sites.store import open_backend, read_layer, read_run_info, read_sites
 
 log = logging.getLogger(__name__)
 
 CRS84_URI = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+EPSG4326_URI = "http://www.opengis.net/def/crs/EPSG/0/4326"
 STORAGE_CRS_URI = "http://www.opengis.net/def/crs/EPSG/0/2180"
+EPSG2178_URI = "http://www.opengis.net/def/crs/EPSG/0/2178"
 COORD_DECIMALS = 7  # CRS84 degrees: ~1 cm at Warsaw's latitude
 STORAGE_DECIMALS = 2  # EPSG:2180 metres: 1 cm
+
+
+@dataclass(frozen=True)
+class OutputCrs:
+    """A CRS the API answers in: its pyproj code, authority axis order and rounding."""
+
+    uri: str
+    code: str  # what pyproj.CRS understands
+    swap: bool  # authority axis order is (y, x): (latitude, longitude) or (northing, easting)
+    geographic: bool  # degrees (x = longitude) rather than projected metres
+    decimals: int
+
+
+# CRS84 first: the default; the storage CRS and PL-2000 zone 7 (Warsaw) in their EPSG axis
+# order (northing, easting), EPSG:4326 in (latitude, longitude) as the EPSG definition says.
+OUTPUT_CRS: dict[str, OutputCrs] = {
+    c.uri: c
+    for c in (
+        OutputCrs(CRS84_URI, "OGC:CRS84", False, True, COORD_DECIMALS),
+        OutputCrs(EPSG4326_URI, "EPSG:4326", True, True, COORD_DECIMALS),
+        OutputCrs(STORAGE_CRS_URI, WORK_CRS, True, False, STORAGE_DECIMALS),
+        OutputCrs(EPSG2178_URI, "EPSG:2178", True, False, STORAGE_DECIMALS),
+    )
+}
+
+
+@functools.cache
+def storage_transformer(uri: str) -> pyproj.Transformer:
+    """EPSG:2180 (easting, northing) → ``uri`` in (x, y) = (lon, lat) or (E, N); built once.
+
+    pyproj Transformers are thread-safe (pyproj ≥ 3.1), so one per CRS serves every thread.
+    """
+    return pyproj.Transformer.from_crs(WORK_CRS, OUTPUT_CRS[uri].code, always_xy=True)
+
+
+def to_crs_xy(geoms: np.ndarray, uri: str) -> np.ndarray:
+    """Storage geometries in ``uri``'s (x, y) order, all coordinates in one pyproj call."""
+    transformer = storage_transformer(uri)
+
+    def project(coords: np.ndarray) -> np.ndarray:
+        x, y = transformer.transform(coords[:, 0], coords[:, 1])
+        return np.column_stack((x, y))
+
+    return shapely.transform(geoms, project)
+
+
 Box = tuple[float, float, float, float]
 RANK_PREFIX = "rank_"
 
@@ -113,16 +161,16 @@ class Layer:
         return len(self.heads)
 
     def view(self, crs: str) -> CrsView:
-        """The view in ``crs`` (built on first use for the storage CRS)."""
+        """The view in ``crs`` (CRS84 built at load, the other ``OUTPUT_CRS`` on first use)."""
         found = self.views.get(crs)
         if found is not None:
             return found
+        if crs not in OUTPUT_CRS:
+            msg = f"unsupported CRS {crs!r}; supported: {', '.join(OUTPUT_CRS)}"
+            raise ValueError(msg)
         with self._lock:
             if crs not in self.views:
-                if crs != STORAGE_CRS_URI:
-                    msg = f"unsupported CRS {crs!r}"
-                    raise ValueError(msg)
-                self.views[crs] = _storage_view(self)
+                self.views[crs] = _crs_view(self, OUTPUT_CRS[crs])
             return self.views[crs]
 
     def select(
@@ -210,13 +258,13 @@ class Layer:
         """
         rows = self.query(boxes, box_crs, profile, mask, sortby)
         features = self.view(crs).features
+        matched = len(features) if rows is None else len(rows)
+        offset = min(offset, matched)  # any offset past the end is an empty page
         if rows is None:
-            matched = len(features)
             picked = np.arange(offset, min(offset + limit, matched))
             if properties is None:
                 return matched, features[offset : offset + limit]
         else:
-            matched = len(rows)
             picked = rows[offset : offset + limit]
             if properties is None:
                 return matched, [features[i] for i in picked.tolist()]
@@ -259,26 +307,29 @@ class Layer:
 class Snapshot:
     """Everything the API serves from one version of the store file."""
 
-    signature: tuple[int, int, int]
+    signature: tuple
     layers: dict[str, Layer]  # sites first, then the reference layers present
     profiles: dict[str, Profile]
     run_info: dict[str, Any]
+    # when the inventory last changed (Last-Modified): the newest record update
+    modified: datetime = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Catalog:
-    """The store held in memory; reloaded when the file changes (mtime, size or inode)."""
+    """The store held in memory; reloaded when a write to it commits (see
+    :meth:`omw_sites.store.base.Backend.signature`)."""
 
-    def __init__(self, store_path: str | Path) -> None:
-        self.store_path = Path(store_path)
+    def __init__(self, store: Any) -> None:
+        self.backend = open_backend(store)
+        self.store_path = self.backend.target  # what maps/sheets are rendered from
         self._lock = threading.Lock()
-        self._snapshot = load_snapshot(self.store_path)
+        self._snapshot = load_snapshot(self.backend)
 
-    def _signature(self) -> tuple[int, int, int] | None:
+    def _signature(self) -> tuple | None:
         try:
-            st = os.stat(self.store_path)
-        except OSError:
+            return self.backend.signature()
+        except Exception:  # a store briefly unreachable: keep serving what we have
             return None
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
 
     def is_stale(self) -> bool:
         sig = self._signature()
@@ -290,12 +341,12 @@ class Catalog:
             sig = self._signature()
             if sig is not None and sig != self._snapshot.signature:
                 try:
-                    self._snapshot = load_snapshot(self.store_path)
+                    self._snapshot = load_snapshot(self.backend)
                     log.info("reloaded %s", self.store_path)
                 except Exception:
                     log.exception("reloading %s failed; serving the previous copy", self.store_path)
                     old = self._snapshot
-                    self._snapshot = Snapshot(sig, old.layers, old.profiles, old.run_info)
+                    self._snapshot = replace(old, signature=sig)
             return self._snapshot
 
     async def current(self) -> Snapshot:
@@ -305,22 +356,62 @@ class Catalog:
         return self._snapshot
 
 
-def load_snapshot(store_path: Path) -> Snapshot:
-    """Read the site table and every reference layer of the store into memory."""
-    st = os.stat(store_path)
-    signature = (st.st_mtime_ns, st.st_size, st.st_ino)
-    present = set(list_layers(store_path))
-    run_info = read_run_info(store_path)
-    sites = read_sites(store_path)
+# bookkeeping columns of the inventory that are not for publication
+PRIVATE_COLUMNS = ("content_hash", "ended_at", "ended_reason")
+
+
+def public_sites(sites: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The site records as published: no bookkeeping columns, only public documents."""
+    sites = sites.drop(columns=[c for c in PRIVATE_COLUMNS if c in sites.columns])
+    if "documents" in sites.columns:
+        sites["documents"] = sites["documents"].map(_public_documents)
+    return sites
+
+
+def _public_documents(text: Any) -> str | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        docs = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    public = [d for d in docs if isinstance(d, dict) and d.get("public", True)]
+    return orjson.dumps(public).decode() if public else None
+
+
+def load_snapshot(store: Any) -> Snapshot:
+    """Read the current site records and every reference layer of the store into memory.
+
+    The signature is taken before reading and checked after: if a write committed while
+    reading (the layers could come from two versions), it reads again."""
+    backend = open_backend(store)
+    for _ in range(5):
+        signature = backend.signature()
+        present = set(backend.list_layers())
+        run_info = read_run_info(backend)
+        sites = public_sites(read_sites(backend))
+        reference = {
+            name: read_layer(backend, name, fid_as_index=True)
+            for name in REFERENCE_LAYERS
+            if name in present
+        }
+        if backend.signature() == signature:
+            break
     profiles = _profiles(sites, run_info)
     layers = {SITES: _sites_layer(sites, profiles, run_info)}
-    for name in REFERENCE_LAYERS:
-        if name in present:
-            gdf = read_layer(store_path, name, fid_as_index=True)
-            title, description = REFERENCE_TITLES.get(name, (name, name))
-            ids = np.asarray(gdf.index, dtype=np.int64)
-            layers[name] = build_layer(name, title, description, gdf, ids)
-    return Snapshot(signature, layers, profiles, run_info)
+    for name, gdf in reference.items():
+        title, description = REFERENCE_TITLES.get(name, (name, name))
+        ids = np.asarray(gdf.index, dtype=np.int64)
+        layers[name] = build_layer(name, title, description, gdf, ids)
+    stamps = [str(run_info.get("created") or "")]
+    if "updated_at" in sites.columns and sites["updated_at"].notna().any():
+        stamps.append(str(sites["updated_at"].dropna().max()))
+    modified = datetime(1970, 1, 1, tzinfo=UTC)
+    for stamp in filter(None, stamps):
+        t = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        t = t if t.tzinfo else t.replace(tzinfo=UTC)
+        modified = max(modified, t.replace(microsecond=0))
+    return Snapshot(signature, layers, profiles, run_info, modified)
 
 
 def _profiles(sites: gpd.GeoDataFrame, run_info: dict[str, Any]) -> dict[str, Profile]:
@@ -382,12 +473,28 @@ def _features(heads: list[bytes], geojson: np.ndarray, tails: list[bytes]) -> li
     ]
 
 
-def _storage_view(layer: Layer) -> CrsView:
-    """EPSG:2180 in its authority axis order (northing, easting), as OGC API Part 2 wants."""
-    geoms = layer.storage_geometries
-    swapped = shapely.transform(geoms, lambda c: np.round(c[:, ::-1], STORAGE_DECIMALS))
-    features = _features(layer.heads, shapely.to_geojson(swapped), layer.tails)
-    return CrsView.build(features, geoms)
+def _crs_view(layer: Layer, crs: OutputCrs) -> CrsView:
+    """The layer in ``crs``: coordinates in its authority axis order, as OGC API Part 2 wants.
+
+    The tree stays in (x, y) = (lon, lat) or (easting, northing); bbox and filter literals
+    are turned into that order before they query it. EPSG:4326 shares the CRS84 tree.
+    """
+    lonlat = layer.views[CRS84_URI] if crs.code == "EPSG:4326" else None
+    if lonlat is not None:
+        geoms = lonlat.tree.geometries  # CRS84 is EPSG:4326 with (lon, lat) axes
+    elif crs.uri == STORAGE_CRS_URI:
+        geoms = layer.storage_geometries
+    else:
+        geoms = to_crs_xy(layer.storage_geometries, crs.uri)
+
+    def written(c: np.ndarray) -> np.ndarray:
+        return np.round(c[:, ::-1] if crs.swap else c, crs.decimals)
+
+    geojson = shapely.to_geojson(shapely.transform(geoms, written))
+    features = _features(layer.heads, geojson, layer.tails)
+    if lonlat is not None:
+        return CrsView(features, lonlat.tree, lonlat.bounds)  # the same (x, y): share the tree
+    return CrsView.build(features, np.asarray(geoms, dtype=object))
 
 
 def build_layer(

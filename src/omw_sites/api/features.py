@@ -4,34 +4,54 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import html
 import math
 import re
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 
 import anyio.to_thread
+import jinja2
 import numpy as np
 import orjson
 import pandas as pd
 import shapely
 from fastapi import APIRouter, Path, Query, Request
+from starlette.datastructures import URL
 from starlette.responses import HTMLResponse, Response
 
-from omw_sites.api.catalog import CRS84_URI, STORAGE_CRS_URI, Box, Catalog, Layer, Snapshot
+from omw_sites.api.catalog import (
+    CRS84_URI,
+    OUTPUT_CRS,
+    STORAGE_CRS_URI,
+    Box,
+    Catalog,
+    Layer,
+    Snapshot,
+)
 from omw_sites.api.cql import CQL2_TEXT, FILTER_LANGS, FilterEvaluator, parse_filter
 from omw_sites.api.problems import PROBLEM_MEDIA_TYPE, ProblemError, bad_parameter
 from omw_sites.layers import SITE_COLUMNS, SITES
 
 GEOJSON = "application/geo+json"
 JSON = "application/json"
+HTML = "text/html"
 SCHEMA_JSON = "application/schema+json"
 MVT = "application/vnd.mapbox-vector-tile"
 QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
+TILESETS_VECTOR_REL = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
+TILING_SCHEME_REL = "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme"
+WEB_MERCATOR_QUAD = "WebMercatorQuad"
+WEB_MERCATOR_QUAD_URI = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
+EPSG3857_URI = "http://www.opengis.net/def/crs/EPSG/0/3857"
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
 CRS84 = CRS84_URI
 STORAGE_CRS = STORAGE_CRS_URI
-SUPPORTED_CRS = (CRS84, STORAGE_CRS)
+SUPPORTED_CRS = tuple(OUTPUT_CRS)  # CRS84 (default), EPSG:4326, EPSG:2180, EPSG:2178
+CRS_LIST = ", ".join(SUPPORTED_CRS)
+OUTPUT_CRS_LIST_TEXT = (
+    f"{SUPPORTED_CRS[1]} (lat/lon), {SUPPORTED_CRS[2]} (storage CRS, northing/easting) or "
+    f"{SUPPORTED_CRS[3]} (PL-2000 zone 7, northing/easting)"
+)
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 10_000
 
@@ -39,6 +59,7 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
@@ -94,11 +115,91 @@ def check_format(f: str | None, allowed: tuple[str, ...] = ("json",)) -> str:
     return f
 
 
+# HTML pages: Jinja2 templates in api/templates, every value escaped (autoescape)
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("omw_sites.api", "templates"),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def as_format(url: URL | str, fmt: str) -> str:
+    """``url`` with ``f=fmt`` (the other query parameters kept)."""
+    return str(URL(str(url)).include_query_params(f=fmt))
+
+
+def html_page(
+    request: Request,
+    template: str,
+    title: str,
+    *,
+    json_type: str = JSON,
+    crumbs: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    """Render ``template`` with a breadcrumb trail and a link to the JSON of the same URL."""
+    json_title = "GeoJSON" if json_type == GEOJSON else "JSON"
+    page = TEMPLATES.get_template(template).render(
+        title=title,
+        home=as_format(request.url_for("landing"), "html"),
+        crumbs=crumbs or [],
+        alternates=[
+            {"href": as_format(request.url, "json"), "type": json_type, "title": json_title}
+        ],
+        **context,
+    )
+    return HTMLResponse(page, headers=headers)
+
+
+def crumbs_for(request: Request, layer: Layer | None = None) -> list[dict[str, str]]:
+    """Breadcrumbs (HTML pages) down to ``layer``'s collection page."""
+    out = [{"href": as_format(request.url_for("collections"), "html"), "title": "collections"}]
+    if layer is not None:
+        href = as_format(request.url_for("collection", collectionId=layer.name), "html")
+        out.append({"href": href, "title": layer.name})
+    return out
+
+
+def html_alternate(url: URL | str, what: str) -> dict[str, str]:
+    return link(as_format(url, "html"), "alternate", HTML, f"{what} as HTML")
+
+
+def geometry_summary(geometry: dict[str, Any] | None) -> str:
+    """``Polygon, 5 vertices`` for the HTML tables (coordinates stay in the JSON)."""
+    if not geometry:
+        return "none"
+
+    def count(c: Any) -> int:
+        if isinstance(c, list) and c and isinstance(c[0], int | float):
+            return 1
+        return sum(count(part) for part in c) if isinstance(c, list) else 0
+
+    parts = geometry.get("geometries")
+    n = (
+        sum(count(g.get("coordinates")) for g in parts)
+        if parts
+        else count(geometry.get("coordinates"))
+    )
+    return f"{geometry.get('type', '?')}, {n:,} vertices"
+
+
+def format_query(*formats: str) -> Any:
+    """The ``f`` query parameter: one of ``formats`` (the first is the default)."""
+    names = ", ".join(formats)
+    return Query(
+        None,
+        description=f"response format: {names} (default {formats[0]})",
+        json_schema_extra={"enum": list(formats)},
+    )
+
+
 def cache_headers(request: Request, snap: Snapshot) -> dict[str, str]:
     """ETag (store version + the URL served) and Last-Modified (the store file's mtime)."""
     key = repr((snap.signature, str(request.url), request.headers.get("accept", "")))
     tag = hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
-    modified = dt.datetime.fromtimestamp(snap.signature[0] // 1_000_000_000, dt.UTC)
+    modified = snap.modified
     return {
         "ETag": f'W/"{tag}"',
         "Last-Modified": format_datetime(modified, usegmt=True),
@@ -143,7 +244,8 @@ def parse_bbox(text: str, crs: str = CRS84) -> list[Box]:
     """``bbox`` in the axis order of ``crs`` → (minx, miny, maxx, maxy) boxes to query with.
 
     CRS84: minlon,minlat,maxlon,maxlat (or the 6-number 3D form); a box whose minlon >
-    maxlon crosses the antimeridian and is split in two. EPSG:2180: minN,minE,maxN,maxE
+    maxlon crosses the antimeridian and is split in two. EPSG:4326: minlat,minlon,maxlat,
+    maxlon, returned as (lon, lat) boxes. EPSG:2180 and EPSG:2178: minN,minE,maxN,maxE
     (northing first, the CRS's own axis order), returned as (E, N) boxes.
     """
     parts = text.split(",")
@@ -158,14 +260,23 @@ def parse_bbox(text: str, crs: str = CRS84) -> list[Box]:
         raise bad_parameter("bbox", "values must be finite numbers")
     if len(values) == 6:  # minx,miny,minz,maxx,maxy,maxz: the data are 2D
         values = [values[0], values[1], values[3], values[4]]
-    if crs == STORAGE_CRS:
+    axes = OUTPUT_CRS[crs]
+    if not axes.geographic:  # EPSG:2180, EPSG:2178: (northing, easting)
         min_n, min_e, max_n, max_e = values
         if min_n > max_n or min_e > max_e:
             raise bad_parameter("bbox", "expected minN,minE,maxN,maxE with min <= max")
         return [(min_e, min_n, max_e, max_n)]
-    minx, miny, maxx, maxy = values
+    if axes.swap:  # EPSG:4326: minlat,minlon,maxlat,maxlon
+        miny, minx, maxy, maxx = values
+        order = "EPSG:4326 minlat,minlon,maxlat,maxlon"
+    else:
+        minx, miny, maxx, maxy = values
+        order = "CRS84 minlon,minlat,maxlon,maxlat"
     if not (-180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= maxy <= 90):
-        reason = "expected CRS84 longitude in [-180, 180], latitude in [-90, 90], miny <= maxy"
+        reason = (
+            f"expected {order} with longitude in [-180, 180], latitude in [-90, 90], "
+            "min latitude <= max latitude"
+        )
         raise bad_parameter("bbox", reason)
     if minx > maxx:
         return [(minx, miny, 180.0, maxy), (-180.0, miny, maxx, maxy)]
@@ -176,9 +287,7 @@ def check_crs(name: str, value: str | None) -> str:
     if value is None:
         return CRS84
     if value not in SUPPORTED_CRS:
-        raise bad_parameter(
-            name, f"unsupported CRS {value!r}; supported: {', '.join(SUPPORTED_CRS)}"
-        )
+        raise bad_parameter(name, f"unsupported CRS {value!r}; supported: {CRS_LIST}")
     return value
 
 
@@ -222,6 +331,7 @@ def collection_doc(request: Request, layer: Layer) -> dict[str, Any]:
         "description": layer.description,
         "links": [
             link(self_url, "self", JSON, f"collection {layer.name}"),
+            html_alternate(self_url, f"collection {layer.name}"),
             link(items_url, "items", GEOJSON, f"{layer.title} as GeoJSON"),
             link(
                 request.url_for("queryables", collectionId=layer.name),
@@ -229,7 +339,19 @@ def collection_doc(request: Request, layer: Layer) -> dict[str, Any]:
                 SCHEMA_JSON,
                 f"properties of {layer.name} that filter and sortby take",
             ),
-        ],
+        ]
+        + (
+            [
+                link(
+                    request.url_for("tilesets", collectionId=layer.name),
+                    TILESETS_VECTOR_REL,
+                    JSON,
+                    f"vector tilesets of {layer.name}",
+                )
+            ]
+            if layer.name == SITES
+            else []
+        ),
         "extent": {
             "spatial": {"bbox": [list(layer.bbox)] if layer.bbox else [], "crs": CRS84},
             "temporal": None,
@@ -253,7 +375,7 @@ def collection_doc(request: Request, layer: Layer) -> dict[str, Any]:
 )
 async def landing(
     request: Request,
-    f: str | None = Query(None, description="response format: json (default) or html"),
+    f: str | None = format_query("json", "html"),
 ) -> Response:
     check_params(request, frozenset({"f"}))
     fmt = check_format(f, ("json", "html"))
@@ -289,22 +411,8 @@ async def landing(
     if run:
         doc["run"] = run
     if fmt == "html":
-        return HTMLResponse(_landing_html(doc))
+        return html_page(request, "landing.html", doc["title"], doc=doc)
     return json_response(doc)
-
-
-def _landing_html(doc: dict[str, Any]) -> str:
-    items = "\n".join(
-        f'<li><a href="{html.escape(ln["href"])}">{html.escape(ln.get("title", ln["rel"]))}</a>'
-        f" <small>({html.escape(ln['rel'])}, {html.escape(ln['type'])})</small></li>"
-        for ln in doc["links"]
-    )
-    return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(doc['title'])}</title></head><body>"
-        f"<h1>{html.escape(doc['title'])}</h1><p>{html.escape(doc['description'])}</p>"
-        f"<ul>\n{items}\n</ul></body></html>"
-    )
 
 
 @router.get(
@@ -312,13 +420,15 @@ def _landing_html(doc: dict[str, Any]) -> str:
     name="conformance",
     summary="Conformance classes",
     response_class=Response,
-    responses={200: {"content": {JSON: {}}}, **_bad_request},
+    responses={200: {"content": {JSON: {}, HTML: {}}}, **_bad_request},
 )
 async def conformance(
-    request: Request, f: str | None = Query(None, description="response format: json")
+    request: Request,
+    f: str | None = format_query("json", "html"),
 ) -> Response:
     check_params(request, frozenset({"f"}))
-    check_format(f)
+    if check_format(f, ("json", "html")) == "html":
+        return html_page(request, "conformance.html", "Conformance", conforms=CONFORMANCE)
     return json_response({"conformsTo": CONFORMANCE})
 
 
@@ -327,19 +437,44 @@ async def conformance(
     name="collections",
     summary="Feature collections",
     response_class=Response,
-    responses={200: {"content": {JSON: {}}}, **_not_modified, **_bad_request},
+    responses={200: {"content": {JSON: {}, HTML: {}}}, **_not_modified, **_bad_request},
 )
 async def collections(
-    request: Request, f: str | None = Query(None, description="response format: json")
+    request: Request,
+    f: str | None = format_query("json", "html"),
 ) -> Response:
     check_params(request, frozenset({"f"}))
-    check_format(f)
+    fmt = check_format(f, ("json", "html"))
     snap = await snapshot(request)
     headers = cache_headers(request, snap)
     if (unchanged := not_modified(request, headers)) is not None:
         return unchanged
+    if fmt == "html":
+        rows = []
+        for layer in snap.layers.values():
+            items_url = request.url_for("items", collectionId=layer.name)
+            rows.append(
+                {
+                    "id": layer.name,
+                    "title": layer.title,
+                    "description": layer.description,
+                    "count": len(layer),
+                    "html": as_format(
+                        request.url_for("collection", collectionId=layer.name), "html"
+                    ),
+                    "items_html": as_format(items_url, "html"),
+                    "items_json": str(items_url),
+                }
+            )
+        return html_page(
+            request, "collections.html", "Collections", collections=rows, headers=headers
+        )
+    collections_url = request.url_for("collections")
     doc = {
-        "links": [link(request.url_for("collections"), "self", JSON, "the collections")],
+        "links": [
+            link(collections_url, "self", JSON, "the collections"),
+            html_alternate(collections_url, "the collections"),
+        ],
         "collections": [collection_doc(request, layer) for layer in snap.layers.values()],
     }
     return Response(orjson.dumps(doc), media_type=JSON, headers=headers)
@@ -353,21 +488,40 @@ _collection_id = Path(alias="collectionId", description="collection: sites or a 
     name="collection",
     summary="One feature collection",
     response_class=Response,
-    responses={200: {"content": {JSON: {}}}, **_not_modified, **_bad_request, **_not_found},
+    responses={
+        200: {"content": {JSON: {}, HTML: {}}},
+        **_not_modified,
+        **_bad_request,
+        **_not_found,
+    },
 )
 async def collection(
     request: Request,
     collection_id: str = _collection_id,
-    f: str | None = Query(None, description="response format: json"),
+    f: str | None = format_query("json", "html"),
 ) -> Response:
     check_params(request, frozenset({"f"}))
-    check_format(f)
+    fmt = check_format(f, ("json", "html"))
     snap = await snapshot(request)
     layer = get_layer(snap, collection_id)
     headers = cache_headers(request, snap)
     if (unchanged := not_modified(request, headers)) is not None:
         return unchanged
-    return Response(orjson.dumps(collection_doc(request, layer)), media_type=JSON, headers=headers)
+    doc = collection_doc(request, layer)
+    if fmt == "html":
+        return html_page(
+            request,
+            "collection.html",
+            layer.title,
+            crumbs=crumbs_for(request),
+            headers=headers,
+            doc=doc,
+            count=len(layer),
+            geometry_types=layer.geometry_types,
+            items_html=as_format(request.url_for("items", collectionId=layer.name), "html"),
+            properties=queryables_doc(request, layer, snap)["properties"],
+        )
+    return Response(orjson.dumps(doc), media_type=JSON, headers=headers)
 
 
 def _json_type(dtype: Any) -> dict[str, str]:
@@ -468,7 +622,7 @@ def queryables_doc(request: Request, layer: Layer, snap: Snapshot) -> dict[str, 
 async def queryables(
     request: Request,
     collection_id: str = _collection_id,
-    f: str | None = Query(None, description="response format: json"),
+    f: str | None = format_query("json"),
 ) -> Response:
     check_params(request, frozenset({"f"}))
     check_format(f)
@@ -500,8 +654,9 @@ ITEMS_PARAMS = frozenset(
 )
 _crs_param = Query(
     None,
-    description=f"CRS of the returned coordinates: {CRS84} (default, lon/lat) or "
-    f"{STORAGE_CRS} (northing, easting)",
+    description=f"CRS of the returned coordinates, in the CRS's own axis order: {CRS84} "
+    f"(default, lon/lat), {OUTPUT_CRS_LIST_TEXT}",
+    json_schema_extra={"enum": list(SUPPORTED_CRS)},
 )
 
 
@@ -545,7 +700,7 @@ def filter_mask(
     evaluator = FilterEvaluator(
         layer.table,
         lambda geom, predicate: layer.spatial_rows(geom, predicate, fcrs),
-        swap_axes=fcrs == STORAGE_CRS,
+        swap_axes=OUTPUT_CRS[fcrs].swap,
     )
     return evaluator.mask(node), fcrs
 
@@ -556,7 +711,7 @@ def filter_mask(
     summary="Features of a collection (GeoJSON, CRS84)",
     response_class=Response,
     responses={
-        200: {"content": {GEOJSON: {}}},
+        200: {"content": {GEOJSON: {}, HTML: {}}},
         **_not_modified,
         **_bad_request,
         **_not_found,
@@ -584,7 +739,9 @@ async def items(
     bbox_crs: str | None = Query(
         None,
         alias="bbox-crs",
-        description=f"CRS of bbox: {CRS84} (default) or {STORAGE_CRS} (minN,minE,maxN,maxE)",
+        description=f"CRS of bbox, in its axis order: {CRS84} (default, minlon,minlat,"
+        f"maxlon,maxlat), {OUTPUT_CRS_LIST_TEXT}",
+        json_schema_extra={"enum": list(SUPPORTED_CRS)},
     ),
     crs: str | None = _crs_param,
     filter_: str | None = Query(
@@ -600,8 +757,9 @@ async def items(
     filter_crs: str | None = Query(
         None,
         alias="filter-crs",
-        description=f"CRS of geometry literals in filter: {CRS84} (default) or {STORAGE_CRS} "
-        "(northing, easting)",
+        description=f"CRS of geometry literals in filter, in its axis order: {CRS84} "
+        f"(default, lon/lat), {OUTPUT_CRS_LIST_TEXT}",
+        json_schema_extra={"enum": list(SUPPORTED_CRS)},
     ),
     sortby: str | None = Query(
         None,
@@ -611,12 +769,12 @@ async def items(
     properties: str | None = Query(
         None, description="comma-separated properties to return (default: all)"
     ),
-    f: str | None = Query(None, description="response format: json (GeoJSON)"),
+    f: str | None = format_query("json", "geojson", "html"),
 ) -> Response:
     snap = await snapshot(request)
     layer = get_layer(snap, collection_id)
     check_params(request, ITEMS_PARAMS | frozenset(layer.columns))
-    check_format(f, ("json", "geojson"))
+    fmt = check_format(f, ("json", "geojson", "html"))
     out_crs = check_crs("crs", crs)
     box_crs = check_crs("bbox-crs", bbox_crs)
     boxes = parse_bbox(bbox, box_crs) if bbox is not None else None
@@ -657,28 +815,27 @@ async def items(
         properties=selected,
     )
     url = request.url
+    next_url = prev_url = None
+    if offset + len(features) < matched:
+        next_url = url.include_query_params(offset=offset + limit, limit=limit)
+    if offset > 0:
+        prev_url = url.include_query_params(offset=max(0, offset - limit), limit=limit)
+    headers["Content-Crs"] = f"<{out_crs}>"
+    if fmt == "html":
+        return items_html(
+            request, layer, features, matched, offset, out_crs, next_url, prev_url, headers
+        )
     links = [
         link(url, "self", GEOJSON, "this page"),
+        html_alternate(url, "this page"),
         link(
             request.url_for("collection", collectionId=layer.name), "collection", JSON, layer.title
         ),
     ]
-    if offset + len(features) < matched:
-        links.append(
-            link(
-                url.include_query_params(offset=offset + limit, limit=limit),
-                "next",
-                GEOJSON,
-                "next page",
-            )
-        )
-    if offset > 0:
-        prev = max(0, offset - limit)
-        links.append(
-            link(
-                url.include_query_params(offset=prev, limit=limit), "prev", GEOJSON, "previous page"
-            )
-        )
+    if next_url is not None:
+        links.append(link(next_url, "next", GEOJSON, "next page"))
+    if prev_url is not None:
+        links.append(link(prev_url, "prev", GEOJSON, "previous page"))
     head = b'{"type":"FeatureCollection","numberMatched":%d,"numberReturned":%d,' % (
         matched,
         len(features),
@@ -692,8 +849,54 @@ async def items(
             b"]}",
         )
     )
-    headers["Content-Crs"] = f"<{out_crs}>"
     return Response(body, media_type=GEOJSON, headers=headers)
+
+
+def items_html(
+    request: Request,
+    layer: Layer,
+    features: list[bytes],
+    matched: int,
+    offset: int,
+    crs: str,
+    next_url: URL | None,
+    prev_url: URL | None,
+    headers: dict[str, str],
+) -> HTMLResponse:
+    """One page of features as an HTML table: a row per feature, a column per property."""
+    decoded = orjson.loads(b"[%b]" % b",".join(features))
+    columns: list[str] = []
+    for feature in decoded:  # every feature of a page has the same properties
+        columns = list(feature.get("properties") or {})
+        break
+    rows = []
+    for feature in decoded:
+        props = feature.get("properties") or {}
+        href = request.url_for("item", collectionId=layer.name, featureId=str(feature["id"]))
+        rows.append(
+            {
+                "id": feature["id"],
+                "href": as_format(href, "html"),
+                "geometry": geometry_summary(feature.get("geometry")),
+                "cells": [props.get(c) for c in columns],
+            }
+        )
+    return html_page(
+        request,
+        "items.html",
+        f"{layer.title}: features",
+        json_type=GEOJSON,
+        crumbs=crumbs_for(request, layer),
+        headers=headers,
+        matched=matched,
+        first=offset + 1 if rows else 0,
+        last=offset + len(rows),
+        crs=crs,
+        columns=columns,
+        features=rows,
+        next=str(next_url) if next_url is not None else None,
+        prev=str(prev_url) if prev_url is not None else None,
+    )
 
 
 @router.get(
@@ -701,7 +904,12 @@ async def items(
     name="item",
     summary="One feature (GeoJSON, CRS84)",
     response_class=Response,
-    responses={200: {"content": {GEOJSON: {}}}, **_not_modified, **_bad_request, **_not_found},
+    responses={
+        200: {"content": {GEOJSON: {}, HTML: {}}},
+        **_not_modified,
+        **_bad_request,
+        **_not_found,
+    },
 )
 async def item(
     request: Request,
@@ -711,10 +919,10 @@ async def item(
     properties: str | None = Query(
         None, description="comma-separated properties to return (default: all)"
     ),
-    f: str | None = Query(None, description="response format: json (GeoJSON)"),
+    f: str | None = format_query("json", "geojson", "html"),
 ) -> Response:
     check_params(request, frozenset({"crs", "f", "properties"}))
-    check_format(f, ("json", "geojson"))
+    fmt = check_format(f, ("json", "geojson", "html"))
     out_crs = check_crs("crs", crs)
     snap = await snapshot(request)
     layer = get_layer(snap, collection_id)
@@ -728,6 +936,7 @@ async def item(
         return unchanged
     links = [
         link(request.url, "self", GEOJSON, "this feature"),
+        html_alternate(request.url, "this feature"),
         link(
             request.url_for("collection", collectionId=layer.name), "collection", JSON, layer.title
         ),
@@ -738,8 +947,21 @@ async def item(
         feature = features[row]
     else:
         feature = layer.with_properties(features, np.array([row]), selected)[0]
-    body = b'%b,"links":%b}' % (feature[:-1], orjson.dumps(links))
     headers["Content-Crs"] = f"<{out_crs}>"
+    if fmt == "html":
+        decoded = orjson.loads(feature)
+        return html_page(
+            request,
+            "item.html",
+            f"{layer.title}: {feature_id}",
+            json_type=GEOJSON,
+            crumbs=crumbs_for(request, layer),
+            headers=headers,
+            geometry=geometry_summary(decoded.get("geometry")),
+            crs=out_crs,
+            properties=decoded.get("properties") or {},
+        )
+    body = b'%b,"links":%b}' % (feature[:-1], orjson.dumps(links))
     return Response(body, media_type=GEOJSON, headers=headers)
 
 
@@ -805,6 +1027,124 @@ def encode_tile(layer: Layer, z: int, x: int, y: int) -> bytes | None:
     )
 
 
+def tiled_layer(snap: Snapshot, collection_id: str) -> Layer:
+    layer = get_layer(snap, collection_id)
+    if layer.name != SITES:
+        raise ProblemError(404, f"only the {SITES!r} collection has vector tiles")
+    return layer
+
+
+def tileset_summary(request: Request, layer: Layer) -> dict[str, Any]:
+    """The tileset's entry in the tileset list (OGC API – Tiles ``tileSet-item``)."""
+    url = request.url_for("tileset", collectionId=layer.name, tileMatrixSetId=WEB_MERCATOR_QUAD)
+    return {
+        "title": f"{layer.title}, Mapbox vector tiles",
+        "dataType": "vector",
+        "crs": EPSG3857_URI,
+        "tileMatrixSetURI": WEB_MERCATOR_QUAD_URI,
+        "links": [
+            link(url, "self", JSON, f"{WEB_MERCATOR_QUAD} tileset of {layer.name}"),
+            link(WEB_MERCATOR_QUAD_URI, TILING_SCHEME_REL, JSON, "the WebMercatorQuad definition"),
+        ],
+    }
+
+
+@router.get(
+    "/collections/{collectionId}/tiles",
+    name="tilesets",
+    summary="Vector tilesets of a collection (OGC API – Tiles)",
+    response_class=Response,
+    responses={200: {"content": {JSON: {}}}, **_not_modified, **_bad_request, **_not_found},
+)
+async def tilesets(
+    request: Request,
+    collection_id: str = _collection_id,
+    f: str | None = format_query("json"),
+) -> Response:
+    check_params(request, frozenset({"f"}))
+    check_format(f)
+    snap = await snapshot(request)
+    layer = tiled_layer(snap, collection_id)
+    headers = cache_headers(request, snap)
+    if (unchanged := not_modified(request, headers)) is not None:
+        return unchanged
+    doc = {
+        "links": [
+            link(request.url_for("tilesets", collectionId=layer.name), "self", JSON, "tilesets"),
+            link(
+                request.url_for("collection", collectionId=layer.name),
+                "collection",
+                JSON,
+                layer.title,
+            ),
+        ],
+        "tilesets": [tileset_summary(request, layer)],
+    }
+    return Response(orjson.dumps(doc), media_type=JSON, headers=headers)
+
+
+@router.get(
+    "/collections/{collectionId}/tiles/{tileMatrixSetId}",
+    name="tileset",
+    summary="Tileset metadata: tile URL template and the vector layer's fields",
+    response_class=Response,
+    responses={200: {"content": {JSON: {}}}, **_not_modified, **_bad_request, **_not_found},
+)
+async def tileset(
+    request: Request,
+    collection_id: str = _collection_id,
+    tile_matrix_set_id: str = Path(
+        alias="tileMatrixSetId", description=f"tile matrix set: {WEB_MERCATOR_QUAD}"
+    ),
+    f: str | None = format_query("json"),
+) -> Response:
+    check_params(request, frozenset({"f"}))
+    check_format(f)
+    snap = await snapshot(request)
+    layer = tiled_layer(snap, collection_id)
+    if tile_matrix_set_id != WEB_MERCATOR_QUAD:
+        msg = f"no tile matrix set {tile_matrix_set_id!r}; tiles are served in {WEB_MERCATOR_QUAD}"
+        raise ProblemError(404, msg)
+    headers = cache_headers(request, snap)
+    if (unchanged := not_modified(request, headers)) is not None:
+        return unchanged
+    doc = tileset_summary(request, layer)
+    # the route is /{z}/{x}/{y}: tile matrix, column, row; the template names each variable
+    template = (
+        str(request.url_for("tileset", collectionId=layer.name, tileMatrixSetId=WEB_MERCATOR_QUAD))
+        + "/{tileMatrix}/{tileCol}/{tileRow}"
+    )
+    doc["links"].append({**link(template, "item", MVT, "a Mapbox vector tile"), "templated": True})
+    schemas = property_schemas(layer)
+    fields = tile_attributes(layer)
+    doc["layers"] = [
+        {
+            "id": layer.name,
+            "title": layer.title,
+            "dataType": "vector",
+            "geometryDimension": 2,
+            "minTileMatrix": "0",
+            "maxTileMatrix": str(MAX_ZOOM),
+            "propertiesSchema": {
+                "type": "object",
+                "required": [],
+                "properties": {
+                    name: {**schemas[name], "description": _describe(name)[1] or name}
+                    for name in fields
+                },
+            },
+        }
+    ]
+    if layer.bbox is not None:
+        doc["boundingBox"] = {
+            "lowerLeft": list(layer.bbox[:2]),
+            "upperRight": list(layer.bbox[2:]),
+            "crs": CRS84,
+        }
+    doc["mediaTypes"] = [MVT]
+    return Response(orjson.dumps(doc), media_type=JSON, headers=headers)
+
+
 @router.get(
     "/collections/{collectionId}/tiles/WebMercatorQuad/{z}/{x}/{y}",
     name="tile",
@@ -827,9 +1167,7 @@ async def tile(
 ) -> Response:
     check_params(request, frozenset())
     snap = await snapshot(request)
-    layer = get_layer(snap, collection_id)
-    if layer.name != SITES:
-        raise ProblemError(404, f"only the {SITES!r} collection has vector tiles")
+    layer = tiled_layer(snap, collection_id)
     zoom = _tile_index("z", z, MAX_ZOOM)
     col = _tile_index("x", x, 2**zoom - 1)
     row = _tile_index("y", y, 2**zoom - 1)

@@ -24,10 +24,10 @@ _SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 
 BBOX_SCHEMA: dict[str, Any] = {
     "type": "array",
-    "minItems": 4,
-    "maxItems": 6,
+    "oneOf": [{"minItems": 4, "maxItems": 4}, {"minItems": 6, "maxItems": 6}],
     "items": {"type": "number"},
-    "description": "minx,miny,maxx,maxy (or minx,miny,minz,maxx,maxy,maxz) in CRS84",
+    "description": "minx,miny,maxx,maxy (or minx,miny,minz,maxx,maxy,maxz) in the axis "
+    "order of bbox-crs (CRS84 by default)",
 }
 FEATURE_COLLECTION_SCHEMA: dict[str, Any] = {
     "type": "object",

@@ -10,12 +10,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from omw_sites.commands.options import StoreOpt, resolve_store
 from omw_sites.files import write_text_atomic
 
 console = Console(stderr=True)
 out = Console(width=200)
-STORE = Path("data/processed/omw_sites.gpkg")
-StoreOpt = Annotated[Path, typer.Option(help="store GeoPackage")]
 
 
 def _fail(exc: BaseException | str, code: int = 2) -> None:
@@ -36,14 +35,15 @@ def balance(
     top_n: Annotated[
         int | None, typer.Option(help="region's top-N for supply shares and Gini (default K)")
     ] = None,
-    store: StoreOpt = STORE,
+    store: StoreOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", help="folder for CSV and HTML")] = Path(
         "data/processed/reports"
     ),
 ) -> None:
     """Regional balance: supply per gmina, Gini of top-N land, balanced vs plain top-K."""
+    store = resolve_store(store)
     from omw_sites.reports.balance import balance_from_store, write_balance
-    from omw_sites.store.gpkg import StoreError
+    from omw_sites.store import StoreError
 
     try:
         report = balance_from_store(store, profile, k, cap=cap, decay=decay, top_n=top_n)
@@ -84,14 +84,15 @@ def sheet(
     pdf: Annotated[
         bool, typer.Option("--pdf", help="also print a PDF (headless Chromium)")
     ] = False,
-    store: StoreOpt = STORE,
+    store: StoreOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", help="folder for the sheet")] = Path(
         "data/processed/sheets"
     ),
 ) -> None:
     """Site sheet (karta terenu inwestycyjnego) as HTML, optionally PDF, in Polish or English."""
+    store = resolve_store(store)
     from omw_sites.reports.sheet import write_sheet
-    from omw_sites.store.gpkg import StoreError
+    from omw_sites.store import StoreError
 
     try:
         paths = write_sheet(store, site, out_dir, lang=lang, pdf=pdf)
@@ -109,15 +110,16 @@ def servicing(
         typer.Option(help="cost per metre, NETWORK=PLN (repeatable), e.g. sewer=1300"),
     ] = None,
     min_gap: Annotated[float, typer.Option(help="shortest extension proposed (m)")] = 50.0,
-    store: StoreOpt = STORE,
+    store: StoreOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", help="folder for the CSV")] = Path(
         "data/processed/reports"
     ),
 ) -> None:
     """Utility-investment plan: which network extensions unlock the most valuable land."""
+    store = resolve_store(store)
     from omw_sites.reports.servicing import plan_from_store, servicing_map
     from omw_sites.scoring import ProfileError
-    from omw_sites.store.gpkg import StoreError
+    from omw_sites.store import StoreError
 
     costs: dict[str, float] = {}
     for item in cost or []:
@@ -163,15 +165,16 @@ def report(
     profile: Annotated[str, typer.Option(help="built-in profile name or TOML file")],
     k: Annotated[int, typer.Option("--k", min=1, help="top-K for balance and stability")] = 20,
     draws: Annotated[int, typer.Option(min=10, help="weight draws for rank stability")] = 500,
-    store: StoreOpt = STORE,
+    store: StoreOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", help="folder for the report")] = Path(
         "data/processed/reports"
     ),
 ) -> None:
     """Static HTML analysis: score distributions, rank stability, balance, extensions."""
+    store = resolve_store(store)
     from omw_sites.reports.analysis import analysis_report
     from omw_sites.scoring import ProfileError
-    from omw_sites.store.gpkg import StoreError
+    from omw_sites.store import StoreError
 
     try:
         page = analysis_report(store, profile, k=k, draws=draws)

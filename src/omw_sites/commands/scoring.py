@@ -13,10 +13,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from omw_sites.commands.options import StoreOpt, resolve_store
+
 console = Console(stderr=True)
 out = Console(width=200)
-STORE = Path("data/processed/omw_sites.gpkg")
-StoreOpt = Annotated[Path, typer.Option(help="store GeoPackage")]
 
 
 def _fail(exc: BaseException | str, code: int = 2) -> None:
@@ -28,9 +28,8 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 
 
-def _read(store: Path):
-    from omw_sites.store import read_run_info, read_sites
-    from omw_sites.store.gpkg import StoreError
+def _read(store: str):
+    from omw_sites.store import StoreError, read_run_info, read_sites
 
     try:
         return read_sites(store), read_run_info(store)
@@ -38,23 +37,15 @@ def _read(store: Path):
         _fail(exc)
 
 
-def _rewrite(store: Path, sites, info: dict[str, Any]) -> None:
-    """Write ``sites`` and ``info`` back, carrying every other layer over (atomic)."""
-    import pandas as pd
+def _rewrite(store: str, sites, info: dict[str, Any], what: str) -> None:
+    """Write the new score columns back to the inventory (one transaction; the measured
+    attributes are unchanged, so only scores are refreshed) as a run of its own."""
+    import uuid
 
-    from omw_sites.layers import RUN_INFO, SITES
-    from omw_sites.store import list_layers, read_layer, write_store
+    from omw_sites.store import open_inventory
 
-    reference, tables = {}, {}
-    for name in list_layers(store):
-        if name in (SITES, RUN_INFO):
-            continue
-        layer = read_layer(store, name)
-        if getattr(layer, "geometry", None) is not None and hasattr(layer, "crs"):
-            reference[name] = layer
-        else:
-            tables[name] = pd.DataFrame(layer)
-    write_store(store, sites, reference, info, tables)
+    info = {**info, "run_id": uuid.uuid4().hex[:12], "created": _now(), "command": what}
+    open_inventory(store).apply(sites, run_info=info, source=f"cli:{what}")
 
 
 def _load(profile: str):
@@ -80,9 +71,10 @@ def score(
     ] = None,
     seed: Annotated[int, typer.Option(help="random seed for --segments")] = 0,
     top: Annotated[int, typer.Option(help="sites to print")] = 10,
-    store: StoreOpt = STORE,
+    store: StoreOpt = None,
 ) -> None:
     """Score the store's sites with a profile (optionally another method or weights)."""
+    store = resolve_store(store)
     import numpy as np
 
     from omw_sites.layers import rank_col, score_col
@@ -137,7 +129,7 @@ def score(
     info = dict(info)
     info["profiles"] = [p for p in info.get("profiles", []) if p.get("name") != scen] + [entry]
     try:
-        _rewrite(store, sites, info)
+        _rewrite(store, sites, info, f"score {scen}")
     except (OSError, ValueError) as exc:
         _fail(exc)
     best = sites[sites[rank_col(scen)] > 0].sort_values(rank_col(scen)).head(top)
@@ -181,13 +173,13 @@ def compare(
     a: Annotated[str, typer.Argument(help="scenario/profile A (reference)")],
     b: Annotated[str, typer.Argument(help="scenario/profile B")],
     movers: Annotated[int, typer.Option(help="how many movers to list")] = 10,
-    store: StoreOpt = STORE,
+    store: StoreOpt = None,
 ) -> None:
     """Compare two rankings in the store: Spearman ρ, WS coefficient and the biggest movers."""
+    store = resolve_store(store)
     from omw_sites.layers import rank_col
     from omw_sites.scoring.sensitivity import compare_rankings
-    from omw_sites.store import read_sites
-    from omw_sites.store.gpkg import StoreError
+    from omw_sites.store import StoreError, read_sites
 
     try:
         sites = read_sites(store, read_geometry=False)
@@ -264,9 +256,10 @@ def stability(
         float, typer.Option(help="Dirichlet concentration (higher = smaller perturbation)")
     ] = 100.0,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
-    store: StoreOpt = STORE,
+    store: StoreOpt = None,
 ) -> None:
     """Rank stability under weight uncertainty: rank p5–p95 and P(top N) per site."""
+    store = resolve_store(store)
     import numpy as np
 
     from omw_sites.layers import rank_col
@@ -315,7 +308,7 @@ def stability(
         }
     }
     try:
-        _rewrite(store, sites, info)
+        _rewrite(store, sites, info, f"stability {profile}")
     except (OSError, ValueError) as exc:
         _fail(exc)
     r = rank_col(profile)

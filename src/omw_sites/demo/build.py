@@ -21,7 +21,7 @@ import shapely
 from omw_sites.demo._common import CENTRE, stage_rng
 from omw_sites.demo.environment import build_environment
 from omw_sites.demo.geography import build_geography
-from omw_sites.demo.gml import write_app_2_0, write_egib_2021
+from omw_sites.demo.gml import write_app_2_0, write_egib_2021, write_gesut_2021
 from omw_sites.demo.network import assemble_roads, build_backbone
 from omw_sites.demo.parcels import PARCEL_CRS, build_parcels
 from omw_sites.demo.settlement import (
@@ -33,6 +33,7 @@ from omw_sites.demo.settlement import (
 from omw_sites.demo.terrain import build_dem
 from omw_sites.demo.utilities import build_utilities
 from omw_sites.demo.zoning import build_mpzp, build_plan_zones
+from omw_sites.etl.gesut import GESUT_GML_DIR, in_powiat
 from omw_sites.layers import APP_GML_DIR, EGIB_GML_DIR, MANIFEST, RAW_BY_KEY, RAW_LAYERS, WORK_CRS
 
 GENERATOR = "omw_sites.demo"
@@ -207,6 +208,19 @@ def _generate(root: Path, n_parcels: int, seed: int, progress: Progress) -> dict
         "count": n_app,
         "crs": PARCEL_CRS,
     }
+    # one powiat's utility lines also come as its GESUT 2021 GML export (PL-2000 zone 7);
+    # the ingest takes that powiat's lines from the GML instead of the GPKG
+    lines = utilities.lines
+    ours = in_powiat(lines.geometry.to_numpy(), geo.gminy, GESUT_POWIAT)
+    gesut_lines = lines[ours].to_crs(PARCEL_CRS)
+    gesut_path = root / GESUT_GML_DIR / f"{GESUT_POWIAT}_gesut.gml"
+    n_gesut = write_gesut_2021(gesut_lines, gesut_path, GESUT_POWIAT, DATA_DATES["utilities"])
+    layers["utilities_gml"] = {
+        "path": str(gesut_path.relative_to(root)),
+        "layer": "GES_Przewod*",
+        "count": n_gesut,
+        "crs": PARCEL_CRS,
+    }
     dem_layer = RAW_BY_KEY["dem"]
     (root / dem_layer.path).parent.mkdir(parents=True, exist_ok=True)
     dem.write(root / dem_layer.path)
@@ -246,6 +260,7 @@ def _generate(root: Path, n_parcels: int, seed: int, progress: Progress) -> dict
 
 GML_UNIT = "141803_2"  # Lesznowola: its parcels are also written as EGiB 2021 GML
 APP_GMINA = "1418043"  # Piaseczno: its plan ogólny is also written as APP 2.0 GML
+GESUT_POWIAT = "1418"  # powiat piaseczyński: its utility lines are also written as GESUT GML
 
 
 def _write_all(root: Path, frames: Mapping[str, gpd.GeoDataFrame]) -> dict[str, dict[str, Any]]:

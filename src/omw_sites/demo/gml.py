@@ -1,12 +1,14 @@
-"""Write demo parcels as an EGiB 2021 GML export (Dz.U. 2021 poz. 1390), as a powiat sends it."""
+"""Demo data written as official GML exports: EGiB 2021, APP 2.0 plan ogólny, GESUT 2021."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 
 EGIB_2021_NS = "ewidencjaGruntowIBudynkow:1.0"
@@ -165,3 +167,100 @@ def write_app_2_0(zones: gpd.GeoDataFrame, path: Path, teryt: str, version: str)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(out), encoding="utf-8")
     return len(zones)
+
+
+GESUT_NS = "geodezyjnaEwidencjaSieciUzbrojeniaTerenu:1.0"
+# line feature type per network code (rodzajSieci), as in the 2021 GESUT schema
+GESUT_LINE_TYPES = {
+    "w": "GES_PrzewodWodociagowy",
+    "k": "GES_PrzewodKanalizacyjny",
+    "e": "GES_PrzewodElektroenergetyczny",
+    "g": "GES_PrzewodGazowy",
+    "c": "GES_PrzewodCieplowniczy",
+    "t": "GES_PrzewodTelekomunikacyjny",
+}
+_WITH_DIAMETER = ("w", "k", "g", "c")
+
+
+def _lokalny_id(powiat: str, i: int) -> str:
+    """Stable UUID-shaped ``lokalnyId`` (the schema's 8-4-4-4-12 pattern)."""
+    h = hashlib.sha1(f"omw-demo/gesut/{powiat}/{i}".encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
+def write_gesut_2021(lines: gpd.GeoDataFrame, path: Path, powiat: str, version_date: str) -> int:
+    """Write utility lines as a powiat's GESUT 2021 GML export (Dz.U. 2021 poz. 1390).
+
+    ``lines`` carries the demo's GESUT columns (``RODZAJSIECI``, ``STATUS``, ``TYP``,
+    ``SREDNICA``, ``WLADAJACY``, ``EKSPLOATACJA``) in a PL-2000 or PL-1992 CRS. Each
+    line is a ``ges:GES_Przewod<Network>`` with the schema's element order: ``idIIP``
+    (``przestrzenNazw`` ``PL.PZGiK.<powiat>.GESUT``), ``startObiekt``,
+    ``startWersjaObiekt``, ``zrodlo``, ``status``, ``eksploatacja``, ``wladajacy``,
+    ``geometria`` (``gml:Curve`` / ``LineStringSegment``, northing first), ``funkcja``,
+    ``przebieg``, ``typPrzewodu`` (power: voltage class), ``srednica`` (mm) and, for
+    telecom, ``wiazka``. The network is told by the feature type, as in real exports
+    (which carry no ``rodzajSieci`` on lines). Returns the number of lines written.
+    """
+    epsg = lines.crs.to_epsg()
+    srs = f"urn:ogc:def:crs:EPSG::{epsg}"
+    space = f"PL.PZGiK.{powiat}.GESUT"
+    stamp = f"{version_date}T00:00:00"
+    nets = lines["RODZAJSIECI"].astype(str).to_numpy()
+    unknown = sorted(set(nets) - set(GESUT_LINE_TYPES))
+    if unknown:
+        msg = f"no GESUT line type for network code(s) {unknown}"
+        raise ValueError(msg)
+    status = lines["STATUS"].astype(str).to_numpy()
+    use = lines["EKSPLOATACJA"].fillna("c").astype(str).to_numpy()
+    kind = lines["TYP"].to_numpy(dtype=object)
+    diameter = lines["SREDNICA"].to_numpy(dtype=object)
+    owner = lines["WLADAJACY"].fillna("").astype(str).to_numpy()
+    geoms = lines.geometry.to_numpy()
+    if not shapely.get_type_id(geoms).tolist() == [1] * len(geoms):
+        msg = "GESUT lines must be single LineStrings (gml:Curve)"
+        raise ValueError(msg)
+    coords = shapely.get_coordinates(geoms)
+    ends = np.cumsum(shapely.get_num_coordinates(geoms))
+    out = [
+        '<?xml version="1.0" encoding="UTF-8"?>\n',
+        f'<gml:FeatureCollection gml:id="omw-demo-gesut" xmlns:gml="{GML_NS}" '
+        f'xmlns:xlink="{XLINK_NS}" xmlns:ges="{GESUT_NS}">\n',
+    ]
+    start = 0
+    for i in range(len(geoms)):
+        net, local = nets[i], _lokalny_id(powiat, i)
+        tag = f"ges:{GESUT_LINE_TYPES[net]}"
+        pos = _pos_list(coords[start : ends[i]])
+        start = ends[i]
+        typ = f"<ges:typPrzewodu>{kind[i]}</ges:typPrzewodu>" if net == "e" and kind[i] else ""
+        d = diameter[i]
+        dia = (
+            f"<ges:srednica>{int(d)}</ges:srednica>"
+            if net in _WITH_DIAMETER and d is not None and d is not pd.NA
+            else ""
+        )
+        bundle = "<ges:wiazka>false</ges:wiazka>" if net == "t" else ""
+        owner_el = f"<ges:wladajacy>{escape(owner[i])}</ges:wladajacy>" if owner[i] else ""
+        out.append(
+            f'<gml:featureMember><{tag} gml:id="{space}_{local}_{version_date}T00-00-00">'
+            f"<ges:idIIP><ges:GES_IdentyfikatorIIP><ges:lokalnyId>{local}</ges:lokalnyId>"
+            f"<ges:przestrzenNazw>{space}</ges:przestrzenNazw>"
+            f"<ges:wersjaId>{stamp}</ges:wersjaId>"
+            f"</ges:GES_IdentyfikatorIIP></ges:idIIP>"
+            f"<ges:startObiekt>{stamp}</ges:startObiekt>"
+            f"<ges:startWersjaObiekt>{stamp}</ges:startWersjaObiekt>"
+            f"<ges:zrodlo>O</ges:zrodlo>"
+            f"<ges:status>{status[i]}</ges:status>"
+            f"<ges:eksploatacja>{use[i]}</ges:eksploatacja>"
+            f"{owner_el}"
+            f'<ges:geometria><gml:Curve gml:id="c{i}" srsName="{srs}"><gml:segments>'
+            f'<gml:LineStringSegment><gml:posList srsDimension="2">{pos}</gml:posList>'
+            f"</gml:LineStringSegment></gml:segments></gml:Curve></ges:geometria>"
+            f"<ges:funkcja>p</ges:funkcja><ges:przebieg>p</ges:przebieg>"
+            f"{typ}{dia}{bundle}"
+            f"</{tag}></gml:featureMember>\n"
+        )
+    out.append("</gml:FeatureCollection>\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(out), encoding="utf-8")
+    return len(geoms)

@@ -18,10 +18,11 @@ from omw_sites.etl.gml import (
     DEFAULT_LIMITS,
     GML_NAMESPACES,
     Limits,
+    PolygonBatch,
     first,
     geometry,
     iter_features,
-    properties,
+    named_values,
     require_namespace,
     to_work_crs,
 )
@@ -67,35 +68,31 @@ def parse_parcel_ids(ids: pd.Series) -> pd.DataFrame:
     (why an ID is malformed; empty for valid IDs).
     """
     text = ids.astype(str).str.strip()
-    # Arrow's RE2 extraction in C++: ~6× faster than pandas' per-row regex at 1M IDs
-    arr = pa.array(text.to_numpy(dtype=object), type=pa.string())
+    # Arrow's RE2 extraction in C++, and the parts stay Arrow strings (pandas' ``str``
+    # dtype wraps them without copying): ~6× faster than per-row regex at 1M IDs
+    arr = _arrow_strings(text)
     parts = pc.extract_regex(arr, PARCEL_ID_PATTERN)
     number_parts = pc.extract_regex(parts.field("number"), r"^(?P<base>\d+)(?:/(?P<sub>\d+))?$")
 
-    def col(values: pa.Array) -> np.ndarray:
-        """Object array with NaN for missing or empty (unmatched optional group)."""
-        out = values.to_numpy(zero_copy_only=False).astype(object)
-        out[pd.isna(out) | (out == "")] = np.nan
-        return out
+    def col(values: pa.Array) -> pa.Array:
+        """Null for missing or empty (an unmatched optional group extracts as "")."""
+        return pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
 
-    teryt6 = col(parts.field("teryt6"))
-    kind = col(parts.field("kind"))
-    valid = ~pd.isna(teryt6)
-    teryt = np.full(len(arr), np.nan, dtype=object)
-    teryt[valid] = teryt6[valid] + kind[valid]
-    out = pd.DataFrame(
+    valid = pc.is_valid(parts).to_numpy(zero_copy_only=False)
+    table = pa.table(
         {
-            "teryt": teryt,
-            "unit": teryt6,
-            "gmina_type": kind,
+            "teryt": pc.binary_join_element_wise(parts.field("teryt6"), parts.field("kind"), ""),
+            "unit": col(parts.field("teryt6")),
+            "gmina_type": col(parts.field("kind")),
             "obreb": col(parts.field("obreb")),
             "sheet": col(parts.field("sheet")),
             "number": col(parts.field("number")),
             "base_number": col(number_parts.field("base")),
             "sub_number": col(number_parts.field("sub")),
-        },
-        index=ids.index,
+        }
     )
+    out = table.to_pandas()
+    out.index = ids.index
     out["valid"] = valid
     reason = np.full(len(text), "", dtype=object)
     bad = ~valid
@@ -115,15 +112,26 @@ def parse_parcel_ids(ids: pd.Series) -> pd.DataFrame:
     return out
 
 
+def _arrow_strings(text: pd.Series) -> pa.Array:
+    """The Arrow string array behind ``text`` (no copy when it is pandas' ``str`` dtype)."""
+    values = text.array
+    if hasattr(values, "_pa_array"):
+        return pc.cast(values._pa_array.combine_chunks(), pa.string())
+    return pa.array(text.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+
+
 def ownership_class(groups: pd.Series) -> pd.Series:
     """Map registered ownership groups (int codes or text classes) to an ownership class.
 
     Returns ``municipal``, ``state``, ``private`` or ``other`` (unknown or missing).
     """
     numeric = pd.to_numeric(groups, errors="coerce")
-    by_code = numeric.map(OWNERSHIP_BY_GROUP)
-    by_text = groups.astype(str).str.strip().str.lower().map(OWNERSHIP_BY_TEXT)
-    return by_code.fillna(by_text).fillna("other").astype(str)
+    out = numeric.map(OWNERSHIP_BY_GROUP).astype(object)
+    text = out.isna().to_numpy() & groups.notna().to_numpy()
+    if text.any():  # only the values that are not codes go through the string mapping
+        words = groups[text].astype(str).str.strip().str.lower()
+        out[text] = words.map(OWNERSHIP_BY_TEXT).to_numpy(dtype=object)
+    return out.fillna("other").astype(str)
 
 
 def area_mismatch(
@@ -187,27 +195,34 @@ def canonical_parcels(
         ),
     ]
     keep = ~(bad_id | dup)
-    geoms = np.asarray(geoms)[keep]
-    parts = parts[keep]
+    everything = bool(keep.all())
+
+    def kept(values: pd.Series) -> pd.api.extensions.ExtensionArray | np.ndarray:
+        """Values of the kept rows, positionally (Arrow strings stay Arrow strings)."""
+        return (values if everything else values[keep]).array
+
+    geoms = np.asarray(geoms) if everything else np.asarray(geoms)[keep]
     area_ha = shapely.area(geoms) / 1e4
-    reg = registered_ha[keep].to_numpy(dtype=float)
+    reg = registered_ha.to_numpy(dtype=float)[keep]
+    ownership = ownership_class(groups if everything else groups[keep])
+    kw = kw if everything else kw[keep]
     cols = {
-        "parcel_id": ids[keep].to_numpy(),
-        "teryt": parts["teryt"].to_numpy(),
-        "obreb": parts["obreb"].to_numpy(),
-        "number": parts["number"].to_numpy(),
+        "parcel_id": kept(ids),
+        "teryt": kept(parts["teryt"]),
+        "obreb": kept(parts["obreb"]),
+        "number": kept(parts["number"]),
         "area_ha": area_ha,
         "registered_area_ha": np.where(np.isnan(reg), area_ha, reg),
         "area_mismatch": area_mismatch(area_ha, reg, tolerance),
-        "ownership": ownership_class(groups[keep]).to_numpy(),
-        "kw": kw[keep].fillna("").astype(str).to_numpy(),
-        "sheet": parts["sheet"].fillna("").to_numpy(),
-        "gmina_type": parts["gmina_type"].to_numpy(),
-        "base_number": parts["base_number"].to_numpy(),
-        "sub_number": parts["sub_number"].fillna("").to_numpy(),
+        "ownership": ownership.array,
+        "kw": kw.fillna("").astype(str).array,
+        "sheet": kept(parts["sheet"].fillna("")),
+        "gmina_type": kept(parts["gmina_type"]),
+        "base_number": kept(parts["base_number"]),
+        "sub_number": kept(parts["sub_number"].fillna("")),
         "registered_area_missing": np.isnan(reg),
     }
-    cols |= {k: v[keep].to_numpy() for k, v in extra.items()}
+    cols |= {k: kept(v) for k, v in extra.items()}
     out = gpd.GeoDataFrame(cols, geometry=geoms, crs=WORK_CRS)
     return out, concat_quarantine(q)
 
@@ -289,34 +304,55 @@ def read_egib_gml(
     geoms: list = []
     srs: list = []
     groups: dict[str, str] = {}
-    for el in iter_features(path, ns, (PARCEL, JRG), limits):
-        props = properties(el)
-        if el.tag.endswith(JRG):
-            g = first(props, "grupaRejestrowa")
-            if g:
-                for key in (el.get(f"{{{GML_NAMESPACES[0]}}}id"), first(props, "lokalnyId")):
-                    if key:
-                        groups[key] = g
-            continue
-        geom_el = next((c for c in el if c.tag == f"{{{ns}}}geometria"), None)
-        g, s = geometry(geom_el)
-        geoms.append(g)
-        srs.append(s)
-        jrg = first(props, "JRG2@href") or first(props, "JRG@href") or ""
-        rows.append(
-            (
-                first(props, "idDzialki", ""),
-                first(props, "lokalnyId", ""),
-                first(props, "startWersjaObiekt", ""),
-                first(props, "koniecWersjaObiekt", ""),
-                first(props, "koniecObiekt", ""),
-                first(props, area_tag),
-                first(props, "numerKW", ""),
-                first(props, "grupaRejestrowa"),
-                jrg.rsplit(":", 1)[-1].lstrip("#") if jrg else "",
-                ",".join(dict.fromkeys(props.get("OFU", []))),
+    batch = PolygonBatch()  # plain polygons: coordinates parsed and reprojected at once
+    geometria = f"{{{ns}}}geometria"
+    jrg_tag = f"{{{ns}}}{JRG}"
+    gml_id = f"{{{GML_NAMESPACES[0]}}}id"
+    names = (
+        ("idDzialki", "lokalnyId", "startWersjaObiekt", "koniecWersjaObiekt", "koniecObiekt",
+         area_tag, "numerKW", "grupaRejestrowa", "OFU")
+    )  # fmt: skip
+    links = ("JRG", "JRG2")
+    try:
+        for el in iter_features(path, ns, (PARCEL, JRG), limits):
+            props = named_values(el, names, links)
+            if el.tag == jrg_tag:
+                g = first(props, "grupaRejestrowa")
+                if g:
+                    for key in (el.get(gml_id), first(props, "lokalnyId")):
+                        if key:
+                            groups[key] = g
+                continue
+            geom_el = el.find(geometria)
+            shape = geom_el[0] if geom_el is not None and len(geom_el) else None
+            if batch.add(len(rows), shape):
+                geoms.append(None)
+                srs.append(batch.srs[-1])
+            else:
+                g, s = geometry(geom_el)
+                geoms.append(g)
+                srs.append(s)
+            get = props.get
+            jrg = (get("JRG2@href") or get("JRG@href") or ("",))[0]
+            rows.append(
+                (
+                    (get("idDzialki") or ("",))[0],
+                    (get("lokalnyId") or ("",))[0],
+                    (get("startWersjaObiekt") or ("",))[0],
+                    (get("koniecWersjaObiekt") or ("",))[0],
+                    (get("koniecObiekt") or ("",))[0],
+                    (get(area_tag) or (None,))[0],
+                    (get("numerKW") or ("",))[0],
+                    (get("grupaRejestrowa") or (None,))[0],
+                    jrg.rsplit(":", 1)[-1].lstrip("#") if jrg else "",
+                    ",".join(dict.fromkeys(get("OFU", ()))),
+                )
             )
-        )
+    except IngestError:
+        raise
+    except ValueError as exc:  # a coordinate that is not a number, an odd posList …
+        msg = f"bad geometry in feature {len(rows) + 1}: {exc}"
+        raise IngestError(path, msg, layer=PARCEL, rule="GML coordinates") from exc
     if not rows:
         raise IngestError(path, f"no {PARCEL} features", layer=PARCEL, rule="parcels present")
     df = pd.DataFrame(
@@ -326,7 +362,15 @@ def read_egib_gml(
             "POLE_EWIDENCYJNE", "KW", "GRUPA_REJESTROWA", "JRG", "OFU",
         ],
     )  # fmt: skip
-    arr, crs_in = to_work_crs(path, PARCEL, geoms, srs, crs)
+    arr = np.empty(len(geoms), dtype=object)
+    arr[:] = geoms
+    done = np.zeros(len(arr), dtype=bool)
+    try:
+        batch.build(arr, done)
+    except ValueError as exc:
+        msg = f"bad coordinates: {exc}"
+        raise IngestError(path, msg, layer=PARCEL, rule="GML coordinates") from exc
+    arr, crs_in = to_work_crs(path, PARCEL, arr, srs, crs, done)
     n_read = len(df)
     current = _current_versions(df)
     df, arr = df[current].reset_index(drop=True), arr[current]
@@ -381,7 +425,7 @@ def _valid_geoms(
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame, int]:
     from omw_sites.etl.validate import repair_geometries
 
-    gdf = gpd.GeoDataFrame(df, geometry=list(geoms), crs=WORK_CRS)
+    gdf = gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geoms, crs=WORK_CRS), crs=WORK_CRS)
     ok, q, repaired = repair_geometries(gdf, PARCEL, str(path), "ID_DZIALKI")
     return ok, q, repaired
 
@@ -389,6 +433,8 @@ def _valid_geoms(
 # ----------------------------------------------------------------------------- vector
 # parcel-ID column names seen in exports (EGiB WMS/WFS, ULDK, KIEG; GeoJSON ``fid``)
 ID_COLUMNS = ("ID_DZIALKI", "IDDZIALKI", "IDENTYFIKATOR", "ID_PARCEL", "FID")
+# attribute columns of the exports longer than a DBF field name (10 characters)
+EXPORT_COLUMNS = ("POLE_EWIDENCYJNE", "GRUPA_REJESTROWA", "NAZWA_OBREBU", "IDENTYFIKATOR")
 
 
 def read_egib_vector(
@@ -408,6 +454,9 @@ def read_egib_vector(
 
     path = Path(path)
     gdf, fmt, layer, crs_in = read_vector_file(path, layer, crs)
+    # shapefiles cut column names to 10 characters: POLE_EWIDE → POLE_EWIDENCYJNE …
+    cut = {c: full for full in EXPORT_COLUMNS for c in gdf.columns if c == full[:10] != full}
+    gdf = gdf.rename(columns={c: full for c, full in cut.items() if full not in gdf})
     id_col = next((c for c in ID_COLUMNS if c in gdf), None)
     if id_col is None:
         msg = f"no parcel ID column (one of {', '.join(ID_COLUMNS)})"
@@ -433,16 +482,13 @@ def read_egib_vector(
         path,
         layer,
         tolerance,
-        extra={"obreb_name": gdf["NAZWA_OBREBU"]} if "NAZWA_OBREBU" in gdf else None,
+        # the kept rows are the first of their ID, so "known" is the row's own group
+        extra={
+            **({"obreb_name": gdf["NAZWA_OBREBU"]} if "NAZWA_OBREBU" in gdf else {}),
+            "ownership_known": groups.notna(),
+        },
         attributes=pd.DataFrame(gdf.drop(columns=gdf.geometry.name)),
     )
-    frame["ownership_known"] = _known(groups, gdf["ID_DZIALKI"], frame)
     return LayerResult(
         "parcels", frame, concat_quarantine([q, q2]), fmt, layer, crs_in, n_read, repaired
     )
-
-
-def _known(groups: pd.Series, ids: pd.Series, frame: gpd.GeoDataFrame) -> np.ndarray:
-    lookup = pd.Series(groups.notna().to_numpy(), index=ids.astype(str).str.strip().to_numpy())
-    lookup = lookup[~lookup.index.duplicated()]
-    return frame["parcel_id"].map(lookup).fillna(False).astype(bool).to_numpy()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from omw_sites.etl.errors import IngestError
 from omw_sites.etl.gml import (
@@ -93,6 +95,7 @@ def read_gesut(
                 "operator": first(props, "wladajacy", ""),
                 "ended": bool(first(props, "koniecWersjaObiekt") or first(props, "koniecObiekt")),
                 "device_kind": first(props, "rodzajUrzadzenia", ""),
+                "namespace": first(props, "przestrzenNazw", ""),
             }
         )
     if not rows:
@@ -128,6 +131,36 @@ def read_gesut(
     return out[0], out[1]
 
 
+# GESUT GML exports in this raw-folder subfolder replace the GPKG's utility lines of the
+# powiat they come from (``przestrzenNazw`` ``PL.PZGiK.<TERYT4>.GESUT``); belongs beside
+# ``EGIB_GML_DIR`` / ``APP_GML_DIR`` in ``omw_sites.layers``
+GESUT_GML_DIR = "gesut"
+_POWIAT = re.compile(r"^PL\.PZGiK\.(\d{4})\.", re.IGNORECASE)
+
+
+def powiat_of(namespace: str) -> str | None:
+    """Powiat TERYT (4 digits) of a ``przestrzenNazw`` such as ``PL.PZGiK.1418.GESUT``.
+
+    None for namespaces without one (``PL.PZGIK.0000.GESUT`` in training exports).
+    """
+    m = _POWIAT.match(namespace.strip())
+    return m.group(1) if m and m.group(1) != "0000" else None
+
+
+def in_powiat(lines: np.ndarray, gminy: gpd.GeoDataFrame, powiat: str) -> np.ndarray:
+    """True for each line whose midpoint lies in a gmina of ``powiat``.
+
+    ``gminy`` holds ``JPT_KOD_JE`` or ``teryt`` (7 digits) and polygons in the lines'
+    CRS. The one rule both the demo (which lines it exports) and the ingest (which GPKG
+    lines a powiat's GESUT file replaces) use, so the two always agree.
+    """
+    code = gminy["JPT_KOD_JE"] if "JPT_KOD_JE" in gminy else gminy["teryt"]
+    ours = (code.astype(str).str[:4] == powiat).to_numpy()
+    area = shapely.union_all(gminy.geometry.to_numpy()[ours])
+    mid = shapely.line_interpolate_point(lines, 0.5, normalized=True)
+    return shapely.contains_xy(area, shapely.get_x(mid), shapely.get_y(mid))
+
+
 def _network_of(feature_type: str) -> str:
     return next((c for k, c in NETWORK_BY_TYPE.items() if k in feature_type), "x")
 
@@ -137,4 +170,11 @@ def counts_per_network(lines: gpd.GeoDataFrame) -> dict[str, int]:
     return {str(k): int(v) for k, v in lines["network"].value_counts().sort_index().items()}
 
 
-__all__ = ["read_gesut", "counts_per_network", "is_gesut", "np"]
+__all__ = [
+    "GESUT_GML_DIR",
+    "counts_per_network",
+    "in_powiat",
+    "is_gesut",
+    "powiat_of",
+    "read_gesut",
+]

@@ -17,6 +17,7 @@ from omw_sites.etl.errors import IngestError
 
 GML_NAMESPACES = ("http://www.opengis.net/gml/3.2", "http://www.opengis.net/gml")
 XLINK = "{http://www.w3.org/1999/xlink}"
+_HREF = f"{XLINK}href"
 _EPSG = re.compile(r"EPSG(?::|::|/0/|/)(\d{4,5})\s*$", re.IGNORECASE)
 
 
@@ -200,6 +201,43 @@ def first(props: dict[str, list[str]], name: str, default: str | None = None) ->
     return v[0] if v else default
 
 
+_WILDCARD_TAGS: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
+
+
+def named_values(
+    el: etree._Element, names: Iterable[str], hrefs: Iterable[str] = ()
+) -> dict[str, list[str]]:
+    """The :func:`properties` of ``el`` restricted to ``names`` (and ``hrefs`` links).
+
+    lxml picks the wanted elements (any namespace) in C, in document order, so the
+    per-feature cost does not grow with the properties a reader does not need.
+    Values under GML-namespace elements are skipped, as in :func:`properties`.
+    """
+    names = tuple(names)
+    hrefs = tuple(hrefs)
+    tags = _WILDCARD_TAGS.get((names, hrefs))
+    if tags is None:
+        tags = _WILDCARD_TAGS[names, hrefs] = [f"{{*}}{n}" for n in dict.fromkeys(names + hrefs)]
+    out: dict[str, list[str]] = {}
+    for c in el.iter(*tags):
+        tag = c.tag
+        cut = tag.rfind("}")
+        if tag[1:cut] in GML_NAMESPACES:
+            continue
+        name = tag[cut + 1 :]
+        text = c.text
+        if text and name in names and (text := text.strip()):
+            if name in out:
+                out[name].append(text)
+            else:
+                out[name] = [text]
+        if name in hrefs:
+            v = c.get(_HREF)
+            if v:
+                out.setdefault(f"{name}@href", []).append(v)
+    return out
+
+
 # ----------------------------------------------------------------------------- geometry
 _SURFACE_MEMBERS = ("surfaceMember", "polygonMember", "surfaceMembers", "patches")
 
@@ -325,6 +363,125 @@ def _geom(el: etree._Element) -> shapely.Geometry | None:
     return None
 
 
+_POLYGON_TAGS = frozenset(f"{{{ns}}}Polygon" for ns in GML_NAMESPACES)
+_EXTERIOR = frozenset(f"{{{ns}}}exterior" for ns in GML_NAMESPACES)
+_INTERIOR = frozenset(f"{{{ns}}}interior" for ns in GML_NAMESPACES)
+_LINEAR_RING = frozenset(f"{{{ns}}}LinearRing" for ns in GML_NAMESPACES)
+_POS_LIST = frozenset(f"{{{ns}}}posList" for ns in GML_NAMESPACES)
+
+
+class PolygonBatch:
+    """Plain GML polygons gathered while streaming, then built and reprojected in one call.
+
+    :meth:`add` queues a ``gml:Polygon`` whose rings are 2-D ``posList``s of at least
+    four points (what EGiB exports hold); anything else is refused and left to
+    :func:`geometry`. :meth:`build` parses every coordinate at once, puts easting first
+    where the ``srsName`` is northing-first, reprojects to EPSG:2180 with one pyproj
+    call per CRS and creates the polygons with ``shapely.from_ragged_array``.
+    """
+
+    CHUNK = 1_000_000  # coordinate values held as text before they are parsed
+
+    def __init__(self) -> None:
+        self.chunks: list[np.ndarray] = []
+        self.tokens: list[str] = []
+        self.ring_sizes: list[int] = []
+        self.poly_rings: list[int] = []
+        self.where: list[int] = []
+        self.srs: list[str | None] = []
+
+    def add(self, i: int, el: etree._Element | None) -> bool:
+        """Queue geometry element ``el`` of feature ``i``; False when it is not plain."""
+        if el is None or el.tag not in _POLYGON_TAGS or el.get("srsDimension", "2") != "2":
+            return False
+        rings: list[list[str]] = []
+        expect = _EXTERIOR
+        for c in el:
+            if c.tag not in expect or len(c) != 1:
+                return False
+            expect = _INTERIOR
+            ring = c[0]
+            if ring.tag not in _LINEAR_RING or len(ring) != 1:
+                return False
+            pos = ring[0]
+            if pos.tag not in _POS_LIST or pos.get("srsDimension", "2") != "2":
+                return False
+            values = pos.text.split() if pos.text else ()
+            if len(values) < 8 or len(values) % 2 or ring.get("srsDimension", "2") != "2":
+                return False
+            rings.append(values)
+        if not rings:
+            return False
+        srs = el.get("srsName")
+        if srs is None:
+            srs = next((c.get("srsName") for c in el.iter() if c.get("srsName")), None)
+        for values in rings:
+            self.tokens += values
+            self.ring_sizes.append(len(values) >> 1)
+        if len(self.tokens) >= self.CHUNK:  # bounded memory: numbers, not strings
+            self.chunks.append(np.array(self.tokens, dtype=float))
+            self.tokens = []
+        self.poly_rings.append(len(rings))
+        self.where.append(i)
+        self.srs.append(srs)
+        return True
+
+    def __len__(self) -> int:
+        return len(self.where)
+
+    def build(self, geoms: np.ndarray, done: np.ndarray) -> None:
+        """Put the queued polygons into ``geoms`` (object array, by feature index).
+
+        Polygons whose ``srsName`` names an EPSG code are written in EPSG:2180 and
+        marked in ``done``; the others keep the file's coordinates for
+        :func:`to_work_crs` (which applies ``--crs`` or refuses them).
+
+        Raises
+        ------
+        ValueError
+            A coordinate is not a number (also from :meth:`add`, which parses them in
+            chunks of :attr:`CHUNK` values).
+        """
+        if not self.where:
+            return
+        from pyproj import Transformer
+
+        self.chunks.append(np.array(self.tokens, dtype=float))
+        xy = np.concatenate(self.chunks).reshape(-1, 2)
+        self.chunks, self.tokens = [], []
+        ring_sizes = np.asarray(self.ring_sizes, dtype=np.int64)
+        poly_rings = np.asarray(self.poly_rings, dtype=np.int64)
+        ring_offsets = np.concatenate([[0], np.cumsum(ring_sizes)])
+        poly_offsets = np.concatenate([[0], np.cumsum(poly_rings)])
+        points_per_poly = np.add.reduceat(ring_sizes, poly_offsets[:-1])
+        srs = np.array([s or "" for s in self.srs], dtype=object)
+        known = np.zeros(len(srs), dtype=bool)
+        for name in dict.fromkeys(srs.tolist()):
+            code = epsg_of(name)
+            if code is None:
+                continue
+            polys = srs == name
+            known |= polys
+            at = np.repeat(polys, points_per_poly)
+            part = xy[at]
+            if axis_swap(name):
+                part = part[:, ::-1]
+            if code != 2180:
+                try:
+                    t = Transformer.from_crs(code, 2180, always_xy=True)
+                except Exception:  # unknown code: to_work_crs reports it
+                    known &= ~polys
+                    continue
+                part = np.column_stack(t.transform(part[:, 0], part[:, 1]))
+            xy[at] = part
+        built = shapely.from_ragged_array(
+            shapely.GeometryType.POLYGON, xy, (ring_offsets, poly_offsets)
+        )
+        where = np.asarray(self.where)
+        geoms[where] = built
+        done[where[known]] = True
+
+
 # ----------------------------------------------------------------------------- CRS
 
 
@@ -364,22 +521,28 @@ def to_work_crs(
     geoms: list[shapely.Geometry | None],
     srs_names: list[str | None],
     crs: str | int | None = None,
+    done: np.ndarray | None = None,
 ) -> tuple[np.ndarray, str]:
     """Geometries reprojected to EPSG:2180 per ``srsName``; also the input CRS as text.
 
     Features without an ``srsName`` take ``crs`` (the user's ``--crs``); without it the
-    file is refused, naming the layer.
+    file is refused, naming the layer. ``done`` marks geometries already in EPSG:2180
+    (built by :class:`PolygonBatch`): their ``srsName`` is only reported.
     """
     import geopandas as gpd
 
     from omw_sites.etl.crs import resolve_epsg
 
-    arr = np.empty(len(geoms), dtype=object)
-    arr[:] = geoms
+    if isinstance(geoms, np.ndarray) and geoms.dtype == object:
+        arr = geoms
+    else:
+        arr = np.empty(len(geoms), dtype=object)
+        arr[:] = geoms
     srs = np.array([s or "" for s in srs_names], dtype=object)
+    todo = np.ones(len(arr), dtype=bool) if done is None else ~done
     seen: list[str] = []
     for s in dict.fromkeys(srs.tolist()):
-        mask = srs == s
+        mask = (srs == s) & todo
         if s == "":
             if crs is None:
                 msg = "geometry has no srsName; give the CRS explicitly (--crs EPSG:n)"
@@ -394,11 +557,13 @@ def to_work_crs(
                     code = None
         if code is None:
             raise IngestError(path, f"unrecognised CRS {s or crs!r}", layer=layer, rule="known CRS")
+        seen.append(f"EPSG:{code}")
+        if not mask.any():
+            continue
         part = arr[mask]
         if swap:
             part = swap_xy(part)
         if code != 2180:
             part = gpd.GeoSeries(part, crs=code).to_crs(2180).to_numpy()
         arr[mask] = part
-        seen.append(f"EPSG:{code}")
     return arr, ", ".join(dict.fromkeys(seen)) or "EPSG:2180"

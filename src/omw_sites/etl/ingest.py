@@ -25,6 +25,7 @@ from omw_sites.etl.egib import (
     read_ownership_table,
 )
 from omw_sites.etl.errors import IngestError
+from omw_sites.etl.gesut import GESUT_GML_DIR, in_powiat, powiat_of, read_gesut
 from omw_sites.etl.mpzp import parse_symbols
 from omw_sites.etl.validate import repair_geometries
 from omw_sites.layers import (
@@ -116,6 +117,15 @@ def load_raw(raw_dir: str | Path, progress: Callable[[str, int], None] | None = 
         quarantine.append(q_app)
         if progress:
             progress("plan_zones (APP GML)", sum(stats[f.name]["kept"] for f in app_files))
+    gesut_files = sorted((raw_dir / GESUT_GML_DIR).glob("*.gml"))
+    if gesut_files and "utilities" in layers:
+        lines, q_gesut = _merge_gesut_lines(
+            layers["utilities"], layers["gminy"], gesut_files, stats
+        )
+        layers["utilities"] = lines
+        quarantine.append(q_gesut)
+        if progress:
+            progress("utilities (GESUT GML)", sum(stats[f.name]["kept"] for f in gesut_files))
     roads = layers["roads"]
     layers["roads_main"] = roads[roads["road_class"].isin(["A", "S", "GP", "G"])].copy()
     q_all = (
@@ -182,6 +192,49 @@ def _merge_app_zones(
     merged = pd.concat(parts, ignore_index=True)
     out = gpd.GeoDataFrame(merged, geometry="geometry", crs=WORK_CRS)
     return out, pd.concat(qs, ignore_index=True)
+
+
+def _merge_gesut_lines(
+    lines: gpd.GeoDataFrame,
+    gminy: gpd.GeoDataFrame,
+    files: list[Path],
+    stats: dict[str, dict[str, int]],
+) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+    """Utility lines with the powiaty of the GESUT GML ``files`` taken from the GML.
+
+    A powiat's GESUT export (``przestrzenNazw`` ``PL.PZGiK.<TERYT4>.GESUT``) replaces the
+    GPKG's lines whose midpoint lies in that powiat's gminy; ``source`` says where each
+    line came from.
+    """
+    columns = ["network", "status", "voltage", "diameter_mm", "operator"]
+    frames, qs, powiaty = [], [], set()
+    for path in files:
+        result, _devices = read_gesut(path)
+        frame = result.frame
+        found = {p for p in map(powiat_of, frame["namespace"].unique()) if p}
+        if len(found) != 1:
+            msg = (
+                "cannot tell the one powiat this GESUT export covers: przestrzenNazw should "
+                f"be PL.PZGiK.<TERYT4>.GESUT (found {sorted(set(frame['namespace']))[:3]})"
+            )
+            raise IngestError(path, msg, layer="GES_Przewod*", rule="GESUT namespace")
+        powiaty |= found
+        frames.append(frame[[*columns, "geometry"]].assign(source=result.source_format))
+        qs.append(result.quarantine)
+        stats[path.name] = {
+            "read": result.read,
+            "kept": len(frame),
+            "repaired": result.repaired,
+            "quarantined": len(result.quarantine),
+        }
+    gml = pd.concat(frames, ignore_index=True)
+    replaced = np.zeros(len(lines), dtype=bool)
+    for powiat in powiaty:
+        replaced |= in_powiat(lines.geometry.to_numpy(), gminy, powiat)
+    kept = lines[~replaced].assign(source="gpkg")
+    merged = pd.concat([kept, gml[[*kept.columns]]], ignore_index=True)
+    out = gpd.GeoDataFrame(merged, geometry="geometry", crs=lines.crs)
+    return out, pd.concat(qs, ignore_index=True).reindex(columns=QUARANTINE_COLUMNS)
 
 
 # ----------------------------------------------------------------------------- reading

@@ -45,19 +45,24 @@ def repair_geometries(
         ]
         repaired = int((~bad).sum())
     keep = (reasons == "").to_numpy()
-    out = gdf.copy()
-    out = out.set_geometry(gpd.GeoSeries(arr, index=gdf.index, crs=gdf.crs))
-    ids = gdf[id_column].astype(str) if id_column and id_column in gdf else gdf.index.astype(str)
+    out = gdf.copy(deep=False)
+    if invalid_idx.size:
+        out = out.set_geometry(gpd.GeoSeries(arr, index=gdf.index, crs=gdf.crs))
+    refused = ~keep
+    if id_column and id_column in gdf:
+        ids = gdf[id_column][refused].astype(str).to_numpy()
+    else:
+        ids = gdf.index[refused].astype(str).to_numpy()
     quarantine = pd.DataFrame(
         {
             "file": file,
             "layer": layer,
-            "record": np.asarray(ids)[~keep],
+            "record": ids,
             "rule": "valid geometry",
-            "detail": reasons[~keep].to_numpy(),
+            "detail": reasons[refused].to_numpy(),
         }
     )
-    return out[keep], quarantine, repaired
+    return (out if keep.all() else out[keep]), quarantine, repaired
 
 
 def _polygonal_part(geoms: np.ndarray) -> np.ndarray:

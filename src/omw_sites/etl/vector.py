@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
+import pandas as pd
 import pyogrio
 
 from omw_sites.etl.crs import resolve_epsg
@@ -56,21 +58,24 @@ def read_vector_file(
         if info["features"] > limits.max_features:
             msg = f"{info['features']:,} features, beyond the limit of {limits.max_features:,}"
             raise IngestError(path, msg, layer=layer, rule="feature limit")
-        gdf = pyogrio.read_dataframe(path, layer=layer, use_arrow=True, encoding=encoding)
+        undeclared = encoding is None and _undeclared_dbf_encoding(path)
+        # a shapefile with no .cpg and no DBF code page: GDAL would assume ISO-8859-1,
+        # which has no Polish letters; read the bytes as they are and test them as UTF-8
+        gdf = pyogrio.read_dataframe(
+            path, layer=layer, use_arrow=True, encoding="ISO-8859-1" if undeclared else encoding
+        )
     except IngestError:
         raise
-    except UnicodeDecodeError as exc:
-        msg = f"attribute text is not valid {encoding or 'UTF-8'}: {exc.reason} at byte {exc.start}"
-        raise IngestError(path, msg, layer=layer, rule="text in the declared encoding") from exc
     except Exception as exc:  # GDAL's own errors: unreadable, truncated, wrong format
-        text = str(exc)
-        if "utf" in text.lower() or "decode" in text.lower() or "invalid" in text.lower():
-            raise IngestError(
-                path, f"attribute text is not valid UTF-8: {text}", layer=layer,
-                rule="text in the declared encoding",
-            ) from exc  # fmt: skip
+        text = str(exc).lower()
+        if isinstance(exc, UnicodeError) or any(
+            w in text for w in ("utf", "decode", "invalid", "wrapping")
+        ):
+            _raise_bad_text(path, layer, encoding, exc)
         raise IngestError(path, f"cannot read the file: {exc}", layer=layer) from exc
-    _check_text(gdf, path, layer)
+    if undeclared:
+        _recode_utf8(gdf, path, layer)
+    _check_text(gdf, path, layer, encoding)
     if gdf.crs is None:
         if crs is None:
             raise IngestError(
@@ -96,17 +101,105 @@ def read_vector_file(
     return (gdf.to_crs(2180) if epsg != 2180 else gdf), fmt, layer, crs_in
 
 
-def _check_text(gdf: gpd.GeoDataFrame, path: Path, layer: str) -> None:
-    """Refuse text GDAL could only decode with replacement characters."""
-    for col in gdf.columns:
-        if gdf[col].dtype != object or col == gdf.geometry.name:
+_TEXT_RULE = "text in the declared encoding"
+_CPG_HINT = "add a .cpg file naming the code page (1250 for Windows Polish, UTF-8, …)"
+
+
+def _undeclared_dbf_encoding(path: Path) -> bool:
+    """True for a shapefile whose encoding is declared nowhere (no .cpg, DBF code page 0)."""
+    if path.suffix.lower() != ".shp":
+        return False
+    siblings = {p.name.lower(): p for p in path.parent.glob(f"{path.stem}.*")}
+    if f"{path.stem.lower()}.cpg" in siblings:
+        return False
+    dbf = siblings.get(f"{path.stem.lower()}.dbf")
+    if dbf is None:
+        return False
+    with dbf.open("rb") as f:
+        head = f.read(32)
+    return len(head) > 29 and head[29] == 0
+
+
+def _text_columns(gdf: pd.DataFrame) -> list[str]:
+    geom = getattr(gdf, "_geometry_column_name", None)
+    return [
+        c
+        for c in gdf.columns
+        if c != geom and (gdf[c].dtype == object or pd.api.types.is_string_dtype(gdf[c].dtype))
+    ]
+
+
+def _recode_utf8(gdf: gpd.GeoDataFrame, path: Path, layer: str) -> None:
+    """Text read byte for byte (ISO-8859-1) re-read as UTF-8, in place; refuse if it is not."""
+    for col in _text_columns(gdf):
+        s = gdf[col]
+        ascii_only = s.isna() | s.astype(str).str.isascii()
+        if ascii_only.all():
             continue
-        s = gdf[col].dropna()
-        s = s[s.map(lambda v: isinstance(v, str))]
-        bad = s.str.contains("\ufffd", regex=False)
+        values = s.to_numpy(dtype=object).copy()
+        for i in np.flatnonzero(~ascii_only.to_numpy()):
+            raw = str(values[i]).encode("latin-1")
+            try:
+                values[i] = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                msg = (
+                    f"attribute {col!r} is not UTF-8 ({raw[exc.start : exc.start + 4]!r}…) and "
+                    f"the shapefile declares no encoding; {_CPG_HINT}"
+                )
+                raise IngestError(
+                    path, msg, layer=layer, record=f"row {i}", rule=_TEXT_RULE
+                ) from exc
+        gdf[col] = pd.Series(values, index=gdf.index, dtype=s.dtype)
+
+
+def _raise_bad_text(path: Path, layer: str, encoding: str | None, exc: Exception) -> None:
+    """IngestError naming the first record whose text is not in the declared encoding."""
+    declared = encoding or "UTF-8"
+    try:
+        raw = pyogrio.read_dataframe(
+            path, layer=layer, read_geometry=False, encoding="ISO-8859-1", fid_as_index=True
+        )
+    except Exception:
+        raw = None
+    if raw is not None:
+        for col in _text_columns(raw):
+            for fid, v in raw[col].dropna().items():
+                data = str(v).encode("latin-1")
+                try:
+                    data.decode(declared)
+                except UnicodeDecodeError as bad:
+                    msg = (
+                        f"attribute {col!r} is not valid {declared} text "
+                        f"({data[bad.start : bad.start + 4]!r}… at byte {bad.start}); re-save "
+                        f"the layer as {declared}"
+                        + (f" or {_CPG_HINT}" if path.suffix.lower() == ".shp" else "")
+                    )
+                    raise IngestError(
+                        path, msg, layer=layer, record=f"FID {fid}", rule=_TEXT_RULE
+                    ) from exc
+    msg = f"attribute text is not valid {declared}: {exc}"
+    raise IngestError(path, msg, layer=layer, rule=_TEXT_RULE) from exc
+
+
+def _check_text(gdf: gpd.GeoDataFrame, path: Path, layer: str, encoding: str | None = None) -> None:
+    """Refuse text that is not valid UTF-8 or that GDAL decoded with replacement characters.
+
+    GDAL hands GPKG / GeoJSON text over as stored; Arrow strings are checked in full
+    (a vectorised UTF-8 validation) so bad bytes never reach the store.
+    """
+    for col in _text_columns(gdf):
+        s = gdf[col]
+        arrow = getattr(s.array, "_pa_array", None)
+        if arrow is not None:
+            try:
+                arrow.validate(full=True)
+            except Exception as exc:
+                _raise_bad_text(path, layer, encoding, exc)
+        if s.dtype == object:
+            s = s.dropna()
+            s = s[s.map(lambda v: isinstance(v, str))]
+        bad = s.str.contains("\ufffd", regex=False).to_numpy(dtype=bool, na_value=False)
         if bad.any():
-            i = bad.idxmax()
+            i = s.index[np.argmax(bad)]
             msg = f"attribute {col!r} is not valid text in the file's encoding: {s[i]!r}"
-            raise IngestError(
-                path, msg, layer=layer, record=str(i), rule="text in the declared encoding"
-            )
+            raise IngestError(path, msg, layer=layer, record=str(i), rule=_TEXT_RULE)

@@ -58,7 +58,7 @@ from omw_sites.maps.style import (
     score_classes,
     title_html,
 )
-from omw_sites.store import list_layers, read_layer, read_run_info, read_sites
+from omw_sites.store import display_target, list_layers, read_layer, read_run_info, read_sites
 
 DEFAULT_MAX_POLYGONS = 5000
 DEFAULT_HEX_SIZE_M = 1000.0
@@ -79,7 +79,7 @@ _ABOVE_SITES = ("substations", "stations", "junctions", "airports")
 class MapData:
     """What the maps need from one store, read once and shared by every profile's map."""
 
-    path: Path
+    path: str  # store target: GeoPackage path or PostGIS URL (shown without password)
     run_info: dict[str, Any]
     profiles: dict[str, dict[str, Any]]  # name -> {"title": ..., "weights": {...}}
     sites: gpd.GeoDataFrame
@@ -188,20 +188,21 @@ def load_map_data(store_path: str | Path) -> MapData:
     -------
     MapData
     """
-    path = Path(store_path)
-    info = read_run_info(path)
-    columns = list(read_sites(path, read_geometry=False, max_features=1).columns)
+    path = display_target(store_path)
+    store = store_path
+    info = read_run_info(store)
+    columns = list(read_sites(store, read_geometry=False, max_features=1).columns)
     profiles = _profiles_from(info, columns)
     wanted = [c for c in _SITE_BASE if c in columns]
     for p in profiles:
         per_profile = (score_col(p), rank_col(p), excluded_col(p), f"drivers_{p}")
         wanted += [c for c in per_profile if c in columns]
     wanted += [f.column for f in criterion_fields(columns, info.get("units"))]
-    sites = read_sites(path, columns=list(dict.fromkeys(wanted)))
+    sites = read_sites(store, columns=list(dict.fromkeys(wanted)))
     if sites.crs is None:
         sites = sites.set_crs(WORK_CRS)
-    layers = set(list_layers(path))
-    reference = {name: read_layer(path, name) for name in REFERENCE_LAYERS if name in layers}
+    layers = set(list_layers(store))
+    reference = {name: read_layer(store, name) for name in REFERENCE_LAYERS if name in layers}
     reference = {k: v for k, v in reference.items() if not v.empty}
     return MapData(path, info, profiles, sites, reference)
 
@@ -649,7 +650,7 @@ def render_map(
     ------
     ValueError
         Unknown profile (the message names the valid ones) or bad arguments.
-    omw_sites.store.gpkg.StoreError
+    omw_sites.store.StoreError
         Missing store or site layer.
     """
     data = load_map_data(store_path)
@@ -663,6 +664,11 @@ def render_map(
         classification,
         sheet_url,
     )
+
+
+def _store_name(target: str) -> str:
+    """A GeoPackage's file name, or the database URL (already without password)."""
+    return target if "://" in target else Path(target).name
 
 
 def _index_html(data: MapData, pages: Mapping[str, str]) -> str:
@@ -684,7 +690,7 @@ def _index_html(data: MapData, pages: Mapping[str, str]) -> str:
         "color:#222;padding:0 1em}a{color:#bd0026}.dim{color:#777}</style></head><body>"
         "<h1>Investment sites – maps per investor profile</h1>"
         f'<p class="dim">Data date: {e(_data_date(data.run_info))}'
-        f"{' · run ' + e(str(run)) if run else ''} · store {e(data.path.name)}</p>"
+        f"{' · run ' + e(str(run)) if run else ''} · store {e(_store_name(data.path))}</p>"
         f"<ul>{''.join(items)}</ul></body></html>\n"
     )
 

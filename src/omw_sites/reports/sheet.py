@@ -25,7 +25,7 @@ import shapely
 from omw_sites.browser import CHROMIUM_TIMEOUT_S, chromium_command, find_chromium
 from omw_sites.files import write_text_atomic
 from omw_sites.layers import column_source, excluded_col, rank_col, score_col
-from omw_sites.store.gpkg import StoreError
+from omw_sites.store import StoreError
 
 LANGS = ("pl", "en")
 MAP_W, MAP_H = 560, 400  # px of the location map

@@ -1,0 +1,288 @@
+"""Inventory commands: ``db init|ingest|status|history|changes|provenance|export`` and
+``site set-status|edit``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from omw_sites.commands.options import StoreOpt, resolve_store
+
+console = Console(stderr=True)
+out = Console()
+
+db_app = typer.Typer(help="The regional inventory database (GeoPackage or PostGIS).")
+site_app = typer.Typer(help="Edit one site record: status lifecycle and offer details.")
+
+
+def _fail(exc: BaseException | str) -> None:
+    console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def _errors() -> tuple[type[BaseException], ...]:
+    from omw_sites.etl.errors import IngestError
+    from omw_sites.scoring.profiles import ProfileError
+    from omw_sites.store import InventoryError, StoreError
+
+    return (IngestError, ProfileError, StoreError, InventoryError, FileNotFoundError, ValueError)
+
+
+def _inventory(store: str | None):
+    from omw_sites.store import open_inventory
+
+    return open_inventory(resolve_store(store))
+
+
+def _table(title: str, frame, columns: list[str] | None = None) -> Table:
+    table = Table(title=title)
+    cols = columns or list(frame.columns)
+    for c in cols:
+        table.add_column(c)
+    for row in frame[cols].itertuples(index=False):
+        table.add_row(*("" if v is None or v != v else escape(str(v)) for v in row))
+    return table
+
+
+@db_app.command("init")
+def init(store: StoreOpt = None) -> None:
+    """Create an empty inventory (history, runs, provenance tables) if there is none."""
+    from omw_sites.store import display_target
+
+    try:
+        inv = _inventory(store)
+        inv.init()
+    except _errors() as exc:
+        _fail(exc)
+    console.print(f"inventory ready: {display_target(inv.target)}")
+
+
+@db_app.command("ingest")
+def ingest(
+    raw: Annotated[Path, typer.Argument(help="raw data folder (see README: data it reads)")],
+    gmina: Annotated[
+        list[str] | None,
+        typer.Option(help="TERYT of a gmina this dataset updates (repeatable); default all"),
+    ] = None,
+    profile: Annotated[list[str] | None, typer.Option(help="profile (repeatable)")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="working folder")] = Path("data/processed"),
+    store: StoreOpt = None,
+) -> None:
+    """Ingest a (newer) dataset: measure and score its sites and update the inventory —
+    only what changed, in one transaction; report added / changed / ended."""
+    from omw_sites.pipeline import run as run_pipeline
+
+    target = resolve_store(store)
+    for code in gmina or []:
+        if not (code.isdigit() and len(code) == 7):
+            _fail(f"--gmina {code!r}: a gmina TERYT code has 7 digits (e.g. 1418043)")
+
+    def progress(stage: str, msg: str, n: int) -> None:
+        console.print(f"  [green]✓[/] {stage:<9} {escape(msg)}", highlight=False, soft_wrap=True)
+
+    try:
+        summary = run_pipeline(
+            raw,
+            out_dir,
+            profiles=profile or None,
+            progress=progress,
+            store=target,
+            scope=list(gmina) if gmina else None,
+        )
+    except _errors() as exc:
+        _fail(exc)
+    ch = summary.changes
+    table = Table(title=f"inventory update {ch.run_id} ({ch.kind}, scope {ch.scope})")
+    for col in ("added", "changed", "ended", "unchanged", "re-scored", "duplicates merged"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        *(f"{v:,}" for v in (ch.added, ch.changed, ch.ended, ch.unchanged, ch.rescored)),
+        f"{len(ch.merged):,}",
+    )
+    out.print(table)
+    if ch.fields_changed:
+        fields = ", ".join(f"{k} {v:,}" for k, v in sorted(ch.fields_changed.items()))
+        out.print(f"fields changed: {fields}", highlight=False)
+    for kept, old, why in ch.merged:
+        out.print(f"merged: {old} → {kept} ({why})", highlight=False)
+
+
+@db_app.command("status")
+def status(
+    store: StoreOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Sites per status and gmina, ended records, history size and the last runs."""
+    import pandas as pd
+
+    try:
+        summary = _inventory(store).summary()
+    except _errors() as exc:
+        _fail(exc)
+    if as_json:
+        out.print_json(json.dumps(summary, default=str))
+        return
+    out.print(
+        f"[bold]{summary['sites']:,}[/] current sites, {summary['ended']:,} ended records, "
+        f"{summary.get('history_rows', 0):,} history rows — {escape(summary['store'])}",
+        highlight=False,
+    )
+    if summary.get("by_status"):
+        out.print(
+            "status: " + ", ".join(f"{k} {v:,}" for k, v in summary["by_status"].items()),
+            highlight=False,
+        )
+    if summary.get("by_gmina"):
+        out.print(_table("sites per gmina", pd.DataFrame(summary["by_gmina"])))
+    if summary.get("runs"):
+        out.print(_table("last runs", pd.DataFrame(summary["runs"])))
+
+
+@db_app.command("history")
+def history(
+    site: Annotated[str, typer.Argument(help="site ID, e.g. S0efd593c3f")],
+    store: StoreOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Every change of one site: creation, changed fields (old → new), status, offer, end."""
+    try:
+        frame = _inventory(store).history(site)
+    except _errors() as exc:
+        _fail(exc)
+    if as_json:
+        out.print_json(frame.to_json(orient="records", force_ascii=False))
+        return
+    cols = ["changed_at", "kind", "field", "old_value", "new_value", "source"]
+    out.print(_table(f"history of {site}", frame, cols))
+
+
+@db_app.command("changes")
+def changes(
+    since: Annotated[str, typer.Option(help="ISO date or date-time, e.g. 2026-11-01")],
+    store: StoreOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """The change feed: sites created, changed or ended since a moment."""
+    try:
+        frame = _inventory(store).changed_since(since)
+    except _errors() as exc:
+        _fail(exc)
+    if as_json:
+        out.print_json(frame.to_json(orient="records", force_ascii=False))
+        return
+    cols = ["updated_at", "site_id", "change", "teryt", "status", "fields"]
+    out.print(_table(f"{len(frame):,} sites changed since {since}", frame, cols))
+
+
+@db_app.command("provenance")
+def provenance(
+    site: Annotated[str, typer.Argument(help="site ID")],
+    store: StoreOpt = None,
+) -> None:
+    """Where each attribute of a site came from: source datasets, data date, run or user."""
+    try:
+        frame = _inventory(store).provenance(site)
+    except _errors() as exc:
+        _fail(exc)
+    out.print(_table(f"provenance of {site}", frame))
+
+
+@db_app.command("export")
+def export(
+    path: Annotated[Path, typer.Argument(help="output file (.gpkg .geojson .csv .xlsx .parquet)")],
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="gpkg | geojson | csv | xlsx | parquet")
+    ] = None,
+    include_ended: Annotated[
+        bool, typer.Option("--include-ended", help="also ended records")
+    ] = False,
+    store: StoreOpt = None,
+) -> None:
+    """Export the inventory's sites (atomic write)."""
+    from omw_sites.store.export import export_sites
+
+    try:
+        written, n = export_sites(_inventory(store), path, fmt, include_ended=include_ended)
+    except _errors() as exc:
+        _fail(exc)
+    console.print(f"  [green]✓[/] {n:,} sites → {written}")
+
+
+def _print_record(rec, fields: list[str]) -> None:
+    values = {f: rec.get(f) for f in fields}
+    out.print(
+        f"{rec['site_id']}: "
+        + ", ".join(f"{k}={v}" for k, v in values.items() if v is not None and v == v),
+        highlight=False,
+    )
+
+
+@site_app.command("set-status")
+def set_status(
+    site: Annotated[str, typer.Argument(help="site ID")],
+    status: Annotated[str, typer.Argument(help="available | reserved | sold | withdrawn")],
+    by: Annotated[str, typer.Option(help="who makes the change (kept in the history)")],
+    date: Annotated[str | None, typer.Option(help="date of the change (default today)")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Move a site along its lifecycle: available → reserved → sold, or withdrawn."""
+    try:
+        rec = _inventory(store).set_status(site, status, by, date)
+    except _errors() as exc:
+        _fail(exc)
+    _print_record(rec, ["status", "status_date"])
+
+
+@site_app.command("edit")
+def edit(
+    site: Annotated[str, typer.Argument(help="site ID")],
+    by: Annotated[str, typer.Option(help="who makes the change (kept in the history)")],
+    price: Annotated[float | None, typer.Option(help="asking price, PLN/m²")] = None,
+    lease: Annotated[float | None, typer.Option(help="lease, PLN/m² per year")] = None,
+    contact: Annotated[str | None, typer.Option(help="contact for investors")] = None,
+    document: Annotated[
+        list[str] | None,
+        typer.Option(help="TITLE=URL (repeatable; prefix 'internal:' for non-public)"),
+    ] = None,
+    sez: Annotated[
+        str | None, typer.Option(help="special economic zone / Polish Investment Zone status")
+    ] = None,
+    notes: Annotated[str | None, typer.Option(help="notes")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Set offer details investors expect: price or lease, contact, documents, SEZ, notes."""
+    changes: dict[str, Any] = {}
+    for key, value in (
+        ("price_pln_m2", price),
+        ("lease_pln_m2_year", lease),
+        ("contact", contact),
+        ("sez_status", sez),
+        ("notes", notes),
+    ):
+        if value is not None:
+            changes[key] = value
+    if document:
+        docs = []
+        for item in document:
+            public = not item.startswith("internal:")
+            title, sep, url = item.removeprefix("internal:").partition("=")
+            if not sep:
+                _fail(f"--document {item!r}: write TITLE=URL")
+            docs.append({"title": title, "url": url, "public": public})
+        changes["documents"] = docs
+    try:
+        rec = _inventory(store).edit(site, changes, by)
+    except _errors() as exc:
+        _fail(exc)
+    _print_record(rec, ["status", *changes])
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(db_app, name="db")
+    app.add_typer(site_app, name="site")

@@ -1,0 +1,211 @@
+"""The store protocol: what every inventory backend (GeoPackage, PostGIS) provides.
+
+A backend knows tables and transactions, nothing about sites: the inventory logic
+(:mod:`omw_sites.store.inventory`) computes what changes and hands the backend plain
+frames to insert, update or replace inside **one** transaction. Both backends keep the
+same tables with the same columns, so the same tests run against both.
+
+Tables
+------
+``sites``        spatial (EPSG:2180, column ``geometry`` in frames); one row per site record,
+                 current and ended (``ended_at`` set) — records are never deleted.
+``site_history`` one row per changed field: site_id, field, old_value, new_value,
+                 changed_at, source (``run:<id>`` or ``user:<name>``), run_id, kind.
+``runs``         one row per ingest/update: run_id, created, kind, scope, counts, info (JSON).
+``provenance``   per run and column: sources, data_date.
+``run_info``     key/value JSON rows describing the latest run (read by maps/API/reports).
+reference layers (``gminy``, ``junctions``, ``utilities``, …) and ``quarantine``.
+
+Timestamps are ISO-8601 UTC text (``2026-11-27T01:02:03.123456Z``) in both backends, so they
+sort and compare as text.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+
+
+class StoreError(RuntimeError):
+    """The store is missing, unreachable or does not hold what a reader needs."""
+
+
+class Transaction(ABC):
+    """Writes inside one all-or-nothing transaction (see :meth:`Backend.transaction`)."""
+
+    @abstractmethod
+    def add_columns(self, table: str, columns: Mapping[str, str]) -> None:
+        """Add columns ``{name: kind}`` (kind: ``float``, ``int``, ``bool``, ``text``) that
+        ``table`` does not have yet; existing ones are left alone."""
+
+    @abstractmethod
+    def insert(self, table: str, rows: pd.DataFrame | gpd.GeoDataFrame) -> None:
+        """Append rows. A GeoDataFrame's geometry goes to the table's geometry column;
+        columns the table lacks are an error (call :meth:`add_columns` first)."""
+
+    @abstractmethod
+    def update(self, table: str, key: str, rows: pd.DataFrame) -> None:
+        """Set the columns of ``rows`` (other than ``key``) on the records whose ``key``
+        equals each row's ``key`` value. A ``geometry`` column (shapely) updates geometry.
+        ``key`` may be ``"fid"``, the feature id every spatial table has (what
+        ``read_layer(..., fid_as_index=True)`` returns as the index)."""
+
+    @abstractmethod
+    def replace(self, table: str, rows: pd.DataFrame | gpd.GeoDataFrame) -> None:
+        """Replace every row of ``table`` by ``rows`` (the table must already exist with
+        these columns: reference layers, ``quarantine``, ``run_info``)."""
+
+
+class Backend(ABC):
+    """One inventory database: GeoPackage file or PostGIS schema."""
+
+    #: where the store lives: a file path or a ``postgresql://`` URL (password hidden)
+    target: str
+
+    @abstractmethod
+    def exists(self) -> bool:
+        """True when the store has been initialised (holds the inventory tables)."""
+
+    @abstractmethod
+    def init(self) -> None:
+        """Create the store and its bookkeeping tables if they do not exist (idempotent)."""
+
+    @abstractmethod
+    def signature(self) -> tuple:
+        """A value that changes whenever a transaction commits (readers use it to reload)."""
+
+    @abstractmethod
+    def list_layers(self) -> list[str]:
+        """Names of the tables/layers, spatial and not (excluding internal ones)."""
+
+    @abstractmethod
+    def columns(self, table: str) -> list[str]:
+        """Column names of ``table`` (without the geometry and feature-id columns)."""
+
+    @abstractmethod
+    def read_layer(
+        self,
+        name: str,
+        columns: Sequence[str] | None = None,
+        where: str | None = None,
+        bbox: tuple[float, float, float, float] | None = None,
+        read_geometry: bool = True,
+        max_features: int | None = None,
+        fid_as_index: bool = False,
+    ) -> gpd.GeoDataFrame | pd.DataFrame:
+        """Read one layer. ``where`` is an SQL condition written by this package (never
+        user text); ``bbox`` (EPSG:2180) uses the spatial index. Spatial layers come back as
+        GeoDataFrames in EPSG:2180 with a ``geometry`` column; tables as DataFrames."""
+
+    @abstractmethod
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        """Run a read-only SQL query on the non-spatial columns with bound parameters.
+        Placeholders are written ``?`` and translated by the backend."""
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """All writes inside the ``with`` block commit together or not at all; a reader
+        sees the state before or after, never between."""
+
+    @abstractmethod
+    def bulk_load(
+        self,
+        sites: gpd.GeoDataFrame,
+        layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame],
+    ) -> None:
+        """Replace the whole store by ``sites`` and ``layers`` (every other table, spatial
+        or not, including the empty bookkeeping tables) in one atomic step — the fast path
+        for a first load."""
+
+    def close(self) -> None:  # noqa: B027 - backends with connections override it
+        """Release connections."""
+
+
+def iter_chunks(frame: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
+    """``frame`` in consecutive slices of ``size`` rows."""
+    for start in range(0, len(frame), size):
+        yield frame.iloc[start : start + size]
+
+
+# ---------------------------------------------------------------- shared table schemas
+# Column kinds: "text", "float", "int", "bool". Both backends create these tables alike.
+HISTORY = "site_history"
+RUNS = "runs"
+PROVENANCE = "provenance"
+
+HISTORY_COLUMNS = {
+    "site_id": "text",
+    "field": "text",
+    "old_value": "text",
+    "new_value": "text",
+    "changed_at": "text",
+    "source": "text",
+    "run_id": "text",
+    "kind": "text",  # created | changed | ended | status | offer | merged
+}
+RUNS_COLUMNS = {
+    "run_id": "text",
+    "created": "text",
+    "kind": "text",  # load | update | edit
+    "scope": "text",  # "all" or comma-separated gmina TERYT codes
+    "source": "text",
+    "added": "int",
+    "changed": "int",
+    "ended": "int",
+    "unchanged": "int",
+    "merged": "int",
+    "info": "text",  # JSON: profiles (name, hash, weights), data dates, counts
+}
+PROVENANCE_COLUMNS = {
+    "run_id": "text",
+    "column_name": "text",
+    "sources": "text",
+    "data_date": "text",
+}
+RUN_INFO_COLUMNS = {"key": "text", "value": "text"}
+BOOKKEEPING_TABLES = {
+    HISTORY: HISTORY_COLUMNS,
+    RUNS: RUNS_COLUMNS,
+    PROVENANCE: PROVENANCE_COLUMNS,
+}
+
+# Columns every site record carries beside its measured criteria and scores.
+SITE_RECORD_COLUMNS = {
+    "status": "text",  # available | reserved | sold | withdrawn
+    "status_date": "text",
+    "price_pln_m2": "float",
+    "lease_pln_m2_year": "float",
+    "contact": "text",
+    "documents": "text",  # JSON list of {"title", "url", "public"}
+    "sez_status": "text",  # special economic zone / Polish Investment Zone status
+    "notes": "text",
+    "content_hash": "text",
+    "created_at": "text",
+    "updated_at": "text",
+    "ended_at": "text",  # NULL while the record is current
+    "ended_reason": "text",
+    "measured_run": "text",  # run that last changed the measured attributes
+    "scored_run": "text",  # run whose profiles produced the scores
+}
+
+
+def kind_of(series: pd.Series) -> str:
+    """The column kind (``text``/``float``/``int``/``bool``) of a pandas column."""
+    if pd.api.types.is_bool_dtype(series):
+        return "bool"
+    if pd.api.types.is_integer_dtype(series):
+        return "int"
+    if pd.api.types.is_float_dtype(series):
+        return "float"
+    return "text"
+
+
+def empty_table(columns: Mapping[str, str]) -> pd.DataFrame:
+    """A zero-row frame with the dtypes of ``columns`` kinds."""
+    dtypes = {"text": object, "float": "float64", "int": "int64", "bool": "bool"}
+    return pd.DataFrame({c: pd.Series([], dtype=dtypes[k]) for c, k in columns.items()})

@@ -1,0 +1,334 @@
+"""GeoPackage backend: one SQLite file that opens in QGIS; SQLite transactions for updates.
+
+Reads go through GDAL (pyogrio, Arrow). Writes inside :meth:`GeoPackageBackend.transaction`
+go through one ``sqlite3`` connection and one ``BEGIN IMMEDIATE … COMMIT``: SQLite's
+rollback journal makes them all-or-nothing even when the process is killed (the next open
+rolls a hot journal back), and readers in other processes see the state before or after.
+Geometries are written as GeoPackage binary blobs (header with envelope + ISO WKB); the
+``ST_*`` functions GDAL's R-tree triggers call are registered on the connection, so the
+spatial index stays exact. A first load (:meth:`bulk_load`) writes a new file with GDAL and
+renames it over the old one.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import struct
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+
+from omw_sites.layers import RUN_INFO, WORK_CRS
+from omw_sites.store.base import (
+    BOOKKEEPING_TABLES,
+    RUN_INFO_COLUMNS,
+    Backend,
+    StoreError,
+    Transaction,
+    empty_table,
+)
+
+SRS_ID = 2180
+_SQL_KIND = {"text": "TEXT", "float": "REAL", "int": "INTEGER", "bool": "BOOLEAN"}
+_HEADER = struct.Struct("<2sBBi4d")  # magic, version, flags, srs_id, minx maxx miny maxy
+_FLAGS_ENVELOPE = 0b0000_0011  # little endian, envelope [minx, maxx, miny, maxy]
+_FLAG_EMPTY = 0b0001_0000
+
+
+def gpkg_blobs(geoms: np.ndarray) -> list[bytes | None]:
+    """GeoPackage geometry blobs (header + envelope + ISO WKB) of shapely geometries."""
+    geoms = np.asarray(geoms, dtype=object)
+    wkb = shapely.to_wkb(geoms, byte_order=1, flavor="iso")
+    bounds = shapely.bounds(geoms)
+    empty = shapely.is_empty(geoms)
+    out: list[bytes | None] = []
+    pack = _HEADER.pack
+    for w, (x0, y0, x1, y1), e in zip(wkb.tolist(), bounds.tolist(), empty.tolist(), strict=True):
+        if w is None:
+            out.append(None)
+        elif e:
+            out.append(b"GP\x00" + bytes([1 | _FLAG_EMPTY]) + struct.pack("<i", SRS_ID) + w)
+        else:
+            out.append(pack(b"GP", 0, _FLAGS_ENVELOPE, SRS_ID, x0, x1, y0, y1) + w)
+    return out
+
+
+def _envelope(blob: bytes | None) -> tuple[float, float, float, float] | None:
+    if blob is None or len(blob) < 8 or blob[3] & _FLAG_EMPTY:
+        return None
+    if (blob[3] >> 1) & 0b111 == 1:
+        return struct.unpack_from("<4d", blob, 8)
+    wkb_start = 8 + {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}[(blob[3] >> 1) & 0b111]
+    x0, y0, x1, y1 = shapely.bounds(shapely.from_wkb(blob[wkb_start:]))
+    return (x0, x1, y0, y1)
+
+
+def _register_functions(conn: sqlite3.Connection) -> None:
+    """The SQL functions GDAL's GeoPackage R-tree triggers call."""
+
+    def is_empty(blob: bytes | None) -> int | None:
+        return None if blob is None else int(_envelope(blob) is None)
+
+    def part(i: int):
+        def f(blob: bytes | None) -> float | None:
+            env = _envelope(blob)
+            return None if env is None else env[i]
+
+        return f
+
+    conn.create_function("ST_IsEmpty", 1, is_empty, deterministic=True)
+    for i, name in enumerate(("ST_MinX", "ST_MaxX", "ST_MinY", "ST_MaxY")):
+        conn.create_function(name, 1, part(i), deterministic=True)
+
+
+def _python_values(frame: pd.DataFrame) -> list[list[Any]]:
+    """Columns of ``frame`` as Python lists with NaN/NA → None (for sqlite3)."""
+    cols = []
+    for name in frame.columns:
+        s = frame[name]
+        if pd.api.types.is_float_dtype(s):
+            values = s.to_numpy(dtype="float64")
+            cols.append([None if v != v else v for v in values.tolist()])
+        elif pd.api.types.is_bool_dtype(s) or pd.api.types.is_integer_dtype(s):
+            cols.append([None if pd.isna(v) else int(v) for v in s.tolist()])
+        else:
+            cols.append(
+                [None if v is None or (isinstance(v, float) and v != v) else v for v in s.tolist()]
+            )
+    return cols
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class _GpkgTransaction(Transaction):
+    def __init__(self, backend: GeoPackageBackend, conn: sqlite3.Connection) -> None:
+        self.backend = backend
+        self.conn = conn
+
+    def _geom_column(self, table: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT column_name FROM gpkg_geometry_columns WHERE lower(table_name) = lower(?)",
+            (table,),
+        ).fetchone()
+        return row[0] if row else None
+
+    def _table_columns(self, table: str) -> list[str]:
+        return [r[1] for r in self.conn.execute(f"PRAGMA table_info({_q(table)})")]
+
+    def add_columns(self, table: str, columns: Mapping[str, str]) -> None:
+        have = set(self._table_columns(table))
+        for name, kind in columns.items():
+            if name not in have:
+                self.conn.execute(
+                    f"ALTER TABLE {_q(table)} ADD COLUMN {_q(name)} {_SQL_KIND[kind]}"
+                )
+
+    def _prepare(self, table: str, rows: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
+        have = set(self._table_columns(table))
+        geom_col = self._geom_column(table)
+        names, values = [], []
+        attrs = rows.drop(columns=["geometry"], errors="ignore")
+        missing = [c for c in attrs.columns if c not in have]
+        if missing:
+            msg = f"table {table!r} of {self.backend.target} has no column(s) {missing}"
+            raise StoreError(msg)
+        names.extend(attrs.columns)
+        values.extend(_python_values(attrs))
+        if "geometry" in rows.columns and geom_col is not None:
+            geoms = rows["geometry"].to_numpy()
+            if isinstance(rows, gpd.GeoDataFrame) and rows.crs is not None:
+                if rows.crs.to_epsg() != SRS_ID:
+                    geoms = rows.to_crs(WORK_CRS)["geometry"].to_numpy()
+            names.append(geom_col)
+            values.append(gpkg_blobs(geoms))
+        return names, values
+
+    def insert(self, table: str, rows: pd.DataFrame | gpd.GeoDataFrame) -> None:
+        if rows.empty:
+            return
+        names, values = self._prepare(table, rows)
+        sql = (
+            f"INSERT INTO {_q(table)} ({', '.join(map(_q, names))}) "
+            f"VALUES ({', '.join('?' * len(names))})"
+        )
+        self.conn.executemany(sql, zip(*values, strict=True))
+
+    def update(self, table: str, key: str, rows: pd.DataFrame) -> None:
+        if rows.empty:
+            return
+        keys = rows[key].tolist()
+        names, values = self._prepare(table, rows.drop(columns=[key]))
+        if not names:
+            return
+        sets = ", ".join(f"{_q(n)} = ?" for n in names)
+        sql = f"UPDATE {_q(table)} SET {sets} WHERE {_q(key)} = ?"
+        self.conn.executemany(sql, zip(*values, keys, strict=True))
+
+    def replace(self, table: str, rows: pd.DataFrame | gpd.GeoDataFrame) -> None:
+        self.conn.execute(f"DELETE FROM {_q(table)}")
+        self.insert(table, rows)
+
+
+class GeoPackageBackend(Backend):
+    """The inventory in one GeoPackage file (the default store)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.target = str(self.path)
+
+    # ------------------------------------------------------------------ reading
+    def exists(self) -> bool:
+        if not self.path.exists():
+            return False
+        return set(BOOKKEEPING_TABLES) | {RUN_INFO} <= set(self.list_layers())
+
+    def _check(self) -> Path:
+        if not self.path.exists():
+            msg = f"store {self.path} does not exist; run `omw-sites run` or `omw-sites db init`"
+            raise StoreError(msg)
+        return self.path
+
+    def signature(self) -> tuple:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return (0, 0, 0)
+        journal = self.path.with_name(self.path.name + "-journal")
+        return (st.st_mtime_ns, st.st_size, st.st_ino, journal.exists())
+
+    def list_layers(self) -> list[str]:
+        return [str(name) for name, _ in pyogrio.list_layers(self._check())]
+
+    def columns(self, table: str) -> list[str]:
+        info = pyogrio.read_info(self._check(), layer=table)
+        return [str(c) for c in info["fields"]]
+
+    def read_layer(
+        self,
+        name: str,
+        columns: Sequence[str] | None = None,
+        where: str | None = None,
+        bbox: tuple[float, float, float, float] | None = None,
+        read_geometry: bool = True,
+        max_features: int | None = None,
+        fid_as_index: bool = False,
+    ) -> gpd.GeoDataFrame | pd.DataFrame:
+        path = self._check()
+        if name not in self.list_layers():
+            msg = f"store {path} has no layer {name!r}"
+            raise StoreError(msg)
+        kwargs: dict[str, Any] = {"read_geometry": read_geometry, "fid_as_index": fid_as_index}
+        if columns is not None:
+            kwargs["columns"] = list(columns)
+        if where:
+            kwargs["where"] = where
+        if bbox is not None:
+            kwargs["bbox"] = tuple(bbox)
+        if max_features is not None:
+            kwargs["max_features"] = max_features
+        return pyogrio.read_dataframe(path, layer=name, use_arrow=True, **kwargs)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        conn = sqlite3.connect(f"file:{self._check()}?mode=ro", uri=True, timeout=60)
+        try:
+            return pd.read_sql_query(sql, conn, params=list(params))
+        finally:
+            conn.close()
+
+    # ------------------------------------------------------------------ writing
+    def init(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        have = set(self.list_layers()) if self.path.exists() else set()
+        wanted = {**BOOKKEEPING_TABLES, RUN_INFO: RUN_INFO_COLUMNS}
+        for name, cols in wanted.items():
+            if name not in have:
+                pyogrio.write_dataframe(
+                    empty_table(cols), self.path, layer=name, driver="GPKG", append=False
+                )
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self._check(), timeout=60, isolation_level=None)
+        try:
+            _register_functions(conn)
+            conn.execute("PRAGMA journal_mode = DELETE")
+            conn.execute("PRAGMA synchronous = FULL")
+            yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield _GpkgTransaction(self, conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            self._touch_contents(conn)
+            conn.execute("COMMIT")
+
+    @staticmethod
+    def _touch_contents(conn: sqlite3.Connection) -> None:
+        """Keep GDAL's cached feature counts and last-change stamps honest."""
+        tables = [r[0] for r in conn.execute("SELECT table_name FROM gpkg_ogr_contents")]
+        for t in tables:
+            conn.execute(
+                "UPDATE gpkg_ogr_contents SET feature_count = (SELECT count(*) FROM "
+                f"{_q(t)}) WHERE table_name = ?",
+                (t,),
+            )
+        conn.execute("UPDATE gpkg_contents SET last_change = strftime('%Y-%m-%dT%H:%M:%fZ','now')")
+
+    def bulk_load(
+        self,
+        sites: gpd.GeoDataFrame,
+        layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame],
+    ) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{self.path.stem}-", suffix=".tmp.gpkg", dir=self.path.parent
+        )
+        os.close(fd)
+        tmp = Path(tmp_name)
+        tmp.unlink()  # GDAL wants to create the file itself
+        try:
+            _write(tmp, "sites", sites)
+            for name, frame in layers.items():
+                _write(tmp, name, frame)
+            with open(tmp, "rb+") as fh:  # make the bytes durable before the rename
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+            dir_fd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
+def _write(path: Path, name: str, frame: pd.DataFrame | gpd.GeoDataFrame) -> None:
+    if isinstance(frame, gpd.GeoDataFrame) and "geometry" in frame.columns:
+        if frame.crs is None:
+            msg = f"layer {name!r} has no CRS; refusing to write it to the store"
+            raise StoreError(msg)
+        gdf = frame.to_crs(WORK_CRS) if frame.crs.to_epsg() != SRS_ID else frame
+        pyogrio.write_dataframe(
+            gdf, path, layer=name, driver="GPKG", use_arrow=True, promote_to_multi=None
+        )
+    else:
+        pyogrio.write_dataframe(pd.DataFrame(frame), path, layer=name, driver="GPKG")

@@ -1,0 +1,828 @@
+"""The regional inventory: incremental updates, history, status lifecycle, provenance.
+
+:class:`Inventory` sits on a :class:`~omw_sites.store.base.Backend` (GeoPackage or PostGIS)
+and is the only writer of the store. An ingest hands it the freshly measured and scored
+sites; it compares them with the current records by content hash and, in **one
+transaction**, inserts the new sites, updates the changed ones field by field (each change
+a history row), ends the sites that disappeared from the updated area (records are never
+deleted), refreshes scores and ranks, and records the run with its provenance. Offer
+details and the status lifecycle are edited by people (CLI, API) through :meth:`edit`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator
+
+from omw_sites.layers import QUARANTINE, RUN_INFO, SITE_COLUMNS, SITES, WORK_CRS
+from omw_sites.store.base import (
+    HISTORY,
+    HISTORY_COLUMNS,
+    PROVENANCE,
+    PROVENANCE_COLUMNS,
+    RUN_INFO_COLUMNS,
+    RUNS,
+    RUNS_COLUMNS,
+    SITE_RECORD_COLUMNS,
+    Backend,
+    StoreError,
+    empty_table,
+    kind_of,
+)
+
+CURRENT = "ended_at IS NULL"
+STATUSES = ("available", "reserved", "sold", "withdrawn")
+# allowed moves of the status lifecycle; sold is final
+TRANSITIONS = {
+    "available": ("reserved", "sold", "withdrawn"),
+    "reserved": ("available", "sold", "withdrawn"),
+    "withdrawn": ("available",),
+    "sold": (),
+}
+OFFER_FIELDS = ("price_pln_m2", "lease_pln_m2_year", "contact", "documents", "sez_status", "notes")
+EDITABLE = ("status", "status_date", *OFFER_FIELDS)
+# measured attributes whose change is a change of the site (history, content hash)
+UNTRACKED = frozenset({"site_id", "derived_from"})
+_HISTORY_SELECT = ", ".join(HISTORY_COLUMNS)
+DEDUPE_OVERLAP = 0.8  # share of the smaller site covered by the other → the same land
+
+
+def utc_now() -> str:
+    """Now as the store's timestamp text (ISO-8601 UTC, microseconds, ``Z``)."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class InventoryError(ValueError):
+    """An edit or update the inventory refuses (unknown site, bad status move, bad value)."""
+
+    def __init__(self, message: str, field: str | None = None, status: int = 422) -> None:
+        super().__init__(message)
+        self.field = field
+        self.status = status
+
+
+class Document(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(min_length=1, max_length=200)
+    url: HttpUrl
+    public: bool = True
+
+
+class SiteEdit(BaseModel):
+    """What a person may change on a site record (CLI ``site …``, API ``PATCH``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: str | None = None
+    status_date: dt.date | None = None
+    price_pln_m2: float | None = Field(default=None, ge=0, le=1_000_000)
+    lease_pln_m2_year: float | None = Field(default=None, ge=0, le=100_000)
+    contact: str | None = Field(default=None, max_length=500)
+    documents: list[Document] | None = Field(default=None, max_length=100)
+    sez_status: str | None = Field(default=None, max_length=200)
+    notes: str | None = Field(default=None, max_length=4000)
+
+    @field_validator("status")
+    @classmethod
+    def _known_status(cls, value: str | None) -> str | None:
+        if value is not None and value not in STATUSES:
+            msg = f"unknown status {value!r}; one of {', '.join(STATUSES)}"
+            raise ValueError(msg)
+        return value
+
+
+@dataclass
+class ChangeReport:
+    """What one ingest/update did to the inventory."""
+
+    run_id: str
+    kind: str
+    scope: str
+    added: int = 0
+    changed: int = 0
+    ended: int = 0
+    unchanged: int = 0
+    rescored: int = 0
+    merged: list[tuple[str, str, str]] = field(default_factory=list)  # (kept, ended, why)
+    fields_changed: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "kind": self.kind,
+            "scope": self.scope,
+            "added": self.added,
+            "changed": self.changed,
+            "ended": self.ended,
+            "unchanged": self.unchanged,
+            "rescored": self.rescored,
+            "merged": len(self.merged),
+            "fields_changed": self.fields_changed,
+        }
+
+
+# --------------------------------------------------------------------------- helpers
+def tracked_columns(columns: Iterable[str]) -> list[str]:
+    """The measured site attributes among ``columns`` (history and content hash cover them)."""
+    return [c for c in columns if c in SITE_COLUMNS and c not in UNTRACKED]
+
+
+def derived_columns(columns: Iterable[str]) -> list[str]:
+    """Scores, ranks and explanations: refreshed by every run, not kept in history."""
+    skip = set(SITE_COLUMNS) | set(SITE_RECORD_COLUMNS) | {"geometry"}
+    return [c for c in columns if c not in skip]
+
+
+def content_hash(sites: gpd.GeoDataFrame, columns: Sequence[str]) -> np.ndarray:
+    """Hex digest per site of its measured attributes and geometry (vectorised)."""
+    frame = pd.DataFrame(index=pd.RangeIndex(len(sites)))
+    for c in columns:
+        s = sites[c].reset_index(drop=True)
+        frame[c] = s.round(6) if pd.api.types.is_float_dtype(s) else s.astype(str)
+    wkb = shapely.to_wkb(shapely.set_precision(sites.geometry.to_numpy(), 0.001), hex=True)
+    frame["__geometry"] = wkb
+    digest = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    return np.char.mod("%016x", digest.astype(np.uint64))
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, float | np.floating):
+        return format(float(value), ".10g")
+    if isinstance(value, np.integer):
+        return str(int(value))
+    return str(value)
+
+
+def _differs(old: pd.Series, new: pd.Series) -> np.ndarray:
+    """Element-wise 'value changed', NaN == NaN, floats to 1e-9."""
+    if pd.api.types.is_float_dtype(old) and pd.api.types.is_float_dtype(new):
+        a, b = old.to_numpy(dtype=float), new.to_numpy(dtype=float)
+        both_nan = np.isnan(a) & np.isnan(b)
+        return ~both_nan & ~(np.abs(a - b) <= 1e-9)
+    a = old.astype(object).where(old.notna(), None).to_numpy()
+    b = new.astype(object).where(new.notna(), None).to_numpy()
+    if pd.api.types.is_bool_dtype(new) or pd.api.types.is_bool_dtype(old):
+        a = np.array([None if v is None else bool(v) for v in a], dtype=object)
+        b = np.array([None if v is None else bool(v) for v in b], dtype=object)
+    return a != b
+
+
+def _multi(sites: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Sites in EPSG:2180 with every polygon as a MultiPolygon (one geometry type)."""
+    if sites.crs is None:
+        msg = "the site table has no CRS; refusing to store it"
+        raise StoreError(msg)
+    if sites.crs.to_epsg() != 2180:
+        sites = sites.to_crs(WORK_CRS)
+    geoms = sites.geometry.to_numpy()
+    single = shapely.get_type_id(geoms) == 3
+    if single.any():
+        geoms = geoms.copy()
+        geoms[single] = shapely.multipolygons(geoms[single].reshape(-1, 1).tolist())
+        sites = sites.set_geometry(gpd.GeoSeries(geoms, index=sites.index, crs=sites.crs))
+    return sites
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _history_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    if not rows:
+        return empty_table(HISTORY_COLUMNS)
+    return pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
+
+
+def _in_list(values: Iterable[int]) -> str:
+    """``fid IN (…)`` list of integers (internal ids, never user text)."""
+    return ", ".join(str(int(v)) for v in values)
+
+
+# --------------------------------------------------------------------------- inventory
+class Inventory:
+    """The inventory on one backend; see the module docstring."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    @property
+    def target(self) -> str:
+        return self.backend.target
+
+    # ---------------------------------------------------------------- reading
+    def has_sites(self) -> bool:
+        return self.backend.exists() and SITES in self.backend.list_layers()
+
+    def read_sites(self, include_ended: bool = False, where: str | None = None, **kwargs: Any):
+        """Site records (current ones unless ``include_ended``), EPSG:2180."""
+        cond = [] if include_ended else [CURRENT]
+        if where:
+            cond.append(f"({where})")
+        return self.backend.read_layer(SITES, where=" AND ".join(cond) or None, **kwargs)
+
+    def record(self, site_id: str, include_ended: bool = False) -> pd.Series:
+        """The current record of one site (the latest one with ``include_ended``)."""
+        rows = self.backend.query(
+            f"SELECT fid, ended_at FROM {SITES} WHERE site_id = ? ORDER BY created_at DESC",
+            (site_id,),
+        )
+        if not include_ended:
+            rows = rows[rows["ended_at"].isna()]
+        if rows.empty:
+            msg = f"no {'' if include_ended else 'current '}site {site_id!r} in {self.target}"
+            raise InventoryError(msg, "site_id", status=404)
+        fid = int(rows["fid"].iloc[0])
+        frame = self.backend.read_layer(SITES, where=f"fid = {fid}", fid_as_index=True)
+        return frame.iloc[0]
+
+    def history(self, site_id: str) -> pd.DataFrame:
+        """Every change of one site, oldest first (creation, fields, status, offer, end)."""
+        recs = self.backend.query(
+            f"SELECT created_at, ended_at, ended_reason, measured_run, derived_from "
+            f"FROM {SITES} WHERE site_id = ? ORDER BY created_at",
+            (site_id,),
+        )
+        if recs.empty:
+            msg = f"no site {site_id!r} in {self.target}"
+            raise InventoryError(msg, "site_id", status=404)
+        rows = self.backend.query(
+            f"SELECT {_HISTORY_SELECT} FROM {HISTORY} WHERE site_id = ? ORDER BY changed_at",
+            (site_id,),
+        )
+        created = [
+            {
+                "site_id": site_id,
+                "field": "",
+                "old_value": None,
+                "new_value": f"derived from {r.derived_from}" if r.derived_from else None,
+                "changed_at": r.created_at,
+                "source": f"run:{r.measured_run}",
+                "run_id": r.measured_run,
+                "kind": "created",
+            }
+            for r in recs.itertuples()
+            if not ((rows["kind"] == "created") & (rows["changed_at"] == r.created_at)).any()
+        ]
+        out = pd.concat([_history_rows(created), rows], ignore_index=True)
+        return out.sort_values("changed_at", kind="stable").reset_index(drop=True)
+
+    def changed_since(self, since: str) -> pd.DataFrame:
+        """Site records created, changed or ended after ``since`` (ISO timestamp), oldest
+        change first, with the kind of change and the fields that changed."""
+        since = normalise_timestamp(since)
+        recs = self.backend.query(
+            f"SELECT site_id, teryt, created_at, updated_at, ended_at, ended_reason, status "
+            f"FROM {SITES} WHERE updated_at > ? ORDER BY updated_at",
+            (since,),
+        )
+        kind = np.where(
+            recs["ended_at"].notna(),
+            "ended",
+            np.where(recs["created_at"] > since, "created", "changed"),
+        )
+        recs.insert(1, "change", kind)
+        hist = self.backend.query(
+            f"SELECT site_id, field FROM {HISTORY} WHERE changed_at > ? AND field <> ''",
+            (since,),
+        )
+        fields = hist.groupby("site_id")["field"].agg(lambda f: ",".join(sorted(set(f))))
+        recs["fields"] = recs["site_id"].map(fields).fillna("")
+        return recs.reset_index(drop=True)
+
+    def provenance(self, site_id: str) -> pd.DataFrame:
+        """Per attribute of one site: where its value came from (source datasets, data
+        date, run or user, when)."""
+        rec = self.record(site_id)
+        runs = self.backend.query(f"SELECT run_id, created FROM {RUNS}")
+        run_time = dict(zip(runs["run_id"], runs["created"], strict=True))
+        prov = self.backend.query(
+            f"SELECT column_name, sources, data_date, run_id FROM {PROVENANCE}"
+        )
+        prov = prov.set_index(["run_id", "column_name"])
+        hist = self.history(site_id)
+        last = hist[hist["field"] != ""].groupby("field").tail(1).set_index("field")
+        rows = []
+        for col in [*tracked_columns(rec.index), *EDITABLE]:
+            if col in last.index:
+                h = last.loc[col]
+                run = h["run_id"] or ""
+                by, when = h["source"], h["changed_at"]
+            else:
+                run = rec["measured_run"] if col not in EDITABLE else ""
+                by, when = (f"run:{run}" if run else "inventory"), run_time.get(run, "")
+            src = prov.loc[(run, col)] if (run, col) in prov.index else None
+            rows.append(
+                {
+                    "field": col,
+                    "value": _as_text(rec.get(col)),
+                    "sources": "" if src is None else src["sources"],
+                    "data_date": "" if src is None else src["data_date"],
+                    "set_by": by,
+                    "run_id": run,
+                    "set_at": when,
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts for ``db status``: current/ended records, by status and gmina, last runs."""
+        if not self.has_sites():
+            return {"store": self.target, "sites": 0, "ended": 0, "runs": []}
+        by = self.backend.query(
+            f"SELECT status, ended_at IS NULL AS current, count(*) AS n FROM {SITES} "
+            "GROUP BY status, ended_at IS NULL"
+        )
+        by["current"] = by["current"].astype(bool)
+        cur = by[by["current"]]
+        gminy = self.backend.query(
+            f"SELECT teryt, gmina, count(*) AS n FROM {SITES} WHERE {CURRENT} "
+            "GROUP BY teryt, gmina ORDER BY teryt"
+        )
+        runs = self.backend.query(
+            f"SELECT run_id, created, kind, scope, added, changed, ended, unchanged, merged "
+            f"FROM {RUNS} ORDER BY created DESC"
+        )
+        hist = self.backend.query(f"SELECT count(*) AS n FROM {HISTORY}")
+        return {
+            "store": self.target,
+            "sites": int(cur["n"].sum()),
+            "ended": int(by.loc[~by["current"], "n"].sum()),
+            "by_status": {str(k): int(v) for k, v in zip(cur["status"], cur["n"], strict=True)},
+            "by_gmina": gminy.to_dict("records"),
+            "history_rows": int(hist["n"].iloc[0]),
+            "runs": runs.head(10).to_dict("records"),
+        }
+
+    # ---------------------------------------------------------------- writing
+    def init(self) -> None:
+        """Create an empty inventory (bookkeeping tables) if there is none."""
+        self.backend.init()
+
+    def apply(
+        self,
+        sites: gpd.GeoDataFrame,
+        reference: Mapping[str, gpd.GeoDataFrame] | None = None,
+        run_info: Mapping[str, Any] | None = None,
+        quarantine: pd.DataFrame | None = None,
+        scope: Sequence[str] | None = None,
+        source: str | None = None,
+        now: str | None = None,
+        dedupe_overlap: float = DEDUPE_OVERLAP,
+    ) -> ChangeReport:
+        """Bring the inventory up to date with freshly measured and scored ``sites``.
+
+        Parameters
+        ----------
+        sites : the run's sites (site_id, measured columns, scores), EPSG:2180
+        reference : reference layers to replace (junctions, utilities, …)
+        run_info : the run's metadata (run_id, profiles, data dates, columns …)
+        quarantine : records the ingest refused
+        scope : gmina TERYT codes this update covers; sites of other gminy are neither
+            added, changed nor ended (their scores and ranks are refreshed). ``None``:
+            the whole region.
+        source : who/what made the change (``run:<id>`` by default)
+        now : timestamp of the change (default: now)
+        dedupe_overlap : share of the smaller of two sites the other must cover for them
+            to count as the same land
+
+        Everything happens in one transaction; on any error the store is as before.
+        """
+        info = dict(run_info or {})
+        run_id = str(info.get("run_id") or uuid.uuid4().hex[:12])
+        now = now or utc_now()
+        source = source or f"run:{run_id}"
+        scope_text = "all" if not scope else ",".join(sorted(set(scope)))
+        sites = _multi(sites).reset_index(drop=True)
+        if sites["site_id"].duplicated().any():
+            dup = sites.loc[sites["site_id"].duplicated(), "site_id"].iloc[0]
+            msg = f"the update holds site {dup!r} twice; site IDs must be unique"
+            raise StoreError(msg)
+        tracked = tracked_columns(sites.columns)
+        sites["content_hash"] = content_hash(sites, tracked)
+        in_scope = np.ones(len(sites), bool) if not scope else sites["teryt"].isin(list(scope))
+        report = ChangeReport(run_id, "update", scope_text)
+
+        if not self.has_sites():
+            report.kind = "load"
+            new = sites[np.asarray(in_scope)].reset_index(drop=True)
+            report.added = len(new)
+            self.backend.bulk_load(
+                self._new_records(new, now, run_id),
+                self._load_layers(new, reference, info, quarantine, report, now, source),
+            )
+            return report
+
+        current = self.backend.read_layer(
+            SITES,
+            columns=["site_id", "teryt", "content_hash"],
+            where=CURRENT,
+            read_geometry=False,
+            fid_as_index=True,
+        )
+        current_fid = pd.Series(current.index.to_numpy(), index=current["site_id"].to_numpy())
+        known = sites["site_id"].isin(current_fid.index).to_numpy()
+        new_sites = sites[~known & in_scope].reset_index(drop=True)
+        same = sites[known & in_scope].reset_index(drop=True)
+        old_hash = current.set_index("site_id")["content_hash"]
+        changed = same[same["content_hash"].to_numpy() != old_hash.loc[same["site_id"]].to_numpy()]
+        report.unchanged = len(same) - len(changed)
+        cur_scope = current if not scope else current[current["teryt"].isin(list(scope))]
+        gone = cur_scope[~cur_scope["site_id"].isin(sites["site_id"])]
+
+        history: list[dict[str, Any]] = []
+        merged_away: dict[int, str] = {}
+        if len(new_sites):
+            report.merged = self._duplicates(new_sites, current, gone, dedupe_overlap)
+            fid_of = current_fid.to_dict()
+            for kept, old, why in report.merged:
+                merged_away[int(fid_of[old])] = f"duplicate of {kept} ({why})"
+        records = self._new_records(new_sites, now, run_id)
+        ended_fids = {int(f): f"not in the {scope_text} update of run {run_id}" for f in gone.index}
+        ended_fids.update(merged_away)
+        self._inherit(records, ended_fids, current_fid, report)
+        report.added, report.ended = len(records), len(ended_fids)
+
+        with self.backend.transaction() as tx:
+            new_cols = {c: kind_of(sites[c]) for c in sites.columns if c != "geometry"}
+            table_cols = set(self.backend.columns(SITES))
+            tx.add_columns(SITES, {c: k for c, k in new_cols.items() if c not in table_cols})
+            if len(changed):
+                history += self._update_changed(
+                    tx, changed, current_fid, tracked, now, run_id, source, report
+                )
+            if len(records):
+                tx.insert(SITES, records)
+                history += [
+                    {
+                        "site_id": sid,
+                        "field": "",
+                        "old_value": None,
+                        "new_value": f"derived from {d}" if d else None,
+                        "changed_at": now,
+                        "source": source,
+                        "run_id": run_id,
+                        "kind": "created",
+                    }
+                    for sid, d in zip(records["site_id"], records["derived_from"], strict=True)
+                ]
+            if ended_fids:
+                ended = pd.DataFrame(
+                    {
+                        "fid": list(ended_fids),
+                        "ended_at": now,
+                        "ended_reason": list(ended_fids.values()),
+                        "updated_at": now,
+                    }
+                )
+                tx.update(SITES, "fid", ended)
+                ids = current.loc[list(ended_fids), "site_id"]
+                history += [
+                    {
+                        "site_id": sid,
+                        "field": "",
+                        "old_value": None,
+                        "new_value": why,
+                        "changed_at": now,
+                        "source": source,
+                        "run_id": run_id,
+                        "kind": "merged" if why.startswith("duplicate") else "ended",
+                    }
+                    for sid, why in zip(ids, ended_fids.values(), strict=True)
+                ]
+            report.rescored = self._refresh_derived(tx, sites, current_fid, set(ended_fids), run_id)
+            tx.insert(HISTORY, _history_rows(history))
+            self._record_run(tx, info, report, now, source)
+            if reference:
+                for name, gdf in reference.items():
+                    tx.replace(name, gdf)
+            if quarantine is not None and len(quarantine.columns):
+                tx.replace(QUARANTINE, pd.DataFrame(quarantine))
+        return report
+
+    def edit(
+        self, site_id: str, changes: Mapping[str, Any], by: str, now: str | None = None
+    ) -> pd.Series:
+        """Change offer details and/or the status of one current site; every changed field
+        is a history row with ``user:<by>``. Returns the updated record.
+
+        Raises :class:`InventoryError` naming the field for invalid values or a status move
+        the lifecycle does not allow (``sold`` is final)."""
+        if not by or not str(by).strip():
+            raise InventoryError("say who makes the change (--by / API key owner)", "by")
+        try:
+            edit = SiteEdit.model_validate(dict(changes))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            name = ".".join(str(p) for p in err["loc"]) or "body"
+            raise InventoryError(f"{name}: {err['msg']}", name) from exc
+        given = edit.model_dump(include=edit.model_fields_set, mode="json")
+        if not given:
+            raise InventoryError("nothing to change: give at least one field", "body")
+        now = now or utc_now()
+        rec = self.record(site_id)
+        values: dict[str, Any] = {}
+        if "documents" in given:
+            given["documents"] = (
+                _json(given["documents"]) if given["documents"] is not None else None
+            )
+        if "status" in given and given["status"] != rec["status"]:
+            old = rec["status"]
+            if given["status"] not in TRANSITIONS.get(old, STATUSES):
+                allowed = ", ".join(TRANSITIONS.get(old, ())) or "none (sold is final)"
+                msg = f"status cannot move from {old!r} to {given['status']!r}; allowed: {allowed}"
+                raise InventoryError(msg, "status", status=409)
+            given.setdefault("status_date", now[:10])
+        for name, value in given.items():
+            if _as_text(rec.get(name)) != _as_text(value):
+                values[name] = value
+        if not values:
+            return rec
+        row = pd.DataFrame(
+            {"fid": [int(rec.name)], **{k: [v] for k, v in values.items()}, "updated_at": [now]}
+        )
+        for name in values:
+            kind = SITE_RECORD_COLUMNS[name]
+            if kind == "float":
+                row[name] = row[name].astype("float64")
+            else:
+                row[name] = row[name].astype(object)
+        history = [
+            {
+                "site_id": site_id,
+                "field": name,
+                "old_value": _as_text(rec.get(name)),
+                "new_value": _as_text(value),
+                "changed_at": now,
+                "source": f"user:{by}",
+                "run_id": "",
+                "kind": "status" if name.startswith("status") else "offer",
+            }
+            for name, value in values.items()
+        ]
+        with self.backend.transaction() as tx:
+            tx.update(SITES, "fid", row)
+            tx.insert(HISTORY, _history_rows(history))
+        return self.record(site_id)
+
+    def set_status(self, site_id: str, status: str, by: str, date: str | None = None) -> pd.Series:
+        """Move a site along the lifecycle (available → reserved → sold, or withdrawn)."""
+        changes: dict[str, Any] = {"status": status}
+        if date:
+            changes["status_date"] = date
+        return self.edit(site_id, changes, by)
+
+    # ---------------------------------------------------------------- internals
+    def _new_records(self, new: gpd.GeoDataFrame, now: str, run_id: str) -> gpd.GeoDataFrame:
+        out = new.copy()
+        for name, kind in SITE_RECORD_COLUMNS.items():
+            if name in out.columns:
+                continue
+            out[name] = np.nan if kind == "float" else None
+        out["status"] = "available"
+        out["status_date"] = now[:10]
+        out["created_at"] = now
+        out["updated_at"] = now
+        out["measured_run"] = run_id
+        out["scored_run"] = run_id
+        for name, kind in SITE_RECORD_COLUMNS.items():
+            if kind == "text":
+                out[name] = out[name].astype(object)
+        if "derived_from" not in out.columns:
+            out["derived_from"] = ""
+        return out
+
+    def _load_layers(self, new, reference, info, quarantine, report, now, source):
+        layers: dict[str, Any] = dict(reference or {})
+        layers[HISTORY] = empty_table(HISTORY_COLUMNS)
+        runs = _run_row(info, report, now, source)
+        layers[RUNS] = runs
+        layers[PROVENANCE] = _provenance_rows(info, report.run_id)
+        layers[RUN_INFO] = _run_info_rows(info, report)
+        if quarantine is not None and len(quarantine.columns):
+            layers[QUARANTINE] = pd.DataFrame(quarantine)
+        return layers
+
+    def _record_run(self, tx, info, report, now, source) -> None:
+        tx.insert(RUNS, _run_row(info, report, now, source))
+        tx.insert(PROVENANCE, _provenance_rows(info, report.run_id))
+        tx.replace(RUN_INFO, _run_info_rows(info, report))
+
+    def _update_changed(self, tx, changed, current_fid, tracked, now, run_id, source, report):
+        fids = current_fid.loc[changed["site_id"]].to_numpy()
+        old = self.backend.read_layer(
+            SITES, columns=tracked, where=f"fid IN ({_in_list(fids)})", fid_as_index=True
+        ).loc[fids]
+        new = changed.set_index(pd.Index(fids))
+        history: list[dict[str, Any]] = []
+        for col in [*tracked, "geometry"]:
+            if col == "geometry":
+                a = shapely.set_precision(old.geometry.to_numpy(), 0.001)
+                b = shapely.set_precision(new.geometry.to_numpy(), 0.001)
+                diff = ~shapely.equals_exact(a, b, tolerance=0.0)
+                olds = shapely.to_wkt(a[diff], rounding_precision=2).tolist()
+                news = shapely.to_wkt(b[diff], rounding_precision=2).tolist()
+            else:
+                diff = _differs(old[col], new[col])
+                olds = [_as_text(v) for v in old[col].to_numpy()[diff].tolist()]
+                news = [_as_text(v) for v in new[col].to_numpy()[diff].tolist()]
+            if not diff.any():
+                continue
+            report.fields_changed[col] = int(diff.sum())
+            for sid, o, n in zip(new["site_id"].to_numpy()[diff], olds, news, strict=True):
+                history.append(
+                    {
+                        "site_id": sid,
+                        "field": col,
+                        "old_value": o,
+                        "new_value": n,
+                        "changed_at": now,
+                        "source": source,
+                        "run_id": run_id,
+                        "kind": "changed",
+                    }
+                )
+        rows = new[[*tracked, "content_hash", "geometry"]].copy()
+        rows.insert(0, "fid", fids)
+        rows["updated_at"] = now
+        rows["measured_run"] = run_id
+        tx.update(SITES, "fid", rows.reset_index(drop=True))
+        report.changed = len(changed)
+        return history
+
+    def _refresh_derived(self, tx, sites, current_fid, ended: set[int], run_id: str) -> int:
+        """Write scores/ranks/explanations that differ from the stored ones (all current
+        sites the run scored, in scope or not). Returns how many records changed."""
+        cols = derived_columns(sites.columns)
+        if not cols:
+            return 0
+        keep = sites["site_id"].isin(current_fid.index).to_numpy()
+        new = sites.loc[keep, ["site_id", *cols]]
+        fids = current_fid.loc[new["site_id"]].to_numpy()
+        new = new.drop(columns="site_id").set_index(pd.Index(fids))
+        new = new[~new.index.isin(list(ended))]
+        have = [c for c in cols if c in set(self.backend.columns(SITES))]
+        old = self.backend.read_layer(
+            SITES, columns=have, where=CURRENT, read_geometry=False, fid_as_index=True
+        ).reindex(new.index)
+        diff = np.zeros(len(new), bool)
+        for c in cols:
+            diff |= _differs(old[c], new[c]) if c in old.columns else True
+        rows = new[diff].copy()
+        if rows.empty:
+            return 0
+        rows.insert(0, "fid", rows.index.to_numpy())
+        rows["scored_run"] = run_id
+        tx.update(SITES, "fid", rows.reset_index(drop=True))
+        return len(rows)
+
+    def _duplicates(self, new_sites, current, gone, threshold) -> list[tuple[str, str, str]]:
+        """Current sites (not ended by this update) holding the same land as a new site:
+        a shared parcel ID, or overlap ≥ ``threshold`` of the smaller one."""
+        alive = current[~current.index.isin(gone.index)]
+        if alive.empty:
+            return []
+        found: dict[str, tuple[str, str]] = {}
+        if "parcel_ids" in new_sites.columns:
+            cur_parcels = self.backend.read_layer(
+                SITES, columns=["site_id", "parcel_ids"], where=CURRENT, read_geometry=False
+            )
+            cur_parcels = cur_parcels[cur_parcels["site_id"].isin(alive["site_id"])]
+            owner = (
+                cur_parcels.assign(pid=cur_parcels["parcel_ids"].str.split(","))
+                .explode("pid")
+                .dropna(subset=["pid"])
+                .drop_duplicates("pid")
+                .set_index("pid")["site_id"]
+            )
+            mine = (
+                new_sites[["site_id", "parcel_ids"]]
+                .assign(pid=new_sites["parcel_ids"].str.split(","))
+                .explode("pid")
+            )
+            hit = mine[mine["pid"].isin(owner.index)]
+            for sid, pid in zip(hit["site_id"], hit["pid"], strict=True):
+                found.setdefault(owner[pid], (sid, f"shares parcel {pid}"))
+        x0, y0, x1, y1 = new_sites.total_bounds
+        near = self.backend.read_layer(
+            SITES, columns=["site_id"], where=CURRENT, bbox=(x0, y0, x1, y1)
+        )
+        near = near[near["site_id"].isin(alive["site_id"]) & ~near["site_id"].isin(list(found))]
+        if len(near):
+            tree = shapely.STRtree(near.geometry.to_numpy())
+            ia, ib = tree.query(new_sites.geometry.to_numpy(), predicate="intersects")
+            if len(ia):
+                a = new_sites.geometry.to_numpy()[ia]
+                b = near.geometry.to_numpy()[ib]
+                share = shapely.area(shapely.intersection(a, b)) / np.minimum(
+                    shapely.area(a), shapely.area(b)
+                )
+                for i, j, s in zip(ia, ib, share, strict=True):
+                    if s >= threshold:
+                        found.setdefault(
+                            near["site_id"].iloc[j],
+                            (new_sites["site_id"].iloc[i], f"overlap {s:.0%}"),
+                        )
+        return [(kept, old, why) for old, (kept, why) in found.items()]
+
+    def _inherit(self, records, ended_fids, current_fid, report) -> None:
+        """New sites split/merged from (or duplicating) ended ones keep their offer and
+        status, and list them in ``derived_from``."""
+        if records.empty:
+            return
+        parents: dict[str, list[str]] = {}
+        for kept, old, _ in report.merged:
+            parents.setdefault(kept, []).append(old)
+        ended_ids = set(current_fid[current_fid.isin(list(ended_fids))].index)
+        for i, (sid, derived) in enumerate(
+            zip(records["site_id"], records["derived_from"], strict=True)
+        ):
+            listed = [d for d in str(derived or "").split(",") if d]
+            extra = [p for p in parents.get(sid, []) if p not in listed]
+            if extra:
+                records.loc[records.index[i], "derived_from"] = ",".join([*listed, *extra])
+            parents[sid] = [p for p in [*listed, *extra] if p in ended_ids]
+        wanted = sorted({p for ps in parents.values() for p in ps})
+        if not wanted:
+            return
+        fids = current_fid.loc[wanted].to_numpy()
+        old = self.backend.read_layer(
+            SITES,
+            columns=["site_id", *EDITABLE],
+            where=f"fid IN ({_in_list(fids)})",
+            read_geometry=False,
+        ).set_index("site_id")
+        for i, sid in enumerate(records["site_id"]):
+            ps = parents.get(sid) or []
+            if not ps:
+                continue
+            src = old.loc[ps[0]]
+            for name in EDITABLE:
+                records.loc[records.index[i], name] = src[name]
+
+
+def normalise_timestamp(value: str) -> str:
+    """An ISO date or date-time (any offset) as the store's UTC timestamp text."""
+    try:
+        t = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError as exc:
+        msg = f"not an ISO-8601 date or date-time: {value!r}"
+        raise InventoryError(msg, "since", status=400) from exc
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _run_row(info, report: ChangeReport, now: str, source: str) -> pd.DataFrame:
+    row = {
+        "run_id": report.run_id,
+        "created": now,
+        "kind": report.kind,
+        "scope": report.scope,
+        "source": source,
+        "added": report.added,
+        "changed": report.changed,
+        "ended": report.ended,
+        "unchanged": report.unchanged,
+        "merged": len(report.merged),
+        "info": _json({k: v for k, v in info.items() if k not in ("columns", "units")}),
+    }
+    return pd.DataFrame([row], columns=list(RUNS_COLUMNS)).astype(
+        {c: "int64" for c, k in RUNS_COLUMNS.items() if k == "int"}
+    )
+
+
+def _provenance_rows(info, run_id: str) -> pd.DataFrame:
+    cols = info.get("columns") or {}
+    if not cols:
+        return empty_table(PROVENANCE_COLUMNS)
+    return pd.DataFrame(
+        {
+            "run_id": run_id,
+            "column_name": list(cols),
+            "sources": [",".join(v.get("sources", [])) for v in cols.values()],
+            "data_date": [str(v.get("data_date", "")) for v in cols.values()],
+        },
+        columns=list(PROVENANCE_COLUMNS),
+    )
+
+
+def _run_info_rows(info, report: ChangeReport) -> pd.DataFrame:
+    info = {**info, "run_id": report.run_id, "changes": report.as_dict()}
+    rows = {k: _json(v) for k, v in info.items()}
+    return pd.DataFrame({"key": list(rows), "value": list(rows.values())}).astype(
+        {c: object for c in RUN_INFO_COLUMNS}
+    )

@@ -1,0 +1,852 @@
+"""PostGIS store: the inventory in one schema of a PostgreSQL database, via psycopg 3.
+
+Every table has ``fid bigserial primary key``; spatial ones (``sites`` and the reference
+layers) also ``geom geometry(Geometry, 2180)`` with a GiST index. Data moves in and out
+with ``COPY`` in CSV form built and parsed by pyarrow, so a million sites take seconds,
+not minutes. A one-row ``store_meta`` table holds a version counter bumped by every
+write; :meth:`PostGISBackend.signature` reads it.
+"""
+
+from __future__ import annotations
+
+import io
+import queue
+import re
+import threading
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import shapely
+from psycopg import sql
+
+from omw_sites.store.base import (
+    BOOKKEEPING_TABLES,
+    RUN_INFO_COLUMNS,
+    Backend,
+    StoreError,
+    Transaction,
+    kind_of,
+)
+
+SRID = 2180
+RUN_INFO = "run_info"
+META = "store_meta"
+FID = "fid"
+GEOM = "geom"
+#: column kind → PostgreSQL type
+PG_TYPES = {"text": "text", "float": "double precision", "int": "bigint", "bool": "boolean"}
+ARROW_TYPES = {"text": pa.string(), "float": pa.float64(), "int": pa.int64(), "bool": pa.bool_()}
+#: rows per COPY chunk: bounds client memory (about 1 kB of CSV per site row)
+CHUNK_ROWS = 50_000
+_CSV_WRITE = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
+_INDEXED = {"sites": ["site_id"]}
+
+
+def _kind_of_pg(type_name: str) -> str:
+    """Column kind of a PostgreSQL type name (``format_type`` output)."""
+    if type_name.startswith("geometry"):
+        return "geometry"
+    if type_name in {"double precision", "real"} or type_name.startswith("numeric"):
+        return "float"
+    if type_name in {"bigint", "integer", "smallint"}:
+        return "int"
+    if type_name == "boolean":
+        return "bool"
+    return "text"
+
+
+def display_url(url: str) -> str:
+    """``url`` without its password (for messages and :attr:`PostGISBackend.target`)."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return re.sub(r"(://[^:/@]*):[^@]*@", r"\1@", url)
+    user = f"{info['user']}@" if info.get("user") else ""
+    host = info.get("host") or info.get("hostaddr") or ""
+    port = f":{info['port']}" if info.get("port") else ""
+    return f"postgresql://{user}{host}{port}/{info.get('dbname', '')}"
+
+
+def translate_placeholders(query: str) -> str:
+    """``?`` placeholders → psycopg ``%s`` (outside quotes); literal ``%`` → ``%%``."""
+    out: list[str] = []
+    quote: str | None = None
+    for ch in query:
+        if quote:
+            if ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "?":
+            out.append("%s")
+            continue
+        out.append("%%" if ch == "%" else ch)
+    return "".join(out)
+
+
+class _Table:
+    """Columns of one table as stored: ``{name: kind}`` (without fid) and the geometry."""
+
+    def __init__(self, name: str, types: dict[str, str]) -> None:
+        self.name = name
+        self.spatial = _kind_of_pg(types.pop(GEOM, "")) == "geometry"
+        self.types = types  # PostgreSQL type names
+        self.kinds = {c: _kind_of_pg(t) for c, t in types.items()}
+
+    def binary_ok(self, columns: Sequence[str]) -> bool:
+        """True when ``columns`` have the types the binary COPY encoder writes."""
+        return all(self.types[c] in BINARY_TYPES for c in columns)
+
+
+# ---------------------------------------------------------------- frames → CSV for COPY
+# (the fallback for tables with column types the binary encoder does not write)
+
+
+def _split_geometry(frame: pd.DataFrame, table: str) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """Attribute columns and geometry array (EPSG:2180) of ``frame``."""
+    name = None
+    if isinstance(frame, gpd.GeoDataFrame) and frame._geometry_column_name in frame.columns:
+        name = frame._geometry_column_name
+        crs = frame.crs
+        if crs is None:
+            msg = f"layer {table!r} has no CRS; refusing to write it to the store"
+            raise StoreError(msg)
+        if crs.to_epsg() != SRID:
+            frame = frame.to_crs(SRID)
+    elif "geometry" in frame.columns:
+        name = "geometry"
+    if name is None:
+        return frame, None
+    geoms = np.asarray(frame[name], dtype=object)
+    return frame.drop(columns=[name]), geoms
+
+
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_HEX_PAIRS = np.stack([_HEX[np.arange(256) >> 4], _HEX[np.arange(256) & 15]], axis=1)
+
+
+def _hex_wkb(geoms: np.ndarray) -> pa.Array:
+    """Hex WKB strings of ``geoms`` (NULL for None), hex-encoded with numpy.
+
+    Plain WKB (SRID 0) is enough: PostGIS gives it the column's SRID (2180). Shapely's own
+    ``hex=True`` is ~7x slower than this lookup-table encoding of the binary buffer.
+    """
+    wkb = pa.array(shapely.to_wkb(geoms), type=pa.binary())
+    validity, offsets_buf, data_buf = wkb.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=np.int32)[wkb.offset : wkb.offset + len(wkb) + 1]
+    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else _HEX[:0]
+    hexed = _HEX_PAIRS[data[offsets[0] : offsets[-1]]].reshape(-1)
+    new_offsets = ((offsets - offsets[0]) * 2).astype(np.int32)
+    return pa.Array.from_buffers(
+        pa.string(),
+        len(wkb),
+        [validity, pa.py_buffer(new_offsets), pa.py_buffer(hexed)],
+        null_count=wkb.null_count,
+        offset=0,
+    )
+
+
+def _text_array(series: pd.Series) -> pa.Array:
+    if pd.api.types.is_datetime64_any_dtype(series):
+        values = series.dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return pa.array(values.astype(object).where(series.notna(), None), type=pa.string())
+    try:
+        return pa.array(series, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        values = [
+            None if v is None or (isinstance(v, float) and v != v) else str(v) for v in series
+        ]
+        return pa.array(values, type=pa.string())
+
+
+def _arrow_column(series: pd.Series, kind: str, where: str) -> pa.Array:
+    if kind == "text":
+        return _text_array(series)
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        series = series.astype(object)
+    try:
+        return pa.array(series, type=ARROW_TYPES[kind], from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+        msg = f"{where}: column {series.name!r} cannot be stored as {kind}: {err}"
+        raise StoreError(msg) from err
+
+
+def _csv_chunks(
+    attrs: pd.DataFrame,
+    kinds: Mapping[str, str],
+    geoms: np.ndarray | None,
+    where: str,
+    fid_start: int | None = None,
+) -> Iterator[bytes]:
+    """CSV bytes (PostgreSQL COPY csv: NULL unquoted-empty, values quoted) per chunk.
+
+    Column order: ``fid`` (when ``fid_start`` is given), ``kinds`` order, then geometry
+    as hex EWKB with SRID 2180.
+    """
+    names = list(kinds)
+    for start in range(0, len(attrs), CHUNK_ROWS):
+        part = attrs.iloc[start : start + CHUNK_ROWS]
+        arrays: list[pa.Array] = []
+        fields: list[str] = []
+        if fid_start is not None:
+            fids = np.arange(fid_start + start, fid_start + start + len(part), dtype=np.int64)
+            arrays.append(pa.array(fids))
+            fields.append(FID)
+        for name in names:
+            arrays.append(_arrow_column(part[name], kinds[name], where))
+            fields.append(name)
+        if geoms is not None:
+            arrays.append(_hex_wkb(geoms[start : start + CHUNK_ROWS]))
+            fields.append(GEOM)
+        table = pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(fields))])
+        buf = io.BytesIO()
+        pacsv.write_csv(table, buf, write_options=_CSV_WRITE)
+        yield buf.getvalue()
+
+
+# ---------------------------------------------------------------- frames → binary COPY
+
+_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8  # signature, flags, extension
+_BINARY_TRAILER = b"\xff\xff"
+_FIXED = {"int": (8, ">i8"), "float": (8, ">f8"), "bool": (1, "u1")}
+#: PostgreSQL types whose binary form the encoder writes (others go through CSV)
+BINARY_TYPES = {"bigint", "double precision", "boolean", "text"}
+
+
+def binary_order(kinds: Mapping[str, str]) -> dict[str, str]:
+    """``kinds`` reordered as the binary stream carries them: fixed-width first, then text.
+
+    The COPY column list must follow this order (geometry, if any, comes last).
+    """
+    fixed = {c: k for c, k in kinds.items() if k in _FIXED}
+    return fixed | {c: k for c, k in kinds.items() if k not in _FIXED}
+
+
+def _plain(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr
+
+
+def _gather(sources: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Concatenate per row, in order, one segment of every source.
+
+    ``sources``: ``(buffer, starts, lengths)`` with one segment per row. Returns the bytes
+    row 0 seg 0, row 0 seg 1, …, row 1 seg 0, … — one vectorised gather.
+    """
+    bases = np.cumsum([0] + [len(b) for b, _, _ in sources[:-1]])
+    src = np.concatenate([b for b, _, _ in sources])
+    seg_start = np.stack(
+        [st.astype(np.int64) + base for (_, st, _), base in zip(sources, bases, strict=True)],
+        axis=1,
+    ).reshape(-1)
+    seg_len = np.stack([ln.astype(np.int64) for _, _, ln in sources], axis=1).reshape(-1)
+    out_end = np.cumsum(seg_len)
+    idx = np.repeat(seg_start - (out_end - seg_len), seg_len)
+    idx += np.arange(out_end[-1] if len(out_end) else 0, dtype=np.int64)
+    return src[idx]
+
+
+def _binary_rows(columns: list[tuple[str, pa.Array]]) -> bytes:
+    """PostgreSQL binary COPY tuples of ``columns`` ``[(kind, array)]`` (same length).
+
+    Fixed-width fields (int, float, bool) are laid out as one row-major matrix; NULL
+    fields lose their data bytes by a mask; text and WKB fields are gathered from the
+    Arrow buffers. No Python-level loop over rows.
+    """
+    n = len(columns[0][1])
+    fixed = [(k, a) for k, a in columns if k in _FIXED]
+    width = sum(4 + _FIXED[k][0] for k, _ in fixed)
+    matrix = np.empty((n, width), dtype=np.uint8)
+    keep = np.ones((n, width), dtype=bool)
+    at = 0
+    for kind, arr in fixed:
+        size, dtype = _FIXED[kind]
+        valid = arr.is_valid().to_numpy(zero_copy_only=False)
+        if kind == "float":
+            values = arr.to_numpy(zero_copy_only=False)
+        else:
+            values = arr.fill_null(False if kind == "bool" else 0).to_numpy(zero_copy_only=False)
+        lengths = np.where(valid, size, -1).astype(">i4")
+        matrix[:, at : at + 4] = lengths.view(np.uint8).reshape(n, 4)
+        matrix[:, at + 4 : at + 4 + size] = values.astype(dtype).view(np.uint8).reshape(n, size)
+        keep[:, at + 4 : at + 4 + size] = valid[:, None]
+        at += 4 + size
+    fixed_bytes = matrix[keep]
+    fixed_len = keep.sum(axis=1)
+    count = np.frombuffer(len(columns).to_bytes(2, "big"), dtype=np.uint8)
+    zeros = np.zeros(n, dtype=np.int64)
+    sources = [
+        (count, zeros, np.full(n, 2, dtype=np.int64)),
+        (fixed_bytes, np.cumsum(fixed_len) - fixed_len, fixed_len),
+    ]
+    for kind, arr in columns:
+        if kind in _FIXED:
+            continue
+        validity, offsets_buf, data_buf = arr.buffers()
+        offsets = np.frombuffer(offsets_buf, dtype=np.int32)[arr.offset : arr.offset + n + 1]
+        valid = arr.is_valid().to_numpy(zero_copy_only=False)
+        lengths = np.where(valid, np.diff(offsets), 0)
+        prefix = np.where(valid, lengths, -1).astype(">i4").view(np.uint8)
+        data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else count[:0]
+        sources.append((prefix, np.arange(n, dtype=np.int64) * 4, np.full(n, 4, dtype=np.int64)))
+        sources.append((data, offsets[:-1], lengths))
+    return _gather(sources).tobytes()
+
+
+def _binary_chunks(
+    attrs: pd.DataFrame,
+    kinds: Mapping[str, str],
+    geoms: np.ndarray | None,
+    where: str,
+    fid_start: int | None = None,
+) -> Iterator[bytes]:
+    """Binary COPY stream in chunks: ``fid`` (when ``fid_start`` is given), the columns
+    in :func:`binary_order`, then the geometry as WKB."""
+    kinds = binary_order(kinds)
+    yield _BINARY_HEADER
+    for start in range(0, len(attrs), CHUNK_ROWS):
+        part = attrs.iloc[start : start + CHUNK_ROWS]
+        columns: list[tuple[str, pa.Array]] = []
+        if fid_start is not None:
+            first = fid_start + start
+            fids = np.arange(first, first + len(part), dtype=np.int64)
+            columns.append(("int", pa.array(fids)))
+        for name, kind in kinds.items():
+            arr = _plain(_arrow_column(part[name], kind, where))
+            if kind == "text" and arr.type != pa.string():
+                arr = _plain(arr.cast(pa.string()))
+            columns.append((kind, arr))
+        if geoms is not None:
+            wkb = shapely.to_wkb(geoms[start : start + CHUNK_ROWS])
+            columns.append(("wkb", pa.array(wkb, type=pa.binary())))
+        if columns:
+            yield _binary_rows(columns)
+    yield _BINARY_TRAILER
+
+
+def _copy_in(conn: psycopg.Connection, stmt: sql.Composable, chunks: Iterator[bytes]) -> None:
+    """``COPY … FROM STDIN`` of ``chunks``, built in a thread while the server ingests."""
+    pending: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                while not stop.is_set():
+                    try:
+                        pending.put(chunk, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            pending.put(None)
+        except BaseException as err:  # handed to the consuming thread
+            pending.put(err)
+
+    worker = threading.Thread(target=produce, name="omw-copy-producer", daemon=True)
+    worker.start()
+    try:
+        with conn.cursor() as cur, cur.copy(stmt) as copy:
+            while (item := pending.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                copy.write(item)
+    finally:
+        stop.set()
+        worker.join()
+
+
+# ---------------------------------------------------------------- CSV from COPY → frames
+
+
+def _read_csv(data: bytes, names: list[str], kinds: list[str]) -> pa.Table:
+    types = {f"c{i}": ARROW_TYPES.get(k, pa.string()) for i, k in enumerate(kinds)}
+    cols = list(types)
+    if not data:
+        return pa.Table.from_arrays([pa.array([], type=types[c]) for c in cols], names=names)
+    table = pacsv.read_csv(
+        io.BytesIO(data),
+        read_options=pacsv.ReadOptions(column_names=cols, block_size=1 << 26),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types=types,
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            true_values=["t"],
+            false_values=["f"],
+        ),
+    )
+    return table.rename_columns(names)
+
+
+class _PgTransaction(Transaction):
+    def __init__(self, backend: PostGISBackend, conn: psycopg.Connection) -> None:
+        self.backend = backend
+        self.conn = conn
+
+    def _table(self, table: str) -> _Table:
+        return self.backend._describe(self.conn, table)
+
+    def add_columns(self, table: str, columns: Mapping[str, str]) -> None:
+        self._table(table)  # must exist
+        ident = self.backend._ident(table)
+        for name, kind in columns.items():
+            if kind not in PG_TYPES:
+                msg = f"column {name!r}: unknown kind {kind!r} (text, float, int, bool)"
+                raise StoreError(msg)
+            self.conn.execute(
+                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                    ident, sql.Identifier(name), sql.SQL(PG_TYPES[kind])
+                )
+            )
+
+    def _prepare(
+        self, table: str, rows: pd.DataFrame
+    ) -> tuple[_Table, pd.DataFrame, dict[str, str], np.ndarray | None]:
+        info = self._table(table)
+        attrs, geoms = _split_geometry(rows, table)
+        unknown = [c for c in attrs.columns if c not in info.kinds]
+        if unknown:
+            msg = f"table {table!r} has no column(s) {unknown}; call add_columns first"
+            raise StoreError(msg)
+        if geoms is not None and not info.spatial:
+            msg = f"table {table!r} has no geometry column"
+            raise StoreError(msg)
+        kinds = {c: info.kinds[c] for c in attrs.columns}
+        return info, attrs, kinds, geoms
+
+    def _copy(
+        self,
+        target: sql.Composable,
+        attrs: pd.DataFrame,
+        kinds: Mapping[str, str],
+        geoms: np.ndarray | None,
+        where: str,
+        binary: bool = True,
+    ) -> None:
+        if binary:
+            kinds = binary_order(kinds)
+        cols = [sql.Identifier(c) for c in kinds] + (
+            [sql.Identifier(GEOM)] if geoms is not None else []
+        )
+        fmt = "binary" if binary else "csv"
+        stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT {})").format(
+            target, sql.SQL(", ").join(cols), sql.SQL(fmt)
+        )
+        chunks = _binary_chunks if binary else _csv_chunks
+        _copy_in(self.conn, stmt, chunks(attrs, kinds, geoms, where))
+
+    def insert(self, table: str, rows: pd.DataFrame | gpd.GeoDataFrame) -> None:
+        if len(rows) == 0:
+            self._table(table)
+            return
+        info, attrs, kinds, geoms = self._prepare(table, rows)
+        where = f"insert into {table}"
+        binary = info.binary_ok(list(kinds))
+        self._copy(self.backend._ident(table), attrs, kinds, geoms, where, binary=binary)
+
+    def update(self, table: str, key: str, rows: pd.DataFrame) -> None:
+        info = self._table(table)
+        if key not in rows.columns or key not in info.kinds:
+            msg = f"update of {table!r}: key column {key!r} missing from the rows or the table"
+            raise StoreError(msg)
+        if len(rows) == 0:
+            return
+        _, attrs, kinds, geoms = self._prepare(table, rows)
+        tmp = sql.Identifier(f"omw_upd_{uuid.uuid4().hex[:12]}")
+        defs = [
+            sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(PG_TYPES[k]))
+            for c, k in kinds.items()
+        ]
+        if geoms is not None:
+            defs.append(sql.SQL("{} geometry(Geometry, 2180)").format(sql.Identifier(GEOM)))
+        self.conn.execute(
+            sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(
+                tmp, sql.SQL(", ").join(defs)
+            )
+        )
+        self._copy(tmp, attrs, kinds, geoms, f"update of {table}")
+        self.conn.execute(sql.SQL("ANALYZE {}").format(tmp))
+        targets = [c for c in kinds if c != key] + ([GEOM] if geoms is not None else [])
+        if not targets:
+            return
+        assignments = sql.SQL(", ").join(
+            sql.SQL("{} = s.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in targets
+        )
+        self.conn.execute(
+            sql.SQL("UPDATE {} AS t SET {} FROM {} AS s WHERE t.{} = s.{}").format(
+                self.backend._ident(table),
+                assignments,
+                tmp,
+                sql.Identifier(key),
+                sql.Identifier(key),
+            )
+        )
+        self.conn.execute(sql.SQL("DROP TABLE {}").format(tmp))
+
+    def replace(self, table: str, rows: pd.DataFrame | gpd.GeoDataFrame) -> None:
+        self._table(table)
+        self.conn.execute(sql.SQL("DELETE FROM {}").format(self.backend._ident(table)))
+        self.insert(table, rows)
+
+
+class PostGISBackend(Backend):
+    """The inventory in one schema of a PostGIS database (``postgresql://…`` URL)."""
+
+    def __init__(self, url: str, schema: str = "public") -> None:
+        self.url = url
+        self.schema = schema
+        self.target = display_url(url) + ("" if schema == "public" else f"#{schema}")
+        self._read_conn: psycopg.Connection | None = None
+        self._write_conn: psycopg.Connection | None = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ connections
+    def _connect(self) -> psycopg.Connection:
+        try:
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+        except psycopg.Error as err:
+            msg = f"cannot connect to the PostGIS store {display_url(self.url)}: {err}"
+            raise StoreError(msg.replace(self.url, display_url(self.url))) from err
+        conn.execute(sql.SQL("SET search_path TO {}, public").format(sql.Identifier(self.schema)))
+        return conn
+
+    def _reader(self) -> psycopg.Connection:
+        """The connection for reads (autocommit: every statement sees committed data)."""
+        with self._lock:
+            if self._read_conn is None or self._read_conn.closed or self._read_conn.broken:
+                self._read_conn = self._connect()
+            return self._read_conn
+
+    def _writer(self) -> psycopg.Connection:
+        """A separate connection for writes, so reads never see uncommitted data."""
+        with self._lock:
+            if self._write_conn is None or self._write_conn.closed or self._write_conn.broken:
+                self._write_conn = self._connect()
+            return self._write_conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in (self._read_conn, self._write_conn):
+                if conn is not None:
+                    conn.close()
+            self._read_conn = self._write_conn = None
+
+    def _ident(self, table: str) -> sql.Identifier:
+        return sql.Identifier(self.schema, table)
+
+    def _describe(self, conn: psycopg.Connection, table: str) -> _Table:
+        rows = conn.execute(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+            "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped "
+            "ORDER BY a.attnum",
+            (self.schema, table),
+        ).fetchall()
+        if not rows:
+            msg = f"store {self.target} has no layer {table!r}"
+            raise StoreError(msg)
+        return _Table(table, {n: t for n, t in rows if n != FID})
+
+    def _tables(self, conn: psycopg.Connection) -> list[str]:
+        """Tables of the schema in creation order, without PostGIS's own and store_meta."""
+        rows = conn.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v') AND c.relname <> %s "
+            "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
+            "AND d.objid = c.oid AND d.deptype = 'e') ORDER BY c.oid",
+            (self.schema, META),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    # ------------------------------------------------------------------ reading
+    def exists(self) -> bool:
+        have = set(self._tables(self._reader()))
+        return set(BOOKKEEPING_TABLES) | {RUN_INFO} <= have
+
+    def signature(self) -> tuple:
+        conn = self._reader()
+        try:
+            row = conn.execute(
+                sql.SQL("SELECT version FROM {}").format(self._ident(META))
+            ).fetchone()
+        except psycopg.errors.UndefinedTable:
+            row = None
+        return (self.target, row[0] if row else 0)
+
+    def list_layers(self) -> list[str]:
+        return self._tables(self._reader())
+
+    def columns(self, table: str) -> list[str]:
+        return list(self._describe(self._reader(), table).kinds)
+
+    def read_layer(
+        self,
+        name: str,
+        columns: Sequence[str] | None = None,
+        where: str | None = None,
+        bbox: tuple[float, float, float, float] | None = None,
+        read_geometry: bool = True,
+        max_features: int | None = None,
+        fid_as_index: bool = False,
+    ) -> gpd.GeoDataFrame | pd.DataFrame:
+        conn = self._reader()
+        info = self._describe(conn, name)
+        if columns is None:
+            wanted = list(info.kinds)
+        else:
+            unknown = [c for c in columns if c not in info.kinds]
+            if unknown:
+                msg = f"layer {name!r} of store {self.target} has no column(s) {unknown}"
+                raise StoreError(msg)
+            wanted = [c for c in info.kinds if c in set(columns)]
+        geometry = info.spatial and read_geometry
+        select = [sql.Identifier(FID)] + [sql.Identifier(c) for c in wanted]
+        if geometry:
+            select.append(sql.SQL("encode(ST_AsBinary({}), 'hex')").format(sql.Identifier(GEOM)))
+        conditions: list[sql.Composable] = []
+        if where:
+            conditions.append(sql.SQL("(") + sql.SQL(where) + sql.SQL(")"))
+        if bbox is not None and info.spatial:
+            xmin, ymin, xmax, ymax = (float(v) for v in bbox)
+            conditions.append(
+                sql.SQL("{} && ST_MakeEnvelope({}, {}, {}, {}, {})").format(
+                    sql.Identifier(GEOM), *(sql.Literal(v) for v in (xmin, ymin, xmax, ymax, SRID))
+                )
+            )
+        stmt = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(select), self._ident(name))
+        if conditions:
+            stmt += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions)
+        stmt += sql.SQL(" ORDER BY {}").format(sql.Identifier(FID))
+        if max_features is not None:
+            stmt += sql.SQL(" LIMIT {}").format(sql.Literal(int(max_features)))
+        names = [FID, *wanted] + (["geometry"] if geometry else [])
+        kinds = ["int", *(info.kinds[c] for c in wanted)] + (["text"] if geometry else [])
+        data = bytearray()
+        try:
+            with conn.cursor() as cur:
+                copy_stmt = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(stmt)
+                with cur.copy(copy_stmt) as copy:
+                    for block in copy:
+                        data += block
+        except psycopg.Error as err:
+            msg = f"reading layer {name!r} of store {self.target} failed: {err}"
+            raise StoreError(msg) from err
+        table = _read_csv(bytes(data), names, kinds)
+        geoms = table.column("geometry").to_numpy(zero_copy_only=False) if geometry else None
+        if geometry:
+            table = table.drop_columns(["geometry"])
+        frame = table.to_pandas()
+        fids = frame.pop(FID)
+        if fid_as_index:
+            frame.index = pd.Index(fids.to_numpy(dtype=np.int64), name=FID)
+        if geoms is None:
+            return frame
+        return gpd.GeoDataFrame(
+            frame, geometry=gpd.GeoSeries(shapely.from_wkb(geoms), index=frame.index), crs=SRID
+        )
+
+    def query(self, sql_text: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        conn = self._reader()
+        params = list(params)
+        stmt = translate_placeholders(sql_text) if params else sql_text
+        try:
+            with conn.cursor() as cur:
+                cur.execute(stmt, params or None)
+                if cur.description is None:
+                    return pd.DataFrame()
+                names = [d.name for d in cur.description]
+                types = [d.type_code for d in cur.description]
+                rows = cur.fetchall()
+        except psycopg.Error as err:
+            msg = f"query on store {self.target} failed: {err}"
+            raise StoreError(msg) from err
+        columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+        return pd.DataFrame(
+            {n: _typed(values, oid) for n, values, oid in zip(names, columns, types, strict=True)},
+            columns=names,
+        )
+
+    # ------------------------------------------------------------------ writing
+    def _create_meta(self, conn: psycopg.Connection) -> None:
+        conn.execute(
+            sql.SQL("CREATE TABLE IF NOT EXISTS {} (version bigint NOT NULL)").format(
+                self._ident(META)
+            )
+        )
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {0} (version) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM {0})"
+            ).format(self._ident(META))
+        )
+
+    def _bump(self, conn: psycopg.Connection) -> None:
+        """Next version; the row lock also serialises concurrent writers."""
+        try:
+            conn.execute(sql.SQL("UPDATE {} SET version = version + 1").format(self._ident(META)))
+        except psycopg.errors.UndefinedTable as err:
+            msg = f"store {self.target} is not initialised; run `omw-sites db init`"
+            raise StoreError(msg) from err
+
+    def _create_table(
+        self,
+        conn: psycopg.Connection,
+        ident: sql.Composable,
+        kinds: Mapping[str, str],
+        spatial: bool,
+        if_not_exists: bool = False,
+        primary_key: bool = True,
+    ) -> None:
+        pk = " PRIMARY KEY" if primary_key else ""
+        defs = [sql.SQL("{} bigserial" + pk).format(sql.Identifier(FID))]
+        defs += [
+            sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(PG_TYPES[k]))
+            for c, k in kinds.items()
+        ]
+        if spatial:
+            defs.append(sql.SQL("{} geometry(Geometry, 2180)").format(sql.Identifier(GEOM)))
+        head = "CREATE TABLE IF NOT EXISTS {} ({})" if if_not_exists else "CREATE TABLE {} ({})"
+        conn.execute(sql.SQL(head).format(ident, sql.SQL(", ").join(defs)))
+
+    def init(self) -> None:
+        conn = self._writer()
+        try:
+            with conn.transaction():
+                conn.execute(
+                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
+                )
+                self._create_meta(conn)
+                for name, cols in {**BOOKKEEPING_TABLES, RUN_INFO: RUN_INFO_COLUMNS}.items():
+                    self._create_table(conn, self._ident(name), cols, False, if_not_exists=True)
+                self._bump(conn)
+        except psycopg.Error as err:
+            msg = f"cannot initialise store {self.target}: {err}"
+            raise StoreError(msg) from err
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        conn = self._writer()
+        try:
+            with conn.transaction():
+                self._bump(conn)
+                yield _PgTransaction(self, conn)
+        except psycopg.Error as err:
+            msg = f"transaction on store {self.target} failed and was rolled back: {err}"
+            raise StoreError(msg) from err
+
+    def bulk_load(
+        self,
+        sites: gpd.GeoDataFrame,
+        layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame],
+    ) -> None:
+        frames: dict[str, pd.DataFrame] = {"sites": sites, **layers}
+        for name in frames:
+            if name == META:
+                msg = f"{META!r} is reserved for the store's own bookkeeping"
+                raise StoreError(msg)
+        conn = self._writer()
+        stage = f"omw_load_{uuid.uuid4().hex[:12]}"
+        try:
+            with conn.transaction():
+                conn.execute(
+                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
+                )
+                self._create_meta(conn)
+                self._bump(conn)  # serialise with other writers from the start
+                conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
+                conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(stage)))
+                for name, frame in frames.items():
+                    self._load_one(conn, stage, name, frame)
+                # the swap: only now do readers of the old tables wait (briefly)
+                for old in self._tables(conn):
+                    conn.execute(sql.SQL("DROP TABLE {} CASCADE").format(self._ident(old)))
+                for name in frames:
+                    conn.execute(
+                        sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
+                            sql.Identifier(stage, name), sql.Identifier(self.schema)
+                        )
+                    )
+                conn.execute(sql.SQL("DROP SCHEMA {}").format(sql.Identifier(stage)))
+        except psycopg.Error as err:
+            msg = f"bulk load into store {self.target} failed: {err}"
+            raise StoreError(msg) from err
+
+    def _load_one(
+        self, conn: psycopg.Connection, stage: str, name: str, frame: pd.DataFrame
+    ) -> None:
+        where = f"bulk load of {name}"
+        attrs, geoms = _split_geometry(frame, name)
+        spatial = geoms is not None
+        for reserved in (FID, GEOM):
+            if reserved in attrs.columns:
+                msg = f"{where}: column name {reserved!r} is reserved by the store"
+                raise StoreError(msg)
+        kinds = {str(c): kind_of(attrs[c]) for c in attrs.columns}
+        ident = sql.Identifier(stage, name)
+        # indexes (primary key included) are built after the data is in
+        self._create_table(conn, ident, kinds, spatial, primary_key=False)
+        cols = [FID, *binary_order(kinds)] + ([GEOM] if spatial else [])
+        stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary, FREEZE)").format(
+            ident, sql.SQL(", ").join(sql.Identifier(c) for c in cols)
+        )
+        _copy_in(conn, stmt, _binary_chunks(attrs, kinds, geoms, where, fid_start=1))
+        n = len(attrs)
+        conn.execute(
+            "SELECT setval(pg_get_serial_sequence(%s, 'fid'), %s, %s)",
+            (ident.as_string(conn), max(n, 1), n > 0),
+        )
+        conn.execute(
+            sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
+                ident, sql.Identifier(f"{name}_pkey"), sql.Identifier(FID)
+            )
+        )
+        if spatial:
+            conn.execute(
+                sql.SQL("CREATE INDEX {} ON {} USING gist ({})").format(
+                    sql.Identifier(f"{name}_geom_idx"), ident, sql.Identifier(GEOM)
+                )
+            )
+        indexed = [FID] + ([GEOM] if spatial else [])
+        for col in _INDEXED.get(name, []):
+            if col in kinds:
+                conn.execute(
+                    sql.SQL("CREATE INDEX {} ON {} ({})").format(
+                        sql.Identifier(f"{name}_{col}_idx"), ident, sql.Identifier(col)
+                    )
+                )
+                indexed.append(col)
+        # statistics for the planner on the indexed columns only (all ~100 would take
+        # seconds per million rows); autovacuum completes them later
+        conn.execute(
+            sql.SQL("ANALYZE {} ({})").format(
+                ident, sql.SQL(", ").join(sql.Identifier(c) for c in indexed)
+            )
+        )
+
+
+def _typed(values: Sequence[Any], oid: int) -> pd.Series:
+    """A result column with the dtype pyogrio would give (float64, int64, bool, str)."""
+    if oid in (700, 701, 1700):  # float4, float8, numeric
+        return pd.Series([np.nan if v is None else float(v) for v in values], dtype="float64")
+    if oid in (20, 21, 23):  # int8, int2, int4
+        if any(v is None for v in values):
+            return pd.Series([np.nan if v is None else v for v in values], dtype="float64")
+        return pd.Series(values, dtype="int64")
+    if oid == 16:
+        if any(v is None for v in values):
+            return pd.Series(values, dtype=object)
+        return pd.Series(values, dtype="bool")
+    if oid in (25, 1043, 1042, 19):  # text, varchar, bpchar, name
+        return pd.Series(values, dtype="str")
+    return pd.Series(values, dtype=object)

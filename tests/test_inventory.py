@@ -1,0 +1,379 @@
+"""The regional inventory on both backends: incremental updates, history, lifecycle,
+provenance, de-duplication, change feed, exports and all-or-nothing writes."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from sample_store import sample_data
+
+from omw_sites.layers import RECORD_COLUMNS, rank_col, score_col
+from omw_sites.store import InventoryError, open_inventory, read_run_info, read_sites
+from omw_sites.store.base import SITE_RECORD_COLUMNS, StoreError
+from omw_sites.store.export import export_sites
+
+
+@pytest.fixture(params=["gpkg", "postgis"])
+def target(request, tmp_path):
+    """A fresh, empty inventory target on each backend."""
+    if request.param == "gpkg":
+        return str(tmp_path / "inventory.gpkg")
+    url = request.getfixturevalue("postgis_url")
+    return f"{url}?schema=t_{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def loaded(target):
+    sites, reference, info = sample_data(120, seed=3)
+    inv = open_inventory(target)
+    report = inv.apply(sites, reference, info, now="2026-11-01T10:00:00.000000Z")
+    assert report.kind == "load" and report.added == 120
+    return inv, sites, reference, info
+
+
+def _info(run_id: str, base: dict) -> dict:
+    return {**base, "run_id": run_id}
+
+
+def _snapshot(inv) -> dict[str, pd.DataFrame]:
+    """Everything a reader can see, in a comparable form."""
+    out = {}
+    sites = inv.read_sites(include_ended=True)
+    sites = pd.DataFrame(sites.assign(wkt=shapely.to_wkt(sites.geometry.to_numpy(), 3)))
+    out["sites"] = sites.drop(columns="geometry").sort_values(["site_id", "created_at"])
+    for table in ("site_history", "runs", "provenance", "run_info"):
+        frame = pd.DataFrame(inv.backend.read_layer(table, read_geometry=False))
+        out[table] = frame.sort_values(list(frame.columns)).reset_index(drop=True)
+    return {k: v.reset_index(drop=True) for k, v in out.items()}
+
+
+def test_record_columns_documented_once():
+    assert set(SITE_RECORD_COLUMNS) == set(RECORD_COLUMNS)
+
+
+def test_first_load_then_identical_update_changes_nothing(loaded):
+    inv, sites, reference, info = loaded
+    stored = inv.read_sites()
+    assert len(stored) == 120
+    assert (stored["status"] == "available").all()
+    assert stored["created_at"].eq("2026-11-01T10:00:00.000000Z").all()
+    before = _snapshot(inv)
+    report = inv.apply(sites, reference, _info("r2", info), now="2026-11-02T10:00:00.000000Z")
+    assert (report.added, report.changed, report.ended, report.unchanged) == (0, 0, 0, 120)
+    after = _snapshot(inv)
+    pd.testing.assert_frame_equal(before["sites"], after["sites"])
+    assert after["site_history"].empty
+    assert list(after["runs"]["run_id"].sort_values()) == ["r2", "sample"]
+
+
+def test_changed_fields_are_history_rows_and_other_sites_untouched(loaded):
+    inv, sites, reference, info = loaded
+    new = sites.copy()
+    ids = new["site_id"].iloc[[4, 9, 30]].tolist()
+    new.loc[new.index[[4, 9]], "dist_sewer_m"] = [12.5, 99.0]
+    new.loc[new.index[30], "zoning_symbol"] = "7U"
+    old = sites.set_index("site_id")
+    report = inv.apply(new, None, _info("r2", info), now="2026-11-05T08:00:00.000000Z")
+    assert (report.added, report.changed, report.ended) == (0, 3, 0)
+    assert report.fields_changed == {"dist_sewer_m": 2, "zoning_symbol": 1}
+    h = inv.history(ids[0])
+    assert list(h["kind"]) == ["created", "changed"]
+    row = h.iloc[1]
+    assert row["field"] == "dist_sewer_m"
+    assert float(row["old_value"]) == pytest.approx(old.loc[ids[0], "dist_sewer_m"])
+    assert float(row["new_value"]) == 12.5
+    assert row["source"] == "run:r2" and row["changed_at"] == "2026-11-05T08:00:00.000000Z"
+    z = inv.history(ids[2])
+    assert (z.iloc[-1]["field"], z.iloc[-1]["new_value"]) == ("zoning_symbol", "7U")
+    stored = inv.read_sites().set_index("site_id")
+    assert stored.loc[ids[0], "dist_sewer_m"] == 12.5
+    untouched = stored.drop(index=ids)
+    assert (untouched["updated_at"] == "2026-11-01T10:00:00.000000Z").all()
+    assert (stored.loc[ids, "measured_run"] == "r2").all()
+
+
+def test_scope_limits_adds_and_ends_to_the_given_gminy(loaded):
+    inv, sites, reference, info = loaded
+    in_a = sites.index[sites["teryt"] == "1418043"]
+    in_b = sites.index[sites["teryt"] == "1421062"]
+    gone_a, gone_b = sites.loc[in_a[0], "site_id"], sites.loc[in_b[0], "site_id"]
+    new = sites.drop(index=[in_a[0], in_b[0]])
+    report = inv.apply(new, None, _info("r2", info), scope=["1418043"])
+    assert (report.ended, report.added, report.changed) == (1, 0, 0)
+    current = set(inv.read_sites()["site_id"])
+    assert gone_a not in current and gone_b in current
+    ended = inv.read_sites(include_ended=True, where=f"site_id = '{gone_a}'")
+    assert ended["ended_at"].notna().all()
+    assert "1418043" in ended["ended_reason"].iloc[0]
+    assert inv.history(gone_a)["kind"].tolist() == ["created", "ended"]
+
+
+def test_split_creates_new_sites_that_inherit_offer_and_list_their_parent(loaded):
+    inv, sites, reference, info = loaded
+    parent = sites.iloc[5]
+    inv.edit(parent["site_id"], {"status": "reserved", "price_pln_m2": 310.0}, by="gmina")
+    x0, y0, x1, y1 = parent.geometry.bounds
+    xm = (x0 + x1) / 2
+    halves = [shapely.box(x0, y0, xm, y1), shapely.box(xm, y0, x1, y1)]
+    children = gpd.GeoDataFrame([parent, parent], crs=sites.crs).reset_index(drop=True)
+    children = children.set_geometry(gpd.GeoSeries(halves, crs=sites.crs))
+    children["site_id"] = ["Schild00001", "Schild00002"]
+    children["parcel_ids"] = ["146501_1.0001.900/1", "146501_1.0001.900/2"]
+    children["derived_from"] = parent["site_id"]
+    new = pd.concat([sites.drop(index=sites.index[5]), children], ignore_index=True)
+    new = gpd.GeoDataFrame(new, geometry="geometry", crs=sites.crs)
+    report = inv.apply(new, None, _info("r2", info))
+    assert (report.added, report.ended) == (2, 1)
+    stored = inv.read_sites().set_index("site_id")
+    for child in ("Schild00001", "Schild00002"):
+        assert stored.loc[child, "derived_from"] == parent["site_id"]
+        assert stored.loc[child, "status"] == "reserved"
+        assert stored.loc[child, "price_pln_m2"] == 310.0
+        assert inv.history(child).iloc[0]["new_value"] == f"derived from {parent['site_id']}"
+    assert parent["site_id"] not in stored.index
+
+
+def test_duplicates_by_parcel_and_by_overlap_are_merged_and_reported(loaded):
+    inv, sites, reference, info = loaded
+    a, b = sites.iloc[10], sites.iloc[11]
+    # the same land from another source: different site IDs
+    same_parcel = a.copy()
+    same_parcel["site_id"] = "Sdupparcel1"
+    same_parcel["parcel_ids"] = a["parcel_ids"] + ",146501_1.0099.1"
+    overlap = b.copy()
+    overlap["site_id"] = "Sdupgeom001"
+    overlap["parcel_ids"] = "146501_1.0098.77"
+    overlap["geometry"] = shapely.affinity.translate(b.geometry, xoff=b.geometry.bounds[2] * 0 + 5)
+    extra = gpd.GeoDataFrame([same_parcel, overlap], crs=sites.crs)
+    # the update covers another gmina only, so a and b are not ended as "gone"
+    extra["teryt"] = "1434022"
+    new = gpd.GeoDataFrame(pd.concat([sites, extra], ignore_index=True), crs=sites.crs)
+    new = new[~new["site_id"].isin([a["site_id"], b["site_id"]])]
+    report = inv.apply(new, None, _info("r2", info), scope=["1434022"])
+    merged = {old: (kept, why) for kept, old, why in report.merged}
+    assert merged[a["site_id"]][0] == "Sdupparcel1" and "parcel" in merged[a["site_id"]][1]
+    assert merged[b["site_id"]][0] == "Sdupgeom001" and "overlap" in merged[b["site_id"]][1]
+    stored = inv.read_sites().set_index("site_id")
+    assert a["site_id"] not in stored.index and b["site_id"] not in stored.index
+    assert a["site_id"] in stored.loc["Sdupparcel1", "derived_from"]
+    assert inv.history(b["site_id"])["kind"].iloc[-1] == "merged"
+
+
+def test_far_apart_sites_are_not_duplicates(loaded):
+    inv, sites, reference, info = loaded
+    far = sites.iloc[[0]].copy()
+    far["site_id"] = "Sfaraway001"
+    far["parcel_ids"] = "146501_1.0097.5"
+    far["teryt"] = "1434022"
+    far = far.set_geometry(gpd.GeoSeries([shapely.box(0, 0, 100, 100)], crs=sites.crs))
+    report = inv.apply(
+        gpd.GeoDataFrame(pd.concat([sites, far]), crs=sites.crs), None, _info("r2", info)
+    )
+    assert report.added == 1 and report.merged == []
+
+
+def test_status_lifecycle_and_offer_edits(loaded):
+    inv, sites, *_ = loaded
+    sid = sites["site_id"].iloc[0]
+    rec = inv.set_status(sid, "reserved", by="jan.kowalski", date="2026-11-20")
+    assert (rec["status"], rec["status_date"]) == ("reserved", "2026-11-20")
+    rec = inv.edit(
+        sid,
+        {
+            "price_pln_m2": 420,
+            "contact": "coi@piaseczno.eu",
+            "documents": [
+                {"title": "Wypis z MPZP", "url": "https://bip.example.pl/mpzp.pdf"},
+                {"title": "Operat", "url": "https://intra.example.pl/o.pdf", "public": False},
+            ],
+            "sez_status": "Polska Strefa Inwestycji: decyzja 2026/11",
+        },
+        by="jan.kowalski",
+    )
+    assert rec["price_pln_m2"] == 420.0
+    docs = json.loads(rec["documents"])
+    assert [d["public"] for d in docs] == [True, False]
+    inv.set_status(sid, "sold", by="jan.kowalski")
+    with pytest.raises(InventoryError) as err:
+        inv.set_status(sid, "available", by="jan.kowalski")
+    assert err.value.field == "status" and "sold is final" in str(err.value)
+    h = inv.history(sid)
+    assert h["kind"].tolist()[0] == "created"
+    status_rows = h[h["field"] == "status"]
+    assert status_rows[["old_value", "new_value"]].values.tolist() == [
+        ["available", "reserved"],
+        ["reserved", "sold"],
+    ]
+    assert set(h.loc[h["kind"] == "offer", "source"]) == {"user:jan.kowalski"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"price_pln_m2": -5}, "price_pln_m2"),
+        ({"status": "rented"}, "status"),
+        ({"documents": [{"title": "x", "url": "not a url"}]}, "documents.0.url"),
+        ({"colour": "red"}, "colour"),
+        ({}, "body"),
+    ],
+)
+def test_invalid_edits_name_the_field_and_change_nothing(loaded, changes, field):
+    inv, sites, *_ = loaded
+    sid = sites["site_id"].iloc[1]
+    before = _snapshot(inv)
+    with pytest.raises(InventoryError) as err:
+        inv.edit(sid, changes, by="anna")
+    assert err.value.field == field
+    after = _snapshot(inv)
+    pd.testing.assert_frame_equal(before["sites"], after["sites"])
+
+
+def test_edit_unknown_site_is_404(loaded):
+    inv, *_ = loaded
+    with pytest.raises(InventoryError) as err:
+        inv.edit("Snotthere00", {"notes": "x"}, by="anna")
+    assert err.value.status == 404
+
+
+def test_changed_since_feed(loaded):
+    inv, sites, reference, info = loaded
+    t0 = "2026-11-03T00:00:00Z"
+    assert inv.changed_since(t0).empty
+    new = sites.drop(index=sites.index[0]).copy()
+    new.loc[new.index[0], "slope_mean_pct"] = 3.25
+    inv.apply(new, None, _info("r2", info), now="2026-11-04T00:00:00.000000Z")
+    inv.edit(sites["site_id"].iloc[7], {"notes": "do sprzedaży w 2027"}, by="anna")
+    feed = inv.changed_since(t0).set_index("site_id")
+    assert feed.loc[sites["site_id"].iloc[0], "change"] == "ended"
+    assert feed.loc[sites["site_id"].iloc[1], "change"] == "changed"
+    assert feed.loc[sites["site_id"].iloc[1], "fields"] == "slope_mean_pct"
+    assert feed.loc[sites["site_id"].iloc[7], "fields"] == "notes"
+    assert len(feed) == 3
+    assert inv.changed_since("2030-01-01").empty
+    with pytest.raises(InventoryError):
+        inv.changed_since("yesterday")
+
+
+def test_provenance_names_source_date_and_who(loaded):
+    inv, sites, reference, info = loaded
+    sid = sites["site_id"].iloc[2]
+    inv.edit(sid, {"price_pln_m2": 199}, by="ewa")
+    prov = inv.provenance(sid).set_index("field")
+    assert prov.loc["dist_water_m", "sources"] == "parcels"
+    assert prov.loc["dist_water_m", "data_date"] == "2026-10-01"
+    assert prov.loc["dist_water_m", "set_by"] == "run:sample"
+    assert prov.loc["price_pln_m2", "set_by"] == "user:ewa"
+    assert prov.loc["price_pln_m2", "value"] == "199"
+
+
+def test_scores_and_ranks_refreshed_without_history(loaded):
+    inv, sites, reference, info = loaded
+    new = sites.copy()
+    col, rcol = score_col("logistics"), rank_col("logistics")
+    new[col] = new[col] * 0.5
+    report = inv.apply(new, None, _info("r2", info))
+    assert report.changed == 0 and report.rescored > 0
+    stored = inv.read_sites().set_index("site_id").loc[new["site_id"]]
+    np.testing.assert_allclose(stored[col].to_numpy(), new[col].to_numpy())
+    np.testing.assert_array_equal(stored[rcol].to_numpy(), new[rcol].to_numpy())
+    assert inv.backend.read_layer("site_history", read_geometry=False).empty
+    rescored = new[col].notna().to_numpy()  # excluded sites keep NaN: nothing to rewrite
+    assert (stored["scored_run"].to_numpy()[rescored] == "r2").all()
+    assert (stored["scored_run"].to_numpy()[~rescored] == "sample").all()
+
+
+def test_new_profile_columns_are_added(loaded):
+    inv, sites, reference, info = loaded
+    new = sites.copy()
+    new["score_airport_hub"] = np.linspace(0, 1, len(new))
+    new["rank_airport_hub"] = np.arange(len(new), 0, -1)
+    inv.apply(new, None, _info("r2", info))
+    stored = inv.read_sites().set_index("site_id").loc[new["site_id"]]
+    np.testing.assert_array_equal(stored["rank_airport_hub"].to_numpy(), np.arange(120, 0, -1))
+
+
+def test_failed_update_leaves_everything_as_before(loaded, monkeypatch):
+    inv, sites, reference, info = loaded
+    before = _snapshot(inv)
+    new = sites.drop(index=sites.index[:3]).copy()
+    new.loc[new.index[0], "dist_gas_m"] = 1.0
+    tx_type = type(inv.backend)
+    real = inv.backend.transaction
+
+    def failing_transaction():
+        ctx = real()
+
+        class Wrapped:
+            def __enter__(self):
+                self.tx = ctx.__enter__()
+                original = self.tx.insert
+
+                def insert(table, rows):
+                    if table == "runs":  # late in the update: after sites and history
+                        raise OSError("disk full (simulated)")
+                    return original(table, rows)
+
+                self.tx.insert = insert
+                return self.tx
+
+            def __exit__(self, *exc):
+                return ctx.__exit__(*exc)
+
+        return Wrapped()
+
+    monkeypatch.setattr(inv.backend, "transaction", failing_transaction)
+    with pytest.raises(OSError, match="simulated"):
+        inv.apply(new, None, _info("r2", info))
+    monkeypatch.setattr(inv.backend, "transaction", real)
+    after = _snapshot(inv)
+    for name in before:
+        pd.testing.assert_frame_equal(before[name], after[name], obj=f"{tx_type.__name__}.{name}")
+
+
+def test_refuses_duplicate_site_ids(loaded):
+    inv, sites, reference, info = loaded
+    twice = gpd.GeoDataFrame(pd.concat([sites, sites.iloc[[0]]]), crs=sites.crs)
+    with pytest.raises(StoreError, match="twice"):
+        inv.apply(twice, None, _info("r2", info))
+
+
+@pytest.mark.parametrize("suffix", [".gpkg", ".geojson", ".csv", ".xlsx", ".parquet"])
+def test_exports_round_trip(loaded, tmp_path, suffix):
+    inv, sites, *_ = loaded
+    inv.edit(sites["site_id"].iloc[0], {"notes": "Zażółć gęślą jaźń"}, by="anna")
+    path, n = export_sites(inv, tmp_path / f"sites{suffix}")
+    assert n == 120
+    if suffix in (".gpkg", ".geojson"):
+        back = gpd.read_file(path)
+        if suffix == ".geojson":
+            assert back.crs.to_epsg() == 4326
+            assert back.total_bounds[0] > 19 and back.total_bounds[2] < 23
+        else:
+            assert back.crs.to_epsg() == 2180
+    elif suffix == ".csv":
+        back = pd.read_csv(path)
+        assert {"lon", "lat", "wkt_epsg2180"} <= set(back.columns)
+    elif suffix == ".xlsx":
+        back = pd.read_excel(path, sheet_name="sites")
+    else:
+        back = gpd.read_parquet(path)
+        assert back.crs.to_epsg() == 2180
+    assert sorted(back["site_id"]) == sorted(sites["site_id"])
+    assert "Zażółć gęślą jaźń" in set(back["notes"].dropna())
+    with pytest.raises(ValueError, match="export format"):
+        export_sites(inv, tmp_path / "sites.shp")
+
+
+def test_read_helpers_return_current_records_and_latest_run(loaded):
+    inv, sites, reference, info = loaded
+    inv.apply(sites.iloc[1:], None, _info("r9", info))
+    assert len(read_sites(inv.backend)) == 119
+    assert len(read_sites(inv.backend, include_ended=True)) == 120
+    run = read_run_info(inv.backend)
+    assert run["run_id"] == "r9" and run["changes"]["ended"] == 1
