@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -173,17 +174,29 @@ def main() -> None:
     if not url:
         from omw_sites.store.pgcluster import start_cluster
 
-        url, stop = start_cluster(WORK / "pgcluster", durable=True)
+        cluster_dir = WORK / "pgcluster"
+        shutil.rmtree(cluster_dir, ignore_errors=True)
+        url, stop_server = start_cluster(cluster_dir, durable=True)
+
+        def stop() -> None:
+            stop_server()
+            shutil.rmtree(cluster_dir, ignore_errors=True)
+
     try:
         loads = [run_child(url, data, "load") for _ in range(args.repeat)]
         updates = [run_child(url, data, f"update:{i}") for i in range(args.repeat)]
     finally:
         if stop is not None:
             stop()
+    server = (
+        "OMW_DATABASE_URL"
+        if os.environ.get("OMW_DATABASE_URL")
+        else ("throw-away cluster (fsync on, wal_level=minimal)")
+    )
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     print(
         f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"{ram:.0f} GiB RAM; {len(info):,} sites × {ncols} columns + geometry; "
+        f"{ram:.0f} GiB RAM; {len(info):,} sites × {ncols} columns + geometry; {server}; "
         f"medians of {args.repeat}"
     )
     print(f"{'step':<28}{'median s':>10}{'runs s':>26}{'peak RSS MB':>14}{'Δ RSS MB':>10}")

@@ -29,6 +29,7 @@ from test_api import (
     strict_json,
 )
 
+from omw_sites.api.catalog import PRIVATE_COLUMNS
 from omw_sites.api.features import tile_bounds
 from omw_sites.store import read_sites
 
@@ -87,7 +88,8 @@ def test_queryables(client: httpx.Client, base_url: str, sites: gpd.GeoDataFrame
     doc = r.json()
     assert doc["$id"] == f"{base_url}/collections/sites/queryables"
     props = doc["properties"]
-    assert list(props) == ["geometry", *[c for c in sites.columns if c != "geometry"]]
+    published = [c for c in sites.columns if c != "geometry" and c not in PRIVATE_COLUMNS]
+    assert list(props) == ["geometry", *published]
     assert props["area_ha"]["type"] == "number" and props["area_ha"]["x-ogc-unit"] == "ha"
     assert props["time_junction_min"]["x-ogc-unit"] == "min"
     assert props["site_id"]["type"] == "string" and "x-ogc-unit" not in props["site_id"]
@@ -303,7 +305,7 @@ def test_properties_selection(client: httpx.Client, sites: gpd.GeoDataFrame) -> 
     none = all_items(client, properties="", limit=3)
     assert [f["properties"] for f in none["features"]] == [{}, {}, {}]
     crs = all_items(client, properties="site_id", crs=EPSG2180, limit=2)
-    assert all(f["geometry"]["coordinates"][0][0][0] > 400000 for f in crs["features"])
+    assert all(f["geometry"]["coordinates"][0][0][0][0] > 400000 for f in crs["features"])
     site_id = sites.site_id.iloc[7]
     one = client.get(f"{ITEMS}/{site_id}", params={"properties": "rank_office"}).json()
     assert one["properties"] == {"rank_office": int(sites.rank_office.iloc[7])}

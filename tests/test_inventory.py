@@ -14,7 +14,7 @@ import shapely
 from sample_store import sample_data
 
 from omw_sites.layers import RECORD_COLUMNS, rank_col, score_col
-from omw_sites.store import InventoryError, open_inventory, read_run_info, read_sites
+from omw_sites.store import InventoryError, open_backend, open_inventory, read_run_info, read_sites
 from omw_sites.store.base import SITE_RECORD_COLUMNS, StoreError
 from omw_sites.store.export import export_sites
 
@@ -23,9 +23,12 @@ from omw_sites.store.export import export_sites
 def target(request, tmp_path):
     """A fresh, empty inventory target on each backend."""
     if request.param == "gpkg":
-        return str(tmp_path / "inventory.gpkg")
+        yield str(tmp_path / "inventory.gpkg")
+        return
     url = request.getfixturevalue("postgis_url")
-    return f"{url}?schema=t_{uuid.uuid4().hex[:10]}"
+    target = f"{url}?schema=t_{uuid.uuid4().hex[:10]}"
+    yield target
+    open_backend(target).close()
 
 
 @pytest.fixture

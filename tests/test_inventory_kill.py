@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from kill_worker import states
 
-from omw_sites.store import open_inventory
+from omw_sites.store import open_backend, open_inventory
 from omw_sites.store.inventory import _multi, content_hash, tracked_columns
 
 KILLS = 20
@@ -29,9 +29,12 @@ def _fingerprint(sites) -> frozenset[tuple[str, str]]:
 @pytest.fixture(params=["gpkg", "postgis"])
 def target(request, tmp_path):
     if request.param == "gpkg":
-        return str(tmp_path / "killed.gpkg")
+        yield str(tmp_path / "killed.gpkg")
+        return
     url = request.getfixturevalue("postgis_url")
-    return f"{url}?schema=k_{uuid.uuid4().hex[:10]}"
+    target = f"{url}?schema=k_{uuid.uuid4().hex[:10]}"
+    yield target
+    open_backend(target).close()
 
 
 @pytest.mark.slow

@@ -193,15 +193,8 @@ def test_init_is_idempotent_and_exists_follows_it(backend):
 
 def test_bulk_load_round_trip(loaded, tmp_path):
     sites = make_sites()
-    assert {
-        "sites",
-        "gminy",
-        "quarantine",
-        "site_history",
-        "runs",
-        "provenance",
-        "run_info",
-    } == set(loaded.list_layers())
+    expected_layers = {"sites", "gminy", "quarantine", "run_info", *BOOKKEEPING_TABLES}
+    assert set(loaded.list_layers()) == expected_layers
     assert loaded.exists()
     assert loaded.columns("sites") == [c for c in sites.columns if c != "geometry"]
     got = loaded.read_layer("sites")
@@ -439,3 +432,46 @@ def test_placeholder_translation():
         translate_placeholders("SELECT * FROM t WHERE a = ? AND b LIKE 'x?%' AND \"c?\" = ?")
         == "SELECT * FROM t WHERE a = %s AND b LIKE 'x?%%' AND \"c?\" = %s"
     )
+
+
+def test_postgis_tables_of_other_types_take_the_csv_path(pg):
+    """Columns the binary COPY encoder does not write (integer, varchar) still load."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(pg.url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE {} (fid bigserial PRIMARY KEY, code varchar(8), n integer, "
+                "share real)"
+            ).format(sql.Identifier(pg.schema, "legacy"))  # fmt: skip
+        )
+    rows = pd.DataFrame({"code": ["ŁÓD", None, ""], "n": [1, 2, 3], "share": [0.5, np.nan, 2.0]})
+    with pg.transaction() as tx:
+        tx.insert("legacy", rows)
+    got = pg.read_layer("legacy")
+    assert got["code"].iloc[0] == "ŁÓD" and pd.isna(got["code"].iloc[1])
+    assert got["code"].iloc[2] == ""
+    assert got["n"].tolist() == [1, 2, 3] and got["n"].dtype == np.int64
+    assert got["share"].iloc[0] == 0.5 and np.isnan(got["share"].iloc[1])
+
+
+def test_postgis_bulk_load_edge_values(pg):
+    """Zero rows, all-NULL columns, infinities, long text and NULL geometry survive."""
+    empty = make_sites().iloc[:0]
+    pg.bulk_load(empty, make_layers())
+    got = pg.read_layer("sites")
+    assert len(got) == 0 and list(got.columns) == list(empty.columns)
+    sites = make_sites()
+    sites["area_ha"] = [np.inf, -np.inf, np.nan, 0.0]
+    sites["notes"] = pd.Series([None] * 4, dtype=object)
+    sites["long"] = ["ż" * 100_000, "a\nb\tc\\d\"e'f,g", None, "x"]
+    sites.loc[1, "geometry"] = None
+    pg.bulk_load(sites, make_layers())
+    got = pg.read_layer("sites")
+    assert got["area_ha"].tolist()[:2] == [np.inf, -np.inf] and np.isnan(got["area_ha"].iloc[2])
+    assert got["notes"].isna().all()
+    assert got["long"].iloc[0] == "ż" * 100_000
+    assert got["long"].iloc[1] == "a\nb\tc\\d\"e'f,g"
+    assert got.geometry.iloc[1] is None
+    assert_geoms_equal(got.geometry.iloc[[0, 2, 3]], sites.geometry.iloc[[0, 2, 3]])

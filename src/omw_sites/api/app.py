@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from omw_sites.api import features, maps
+from omw_sites.api import features, maps, write
 from omw_sites.api.catalog import Catalog
 from omw_sites.api.openapi import ogc_openapi
 from omw_sites.api.problems import install_problem_handlers
@@ -106,6 +106,7 @@ def create_app(store_path: str | Path) -> FastAPI:
     app.state.catalog = Catalog(store_path)
     app.state.map_cache = maps.MapCache()
     install_problem_handlers(app)
+    app.include_router(write.router)  # before the generic /collections/{id}/… routes
     app.include_router(features.router)
     app.include_router(maps.router)
 
@@ -119,7 +120,7 @@ def create_app(store_path: str | Path) -> FastAPI:
             cached["doc"] = orjson.dumps(ogc_openapi(app, props))
         return Response(cached["doc"], media_type=features.OPENAPI)
 
-    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET"])
+    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "PATCH"])
     app.add_middleware(ServerTimingMiddleware)
     return app
 

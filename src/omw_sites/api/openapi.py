@@ -167,8 +167,11 @@ def _operation_to_30(path: str, op: dict[str, Any]) -> None:
             param["explode"] = False
         if param["name"] == "filter-lang" and param["in"] == "query":
             param["schema"] = FILTER_LANG_SCHEMA
+    for media in op.get("requestBody", {}).get("content", {}).values():
+        media["schema"] = schema_to_30(media.get("schema", {}))
     responses = op.setdefault("responses", {})
-    responses.pop("422", None)  # FastAPI's validation errors are 400 problem bodies here
+    if "requestBody" not in op:
+        responses.pop("422", None)  # FastAPI's validation errors are 400 problem bodies here
     if has_query and "400" not in responses:
         responses["400"] = {"description": "a query parameter is invalid"}
     for code, response in responses.items():

@@ -105,7 +105,10 @@ async def _on_http(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404 and exc.detail == HTTPStatus.NOT_FOUND.phrase:
         detail = f"no resource at {request.url.path}; the landing page / lists what there is"
     elif exc.status_code == 405:
-        detail = f"{request.method} is not allowed on {request.url.path}; this API is read-only"
+        detail = (
+            f"{request.method} is not allowed on {request.url.path}; only the sites' "
+            "offer and status can be changed (PATCH /collections/sites/items/{id})"
+        )
     else:
         detail = str(exc.detail)
     return problem_response(exc.status_code, detail, instance=request.url.path, headers=exc.headers)

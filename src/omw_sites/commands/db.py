@@ -19,6 +19,7 @@ out = Console()
 
 db_app = typer.Typer(help="The regional inventory database (GeoPackage or PostGIS).")
 site_app = typer.Typer(help="Edit one site record: status lifecycle and offer details.")
+key_app = typer.Typer(help="API keys: who may change which gminy's sites through the API.")
 
 
 def _fail(exc: BaseException | str) -> None:
@@ -283,6 +284,50 @@ def edit(
     _print_record(rec, ["status", *changes])
 
 
+@key_app.command("add")
+def key_add(
+    name: Annotated[str, typer.Argument(help="who holds the key, e.g. 'COI Marki'")],
+    gmina: Annotated[
+        list[str],
+        typer.Option(help="TERYT of a gmina the key may change (repeatable); '*' = all"),
+    ],
+    store: StoreOpt = None,
+) -> None:
+    """Create an API key for PATCH /collections/sites/items/{id}; printed once."""
+    try:
+        key = _inventory(store).add_api_key(name, gmina)
+    except _errors() as exc:
+        _fail(exc)
+    console.print(
+        f"key for {escape(name)} (gminy {', '.join(gmina)}); store it now, it is shown once:"
+    )
+    out.print(key, highlight=False)
+
+
+@key_app.command("list")
+def key_list(store: StoreOpt = None) -> None:
+    """Keys ever made: holder, gminy, created, revoked (never the keys themselves)."""
+    try:
+        keys = _inventory(store).api_keys()
+    except _errors() as exc:
+        _fail(exc)
+    out.print(_table("API keys", keys, ["name", "teryt", "created_at", "revoked_at"]))
+
+
+@key_app.command("revoke")
+def key_revoke(
+    name: Annotated[str, typer.Argument(help="holder whose active key to revoke")],
+    store: StoreOpt = None,
+) -> None:
+    """Revoke a holder's key (kept in the list with the revocation time)."""
+    try:
+        n = _inventory(store).revoke_api_key(name)
+    except _errors() as exc:
+        _fail(exc)
+    console.print(f"revoked {n} key(s) of {escape(name)}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
     app.add_typer(site_app, name="site")
+    app.add_typer(key_app, name="apikey")

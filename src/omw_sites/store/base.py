@@ -14,6 +14,7 @@ Tables
 ``runs``         one row per ingest/update: run_id, created, kind, scope, counts, info (JSON).
 ``provenance``   per run and column: sources, data_date.
 ``run_info``     key/value JSON rows describing the latest run (read by maps/API/reports).
+``api_keys``     who may write through the API, for which gminy (SHA-256 of each key).
 reference layers (``gminy``, ``junctions``, ``utilities``, …) and ``quarantine``.
 
 Timestamps are ISO-8601 UTC text (``2026-11-27T01:02:03.123456Z``) in both backends, so they
@@ -168,10 +169,19 @@ PROVENANCE_COLUMNS = {
     "data_date": "text",
 }
 RUN_INFO_COLUMNS = {"key": "text", "value": "text"}
+API_KEYS = "api_keys"
+API_KEYS_COLUMNS = {
+    "name": "text",  # who holds the key (kept in the history of every write)
+    "key_hash": "text",  # SHA-256 of the key; the key itself is shown once, never stored
+    "teryt": "text",  # comma-separated gmina TERYT codes the key may change, or "*"
+    "created_at": "text",
+    "revoked_at": "text",
+}
 BOOKKEEPING_TABLES = {
     HISTORY: HISTORY_COLUMNS,
     RUNS: RUNS_COLUMNS,
     PROVENANCE: PROVENANCE_COLUMNS,
+    API_KEYS: API_KEYS_COLUMNS,
 }
 
 # Columns every site record carries beside its measured criteria and scores.

@@ -12,8 +12,11 @@ details and the status lifecycle are edited by people (CLI, API) through :meth:`
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import json
 import math
+import secrets
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, fie
 
 from omw_sites.layers import QUARANTINE, RUN_INFO, SITE_COLUMNS, SITES, WORK_CRS
 from omw_sites.store.base import (
+    API_KEYS,
+    API_KEYS_COLUMNS,
     HISTORY,
     HISTORY_COLUMNS,
     PROVENANCE,
@@ -149,10 +154,41 @@ def content_hash(sites: gpd.GeoDataFrame, columns: Sequence[str]) -> np.ndarray:
     for c in columns:
         s = sites[c].reset_index(drop=True)
         frame[c] = s.round(6) if pd.api.types.is_float_dtype(s) else s.astype(str)
-    wkb = shapely.to_wkb(shapely.set_precision(sites.geometry.to_numpy(), 0.001), hex=True)
-    frame["__geometry"] = wkb
+    frame["__geometry"] = geometry_hash(sites.geometry.to_numpy())
     digest = pd.util.hash_pandas_object(frame, index=False).to_numpy()
     return np.char.mod("%016x", digest.astype(np.uint64))
+
+
+def geometry_hash(geoms: np.ndarray) -> np.ndarray:
+    """A 64-bit hash per geometry of its coordinates rounded to the millimetre, in order,
+    and its structure (vertices and parts) — equal shapes hash equal, any moved vertex
+    or reordered ring changes it. Vectorised: no WKB round trip."""
+    geoms = np.asarray(geoms, dtype=object)
+    coords, owner = shapely.get_coordinates(geoms, return_index=True)
+    mm = np.round(coords * 1000.0).astype(np.int64)
+    golden = np.uint64(0x9E3779B97F4A7C15)
+    h = pd.util.hash_array(mm[:, 0]) ^ (pd.util.hash_array(mm[:, 1]) * golden)
+    counts = np.bincount(owner, minlength=len(geoms))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    position = np.arange(len(owner)) - np.repeat(starts, counts)
+    h = h * (np.uint64(2) * position.astype(np.uint64) + np.uint64(1))  # order-sensitive
+    out = np.zeros(len(geoms), dtype=np.uint64)
+    if len(h):  # owner is sorted: one reduceat sums each geometry's run (wrapping mod 2**64)
+        has = counts > 0
+        out[has] = np.add.reduceat(h, starts[has])
+    parts = shapely.get_num_geometries(geoms).astype(np.uint64)
+    return out ^ pd.util.hash_array(counts.astype(np.int64)) ^ (parts << np.uint64(32))
+
+
+def _rounded(geoms: np.ndarray) -> np.ndarray:
+    """Geometries with coordinates rounded to the millimetre (float noise is no change)."""
+    return shapely.transform(geoms, lambda c: np.round(c, 3))
+
+
+def _isin(values: Any, among: Any) -> np.ndarray:
+    """``values`` found in ``among`` (hashed object comparison: fast on any string dtype)."""
+    index = pd.Index(np.asarray(values, dtype=object), dtype=object)
+    return index.isin(np.asarray(among, dtype=object))
 
 
 def _as_text(value: Any) -> str | None:
@@ -225,7 +261,11 @@ class Inventory:
 
     # ---------------------------------------------------------------- reading
     def has_sites(self) -> bool:
-        return self.backend.exists() and SITES in self.backend.list_layers()
+        """True when the store holds a site table (then updates are incremental)."""
+        try:
+            return SITES in self.backend.list_layers()
+        except StoreError:
+            return False
 
     def read_sites(self, include_ended: bool = False, where: str | None = None, **kwargs: Any):
         """Site records (current ones unless ``include_ended``), EPSG:2180."""
@@ -426,6 +466,7 @@ class Inventory:
             )
             return report
 
+        self.backend.init()  # bookkeeping tables added since the store was made
         current = self.backend.read_layer(
             SITES,
             columns=["site_id", "teryt", "content_hash"],
@@ -434,14 +475,14 @@ class Inventory:
             fid_as_index=True,
         )
         current_fid = pd.Series(current.index.to_numpy(), index=current["site_id"].to_numpy())
-        known = sites["site_id"].isin(current_fid.index).to_numpy()
+        known = _isin(sites["site_id"], current_fid.index)
         new_sites = sites[~known & in_scope].reset_index(drop=True)
         same = sites[known & in_scope].reset_index(drop=True)
         old_hash = current.set_index("site_id")["content_hash"]
         changed = same[same["content_hash"].to_numpy() != old_hash.loc[same["site_id"]].to_numpy()]
         report.unchanged = len(same) - len(changed)
         cur_scope = current if not scope else current[current["teryt"].isin(list(scope))]
-        gone = cur_scope[~cur_scope["site_id"].isin(sites["site_id"])]
+        gone = cur_scope[~_isin(cur_scope["site_id"], sites["site_id"])]
 
         history: list[dict[str, Any]] = []
         merged_away: dict[int, str] = {}
@@ -456,31 +497,36 @@ class Inventory:
         self._inherit(records, ended_fids, current_fid, report)
         report.added, report.ended = len(records), len(ended_fids)
 
-        with self.backend.transaction() as tx:
-            new_cols = {c: kind_of(sites[c]) for c in sites.columns if c != "geometry"}
-            table_cols = set(self.backend.columns(SITES))
-            tx.add_columns(SITES, {c: k for c, k in new_cols.items() if c not in table_cols})
-            if len(changed):
-                history += self._update_changed(
-                    tx, changed, current_fid, tracked, now, run_id, source, report
-                )
-            if len(records):
-                tx.insert(SITES, records)
-                history += [
-                    {
-                        "site_id": sid,
-                        "field": "",
-                        "old_value": None,
-                        "new_value": f"derived from {d}" if d else None,
-                        "changed_at": now,
-                        "source": source,
-                        "run_id": run_id,
-                        "kind": "created",
-                    }
-                    for sid, d in zip(records["site_id"], records["derived_from"], strict=True)
-                ]
-            if ended_fids:
-                ended = pd.DataFrame(
+        # every read happens before the write transaction (a GeoPackage writer may lock
+        # readers out once its cache spills), then the transaction only writes
+        new_cols = {c: kind_of(sites[c]) for c in sites.columns if c != "geometry"}
+        table_cols = set(self.backend.columns(SITES))
+        updates: list[pd.DataFrame] = []
+        if len(changed):
+            rows, hist = self._changed_rows(
+                changed, current_fid, tracked, now, run_id, source, report
+            )
+            updates.append(rows)
+            history += hist
+        derived = self._derived_rows(sites, current_fid, set(ended_fids), run_id, table_cols)
+        report.rescored = len(derived)
+        if len(records):
+            history += [
+                {
+                    "site_id": sid,
+                    "field": "",
+                    "old_value": None,
+                    "new_value": f"derived from {d}" if d else None,
+                    "changed_at": now,
+                    "source": source,
+                    "run_id": run_id,
+                    "kind": "created",
+                }
+                for sid, d in zip(records["site_id"], records["derived_from"], strict=True)
+            ]
+        if ended_fids:
+            updates.append(
+                pd.DataFrame(
                     {
                         "fid": list(ended_fids),
                         "ended_at": now,
@@ -488,27 +534,34 @@ class Inventory:
                         "updated_at": now,
                     }
                 )
-                tx.update(SITES, "fid", ended)
-                ids = current.loc[list(ended_fids), "site_id"]
-                history += [
-                    {
-                        "site_id": sid,
-                        "field": "",
-                        "old_value": None,
-                        "new_value": why,
-                        "changed_at": now,
-                        "source": source,
-                        "run_id": run_id,
-                        "kind": "merged" if why.startswith("duplicate") else "ended",
-                    }
-                    for sid, why in zip(ids, ended_fids.values(), strict=True)
-                ]
-            report.rescored = self._refresh_derived(tx, sites, current_fid, set(ended_fids), run_id)
+            )
+            ids = current.loc[list(ended_fids), "site_id"]
+            history += [
+                {
+                    "site_id": sid,
+                    "field": "",
+                    "old_value": None,
+                    "new_value": why,
+                    "changed_at": now,
+                    "source": source,
+                    "run_id": run_id,
+                    "kind": "merged" if why.startswith("duplicate") else "ended",
+                }
+                for sid, why in zip(ids, ended_fids.values(), strict=True)
+            ]
+
+        with self.backend.transaction() as tx:
+            tx.add_columns(SITES, {c: k for c, k in new_cols.items() if c not in table_cols})
+            for rows in updates:
+                tx.update(SITES, "fid", rows)
+            if len(derived):
+                tx.update(SITES, "fid", derived)
+            if len(records):
+                tx.insert(SITES, records)
             tx.insert(HISTORY, _history_rows(history))
             self._record_run(tx, info, report, now, source)
-            if reference:
-                for name, gdf in reference.items():
-                    tx.replace(name, gdf)
+            for name, gdf in (reference or {}).items():
+                tx.replace(name, gdf)
             if quarantine is not None and len(quarantine.columns):
                 tx.replace(QUARANTINE, pd.DataFrame(quarantine))
         return report
@@ -585,6 +638,66 @@ class Inventory:
             changes["status_date"] = date
         return self.edit(site_id, changes, by)
 
+    # ---------------------------------------------------------------- API keys
+    def add_api_key(self, name: str, teryt: Sequence[str]) -> str:
+        """Create a write key for ``name`` limited to the gminy ``teryt`` (``["*"]``: the
+        whole region). Returns the key — shown once; only its SHA-256 is stored."""
+        name = str(name).strip()
+        if not name:
+            raise InventoryError("a key needs the name of who holds it", "name")
+        codes = sorted(set(teryt))
+        if not codes or any(c != "*" and not (c.isdigit() and len(c) == 7) for c in codes):
+            msg = f"gminy must be 7-digit TERYT codes or '*', not {codes}"
+            raise InventoryError(msg, "teryt")
+        keys = self.api_keys()
+        if (keys["name"] == name).any() and keys.loc[
+            keys["name"] == name, "revoked_at"
+        ].isna().any():
+            raise InventoryError(f"an active key named {name!r} exists; revoke it first", "name")
+        key = "omw_" + secrets.token_urlsafe(32)
+        row = pd.DataFrame(
+            [
+                {
+                    "name": name,
+                    "key_hash": _key_hash(key),
+                    "teryt": ",".join(codes),
+                    "created_at": utc_now(),
+                    "revoked_at": None,
+                }
+            ],
+            columns=list(API_KEYS_COLUMNS),
+        ).astype(object)
+        self.backend.init()
+        with self.backend.transaction() as tx:
+            tx.insert(API_KEYS, row)
+        return key
+
+    def api_keys(self) -> pd.DataFrame:
+        """Every key ever made (name, gminy, created, revoked) — hashes, not keys."""
+        return self._existing(API_KEYS, API_KEYS_COLUMNS)
+
+    def revoke_api_key(self, name: str) -> int:
+        """Revoke the active key(s) of ``name``; returns how many."""
+        keys = self.api_keys()
+        active = keys[(keys["name"] == name) & keys["revoked_at"].isna()]
+        if active.empty:
+            raise InventoryError(f"no active key named {name!r}", "name", status=404)
+        rows = pd.DataFrame({"key_hash": active["key_hash"].to_numpy(), "revoked_at": utc_now()})
+        with self.backend.transaction() as tx:
+            tx.update(API_KEYS, "key_hash", rows.astype(object))
+        return len(active)
+
+    def authorise(self, key: str | None) -> tuple[str, frozenset[str]] | None:
+        """(holder, gminy) of an active key, or None for a missing/unknown/revoked key."""
+        if not key:
+            return None
+        digest = _key_hash(key)
+        keys = self.api_keys()
+        for row in keys[keys["revoked_at"].isna()].itertuples():
+            if hmac.compare_digest(str(row.key_hash), digest):
+                return str(row.name), frozenset(str(row.teryt).split(","))
+        return None
+
     # ---------------------------------------------------------------- internals
     def _new_records(self, new: gpd.GeoDataFrame, now: str, run_id: str) -> gpd.GeoDataFrame:
         out = new.copy()
@@ -608,6 +721,7 @@ class Inventory:
     def _load_layers(self, new, reference, info, quarantine, report, now, source):
         layers: dict[str, Any] = dict(reference or {})
         layers[HISTORY] = empty_table(HISTORY_COLUMNS)
+        layers[API_KEYS] = self._existing(API_KEYS, API_KEYS_COLUMNS)
         runs = _run_row(info, report, now, source)
         layers[RUNS] = runs
         layers[PROVENANCE] = _provenance_rows(info, report.run_id)
@@ -616,12 +730,22 @@ class Inventory:
             layers[QUARANTINE] = pd.DataFrame(quarantine)
         return layers
 
+    def _existing(self, table: str, columns: Mapping[str, str]) -> pd.DataFrame:
+        """Rows of a bookkeeping table the store already holds (kept over a first load)."""
+        try:
+            if table in self.backend.list_layers():
+                return pd.DataFrame(self.backend.read_layer(table, read_geometry=False))
+        except StoreError:
+            pass
+        return empty_table(columns)
+
     def _record_run(self, tx, info, report, now, source) -> None:
         tx.insert(RUNS, _run_row(info, report, now, source))
         tx.insert(PROVENANCE, _provenance_rows(info, report.run_id))
         tx.replace(RUN_INFO, _run_info_rows(info, report))
 
-    def _update_changed(self, tx, changed, current_fid, tracked, now, run_id, source, report):
+    def _changed_rows(self, changed, current_fid, tracked, now, run_id, source, report):
+        """Update rows for the changed sites and one history row per changed field."""
         fids = current_fid.loc[changed["site_id"]].to_numpy()
         old = self.backend.read_layer(
             SITES, columns=tracked, where=f"fid IN ({_in_list(fids)})", fid_as_index=True
@@ -630,8 +754,8 @@ class Inventory:
         history: list[dict[str, Any]] = []
         for col in [*tracked, "geometry"]:
             if col == "geometry":
-                a = shapely.set_precision(old.geometry.to_numpy(), 0.001)
-                b = shapely.set_precision(new.geometry.to_numpy(), 0.001)
+                a = _rounded(old.geometry.to_numpy())
+                b = _rounded(new.geometry.to_numpy())
                 diff = ~shapely.equals_exact(a, b, tolerance=0.0)
                 olds = shapely.to_wkt(a[diff], rounding_precision=2).tolist()
                 news = shapely.to_wkt(b[diff], rounding_precision=2).tolist()
@@ -659,22 +783,21 @@ class Inventory:
         rows.insert(0, "fid", fids)
         rows["updated_at"] = now
         rows["measured_run"] = run_id
-        tx.update(SITES, "fid", rows.reset_index(drop=True))
         report.changed = len(changed)
-        return history
+        return rows.reset_index(drop=True), history
 
-    def _refresh_derived(self, tx, sites, current_fid, ended: set[int], run_id: str) -> int:
-        """Write scores/ranks/explanations that differ from the stored ones (all current
-        sites the run scored, in scope or not). Returns how many records changed."""
+    def _derived_rows(self, sites, current_fid, ended: set[int], run_id: str, table_cols):
+        """Update rows for the scores/ranks/explanations that differ from the stored ones
+        (every current site the run scored, in scope or not)."""
         cols = derived_columns(sites.columns)
         if not cols:
-            return 0
-        keep = sites["site_id"].isin(current_fid.index).to_numpy()
+            return pd.DataFrame()
+        keep = _isin(sites["site_id"], current_fid.index)
         new = sites.loc[keep, ["site_id", *cols]]
         fids = current_fid.loc[new["site_id"]].to_numpy()
         new = new.drop(columns="site_id").set_index(pd.Index(fids))
         new = new[~new.index.isin(list(ended))]
-        have = [c for c in cols if c in set(self.backend.columns(SITES))]
+        have = [c for c in cols if c in table_cols]
         old = self.backend.read_layer(
             SITES, columns=have, where=CURRENT, read_geometry=False, fid_as_index=True
         ).reindex(new.index)
@@ -683,11 +806,10 @@ class Inventory:
             diff |= _differs(old[c], new[c]) if c in old.columns else True
         rows = new[diff].copy()
         if rows.empty:
-            return 0
+            return pd.DataFrame()
         rows.insert(0, "fid", rows.index.to_numpy())
         rows["scored_run"] = run_id
-        tx.update(SITES, "fid", rows.reset_index(drop=True))
-        return len(rows)
+        return rows.reset_index(drop=True)
 
     def _duplicates(self, new_sites, current, gone, threshold) -> list[tuple[str, str, str]]:
         """Current sites (not ended by this update) holding the same land as a new site:
@@ -700,7 +822,7 @@ class Inventory:
             cur_parcels = self.backend.read_layer(
                 SITES, columns=["site_id", "parcel_ids"], where=CURRENT, read_geometry=False
             )
-            cur_parcels = cur_parcels[cur_parcels["site_id"].isin(alive["site_id"])]
+            cur_parcels = cur_parcels[_isin(cur_parcels["site_id"], alive["site_id"])]
             owner = (
                 cur_parcels.assign(pid=cur_parcels["parcel_ids"].str.split(","))
                 .explode("pid")
@@ -713,14 +835,14 @@ class Inventory:
                 .assign(pid=new_sites["parcel_ids"].str.split(","))
                 .explode("pid")
             )
-            hit = mine[mine["pid"].isin(owner.index)]
+            hit = mine[_isin(mine["pid"], owner.index)]
             for sid, pid in zip(hit["site_id"], hit["pid"], strict=True):
                 found.setdefault(owner[pid], (sid, f"shares parcel {pid}"))
         x0, y0, x1, y1 = new_sites.total_bounds
         near = self.backend.read_layer(
             SITES, columns=["site_id"], where=CURRENT, bbox=(x0, y0, x1, y1)
         )
-        near = near[near["site_id"].isin(alive["site_id"]) & ~near["site_id"].isin(list(found))]
+        near = near[_isin(near["site_id"], alive["site_id"]) & ~_isin(near["site_id"], list(found))]
         if len(near):
             tree = shapely.STRtree(near.geometry.to_numpy())
             ia, ib = tree.query(new_sites.geometry.to_numpy(), predicate="intersects")
@@ -772,6 +894,15 @@ class Inventory:
             src = old.loc[ps[0]]
             for name in EDITABLE:
                 records.loc[records.index[i], name] = src[name]
+
+
+def _key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def may_edit(gminy: frozenset[str], teryt: str) -> bool:
+    """Whether a key for ``gminy`` may change a site of gmina ``teryt``."""
+    return "*" in gminy or str(teryt) in gminy
 
 
 def normalise_timestamp(value: str) -> str:

@@ -31,13 +31,16 @@ DATABASE = "omw"
 #: settings of the throw-away server; ``durable=False`` also turns off fsync (tests)
 SERVER_SETTINGS = {
     "listen_addresses": "'127.0.0.1'",
-    "max_connections": "50",
+    "max_connections": "400",
     "shared_buffers": "256MB",
     "maintenance_work_mem": "256MB",
     "work_mem": "32MB",
     "max_wal_size": "4GB",
     "checkpoint_timeout": "30min",
     "logging_collector": "off",
+    # no replicas: COPY into a table created in the same transaction skips the WAL
+    "wal_level": "minimal",
+    "max_wal_senders": "0",
 }
 #: file in ``base_dir`` naming the folder actually used when ``base_dir`` was unreachable
 POINTER = "pgcluster.dir"

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import shapely
 from psycopg import sql
@@ -45,7 +46,7 @@ GEOM = "geom"
 PG_TYPES = {"text": "text", "float": "double precision", "int": "bigint", "bool": "boolean"}
 ARROW_TYPES = {"text": pa.string(), "float": pa.float64(), "int": pa.int64(), "bool": pa.bool_()}
 #: rows per COPY chunk: bounds client memory (about 1 kB of CSV per site row)
-CHUNK_ROWS = 50_000
+CHUNK_ROWS = 20_000
 _CSV_WRITE = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
 _INDEXED = {"sites": ["site_id"]}
 
@@ -154,6 +155,28 @@ def _hex_wkb(geoms: np.ndarray) -> pa.Array:
     )
 
 
+_UNHEX = np.zeros(256, dtype=np.uint8)
+_UNHEX[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16)
+_UNHEX[np.frombuffer(b"ABCDEF", dtype=np.uint8)] = np.arange(10, 16)
+
+
+def _geoms_from_hex(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Shapely geometries from hex WKB strings (None for NULL), decoded with numpy."""
+    arr = _plain(arr)
+    if len(arr) == 0:
+        return np.empty(0, dtype=object)
+    validity, offsets_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=np.int32)[arr.offset : arr.offset + len(arr) + 1]
+    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else _HEX[:0]
+    digits = _UNHEX[data[offsets[0] : offsets[-1]]]
+    raw = (digits[0::2] << 4) | digits[1::2]
+    new_offsets = ((offsets - offsets[0]) // 2).astype(np.int32)
+    wkb = pa.Array.from_buffers(
+        pa.binary(), len(arr), [validity, pa.py_buffer(new_offsets), pa.py_buffer(raw)], offset=0
+    )
+    return shapely.from_wkb(wkb.to_numpy(zero_copy_only=False))
+
+
 def _text_array(series: pd.Series) -> pa.Array:
     if pd.api.types.is_datetime64_any_dtype(series):
         values = series.dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -236,31 +259,21 @@ def _plain(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
     return arr
 
 
-def _gather(sources: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
-    """Concatenate per row, in order, one segment of every source.
-
-    ``sources``: ``(buffer, starts, lengths)`` with one segment per row. Returns the bytes
-    row 0 seg 0, row 0 seg 1, …, row 1 seg 0, … — one vectorised gather.
-    """
-    bases = np.cumsum([0] + [len(b) for b, _, _ in sources[:-1]])
-    src = np.concatenate([b for b, _, _ in sources])
-    seg_start = np.stack(
-        [st.astype(np.int64) + base for (_, st, _), base in zip(sources, bases, strict=True)],
-        axis=1,
-    ).reshape(-1)
-    seg_len = np.stack([ln.astype(np.int64) for _, _, ln in sources], axis=1).reshape(-1)
-    out_end = np.cumsum(seg_len)
-    idx = np.repeat(seg_start - (out_end - seg_len), seg_len)
-    idx += np.arange(out_end[-1] if len(out_end) else 0, dtype=np.int64)
-    return src[idx]
+def _binary_of(data: np.ndarray, lengths: np.ndarray) -> pa.Array:
+    """A binary Arrow array over ``data`` cut into consecutive pieces of ``lengths``."""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(data))]
+    return pa.Array.from_buffers(pa.binary(), len(lengths), buffers)
 
 
-def _binary_rows(columns: list[tuple[str, pa.Array]]) -> bytes:
+def _binary_rows(columns: list[tuple[str, pa.Array]]) -> memoryview:
     """PostgreSQL binary COPY tuples of ``columns`` ``[(kind, array)]`` (same length).
 
-    Fixed-width fields (int, float, bool) are laid out as one row-major matrix; NULL
-    fields lose their data bytes by a mask; text and WKB fields are gathered from the
-    Arrow buffers. No Python-level loop over rows.
+    Fixed-width fields (int, float, bool) are laid out as one row-major matrix whose NULL
+    fields lose their data bytes by a mask; every text/WKB field becomes a 4-byte length
+    prefix plus its bytes; Arrow's ``binary_join_element_wise`` then joins the pieces of
+    each row in C++. No Python-level loop over rows.
     """
     n = len(columns[0][1])
     fixed = [(k, a) for k, a in columns if k in _FIXED]
@@ -280,26 +293,25 @@ def _binary_rows(columns: list[tuple[str, pa.Array]]) -> bytes:
         matrix[:, at + 4 : at + 4 + size] = values.astype(dtype).view(np.uint8).reshape(n, size)
         keep[:, at + 4 : at + 4 + size] = valid[:, None]
         at += 4 + size
-    fixed_bytes = matrix[keep]
-    fixed_len = keep.sum(axis=1)
     count = np.frombuffer(len(columns).to_bytes(2, "big"), dtype=np.uint8)
-    zeros = np.zeros(n, dtype=np.int64)
-    sources = [
-        (count, zeros, np.full(n, 2, dtype=np.int64)),
-        (fixed_bytes, np.cumsum(fixed_len) - fixed_len, fixed_len),
+    parts = [
+        _binary_of(np.tile(count, n), np.full(n, 2)),
+        _binary_of(matrix[keep], keep.sum(axis=1)),
     ]
+    four = np.full(n, 4)
     for kind, arr in columns:
         if kind in _FIXED:
             continue
-        validity, offsets_buf, data_buf = arr.buffers()
-        offsets = np.frombuffer(offsets_buf, dtype=np.int32)[arr.offset : arr.offset + n + 1]
         valid = arr.is_valid().to_numpy(zero_copy_only=False)
-        lengths = np.where(valid, np.diff(offsets), 0)
+        lengths = pc.binary_length(arr).fill_null(-1).to_numpy(zero_copy_only=False)
         prefix = np.where(valid, lengths, -1).astype(">i4").view(np.uint8)
-        data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else count[:0]
-        sources.append((prefix, np.arange(n, dtype=np.int64) * 4, np.full(n, 4, dtype=np.int64)))
-        sources.append((data, offsets[:-1], lengths))
-    return _gather(sources).tobytes()
+        parts.append(_binary_of(prefix, four))
+        parts.append(arr.cast(pa.binary()) if arr.type != pa.binary() else arr)
+    rows = pc.binary_join_element_wise(
+        *parts, pa.scalar(b"", pa.binary()), null_handling="replace", null_replacement=""
+    )
+    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32)[rows.offset : rows.offset + n + 1]
+    return memoryview(rows.buffers()[2])[int(offsets[0]) : int(offsets[-1])]
 
 
 def _binary_chunks(
@@ -308,7 +320,7 @@ def _binary_chunks(
     geoms: np.ndarray | None,
     where: str,
     fid_start: int | None = None,
-) -> Iterator[bytes]:
+) -> Iterator[bytes | memoryview]:
     """Binary COPY stream in chunks: ``fid`` (when ``fid_start`` is given), the columns
     in :func:`binary_order`, then the geometry as WKB."""
     kinds = binary_order(kinds)
@@ -458,12 +470,19 @@ class _PgTransaction(Transaction):
 
     def update(self, table: str, key: str, rows: pd.DataFrame) -> None:
         info = self._table(table)
-        if key not in rows.columns or key not in info.kinds:
+        by_fid = key == "fid" and info.spatial  # the feature id every spatial table has
+        if key not in rows.columns or (key not in info.kinds and not by_fid):
             msg = f"update of {table!r}: key column {key!r} missing from the rows or the table"
             raise StoreError(msg)
         if len(rows) == 0:
             return
-        _, attrs, kinds, geoms = self._prepare(table, rows)
+        if by_fid:
+            _, attrs, kinds, geoms = self._prepare(table, rows.drop(columns=[key]))
+            attrs = attrs.copy()
+            attrs.insert(0, key, rows[key].to_numpy(dtype="int64"))
+            kinds = {key: "int", **kinds}
+        else:
+            _, attrs, kinds, geoms = self._prepare(table, rows)
         tmp = sql.Identifier(f"omw_upd_{uuid.uuid4().hex[:12]}")
         defs = [
             sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(PG_TYPES[k]))
@@ -563,7 +582,7 @@ class PostGISBackend(Backend):
         """Tables of the schema in creation order, without PostGIS's own and store_meta."""
         rows = conn.execute(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v') AND c.relname <> %s "
+            "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND c.relname <> %s "
             "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
             "AND d.objid = c.oid AND d.deptype = 'e') ORDER BY c.oid",
             (self.schema, META),
@@ -644,7 +663,7 @@ class PostGISBackend(Backend):
             msg = f"reading layer {name!r} of store {self.target} failed: {err}"
             raise StoreError(msg) from err
         table = _read_csv(bytes(data), names, kinds)
-        geoms = table.column("geometry").to_numpy(zero_copy_only=False) if geometry else None
+        geoms = _geoms_from_hex(table.column("geometry")) if geometry else None
         if geometry:
             table = table.drop_columns(["geometry"])
         frame = table.to_pandas()
@@ -653,9 +672,7 @@ class PostGISBackend(Backend):
             frame.index = pd.Index(fids.to_numpy(dtype=np.int64), name=FID)
         if geoms is None:
             return frame
-        return gpd.GeoDataFrame(
-            frame, geometry=gpd.GeoSeries(shapely.from_wkb(geoms), index=frame.index), crs=SRID
-        )
+        return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, index=frame.index), crs=SRID)
 
     def query(self, sql_text: str, params: Sequence[Any] = ()) -> pd.DataFrame:
         conn = self._reader()
