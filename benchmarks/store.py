@@ -21,6 +21,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyogrio
 import shapely
 
 from omw_sites.layers import (
@@ -45,7 +46,7 @@ def synthetic_sites(n: int, seed: int = 0) -> gpd.GeoDataFrame:
     geom = shapely.box(x, y, x + w, y + w * rng.uniform(0.5, 1.5, n))
     ids = np.char.add("S", np.char.mod("%010x", np.arange(n)))
     data: dict[str, object] = {"site_id": ids}
-    for col, (unit, _) in SITE_COLUMNS.items():
+    for col in SITE_COLUMNS:
         if col == "site_id":
             continue
         if col == "parcel_ids":
@@ -88,6 +89,24 @@ def one_percent_update(sites: gpd.GeoDataFrame, seed: int = 1) -> gpd.GeoDataFra
 
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def baseline_write(sites: gpd.GeoDataFrame, folder: Path, repeat: int) -> dict[str, float]:
+    """The floor in the same run: GDAL writing the same frame to a fresh GeoPackage
+    (what the whole-file store of session 1 did on every run)."""
+    times = []
+    for i in range(repeat):
+        path = folder / f"baseline-{i}.gpkg"
+        t = time.perf_counter()
+        pyogrio.write_dataframe(sites, path, layer="sites", driver="GPKG", use_arrow=True)
+        times.append(time.perf_counter() - t)
+        path.unlink()
+    return {
+        "backend": "baseline: pyogrio GPKG write",
+        "sites": len(sites),
+        "bulk_load_s": statistics.median(times),
+        "peak_rss_mb": _rss_mb(),
+    }
 
 
 def bench_backend(name: str, target_factory, sites, update, repeat: int) -> dict[str, float]:
@@ -136,6 +155,8 @@ def main() -> None:
           f"{time.perf_counter() - t:.1f} s")  # fmt: skip
     rows = []
     with tempfile.TemporaryDirectory(prefix="omw-bench-store-") as tmp:
+        rows.append(baseline_write(sites, Path(tmp), args.repeat))
+        print(rows[-1], flush=True)
         if args.backend in ("gpkg", "both"):
             rows.append(
                 bench_backend(

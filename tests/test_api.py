@@ -493,7 +493,8 @@ def test_datetime_is_accepted(client: httpx.Client) -> None:
 
 def test_unknown_path_and_method_are_problems(client: httpx.Client) -> None:
     assert_problem(client.get("/nowhere"), 404, "/nowhere")
-    assert_problem(client.post("/collections"), 405, "read-only")
+    assert_problem(client.post("/collections"), 405, "PATCH /collections/sites/items")
+    assert_problem(client.patch("/collections/rail/items/1", json={}), 405)
 
 
 def test_build_layer_serialises_nulls_and_types() -> None:
