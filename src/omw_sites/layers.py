@@ -205,6 +205,7 @@ RECORD_COLUMNS: dict[str, tuple[str, str]] = {
     "sez_status": ("", "special economic zone / Polish Investment Zone status"),
     "notes": ("", "notes of the gmina or the investor-service office"),
     "content_hash": ("", "hash of the measured attributes and geometry (change detection)"),
+    "scores_hash": ("", "hash of the scores, ranks and explanations (change detection)"),
     "created_at": ("UTC", "when this record was created"),
     "updated_at": ("UTC", "when this record last changed"),
     "ended_at": ("UTC", "when the record was ended (split, merged, gone); empty if current"),

@@ -357,7 +357,7 @@ class Catalog:
 
 
 # bookkeeping columns of the inventory that are not for publication
-PRIVATE_COLUMNS = ("content_hash", "ended_at", "ended_reason")
+PRIVATE_COLUMNS = ("content_hash", "scores_hash", "ended_at", "ended_reason")
 
 
 def public_sites(sites: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

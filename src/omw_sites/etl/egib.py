@@ -21,8 +21,9 @@ from omw_sites.etl.gml import (
     PolygonBatch,
     first,
     geometry,
+    iter_features,
+    named_values,
     require_namespace,
-    stream_features,
     to_work_crs,
 )
 from omw_sites.etl.result import LayerResult, concat_quarantine, quarantine_rows
@@ -307,13 +308,14 @@ def read_egib_gml(
     geometria = f"{{{ns}}}geometria"
     jrg_tag = f"{{{ns}}}{JRG}"
     gml_id = f"{{{GML_NAMESPACES[0]}}}id"
-    fields = (
-        "idDzialki", "lokalnyId", "startWersjaObiekt", "koniecWersjaObiekt", "koniecObiekt",
-        area_tag, "numerKW", "grupaRejestrowa", "OFU",
+    names = (
+        ("idDzialki", "lokalnyId", "startWersjaObiekt", "koniecWersjaObiekt", "koniecObiekt",
+         area_tag, "numerKW", "grupaRejestrowa", "OFU")
     )  # fmt: skip
+    links = ("JRG", "JRG2")
     try:
-        features = stream_features(path, ns, (PARCEL, JRG), fields, ("JRG", "JRG2"), limits=limits)
-        for el, props, polygon in features:
+        for el in iter_features(path, ns, (PARCEL, JRG), limits):
+            props = named_values(el, names, links)
             if el.tag == jrg_tag:
                 g = first(props, "grupaRejestrowa")
                 if g:
@@ -321,11 +323,13 @@ def read_egib_gml(
                         if key:
                             groups[key] = g
                 continue
-            if polygon is not None and batch.add_rings(len(rows), *polygon):
+            geom_el = el.find(geometria)
+            shape = geom_el[0] if geom_el is not None and len(geom_el) else None
+            if batch.add(len(rows), shape):
                 geoms.append(None)
-                srs.append(polygon[1])
+                srs.append(batch.srs[-1])
             else:
-                g, s = geometry(el.find(geometria))
+                g, s = geometry(geom_el)
                 geoms.append(g)
                 srs.append(s)
             get = props.get

@@ -162,113 +162,6 @@ def iter_features(
         raise _xml_error(path, exc) from exc
 
 
-def stream_features(
-    path: Path,
-    namespace: str,
-    names: Iterable[str],
-    fields: tuple[str, ...],
-    hrefs: tuple[str, ...] = (),
-    geometry_property: str = "geometria",
-    limits: Limits = DEFAULT_LIMITS,
-) -> Iterator[tuple[etree._Element, dict[str, list[str]], tuple[list[str], str] | None]]:
-    """Yield ``(feature, values, polygon)`` for each feature named in ``names``.
-
-    The fast path of :func:`iter_features` + :func:`named_values` + :class:`PolygonBatch`:
-    lxml reports only the features, the wanted ``fields`` / ``hrefs`` (any namespace,
-    any depth, GML-namespace elements skipped) and ``posList``s, so Python never walks
-    a feature's tree. ``polygon`` is ``(ring posList texts, srsName)`` when the
-    ``geometry_property`` holds one plain 2-D ``gml:Polygon`` with an ``srsName`` (what
-    :meth:`PolygonBatch.add` accepts), else None: read the feature's geometry with
-    :func:`geometry` then (the element is whole until the next feature). Memory stays
-    bounded as in :func:`iter_features`.
-    """
-    feature_tags = frozenset(f"{{{namespace}}}{n}" for n in names)
-    holder_tag = f"{{{namespace}}}{geometry_property}"
-    wanted = (*fields, *hrefs)
-    tags = [
-        *feature_tags,
-        *(f"{{*}}{n}" for n in dict.fromkeys(wanted)),
-        *(f"{{{ns}}}posList" for ns in GML_NAMESPACES),
-    ]
-    ctx = etree.iterparse(
-        str(path), events=("start", "end"), tag=tags, huge_tree=True, remove_comments=True
-    )
-    n = 0
-    feature = None
-    values: dict[str, list[str]] = {}
-    rings: list[etree._Element] = []
-    plain = True
-    try:
-        for event, el in ctx:
-            tag = el.tag
-            if tag in feature_tags:
-                if event == "start":
-                    feature, values, rings, plain = el, {}, [], True
-                    continue
-                n += 1
-                if n > limits.max_features:
-                    msg = f"more than {limits.max_features:,} features"
-                    raise IngestError(path, msg, layer=localname(tag), rule="feature limit")
-                polygon = None
-                if plain and rings:
-                    poly = rings[0].getparent().getparent().getparent()
-                    if len(poly) == len(rings) and all(
-                        len(r.getparent()) == 1 and len(r.getparent().getparent()) == 1
-                        for r in rings
-                    ):
-                        polygon = ([r.text for r in rings], poly.get("srsName"))
-                yield el, values, polygon
-                feature = None
-                el.clear()
-                node = el
-                while node is not None:
-                    while node.getprevious() is not None:
-                        del node.getparent()[0]
-                    node = node.getparent()
-                continue
-            if event == "start" or feature is None:
-                continue
-            cut = tag.rfind("}")
-            if tag[1:cut] in GML_NAMESPACES:
-                if plain:
-                    plain = _plain_ring(el, len(rings), feature, holder_tag)
-                    if plain:
-                        rings.append(el)
-                continue
-            name = tag[cut + 1 :]
-            text = el.text
-            if text and name in fields and (text := text.strip()):
-                if name in values:
-                    values[name].append(text)
-                else:
-                    values[name] = [text]
-            if name in hrefs:
-                v = el.get(_HREF)
-                if v:
-                    values.setdefault(f"{name}@href", []).append(v)
-    except etree.XMLSyntaxError as exc:
-        raise _xml_error(path, exc) from exc
-
-
-def _plain_ring(pos: etree._Element, k: int, feature: etree._Element, holder_tag: str) -> bool:
-    """Is ``pos`` ring ``k`` of one plain 2-D polygon in the feature's geometry property?"""
-    if pos.get("srsDimension", "2") != "2":
-        return False
-    ring = pos.getparent()
-    if ring.tag not in _LINEAR_RING or ring.get("srsDimension", "2") != "2":
-        return False
-    bound = ring.getparent()
-    if bound.tag not in (_INTERIOR if k else _EXTERIOR):
-        return False
-    poly = bound.getparent()
-    if poly.tag not in _POLYGON_TAGS or poly.get("srsDimension", "2") != "2":
-        return False
-    if k == 0 and poly.get("srsName") is None:
-        return False
-    holder = poly.getparent()
-    return holder.tag == holder_tag and holder.getparent() is feature and len(holder) == 1
-
-
 # ----------------------------------------------------------------------------- properties
 
 
@@ -529,22 +422,6 @@ class PolygonBatch:
             self.chunks.append(np.array(self.tokens, dtype=float))
             self.tokens = []
         self.poly_rings.append(len(rings))
-        self.where.append(i)
-        self.srs.append(srs)
-        return True
-
-    def add_rings(self, i: int, rings: list[str], srs: str | None) -> bool:
-        """Queue a polygon given as ring ``posList`` texts (from :func:`stream_features`)."""
-        values = [t.split() if t else [] for t in rings]
-        if any(len(v) < 8 or len(v) % 2 for v in values):
-            return False
-        for v in values:
-            self.tokens += v
-            self.ring_sizes.append(len(v) >> 1)
-        if len(self.tokens) >= self.CHUNK:
-            self.chunks.append(np.array(self.tokens, dtype=float))
-            self.tokens = []
-        self.poly_rings.append(len(values))
         self.where.append(i)
         self.srs.append(srs)
         return True

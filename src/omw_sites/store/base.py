@@ -195,6 +195,7 @@ SITE_RECORD_COLUMNS = {
     "sez_status": "text",  # special economic zone / Polish Investment Zone status
     "notes": "text",
     "content_hash": "text",
+    "scores_hash": "text",
     "created_at": "text",
     "updated_at": "text",
     "ended_at": "text",  # NULL while the record is current

@@ -148,13 +148,24 @@ def derived_columns(columns: Iterable[str]) -> list[str]:
     return [c for c in columns if c not in skip]
 
 
-def content_hash(sites: gpd.GeoDataFrame, columns: Sequence[str]) -> np.ndarray:
-    """Hex digest per site of its measured attributes and geometry (vectorised)."""
+def content_hash(
+    sites: gpd.GeoDataFrame, columns: Sequence[str], geometry: bool = True
+) -> np.ndarray:
+    """Hex digest per site of ``columns`` (floats to 6 decimals) and, with ``geometry``,
+    of its shape (vectorised)."""
     frame = pd.DataFrame(index=pd.RangeIndex(len(sites)))
     for c in columns:
         s = sites[c].reset_index(drop=True)
-        frame[c] = s.round(6) if pd.api.types.is_float_dtype(s) else s.astype(str)
-    frame["__geometry"] = geometry_hash(sites.geometry.to_numpy())
+        if pd.api.types.is_float_dtype(s):
+            frame[c] = s.round(6)
+        elif pd.api.types.is_bool_dtype(s) or pd.api.types.is_integer_dtype(s):
+            frame[c] = s
+        else:
+            frame[c] = s.astype(str)
+    if geometry:
+        frame["__geometry"] = geometry_hash(sites.geometry.to_numpy())
+    if frame.shape[1] == 0:
+        return np.full(len(sites), "", dtype=object)
     digest = pd.util.hash_pandas_object(frame, index=False).to_numpy()
     return np.char.mod("%016x", digest.astype(np.uint64))
 
@@ -453,6 +464,7 @@ class Inventory:
             raise StoreError(msg)
         tracked = tracked_columns(sites.columns)
         sites["content_hash"] = content_hash(sites, tracked)
+        sites["scores_hash"] = content_hash(sites, derived_columns(sites.columns), geometry=False)
         in_scope = np.ones(len(sites), bool) if not scope else sites["teryt"].isin(list(scope))
         report = ChangeReport(run_id, "update", scope_text)
 
@@ -467,22 +479,36 @@ class Inventory:
             return report
 
         self.backend.init()  # bookkeeping tables added since the store was made
+        table_cols = set(self.backend.columns(SITES))
+        wanted = ["site_id", "teryt", "content_hash", "scores_hash"]
         current = self.backend.read_layer(
             SITES,
-            columns=["site_id", "teryt", "content_hash"],
+            columns=[c for c in wanted if c in table_cols],
             where=CURRENT,
             read_geometry=False,
             fid_as_index=True,
         )
+        if "scores_hash" not in current.columns:  # a store from before scores were hashed
+            current["scores_hash"] = None
+        # one hashed lookup: where each incoming site sits among the current records
         current_fid = pd.Series(current.index.to_numpy(), index=current["site_id"].to_numpy())
-        known = _isin(sites["site_id"], current_fid.index)
+        pos = pd.Index(np.asarray(current["site_id"], dtype=object), dtype=object).get_indexer(
+            np.asarray(sites["site_id"], dtype=object)
+        )
+        known = pos >= 0
+        fids = np.where(known, current.index.to_numpy()[np.maximum(pos, 0)], -1)
         new_sites = sites[~known & in_scope].reset_index(drop=True)
-        same = sites[known & in_scope].reset_index(drop=True)
-        old_hash = current.set_index("site_id")["content_hash"]
-        changed = same[same["content_hash"].to_numpy() != old_hash.loc[same["site_id"]].to_numpy()]
-        report.unchanged = len(same) - len(changed)
-        cur_scope = current if not scope else current[current["teryt"].isin(list(scope))]
-        gone = cur_scope[~_isin(cur_scope["site_id"], sites["site_id"])]
+        same_rows = np.flatnonzero(known & in_scope)
+        old_hash = current["content_hash"].to_numpy(dtype=object)[pos[same_rows]]
+        differs = sites["content_hash"].to_numpy(dtype=object)[same_rows] != old_hash
+        changed = sites.iloc[same_rows[differs]].reset_index(drop=True)
+        report.unchanged = int(len(same_rows) - differs.sum())
+        seen = np.zeros(len(current), bool)
+        seen[pos[known]] = True
+        cur_in_scope = (
+            np.ones(len(current), bool) if not scope else current["teryt"].isin(list(scope))
+        )
+        gone = current[np.asarray(cur_in_scope) & ~seen]
 
         history: list[dict[str, Any]] = []
         merged_away: dict[int, str] = {}
@@ -500,7 +526,6 @@ class Inventory:
         # every read happens before the write transaction (a GeoPackage writer may lock
         # readers out once its cache spills), then the transaction only writes
         new_cols = {c: kind_of(sites[c]) for c in sites.columns if c != "geometry"}
-        table_cols = set(self.backend.columns(SITES))
         updates: list[pd.DataFrame] = []
         if len(changed):
             rows, hist = self._changed_rows(
@@ -508,7 +533,7 @@ class Inventory:
             )
             updates.append(rows)
             history += hist
-        derived = self._derived_rows(sites, current_fid, set(ended_fids), run_id, table_cols)
+        derived = self._derived_rows(sites, fids, current, set(ended_fids), run_id)
         report.rescored = len(derived)
         if len(records):
             history += [
@@ -786,30 +811,24 @@ class Inventory:
         report.changed = len(changed)
         return rows.reset_index(drop=True), history
 
-    def _derived_rows(self, sites, current_fid, ended: set[int], run_id: str, table_cols):
-        """Update rows for the scores/ranks/explanations that differ from the stored ones
-        (every current site the run scored, in scope or not)."""
+    def _derived_rows(self, sites, fids, current, ended: set[int], run_id: str):
+        """Update rows for the scores/ranks/explanations of the current sites the run
+        scored (in scope or not) whose scores hash differs from the stored one."""
         cols = derived_columns(sites.columns)
         if not cols:
             return pd.DataFrame()
-        keep = _isin(sites["site_id"], current_fid.index)
-        new = sites.loc[keep, ["site_id", *cols]]
-        fids = current_fid.loc[new["site_id"]].to_numpy()
-        new = new.drop(columns="site_id").set_index(pd.Index(fids))
-        new = new[~new.index.isin(list(ended))]
-        have = [c for c in cols if c in table_cols]
-        old = self.backend.read_layer(
-            SITES, columns=have, where=CURRENT, read_geometry=False, fid_as_index=True
-        ).reindex(new.index)
-        diff = np.zeros(len(new), bool)
-        for c in cols:
-            diff |= _differs(old[c], new[c]) if c in old.columns else True
-        rows = new[diff].copy()
-        if rows.empty:
+        keep = fids >= 0
+        if ended:
+            keep &= ~np.isin(fids, np.fromiter(ended, dtype=np.int64))
+        stored = current["scores_hash"].reindex(fids[keep]).to_numpy(dtype=object)
+        mine = sites.loc[keep, "scores_hash"].to_numpy(dtype=object)
+        rows = np.flatnonzero(keep)[stored != mine]
+        if not len(rows):
             return pd.DataFrame()
-        rows.insert(0, "fid", rows.index.to_numpy())
-        rows["scored_run"] = run_id
-        return rows.reset_index(drop=True)
+        out = sites.iloc[rows][[*cols, "scores_hash"]].reset_index(drop=True)
+        out.insert(0, "fid", fids[rows])
+        out["scored_run"] = run_id
+        return out
 
     def _duplicates(self, new_sites, current, gone, threshold) -> list[tuple[str, str, str]]:
         """Current sites (not ended by this update) holding the same land as a new site:
