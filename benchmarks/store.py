@@ -43,7 +43,8 @@ def synthetic_sites(n: int, seed: int = 0) -> gpd.GeoDataFrame:
     x = 600_000 + rng.uniform(0, 80_000, n)
     y = 450_000 + rng.uniform(0, 70_000, n)
     w = rng.uniform(40, 400, n)
-    geom = shapely.box(x, y, x + w, y + w * rng.uniform(0.5, 1.5, n))
+    boxes = shapely.box(x, y, x + w, y + w * rng.uniform(0.5, 1.5, n))
+    geom = shapely.multipolygons(boxes.reshape(-1, 1))  # sites are stored as MultiPolygons
     ids = np.char.add("S", np.char.mod("%010x", np.arange(n)))
     data: dict[str, object] = {"site_id": ids}
     for col in SITE_COLUMNS:

@@ -3,6 +3,7 @@ per-gmina API keys, 401/403/404/409/415/422 problem bodies, history, reload, syn
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 import uuid
 from collections.abc import Iterator
@@ -187,3 +188,35 @@ def test_openapi_documents_the_write(served):
     assert {"status", "price_pln_m2", "documents"} <= set(schema["properties"])
     assert {"401", "403", "404", "409", "422"} <= set(op["responses"])
     assert "/collections/sites/changes" in doc["paths"]
+
+
+def test_datetime_selects_sites_by_when_their_record_changed(served):
+    client, key = served["client"], served["keys"]["region"]
+    marker = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # the store's format
+    sid = _site(served, GMINA_B, 3)
+    assert _patch(client, sid, {"notes": "teren po rekultywacji"}, key).status_code == 200
+    deadline = time.monotonic() + 20
+    while True:  # the read side reloads after the write
+        doc = client.get(
+            "/collections/sites/items", params={"datetime": f"{marker}/..", "limit": 1000}
+        ).json()
+        ids = {f["id"] for f in doc["features"]}
+        if sid in ids or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert sid in ids
+    stamps = [f["properties"]["updated_at"] for f in doc["features"]]
+    assert all(t >= marker for t in stamps), (marker, stamps)
+    assert doc["numberMatched"] < 80  # the other records changed before the marker
+    old = client.get("/collections/sites/items", params={"datetime": "2000-01-01/2000-12-31"})
+    assert old.json()["numberMatched"] == 0
+    created = served["inv"].read_sites(columns=["created_at"], read_geometry=False)
+    today = created["created_at"].iloc[0][:10]  # every record was loaded in one apply
+    whole_day = client.get("/collections/sites/items", params={"datetime": today, "limit": 1})
+    assert whole_day.json()["numberMatched"] == 80  # loaded today: a date is the whole day
+    assert_problem(
+        client.get("/collections/sites/items", params={"datetime": "2026-12-01/2026-11-01"}), 400
+    )
+    # reference layers have no temporal property: datetime does not restrict them
+    rail = client.get("/collections/rail/items", params={"datetime": "2000-01-01"}).json()
+    assert rail["numberMatched"] == 10

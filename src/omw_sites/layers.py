@@ -85,6 +85,9 @@ EGIB_GML_DIR = "egib"
 # APP 2.0 GML files (plan ogólny, StrefaPlanistyczna) in this folder replace the GPKG's
 # plan zones of the same gmina (TERYT from the act's namespace ``…/<TERYT>-POG``)
 APP_GML_DIR = "app"
+# GESUT 2021 GML exports, one per powiat (namespace PL.PZGiK.<TERYT4>.GESUT): each replaces
+# the GPKG utility lines whose midpoint lies in its powiat
+GESUT_GML_DIR = "gesut"
 MANIFEST = "manifest.json"  # written by the demo generator: seed, counts, data dates
 
 # Station kinds (``RODZAJ`` in stacje.gpkg)

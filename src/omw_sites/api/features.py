@@ -302,20 +302,61 @@ _INSTANT = re.compile(
 )
 
 
-def parse_datetime(text: str) -> None:
-    """Check an RFC 3339 instant or interval (``..`` or empty for an open end)."""
+TEMPORAL_PROPERTY = "updated_at"  # sites: when the inventory record last changed
+
+
+def parse_datetime(text: str) -> tuple[str | None, str | None]:
+    """An RFC 3339 instant or interval (``..`` or empty for an open end) as a half-open
+    ``[start, end)`` range of store timestamps (ISO UTC text); ``None`` for an open end.
+    A date-only instant is that whole day; a date-time instant that second."""
     ends = text.split("/")
     if len(ends) > 2 or (len(ends) == 2 and all(e in ("", "..") for e in ends)):
         raise bad_parameter("datetime", f"not an RFC 3339 instant or interval: {text!r}")
+    parsed: list[dt.datetime | None] = []
     for end in ends:
         if len(ends) == 2 and end in ("", ".."):
+            parsed.append(None)
             continue
         if not _INSTANT.match(end):
             raise bad_parameter("datetime", f"not an RFC 3339 date-time: {end!r}")
         try:
-            dt.datetime.fromisoformat(end.upper().replace("Z", "+00:00"))
+            t = dt.datetime.fromisoformat(end.upper().replace("Z", "+00:00"))
         except ValueError:
             raise bad_parameter("datetime", f"not a valid date-time: {end!r}") from None
+        parsed.append(t if t.tzinfo else t.replace(tzinfo=dt.UTC))
+
+    def stamp(t: dt.datetime) -> str:
+        return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    if len(parsed) == 1:
+        start = parsed[0]
+        assert start is not None
+        width = dt.timedelta(days=1) if len(ends[0]) == 10 else dt.timedelta(seconds=1)
+        return stamp(start), stamp(start + width)
+    start, end = parsed
+    if len(ends[1]) == 10 and end is not None:  # an end date includes that day
+        end = end + dt.timedelta(days=1)
+    elif end is not None:
+        end = end + dt.timedelta(microseconds=1)  # inclusive end instant
+    if start is not None and end is not None and end <= start:
+        raise bad_parameter("datetime", f"the interval ends before it starts: {text!r}")
+    return (stamp(start) if start else None), (stamp(end) if end else None)
+
+
+def datetime_mask(layer: Layer, text: str) -> np.ndarray | None:
+    """Rows whose temporal property falls in ``datetime``; None (no restriction) for a
+    collection without one, as OGC API Features Part 1 says."""
+    start, end = parse_datetime(text)
+    if TEMPORAL_PROPERTY not in layer.table.columns:
+        return None
+    values = layer.table[TEMPORAL_PROPERTY]
+    mask = values.notna().to_numpy().copy()
+    text_values = values.astype(object).where(values.notna(), "").to_numpy(dtype=object)
+    if start is not None:
+        mask &= text_values >= start
+    if end is not None:
+        mask &= text_values < end
+    return mask
 
 
 def time_stamp() -> str:
@@ -733,8 +774,9 @@ async def items(
     ),
     datetime: str | None = Query(
         None,
-        description="RFC 3339 instant or interval; the collections have no temporal "
-        "property, so it is checked and does not filter",
+        description="RFC 3339 instant or interval (e.g. 2026-11-01T00:00:00Z/..): sites "
+        "whose inventory record last changed then (updated_at); reference layers have no "
+        "temporal property, so it is checked and does not filter them",
     ),
     bbox_crs: str | None = Query(
         None,
@@ -778,8 +820,7 @@ async def items(
     out_crs = check_crs("crs", crs)
     box_crs = check_crs("bbox-crs", bbox_crs)
     boxes = parse_bbox(bbox, box_crs) if bbox is not None else None
-    if datetime is not None:
-        parse_datetime(datetime)
+    time_mask = datetime_mask(layer, datetime) if datetime is not None else None
     if profile is not None:
         if layer.name != SITES:
             raise bad_parameter("profile", f"only the {SITES!r} collection is ranked")
@@ -799,6 +840,8 @@ async def items(
     if boxes is not None:
         await ensure_view(layer, box_crs)
     mask = equality_mask(layer, request)
+    if time_mask is not None:
+        mask = time_mask if mask is None else mask & time_mask
     if filter_ is not None:
         await ensure_view(layer, check_crs("filter-crs", filter_crs))
         found, _ = filter_mask(layer, filter_, filter_lang, filter_crs)

@@ -33,8 +33,16 @@ from omw_sites.demo.settlement import (
 from omw_sites.demo.terrain import build_dem
 from omw_sites.demo.utilities import build_utilities
 from omw_sites.demo.zoning import build_mpzp, build_plan_zones
-from omw_sites.etl.gesut import GESUT_GML_DIR, in_powiat
-from omw_sites.layers import APP_GML_DIR, EGIB_GML_DIR, MANIFEST, RAW_BY_KEY, RAW_LAYERS, WORK_CRS
+from omw_sites.etl.gesut import in_powiat
+from omw_sites.layers import (
+    APP_GML_DIR,
+    EGIB_GML_DIR,
+    GESUT_GML_DIR,
+    MANIFEST,
+    RAW_BY_KEY,
+    RAW_LAYERS,
+    WORK_CRS,
+)
 
 GENERATOR = "omw_sites.demo"
 GENERATOR_VERSION = "1.0.0"

@@ -134,7 +134,6 @@ def read_gesut(
 # GESUT GML exports in this raw-folder subfolder replace the GPKG's utility lines of the
 # powiat they come from (``przestrzenNazw`` ``PL.PZGiK.<TERYT4>.GESUT``); belongs beside
 # ``EGIB_GML_DIR`` / ``APP_GML_DIR`` in ``omw_sites.layers``
-GESUT_GML_DIR = "gesut"
 _POWIAT = re.compile(r"^PL\.PZGiK\.(\d{4})\.", re.IGNORECASE)
 
 
@@ -171,7 +170,6 @@ def counts_per_network(lines: gpd.GeoDataFrame) -> dict[str, int]:
 
 
 __all__ = [
-    "GESUT_GML_DIR",
     "counts_per_network",
     "in_powiat",
     "is_gesut",

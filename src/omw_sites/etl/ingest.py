@@ -25,12 +25,13 @@ from omw_sites.etl.egib import (
     read_ownership_table,
 )
 from omw_sites.etl.errors import IngestError
-from omw_sites.etl.gesut import GESUT_GML_DIR, in_powiat, powiat_of, read_gesut
+from omw_sites.etl.gesut import in_powiat, powiat_of, read_gesut
 from omw_sites.etl.mpzp import parse_symbols
 from omw_sites.etl.validate import repair_geometries
 from omw_sites.layers import (
     APP_GML_DIR,
     EGIB_GML_DIR,
+    GESUT_GML_DIR,
     MANIFEST,
     OWNERSHIP_TABLE,
     RAW_LAYERS,

@@ -194,8 +194,8 @@ SITE_RECORD_COLUMNS = {
     "documents": "text",  # JSON list of {"title", "url", "public"}
     "sez_status": "text",  # special economic zone / Polish Investment Zone status
     "notes": "text",
-    "content_hash": "text",
-    "scores_hash": "text",
+    "content_hash": "int",  # 64-bit hash of the measured attributes and geometry
+    "scores_hash": "int",  # 64-bit hash of the scores, ranks and explanations
     "created_at": "text",
     "updated_at": "text",
     "ended_at": "text",  # NULL while the record is current

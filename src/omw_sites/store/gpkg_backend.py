@@ -256,6 +256,8 @@ class GeoPackageBackend(Backend):
                 pyogrio.write_dataframe(
                     empty_table(cols), self.path, layer=name, driver="GPKG", append=False
                 )
+        with self._connect() as conn:
+            _create_indexes(conn)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -304,10 +306,20 @@ class GeoPackageBackend(Backend):
         os.close(fd)
         tmp = Path(tmp_name)
         tmp.unlink()  # GDAL wants to create the file itself
+        # the temporary file is fsync'ed before the rename, so SQLite need not sync as it
+        # builds it; a bigger page cache speeds up writing wide rows
+        fast = {"OGR_SQLITE_SYNCHRONOUS": "OFF", "OGR_SQLITE_CACHE": "512"}
+        pyogrio.set_gdal_config_options(fast)
         try:
             _write(tmp, "sites", sites)
             for name, frame in layers.items():
                 _write(tmp, name, frame)
+            pyogrio.set_gdal_config_options({k: None for k in fast})
+            conn = sqlite3.connect(tmp)
+            try:
+                _create_indexes(conn)
+            finally:
+                conn.close()
             with open(tmp, "rb+") as fh:  # make the bytes durable before the rename
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)
@@ -317,8 +329,31 @@ class GeoPackageBackend(Backend):
             finally:
                 os.close(dir_fd)
         except BaseException:
+            pyogrio.set_gdal_config_options({k: None for k in fast})
             tmp.unlink(missing_ok=True)
             raise
+
+
+# attribute indexes the inventory's lookups use (GDAL creates only the spatial one)
+INDEXES = {
+    "sites": ("site_id", "updated_at"),
+    "site_history": ("site_id", "changed_at"),
+}
+
+
+def _create_indexes(conn: sqlite3.Connection) -> None:
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    for table, columns in INDEXES.items():
+        if table not in tables:
+            continue
+        have = {r[1] for r in conn.execute(f"PRAGMA table_info({_q(table)})")}
+        for col in columns:
+            if col in have:
+                conn.execute(
+                    f"CREATE INDEX IF NOT EXISTS {_q(f'idx_{table}_{col}')} "
+                    f"ON {_q(table)} ({_q(col)})"
+                )
+    conn.commit()
 
 
 def _write(path: Path, name: str, frame: pd.DataFrame | gpd.GeoDataFrame) -> None:

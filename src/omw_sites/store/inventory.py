@@ -25,6 +25,8 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator
 
@@ -151,8 +153,8 @@ def derived_columns(columns: Iterable[str]) -> list[str]:
 def content_hash(
     sites: gpd.GeoDataFrame, columns: Sequence[str], geometry: bool = True
 ) -> np.ndarray:
-    """Hex digest per site of ``columns`` (floats to 6 decimals) and, with ``geometry``,
-    of its shape (vectorised)."""
+    """A 64-bit hash per site of ``columns`` (floats to 6 decimals) and, with
+    ``geometry``, of its shape (vectorised)."""
     frame = pd.DataFrame(index=pd.RangeIndex(len(sites)))
     for c in columns:
         s = sites[c].reset_index(drop=True)
@@ -165,9 +167,9 @@ def content_hash(
     if geometry:
         frame["__geometry"] = geometry_hash(sites.geometry.to_numpy())
     if frame.shape[1] == 0:
-        return np.full(len(sites), "", dtype=object)
+        return np.zeros(len(sites), dtype=np.int64)
     digest = pd.util.hash_pandas_object(frame, index=False).to_numpy()
-    return np.char.mod("%016x", digest.astype(np.uint64))
+    return digest.astype(np.uint64).view(np.int64)  # signed: fits INTEGER / bigint columns
 
 
 def geometry_hash(geoms: np.ndarray) -> np.ndarray:
@@ -189,6 +191,27 @@ def geometry_hash(geoms: np.ndarray) -> np.ndarray:
         out[has] = np.add.reduceat(h, starts[has])
     parts = shapely.get_num_geometries(geoms).astype(np.uint64)
     return out ^ pd.util.hash_array(counts.astype(np.int64)) ^ (parts << np.uint64(32))
+
+
+def _positions(values: pd.Series, among: pd.Series) -> np.ndarray:
+    """Position of each of ``values`` in ``among`` (-1 when absent): Arrow's hash join."""
+    found = pc.index_in(
+        pa.array(values.astype(str), type=pa.large_string()),
+        value_set=pa.array(among.astype(str), type=pa.large_string()),
+    )
+    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _hashes(stored: pd.Series) -> np.ndarray:
+    """Stored hashes as int64; anything else (NULL, an older text hash) never matches."""
+    values = pd.to_numeric(stored, errors="coerce")
+    out = np.full(len(values), np.iinfo(np.int64).min, dtype=np.int64)
+    ok = values.notna().to_numpy()
+    if values.dtype.kind in "iu":
+        out[ok] = values[ok].to_numpy(dtype=np.int64)
+    # a float column (NULLs read through a lossy path) cannot hold 64-bit hashes exactly:
+    # leave the sentinel, so those records are rewritten rather than wrongly kept
+    return out
 
 
 def _rounded(geoms: np.ndarray) -> np.ndarray:
@@ -492,15 +515,13 @@ class Inventory:
             current["scores_hash"] = None
         # one hashed lookup: where each incoming site sits among the current records
         current_fid = pd.Series(current.index.to_numpy(), index=current["site_id"].to_numpy())
-        pos = pd.Index(np.asarray(current["site_id"], dtype=object), dtype=object).get_indexer(
-            np.asarray(sites["site_id"], dtype=object)
-        )
+        pos = _positions(sites["site_id"], current["site_id"])
         known = pos >= 0
         fids = np.where(known, current.index.to_numpy()[np.maximum(pos, 0)], -1)
         new_sites = sites[~known & in_scope].reset_index(drop=True)
         same_rows = np.flatnonzero(known & in_scope)
-        old_hash = current["content_hash"].to_numpy(dtype=object)[pos[same_rows]]
-        differs = sites["content_hash"].to_numpy(dtype=object)[same_rows] != old_hash
+        old_hash = _hashes(current["content_hash"])[pos[same_rows]]
+        differs = sites["content_hash"].to_numpy()[same_rows] != old_hash
         changed = sites.iloc[same_rows[differs]].reset_index(drop=True)
         report.unchanged = int(len(same_rows) - differs.sum())
         seen = np.zeros(len(current), bool)
@@ -528,10 +549,10 @@ class Inventory:
         new_cols = {c: kind_of(sites[c]) for c in sites.columns if c != "geometry"}
         updates: list[pd.DataFrame] = []
         if len(changed):
-            rows, hist = self._changed_rows(
+            parts, hist = self._changed_rows(
                 changed, current_fid, tracked, now, run_id, source, report
             )
-            updates.append(rows)
+            updates.extend(parts)
             history += hist
         derived = self._derived_rows(sites, fids, current, set(ended_fids), run_id)
         report.rescored = len(derived)
@@ -777,11 +798,13 @@ class Inventory:
         ).loc[fids]
         new = changed.set_index(pd.Index(fids))
         history: list[dict[str, Any]] = []
+        geom_diff = None
         for col in [*tracked, "geometry"]:
             if col == "geometry":
                 a = _rounded(old.geometry.to_numpy())
                 b = _rounded(new.geometry.to_numpy())
                 diff = ~shapely.equals_exact(a, b, tolerance=0.0)
+                geom_diff = diff
                 olds = shapely.to_wkt(a[diff], rounding_precision=2).tolist()
                 news = shapely.to_wkt(b[diff], rounding_precision=2).tolist()
             else:
@@ -804,12 +827,19 @@ class Inventory:
                         "kind": "changed",
                     }
                 )
-        rows = new[[*tracked, "content_hash", "geometry"]].copy()
+        rows = pd.DataFrame(new[[*tracked, "content_hash"]]).copy()
         rows.insert(0, "fid", fids)
         rows["updated_at"] = now
         rows["measured_run"] = run_id
         report.changed = len(changed)
-        return rows.reset_index(drop=True), history
+        # geometry (and the spatial index with it) is rewritten only where it changed
+        moved = np.zeros(len(rows), bool) if geom_diff is None else geom_diff
+        out = [rows[~moved].reset_index(drop=True)]
+        if moved.any():
+            with_geom = rows[moved].copy()
+            with_geom["geometry"] = new.geometry.to_numpy()[moved]
+            out.append(with_geom.reset_index(drop=True))
+        return out, history
 
     def _derived_rows(self, sites, fids, current, ended: set[int], run_id: str):
         """Update rows for the scores/ranks/explanations of the current sites the run
@@ -820,8 +850,8 @@ class Inventory:
         keep = fids >= 0
         if ended:
             keep &= ~np.isin(fids, np.fromiter(ended, dtype=np.int64))
-        stored = current["scores_hash"].reindex(fids[keep]).to_numpy(dtype=object)
-        mine = sites.loc[keep, "scores_hash"].to_numpy(dtype=object)
+        stored = _hashes(current["scores_hash"].reindex(fids[keep]))
+        mine = sites.loc[keep, "scores_hash"].to_numpy()
         rows = np.flatnonzero(keep)[stored != mine]
         if not len(rows):
             return pd.DataFrame()
