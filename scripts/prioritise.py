@@ -1,9 +1,9 @@
-"""Scheduled prioritisation run: rebuild the store from a raw folder and write the maps.
+"""Scheduled prioritisation run: update the inventory from a raw folder and write the maps.
 
     python scripts/prioritise.py data/raw/demo data/processed
 
 Exit code 0 on success, 2 on bad input (the message names the file and the rule); the
-previous store stays in place when a run fails.
+update is one transaction, so the inventory stays as it was when a run fails.
 """
 
 from __future__ import annotations
@@ -24,7 +24,11 @@ def main(raw: str, out: str) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     write_maps(summary.store, Path(out) / "maps")
-    print(f"{summary.sites:,} sites from {summary.parcels:,} parcels → {summary.store}")
+    ch = summary.changes
+    print(
+        f"{summary.sites:,} sites from {summary.parcels:,} parcels → {summary.store}: "
+        f"{ch.added:,} added, {ch.changed:,} changed, {ch.ended:,} ended"
+    )
     return 0
 
 
