@@ -68,3 +68,31 @@ def postgis_url(tmp_path_factory) -> Iterator[str]:
         yield url
     finally:
         stop()
+
+
+# ---------------------------------------------------------------- API test servers
+# A test module defines a ``store`` fixture (a GeoPackage or PostGIS target); these serve
+# it with a real uvicorn on loopback for the whole module.
+
+
+@pytest.fixture(scope="module")
+def base_url(store) -> Iterator[str]:
+    from test_api import running_server
+
+    with running_server(store) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def client(base_url: str):
+    import httpx
+
+    with httpx.Client(base_url=base_url, timeout=30, trust_env=False) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def sites(store):
+    from omw_sites.store import read_sites
+
+    return read_sites(store)

@@ -35,7 +35,7 @@ from omw_sites.layers import (
     rank_col,
     score_col,
 )
-from omw_sites.store import read_layer, read_sites
+from omw_sites.store import read_layer
 
 N_SITES = 1200
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -77,23 +77,6 @@ def running_server(store: Path) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_sample_store(tmp_path_factory.mktemp("api") / "omw_sites.gpkg", n=N_SITES)
-
-
-@pytest.fixture(scope="module")
-def base_url(store: Path) -> Iterator[str]:
-    with running_server(store) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def client(base_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=base_url, timeout=30, trust_env=False) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def sites(store: Path) -> gpd.GeoDataFrame:
-    return read_sites(store)
 
 
 def strict_json(response: httpx.Response) -> Any:

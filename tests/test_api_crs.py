@@ -12,7 +12,6 @@ import json
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
@@ -23,10 +22,9 @@ import pyproj
 import pytest
 import shapely
 from sample_store import make_sample_store
-from test_api import CRS84, EPSG2180, assert_problem, iter_coords, running_server, strict_json
+from test_api import CRS84, EPSG2180, assert_problem, iter_coords, strict_json
 
 from omw_sites.layers import WORK_CRS
-from omw_sites.store import read_sites
 
 EPSG4326 = "http://www.opengis.net/def/crs/EPSG/0/4326"
 EPSG2178 = "http://www.opengis.net/def/crs/EPSG/0/2178"
@@ -78,23 +76,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     square = shapely.Polygon([(e, n), (e + 40, n), (e + 40, n + 40), (e, n + 40)])
     append_site(path, PALACE_ID, square)
     return path
-
-
-@pytest.fixture(scope="module")
-def base_url(store: Path) -> Iterator[str]:
-    with running_server(store) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def client(base_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=base_url, timeout=30, trust_env=False) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def sites(store: Path) -> gpd.GeoDataFrame:
-    return read_sites(store)
 
 
 def test_collections_advertise_the_four_crs(client: httpx.Client) -> None:

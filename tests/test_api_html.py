@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -10,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from sample_store import make_sample_store
-from test_api import EPSG2180, assert_problem, running_server, strict_json
+from test_api import EPSG2180, assert_problem, strict_json
 from test_api_crs import EPSG2178, EPSG4326, append_site
 
 N_SITES = 120
@@ -74,18 +73,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = make_sample_store(tmp_path_factory.mktemp("api_html") / "omw.gpkg", n=N_SITES, seed=9)
     append_site(path, NASTY_ID, gmina=NASTY_GMINA)
     return path
-
-
-@pytest.fixture(scope="module")
-def base_url(store: Path) -> Iterator[str]:
-    with running_server(store) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def client(base_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=base_url, timeout=30, trust_env=False) as c:
-        yield c
 
 
 def get_html(client: httpx.Client, url: str, **params: str) -> Page:

@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,6 @@ from test_api import (
 
 from omw_sites.api.catalog import PRIVATE_COLUMNS
 from omw_sites.api.features import tile_bounds
-from omw_sites.store import read_sites
 
 N_SITES = 800
 ITEMS = "/collections/sites/items"
@@ -42,23 +40,6 @@ CQL2 = "http://www.opengis.net/spec/cql2/1.0/conf/"
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_sample_store(tmp_path_factory.mktemp("api_query") / "omw.gpkg", n=N_SITES, seed=3)
-
-
-@pytest.fixture(scope="module")
-def base_url(store: Path) -> Iterator[str]:
-    with running_server(store) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def client(base_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=base_url, timeout=30, trust_env=False) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def sites(store: Path) -> gpd.GeoDataFrame:
-    return read_sites(store)
 
 
 def all_items(client: httpx.Client, **params: Any) -> dict[str, Any]:

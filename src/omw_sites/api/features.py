@@ -407,6 +407,24 @@ def collection_doc(request: Request, layer: Layer) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- routes
 
 
+async def layer_request(
+    request: Request,
+    collection_id: str,
+    f: str | None,
+    formats: tuple[str, ...] = ("json",),
+    pick: Any = None,
+) -> tuple[str, Snapshot, Layer, dict[str, str], Response | None]:
+    """The common start of a per-collection document: check the parameters and the
+    format, take the snapshot and the layer, and the cache headers with a 304 response
+    when the client's copy is current. Returns (format, snapshot, layer, headers, 304)."""
+    check_params(request, frozenset({"f"}))
+    fmt = check_format(f, formats)
+    snap = await snapshot(request)
+    layer = (pick or get_layer)(snap, collection_id)
+    headers = cache_headers(request, snap)
+    return fmt, snap, layer, headers, not_modified(request, headers)
+
+
 @router.get(
     "/",
     name="landing",
@@ -541,12 +559,10 @@ async def collection(
     collection_id: str = _collection_id,
     f: str | None = format_query("json", "html"),
 ) -> Response:
-    check_params(request, frozenset({"f"}))
-    fmt = check_format(f, ("json", "html"))
-    snap = await snapshot(request)
-    layer = get_layer(snap, collection_id)
-    headers = cache_headers(request, snap)
-    if (unchanged := not_modified(request, headers)) is not None:
+    fmt, snap, layer, headers, unchanged = await layer_request(
+        request, collection_id, f, ("json", "html")
+    )
+    if unchanged is not None:
         return unchanged
     doc = collection_doc(request, layer)
     if fmt == "html":
@@ -665,12 +681,8 @@ async def queryables(
     collection_id: str = _collection_id,
     f: str | None = format_query("json"),
 ) -> Response:
-    check_params(request, frozenset({"f"}))
-    check_format(f)
-    snap = await snapshot(request)
-    layer = get_layer(snap, collection_id)
-    headers = cache_headers(request, snap)
-    if (unchanged := not_modified(request, headers)) is not None:
+    _, snap, layer, headers, unchanged = await layer_request(request, collection_id, f)
+    if unchanged is not None:
         return unchanged
     doc = queryables_doc(request, layer, snap)
     return Response(orjson.dumps(doc), media_type=SCHEMA_JSON, headers=headers)
@@ -1104,12 +1116,10 @@ async def tilesets(
     collection_id: str = _collection_id,
     f: str | None = format_query("json"),
 ) -> Response:
-    check_params(request, frozenset({"f"}))
-    check_format(f)
-    snap = await snapshot(request)
-    layer = tiled_layer(snap, collection_id)
-    headers = cache_headers(request, snap)
-    if (unchanged := not_modified(request, headers)) is not None:
+    _, snap, layer, headers, unchanged = await layer_request(
+        request, collection_id, f, pick=tiled_layer
+    )
+    if unchanged is not None:
         return unchanged
     doc = {
         "links": [
