@@ -96,3 +96,20 @@ def sites(store):
     from omw_sites.store import read_sites
 
     return read_sites(store)
+
+
+@pytest.fixture(params=["gpkg", "postgis"])
+def target(request, tmp_path) -> Iterator[str]:
+    """A fresh, empty inventory on each backend: a GeoPackage path, or a new schema of the
+    PostGIS test database (``postgis_url``); the same tests run against both."""
+    if request.param == "gpkg":
+        yield str(tmp_path / "inventory.gpkg")
+        return
+    import uuid
+
+    from omw_sites.store import open_backend
+
+    url = request.getfixturevalue("postgis_url")
+    target = f"{url}?schema=t_{uuid.uuid4().hex[:10]}"
+    yield target
+    open_backend(target).close()

@@ -296,7 +296,8 @@ def test_one_powiat_utilities_come_as_gesut_2021_gml(region, rebuilt) -> None:
     """The GESUT GML holds exactly the generator's lines of powiat 1418, attribute for attribute."""
     import geopandas as gpd
 
-    from omw_sites.etl.gesut import GESUT_GML_DIR, counts_per_network, read_gesut
+    from omw_sites.etl.gesut import counts_per_network, read_gesut
+    from omw_sites.layers import GESUT_GML_DIR
 
     root, manifest = region
     entry = manifest["layers"]["utilities_gml"]

@@ -4,7 +4,6 @@ provenance, de-duplication, change feed, exports and all-or-nothing writes."""
 from __future__ import annotations
 
 import json
-import uuid
 
 import geopandas as gpd
 import numpy as np
@@ -14,21 +13,9 @@ import shapely
 from sample_store import sample_data
 
 from omw_sites.layers import RECORD_COLUMNS, rank_col, score_col
-from omw_sites.store import InventoryError, open_backend, open_inventory, read_run_info, read_sites
+from omw_sites.store import InventoryError, open_inventory, read_run_info, read_sites
 from omw_sites.store.base import SITE_RECORD_COLUMNS, StoreError
 from omw_sites.store.export import export_sites
-
-
-@pytest.fixture(params=["gpkg", "postgis"])
-def target(request, tmp_path):
-    """A fresh, empty inventory target on each backend."""
-    if request.param == "gpkg":
-        yield str(tmp_path / "inventory.gpkg")
-        return
-    url = request.getfixturevalue("postgis_url")
-    target = f"{url}?schema=t_{uuid.uuid4().hex[:10]}"
-    yield target
-    open_backend(target).close()
 
 
 @pytest.fixture

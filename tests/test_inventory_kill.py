@@ -9,13 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 from kill_worker import states
 
-from omw_sites.store import open_backend, open_inventory
+from omw_sites.store import open_inventory
 from omw_sites.store.inventory import _multi, content_hash, tracked_columns
 
 KILLS = 20
@@ -24,17 +23,6 @@ TESTS = Path(__file__).parent
 
 def _fingerprint(sites) -> frozenset[tuple[str, str]]:
     return frozenset(zip(sites["site_id"], sites["content_hash"], strict=True))
-
-
-@pytest.fixture(params=["gpkg", "postgis"])
-def target(request, tmp_path):
-    if request.param == "gpkg":
-        yield str(tmp_path / "killed.gpkg")
-        return
-    url = request.getfixturevalue("postgis_url")
-    target = f"{url}?schema=k_{uuid.uuid4().hex[:10]}"
-    yield target
-    open_backend(target).close()
 
 
 @pytest.mark.slow
