@@ -274,3 +274,21 @@ def test_gml_declared_windows_1250_is_read(tmp_path, fixtures_dir):
     operators = set(pyogrio.read_dataframe(out, layer="utilities")["operator"])
     assert "WŁAŚCICIEL DZIAŁKI" in operators
     assert any("MIEDŹ" in o for o in operators)
+
+
+# ----------------------------------------------------------------- the raw folder itself
+def test_ingest_reads_a_whole_raw_folder(tmp_path, demo_raw):
+    """`omw-sites ingest RAW` reads every file of the raw layout: the official formats with
+    their own readers, the layout's own files (gminy, transport points, GESUT GPKG, flood,
+    BDOT10k layers) exactly as `run` reads them."""
+    from omw_sites.layers import RAW_LAYERS
+
+    out = tmp_path / "ingested.gpkg"
+    code, text = ingest(demo_raw, "--out", out)
+    assert code == 0, text
+    written = {str(name) for name, _ in pyogrio.list_layers(out)}
+    vector_keys = {spec.key for spec in RAW_LAYERS if spec.geom != "raster"}
+    missing = vector_keys - written
+    assert not missing, f"raw layers not ingested: {missing}"
+    lines = pyogrio.read_info(demo_raw / "gesut" / "gesut.gpkg", layer="przewody")["features"]
+    assert "raw-layout" in text and f"{lines:,}" in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from omw_sites.etl.gml import DEFAULT_LIMITS, Limits, check_size, feature_namesp
 from omw_sites.etl.mpzp import read_mpzp
 from omw_sites.etl.raster import read_dem
 from omw_sites.etl.result import LayerResult, concat_quarantine
+from omw_sites.layers import MANIFEST
 
 VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json")
 RASTER_SUFFIXES = (".asc", ".tif", ".tiff")
@@ -83,8 +85,13 @@ def detect_format(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> str:
             or bdot_class(str(info.get("layer_name", "")))
         ):
             return "bdot10k-vector"
+        specs = _raw_layout_files().get(path.name, [])
+        if specs and not {s.key for s in specs} & _DEDICATED:
+            return "raw-layout"  # a file of the raw folder's own layout (see layers.RAW_LAYERS)
         if cols & {"SYMBOL", "OZNACZENIE", "PRZEZNACZENIE"}:
             return "mpzp-vector"
+        if "RODZAJSIECI" in cols:  # GESUT lines/devices in the raw layout's columns
+            return "raw-layout"
         msg = f"cannot tell what the layer holds from its columns ({', '.join(sorted(cols))})"
         raise IngestError(path, msg, rule="known format")
     raise IngestError(path, f"unknown file type {suffix or '(none)'}", rule="known format")
@@ -106,10 +113,17 @@ def ingest_file(
         return [r for r in (data.acts, data.zones) if r.read]
     if fmt == "gesut-gml-2021":
         return list(read_gesut(path, crs, limits))
-    if fmt in ("bdot10k-gml", "bdot10k-vector"):
+    if fmt == "bdot10k-vector":
+        # a BDOT10k GeoPackage holds one layer per class (OT_SKDR_L, OT_SKTR_L, OT_TCON_A …)
+        names = [str(n) for n, _ in pyogrio.list_layers(path)]
+        classes = [n for n in names if bdot_class(n)] if len(names) > 1 else [None]
+        return [read_bdot(path, layer=n, crs=crs, limits=limits) for n in classes or [None]]
+    if fmt == "bdot10k-gml":
         return [read_bdot(path, crs=crs, limits=limits)]
     if fmt == "mpzp-vector":
         return [read_mpzp(path, crs=crs, limits=limits)]
+    if fmt == "raw-layout":
+        return _read_raw_layout(path, fmt)
     if fmt.startswith("nmt"):
         dem = read_dem(path, crs, limits)
         frame = gpd.GeoDataFrame({"cells": [dem.heights.size]}, geometry=[None], crs=2180)
@@ -129,6 +143,56 @@ def ingest_file(
     return [LayerResult("ownership", frame, concat_quarantine([]), fmt, path.name, "", len(table))]
 
 
+# layers with a reader of their own (EGiB, MPZP, BDOT10k): a raw-layout file holding one of
+# them goes to that reader, which checks more (IDs, symbols, road classes)
+_DEDICATED = frozenset({"parcels", "zoning", "roads"})
+
+
+def _raw_layout_files() -> dict[str, list]:
+    """File name → the vector layers ``layers.RAW_LAYERS`` expects in it."""
+    from omw_sites.layers import RAW_LAYERS
+
+    out: dict[str, list] = {}
+    for spec in RAW_LAYERS:
+        if spec.geom != "raster":
+            out.setdefault(Path(spec.path).name, []).append(spec)
+    return out
+
+
+def _read_raw_layout(path: Path, fmt: str) -> list[LayerResult]:
+    """The layers of a raw-folder file (gminy, transport points, GESUT lines and devices,
+    flood …), read exactly as ``omw-sites run`` reads them."""
+    from omw_sites.etl.ingest import read_raw_layer
+    from omw_sites.layers import RAW_BY_KEY
+
+    names = [str(n) for n, _ in pyogrio.list_layers(path)]
+    specs = _raw_layout_files().get(path.name) or [
+        RAW_BY_KEY["utilities"],
+        RAW_BY_KEY["substations"],
+    ]
+    out = []
+    for spec in specs:
+        if spec.layer not in names:
+            if len(names) > 1:
+                continue
+            kind = str(pyogrio.read_info(path)["geometry_type"]).lower()
+            if spec.geom not in kind:  # a single-layer file (SHP): pick by geometry
+                continue
+            spec = dataclasses.replace(spec, layer=None)
+        info = pyogrio.read_info(path, layer=spec.layer)
+        frame, q1, q2, n_read, repaired = read_raw_layer(path, spec)
+        out.append(
+            LayerResult(
+                spec.key, frame, concat_quarantine([q1, q2]), fmt, spec.layer or path.stem,
+                str(info.get("crs") or ""), n_read, repaired,
+            )
+        )  # fmt: skip
+    if not out:
+        msg = f"none of the layers expected in {path.name} (the file has: {', '.join(names)})"
+        raise IngestError(path, msg, rule="required layers")
+    return out
+
+
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     """Files named, and the data files inside folders named (recursively, sorted)."""
     out: list[Path] = []
@@ -138,6 +202,7 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
                 f for f in p.rglob("*")
                 if f.is_file() and f.suffix.lower() not in SKIP_SUFFIXES
                 and not f.name.startswith(".") and not f.name.startswith("LICENSE")
+                and f.name != MANIFEST
             )  # fmt: skip
         elif p.exists():
             out.append(p)

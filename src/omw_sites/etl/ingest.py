@@ -88,12 +88,7 @@ def load_raw(raw_dir: str | Path, progress: Callable[[str, int], None] | None = 
             dem_path = _check_raster(path)
             dates.setdefault(spec.key, _mtime_date(path))
             continue
-        frame = _read_vector(path, spec)
-        n_read = len(frame)
-        frame, q, repaired = repair_geometries(
-            frame, spec.layer or spec.key, str(path), _id_column(spec.key, frame)
-        )
-        mapped, q2 = _MAPPERS.get(spec.key, _identity)(frame, path, spec)
+        mapped, q, q2, n_read, repaired = read_raw_layer(path, spec)
         layers[spec.key] = mapped
         quarantine += [q, q2]
         stats[spec.key] = {
@@ -239,6 +234,19 @@ def _merge_gesut_lines(
 
 
 # ----------------------------------------------------------------------------- reading
+
+
+def read_raw_layer(path: Path, spec: RawLayer):
+    """One vector layer of the raw layout as its canonical layer: read (CRS recognised,
+    required columns checked), geometry repaired or quarantined, columns mapped.
+    Returns (frame, quarantine of repair, quarantine of mapping, read, repaired)."""
+    frame = _read_vector(path, spec)
+    n_read = len(frame)
+    frame, q, repaired = repair_geometries(
+        frame, spec.layer or spec.key, str(path), _id_column(spec.key, frame)
+    )
+    mapped, q2 = _MAPPERS.get(spec.key, _identity)(frame, path, spec)
+    return mapped, q, q2, n_read, repaired
 
 
 def _read_vector(path: Path, spec: RawLayer) -> gpd.GeoDataFrame:
