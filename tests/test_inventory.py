@@ -367,3 +367,17 @@ def test_read_helpers_return_current_records_and_latest_run(loaded):
     assert len(read_sites(inv.backend, include_ended=True)) == 120
     run = read_run_info(inv.backend)
     assert run["run_id"] == "r9" and run["changes"]["ended"] == 1
+
+
+def test_a_store_from_before_the_inventory_is_loaded_over(tmp_path):
+    """A site table written by the whole-file store of the first version (no record
+    columns) is replaced by a loaded inventory on the next run, not updated."""
+    import pyogrio
+
+    sites, reference, info = sample_data(30, seed=8)
+    path = tmp_path / "old.gpkg"
+    pyogrio.write_dataframe(sites, path, layer="sites", driver="GPKG")
+    report = open_inventory(path).apply(sites, reference, info)
+    assert report.kind == "load" and report.added == 30
+    assert len(read_sites(path)) == 30
+    assert open_inventory(path).apply(sites, reference, info).unchanged == 30

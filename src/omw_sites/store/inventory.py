@@ -491,7 +491,7 @@ class Inventory:
         in_scope = np.ones(len(sites), bool) if not scope else sites["teryt"].isin(list(scope))
         report = ChangeReport(run_id, "update", scope_text)
 
-        if not self.has_sites():
+        if not self.has_sites() or self._legacy():
             report.kind = "load"
             new = sites[np.asarray(in_scope)].reset_index(drop=True)
             report.added = len(new)
@@ -775,6 +775,11 @@ class Inventory:
         if quarantine is not None and len(quarantine.columns):
             layers[QUARANTINE] = pd.DataFrame(quarantine)
         return layers
+
+    def _legacy(self) -> bool:
+        """A site table written before the inventory existed (no record columns): the
+        first run replaces it with a loaded inventory (it has no history to keep)."""
+        return "ended_at" not in self.backend.columns(SITES)
 
     def _existing(self, table: str, columns: Mapping[str, str]) -> pd.DataFrame:
         """Rows of a bookkeeping table the store already holds (kept over a first load)."""
