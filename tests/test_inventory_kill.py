@@ -67,3 +67,44 @@ def test_sigkill_during_updates_leaves_before_or_after(target):
     assert seen["B"] > 0, f"never killed after a committed update: {seen}"
     inv.apply(a, reference, {**info, "run_id": "final"})
     assert _fingerprint(inv.read_sites(columns=["site_id", "content_hash"])) == expected["A"]
+
+
+HOLD_WRITE = """
+import sys, time
+import pandas as pd
+from omw_sites.store import open_backend
+backend = open_backend(sys.argv[1])
+fids = [int(f) for f in sys.argv[2].split(",")]
+with backend.transaction() as tx:
+    # several MB of changes: SQLite spills them to the file, the journal becomes hot
+    tx.update("sites", "fid", pd.DataFrame({"fid": fids, "notes": ["x" * 20000] * len(fids)}))
+    print("holding", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_geopackage_readers_recover_a_hot_journal(tmp_path):
+    """A writer killed with a spilled transaction leaves a hot rollback journal; GDAL's
+    read-only open cannot roll it back, so the store recovers it before reading and the
+    readers see the state before."""
+    (a, _), reference, info = states()
+    target = str(tmp_path / "hot.gpkg")
+    inv = open_inventory(target)
+    inv.apply(a, reference, {**info, "run_id": "base"})
+    before = inv.read_sites(columns=["site_id", "notes"], read_geometry=False)
+    fids = inv.read_sites(columns=["site_id"], read_geometry=False, fid_as_index=True).index
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD_WRITE, target, ",".join(map(str, fids))],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    line = proc.stdout.readline()
+    assert line.strip() == "holding", proc.stderr.read()
+    journal = Path(target + "-journal")
+    assert journal.exists() and journal.stat().st_size > 0  # the transaction spilled
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    after = inv.read_sites(columns=["site_id", "notes"], read_geometry=False)
+    assert after.equals(before)
+    assert not journal.exists()  # rolled back and removed

@@ -197,7 +197,26 @@ class GeoPackageBackend(Backend):
         if not self.path.exists():
             msg = f"store {self.path} does not exist; run `omw-sites run` or `omw-sites db init`"
             raise StoreError(msg)
+        if self.path.with_name(self.path.name + "-journal").exists():
+            self._recover()
         return self.path
+
+    def _recover(self) -> None:
+        """Roll back what a killed writer left (a *hot* rollback journal) before GDAL reads.
+
+        GDAL opens the file read-only, and a read-only SQLite connection cannot roll a hot
+        journal back ("attempt to write a readonly database"). A read on a read-write
+        connection does it; while a live writer holds the journal, this read just waits
+        for its commit (busy timeout) and changes nothing."""
+        try:
+            conn = sqlite3.connect(self.path, timeout=60)
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            msg = f"store {self.path} cannot be recovered after an interrupted write: {exc}"
+            raise StoreError(msg) from exc
 
     def signature(self) -> tuple:
         try:
