@@ -220,3 +220,19 @@ def test_datetime_selects_sites_by_when_their_record_changed(served):
     # reference layers have no temporal property: datetime does not restrict them
     rail = client.get("/collections/rail/items", params={"datetime": "2000-01-01"}).json()
     assert rail["numberMatched"] == 10
+
+
+def test_cross_origin_portal_may_patch(served):
+    """A browser portal on another origin: the CORS preflight allows PATCH with a key."""
+    res = served["client"].options(
+        "/collections/sites/items/S1",
+        headers={
+            "Origin": "https://inwestor.example.pl",
+            "Access-Control-Request-Method": "PATCH",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
+    assert res.status_code == 200, res.text
+    assert "PATCH" in res.headers["access-control-allow-methods"]
+    allowed = res.headers["access-control-allow-headers"].lower()
+    assert "authorization" in allowed and "content-type" in allowed

@@ -120,7 +120,14 @@ def create_app(store_path: str | Path) -> FastAPI:
             cached["doc"] = orjson.dumps(ogc_openapi(app, props))
         return Response(cached["doc"], media_type=features.OPENAPI)
 
-    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "PATCH"])
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["GET", "PATCH"],
+        # a portal in another origin sends its key and JSON body, and revalidates by ETag
+        allow_headers=["Authorization", "X-API-Key", "Content-Type", "If-None-Match"],
+        expose_headers=["ETag", "Last-Modified", "Content-Crs"],
+    )
     app.add_middleware(ServerTimingMiddleware)
     return app
 
