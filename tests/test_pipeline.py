@@ -118,6 +118,22 @@ def test_layer_without_crs(raw_copy, tmp_path):
     _assert_fails_cleanly(["run", "--raw", str(raw_copy)], tmp_path / "o", "wezly.gpkg", "CRS")
 
 
+def test_bad_text_encoding_in_a_raw_layer(raw_copy, tmp_path):
+    """`run` checks text like `ingest` does: cp1250 bytes stored as UTF-8 text in a
+    GeoPackage stop the run naming the file, record, column and rule."""
+    import sqlite3
+
+    path = raw_copy / "admin/gminy.gpkg"
+    with sqlite3.connect(path) as con:  # a writer that stored cp1250 bytes as TEXT
+        for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"):
+            con.execute(f'DROP TRIGGER "{name}"')
+        bad = "Łomianki".encode("cp1250")
+        con.execute("UPDATE gminy SET JPT_NAZWA_ = CAST(? AS TEXT) WHERE fid = 3", (bad,))
+    _assert_fails_cleanly(
+        ["run", "--raw", str(raw_copy)], tmp_path / "o", "gminy.gpkg", "JPT_NAZWA_"
+    )
+
+
 def test_unreadable_file_keeps_previous_store(raw_copy, demo_store, tmp_path):
     out = tmp_path / "o"
     out.mkdir()

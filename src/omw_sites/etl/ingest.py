@@ -11,7 +11,6 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyogrio
 import rasterio
 
 from omw_sites.config import AREA_TOLERANCE
@@ -28,6 +27,7 @@ from omw_sites.etl.errors import IngestError
 from omw_sites.etl.gesut import in_powiat, powiat_of, read_gesut
 from omw_sites.etl.mpzp import parse_symbols
 from omw_sites.etl.validate import repair_geometries
+from omw_sites.etl.vector import read_vector_file
 from omw_sites.layers import (
     APP_GML_DIR,
     EGIB_GML_DIR,
@@ -250,44 +250,12 @@ def read_raw_layer(path: Path, spec: RawLayer):
 
 
 def _read_vector(path: Path, spec: RawLayer) -> gpd.GeoDataFrame:
-    try:
-        names = [str(n) for n, _ in pyogrio.list_layers(path)]
-        if spec.layer and spec.layer not in names:
-            raise IngestError(
-                path,
-                f"layer {spec.layer!r} not found (the file has: {', '.join(names) or 'none'})",
-                layer=spec.layer,
-                rule="required layers",
-            )
-        gdf = pyogrio.read_dataframe(path, layer=spec.layer, use_arrow=True)
-    except IngestError:
-        raise
-    except Exception as exc:  # GDAL's own errors: unreadable, truncated, wrong format
-        raise IngestError(path, f"cannot read the file: {exc}", layer=spec.layer) from exc
-    if gdf.crs is None:
-        raise IngestError(
-            path,
-            "layer has no coordinate reference system; add a .prj / srsName / GPKG SRS",
-            layer=spec.layer,
-            rule="layer has a CRS",
-        )
-    epsg = resolve_epsg(gdf.crs)
-    if epsg is None:
-        raise IngestError(
-            path, f"unrecognised CRS {gdf.crs.name!r}", layer=spec.layer, rule="known CRS"
-        )
-    upper = {c: c.upper() for c in gdf.columns if c != gdf.geometry.name}
-    gdf = gdf.rename(columns=upper)
-    missing = [c for c in spec.columns if c.upper() not in gdf.columns]
-    if missing:
-        raise IngestError(
-            path,
-            f"missing required column(s) {', '.join(missing)}",
-            layer=spec.layer,
-            rule="required columns",
-        )
-    gdf = gdf.set_crs(epsg, allow_override=True) if gdf.crs.to_epsg() != epsg else gdf
-    return gdf.to_crs(WORK_CRS) if epsg != 2180 else gdf
+    """One layer of the raw folder through the same reader ``omw-sites ingest`` uses: CRS
+    recognised (or an error naming the file), text checked against its declared encoding
+    (bad bytes name the record and column), upper-case columns, required ones present,
+    EPSG:2180."""
+    gdf, _fmt, _layer, _crs_in = read_vector_file(path, spec.layer, required=spec.columns)
+    return gdf
 
 
 def _check_raster(path: Path) -> Path:
