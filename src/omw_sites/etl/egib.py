@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
@@ -18,6 +19,7 @@ from omw_sites.etl.gml import (
     DEFAULT_LIMITS,
     GML_NAMESPACES,
     Limits,
+    PolygonArrays,
     PolygonBatch,
     first,
     geometry,
@@ -33,6 +35,12 @@ from omw_sites.layers import WORK_CRS
 PARCEL_ID_PATTERN = (
     r"^(?P<teryt6>\d{6})_(?P<kind>\d)\.(?P<obreb>\d{4})\."
     r"(?:AR_(?P<sheet>\d+)\.)?(?P<number>\d+(?:/\d+)?)$"
+)
+
+# the same with the number split into base and sub-number (one regex pass)
+_PARCEL_ID_PARTS = (
+    r"^(?P<teryt6>\d{6})_(?P<kind>\d)\.(?P<obreb>\d{4})\."
+    r"(?:AR_(?P<sheet>\d+)\.)?(?P<number>(?P<base>\d+)(?:/(?P<sub>\d+))?)$"
 )
 
 # registered ownership groups (grupy rejestrowe) → ownership class (FORMATS.md)
@@ -71,24 +79,29 @@ def parse_parcel_ids(ids: pd.Series) -> pd.DataFrame:
     # Arrow's RE2 extraction in C++, and the parts stay Arrow strings (pandas' ``str``
     # dtype wraps them without copying): ~6× faster than per-row regex at 1M IDs
     arr = _arrow_strings(text)
-    parts = pc.extract_regex(arr, PARCEL_ID_PATTERN)
-    number_parts = pc.extract_regex(parts.field("number"), r"^(?P<base>\d+)(?:/(?P<sub>\d+))?$")
+    parts = pc.extract_regex(arr, _PARCEL_ID_PARTS)  # one pass: number split too
+    valid = pc.is_valid(parts).to_numpy(zero_copy_only=False)
+    everything = bool(valid.all())
 
-    def col(values: pa.Array) -> pa.Array:
-        """Null for missing or empty (an unmatched optional group extracts as "")."""
+    def col(values: pa.Array, always: bool = False) -> pa.Array:
+        """Null for missing or empty (an unmatched optional group extracts as "").
+
+        ``always`` groups are never empty in a match: with every ID valid, as they are.
+        """
+        if always and everything:
+            return values
         return pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
 
-    valid = pc.is_valid(parts).to_numpy(zero_copy_only=False)
     table = pa.table(
         {
             "teryt": pc.binary_join_element_wise(parts.field("teryt6"), parts.field("kind"), ""),
-            "unit": col(parts.field("teryt6")),
-            "gmina_type": col(parts.field("kind")),
-            "obreb": col(parts.field("obreb")),
+            "unit": col(parts.field("teryt6"), True),
+            "gmina_type": col(parts.field("kind"), True),
+            "obreb": col(parts.field("obreb"), True),
             "sheet": col(parts.field("sheet")),
-            "number": col(parts.field("number")),
-            "base_number": col(number_parts.field("base")),
-            "sub_number": col(number_parts.field("sub")),
+            "number": col(parts.field("number"), True),
+            "base_number": col(parts.field("base"), True),
+            "sub_number": col(parts.field("sub")),
         }
     )
     out = table.to_pandas()
@@ -125,6 +138,8 @@ def ownership_class(groups: pd.Series) -> pd.Series:
 
     Returns ``municipal``, ``state``, ``private`` or ``other`` (unknown or missing).
     """
+    if not groups.notna().any():  # no group known (exports without the column)
+        return _constant_text("other", groups)
     numeric = pd.to_numeric(groups, errors="coerce")
     out = numeric.map(OWNERSHIP_BY_GROUP).astype(object)
     text = out.isna().to_numpy() & groups.notna().to_numpy()
@@ -132,6 +147,14 @@ def ownership_class(groups: pd.Series) -> pd.Series:
         words = groups[text].astype(str).str.strip().str.lower()
         out[text] = words.map(OWNERSHIP_BY_TEXT).to_numpy(dtype=object)
     return out.fillna("other").astype(str)
+
+
+def _constant_text(value: str, like: pd.Series) -> pd.Series:
+    """``value`` in every row of ``like`` as pandas ``str`` (what ``.astype(str)`` gives)."""
+    arr = pa.repeat(pa.scalar(value, pa.large_string()), len(like))
+    out = arr.to_pandas()
+    out.index, out.name = like.index, like.name
+    return out
 
 
 def area_mismatch(
@@ -160,12 +183,15 @@ def canonical_parcels(
     tolerance: float = AREA_TOLERANCE,
     extra: dict[str, pd.Series] | None = None,
     attributes: pd.DataFrame | None = None,
+    parsed: tuple[pd.DataFrame, bool] | None = None,
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     """Canonical ``parcels`` layer (EPSG:2180 geometries) and its quarantine.
 
     Malformed and duplicate IDs are quarantined with the reason; the first of duplicate
     IDs is kept. Registered area (ha) is kept beside the polygon's area and
-    ``area_mismatch`` flags a relative difference above ``tolerance``.
+    ``area_mismatch`` flags a relative difference above ``tolerance``. ``parsed`` is
+    :func:`parse_parcel_ids` of ``ids`` (in their order) and whether they are known
+    to be unique, when the caller worked them out already (see :class:`_IdFacts`).
     """
     ids = ids.astype(str).str.strip().reset_index(drop=True)
     registered_ha = pd.to_numeric(registered_ha, errors="coerce").reset_index(drop=True)
@@ -173,9 +199,15 @@ def canonical_parcels(
     kw = kw.reset_index(drop=True)
     attributes = attributes.reset_index(drop=True) if attributes is not None else None
     extra = {k: v.reset_index(drop=True) for k, v in (extra or {}).items()}
-    parts = parse_parcel_ids(ids)
+    if parsed is None:
+        parts, unique = parse_parcel_ids(ids), False
+    else:
+        parts, unique = parsed[0].reset_index(drop=True), parsed[1]
     bad_id = ~parts["valid"].to_numpy()
-    dup = ids.duplicated(keep="first").to_numpy() & ~bad_id
+    if unique:
+        dup = np.zeros(len(ids), dtype=bool)
+    else:
+        dup = ids.duplicated(keep="first").to_numpy() & ~bad_id
     q = [
         quarantine_rows(
             file,
@@ -215,7 +247,10 @@ def canonical_parcels(
         "registered_area_ha": np.where(np.isnan(reg), area_ha, reg),
         "area_mismatch": area_mismatch(area_ha, reg, tolerance),
         "ownership": ownership.array,
-        "kw": kw.fillna("").astype(str).array,
+        "kw": (
+            _constant_text("", kw) if kw.dtype == object and not kw.notna().any() else
+            kw.fillna("").astype(str)
+        ).array,
         "sheet": kept(parts["sheet"].fillna("")),
         "gmina_type": kept(parts["gmina_type"]),
         "base_number": kept(parts["base_number"]),
@@ -225,6 +260,67 @@ def canonical_parcels(
     cols |= {k: kept(v) for k, v in extra.items()}
     out = gpd.GeoDataFrame(cols, geometry=geoms, crs=WORK_CRS)
     return out, concat_quarantine(q)
+
+
+class _IdFacts:
+    """Parcel-ID parsing and a uniqueness test run in a thread beside geometry validation.
+
+    Arrow's regex and hashing and GEOS's ``is_valid`` release the GIL, so on a free
+    core they overlap. Both are row-wise facts of the IDs before validation:
+    :meth:`of` takes the parts of the rows validation kept (uniqueness of all rows
+    implies uniqueness of any subset; otherwise duplicates are looked for again).
+    """
+
+    def __init__(self, ids: pd.Series) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="parcel-ids")
+        self._future = self._pool.submit(self._work, ids)
+        self._pool.shutdown(wait=False)
+
+    @staticmethod
+    def _work(ids: pd.Series) -> tuple[pd.DataFrame, bool]:
+        text = ids.astype(str).str.strip()
+        return parse_parcel_ids(text), not text.duplicated(keep="first").any()
+
+    def of(self, index: pd.Index) -> tuple[pd.DataFrame, bool]:
+        """Parts of the rows labelled ``index`` (validation keeps the labels), uniqueness."""
+        parts, unique = self._future.result()
+        if not parts.index.equals(index):
+            parts = parts.loc[index]
+        return parts, unique
+
+
+_HALVES_FROM = 50_000  # rows; below, one thread validates (thread hand-off costs)
+
+
+def _repair(
+    gdf: gpd.GeoDataFrame, layer: str, file: str
+) -> tuple[gpd.GeoDataFrame, pd.DataFrame, int]:
+    """:func:`~omw_sites.etl.validate.repair_geometries` of ``gdf``, in two threads.
+
+    Validation is row by row and GEOS releases the GIL, so the two halves' results,
+    put together in order, are the whole frame's result, in about half the time on
+    two free cores.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from omw_sites.etl.validate import repair_geometries
+
+    if len(gdf) < _HALVES_FROM:
+        return repair_geometries(gdf, layer, file, "ID_DZIALKI")
+    h = len(gdf) // 2
+    with ThreadPoolExecutor(2, thread_name_prefix="parcel-geoms") as pool:
+        halves = list(
+            pool.map(
+                lambda part: repair_geometries(part, layer, file, "ID_DZIALKI"),
+                (gdf.iloc[:h], gdf.iloc[h:]),
+            )
+        )
+    ok = pd.concat([halves[0][0], halves[1][0]])
+    qs = [q for _, q, _ in halves if len(q)]
+    q = pd.concat(qs, ignore_index=True) if len(qs) > 1 else (qs or [halves[0][1]])[0]
+    return ok, q, halves[0][2] + halves[1][2]
 
 
 def read_ownership_table(path: str | Path, ids: pd.Series) -> pd.Series:
@@ -299,12 +395,104 @@ def read_egib_gml(
     )
     ns = require_namespace(path, egib_schema, expected, limits)
     schema = egib_schema(ns)
+    chunks = _read_parcel_chunks(path, ns, schema, limits)
+    if chunks is None:  # serial: one pass of the streaming parser over the whole file
+        features = iter_features(path, ns, (PARCEL, JRG), limits)
+        chunks = [_read_parcels(features, ns, schema, path)]
+    if not sum(c.parcels for c in chunks):
+        raise IngestError(path, f"no {PARCEL} features", layer=PARCEL, rule="parcels present")
+    df, arr, done, srs, groups = _assemble(chunks)
+    arr, crs_in = to_work_crs(path, PARCEL, arr, srs, crs, done)
+    n_read = len(df)
+    current = _current_versions(df)
+    df, arr = df[current].reset_index(drop=True), arr[current]
+    if groups:
+        df["GRUPA_REJESTROWA"] = df["GRUPA_REJESTROWA"].fillna(df["JRG"].map(groups))
+    ids = _IdFacts(df["ID_DZIALKI"])
+    frame, q, repaired = _valid_geoms(df, arr, path)
+    frame_out, q2 = canonical_parcels(
+        frame["ID_DZIALKI"],
+        frame.geometry.to_numpy(),
+        frame["POLE_EWIDENCYJNE"],
+        frame["GRUPA_REJESTROWA"],
+        frame["KW"],
+        path,
+        PARCEL,
+        tolerance,
+        extra={
+            "local_id": frame["LOKALNY_ID"],
+            "version_start": frame["START_WERSJA"],
+            "land_use": frame["OFU"],
+        },
+        attributes=frame.drop(columns="geometry"),
+        parsed=ids.of(frame.index),
+    )
+    return LayerResult(
+        "parcels",
+        frame_out,
+        concat_quarantine([q, q2]),
+        f"egib-gml-{schema}",
+        PARCEL,
+        crs_in,
+        n_read,
+        repaired,
+        extra={"versions": n_read, "current": int(current.sum())},
+    )
+
+
+_GML_COLUMNS = [
+    "ID_DZIALKI", "LOKALNY_ID", "START_WERSJA", "KONIEC_WERSJA", "KONIEC_OBIEKT",
+    "POLE_EWIDENCYJNE", "KW", "GRUPA_REJESTROWA", "JRG", "OFU",
+]  # fmt: skip
+
+
+@dataclass
+class _ParcelChunk:
+    """Parcels of a run of GML features as plain arrays (cheap to send between processes).
+
+    ``columns`` follow ``_GML_COLUMNS``; ``other`` holds the geometries that are not
+    plain polygons (by parcel index in the chunk); ``srs_codes`` index ``srs_names``
+    per parcel; ``groups`` map a registration unit's gml:id / local ID to its group.
+    """
+
+    features: int
+    parcels: int
+    columns: list[pa.Array]
+    polygons: PolygonArrays | None
+    other: dict[int, object]
+    srs_codes: np.ndarray
+    srs_names: list[str]
+    groups: dict[str, str]
+    geoms: np.ndarray | None = None
+    done: np.ndarray | None = None
+
+    def build(self) -> _ParcelChunk:
+        """Make the chunk's geometries (EPSG:2180 where the ``srsName`` says which CRS)."""
+        if self.geoms is None:
+            geoms = np.empty(self.parcels, dtype=object)
+            for i, g in self.other.items():
+                geoms[i] = g
+            done = np.zeros(self.parcels, dtype=bool)
+            self.polygons.to_work_crs()
+            self.polygons.build(geoms, done)
+            self.geoms, self.done, self.polygons, self.other = geoms, done, None, {}
+        return self
+
+
+def _read_parcels(features, ns: str, schema: str, path: Path) -> _ParcelChunk:
+    """Parcels (and registration units' ownership groups) of GML feature elements.
+
+    Raises
+    ------
+    IngestError
+        A geometry that cannot be read (names the parcel's number in ``features``).
+    """
     area_tag = "powierzchniaEwidencyjna" if schema == "2015" else "poleEwidencyjne"
     rows: list[tuple] = []
-    geoms: list = []
+    other: dict[int, object] = {}
     srs: list = []
     groups: dict[str, str] = {}
-    batch = PolygonBatch()  # plain polygons: coordinates parsed and reprojected at once
+    batch = PolygonBatch()  # plain polygons: coordinates parsed at once
     geometria = f"{{{ns}}}geometria"
     jrg_tag = f"{{{ns}}}{JRG}"
     gml_id = f"{{{GML_NAMESPACES[0]}}}id"
@@ -313,8 +501,10 @@ def read_egib_gml(
          area_tag, "numerKW", "grupaRejestrowa", "OFU")
     )  # fmt: skip
     links = ("JRG", "JRG2")
+    n_features = 0
     try:
-        for el in iter_features(path, ns, (PARCEL, JRG), limits):
+        for el in features:
+            n_features += 1
             props = named_values(el, names, links)
             if el.tag == jrg_tag:
                 g = first(props, "grupaRejestrowa")
@@ -326,11 +516,11 @@ def read_egib_gml(
             geom_el = el.find(geometria)
             shape = geom_el[0] if geom_el is not None and len(geom_el) else None
             if batch.add(len(rows), shape):
-                geoms.append(None)
                 srs.append(batch.srs[-1])
             else:
                 g, s = geometry(geom_el)
-                geoms.append(g)
+                if g is not None:
+                    other[len(rows)] = g
                 srs.append(s)
             get = props.get
             jrg = (get("JRG2@href") or get("JRG@href") or ("",))[0]
@@ -353,63 +543,125 @@ def read_egib_gml(
     except ValueError as exc:  # a coordinate that is not a number, an odd posList …
         msg = f"bad geometry in feature {len(rows) + 1}: {exc}"
         raise IngestError(path, msg, layer=PARCEL, rule="GML coordinates") from exc
-    if not rows:
-        raise IngestError(path, f"no {PARCEL} features", layer=PARCEL, rule="parcels present")
-    df = pd.DataFrame(
-        rows,
-        columns=[
-            "ID_DZIALKI", "LOKALNY_ID", "START_WERSJA", "KONIEC_WERSJA", "KONIEC_OBIEKT",
-            "POLE_EWIDENCYJNE", "KW", "GRUPA_REJESTROWA", "JRG", "OFU",
-        ],
-    )  # fmt: skip
-    arr = np.empty(len(geoms), dtype=object)
-    arr[:] = geoms
-    done = np.zeros(len(arr), dtype=bool)
     try:
-        batch.build(arr, done)
+        polygons = batch.arrays()
     except ValueError as exc:
         msg = f"bad coordinates: {exc}"
         raise IngestError(path, msg, layer=PARCEL, rule="GML coordinates") from exc
-    arr, crs_in = to_work_crs(path, PARCEL, arr, srs, crs, done)
-    n_read = len(df)
-    current = _current_versions(df)
-    df, arr = df[current].reset_index(drop=True), arr[current]
-    if groups:
-        df["GRUPA_REJESTROWA"] = df["GRUPA_REJESTROWA"].fillna(df["JRG"].map(groups))
-    frame, q, repaired = _valid_geoms(df, arr, path)
-    frame_out, q2 = canonical_parcels(
-        frame["ID_DZIALKI"],
-        frame.geometry.to_numpy(),
-        frame["POLE_EWIDENCYJNE"],
-        frame["GRUPA_REJESTROWA"],
-        frame["KW"],
-        path,
-        PARCEL,
-        tolerance,
-        extra={
-            "local_id": frame["LOKALNY_ID"],
-            "version_start": frame["START_WERSJA"],
-            "land_use": frame["OFU"],
-        },
-        attributes=frame.drop(columns="geometry"),
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in _GML_COLUMNS]
+    srs_names: dict[str, int] = {}
+    srs_codes = np.array([srs_names.setdefault(s or "", len(srs_names)) for s in srs], np.int32)
+    return _ParcelChunk(
+        n_features,
+        len(rows),
+        [pa.array(c, type=pa.large_string()) for c in columns],
+        polygons,
+        other,
+        srs_codes,
+        list(srs_names),
+        groups,
     )
-    return LayerResult(
-        "parcels",
-        frame_out,
-        concat_quarantine([q, q2]),
-        f"egib-gml-{schema}",
-        PARCEL,
-        crs_in,
-        n_read,
-        repaired,
-        extra={"versions": n_read, "current": int(current.sum())},
-    )
+
+
+_CHUNK_PARSER: dict[str, object] = {}
+
+
+def _parcel_chunk(
+    path: str, head: bytes, tail: bytes, start: int, end: int, ns: str, schema: str, most: int
+) -> _ParcelChunk:
+    """Worker: the parcels of one byte range of an EGiB GML file (see ``gml_chunks``).
+
+    Raises on anything unusual (bad XML, a feature not directly under a member, more
+    than ``most`` features); the caller then reads the file serially.
+    """
+    from lxml import etree
+
+    from omw_sites.etl.gml_chunks import chunk_document
+
+    parser = _CHUNK_PARSER.get("xml")
+    if parser is None:
+        parser = _CHUNK_PARSER["xml"] = etree.XMLParser(huge_tree=True, remove_comments=True)
+    root = etree.fromstring(chunk_document(path, head, tail, start, end), parser)
+    tags = (f"{{{ns}}}{PARCEL}", f"{{{ns}}}{JRG}")
+
+    def features():
+        n = 0
+        for el in root.iter(tags):
+            member = el.getparent()
+            # the serial reader clears each feature after use: same result only when
+            # features do not nest (each sits in a member of the root)
+            if member is None or member.getparent() is not root:
+                raise ValueError("a feature that is not a member of the collection")
+            n += 1
+            if n > most:
+                raise ValueError("feature limit")
+            yield el
+
+    return _read_parcels(features(), ns, schema, Path(path))
+
+
+def _read_parcel_chunks(
+    path: Path, ns: str, schema: str, limits: Limits
+) -> list[_ParcelChunk] | None:
+    """Parcels read in several processes, one byte range each; None = read serially.
+
+    Serial for one worker (``OMW_INGEST_WORKERS=1``), small files and files that
+    cannot be cut at members; also whenever a range fails, so that every error is the
+    serial reader's own (file, record, rule).
+    """
+    from omw_sites.etl import gml_chunks as gc
+
+    workers = gc.ingest_workers()
+    if workers < 2 or path.stat().st_size < gc.MIN_PARALLEL_BYTES:
+        return None
+    split = gc.split_members(path, gc.CHUNK_BYTES)
+    if split is None:
+        return None
+    workers = min(workers, len(split.ranges))
+    most = limits.max_features
+    try:  # geometries are built here while the workers parse the next ranges
+        chunks = [
+            c.build() for c in gc.map_chunks(_parcel_chunk, path, split, workers, ns, schema, most)
+        ]
+    except gc.ChunksFailed:
+        return None
+    if sum(c.features for c in chunks) > limits.max_features:
+        return None  # the serial reader names the feature beyond the limit
+    return chunks
+
+
+def _assemble(
+    chunks: list[_ParcelChunk],
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, list, dict[str, str]]:
+    """Attributes, geometries, their "already in EPSG:2180" mask, ``srsName``s, groups."""
+    n = sum(c.parcels for c in chunks)
+    data = {}
+    for i, name in enumerate(_GML_COLUMNS):
+        col = pa.chunked_array([c.columns[i] for c in chunks], type=pa.large_string())
+        if col.null_count == n:  # as pandas infers a column of only None
+            data[name] = pd.Series([None] * n, dtype=object)
+        else:
+            data[name] = col.to_pandas()
+    df = pd.DataFrame(data)
+    groups: dict[str, str] = {}
+    srs_parts = []
+    for c in chunks:
+        c.build()
+        groups.update(c.groups)  # in file order: a later unit wins, as when streaming
+        names = np.array(c.srs_names or [""], dtype=object)
+        srs_parts.append(names[c.srs_codes])
+    geoms = np.concatenate([c.geoms for c in chunks])
+    done = np.concatenate([c.done for c in chunks])
+    srs = np.concatenate(srs_parts).tolist()
+    return df, geoms, done, srs, groups
 
 
 def _current_versions(df: pd.DataFrame) -> np.ndarray:
     """Mask of the current version of each parcel (by local ID, else parcel ID)."""
     live = (df["KONIEC_WERSJA"] == "") & (df["KONIEC_OBIEKT"] == "")
     key = df["LOKALNY_ID"].where(df["LOKALNY_ID"] != "", df["ID_DZIALKI"])
+    if key.is_unique:  # one version per parcel: the current ones are the live ones
+        return live.to_numpy(dtype=bool, copy=True)
     order = df.assign(_key=key, _live=live).sort_values(
         ["_key", "_live", "START_WERSJA"], kind="stable"
     )
@@ -423,11 +675,8 @@ def _current_versions(df: pd.DataFrame) -> np.ndarray:
 def _valid_geoms(
     df: pd.DataFrame, geoms: np.ndarray, path: Path
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame, int]:
-    from omw_sites.etl.validate import repair_geometries
-
     gdf = gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geoms, crs=WORK_CRS), crs=WORK_CRS)
-    ok, q, repaired = repair_geometries(gdf, PARCEL, str(path), "ID_DZIALKI")
-    return ok, q, repaired
+    return _repair(gdf, PARCEL, str(path))
 
 
 # ----------------------------------------------------------------------------- vector
@@ -449,7 +698,6 @@ def read_egib_vector(
     Needs ``ID_DZIALKI``; uses ``POLE_EWIDENCYJNE`` (ha) and ``GRUPA_REJESTROWA`` / ``KW``
     where present; ``ownership_table`` (e.g. ``ownership.csv``) overrides the group.
     """
-    from omw_sites.etl.validate import repair_geometries
     from omw_sites.etl.vector import read_vector_file
 
     path = Path(path)
@@ -463,7 +711,8 @@ def read_egib_vector(
         raise IngestError(path, msg, layer=layer, rule="required columns")
     gdf = gdf.rename(columns={id_col: "ID_DZIALKI"})
     n_read = len(gdf)
-    gdf, q, repaired = repair_geometries(gdf, layer, str(path), "ID_DZIALKI")
+    ids = _IdFacts(gdf["ID_DZIALKI"]) if gdf.index.is_unique else None
+    gdf, q, repaired = _repair(gdf, layer, str(path))
     groups = (
         gdf["GRUPA_REJESTROWA"]
         if "GRUPA_REJESTROWA" in gdf
@@ -488,6 +737,7 @@ def read_egib_vector(
             "ownership_known": groups.notna(),
         },
         attributes=pd.DataFrame(gdf.drop(columns=gdf.geometry.name)),
+        parsed=ids.of(gdf.index) if ids is not None else None,
     )
     return LayerResult(
         "parcels", frame, concat_quarantine([q, q2]), fmt, layer, crs_in, n_read, repaired

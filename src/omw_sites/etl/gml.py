@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -201,7 +202,8 @@ def first(props: dict[str, list[str]], name: str, default: str | None = None) ->
     return v[0] if v else default
 
 
-_WILDCARD_TAGS: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
+_WILDCARD_TAGS: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple] = {}
+_GML_NS_SET = frozenset(GML_NAMESPACES)
 
 
 def named_values(
@@ -215,23 +217,26 @@ def named_values(
     """
     names = tuple(names)
     hrefs = tuple(hrefs)
-    tags = _WILDCARD_TAGS.get((names, hrefs))
-    if tags is None:
-        tags = _WILDCARD_TAGS[names, hrefs] = [f"{{*}}{n}" for n in dict.fromkeys(names + hrefs)]
+    spec = _WILDCARD_TAGS.get((names, hrefs))
+    if spec is None:
+        tags = [f"{{*}}{n}" for n in dict.fromkeys(names + hrefs)]
+        spec = _WILDCARD_TAGS[names, hrefs] = (tags, frozenset(names), frozenset(hrefs))
+    tags, text_names, href_names = spec
     out: dict[str, list[str]] = {}
     for c in el.iter(*tags):
         tag = c.tag
         cut = tag.rfind("}")
-        if tag[1:cut] in GML_NAMESPACES:
+        if tag[1:cut] in _GML_NS_SET:
             continue
         name = tag[cut + 1 :]
         text = c.text
-        if text and name in names and (text := text.strip()):
-            if name in out:
-                out[name].append(text)
-            else:
+        if text and name in text_names and (text := text.strip()):
+            values = out.get(name)
+            if values is None:
                 out[name] = [text]
-        if name in hrefs:
+            else:
+                values.append(text)
+        if name in href_names:
             v = c.get(_HREF)
             if v:
                 out.setdefault(f"{name}@href", []).append(v)
@@ -444,23 +449,94 @@ class PolygonBatch:
         """
         if not self.where:
             return
-        from pyproj import Transformer
+        arrays = self.arrays()
+        arrays.to_work_crs()
+        arrays.build(geoms, done)
 
+    def arrays(self) -> PolygonArrays:
+        """The queued polygons as plain arrays, coordinates as written in the file.
+
+        What :meth:`build` makes polygons of; plain arrays travel cheaply between
+        processes (see :mod:`omw_sites.etl.gml_chunks`), and no PROJ call is needed.
+
+        Raises
+        ------
+        ValueError
+            A coordinate is not a number.
+        """
         self.chunks.append(np.array(self.tokens, dtype=float))
         xy = np.concatenate(self.chunks).reshape(-1, 2)
         self.chunks, self.tokens = [], []
-        ring_sizes = np.asarray(self.ring_sizes, dtype=np.int64)
-        poly_rings = np.asarray(self.poly_rings, dtype=np.int64)
-        ring_offsets = np.concatenate([[0], np.cumsum(ring_sizes)])
-        poly_offsets = np.concatenate([[0], np.cumsum(poly_rings)])
-        points_per_poly = np.add.reduceat(ring_sizes, poly_offsets[:-1])
-        srs = np.array([s or "" for s in self.srs], dtype=object)
-        known = np.zeros(len(srs), dtype=bool)
-        for name in dict.fromkeys(srs.tolist()):
+        names: dict[str, int] = {}
+        codes = np.array(
+            [names.setdefault(s or "", len(names)) for s in self.srs], dtype=np.int32
+        )
+        return PolygonArrays(
+            xy,
+            np.asarray(self.ring_sizes, dtype=np.int64),
+            np.asarray(self.poly_rings, dtype=np.int64),
+            np.asarray(self.where, dtype=np.int64),
+            codes,
+            list(names),
+        )
+
+
+@dataclass
+class PolygonArrays:
+    """Polygons as arrays: points (n × 2), points per ring, rings per polygon, feature index.
+
+    ``srs_codes`` index ``srs_names`` (one ``srsName`` per polygon, "" for none);
+    ``known`` marks the polygons whose points :meth:`to_work_crs` put in EPSG:2180.
+    """
+
+    xy: np.ndarray
+    ring_sizes: np.ndarray
+    poly_rings: np.ndarray
+    where: np.ndarray
+    srs_codes: np.ndarray
+    srs_names: list[str]
+    known: np.ndarray | None = None
+
+    @classmethod
+    def concat(cls, parts: list[PolygonArrays], offsets: list[int]) -> PolygonArrays:
+        """One set of the (unprojected) ``parts``; ``offsets`` shift their feature indices."""
+        names: dict[str, int] = {}
+        codes = []
+        for p in parts:
+            remap = np.array(
+                [names.setdefault(n, len(names)) for n in p.srs_names] or [0], dtype=np.int32
+            )
+            codes.append(remap[p.srs_codes])
+
+        def cat(values: list[np.ndarray], dtype) -> np.ndarray:
+            return np.concatenate(values) if values else np.zeros(0, dtype)
+
+        return cls(
+            cat([p.xy for p in parts], float).reshape(-1, 2),
+            cat([p.ring_sizes for p in parts], np.int64),
+            cat([p.poly_rings for p in parts], np.int64),
+            cat([p.where + o for p, o in zip(parts, offsets, strict=True)], np.int64),
+            cat(codes, np.int32),
+            list(names),
+        )
+
+    def to_work_crs(self) -> None:
+        """Points of polygons whose ``srsName`` names an EPSG code → EPSG:2180, in place.
+
+        Northing-first CRSs are swapped to easting first; one pyproj call per CRS.
+        """
+        known = np.zeros(len(self.where), dtype=bool)
+        self.known = known
+        if not len(self.where):
+            return
+        poly_offsets = np.concatenate([[0], np.cumsum(self.poly_rings)])
+        points_per_poly = np.add.reduceat(self.ring_sizes, poly_offsets[:-1])
+        xy = self.xy
+        for k, name in enumerate(self.srs_names):
             code = epsg_of(name)
             if code is None:
                 continue
-            polys = srs == name
+            polys = self.srs_codes == k
             known |= polys
             at = np.repeat(polys, points_per_poly)
             part = xy[at]
@@ -468,18 +544,32 @@ class PolygonBatch:
                 part = part[:, ::-1]
             if code != 2180:
                 try:
-                    t = Transformer.from_crs(code, 2180, always_xy=True)
+                    t = _transformer_to_2180(code)
                 except Exception:  # unknown code: to_work_crs reports it
                     known &= ~polys
                     continue
                 part = np.column_stack(t.transform(part[:, 0], part[:, 1]))
             xy[at] = part
+
+    def build(self, geoms: np.ndarray, done: np.ndarray) -> None:
+        """Create the polygons in one call into ``geoms[where]``; mark ``done[where[known]]``."""
+        if not len(self.where):
+            return
+        ring_offsets = np.concatenate([[0], np.cumsum(self.ring_sizes)])
+        poly_offsets = np.concatenate([[0], np.cumsum(self.poly_rings)])
         built = shapely.from_ragged_array(
-            shapely.GeometryType.POLYGON, xy, (ring_offsets, poly_offsets)
+            shapely.GeometryType.POLYGON, self.xy, (ring_offsets, poly_offsets)
         )
-        where = np.asarray(self.where)
-        geoms[where] = built
-        done[where[known]] = True
+        geoms[self.where] = built
+        if self.known is not None:
+            done[self.where[self.known]] = True
+
+
+@functools.lru_cache(maxsize=64)
+def _transformer_to_2180(code: int):
+    from pyproj import Transformer
+
+    return Transformer.from_crs(code, 2180, always_xy=True)
 
 
 # ----------------------------------------------------------------------------- CRS
@@ -500,6 +590,11 @@ def axis_swap(srs_name: str | None) -> bool:
     the EPSG axis order, which is northing-easting for EPSG:2176–2180 and lat-lon for
     4326; the short ``EPSG:2180`` form is read easting first, as GDAL does.
     """
+    return _axis_swap(srs_name)
+
+
+@functools.lru_cache(maxsize=256)
+def _axis_swap(srs_name: str | None) -> bool:
     code = epsg_of(srs_name)
     if code is None or not srs_name or not ("urn:" in srs_name or "/def/crs/" in srs_name):
         return False

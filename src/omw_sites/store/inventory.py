@@ -153,23 +153,96 @@ def derived_columns(columns: Iterable[str]) -> list[str]:
 def content_hash(
     sites: gpd.GeoDataFrame, columns: Sequence[str], geometry: bool = True
 ) -> np.ndarray:
-    """A 64-bit hash per site of ``columns`` (floats to 6 decimals) and, with
-    ``geometry``, of its shape (vectorised)."""
-    frame = pd.DataFrame(index=pd.RangeIndex(len(sites)))
+    """A 64-bit hash per site of ``columns`` (floats to 6 decimals, integers and booleans
+    by value, text by its SipHash, NaN/NULL as one value) and, with ``geometry``, of its
+    shape.
+
+    Vectorised (numpy and Arrow, no per-value Python). Each column's 64-bit words are
+    absorbed in column order by xor, an odd multiply and an xor-shift — each step a
+    bijection, so a change in any one column always changes the hash."""
+    out = np.full(len(sites), 0x2545F4914F6CDD1D, dtype=np.uint64)
+    tmp = np.empty_like(out)
     for c in columns:
-        s = sites[c].reset_index(drop=True)
-        if pd.api.types.is_float_dtype(s):
-            frame[c] = s.round(6)
-        elif pd.api.types.is_bool_dtype(s) or pd.api.types.is_integer_dtype(s):
-            frame[c] = s
-        else:
-            frame[c] = s.astype(str)
+        _absorb(out, _column_words(sites[c]), tmp)
     if geometry:
-        frame["__geometry"] = geometry_hash(sites.geometry.to_numpy())
-    if frame.shape[1] == 0:
-        return np.zeros(len(sites), dtype=np.int64)
-    digest = pd.util.hash_pandas_object(frame, index=False).to_numpy()
-    return digest.astype(np.uint64).view(np.int64)  # signed: fits INTEGER / bigint columns
+        _absorb(out, geometry_hash(sites.geometry.to_numpy()), tmp)
+    return _mix(out).view(np.int64)  # signed: fits INTEGER / bigint columns
+
+
+_NULL = np.uint64(0x6A09E667F3BCC909)  # NaN / NULL of any kind
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def _absorb(out: np.ndarray, words: np.ndarray, tmp: np.ndarray) -> None:
+    np.bitwise_xor(out, words, out=out)
+    np.multiply(out, _M1, out=out)
+    np.right_shift(out, np.uint64(32), out=tmp)
+    np.bitwise_xor(out, tmp, out=out)
+
+
+def _mix(h: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser on a uint64 array (wrapping arithmetic; ``h`` is reused)."""
+    tmp = np.empty_like(h)
+    for shift, mult in ((30, _M1), (27, _M2), (31, None)):
+        np.right_shift(h, np.uint64(shift), out=tmp)
+        np.bitwise_xor(h, tmp, out=h)
+        if mult is not None:
+            np.multiply(h, mult, out=h)
+    return h
+
+
+def _column_words(s: pd.Series) -> np.ndarray:
+    """One 64-bit word per value of a site column: floats as integer millionths, integers
+    and booleans by value, anything else the SipHash of its text (pandas' key)."""
+    if pd.api.types.is_float_dtype(s):
+        v = s.to_numpy(dtype="float64", na_value=np.nan)
+        micro = np.rint(v * 1e6)
+        nan = ~np.isfinite(micro)
+        if nan.any():
+            micro[nan] = 0.0
+        words = micro.astype(np.int64).view(np.uint64)
+        if nan.any():
+            words[nan] = _NULL
+        return words
+    if pd.api.types.is_bool_dtype(s) or pd.api.types.is_integer_dtype(s):
+        na = s.isna().to_numpy()
+        if not na.any():
+            return s.to_numpy().astype(np.int64).view(np.uint64)
+        words = s.to_numpy(dtype="float64", na_value=0).astype(np.int64).view(np.uint64)
+        words[na] = _NULL
+        return words
+    return _text_hash(_arrow_text(s))
+
+
+def _arrow_text(s: pd.Series) -> pa.Array:
+    """A column as one Arrow large_string array (non-text values by their ``str``)."""
+    if isinstance(s.dtype, pd.StringDtype) or str(s.dtype) in ("str", "string"):
+        arr = pa.array(s.array, type=pa.large_string(), from_pandas=True)
+    else:
+        values = s.astype(object).where(s.notna(), None).to_numpy()
+        arr = pa.array(
+            [v if v is None or isinstance(v, str) else str(v) for v in values],
+            type=pa.large_string(),
+        )
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+def _siphash(words: pa.Array) -> np.ndarray:
+    values = words.to_numpy(zero_copy_only=False)
+    out = pd.util.hash_array(values, categorize=False)
+    if words.null_count:
+        out[np.asarray(words.is_null())] = _NULL
+    return out
+
+
+def _text_hash(arr: pa.Array) -> np.ndarray:
+    """SipHash of each string (NULL apart). A column of few distinct values (judged on a
+    sample) is hashed through its Arrow dictionary: each distinct value once."""
+    sample = arr.slice(0, 2048)
+    if len(arr) <= 4 * len(sample) or pc.count_distinct(sample).as_py() * 4 > len(sample):
+        return _siphash(arr)
+    enc = pc.dictionary_encode(arr, null_encoding="encode")
+    return _siphash(enc.dictionary)[np.asarray(enc.indices).astype(np.int64)]
 
 
 def geometry_hash(geoms: np.ndarray) -> np.ndarray:
@@ -193,12 +266,11 @@ def geometry_hash(geoms: np.ndarray) -> np.ndarray:
     return out ^ pd.util.hash_array(counts.astype(np.int64)) ^ (parts << np.uint64(32))
 
 
-def _positions(values: pd.Series, among: pd.Series) -> np.ndarray:
+def _positions(values: pd.Series | pa.Array | pa.ChunkedArray, among: pd.Series) -> np.ndarray:
     """Position of each of ``values`` in ``among`` (-1 when absent): Arrow's hash join."""
-    found = pc.index_in(
-        pa.array(values.astype(str), type=pa.large_string()),
-        value_set=pa.array(among.astype(str), type=pa.large_string()),
-    )
+    if isinstance(values, pd.Series):
+        values = pa.array(values.astype(str), type=pa.large_string())
+    found = pc.index_in(values, value_set=pa.array(among.astype(str), type=pa.large_string()))
     return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
@@ -481,7 +553,8 @@ class Inventory:
         source = source or f"run:{run_id}"
         scope_text = "all" if not scope else ",".join(sorted(set(scope)))
         sites = _multi(sites).reset_index(drop=True)
-        if sites["site_id"].duplicated().any():
+        ids = pa.array(sites["site_id"].astype(str), type=pa.large_string())
+        if pc.count_distinct(ids).as_py() != len(ids):
             dup = sites.loc[sites["site_id"].duplicated(), "site_id"].iloc[0]
             msg = f"the update holds site {dup!r} twice; site IDs must be unique"
             raise StoreError(msg)
@@ -515,7 +588,7 @@ class Inventory:
             current["scores_hash"] = None
         # one hashed lookup: where each incoming site sits among the current records
         current_fid = pd.Series(current.index.to_numpy(), index=current["site_id"].to_numpy())
-        pos = _positions(sites["site_id"], current["site_id"])
+        pos = _positions(ids, current["site_id"])
         known = pos >= 0
         fids = np.where(known, current.index.to_numpy()[np.maximum(pos, 0)], -1)
         new_sites = sites[~known & in_scope].reset_index(drop=True)
@@ -804,6 +877,7 @@ class Inventory:
         new = changed.set_index(pd.Index(fids))
         history: list[dict[str, Any]] = []
         geom_diff = None
+        changed_cols: dict[str, np.ndarray] = {}
         for col in [*tracked, "geometry"]:
             if col == "geometry":
                 a = _rounded(old.geometry.to_numpy())
@@ -818,6 +892,7 @@ class Inventory:
                 news = [_as_text(v) for v in new[col].to_numpy()[diff].tolist()]
             if not diff.any():
                 continue
+            changed_cols[col] = np.asarray(diff, dtype=bool)
             report.fields_changed[col] = int(diff.sum())
             for sid, o, n in zip(new["site_id"].to_numpy()[diff], olds, news, strict=True):
                 history.append(
@@ -832,18 +907,30 @@ class Inventory:
                         "kind": "changed",
                     }
                 )
-        rows = pd.DataFrame(new[[*tracked, "content_hash"]]).copy()
-        rows.insert(0, "fid", fids)
-        rows["updated_at"] = now
-        rows["measured_run"] = run_id
         report.changed = len(changed)
-        # geometry (and the spatial index with it) is rewritten only where it changed
-        moved = np.zeros(len(rows), bool) if geom_diff is None else geom_diff
-        out = [rows[~moved].reset_index(drop=True)]
-        if moved.any():
-            with_geom = rows[moved].copy()
-            with_geom["geometry"] = new.geometry.to_numpy()[moved]
-            out.append(with_geom.reset_index(drop=True))
+        # each changed site rewrites only the fields that changed (the geometry, and the
+        # spatial index with it, only where the shape moved): the rows are grouped by
+        # which fields changed, one UPDATE statement per group
+        names = list(changed_cols)
+        if names:
+            mask = np.column_stack([changed_cols[c] for c in names])
+            patterns, group = np.unique(mask, axis=0, return_inverse=True)
+        else:
+            patterns, group = np.zeros((1, 0), bool), np.zeros(len(new), np.int64)
+        group = np.asarray(group).ravel()
+        out = []
+        for g, pattern in enumerate(patterns):
+            take = group == g
+            cols = [c for c, on in zip(names, pattern, strict=True) if on]
+            attrs = [c for c in cols if c != "geometry"]
+            part = pd.DataFrame(new.loc[take, [*attrs, "content_hash"]]).copy()
+            part.insert(0, "fid", fids[take])
+            part["updated_at"] = now
+            part["measured_run"] = run_id
+            if "geometry" in cols:
+                part["geometry"] = new.geometry.to_numpy()[take]
+                part = gpd.GeoDataFrame(part, geometry="geometry", crs=new.crs)
+            out.append(part.reset_index(drop=True))
         return out, history
 
     def _derived_rows(self, sites, fids, current, ended: set[int], run_id: str):
