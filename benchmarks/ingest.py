@@ -70,11 +70,14 @@ def _one(kind: str, path: str) -> None:
     r = read_egib_gml(path) if kind == "gml" else read_egib_vector(path)
     dt = time.perf_counter() - t
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{dt} {r.kept} {peak}")
+    # worker processes (GML read in parallel): the largest one's peak
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"{dt} {r.kept} {peak} {workers}")
 
 
-def _runs(kind: str, path: Path, repeat: int, src: str | None) -> tuple[float, int, float]:
-    """Median seconds, features kept and median peak RSS (MB) of ``repeat`` child runs."""
+def _runs(kind: str, path: Path, repeat: int, src: str | None) -> tuple[float, int, float, float]:
+    """Median seconds, features kept, median peak RSS (MB) of ``repeat`` child runs and
+    median peak RSS of their largest worker process (0 without workers)."""
     env = dict(os.environ)
     if src:
         env["PYTHONPATH"] = src
@@ -84,11 +87,12 @@ def _runs(kind: str, path: Path, repeat: int, src: str | None) -> tuple[float, i
             [sys.executable, __file__, "--child", kind, str(path)],
             capture_output=True, text=True, check=True, env=env,
         ).stdout.split()  # fmt: skip
-        runs.append((float(out[0]), int(out[1]), float(out[2])))
+        runs.append((float(out[0]), int(out[1]), float(out[2]), float(out[3])))
     return (
         statistics.median(r[0] for r in runs),
         runs[0][1],
         statistics.median(r[2] for r in runs),
+        statistics.median(r[3] for r in runs),
     )
 
 
@@ -104,9 +108,11 @@ def main() -> None:
     ap.add_argument("--baseline-repeat", type=int, default=None)
     args = ap.parse_args()
     ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
-    print(f"machine: {os.cpu_count()} cores, {ram:.1f} GB RAM")
+    workers = os.environ.get("OMW_INGEST_WORKERS", "default = CPU count")
+    print(f"machine: {os.cpu_count()} cores, {ram:.1f} GB RAM; OMW_INGEST_WORKERS: {workers}")
+    print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     head = f"{'format':<6} {'features':>10} {'code':<9} {'median s':>9} {'features/s':>11}"
-    print(f"{head} {'peak MB':>8} {'speed-up':>8}")
+    print(f"{head} {'peak MB':>8} {'worker MB':>9} {'speed-up':>8}")
     kinds = args.formats.split(",")
     with tempfile.TemporaryDirectory() as tmp:
         for n in map(int, args.sizes.split(",")):
@@ -119,20 +125,21 @@ def main() -> None:
             del gdf
             for kind in kinds:
                 path = files[kind]
-                sec, kept, peak = _runs(kind, path, args.repeat, None)
-                rows = [("current", sec, kept, peak, "")]
+                sec, kept, peak, wpeak = _runs(kind, path, args.repeat, None)
+                rows = [("current", sec, kept, peak, wpeak, "")]
                 if args.baseline:
                     b_repeat = args.baseline_repeat or args.repeat
-                    b_sec, b_kept, b_peak = _runs(kind, path, b_repeat, args.baseline)
-                    rows.insert(0, ("baseline", b_sec, b_kept, b_peak, ""))
-                    rows[1] = (*rows[1][:4], f"{b_sec / sec:.1f}×")
-                for code, sec_, kept_, peak_, ratio in rows:
+                    b_sec, b_kept, b_peak, b_wpeak = _runs(kind, path, b_repeat, args.baseline)
+                    rows.insert(0, ("baseline", b_sec, b_kept, b_peak, b_wpeak, ""))
+                    rows[1] = (*rows[1][:5], f"{b_sec / sec:.2f}×")
+                for code, sec_, kept_, peak_, wpeak_, ratio in rows:
                     print(
                         f"{kind:<6} {kept_:>10,} {code:<9} {sec_:>9.2f} {kept_ / sec_:>11,.0f} "
-                        f"{peak_:>8,.0f} {ratio:>8}",
+                        f"{peak_:>8,.0f} {wpeak_:>9,.0f} {ratio:>8}",
                         flush=True,
                     )
                 path.unlink()
+    print("load average at end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":

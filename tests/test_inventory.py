@@ -88,6 +88,64 @@ def test_changed_fields_are_history_rows_and_other_sites_untouched(loaded):
     assert (stored.loc[ids, "measured_run"] == "r2").all()
 
 
+def test_mixed_changes_write_each_changed_field_and_nothing_else(loaded, target):
+    """Changed sites are written in groups by which fields changed: every group's new
+    values land, unchanged fields and sites stay as they were, and GDAL's feature counts
+    follow the inserts."""
+    inv, sites, reference, info = loaded
+    before = inv.read_sites().set_index("site_id")
+    new = sites.copy()
+    idx = new.index
+    new.loc[idx[[1, 2]], "dist_sewer_m"] = [1.5, 2.5]  # one field
+    new.loc[idx[3], "zoning_symbol"] = "3U"  # another field
+    new.loc[idx[4], ["dist_sewer_m", "zoning_symbol"]] = [4.5, "4U"]  # both
+    moved = shapely.affinity.translate(new.geometry.iloc[5], 7.0, 0.0)
+    new.loc[idx[5], "geometry"] = moved  # the shape only
+    new.loc[idx[6], "dist_water_m"] = np.nan  # a value becomes unknown
+    report = inv.apply(new, reference, _info("r2", info), now="2026-11-05T08:00:00.000000Z")
+    assert report.changed == 6
+    assert report.fields_changed == {
+        "dist_sewer_m": 3,
+        "zoning_symbol": 2,
+        "geometry": 1,
+        "dist_water_m": 1,
+    }
+    after = inv.read_sites().set_index("site_id")
+    ids = new["site_id"]
+    assert after.loc[ids.iloc[[1, 2, 4]], "dist_sewer_m"].tolist() == [1.5, 2.5, 4.5]
+    assert after.loc[ids.iloc[[3, 4]], "zoning_symbol"].tolist() == ["3U", "4U"]
+    assert np.isnan(after.loc[ids.iloc[6], "dist_water_m"])
+    assert shapely.equals_exact(
+        after.loc[ids.iloc[5], "geometry"].geoms[0], moved, tolerance=1e-6
+    ) or shapely.equals_exact(after.loc[ids.iloc[5], "geometry"], moved, tolerance=1e-6)
+    # a site whose one field changed keeps every other field as it was
+    keep = [
+        c
+        for c in before.columns
+        if c not in ("dist_sewer_m", "updated_at", "measured_run", "content_hash", "geometry")
+    ]
+    pd.testing.assert_series_equal(
+        before.loc[ids.iloc[1], keep], after.loc[ids.iloc[1], keep], check_names=False
+    )
+    untouched = ids.iloc[7:]
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(before.loc[untouched].drop(columns="geometry")),
+        pd.DataFrame(after.loc[untouched].drop(columns="geometry")),
+    )
+    # the hashes now match the stored content: the same update again changes nothing
+    again = inv.apply(new, reference, _info("r3", info))
+    assert (again.changed, again.rescored) == (0, 0)
+    if str(target).endswith(".gpkg"):
+        import pyogrio
+
+        counts = {
+            table: pyogrio.read_info(target, layer=table)["features"]
+            for table in ("sites", "site_history", "runs")
+        }
+        truth = {table: len(inv.backend.read_layer(table, read_geometry=False)) for table in counts}
+        assert counts == truth
+
+
 def test_scope_limits_adds_and_ends_to_the_given_gminy(loaded):
     inv, sites, reference, info = loaded
     in_a = sites.index[sites["teryt"] == "1418043"]

@@ -72,7 +72,9 @@ def test_sigkill_during_updates_leaves_before_or_after(target):
 HOLD_WRITE = """
 import sys, time
 import pandas as pd
+import omw_sites.store.gpkg_backend as gpkg
 from omw_sites.store import open_backend
+gpkg.CACHE_KIB = 256  # a small page cache: the big transaction spills to the file
 backend = open_backend(sys.argv[1])
 fids = [int(f) for f in sys.argv[2].split(",")]
 with backend.transaction() as tx:

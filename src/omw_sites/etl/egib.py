@@ -248,8 +248,9 @@ def canonical_parcels(
         "area_mismatch": area_mismatch(area_ha, reg, tolerance),
         "ownership": ownership.array,
         "kw": (
-            _constant_text("", kw) if kw.dtype == object and not kw.notna().any() else
-            kw.fillna("").astype(str)
+            _constant_text("", kw)
+            if kw.dtype == object and not kw.notna().any()
+            else kw.fillna("").astype(str)
         ).array,
         "sheet": kept(parts["sheet"].fillna("")),
         "gmina_type": kept(parts["gmina_type"]),
@@ -272,11 +273,15 @@ class _IdFacts:
     """
 
     def __init__(self, ids: pd.Series) -> None:
-        from concurrent.futures import ThreadPoolExecutor
+        from concurrent.futures import Future, ThreadPoolExecutor
 
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="parcel-ids")
-        self._future = self._pool.submit(self._work, ids)
-        self._pool.shutdown(wait=False)
+        if len(ids) < _THREADS_FROM:  # small: a thread hand-off costs more than it saves
+            self._future: Future = Future()
+            self._future.set_result(self._work(ids))
+            return
+        pool = ThreadPoolExecutor(1, thread_name_prefix="parcel-ids")
+        self._future = pool.submit(self._work, ids)
+        pool.shutdown(wait=False)
 
     @staticmethod
     def _work(ids: pd.Series) -> tuple[pd.DataFrame, bool]:
@@ -291,7 +296,7 @@ class _IdFacts:
         return parts, unique
 
 
-_HALVES_FROM = 50_000  # rows; below, one thread validates (thread hand-off costs)
+_THREADS_FROM = 200_000  # rows; below, one thread does it all (measured: hand-off costs)
 
 
 def _repair(
@@ -307,7 +312,7 @@ def _repair(
 
     from omw_sites.etl.validate import repair_geometries
 
-    if len(gdf) < _HALVES_FROM:
+    if len(gdf) < _THREADS_FROM:
         return repair_geometries(gdf, layer, file, "ID_DZIALKI")
     h = len(gdf) // 2
     with ThreadPoolExecutor(2, thread_name_prefix="parcel-geoms") as pool:

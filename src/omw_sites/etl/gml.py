@@ -468,9 +468,7 @@ class PolygonBatch:
         xy = np.concatenate(self.chunks).reshape(-1, 2)
         self.chunks, self.tokens = [], []
         names: dict[str, int] = {}
-        codes = np.array(
-            [names.setdefault(s or "", len(names)) for s in self.srs], dtype=np.int32
-        )
+        codes = np.array([names.setdefault(s or "", len(names)) for s in self.srs], dtype=np.int32)
         return PolygonArrays(
             xy,
             np.asarray(self.ring_sizes, dtype=np.int64),

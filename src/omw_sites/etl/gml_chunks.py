@@ -20,6 +20,7 @@ import os
 import re
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -42,8 +43,8 @@ def ingest_workers() -> int:
         try:
             return max(1, int(raw))
         except ValueError:
-            msg = f"{WORKERS_ENV} must be a whole number of processes, not {raw!r}"
-            raise ValueError(msg) from None
+            msg = f"{WORKERS_ENV}={raw!r} is not a whole number of processes; using the CPU count"
+            warnings.warn(msg, RuntimeWarning, stacklevel=2)
     return os.cpu_count() or 1
 
 
@@ -198,8 +199,7 @@ def map_chunks(
     """
     with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
         futures = [
-            pool.submit(fn, str(path), split.head, split.tail, a, b, *args)
-            for a, b in split.ranges
+            pool.submit(fn, str(path), split.head, split.tail, a, b, *args) for a, b in split.ranges
         ]
         try:
             for fut in futures:

@@ -39,6 +39,7 @@ from omw_sites.store.base import (
 
 SRS_ID = 2180
 PAGE_SIZE = 16384  # bytes per SQLite page of a bulk-loaded store
+CACHE_KIB = 1_048_576  # page cache of a writing connection (an upper bound, not an allocation)
 _SQL_KIND = {"text": "TEXT", "float": "REAL", "int": "INTEGER", "bool": "BOOLEAN"}
 _HEADER = struct.Struct("<2sBBi4d")  # magic, version, flags, srs_id, minx maxx miny maxy
 _FLAGS_ENVELOPE = 0b0000_0011  # little endian, envelope [minx, maxx, miny, maxy]
@@ -116,6 +117,8 @@ class _GpkgTransaction(Transaction):
     def __init__(self, backend: GeoPackageBackend, conn: sqlite3.Connection) -> None:
         self.backend = backend
         self.conn = conn
+        self.inserted: dict[str, int] = {}  # rows added per table (for GDAL's counts)
+        self.replaced: set[str] = set()
 
     def _geom_column(self, table: str) -> str | None:
         row = self.conn.execute(
@@ -164,6 +167,7 @@ class _GpkgTransaction(Transaction):
             f"VALUES ({', '.join('?' * len(names))})"
         )
         self.conn.executemany(sql, zip(*values, strict=True))
+        self.inserted[table] = self.inserted.get(table, 0) + len(rows)
 
     def update(self, table: str, key: str, rows: pd.DataFrame) -> None:
         if rows.empty:
@@ -178,6 +182,7 @@ class _GpkgTransaction(Transaction):
 
     def replace(self, table: str, rows: pd.DataFrame | gpd.GeoDataFrame) -> None:
         self.conn.execute(f"DELETE FROM {_q(table)}")
+        self.replaced.add(table)
         self.insert(table, rows)
 
 
@@ -286,6 +291,9 @@ class GeoPackageBackend(Backend):
             _register_functions(conn)
             conn.execute("PRAGMA journal_mode = DELETE")
             conn.execute("PRAGMA synchronous = FULL")
+            # changed pages stay in memory until COMMIT (no mid-transaction spills,
+            # each of which syncs the journal and writes pages twice)
+            conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             yield conn
         finally:
             conn.close()
@@ -295,23 +303,40 @@ class GeoPackageBackend(Backend):
         with self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                yield _GpkgTransaction(self, conn)
+                tx = _GpkgTransaction(self, conn)
+                yield tx
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-            self._touch_contents(conn)
+            self._touch_contents(conn, tx)
             conn.execute("COMMIT")
 
     @staticmethod
-    def _touch_contents(conn: sqlite3.Connection) -> None:
-        """Keep GDAL's cached feature counts and last-change stamps honest."""
+    def _touch_contents(conn: sqlite3.Connection, tx: _GpkgTransaction) -> None:
+        """Keep GDAL's cached feature counts and last-change stamps honest: a replaced
+        table is counted, an appended one adds what was inserted unless GDAL's own
+        triggers count it (no scan of a big table)."""
         tables = [r[0] for r in conn.execute("SELECT table_name FROM gpkg_ogr_contents")]
-        for t in tables:
-            conn.execute(
-                "UPDATE gpkg_ogr_contents SET feature_count = (SELECT count(*) FROM "
-                f"{_q(t)}) WHERE table_name = ?",
-                (t,),
+        counted = {
+            r[0].lower()
+            for r in conn.execute(
+                "SELECT tbl_name FROM sqlite_master WHERE type = 'trigger' "
+                "AND name LIKE 'trigger_insert_feature_count_%'"
             )
+        }
+        for t in tables:
+            if t in tx.replaced:
+                conn.execute(
+                    "UPDATE gpkg_ogr_contents SET feature_count = (SELECT count(*) FROM "
+                    f"{_q(t)}) WHERE table_name = ?",
+                    (t,),
+                )
+            elif tx.inserted.get(t) and t.lower() not in counted:
+                conn.execute(
+                    "UPDATE gpkg_ogr_contents SET feature_count = feature_count + ? "
+                    "WHERE table_name = ?",
+                    (tx.inserted[t], t),
+                )
         conn.execute("UPDATE gpkg_contents SET last_change = strftime('%Y-%m-%dT%H:%M:%fZ','now')")
 
     def bulk_load(

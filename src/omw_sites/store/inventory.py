@@ -19,6 +19,7 @@ import math
 import secrets
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -559,12 +560,26 @@ class Inventory:
             msg = f"the update holds site {dup!r} twice; site IDs must be unique"
             raise StoreError(msg)
         tracked = tracked_columns(sites.columns)
-        sites["content_hash"] = content_hash(sites, tracked)
-        sites["scores_hash"] = content_hash(sites, derived_columns(sites.columns), geometry=False)
         in_scope = np.ones(len(sites), bool) if not scope else sites["teryt"].isin(list(scope))
         report = ChangeReport(run_id, "update", scope_text)
+        loading = not self.has_sites() or self._legacy()
+        reader = None
+        if not loading:
+            # the current records are read (GDAL / the database, without the GIL) while
+            # this thread hashes the incoming sites
+            self.backend.init()  # bookkeeping tables added since the store was made
+            reader = ThreadPoolExecutor(1, thread_name_prefix="omw-read-current")
+            reading = reader.submit(self._current)
+        try:
+            sites["content_hash"] = content_hash(sites, tracked)
+            sites["scores_hash"] = content_hash(
+                sites, derived_columns(sites.columns), geometry=False
+            )
+        finally:
+            if reader is not None:
+                reader.shutdown(wait=True)
 
-        if not self.has_sites() or self._legacy():
+        if loading:
             report.kind = "load"
             new = sites[np.asarray(in_scope)].reset_index(drop=True)
             report.added = len(new)
@@ -574,18 +589,7 @@ class Inventory:
             )
             return report
 
-        self.backend.init()  # bookkeeping tables added since the store was made
-        table_cols = set(self.backend.columns(SITES))
-        wanted = ["site_id", "teryt", "content_hash", "scores_hash"]
-        current = self.backend.read_layer(
-            SITES,
-            columns=[c for c in wanted if c in table_cols],
-            where=CURRENT,
-            read_geometry=False,
-            fid_as_index=True,
-        )
-        if "scores_hash" not in current.columns:  # a store from before scores were hashed
-            current["scores_hash"] = None
+        table_cols, current = reading.result()
         # one hashed lookup: where each incoming site sits among the current records
         current_fid = pd.Series(current.index.to_numpy(), index=current["site_id"].to_numpy())
         pos = _positions(ids, current["site_id"])
@@ -818,6 +822,22 @@ class Inventory:
         return None
 
     # ---------------------------------------------------------------- internals
+    def _current(self) -> tuple[set[str], pd.DataFrame]:
+        """The site table's columns, and ID, gmina and hashes of its current records
+        (indexed by fid)."""
+        table_cols = set(self.backend.columns(SITES))
+        wanted = ["site_id", "teryt", "content_hash", "scores_hash"]
+        current = self.backend.read_layer(
+            SITES,
+            columns=[c for c in wanted if c in table_cols],
+            where=CURRENT,
+            read_geometry=False,
+            fid_as_index=True,
+        )
+        if "scores_hash" not in current.columns:  # a store from before scores were hashed
+            current["scores_hash"] = None
+        return table_cols, current
+
     def _new_records(self, new: gpd.GeoDataFrame, now: str, run_id: str) -> gpd.GeoDataFrame:
         out = new.copy()
         for name, kind in SITE_RECORD_COLUMNS.items():
@@ -876,14 +896,12 @@ class Inventory:
         ).loc[fids]
         new = changed.set_index(pd.Index(fids))
         history: list[dict[str, Any]] = []
-        geom_diff = None
         changed_cols: dict[str, np.ndarray] = {}
         for col in [*tracked, "geometry"]:
             if col == "geometry":
                 a = _rounded(old.geometry.to_numpy())
                 b = _rounded(new.geometry.to_numpy())
                 diff = ~shapely.equals_exact(a, b, tolerance=0.0)
-                geom_diff = diff
                 olds = shapely.to_wkt(a[diff], rounding_precision=2).tolist()
                 news = shapely.to_wkt(b[diff], rounding_precision=2).tolist()
             else:
@@ -947,7 +965,7 @@ class Inventory:
         rows = np.flatnonzero(keep)[stored != mine]
         if not len(rows):
             return pd.DataFrame()
-        out = sites.iloc[rows][[*cols, "scores_hash"]].reset_index(drop=True)
+        out = sites[[*cols, "scores_hash"]].iloc[rows].reset_index(drop=True)
         out.insert(0, "fid", fids[rows])
         out["scored_run"] = run_id
         return out
