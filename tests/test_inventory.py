@@ -102,6 +102,8 @@ def test_mixed_changes_write_each_changed_field_and_nothing_else(loaded, target)
     moved = shapely.affinity.translate(new.geometry.iloc[5], 7.0, 0.0)
     new.loc[idx[5], "geometry"] = moved  # the shape only
     new.loc[idx[6], "dist_water_m"] = np.nan  # a value becomes unknown
+    logistics = score_col("logistics")
+    new.loc[idx[[1, 8]], logistics] = [0.111, 0.888]  # rescored: a changed site, and not
     report = inv.apply(new, reference, _info("r2", info), now="2026-11-05T08:00:00.000000Z")
     assert report.changed == 6
     assert report.fields_changed == {
@@ -115,19 +117,19 @@ def test_mixed_changes_write_each_changed_field_and_nothing_else(loaded, target)
     assert after.loc[ids.iloc[[1, 2, 4]], "dist_sewer_m"].tolist() == [1.5, 2.5, 4.5]
     assert after.loc[ids.iloc[[3, 4]], "zoning_symbol"].tolist() == ["3U", "4U"]
     assert np.isnan(after.loc[ids.iloc[6], "dist_water_m"])
+    assert after.loc[ids.iloc[[1, 8]], logistics].tolist() == [0.111, 0.888]
+    assert report.rescored == 2
     assert shapely.equals_exact(
         after.loc[ids.iloc[5], "geometry"].geoms[0], moved, tolerance=1e-6
     ) or shapely.equals_exact(after.loc[ids.iloc[5], "geometry"], moved, tolerance=1e-6)
     # a site whose one field changed keeps every other field as it was
-    keep = [
-        c
-        for c in before.columns
-        if c not in ("dist_sewer_m", "updated_at", "measured_run", "content_hash", "geometry")
-    ]
+    skip = ("dist_sewer_m", "updated_at", "measured_run", "content_hash", "geometry")
+    skip += (logistics, "scores_hash", "scored_run")
+    keep = [c for c in before.columns if c not in skip]
     pd.testing.assert_series_equal(
         before.loc[ids.iloc[1], keep], after.loc[ids.iloc[1], keep], check_names=False
     )
-    untouched = ids.iloc[7:]
+    untouched = ids.iloc[9:]
     pd.testing.assert_frame_equal(
         pd.DataFrame(before.loc[untouched].drop(columns="geometry")),
         pd.DataFrame(after.loc[untouched].drop(columns="geometry")),

@@ -350,6 +350,32 @@ def _history_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
 
 
+def _merge_rescored(
+    parts: list[pd.DataFrame], derived: pd.DataFrame
+) -> tuple[list[pd.DataFrame], pd.DataFrame]:
+    """Fold the new scores of changed sites into their field updates, so each changed and
+    rescored site is rewritten once; returns the update groups and the rescored sites
+    that did not change otherwise."""
+    if not len(derived) or not parts:
+        return parts, derived
+    scored = derived.set_index("fid")
+    out: list[pd.DataFrame] = []
+    folded: list[np.ndarray] = []
+    for part in parts:
+        hit = np.isin(part["fid"].to_numpy(), scored.index.to_numpy())
+        if hit.any():
+            rows = part[hit].reset_index(drop=True)
+            extra = scored.loc[rows["fid"].to_numpy()].reset_index(drop=True)
+            merged = pd.concat([rows, extra.drop(columns=rows.columns, errors="ignore")], axis=1)
+            out.append(merged)
+            folded.append(rows["fid"].to_numpy())
+        if (~hit).any():
+            out.append(part[~hit].reset_index(drop=True))
+    done = np.concatenate(folded) if folded else np.zeros(0, np.int64)
+    rest = derived[~np.isin(derived["fid"].to_numpy(), done)].reset_index(drop=True)
+    return out, rest
+
+
 def _in_list(values: Iterable[int]) -> str:
     """``fid IN (…)`` list of integers (internal ids, never user text)."""
     return ", ".join(str(int(v)) for v in values)
@@ -633,6 +659,7 @@ class Inventory:
             history += hist
         derived = self._derived_rows(sites, fids, current, set(ended_fids), run_id)
         report.rescored = len(derived)
+        updates, derived = _merge_rescored(updates, derived)
         if len(records):
             history += [
                 {
