@@ -16,6 +16,7 @@ import os
 import sqlite3
 import struct
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -367,6 +368,10 @@ class GeoPackageBackend(Backend):
             for name, frame in layers.items():
                 _write(tmp, name, frame)
             pyogrio.set_gdal_config_options({k: None for k in fast})
+            # the written tables start going to disk while SQLite sorts the indexes, so
+            # the final fsync has little left to flush
+            early = threading.Thread(target=_fsync, args=(tmp,), name="omw-fsync")
+            early.start()
             conn = sqlite3.connect(tmp)
             try:
                 # sorting for the attribute indexes in memory, not in temp files
@@ -377,8 +382,8 @@ class GeoPackageBackend(Backend):
                 _create_indexes(conn)
             finally:
                 conn.close()
-            with open(tmp, "rb+") as fh:  # make the bytes durable before the rename
-                os.fsync(fh.fileno())
+                early.join()
+            _fsync(tmp)  # make the bytes durable before the rename
             os.replace(tmp, self.path)
             dir_fd = os.open(self.path.parent, os.O_RDONLY)
             try:
@@ -389,6 +394,11 @@ class GeoPackageBackend(Backend):
             pyogrio.set_gdal_config_options({k: None for k in fast})
             tmp.unlink(missing_ok=True)
             raise
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb+") as fh:
+        os.fsync(fh.fileno())
 
 
 # attribute indexes the inventory's lookups use (GDAL creates only the spatial one)

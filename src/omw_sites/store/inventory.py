@@ -18,9 +18,11 @@ import json
 import math
 import secrets
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import geopandas as gpd
@@ -163,11 +165,26 @@ def content_hash(
     bijection, so a change in any one column always changes the hash."""
     out = np.full(len(sites), 0x2545F4914F6CDD1D, dtype=np.uint64)
     tmp = np.empty_like(out)
-    for c in columns:
-        _absorb(out, _column_words(sites[c]), tmp)
+    jobs: list[Callable[[], np.ndarray]] = [partial(_column_words, sites[c]) for c in columns]
     if geometry:
-        _absorb(out, geometry_hash(sites.geometry.to_numpy()), tmp)
+        jobs.append(partial(geometry_hash, sites.geometry.to_numpy()))
+    if len(sites) < HASH_THREADS_FROM or len(jobs) < 2:
+        for job in jobs:
+            _absorb(out, job(), tmp)
+    else:
+        # numpy ufuncs and Arrow kernels release the GIL: two threads hash columns while
+        # this one absorbs them in order (a few columns ahead at most)
+        with ThreadPoolExecutor(2, thread_name_prefix="omw-hash") as pool:
+            pending = deque(pool.submit(job) for job in jobs[:4])
+            for job in jobs[4:]:
+                _absorb(out, pending.popleft().result(), tmp)
+                pending.append(pool.submit(job))
+            while pending:
+                _absorb(out, pending.popleft().result(), tmp)
     return _mix(out).view(np.int64)  # signed: fits INTEGER / bigint columns
+
+
+HASH_THREADS_FROM = 200_000  # rows from which columns are hashed in two threads
 
 
 _NULL = np.uint64(0x6A09E667F3BCC909)  # NaN / NULL of any kind
@@ -866,20 +883,29 @@ class Inventory:
         return table_cols, current
 
     def _new_records(self, new: gpd.GeoDataFrame, now: str, run_id: str) -> gpd.GeoDataFrame:
-        out = new.copy()
+        out = new.copy(deep=False)  # new columns only: the measured ones are shared
+        n = len(out)
         for name, kind in SITE_RECORD_COLUMNS.items():
             if name in out.columns:
+                if kind == "text" and not pd.api.types.is_string_dtype(out[name]):
+                    out[name] = out[name].astype(object)
                 continue
-            out[name] = np.nan if kind == "float" else None
-        out["status"] = "available"
-        out["status_date"] = now[:10]
-        out["created_at"] = now
-        out["updated_at"] = now
-        out["measured_run"] = run_id
-        out["scored_run"] = run_id
-        for name, kind in SITE_RECORD_COLUMNS.items():
-            if kind == "text":
-                out[name] = out[name].astype(object)
+            out[name] = pd.Series(
+                np.full(n, np.nan) if kind == "float" else np.full(n, None, object),
+                index=out.index,
+                dtype="float64" if kind == "float" else object,
+                copy=False,
+            )
+        fixed = {
+            "status": "available",
+            "status_date": now[:10],
+            "created_at": now,
+            "updated_at": now,
+            "measured_run": run_id,
+            "scored_run": run_id,
+        }
+        for name, value in fixed.items():
+            out[name] = pd.array(pa.repeat(pa.scalar(value, pa.large_string()), n), dtype="str")
         if "derived_from" not in out.columns:
             out["derived_from"] = ""
         return out
