@@ -269,9 +269,11 @@ def geometry_hash(geoms: np.ndarray) -> np.ndarray:
     or reordered ring changes it. Vectorised: no WKB round trip."""
     geoms = np.asarray(geoms, dtype=object)
     coords, owner = shapely.get_coordinates(geoms, return_index=True)
-    mm = np.round(coords * 1000.0).astype(np.int64)
-    golden = np.uint64(0x9E3779B97F4A7C15)
-    h = pd.util.hash_array(mm[:, 0]) ^ (pd.util.hash_array(mm[:, 1]) * golden)
+    coords *= 1000.0  # whole millimetres, as float bits (-0.0 made 0.0)
+    np.rint(coords, out=coords)
+    coords += 0.0
+    bits = coords.view(np.uint64)
+    h = _mix(bits[:, 0] * np.uint64(0x9E3779B97F4A7C15) ^ bits[:, 1])
     counts = np.bincount(owner, minlength=len(geoms))
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     position = np.arange(len(owner)) - np.repeat(starts, counts)
@@ -281,7 +283,7 @@ def geometry_hash(geoms: np.ndarray) -> np.ndarray:
         has = counts > 0
         out[has] = np.add.reduceat(h, starts[has])
     parts = shapely.get_num_geometries(geoms).astype(np.uint64)
-    return out ^ pd.util.hash_array(counts.astype(np.int64)) ^ (parts << np.uint64(32))
+    return out ^ _mix(counts.astype(np.uint64)) ^ (parts << np.uint64(32))
 
 
 def _positions(values: pd.Series | pa.Array | pa.ChunkedArray, among: pd.Series) -> np.ndarray:
