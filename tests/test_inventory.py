@@ -391,6 +391,19 @@ def test_refuses_duplicate_site_ids(loaded):
     twice = gpd.GeoDataFrame(pd.concat([sites, sites.iloc[[0]]]), crs=sites.crs)
     with pytest.raises(StoreError, match="twice"):
         inv.apply(twice, None, _info("r2", info))
+    # a new site (not in the store yet) given twice
+    fresh = sites.iloc[[5, 5]].copy()
+    fresh["site_id"] = "S-NEW"
+    with pytest.raises(StoreError, match="S-NEW.*twice"):
+        inv.apply(gpd.GeoDataFrame(pd.concat([sites, fresh]), crs=sites.crs), None, info)
+    assert len(inv.read_sites()) == len(sites)  # nothing written
+
+
+def test_first_load_refuses_duplicate_site_ids(target):
+    sites, reference, info = sample_data(20, seed=1)
+    twice = gpd.GeoDataFrame(pd.concat([sites, sites.iloc[[3]]]), crs=sites.crs)
+    with pytest.raises(StoreError, match="twice"):
+        open_inventory(target).apply(twice, reference, info)
 
 
 @pytest.mark.parametrize("suffix", [".gpkg", ".geojson", ".csv", ".xlsx", ".parquet"])

@@ -39,7 +39,7 @@ from omw_sites.store.base import (
 )
 
 SRS_ID = 2180
-PAGE_SIZE = 16384  # bytes per SQLite page of a bulk-loaded store
+PAGE_SIZE = 8192  # bytes per SQLite page of a bulk-loaded store
 CACHE_KIB = 1_048_576  # page cache of a writing connection (an upper bound, not an allocation)
 _SQL_KIND = {"text": "TEXT", "float": "REAL", "int": "INTEGER", "bool": "BOOLEAN"}
 _HEADER = struct.Struct("<2sBBi4d")  # magic, version, flags, srs_id, minx maxx miny maxy

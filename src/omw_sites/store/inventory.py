@@ -369,6 +369,28 @@ def _history_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
 
 
+def _twice(sites: pd.DataFrame) -> None:
+    dup = sites.loc[sites["site_id"].duplicated(), "site_id"].iloc[0]
+    msg = f"the update holds site {dup!r} twice; site IDs must be unique"
+    raise StoreError(msg)
+
+
+class _LazyFids:
+    """fid of each current site ID, built on first use (only splits, merges and
+    duplicates need it: a plain update does not pay for a 1M-entry index)."""
+
+    def __init__(self, current: pd.DataFrame) -> None:
+        self._current = current
+        self._series: pd.Series | None = None
+
+    @property
+    def series(self) -> pd.Series:
+        if self._series is None:
+            c = self._current
+            self._series = pd.Series(c.index.to_numpy(), index=c["site_id"].to_numpy())
+        return self._series
+
+
 def _merge_rescored(
     parts: list[pd.DataFrame], derived: pd.DataFrame
 ) -> tuple[list[pd.DataFrame], pd.DataFrame]:
@@ -600,10 +622,6 @@ class Inventory:
         scope_text = "all" if not scope else ",".join(sorted(set(scope)))
         sites = _multi(sites).reset_index(drop=True)
         ids = pa.array(sites["site_id"].astype(str), type=pa.large_string())
-        if pc.count_distinct(ids).as_py() != len(ids):
-            dup = sites.loc[sites["site_id"].duplicated(), "site_id"].iloc[0]
-            msg = f"the update holds site {dup!r} twice; site IDs must be unique"
-            raise StoreError(msg)
         tracked = tracked_columns(sites.columns)
         in_scope = np.ones(len(sites), bool) if not scope else sites["teryt"].isin(list(scope))
         report = ChangeReport(run_id, "update", scope_text)
@@ -625,6 +643,8 @@ class Inventory:
                 reader.shutdown(wait=True)
 
         if loading:
+            if pc.count_distinct(ids).as_py() != len(ids):
+                _twice(sites)
             report.kind = "load"
             new = sites[np.asarray(in_scope)].reset_index(drop=True)
             report.added = len(new)
@@ -636,15 +656,23 @@ class Inventory:
 
         table_cols, current = reading.result()
         # one hashed lookup: where each incoming site sits among the current records
-        current_fid = pd.Series(current.index.to_numpy(), index=current["site_id"].to_numpy())
         pos = _positions(ids, current["site_id"])
         known = pos >= 0
+        # an ID given twice: two rows found at one current record, or repeated among the
+        # new ones (few, compared directly)
+        if np.bincount(pos[known], minlength=1).max(initial=0) > 1:
+            _twice(sites)
+        if sites.loc[~known, "site_id"].duplicated().any():
+            _twice(sites)
+        current_fid = _LazyFids(current)
         fids = np.where(known, current.index.to_numpy()[np.maximum(pos, 0)], -1)
         new_sites = sites[~known & in_scope].reset_index(drop=True)
         same_rows = np.flatnonzero(known & in_scope)
         old_hash = _hashes(current["content_hash"])[pos[same_rows]]
         differs = sites["content_hash"].to_numpy()[same_rows] != old_hash
-        changed = sites.iloc[same_rows[differs]].reset_index(drop=True)
+        changed_at = same_rows[differs]
+        changed = sites[["site_id", *tracked, "content_hash", "geometry"]].iloc[changed_at]
+        changed = changed.reset_index(drop=True)
         report.unchanged = int(len(same_rows) - differs.sum())
         seen = np.zeros(len(current), bool)
         seen[pos[known]] = True
@@ -657,13 +685,14 @@ class Inventory:
         merged_away: dict[int, str] = {}
         if len(new_sites):
             report.merged = self._duplicates(new_sites, current, gone, dedupe_overlap)
-            fid_of = current_fid.to_dict()
+            fid_of = current_fid.series.to_dict()
             for kept, old, why in report.merged:
                 merged_away[int(fid_of[old])] = f"duplicate of {kept} ({why})"
         records = self._new_records(new_sites, now, run_id)
         ended_fids = {int(f): f"not in the {scope_text} update of run {run_id}" for f in gone.index}
         ended_fids.update(merged_away)
-        self._inherit(records, ended_fids, current_fid, report)
+        if len(records):
+            self._inherit(records, ended_fids, current_fid.series, report)
         report.added, report.ended = len(records), len(ended_fids)
 
         # every read happens before the write transaction (a GeoPackage writer may lock
@@ -672,7 +701,7 @@ class Inventory:
         updates: list[pd.DataFrame] = []
         if len(changed):
             parts, hist = self._changed_rows(
-                changed, current_fid, tracked, now, run_id, source, report
+                changed, fids[changed_at], tracked, now, run_id, source, report
             )
             updates.extend(parts)
             history += hist
@@ -943,9 +972,9 @@ class Inventory:
         tx.insert(PROVENANCE, _provenance_rows(info, report.run_id))
         tx.replace(RUN_INFO, _run_info_rows(info, report))
 
-    def _changed_rows(self, changed, current_fid, tracked, now, run_id, source, report):
-        """Update rows for the changed sites and one history row per changed field."""
-        fids = current_fid.loc[changed["site_id"]].to_numpy()
+    def _changed_rows(self, changed, fids, tracked, now, run_id, source, report):
+        """Update rows for the changed sites (at ``fids``) and one history row per changed
+        field."""
         old = self.backend.read_layer(
             SITES, columns=tracked, where=f"fid IN ({_in_list(fids)})", fid_as_index=True
         ).loc[fids]
