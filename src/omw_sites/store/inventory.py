@@ -632,7 +632,7 @@ class Inventory:
             # this thread hashes the incoming sites
             self.backend.init()  # bookkeeping tables added since the store was made
             reader = ThreadPoolExecutor(1, thread_name_prefix="omw-read-current")
-            reading = reader.submit(self._current)
+            reading = reader.submit(self._current, ids, bool(scope))
         try:
             sites["content_hash"] = content_hash(sites, tracked)
             sites["scores_hash"] = content_hash(
@@ -654,9 +654,8 @@ class Inventory:
             )
             return report
 
-        table_cols, current = reading.result()
+        table_cols, current, pos = reading.result()
         # one hashed lookup: where each incoming site sits among the current records
-        pos = _positions(ids, current["site_id"])
         known = pos >= 0
         # an ID given twice: two rows found at one current record, or repeated among the
         # new ones (few, compared directly)
@@ -666,7 +665,8 @@ class Inventory:
             _twice(sites)
         current_fid = _LazyFids(current)
         fids = np.where(known, current.index.to_numpy()[np.maximum(pos, 0)], -1)
-        new_sites = sites[~known & in_scope].reset_index(drop=True)
+        adding = np.flatnonzero(~known & in_scope)  # usually few: take only those rows
+        new_sites = (sites.iloc[adding] if len(adding) else sites.iloc[:0]).reset_index(drop=True)
         same_rows = np.flatnonzero(known & in_scope)
         old_hash = _hashes(current["content_hash"])[pos[same_rows]]
         differs = sites["content_hash"].to_numpy()[same_rows] != old_hash
@@ -897,11 +897,13 @@ class Inventory:
         return None
 
     # ---------------------------------------------------------------- internals
-    def _current(self) -> tuple[set[str], pd.DataFrame]:
-        """The site table's columns, and ID, gmina and hashes of its current records
-        (indexed by fid)."""
+    def _current(
+        self, ids: pa.Array, with_gmina: bool
+    ) -> tuple[set[str], pd.DataFrame, np.ndarray]:
+        """The site table's columns; ID, hashes (and gmina) of its current records (indexed
+        by fid); and where each of ``ids`` sits among them (-1: not there)."""
         table_cols = set(self.backend.columns(SITES))
-        wanted = ["site_id", "teryt", "content_hash", "scores_hash"]
+        wanted = ["site_id", *(["teryt"] if with_gmina else []), "content_hash", "scores_hash"]
         current = self.backend.read_layer(
             SITES,
             columns=[c for c in wanted if c in table_cols],
@@ -911,7 +913,7 @@ class Inventory:
         )
         if "scores_hash" not in current.columns:  # a store from before scores were hashed
             current["scores_hash"] = None
-        return table_cols, current
+        return table_cols, current, _positions(ids, current["site_id"])
 
     def _new_records(self, new: gpd.GeoDataFrame, now: str, run_id: str) -> gpd.GeoDataFrame:
         out = new.copy(deep=False)  # new columns only: the measured ones are shared
