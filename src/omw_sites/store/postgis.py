@@ -46,6 +46,16 @@ GEOM = "geom"
 PG_TYPES = {"text": "text", "float": "double precision", "int": "bigint", "bool": "boolean"}
 ARROW_TYPES = {"text": pa.string(), "float": pa.float64(), "int": pa.int64(), "bool": pa.bool_()}
 _NULL_AND_INT8 = np.dtype([("null", "u1"), ("v", ">i8")])
+# one packed bytea per column kind (text: lengths, -1 for NULL, then the UTF-8 bytes)
+_PACKED_SQL = {
+    "int": "string_agg(CASE WHEN {c} IS NULL THEN '\\x010000000000000000'::bytea "
+    "ELSE '\\x00'::bytea || int8send({c}) END, ''::bytea)",
+    "float": "string_agg(float8send(coalesce({c}, 'NaN')), ''::bytea)",
+    "bool": "string_agg(CASE WHEN {c} IS NULL THEN '\\x02' WHEN {c} THEN '\\x01' "
+    "ELSE '\\x00' END::bytea, ''::bytea)",
+    "text": "string_agg(int4send(coalesce(octet_length({c}::text), -1)), ''::bytea), "
+    "string_agg(convert_to({c}::text, 'UTF8'), ''::bytea)",
+}
 #: reads of at most this many columns (no geometry) come packed, one value per column
 PACKED_MAX_COLUMNS = 8
 #: rows per COPY chunk: bounds client memory (about 1 kB of CSV per site row)
@@ -701,34 +711,10 @@ class PostGISBackend(Backend):
         endian int8/float8, a byte per boolean, lengths + UTF-8 bytes for text) and
         numpy/Arrow unpack them. All aggregates of one node see the rows in the same
         (fid) order, so the columns stay aligned."""
-        aggs: list[sql.Composable] = []
-        for i, kind in enumerate(kinds):
-            col = sql.Identifier(f"c{i}")
-            if kind == "int":
-                aggs.append(
-                    sql.SQL(
-                        "string_agg(CASE WHEN {c} IS NULL THEN '\\x010000000000000000'::bytea "
-                        "ELSE '\\x00'::bytea || int8send({c}) END, ''::bytea)"
-                    ).format(c=col)
-                )
-            elif kind == "float":
-                aggs.append(
-                    sql.SQL("string_agg(float8send(coalesce({c}, 'NaN')), ''::bytea)").format(c=col)
-                )
-            elif kind == "bool":
-                aggs.append(
-                    sql.SQL(
-                        "string_agg(CASE WHEN {c} IS NULL THEN '\\x02' WHEN {c} THEN '\\x01' "
-                        "ELSE '\\x00' END::bytea, ''::bytea)"
-                    ).format(c=col)
-                )
-            else:
-                aggs.append(
-                    sql.SQL(
-                        "string_agg(int4send(coalesce(octet_length({c}::text), -1)), ''::bytea), "
-                        "string_agg(convert_to({c}::text, 'UTF8'), ''::bytea)"
-                    ).format(c=col)
-                )
+        aggs = [
+            sql.SQL(_PACKED_SQL.get(kind, _PACKED_SQL["text"])).format(c=sql.Identifier(f"c{i}"))
+            for i, kind in enumerate(kinds)
+        ]
         inner = sql.SQL("SELECT * FROM ({}) q").format(stmt)
         aliased = sql.SQL("SELECT {} FROM ({}) r({})").format(
             sql.SQL(", ").join([sql.SQL("count(*)"), *aggs]),
