@@ -296,7 +296,7 @@ class _IdFacts:
         return parts, unique
 
 
-_THREADS_FROM = 200_000  # rows; below, one thread does it all (measured: hand-off costs)
+_THREADS_FROM = 50_000  # rows; below, one thread does it all (measured on a free 2-core box)
 
 
 def _repair(
