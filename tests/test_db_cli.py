@@ -5,26 +5,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pyogrio
 import pytest
+from cli_run import cli
 
 from omw_sites.store import open_inventory, read_sites
 
 MARKI = "1434022"  # parcel IDs of Marki start with 143402_2
-
-
-def cli(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "omw_sites", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 @pytest.fixture(scope="module")

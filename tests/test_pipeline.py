@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pyogrio
 import pytest
+from cli_run import cli
 
 from omw_sites.layers import PROFILES_DEFAULT, RECORD_COLUMNS, SITE_COLUMNS, rank_col, score_col
 from omw_sites.store import list_layers, read_layer, read_run_info, read_sites
-
-
-def cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "omw_sites", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def test_store_has_sites_with_criteria_scores_and_ranks(demo_store):
