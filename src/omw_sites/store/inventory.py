@@ -216,10 +216,11 @@ def _column_words(s: pd.Series) -> np.ndarray:
         v = s.to_numpy(dtype="float64", na_value=np.nan)
         micro = np.rint(v * 1e6)
         nan = ~np.isfinite(micro)
-        if nan.any():
+        some_nan = nan.any()
+        if some_nan:
             micro[nan] = 0.0
         words = micro.astype(np.int64).view(np.uint64)
-        if nan.any():
+        if some_nan:
             words[nan] = _NULL
         return words
     if pd.api.types.is_bool_dtype(s) or pd.api.types.is_integer_dtype(s):
@@ -286,10 +287,8 @@ def geometry_hash(geoms: np.ndarray) -> np.ndarray:
     return out ^ _mix(counts.astype(np.uint64)) ^ (parts << np.uint64(32))
 
 
-def _positions(values: pd.Series | pa.Array | pa.ChunkedArray, among: pd.Series) -> np.ndarray:
+def _positions(values: pa.Array, among: pd.Series) -> np.ndarray:
     """Position of each of ``values`` in ``among`` (-1 when absent): Arrow's hash join."""
-    if isinstance(values, pd.Series):
-        values = pa.array(values.astype(str), type=pa.large_string())
     found = pc.index_in(values, value_set=pa.array(among.astype(str), type=pa.large_string()))
     return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 

@@ -715,16 +715,15 @@ class PostGISBackend(Backend):
             sql.SQL(_PACKED_SQL.get(kind, _PACKED_SQL["text"])).format(c=sql.Identifier(f"c{i}"))
             for i, kind in enumerate(kinds)
         ]
-        inner = sql.SQL("SELECT * FROM ({}) q").format(stmt)
-        aliased = sql.SQL("SELECT {} FROM ({}) r({})").format(
+        packed = sql.SQL("SELECT {} FROM ({}) r({})").format(
             sql.SQL(", ").join([sql.SQL("count(*)"), *aggs]),
-            inner,
+            stmt,
             sql.SQL(", ").join(sql.Identifier(f"c{i}") for i in range(len(kinds))),
         )
         try:
             with conn.cursor(binary=True) as cur:
                 cur.execute("SET max_parallel_workers_per_gather = 0")  # one ordered stream
-                row = cur.execute(aliased).fetchone()
+                row = cur.execute(packed).fetchone()
         except psycopg.Error as err:
             msg = f"reading layer {name!r} of store {self.target} failed: {err}"
             raise StoreError(msg) from err
