@@ -45,7 +45,8 @@ def synthetic_sites(n: int, seed: int = 0) -> gpd.GeoDataFrame:
     w = rng.uniform(40, 400, n)
     boxes = shapely.box(x, y, x + w, y + w * rng.uniform(0.5, 1.5, n))
     geom = shapely.multipolygons(boxes.reshape(-1, 1))  # sites are stored as MultiPolygons
-    ids = np.char.add("S", np.char.mod("%010x", np.arange(n)))
+    # real site IDs are hashes of their parcels (S + 10 hex digits): in no order
+    ids = np.char.add("S", np.char.mod("%010x", rng.permutation(n)))
     data: dict[str, object] = {"site_id": ids}
     for col in SITE_COLUMNS:
         if col == "site_id":

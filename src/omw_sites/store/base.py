@@ -24,11 +24,12 @@ sort and compare as text.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 
@@ -118,13 +119,23 @@ class Backend(ABC):
         self,
         sites: gpd.GeoDataFrame,
         layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame],
+        derive: Derive | None = None,
     ) -> None:
         """Replace the whole store by ``sites`` and ``layers`` (every other table, spatial
         or not, including the empty bookkeeping tables) in one atomic step — the fast path
-        for a first load."""
+        for a first load. ``derive(rows)`` gives columns of ``sites`` computed row by row
+        (the content hashes); a backend may compute them slice by slice as it writes."""
 
     def close(self) -> None:  # noqa: B027 - backends with connections override it
         """Release connections."""
+
+
+Derive = Callable[[gpd.GeoDataFrame], Mapping[str, np.ndarray]]
+
+
+def with_derived(sites: gpd.GeoDataFrame, derive: Derive | None) -> gpd.GeoDataFrame:
+    """``sites`` with the columns ``derive`` computes (all rows at once)."""
+    return sites if derive is None else sites.assign(**derive(sites))
 
 
 def iter_chunks(frame: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:

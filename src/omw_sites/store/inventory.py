@@ -625,34 +625,35 @@ class Inventory:
         in_scope = np.ones(len(sites), bool) if not scope else sites["teryt"].isin(list(scope))
         report = ChangeReport(run_id, "update", scope_text)
         loading = not self.has_sites() or self._legacy()
-        reader = None
-        if not loading:
-            # the current records are read (GDAL / the database, without the GIL) while
-            # this thread hashes the incoming sites
-            self.backend.init()  # bookkeeping tables added since the store was made
-            reader = ThreadPoolExecutor(1, thread_name_prefix="omw-read-current")
-            reading = reader.submit(self._current, ids, bool(scope))
-        try:
-            sites["content_hash"] = content_hash(sites, tracked)
-            sites["scores_hash"] = content_hash(
-                sites, derived_columns(sites.columns), geometry=False
-            )
-        finally:
-            if reader is not None:
-                reader.shutdown(wait=True)
+        scored = derived_columns(sites.columns)
+
+        def hashes(rows: gpd.GeoDataFrame) -> dict[str, np.ndarray]:
+            return {
+                "content_hash": content_hash(rows, tracked),
+                "scores_hash": content_hash(rows, scored, geometry=False),
+            }
 
         if loading:
-            if pc.count_distinct(ids).as_py() != len(ids):
+            if len(pc.unique(ids)) != len(ids):
                 _twice(sites)
             report.kind = "load"
             new = sites[np.asarray(in_scope)].reset_index(drop=True)
             report.added = len(new)
+            # the backend hashes slice by slice as it writes (GeoPackage: while the
+            # previous slices are inserted)
             self.backend.bulk_load(
                 self._new_records(new, now, run_id),
                 self._load_layers(new, reference, info, quarantine, report, now, source),
+                derive=hashes,
             )
             return report
 
+        # the current records are read (GDAL / the database, without the GIL) while this
+        # thread hashes the incoming sites
+        self.backend.init()  # bookkeeping tables added since the store was made
+        with ThreadPoolExecutor(1, thread_name_prefix="omw-read-current") as reader:
+            reading = reader.submit(self._current, ids, bool(scope))
+            sites = sites.assign(**hashes(sites))
         table_cols, current, pos = reading.result()
         # one hashed lookup: where each incoming site sits among the current records
         known = pos >= 0
@@ -923,9 +924,9 @@ class Inventory:
                     out[name] = out[name].astype(object)
                 continue
             out[name] = pd.Series(
-                np.full(n, np.nan) if kind == "float" else np.full(n, None, object),
+                np.full(n, np.nan) if kind == "float" else pa.nulls(n, pa.large_string()),
                 index=out.index,
-                dtype="float64" if kind == "float" else object,
+                dtype="float64" if kind == "float" else "str",
                 copy=False,
             )
         fixed = {

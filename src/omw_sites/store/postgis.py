@@ -32,9 +32,11 @@ from omw_sites.store.base import (
     BOOKKEEPING_TABLES,
     RUN_INFO_COLUMNS,
     Backend,
+    Derive,
     StoreError,
     Transaction,
     kind_of,
+    with_derived,
 )
 
 SRID = 2180
@@ -848,8 +850,9 @@ class PostGISBackend(Backend):
         self,
         sites: gpd.GeoDataFrame,
         layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame],
+        derive: Derive | None = None,
     ) -> None:
-        frames: dict[str, pd.DataFrame] = {"sites": sites, **layers}
+        frames: dict[str, pd.DataFrame] = {"sites": with_derived(sites, derive), **layers}
         for name in frames:
             if name == META:
                 msg = f"{META!r} is reserved for the store's own bookkeeping"

@@ -1,0 +1,319 @@
+/* Column-wise bulk insert into one SQLite table, without the GIL.
+ *
+ * The GeoPackage backend writes a first load of 1M sites × ~115 columns. GDAL's own write
+ * takes ~17 s of that, Python's sqlite3.executemany ~40 s, the ADBC SQLite driver ~12 s;
+ * binding the values straight from the column buffers takes ~7 s, most of it SQLite's own
+ * record building. This module does only that: it reads numpy / Arrow buffers, binds
+ * them, and steps one prepared INSERT (several rows per statement). Everything about the
+ * GeoPackage itself (schema, geometry blobs, R-tree, triggers) stays in Python.
+ *
+ *   insert(path, sql_many, rows_per_statement, sql_one, columns, nrows, pragmas)
+ *
+ * columns: one tuple per bound parameter of a row, in parameter order:
+ *   ("f8", float64 buffer)                 NaN is bound as NULL
+ *   ("i8", int64 buffer, valid or None)    valid: one uint8 per row, 0 = NULL
+ *   ("b1", uint8 buffer, valid or None)    bound as 0 / 1
+ *   ("text", int64 offsets (n + 1), uint8 data, valid or None)   UTF-8
+ *   ("blob", int64 offsets (n + 1), uint8 data, valid or None)
+ *   ("null",)
+ *
+ * The rows are inserted in one transaction on a connection of this call; on any error
+ * it is rolled back and a RuntimeError names the row. Ctrl-C is honoured every 64k rows.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <string.h>
+
+enum kind { K_F8, K_I8, K_B1, K_TEXT, K_BLOB, K_NULL };
+
+typedef struct {
+    enum kind kind;
+    Py_buffer data, offsets, valid;
+    int has_data, has_offsets, has_valid;
+} column;
+
+static void release(column *cols, Py_ssize_t ncols) {
+    for (Py_ssize_t i = 0; i < ncols; i++) {
+        if (cols[i].has_data) PyBuffer_Release(&cols[i].data);
+        if (cols[i].has_offsets) PyBuffer_Release(&cols[i].offsets);
+        if (cols[i].has_valid) PyBuffer_Release(&cols[i].valid);
+    }
+    PyMem_Free(cols);
+}
+
+static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t min_bytes, const char *what,
+                      Py_ssize_t col) {
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS) < 0) return -1;
+    if (view->len < min_bytes) {
+        PyErr_Format(PyExc_ValueError, "column %zd: %s buffer holds %zd bytes, needs %zd", col,
+                     what, view->len, min_bytes);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_column(PyObject *spec, column *c, Py_ssize_t i, Py_ssize_t n) {
+    if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) < 1) {
+        PyErr_Format(PyExc_TypeError, "column %zd: expected a tuple (kind, buffers…)", i);
+        return -1;
+    }
+    const char *k = PyUnicode_AsUTF8(PyTuple_GET_ITEM(spec, 0));
+    if (k == NULL) return -1;
+    Py_ssize_t size = PyTuple_GET_SIZE(spec);
+    Py_ssize_t need = 1;
+    PyObject *valid = Py_None;
+    if (strcmp(k, "f8") == 0) {
+        c->kind = K_F8;
+        need = 2;
+    } else if (strcmp(k, "i8") == 0 || strcmp(k, "b1") == 0) {
+        c->kind = k[0] == 'i' ? K_I8 : K_B1;
+        need = 3;
+    } else if (strcmp(k, "text") == 0 || strcmp(k, "blob") == 0) {
+        c->kind = k[0] == 't' ? K_TEXT : K_BLOB;
+        need = 4;
+    } else if (strcmp(k, "null") == 0) {
+        c->kind = K_NULL;
+    } else {
+        PyErr_Format(PyExc_ValueError, "column %zd: unknown kind %s", i, k);
+        return -1;
+    }
+    if (size != need) {
+        PyErr_Format(PyExc_ValueError, "column %zd (%s): expected %zd items, got %zd", i, k,
+                     need, size);
+        return -1;
+    }
+    switch (c->kind) {
+    case K_F8:
+        if (get_buffer(PyTuple_GET_ITEM(spec, 1), &c->data, n * 8, "values", i) < 0) return -1;
+        c->has_data = 1;
+        break;
+    case K_I8:
+    case K_B1:
+        if (get_buffer(PyTuple_GET_ITEM(spec, 1), &c->data, n * (c->kind == K_I8 ? 8 : 1),
+                       "values", i) < 0)
+            return -1;
+        c->has_data = 1;
+        valid = PyTuple_GET_ITEM(spec, 2);
+        break;
+    case K_TEXT:
+    case K_BLOB:
+        if (get_buffer(PyTuple_GET_ITEM(spec, 1), &c->offsets, (n + 1) * 8, "offsets", i) < 0)
+            return -1;
+        c->has_offsets = 1;
+        if (get_buffer(PyTuple_GET_ITEM(spec, 2), &c->data, 0, "data", i) < 0) return -1;
+        c->has_data = 1;
+        {
+            const int64_t *off = (const int64_t *)c->offsets.buf;
+            for (Py_ssize_t r = 0; r < n; r++) {
+                if (off[r] < 0 || off[r + 1] < off[r] || off[r + 1] > c->data.len ||
+                    off[r + 1] - off[r] > INT32_MAX) {
+                    PyErr_Format(PyExc_ValueError, "column %zd: bad offsets at row %zd", i, r);
+                    return -1;
+                }
+            }
+        }
+        valid = PyTuple_GET_ITEM(spec, 3);
+        break;
+    case K_NULL:
+        break;
+    }
+    if (valid != Py_None) {
+        if (get_buffer(valid, &c->valid, n, "validity", i) < 0) return -1;
+        c->has_valid = 1;
+    }
+    return 0;
+}
+
+/* Rows ahead whose values are prefetched: a row reads one value from each of ~115
+ * columns, more streams than the hardware prefetcher follows, so without this nearly
+ * every cache line of every column is a miss (measured: 2.2 s → 1.0 s of 9 s at 1M rows). */
+#define AHEAD 32
+
+static inline void prefetch(const column *cols, Py_ssize_t ncols, Py_ssize_t r, Py_ssize_t n) {
+    if (r + 2 * AHEAD >= n) return;
+    for (Py_ssize_t j = 0; j < ncols; j++) {
+        const column *c = &cols[j];
+        switch (c->kind) {
+        case K_F8:
+        case K_I8:
+            __builtin_prefetch((const char *)c->data.buf + (r + AHEAD) * 8);
+            break;
+        case K_TEXT:
+        case K_BLOB: {
+            const int64_t *off = (const int64_t *)c->offsets.buf;
+            __builtin_prefetch(off + r + 2 * AHEAD);
+            __builtin_prefetch((const char *)c->data.buf + off[r + AHEAD]);
+            break;
+        }
+        default:
+            break;
+        }
+    }
+}
+
+static int bind_row(sqlite3_stmt *st, const column *cols, Py_ssize_t ncols, Py_ssize_t r,
+                    int first) {
+    int rc = SQLITE_OK;
+    for (Py_ssize_t j = 0; j < ncols && rc == SQLITE_OK; j++) {
+        const column *c = &cols[j];
+        int p = first + (int)j;
+        if (c->has_valid && ((const uint8_t *)c->valid.buf)[r] == 0) {
+            rc = sqlite3_bind_null(st, p);
+            continue;
+        }
+        switch (c->kind) {
+        case K_F8: {
+            double v = ((const double *)c->data.buf)[r];
+            rc = isnan(v) ? sqlite3_bind_null(st, p) : sqlite3_bind_double(st, p, v);
+            break;
+        }
+        case K_I8:
+            rc = sqlite3_bind_int64(st, p, ((const int64_t *)c->data.buf)[r]);
+            break;
+        case K_B1:
+            rc = sqlite3_bind_int(st, p, ((const uint8_t *)c->data.buf)[r] != 0);
+            break;
+        case K_TEXT:
+        case K_BLOB: {
+            const int64_t *off = (const int64_t *)c->offsets.buf;
+            const char *s = (const char *)c->data.buf + off[r];
+            int len = (int)(off[r + 1] - off[r]);
+            rc = c->kind == K_TEXT ? sqlite3_bind_text(st, p, s, len, SQLITE_STATIC)
+                                   : sqlite3_bind_blob(st, p, s, len, SQLITE_STATIC);
+            break;
+        }
+        case K_NULL:
+            rc = sqlite3_bind_null(st, p);
+            break;
+        }
+    }
+    return rc;
+}
+
+static PyObject *bulk_insert(PyObject *self, PyObject *args) {
+    const char *path, *sql_many, *sql_one, *pragmas;
+    Py_ssize_t per_stmt, nrows;
+    PyObject *specs;
+    if (!PyArg_ParseTuple(args, "ssnsOns", &path, &sql_many, &per_stmt, &sql_one, &specs, &nrows,
+                          &pragmas))
+        return NULL;
+    if (per_stmt < 1 || nrows < 0) {
+        PyErr_SetString(PyExc_ValueError, "rows_per_statement must be ≥ 1 and nrows ≥ 0");
+        return NULL;
+    }
+    PyObject *seq = PySequence_Fast(specs, "columns must be a sequence");
+    if (seq == NULL) return NULL;
+    Py_ssize_t ncols = PySequence_Fast_GET_SIZE(seq);
+    column *cols = PyMem_Calloc(ncols ? ncols : 1, sizeof(column));
+    if (cols == NULL) {
+        Py_DECREF(seq);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < ncols; i++) {
+        if (parse_column(PySequence_Fast_GET_ITEM(seq, i), &cols[i], i, nrows) < 0) {
+            Py_DECREF(seq);
+            release(cols, ncols);
+            return NULL;
+        }
+    }
+    Py_DECREF(seq);
+
+    sqlite3 *db = NULL;
+    sqlite3_stmt *many = NULL, *one = NULL;
+    char errmsg[1024] = "";
+    Py_ssize_t failed_row = -1;
+    int interrupted = 0;
+    PyThreadState *ts = PyEval_SaveThread();
+    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(db, 60000);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db, pragmas, NULL, NULL, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    int in_tx = rc == SQLITE_OK;
+    if (rc == SQLITE_OK && per_stmt > 1 && nrows >= per_stmt)
+        rc = sqlite3_prepare_v2(db, sql_many, -1, &many, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(db, sql_one, -1, &one, NULL);
+    if (rc == SQLITE_OK && sqlite3_bind_parameter_count(one) != ncols) {
+        snprintf(errmsg, sizeof errmsg, "the INSERT takes %d values per row, %zd columns given",
+                 sqlite3_bind_parameter_count(one), ncols);
+        rc = SQLITE_MISUSE;
+    }
+    if (rc == SQLITE_OK && many != NULL &&
+        sqlite3_bind_parameter_count(many) != ncols * per_stmt) {
+        snprintf(errmsg, sizeof errmsg, "the multi-row INSERT takes %d values, not %zd × %zd",
+                 sqlite3_bind_parameter_count(many), per_stmt, ncols);
+        rc = SQLITE_MISUSE;
+    }
+    Py_ssize_t r = 0, next_check = 65536;
+    while (rc == SQLITE_OK && r < nrows) {
+        sqlite3_stmt *st = (many != NULL && nrows - r >= per_stmt) ? many : one;
+        Py_ssize_t k = st == many ? per_stmt : 1;
+        for (Py_ssize_t q = 0; q < k && rc == SQLITE_OK; q++) {
+            if (((r + q) & 7) == 0) prefetch(cols, ncols, r + q, nrows);
+            rc = bind_row(st, cols, ncols, r + q, 1 + (int)(q * ncols));
+        }
+        if (rc == SQLITE_OK) {
+            rc = sqlite3_step(st);
+            rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+        }
+        if (rc != SQLITE_OK) {
+            failed_row = r;
+            break;
+        }
+        sqlite3_reset(st);
+        r += k;
+        if (r >= next_check) {
+            next_check = r + 65536;
+            PyEval_RestoreThread(ts);
+            interrupted = PyErr_CheckSignals() < 0;
+            ts = PyEval_SaveThread();
+            if (interrupted) break;
+        }
+    }
+    if (rc != SQLITE_OK && errmsg[0] == '\0' && db != NULL)
+        snprintf(errmsg, sizeof errmsg, "%s", sqlite3_errmsg(db));
+    if (rc == SQLITE_OK && !interrupted) {
+        rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+        if (rc != SQLITE_OK) snprintf(errmsg, sizeof errmsg, "COMMIT: %s", sqlite3_errmsg(db));
+        else in_tx = 0;
+    }
+    if (many) sqlite3_reset(many), sqlite3_finalize(many);
+    if (one) sqlite3_reset(one), sqlite3_finalize(one);
+    if (in_tx) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    if (db) sqlite3_close(db);
+    PyEval_RestoreThread(ts);
+    release(cols, ncols);
+    if (interrupted) return NULL; /* the signal handler's exception (KeyboardInterrupt) */
+    if (rc != SQLITE_OK) {
+        if (failed_row >= 0)
+            PyErr_Format(PyExc_RuntimeError, "%s: insert failed at row %zd: %s", path,
+                         failed_row, errmsg);
+        else
+            PyErr_Format(PyExc_RuntimeError, "%s: %s", path, errmsg);
+        return NULL;
+    }
+    return PyLong_FromSsize_t(nrows);
+}
+
+static PyMethodDef methods[] = {
+    {"insert", bulk_insert, METH_VARARGS,
+     "insert(path, sql_many, rows_per_statement, sql_one, columns, nrows, pragmas) -> rows\n"
+     "Insert nrows rows bound column-wise from buffers, in one transaction."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_sqlite_bulk",
+    "Column-wise bulk insert into a SQLite table without the GIL.", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__sqlite_bulk(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m && PyModule_AddStringConstant(m, "sqlite_version", sqlite3_libversion()) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
