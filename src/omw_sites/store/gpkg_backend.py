@@ -6,8 +6,9 @@ rollback journal makes them all-or-nothing even when the process is killed (the 
 rolls a hot journal back), and readers in other processes see the state before or after.
 Geometries are written as GeoPackage binary blobs (header with envelope + ISO WKB); the
 ``ST_*`` functions GDAL's R-tree triggers call are registered on the connection, so the
-spatial index stays exact. A first load (:meth:`bulk_load`) writes a new file with GDAL and
-renames it over the old one.
+spatial index stays exact. A first load (:meth:`bulk_load`) writes a new file — the sites
+through :mod:`omw_sites.store.gpkg_bulk` (C column binding, packed R-tree), every other
+table with GDAL — and renames it over the old one.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ from omw_sites.store.base import (
     empty_table,
     with_derived,
 )
+from omw_sites.store.gpkg_bulk import FLAG_EMPTY, SRS_ID, gpkg_blob_array
 
-SRS_ID = 2180
 # bytes per SQLite page of a bulk-loaded store. Measured at 1M sites × 97 columns: 8 KiB
 # pages load ≈ 1.2 s faster than 4 KiB, 16 KiB ≈ 4 s, but a 1 % update touches one page per
 # changed site and journals each whole page: 4 KiB updates fastest (4.5–5.0 s against
@@ -49,31 +50,15 @@ SRS_ID = 2180
 PAGE_SIZE = 4096
 CACHE_KIB = 1_048_576  # page cache of a writing connection (an upper bound, not an allocation)
 _SQL_KIND = {"text": "TEXT", "float": "REAL", "int": "INTEGER", "bool": "BOOLEAN"}
-_HEADER = struct.Struct("<2sBBi4d")  # magic, version, flags, srs_id, minx maxx miny maxy
-_FLAGS_ENVELOPE = 0b0000_0011  # little endian, envelope [minx, maxx, miny, maxy]
-_FLAG_EMPTY = 0b0001_0000
 
 
 def gpkg_blobs(geoms: np.ndarray) -> list[bytes | None]:
     """GeoPackage geometry blobs (header + envelope + ISO WKB) of shapely geometries."""
-    geoms = np.asarray(geoms, dtype=object)
-    wkb = shapely.to_wkb(geoms, byte_order=1, flavor="iso")
-    bounds = shapely.bounds(geoms)
-    empty = shapely.is_empty(geoms)
-    out: list[bytes | None] = []
-    pack = _HEADER.pack
-    for w, (x0, y0, x1, y1), e in zip(wkb.tolist(), bounds.tolist(), empty.tolist(), strict=True):
-        if w is None:
-            out.append(None)
-        elif e:
-            out.append(b"GP\x00" + bytes([1 | _FLAG_EMPTY]) + struct.pack("<i", SRS_ID) + w)
-        else:
-            out.append(pack(b"GP", 0, _FLAGS_ENVELOPE, SRS_ID, x0, x1, y0, y1) + w)
-    return out
+    return gpkg_blob_array(geoms)[0].to_pylist()
 
 
 def _envelope(blob: bytes | None) -> tuple[float, float, float, float] | None:
-    if blob is None or len(blob) < 8 or blob[3] & _FLAG_EMPTY:
+    if blob is None or len(blob) < 8 or blob[3] & FLAG_EMPTY:
         return None
     if (blob[3] >> 1) & 0b111 == 1:
         return struct.unpack_from("<4d", blob, 8)

@@ -41,7 +41,7 @@ from omw_sites.store.base import Derive
 SRS_ID = 2180
 ROWS_PER_STATEMENT = 8  # rows per INSERT: fewer statement starts (measured ≈ 10 % faster)
 _FLAGS_ENVELOPE = 0b0000_0011  # little endian, envelope [minx, maxx, miny, maxy]
-_FLAG_EMPTY = 0b0001_0000
+FLAG_EMPTY = 0b0001_0000
 _HEADER = np.dtype(
     [("magic", "S2"), ("version", "u1"), ("flags", "u1"), ("srs_id", "<i4"), ("env", "<f8", 4)]
 )
@@ -68,7 +68,7 @@ def gpkg_blob_array(geoms: np.ndarray) -> tuple[pa.LargeBinaryArray, np.ndarray]
     bounds = shapely.bounds(geoms)
     header = np.zeros(n, _HEADER)
     header["magic"] = b"GP"
-    header["flags"] = np.where(empty, 1 | _FLAG_EMPTY, _FLAGS_ENVELOPE)
+    header["flags"] = np.where(empty, 1 | FLAG_EMPTY, _FLAGS_ENVELOPE)
     header["srs_id"] = SRS_ID
     header["env"] = bounds[:, [0, 2, 1, 3]]
     # an empty geometry has no envelope: its header is the first 8 bytes
