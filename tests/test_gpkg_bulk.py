@@ -235,13 +235,18 @@ def test_updates_through_sqlite_keep_the_index_and_counts(written, tmp_path):
     assert pyogrio.read_info(copy, layer="sites")["features"] == 2_999
 
 
-def test_unsupported_columns_leave_it_to_gdal(tmp_path):
+def test_unsupported_columns_leave_it_to_gdal(tmp_path, monkeypatch):
     frame = _frame(50).assign(when=pd.Timestamp("2026-01-01"))
     path = tmp_path / "x.gpkg"
     assert not gpkg_bulk.write_features(path, "sites", frame, _create_layer)
     assert not path.exists()
     mixed = _frame(50).assign(odd=pd.Series([1, "a"] * 25, dtype=object))
     assert not gpkg_bulk.write_features(path, "sites", mixed, _create_layer)
+    # text in the first slice, a number in a later one: found before anything is written
+    monkeypatch.setattr(gpkg_bulk, "CHUNK_ROWS", 100)
+    late = _frame(400).assign(odd=pd.Series(["a"] * 399 + [1], dtype=object))
+    assert not gpkg_bulk.write_features(path, "sites", late, _create_layer)
+    assert not path.exists()
     mixed_z = [shapely.Point(0, 0), shapely.Point(1, 1, 1)]
     points = gpd.GeoDataFrame({"a": [1, 2]}, geometry=mixed_z, crs=WORK_CRS)
     assert not gpkg_bulk.write_features(path, "pts", points, _create_layer)  # one is 3-D

@@ -6,8 +6,9 @@ spatial-index tables and triggers, exactly as it always does), then:
 
 1. drops the table's triggers (the R-tree and feature-count ones fire per row);
 2. binds the rows column-wise from the frame's numpy / Arrow buffers in C, without the
-   GIL (:mod:`omw_sites.store._sqlite_bulk`, ~7 s for 1M rows, most of it SQLite's own
-   record building), several rows per INSERT;
+   GIL, on a writer thread (:mod:`omw_sites.store._sqlite_bulk`, 8–12 s for 1M rows, most
+   of it SQLite's own record building), several rows per INSERT, slice by slice while the
+   calling thread prepares the next slice (hashes, geometry blobs, order);
 3. packs the R-tree (Sort-Tile-Recursive) and writes its node, rowid and parent tables
    directly, as GDAL's own bulk R-tree loader does (inserting 1M boxes one by one through
    SQLite's R-tree module takes ~20 s);
@@ -50,7 +51,9 @@ _CELL = np.dtype([("id", ">i8"), ("box", ">f4", 4)])
 _RNDTOWARDS = 1.0 - 1.0 / 8388608.0  # as SQLite's rtree.c rounds doubles to float32
 _RNDAWAY = 1.0 + 1.0 / 8388608.0
 _EMPTY_BINARY = pa.scalar(b"", pa.large_binary())
-# the temporary file is fsync'ed and renamed by the caller: no journal, no syncs
+# the temporary file is fsync'ed and renamed by the caller: no journal, no syncs; a small
+# page cache, so appended pages go out as they fill (1 GiB, holding the whole file until
+# COMMIT, measured slower)
 PRAGMAS = (
     "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; "
     "PRAGMA locking_mode = EXCLUSIVE; PRAGMA cache_size = -8192"
@@ -176,15 +179,21 @@ def write_features(
                 rows = rows.take(pc.sort_indices(pa.array(rows[sort_by])).to_numpy())
             derived = {} if derive is None else dict(derive(rows))
             rows = rows.assign(**derived)
-            if layout is None:  # columns with no value in any row are left out (NULL)
-                empty = [c for c in frame.columns if c not in derived and _all_null(frame[c])]
+            if layout is None:
+                given = [c for c in frame.columns if c != frame.geometry.name and c not in derived]
+                # columns with no value in any row are left out of the INSERT (NULL)
+                empty = [c for c in given if _all_null(frame[c])]
+                # an object column must be text in every row, not only in this slice
+                objects = [c for c in given if c not in empty and frame[c].dtype == object]
+                if any(column_spec(frame[c]) is None for c in objects):
+                    return False  # nothing written yet: GDAL writes the frame instead
             attrs = rows.drop(columns=[rows.geometry.name, *empty])
             specs = [column_spec(attrs[c]) for c in attrs.columns]
             if any(s is None for s in specs):
                 if layout is None:
-                    return False  # nothing written yet: GDAL writes the frame instead
+                    return False
                 bad = [c for c, s in zip(attrs.columns, specs, strict=True) if s is None]
-                msg = f"layer {name!r}: rows {start}–{end}: columns {bad} are not all text"
+                msg = f"layer {name!r}: derived columns {bad} of rows {start}–{end} are not text"
                 raise TypeError(msg)
             if layout is None:
                 create_layer(path, name, rows.iloc[:0], gtype)
