@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -110,3 +111,75 @@ def test_geopackage_readers_recover_a_hot_journal(tmp_path):
     after = inv.read_sites(columns=["site_id", "notes"], read_geometry=False)
     assert after.equals(before)
     assert not journal.exists()  # rolled back and removed
+
+
+RELOAD = """
+import sys
+import geopandas as gpd
+import numpy as np
+import shapely
+from omw_sites.layers import WORK_CRS
+from omw_sites.store import gpkg_bulk
+from omw_sites.store.gpkg_backend import GeoPackageBackend
+gpkg_bulk.CHUNK_ROWS = 4_000  # many slices: the kill lands between and inside them
+n = 60_000
+rng = np.random.default_rng(1)
+x, y = rng.uniform(600_000, 650_000, n), rng.uniform(450_000, 500_000, n)
+frame = gpd.GeoDataFrame(
+    {"site_id": [f"S{i:010x}" for i in rng.permutation(n)], "v": rng.uniform(0, 1, n)},
+    geometry=shapely.multipolygons(shapely.box(x, y, x + 50, y + 50).reshape(-1, 1)),
+    crs=WORK_CRS,
+)
+print("ready", flush=True)
+while True:
+    GeoPackageBackend(sys.argv[1]).bulk_load(frame, {})
+    print("loaded", flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_during_a_geopackage_first_load(tmp_path):
+    """The bulk writer (C inserts on a thread, packed R-tree) builds a temporary file and
+    renames it: a kill at any moment leaves the old store whole, or the new one whole."""
+    import geopandas as gpd
+    import shapely
+
+    from omw_sites.layers import WORK_CRS
+    from omw_sites.store.gpkg_backend import GeoPackageBackend
+
+    path = tmp_path / "store.gpkg"
+    old = gpd.GeoDataFrame(
+        {"site_id": ["Sold"], "v": [0.5]},
+        geometry=shapely.multipolygons([[shapely.box(0, 0, 1, 1)]]),
+        crs=WORK_CRS,
+    )
+    GeoPackageBackend(path).bulk_load(old, {})
+    rng = random.Random(7)
+    seen = {"old": 0, "new": 0}
+    for _ in range(8):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", RELOAD, str(path)], stdout=subprocess.PIPE, text=True
+        )
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.0, 2.0))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+        store = GeoPackageBackend(path)
+        sites = store.read_layer("sites", read_geometry=False)
+        assert len(sites) in (1, 60_000), len(sites)
+        seen["old" if len(sites) == 1 else "new"] += 1
+        conn = sqlite3.connect(path)
+        try:
+            assert conn.execute("SELECT rtreecheck('rtree_sites_geom')").fetchone() == ("ok",)
+            count = conn.execute("SELECT feature_count FROM gpkg_ogr_contents "
+                                 "WHERE table_name = 'sites'").fetchone()[0]  # fmt: skip
+            assert count == len(sites)
+        finally:
+            conn.close()
+        hits = store.read_layer("sites", bbox=(600_000, 450_000, 610_000, 460_000))
+        assert len(sites) == 1 or len(hits) > 0
+    assert seen["new"] > 0, f"never killed after a load finished: {seen}"
+    # the killed loads' temporary files go with the next load
+    assert list(tmp_path.glob(".store-*.tmp.gpkg"))
+    GeoPackageBackend(path).bulk_load(old, {})
+    assert list(tmp_path.glob(".store-*")) == []

@@ -13,6 +13,7 @@ table with GDAL — and renames it over the old one.
 
 from __future__ import annotations
 
+import glob
 import os
 import sqlite3
 import struct
@@ -332,6 +333,21 @@ class GeoPackageBackend(Backend):
                 )
         conn.execute("UPDATE gpkg_contents SET last_change = strftime('%Y-%m-%dT%H:%M:%fZ','now')")
 
+    def _remove_orphans(self) -> None:
+        """Delete the temporary files of first loads whose process died before the rename
+        (a killed load leaves its file, up to the store's size; the store is untouched).
+        The writer's PID is in the name; a file of a live process is left alone."""
+        for old in self.path.parent.glob(f".{glob.escape(self.path.stem)}-*-*.tmp.gpkg"):
+            pid = old.name[len(self.path.stem) + 2 :].split("-", 1)[0]
+            if not pid.isdigit() or int(pid) == os.getpid():
+                continue
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                old.unlink(missing_ok=True)
+            except PermissionError:
+                pass  # alive, another user's
+
     def bulk_load(
         self,
         sites: gpd.GeoDataFrame,
@@ -339,8 +355,9 @@ class GeoPackageBackend(Backend):
         derive: Derive | None = None,
     ) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._remove_orphans()
         fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{self.path.stem}-", suffix=".tmp.gpkg", dir=self.path.parent
+            prefix=f".{self.path.stem}-{os.getpid()}-", suffix=".tmp.gpkg", dir=self.path.parent
         )
         os.close(fd)
         tmp = Path(tmp_name)
