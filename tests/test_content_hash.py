@@ -123,3 +123,24 @@ def test_scores_hash_covers_scores_not_measurements(sites):
     a = content_hash(sites, cols, geometry=False)
     b = content_hash(new, cols, geometry=False)
     assert a[5] != b[5] and a[6] == b[6]
+
+
+def test_two_threads_hash_each_row_as_one_thread_does(sites, monkeypatch):
+    """From HASH_THREADS_FROM rows the columns are hashed in two threads: every row's hash
+    must be what the serial pass gives (nulls, text of both cardinalities, shapes)."""
+    import omw_sites.store.inventory as inventory
+
+    frame = sites.copy()
+    frame.loc[frame.index[::7], "zoning_symbol"] = None
+    frame.loc[frame.index[::5], "dist_water_m"] = np.nan
+    for cols, geometry in ((tracked_columns(frame.columns), True),
+                           (derived_columns(frame.columns), False)):  # fmt: skip
+        serial = content_hash(frame, cols, geometry)
+        monkeypatch.setattr(inventory, "HASH_THREADS_FROM", 2)
+        threaded = content_hash(frame, cols, geometry)
+        monkeypatch.setattr(inventory, "HASH_THREADS_FROM", 10**9)
+        np.testing.assert_array_equal(threaded, serial)
+        odd = frame.iloc[1:]  # an odd number of rows
+        monkeypatch.setattr(inventory, "HASH_THREADS_FROM", 2)
+        np.testing.assert_array_equal(content_hash(odd, cols, geometry), serial[1:])
+        monkeypatch.setattr(inventory, "HASH_THREADS_FROM", 10**9)
