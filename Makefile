@@ -16,11 +16,22 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-venv: $(BIN)/python
-	$(BIN)/pip install -q -e .
+# what the install builds from: reinstall (and recompile the C module, ~1 min with its
+# SQLite) only when one of these changed; Python sources are installed editable
+BUILD_INPUTS := pyproject.toml setup.py src/omw_sites/store/_sqlite_bulk.c \
+	$(wildcard third_party/sqlite/sqlite3.[ch])
 
-dev: $(BIN)/python
+$(VENV)/.installed: $(BUILD_INPUTS) | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(BUILD_INPUTS) | $(BIN)/python
 	$(BIN)/pip install -q -e ".[dev]"
+	touch $@ $(VENV)/.installed
+
+venv: $(VENV)/.installed
+
+dev: $(VENV)/.installed-dev
 
 demo: venv
 	$(BIN)/omw-sites demo build --parcels $(PARCELS) --seed $(SEED) --out $(RAW)

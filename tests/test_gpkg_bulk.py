@@ -8,6 +8,7 @@ count, extent, triggers) GDAL and QGIS rely on."""
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -169,6 +170,38 @@ def test_sort_by_writes_each_slice_in_key_order(tmp_path, monkeypatch):
     assert _sql(path, "SELECT rtreecheck('rtree_sites_geom')") == [("ok",)]
 
 
+def test_sorted_slices_of_repeated_and_unique_text_match_gdal(tmp_path, monkeypatch):
+    """Slices big enough for the dictionary path: columns of few distinct values are bound
+    through their dictionary, the others through permuted starts and ends, geometry blobs
+    made in the frame's order then put in the slice's; each site reads back as GDAL wrote
+    it."""
+    monkeypatch.setattr(gpkg_bulk, "CHUNK_ROWS", 12_000)
+    n = 30_000
+    frame = _frame(n, seed=3)
+    rng = np.random.default_rng(4)
+    tiers = pd.Series(rng.choice(["A", "B", POLISH, ""], n), dtype="str")
+    tiers[rng.choice(n, 500, replace=False)] = None
+    frame = frame.assign(
+        tier=tiers,
+        note=pd.Series(
+            np.char.add("uwaga ąę ", rng.integers(0, 10**9, n).astype(str)), dtype="str"
+        ),
+    )
+    fast, slow = _both(tmp_path, frame, sort_by="site_id")
+    a = pyogrio.read_dataframe(fast, layer="sites", use_arrow=True).set_index("site_id")
+    b = pyogrio.read_dataframe(slow, layer="sites", use_arrow=True).set_index("site_id")
+    a, b = a.sort_index(), b.sort_index()
+    pd.testing.assert_frame_equal(a.drop(columns="geometry"), b.drop(columns="geometry"))
+    blobs = "SELECT site_id, geom FROM sites ORDER BY site_id"
+    assert _sql(fast, blobs) == _sql(slow, blobs)
+    ids = _sql(fast, "SELECT site_id FROM sites ORDER BY fid")
+    ids = np.array([i for (i,) in ids])
+    for lo, hi in ((0, 3_000), (3_000, 12_000), (12_000, 24_000), (24_000, 30_000)):
+        assert (ids[lo : hi - 1] < ids[lo + 1 : hi]).all()
+    assert _sql(fast, "SELECT rtreecheck('rtree_sites_geom')") == [("ok",)]
+    assert _sql(fast, "PRAGMA integrity_check") == [("ok",)]
+
+
 def test_derived_columns_are_computed_slice_by_slice(tmp_path, monkeypatch):
     monkeypatch.setattr(gpkg_bulk, "CHUNK_ROWS", 400)
     frame = _frame(1_000).assign(twice=pd.Series([None] * 1_000, dtype=object))
@@ -275,8 +308,51 @@ def test_the_c_module_checks_its_buffers(tmp_path):
     bad = ("text", np.array([0, 5, 2], dtype=np.int64), np.zeros(8, np.uint8), None)
     with pytest.raises(ValueError, match="bad offsets at row 1"):
         _sqlite_bulk.insert(str(path), sql, 1, sql, [bad], 2, "")
+    ranges = ("text", np.array([0, 4]), np.array([3, 9]), np.zeros(8, np.uint8), None)
+    with pytest.raises(ValueError, match="bad offsets at row 1"):
+        _sqlite_bulk.insert(str(path), sql, 1, sql, [ranges], 2, "")
+    headers = np.zeros((2, 40), np.uint8)
+    with pytest.raises(ValueError, match="headers buffer holds 80 bytes, needs 120"):
+        _sqlite_bulk.insert(
+            str(path), sql, 1, sql, [("gpkg", headers, np.zeros(4, np.int64), b"", None)], 3, ""
+        )
     with pytest.raises(ValueError, match="unknown kind"):
         _sqlite_bulk.insert(str(path), sql, 1, sql, [("f4", np.zeros(2))], 2, "")
     with pytest.raises(RuntimeError, match="takes 1 values per row, 2 columns given"):
         _sqlite_bulk.insert(str(path), sql, 1, sql, [("null",), ("null",)], 2, "")
     assert _sql(path, "SELECT count(*) FROM t") == [(0,)]
+
+
+def test_text_in_any_order_and_gpkg_blobs_bind_what_they_point_at(tmp_path):
+    path = tmp_path / "t.sqlite"
+    sqlite3.connect(path).execute("CREATE TABLE t (a, b, g)").connection.close()
+    sql = "INSERT INTO t (a, b, g) VALUES (?, ?, ?)"
+    data = np.frombuffer("ząbxyz".encode(), np.uint8)  # z, ą (2 bytes), b, x, y, z
+    starts, ends = np.array([4, 0, 0]), np.array([7, 4, 0])
+    headers = np.zeros((3, 40), np.uint8)
+    headers[:, 0], headers[:, 1], headers[:, 39] = ord("G"), ord("P"), 7
+    headers[1, 3] = 0x10  # empty: 8-byte header
+    wkb = np.array([0, 2, 2, 5], np.int64), np.frombuffer(b"WKBWKB", np.uint8)
+    columns = [
+        ("text", starts, ends, data, np.array([1, 1, 0], np.uint8)),
+        ("blob", starts, ends, data, None),
+        ("gpkg", headers, *wkb, None),
+    ]
+    # 2 rows per statement, then 1: each row's blob is built in its own place
+    assert (
+        _sqlite_bulk.insert(str(path), sql.replace("?)", "?), (?, ?, ?)"), 2, sql, columns, 3, "")
+        == 3
+    )
+    rows = _sql(path, "SELECT a, b, g FROM t ORDER BY rowid")
+    head = bytes(headers[0])
+    assert rows == [
+        ("xyz", b"xyz", head + b"WK"),
+        ("ząb", "ząb".encode(), bytes(headers[1, :8])),
+        (None, b"", head + b"BWK"),
+    ]
+
+
+def test_the_module_is_built_with_the_vendored_sqlite():
+    vendored = Path(__file__).parents[1] / "third_party" / "sqlite" / "sqlite3.c"
+    if vendored.exists():
+        assert _sqlite_bulk.sqlite_version == "3.50.4"
