@@ -18,7 +18,7 @@ $(BIN)/python:
 
 # what the install builds from: reinstall (and recompile the C module, ~1 min with its
 # SQLite) only when one of these changed; Python sources are installed editable
-BUILD_INPUTS := pyproject.toml setup.py src/omw_sites/store/_sqlite_bulk.c \
+BUILD_INPUTS := pyproject.toml setup.py $(wildcard src/omw_sites/store/*.c) \
 	$(wildcard third_party/sqlite/sqlite3.[ch])
 
 $(VENV)/.installed: $(BUILD_INPUTS) | $(BIN)/python

@@ -1,5 +1,6 @@
-"""The one compiled part of omw-sites: the column-wise SQLite bulk insert of the GeoPackage
-store (``omw_sites.store._sqlite_bulk``). Everything else is in pyproject.toml.
+"""The compiled parts of omw-sites: the column-wise SQLite bulk insert of the GeoPackage
+store (``omw_sites.store._sqlite_bulk``) and the inventory's content hash
+(``omw_sites.store._hash``). Everything else is in pyproject.toml.
 
 The module is built with its own copy of SQLite (``third_party/sqlite``, the 3.50.4
 amalgamation, public domain; see its README) compiled in with SQLite's recommended
@@ -32,4 +33,12 @@ else:
         extra_compile_args=common,
     )
 
-setup(ext_modules=[extension])
+# the inventory's content hash (no SQLite in it)
+content_hash = Extension(
+    "omw_sites.store._hash",
+    ["src/omw_sites/store/_hash.c"],
+    libraries=["m"],
+    extra_compile_args=common,
+)
+
+setup(ext_modules=[extension, content_hash])

@@ -144,3 +144,40 @@ def test_two_threads_hash_each_row_as_one_thread_does(sites, monkeypatch):
         monkeypatch.setattr(inventory, "HASH_THREADS_FROM", 2)
         np.testing.assert_array_equal(content_hash(odd, cols, geometry), serial[1:])
         monkeypatch.setattr(inventory, "HASH_THREADS_FROM", 10**9)
+
+
+def test_hash_values_are_those_stored_by_earlier_versions(sites):
+    """Stored hashes are compared with new ones on every update: the values must not
+    change when the code computing them does (these were computed by the numpy-only
+    implementation of session 3; the float words and absorbing are now in C)."""
+    h = _hash(sites)
+    assert h[:3].tolist() == [4238997255726209370, -4876665136213074113, -674267768492205766]
+    assert int(np.bitwise_xor.reduce(h.view(np.uint64))) == 13054654250085788042
+    g = content_hash(sites, derived_columns(sites.columns), geometry=False)
+    assert g[:3].tolist() == [4730196905398245622, -7458813312644851504, 6312857493146492213]
+    assert int(np.bitwise_xor.reduce(g.view(np.uint64))) == 11020665098040892705
+    edge = np.array([0.0, -0.0, 1e-7, 4.9999995e-7, 5e-7, 1.5e-6, 2.5e-6, -2.5e-6, np.nan,
+                     np.inf, -np.inf, 1e300, -1e300, 9.2233720368547758e12,
+                     -9.2233720368547758e12, 9.3e12, 123.4567895, 2**53,
+                     1.7976931348623157e308])  # fmt: skip
+    frame = pd.DataFrame({"a": edge, "b": pd.array([1, None] * 9 + [3], dtype="Float64")})
+    assert content_hash(frame, ["a", "b"], geometry=False).tolist() == [
+        8792951458605872999, -2269738387694016090, 8792951458605872999, -2269738387694016090,
+        8792951458605872999, 6116734999238058157, -5659882678931396042, 5595229008977610382,
+        8181552530373113322, -1448935821685383028, 8181552530373113322, 4959414175729967201,
+        -2023495484062683199, 4959414175729967201, -2023495484062683199, 4959414175729967201,
+        5783612303354542800, 4959414175729967201, 8089094719742711400,
+    ]  # fmt: skip
+
+
+def test_the_c_absorber_checks_its_input():
+    from omw_sites.store import _hash
+
+    out = np.zeros(4, np.uint64)
+    with pytest.raises(ValueError, match="column 0: 16 bytes for 4 rows"):
+        _hash.absorb(out, [("f8", np.zeros(2))])
+    with pytest.raises(ValueError, match='column 1: expected \\("f8" \\| "u8", buffer\\)'):
+        _hash.absorb(out, [("u8", np.zeros(4, np.uint64)), ("i4", np.zeros(4))])
+    with pytest.raises(ValueError, match="not C-contiguous"):
+        _hash.absorb(np.zeros(8, np.uint64)[::2], [])
+    assert (out == 0).all()  # nothing absorbed when a column is refused

@@ -294,8 +294,13 @@ def test_a_failing_insert_names_the_row_and_writes_nothing(tmp_path):
     n = 100
     b = pa.array(["x"] * 41 + [None] + ["y"] * 58, pa.large_string())
     columns = [("i8", np.arange(n, dtype=np.int64), None), gpkg_bulk._binary_spec("text", b)]
-    with pytest.raises(sqlite3.OperationalError, match=r"row 40: NOT NULL constraint failed"):
+    with pytest.raises(sqlite3.OperationalError, match=r"rows 32 to 63: NOT NULL constraint failed"):
         gpkg_bulk._insert(path, "t", ["a", "b"], columns, n)
+    columns = [(k, a[90:], *rest) for k, a, *rest in columns[:1]] + [
+        gpkg_bulk._binary_spec("text", pa.array(["z"] * 5 + [None] * 5, pa.large_string()))
+    ]  # 10 rows: fewer than a multi-row statement takes, so one at a time
+    with pytest.raises(sqlite3.OperationalError, match=r"at row 5: NOT NULL constraint failed"):
+        gpkg_bulk._insert(path, "t", ["a", "b"], columns, 10)
     assert _sql(path, "SELECT count(*) FROM t") == [(0,)]
 
 

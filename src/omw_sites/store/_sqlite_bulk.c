@@ -25,7 +25,8 @@
  *   ("null",)
  *
  * The rows are inserted in one transaction on a connection of this call; on any error
- * it is rolled back and a RuntimeError names the row. Ctrl-C is honoured every 64k rows.
+ * it is rolled back and a RuntimeError names the row (or the rows of the failing
+ * multi-row statement). Ctrl-C is honoured every 64k rows.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -99,7 +100,7 @@ static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t min_bytes, cons
 static int parse_column(PyObject *spec, column *c, Py_ssize_t i, Py_ssize_t n,
                         Py_ssize_t max_rows_per_statement) {
     if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) < 1) {
-        PyErr_Format(PyExc_TypeError, "column %zd: expected a tuple (kind, buffers…)", i);
+        PyErr_Format(PyExc_TypeError, "column %zd: expected a tuple (kind, buffers...)", i);
         return -1;
     }
     const char *k = PyUnicode_AsUTF8(PyTuple_GET_ITEM(spec, 0));
@@ -282,7 +283,7 @@ static PyObject *bulk_insert(PyObject *self, PyObject *args) {
     sqlite3 *db = NULL;
     sqlite3_stmt *many = NULL, *one = NULL;
     char errmsg[1024] = "";
-    Py_ssize_t failed_row = -1;
+    Py_ssize_t failed_row = -1, failed_rows = 0;
     int interrupted = 0;
     PyThreadState *ts = PyEval_SaveThread();
     int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -315,7 +316,7 @@ static PyObject *bulk_insert(PyObject *self, PyObject *args) {
             rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
         }
         if (rc != SQLITE_OK) {
-            failed_row = r;
+            failed_row = r, failed_rows = k;
             break;
         }
         sqlite3_reset(st);
@@ -343,9 +344,12 @@ static PyObject *bulk_insert(PyObject *self, PyObject *args) {
     release(cols, ncols);
     if (interrupted) return NULL; /* the signal handler's exception (KeyboardInterrupt) */
     if (rc != SQLITE_OK) {
-        if (failed_row >= 0)
+        if (failed_rows == 1)
             PyErr_Format(PyExc_RuntimeError, "%s: insert failed at row %zd: %s", path,
                          failed_row, errmsg);
+        else if (failed_rows > 1) /* one statement of several rows: one of them */
+            PyErr_Format(PyExc_RuntimeError, "%s: insert failed in rows %zd to %zd: %s", path,
+                         failed_row, failed_row + failed_rows - 1, errmsg);
         else
             PyErr_Format(PyExc_RuntimeError, "%s: %s", path, errmsg);
         return NULL;

@@ -40,7 +40,10 @@ from omw_sites.store import _sqlite_bulk
 from omw_sites.store.base import Derive
 
 SRS_ID = 2180
-ROWS_PER_STATEMENT = 8  # rows per INSERT: fewer statement starts (measured ≈ 10 % faster)
+# rows per INSERT: each statement also updates the AUTOINCREMENT counter of the fid; 32 rows
+# inserted 1M sites in 8.3–10.6 s against 12.4–14.3 s with 8 (alternating runs; 64 and
+# 128 no different from 32)
+ROWS_PER_STATEMENT = 32
 _FLAGS_ENVELOPE = 0b0000_0011  # little endian, envelope [minx, maxx, miny, maxy]
 FLAG_EMPTY = 0b0001_0000
 _HEADER = np.dtype(
@@ -320,7 +323,7 @@ def _insert(path: Path, table: str, names: list[str], columns: list[tuple], n: i
     """Insert ``n`` rows; ``columns`` as :func:`_sqlite_bulk.insert` takes them."""
     row = "(" + ", ".join("?" * len(names)) + ")"
     head = f"INSERT INTO {_q(table)} ({', '.join(map(_q, names))}) VALUES "
-    per = ROWS_PER_STATEMENT if len(names) * ROWS_PER_STATEMENT < 32_000 else 1
+    per = max(1, min(ROWS_PER_STATEMENT, 32_000 // len(names)))  # SQLite: ≤ 32,766 values
     try:
         _sqlite_bulk.insert(
             str(path), head + ", ".join([row] * per), per, head + row, columns, n, PRAGMAS

@@ -18,7 +18,6 @@ import json
 import math
 import secrets
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ import shapely
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator
 
 from omw_sites.layers import QUARANTINE, RUN_INFO, SITE_COLUMNS, SITES, WORK_CRS
+from omw_sites.store import _hash
 from omw_sites.store.base import (
     API_KEYS,
     API_KEYS_COLUMNS,
@@ -160,42 +160,41 @@ def content_hash(
     by value, text by its SipHash, NaN/NULL as one value) and, with ``geometry``, of its
     shape.
 
-    Vectorised (numpy and Arrow, no per-value Python). Each column's 64-bit words are
-    absorbed in column order by xor, an odd multiply and an xor-shift — each step a
-    bijection, so a change in any one column always changes the hash."""
-    out = np.full(len(sites), 0x2545F4914F6CDD1D, dtype=np.uint64)
-    tmp = np.empty_like(out)
-    jobs: list[Callable[[], np.ndarray]] = [partial(_column_words, sites[c]) for c in columns]
+    Each column gives one 64-bit word per site, absorbed in column order by xor, an odd
+    multiply and an xor-shift — each step a bijection, so a change in any one column
+    always changes the hash. The words of text, integer and boolean columns and of the
+    shape are made with numpy and Arrow; the float columns' words and the absorbing are
+    done in C (:mod:`omw_sites.store._hash`), a block of rows at a time. From
+    ``HASH_THREADS_FROM`` rows, two threads make the words and then absorb one half of
+    the rows each (the C loop releases the GIL)."""
+    n = len(sites)
+    out = np.full(n, 0x2545F4914F6CDD1D, dtype=np.uint64)
+    jobs: list[Callable[[], tuple[str, np.ndarray]]] = [partial(_words, sites[c]) for c in columns]
     if geometry:
-        jobs.append(partial(geometry_hash, sites.geometry.to_numpy()))
-    if len(sites) < HASH_THREADS_FROM or len(jobs) < 2:
-        for job in jobs:
-            _absorb(out, job(), tmp)
-    else:
-        # numpy ufuncs and Arrow kernels release the GIL: two threads hash columns while
-        # this one absorbs them in order (a few columns ahead at most)
-        with ThreadPoolExecutor(2, thread_name_prefix="omw-hash") as pool:
-            pending = deque(pool.submit(job) for job in jobs[:4])
-            for job in jobs[4:]:
-                _absorb(out, pending.popleft().result(), tmp)
-                pending.append(pool.submit(job))
-            while pending:
-                _absorb(out, pending.popleft().result(), tmp)
-    return _mix(out).view(np.int64)  # signed: fits INTEGER / bigint columns
+        jobs.append(lambda: ("u8", geometry_hash(sites.geometry.to_numpy())))
+    if n < HASH_THREADS_FROM:
+        _hash.absorb(out, [job() for job in jobs])
+        return _mix(out).view(np.int64)
+    halves = (slice(0, n // 2), slice(n // 2, n))
+    with ThreadPoolExecutor(2, thread_name_prefix="omw-hash") as pool:
+        # a group of columns at a time: the words of ~100 columns of 1M rows need not
+        # all be held at once
+        for at in range(0, len(jobs), HASH_GROUP):
+            words = list(pool.map(lambda job: job(), jobs[at : at + HASH_GROUP]))
+            list(pool.map(partial(_absorb_rows, out, words), halves))
+    return _mix(out).view(np.int64)
+
+
+def _absorb_rows(out: np.ndarray, words: list[tuple[str, np.ndarray]], rows: slice) -> None:
+    _hash.absorb(out[rows], [(kind, w[rows]) for kind, w in words])
 
 
 HASH_THREADS_FROM = 200_000  # rows from which columns are hashed in two threads
+HASH_GROUP = 16  # columns whose words are made before they are absorbed
 
 
 _NULL = np.uint64(0x6A09E667F3BCC909)  # NaN / NULL of any kind
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
-
-
-def _absorb(out: np.ndarray, words: np.ndarray, tmp: np.ndarray) -> None:
-    np.bitwise_xor(out, words, out=out)
-    np.multiply(out, _M1, out=out)
-    np.right_shift(out, np.uint64(32), out=tmp)
-    np.bitwise_xor(out, tmp, out=out)
 
 
 def _mix(h: np.ndarray) -> np.ndarray:
@@ -209,28 +208,20 @@ def _mix(h: np.ndarray) -> np.ndarray:
     return h
 
 
-def _column_words(s: pd.Series) -> np.ndarray:
-    """One 64-bit word per value of a site column: floats as integer millionths, integers
-    and booleans by value, anything else the SipHash of its text (pandas' key)."""
+def _words(s: pd.Series) -> tuple[str, np.ndarray]:
+    """A site column as :func:`_hash.absorb` takes it: floats as they are ("f8": the C
+    code takes them in whole millionths), integers and booleans by value, anything else
+    the SipHash of its text (pandas' key) — ("u8", one 64-bit word per value)."""
     if pd.api.types.is_float_dtype(s):
-        v = s.to_numpy(dtype="float64", na_value=np.nan)
-        micro = np.rint(v * 1e6)
-        nan = ~np.isfinite(micro)
-        some_nan = nan.any()
-        if some_nan:
-            micro[nan] = 0.0
-        words = micro.astype(np.int64).view(np.uint64)
-        if some_nan:
-            words[nan] = _NULL
-        return words
+        return "f8", np.ascontiguousarray(s.to_numpy(dtype="float64", na_value=np.nan))
     if pd.api.types.is_bool_dtype(s) or pd.api.types.is_integer_dtype(s):
         na = s.isna().to_numpy()
         if not na.any():
-            return s.to_numpy().astype(np.int64).view(np.uint64)
+            return "u8", s.to_numpy().astype(np.int64).view(np.uint64)
         words = s.to_numpy(dtype="float64", na_value=0).astype(np.int64).view(np.uint64)
         words[na] = _NULL
-        return words
-    return _text_hash(_arrow_text(s))
+        return "u8", words
+    return "u8", _text_hash(_arrow_text(s))
 
 
 def _arrow_text(s: pd.Series) -> pa.Array:
