@@ -120,11 +120,15 @@ class Backend(ABC):
         sites: gpd.GeoDataFrame,
         layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame],
         derive: Derive | None = None,
+        check: Callable[[], None] | None = None,
     ) -> None:
         """Replace the whole store by ``sites`` and ``layers`` (every other table, spatial
         or not, including the empty bookkeeping tables) in one atomic step — the fast path
         for a first load. ``derive(rows)`` gives columns of ``sites`` computed row by row
-        (the content hashes); a backend may compute them slice by slice as it writes."""
+        (the content hashes); a backend may compute them slice by slice as it writes.
+        ``check()`` is called once everything is written, before the store is replaced:
+        if it raises, the load is abandoned and the store stays as it was (checks of the
+        input run while the load writes)."""
 
     def close(self) -> None:  # noqa: B027 - backends with connections override it
         """Release connections."""

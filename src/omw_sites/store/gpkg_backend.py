@@ -19,7 +19,7 @@ import sqlite3
 import struct
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -353,6 +353,7 @@ class GeoPackageBackend(Backend):
         sites: gpd.GeoDataFrame,
         layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame],
         derive: Derive | None = None,
+        check: Callable[[], None] | None = None,
     ) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._remove_orphans()
@@ -395,6 +396,8 @@ class GeoPackageBackend(Backend):
             finally:
                 conn.close()
                 early.join()
+            if check is not None:
+                check()  # raising leaves the store as it was (the temporary file goes)
             gpkg_bulk.fsync_file(tmp)  # make the bytes durable before the rename
             os.replace(tmp, self.path)
             dir_fd = os.open(self.path.parent, os.O_RDONLY)

@@ -203,14 +203,18 @@ def write_features(
     (site IDs are hashes). Returns False, writing nothing, when the frame has a column or
     geometry this writer does not handle."""
     n = len(frame)
-    geoms = frame.geometry.to_numpy()
-    gtype = _geometry_type(geoms) if n else None
-    if gtype is None:
+    if n == 0:
         return False
     bounds = np.empty((n, 4))
     fids = np.arange(1, n + 1, dtype=np.int64)
-    ends = sorted({min(n, CHUNK_ROWS // 4), *range(CHUNK_ROWS, n, CHUNK_ROWS), n})
+    # small first slices: the writer starts early and waits little for the next
+    ends = sorted(
+        {min(n, CHUNK_ROWS // 8), min(n, CHUNK_ROWS // 2), *range(CHUNK_ROWS, n, CHUNK_ROWS), n}
+    )
     writer = ThreadPoolExecutor(1, thread_name_prefix="omw-gpkg-write")
+    # the geometry type is found on the (still idle) writer thread while this one
+    # prepares the first slice
+    geometry_type = writer.submit(_geometry_type, frame.geometry.to_numpy())
     # the written pages go to disk while the next ones are written, not all at the end
     syncer = ThreadPoolExecutor(1, thread_name_prefix="omw-gpkg-sync")
     pending: list[Future] = []
@@ -244,6 +248,9 @@ def write_features(
                 msg = f"layer {name!r}: derived columns {bad} of rows {start}–{end} are not text"
                 raise TypeError(msg)
             if layout is None:
+                gtype = geometry_type.result()
+                if gtype is None:
+                    return False  # nothing written yet: GDAL writes the frame instead
                 schema = frame.iloc[:0].assign(
                     **{c: v[:0] for c, v in values.items() if c in derived}
                 )

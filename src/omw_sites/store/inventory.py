@@ -625,18 +625,26 @@ class Inventory:
             }
 
         if loading:
-            if len(pc.unique(ids)) != len(ids):
-                _twice(sites)
             report.kind = "load"
             new = sites[np.asarray(in_scope)].reset_index(drop=True)
             report.added = len(new)
-            # the backend hashes slice by slice as it writes (GeoPackage: while the
-            # previous slices are inserted)
-            self.backend.bulk_load(
-                self._new_records(new, now, run_id),
-                self._load_layers(new, reference, info, quarantine, report, now, source),
-                derive=hashes,
-            )
+            # IDs are checked for repeats on another thread while the load starts: the
+            # backend asks before it replaces the store
+            with ThreadPoolExecutor(1, thread_name_prefix="omw-unique") as pool:
+                unique = pool.submit(lambda: len(pc.unique(ids)) == len(ids))
+
+                def check() -> None:
+                    if not unique.result():
+                        _twice(sites)
+
+                # the backend hashes slice by slice as it writes (GeoPackage: while the
+                # previous slices are inserted)
+                self.backend.bulk_load(
+                    self._new_records(new, now, run_id),
+                    self._load_layers(new, reference, info, quarantine, report, now, source),
+                    derive=hashes,
+                    check=check,
+                )
             return report
 
         # the current records are read (GDAL / the database, without the GIL) while this

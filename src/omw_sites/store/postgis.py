@@ -14,7 +14,7 @@ import queue
 import re
 import threading
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -851,6 +851,7 @@ class PostGISBackend(Backend):
         sites: gpd.GeoDataFrame,
         layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame],
         derive: Derive | None = None,
+        check: Callable[[], None] | None = None,
     ) -> None:
         frames: dict[str, pd.DataFrame] = {"sites": with_derived(sites, derive), **layers}
         for name in frames:
@@ -870,6 +871,8 @@ class PostGISBackend(Backend):
                 conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(stage)))
                 for name, frame in frames.items():
                     self._load_one(conn, stage, name, frame)
+                if check is not None:
+                    check()  # raising rolls the whole load back
                 # the swap: only now do readers of the old tables wait (briefly)
                 for old in self._tables(conn):
                     conn.execute(sql.SQL("DROP TABLE {} CASCADE").format(self._ident(old)))
