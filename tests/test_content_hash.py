@@ -181,3 +181,16 @@ def test_the_c_absorber_checks_its_input():
     with pytest.raises(ValueError, match="not C-contiguous"):
         _hash.absorb(np.zeros(8, np.uint64)[::2], [])
     assert (out == 0).all()  # nothing absorbed when a column is refused
+
+
+def test_text_as_a_categorical_hashes_as_the_text_itself(sites):
+    """The GeoPackage writer hands the hash its repeated text dictionary-encoded: the
+    words must be those of the plain text (NULLs and an all-NULL column included)."""
+    frame = sites[["zoning_symbol", "gmina"]].copy()
+    frame.loc[[2, 5], "zoning_symbol"] = None
+    frame["nothing"] = pd.Series([None] * len(frame), dtype="str")
+    coded = frame.astype("category")
+    cols = list(frame.columns)
+    assert np.array_equal(
+        content_hash(frame, cols, geometry=False), content_hash(coded, cols, geometry=False)
+    )

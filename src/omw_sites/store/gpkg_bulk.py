@@ -124,16 +124,47 @@ def _binary_spec(kind: str, arr: pa.Array, order: np.ndarray | None = None) -> t
     if order is None:
         return (kind, offsets, data, valid)
     valid = None if valid is None else valid[order]
-    sample = arr.slice(0, 2048)
-    if n > 4 * len(sample) and pc.count_distinct(sample).as_py() * 4 <= len(sample):
-        # few distinct values (tiers, reasons, statuses): the rows point into the
-        # dictionary's few bytes, which stay in the writer's cache, not at copies spread
-        # over the column
-        enc = pc.dictionary_encode(arr)
-        offsets, data = _binary_spec(kind, enc.dictionary)[1:3]
-        index = enc.indices.fill_null(0).to_numpy()[order]
-        return (kind, offsets[index], offsets[index + 1], data, valid)
     return (kind, offsets[:-1][order], offsets[1:][order], data, valid)
+
+
+def _coded_spec(s: pd.Series, order: np.ndarray | None) -> tuple | None:
+    """("text", starts, ends, data, validity) of a Categorical of text: each row points
+    into the categories' few bytes (which stay in the writer's cache), not at a copy of
+    its own."""
+    categories = s.cat.categories
+    try:
+        dictionary = pa.array(categories, type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None  # categories that are not text: GDAL decides
+    codes = s.cat.codes.to_numpy().astype(np.int64)
+    if order is not None:
+        codes = codes[order]
+    valid = codes >= 0
+    if not valid.any():
+        return ("null",)
+    offsets, data = _binary_spec("text", dictionary)[1:3]
+    index = np.where(valid, codes, 0)
+    return ("text", offsets[index], offsets[index + 1], data, valid.view(np.uint8))
+
+
+def _coded_text(rows: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``rows`` with those text ``columns`` that hold few distinct values (tiers,
+    reasons, statuses, judged on a sample) as Categoricals over their Arrow dictionary:
+    encoded once, then both hashed (each distinct value once) and bound from it."""
+    coded = {}
+    for c in columns:
+        arr = pa.array(rows[c].array, type=pa.large_string(), from_pandas=True)
+        arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+        sample = arr.slice(0, 2048)
+        if arr.null_count == len(arr) or len(arr) <= 4 * len(sample):
+            continue
+        if pc.count_distinct(sample).as_py() * 4 > len(sample):
+            continue
+        enc = pc.dictionary_encode(arr)
+        codes = enc.indices.fill_null(-1).to_numpy()
+        categories = pd.Index(enc.dictionary.to_pandas(), dtype=rows[c].dtype)
+        coded[c] = pd.Categorical.from_codes(codes, categories=categories)
+    return rows.assign(**coded) if coded else rows
 
 
 def column_spec(s: pd.Series, order: np.ndarray | None = None) -> tuple | None:
@@ -157,6 +188,8 @@ def column_spec(s: pd.Series, order: np.ndarray | None = None) -> tuple | None:
         return ("i8", take(s.to_numpy(dtype=np.int64, na_value=0)), take(valid).view(np.uint8))
     if pd.api.types.is_float_dtype(dtype):
         return ("f8", take(s.to_numpy(dtype=np.float64, na_value=np.nan)))
+    if isinstance(dtype, pd.CategoricalDtype):
+        return _coded_spec(s, order)
     if pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype):
         try:
             arr = pa.array(s, type=pa.large_string(), from_pandas=True)
@@ -215,13 +248,15 @@ def write_features(
     # the geometry type is found on the (still idle) writer thread while this one
     # prepares the first slice
     geometry_type = writer.submit(_geometry_type, frame.geometry.to_numpy())
+    text = [c for c in frame.columns if isinstance(frame[c].dtype, pd.StringDtype)]
     # the written pages go to disk while the next ones are written, not all at the end
     syncer = ThreadPoolExecutor(1, thread_name_prefix="omw-gpkg-sync")
     pending: list[Future] = []
     try:
         start, layout, triggers, node_size, names = 0, None, [], 0, []
         for end in ends:
-            rows = frame.iloc[start:end]  # a view: each column is put in order on its own
+            # a view: each column is put in order on its own; repeated text encoded once
+            rows = _coded_text(frame.iloc[start:end], text)
             m = end - start
             order = (
                 None

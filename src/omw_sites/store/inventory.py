@@ -221,6 +221,15 @@ def _words(s: pd.Series) -> tuple[str, np.ndarray]:
         words = s.to_numpy(dtype="float64", na_value=0).astype(np.int64).view(np.uint64)
         words[na] = _NULL
         return "u8", words
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        # text already dictionary-encoded (the GeoPackage writer's slices): each
+        # distinct value hashed once, the same words as for the plain text
+        codes = s.cat.codes.to_numpy()
+        if len(s.cat.categories) == 0:
+            return "u8", np.full(len(s), _NULL, dtype=np.uint64)
+        words = _text_hash(_arrow_text(pd.Series(s.cat.categories)))[np.maximum(codes, 0)]
+        words[codes < 0] = _NULL
+        return "u8", words
     return "u8", _text_hash(_arrow_text(s))
 
 
