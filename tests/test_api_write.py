@@ -166,7 +166,9 @@ def test_change_feed_lists_writes_and_pages(served):
     client, key = served["client"], served["keys"]["region"]
     t0 = client.get("/collections/sites/changes", params={"since": "2000-01-01"}).json()
     assert t0["numberMatched"] == 80  # every record was created after 2000
-    marker = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
+    # now, to the microsecond as the store stamps its changes: after the load, however
+    # quickly it ran (a marker a whole second back could include the sites' creation)
+    marker = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     sid = _site(served, GMINA_B, 2)
     assert _patch(client, sid, {"sez_status": "PSI 2026/7"}, key).status_code == 200
     feed = client.get("/collections/sites/changes", params={"since": marker}).json()

@@ -52,6 +52,8 @@ from omw_sites.store.base import (
 )
 
 CURRENT = "ended_at IS NULL"
+# the columns an update reads of every record, first in a new table's rows
+LOOKUP_COLUMNS = ("site_id", "ended_at", "content_hash", "scores_hash", "teryt")
 STATUSES = ("available", "reserved", "sold", "withdrawn")
 # allowed moves of the status lifecycle; sold is final
 TRANSITIONS = {
@@ -949,7 +951,11 @@ class Inventory:
             out[name] = pd.array(pa.repeat(pa.scalar(value, pa.large_string()), n), dtype="str")
         if "derived_from" not in out.columns:
             out["derived_from"] = ""
-        return out
+        # what every update reads of all records first in the row: SQLite finds a
+        # column by walking the record's header up to it (reading these four of 1M
+        # records of ~110 columns: 0.7 s at the front, 1.9 s at the end of the row)
+        front = [c for c in LOOKUP_COLUMNS if c in out.columns]
+        return out[front + [c for c in out.columns if c not in front]]
 
     def _load_layers(self, new, reference, info, quarantine, report, now, source):
         layers: dict[str, Any] = dict(reference or {})
