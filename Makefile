@@ -19,7 +19,7 @@ $(BIN)/python:
 # what the install builds from: reinstall (and recompile the C module, ~1 min with its
 # SQLite) only when one of these changed; Python sources are installed editable
 BUILD_INPUTS := pyproject.toml setup.py $(wildcard src/omw_sites/store/*.c) \
-	$(wildcard third_party/sqlite/sqlite3.[ch])
+	$(wildcard third_party/sqlite/sqlite3.*)
 
 $(VENV)/.installed: $(BUILD_INPUTS) | $(BIN)/python
 	$(BIN)/pip install -q -e .

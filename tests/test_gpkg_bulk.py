@@ -360,6 +360,6 @@ def test_text_in_any_order_and_gpkg_blobs_bind_what_they_point_at(tmp_path):
 
 
 def test_the_module_is_built_with_the_vendored_sqlite():
-    vendored = Path(__file__).parents[1] / "third_party" / "sqlite" / "sqlite3.c"
+    vendored = Path(__file__).parents[1] / "third_party" / "sqlite" / "sqlite3.c.xz"
     if vendored.exists():
         assert _sqlite_bulk.sqlite_version == "3.50.4"
