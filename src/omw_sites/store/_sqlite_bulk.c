@@ -1,9 +1,10 @@
 /* Column-wise bulk insert into one SQLite table, without the GIL.
  *
  * The GeoPackage backend writes a first load of 1M sites × ~115 columns. GDAL's own write
- * takes ~17 s of that, Python's sqlite3.executemany ~40 s, the ADBC SQLite driver ~12 s;
- * binding the values straight from the column buffers takes ~8.6 s on an otherwise idle
- * core, most of it SQLite's own record building (binding constants in a C loop: 7–8.5 s).
+ * of that takes 15–21 s on the project's box, Python's sqlite3.executemany ~40 s, the ADBC
+ * SQLite driver ~12 s; binding the values straight from the column buffers, 32 rows per
+ * statement, takes 8.3–11.3 s on an otherwise idle core with the SQLite built in below
+ * (12–14 s with Debian's), most of it SQLite's own record building.
  * This module does only that: it reads numpy / Arrow buffers, binds them, and steps one
  * prepared INSERT (several rows per statement). Everything about the
  * GeoPackage itself (schema, geometry blobs, R-tree, triggers) stays in Python.

@@ -6,17 +6,19 @@ spatial-index tables and triggers, exactly as it always does), then:
 
 1. drops the table's triggers (the R-tree and feature-count ones fire per row);
 2. binds the rows column-wise from the frame's numpy / Arrow buffers in C, without the
-   GIL, on a writer thread (:mod:`omw_sites.store._sqlite_bulk`, 8–12 s for 1M rows, most
-   of it SQLite's own record building), several rows per INSERT, slice by slice while the
-   calling thread prepares the next slice (hashes, geometry blobs, order);
+   GIL, on a writer thread (:mod:`omw_sites.store._sqlite_bulk`, with its own SQLite:
+   8–11 s for 1M rows on an idle core, most of it SQLite's own record building), 32 rows
+   per INSERT, slice by slice while the calling thread prepares the next slice (hashes,
+   geometry blobs, each column in site-ID order, repeated text as a dictionary);
 3. packs the R-tree (Sort-Tile-Recursive) and writes its node, rowid and parent tables
    directly, as GDAL's own bulk R-tree loader does (inserting 1M boxes one by one through
    SQLite's R-tree module takes ~20 s);
 4. puts the triggers back and sets the feature count and the extent.
 
-A frame with a column this writer does not handle (dates, categories, mixed objects,
-mixed or 3-D geometry types) is written by GDAL instead (:func:`write_features` returns
-False). Written files are checked by the tests against GDAL-written ones.
+A frame with a column this writer does not handle (dates, categories that are not text,
+mixed objects, mixed or 3-D geometry types) is written by GDAL instead
+(:func:`write_features` returns False). Written files are checked by the tests against
+GDAL-written ones.
 """
 
 from __future__ import annotations
@@ -244,15 +246,15 @@ def write_features(
     ends = sorted(
         {min(n, CHUNK_ROWS // 8), min(n, CHUNK_ROWS // 2), *range(CHUNK_ROWS, n, CHUNK_ROWS), n}
     )
-    writer = ThreadPoolExecutor(1, thread_name_prefix="omw-gpkg-write")
-    # the geometry type is found on the (still idle) writer thread while this one
-    # prepares the first slice
-    geometry_type = writer.submit(_geometry_type, frame.geometry.to_numpy())
     text = [c for c in frame.columns if isinstance(frame[c].dtype, pd.StringDtype)]
+    writer = ThreadPoolExecutor(1, thread_name_prefix="omw-gpkg-write")
     # the written pages go to disk while the next ones are written, not all at the end
     syncer = ThreadPoolExecutor(1, thread_name_prefix="omw-gpkg-sync")
     pending: list[Future] = []
     try:
+        # the geometry type is found on the (still idle) writer thread while this one
+        # prepares the first slice
+        geometry_type = writer.submit(_geometry_type, frame.geometry.to_numpy())
         start, layout, triggers, node_size, names = 0, None, [], 0, []
         for end in ends:
             # a view: each column is put in order on its own; repeated text encoded once
