@@ -19,6 +19,7 @@ from omw_sites.etl.gml import DEFAULT_LIMITS, Limits, check_size, feature_namesp
 from omw_sites.etl.mpzp import read_mpzp
 from omw_sites.etl.raster import read_dem
 from omw_sites.etl.result import LayerResult, concat_quarantine
+from omw_sites.gcpause import without_gc_pauses
 from omw_sites.layers import MANIFEST
 
 VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json")
@@ -97,6 +98,7 @@ def detect_format(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> str:
     raise IngestError(path, f"unknown file type {suffix or '(none)'}", rule="known format")
 
 
+@without_gc_pauses
 def ingest_file(
     path: str | Path, crs: str | int | None = None, limits: Limits = DEFAULT_LIMITS
 ) -> list[LayerResult]:

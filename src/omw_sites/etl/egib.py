@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from omw_sites.etl.gml import (
     to_work_crs,
 )
 from omw_sites.etl.result import LayerResult, concat_quarantine, quarantine_rows
+from omw_sites.gcpause import without_gc_pauses
 from omw_sites.layers import WORK_CRS
 
 # WWPPGG_R.OOOO[.AR_n].NR[/sub] — matched all 4,413 real Mokotów IDs (FORMATS.md)
@@ -300,9 +302,10 @@ _THREADS_FROM = 50_000  # rows; below, one thread does it all (measured on a fre
 
 
 def _repair(
-    gdf: gpd.GeoDataFrame, layer: str, file: str
+    gdf: gpd.GeoDataFrame, layer: str, file: str, valid: np.ndarray | None = None
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame, int]:
-    """:func:`~omw_sites.etl.validate.repair_geometries` of ``gdf``, in two threads.
+    """:func:`~omw_sites.etl.validate.repair_geometries` of ``gdf``, in two threads
+    unless the reader's ``valid`` flags say already which geometries need repair.
 
     Validation is row by row and GEOS releases the GIL, so the two halves' results,
     put together in order, are the whole frame's result, in about half the time on
@@ -312,8 +315,8 @@ def _repair(
 
     from omw_sites.etl.validate import repair_geometries
 
-    if len(gdf) < _THREADS_FROM:
-        return repair_geometries(gdf, layer, file, "ID_DZIALKI")
+    if valid is not None or len(gdf) < _THREADS_FROM:
+        return repair_geometries(gdf, layer, file, "ID_DZIALKI", valid)
     h = len(gdf) // 2
     with ThreadPoolExecutor(2, thread_name_prefix="parcel-geoms") as pool:
         halves = list(
@@ -375,6 +378,7 @@ def egib_schema(namespace: str) -> str | None:
     return None
 
 
+@without_gc_pauses
 def read_egib_gml(
     path: str | Path,
     crs: str | int | None = None,
@@ -691,6 +695,24 @@ ID_COLUMNS = ("ID_DZIALKI", "IDDZIALKI", "IDENTYFIKATOR", "ID_PARCEL", "FID")
 EXPORT_COLUMNS = ("POLE_EWIDENCYJNE", "GRUPA_REJESTROWA", "NAZWA_OBREBU", "IDENTYFIKATOR")
 
 
+def _export_names(columns: Iterable[object]) -> dict[str, str]:
+    """Each column's name in the export schema: upper case, and names that shapefiles cut
+    to 10 characters made whole again (POLE_EWIDE → POLE_EWIDENCYJNE …) unless the file
+    has the whole name too."""
+    upper = {str(c): str(c).upper() for c in columns}
+    present = set(upper.values())
+    return {
+        c: next((f for f in EXPORT_COLUMNS if u == f[:10] != f and f not in present), u)
+        for c, u in upper.items()
+    }
+
+
+def _id_column(names: dict[str, str]) -> str | None:
+    """The column (a key of ``names``) whose export name comes first in ``ID_COLUMNS``."""
+    return next((c for want in ID_COLUMNS for c, n in names.items() if n == want), None)
+
+
+@without_gc_pauses
 def read_egib_vector(
     path: str | Path,
     layer: str | None = None,
@@ -706,18 +728,25 @@ def read_egib_vector(
     from omw_sites.etl.vector import read_vector_file
 
     path = Path(path)
-    gdf, fmt, layer, crs_in = read_vector_file(path, layer, crs)
-    # shapefiles cut column names to 10 characters: POLE_EWIDE → POLE_EWIDENCYJNE …
-    cut = {c: full for full in EXPORT_COLUMNS for c in gdf.columns if c == full[:10] != full}
-    gdf = gdf.rename(columns={c: full for c, full in cut.items() if full not in gdf})
-    id_col = next((c for c in ID_COLUMNS if c in gdf), None)
+    early: dict[str, _IdFacts] = {}
+
+    def start_ids(attrs: pd.DataFrame) -> None:
+        """On the reading thread: ID parsing starts while the geometries are decoded."""
+        names = _export_names(attrs.columns)
+        col = _id_column(names)
+        if col is not None and attrs.index.is_unique:
+            early[names[col]] = _IdFacts(attrs[col])
+
+    gdf, fmt, layer, crs_in, valid = read_vector_file(path, layer, crs, on_attributes=start_ids)
+    gdf = gdf.rename(columns=_export_names(c for c in gdf.columns if c != gdf.geometry.name))
+    id_col = _id_column({c: c for c in gdf.columns})
     if id_col is None:
         msg = f"no parcel ID column (one of {', '.join(ID_COLUMNS)})"
         raise IngestError(path, msg, layer=layer, rule="required columns")
     gdf = gdf.rename(columns={id_col: "ID_DZIALKI"})
     n_read = len(gdf)
-    ids = _IdFacts(gdf["ID_DZIALKI"]) if gdf.index.is_unique else None
-    gdf, q, repaired = _repair(gdf, layer, str(path))
+    ids = early.get(id_col) or (_IdFacts(gdf["ID_DZIALKI"]) if gdf.index.is_unique else None)
+    gdf, q, repaired = _repair(gdf, layer, str(path), valid)
     groups = (
         gdf["GRUPA_REJESTROWA"]
         if "GRUPA_REJESTROWA" in gdf

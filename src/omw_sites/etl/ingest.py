@@ -28,6 +28,7 @@ from omw_sites.etl.gesut import in_powiat, powiat_of, read_gesut
 from omw_sites.etl.mpzp import parse_symbols
 from omw_sites.etl.validate import repair_geometries
 from omw_sites.etl.vector import read_vector_file
+from omw_sites.gcpause import without_gc_pauses
 from omw_sites.layers import (
     APP_GML_DIR,
     EGIB_GML_DIR,
@@ -236,26 +237,27 @@ def _merge_gesut_lines(
 # ----------------------------------------------------------------------------- reading
 
 
+@without_gc_pauses
 def read_raw_layer(path: Path, spec: RawLayer):
     """One vector layer of the raw layout as its canonical layer: read (CRS recognised,
     required columns checked), geometry repaired or quarantined, columns mapped.
     Returns (frame, quarantine of repair, quarantine of mapping, read, repaired)."""
-    frame = _read_vector(path, spec)
+    frame, valid = _read_vector(path, spec)
     n_read = len(frame)
     frame, q, repaired = repair_geometries(
-        frame, spec.layer or spec.key, str(path), _id_column(spec.key, frame)
+        frame, spec.layer or spec.key, str(path), _id_column(spec.key, frame), valid
     )
     mapped, q2 = _MAPPERS.get(spec.key, _identity)(frame, path, spec)
     return mapped, q, q2, n_read, repaired
 
 
-def _read_vector(path: Path, spec: RawLayer) -> gpd.GeoDataFrame:
+def _read_vector(path: Path, spec: RawLayer) -> tuple[gpd.GeoDataFrame, np.ndarray | None]:
     """One layer of the raw folder through the same reader ``omw-sites ingest`` uses: CRS
     recognised (or an error naming the file), text checked against its declared encoding
     (bad bytes name the record and column), upper-case columns, required ones present,
-    EPSG:2180."""
-    gdf, _fmt, _layer, _crs_in = read_vector_file(path, spec.layer, required=spec.columns)
-    return gdf
+    EPSG:2180; and its geometries' validity when the reader knows it."""
+    read = read_vector_file(path, spec.layer, required=spec.columns)
+    return read.frame, read.valid
 
 
 def _check_raster(path: Path) -> Path:

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyogrio
+import shapely
 
 from omw_sites.etl.crs import resolve_epsg
 from omw_sites.etl.errors import IngestError
 from omw_sites.etl.gml import DEFAULT_LIMITS, Limits, check_size
+from omw_sites.gcpause import without_gc_pauses
 
 _FORMATS = {".gpkg": "gpkg", ".shp": "shp", ".geojson": "geojson", ".json": "geojson"}
 
@@ -21,6 +27,17 @@ def vector_format(path: Path) -> str:
     return _FORMATS.get(path.suffix.lower(), "gdal")
 
 
+class VectorRead(NamedTuple):
+    """One layer read by :func:`read_vector_file`."""
+
+    frame: gpd.GeoDataFrame  # EPSG:2180, upper-case attribute columns
+    format: str  # gpkg, shp, geojson or gdal
+    layer: str
+    crs_in: str  # the layer's own CRS, EPSG:n (OGC:CRS84 for GeoJSON)
+    valid: np.ndarray | None  # GEOS is_valid per row; None when reprojected (check again)
+
+
+@without_gc_pauses
 def read_vector_file(
     path: str | Path,
     layer: str | None = None,
@@ -28,16 +45,20 @@ def read_vector_file(
     required: tuple[str, ...] = (),
     limits: Limits = DEFAULT_LIMITS,
     encoding: str | None = None,
-) -> tuple[gpd.GeoDataFrame, str, str, str]:
+    on_attributes: Callable[[pd.DataFrame], None] | None = None,
+) -> VectorRead:
     """Read one layer with GDAL into EPSG:2180 with upper-case column names.
 
     The CRS comes from the layer (GPKG SRS, ``.prj`` incl. ESRI ``ETRS_1989_UWPP_*``,
     GeoJSON = CRS84); a layer without one needs ``crs``. Text that is not valid in
-    the file's encoding is an error, never silently replaced.
+    the file's encoding is an error, never silently replaced. Geometry validity is
+    worked out while the layer is read (see :func:`_read_layer`) and handed on for
+    :func:`~omw_sites.etl.validate.repair_geometries`.
 
-    Returns
-    -------
-    (frame, format, layer name, input CRS as ``EPSG:n``)
+    ``on_attributes`` is called with the attribute frame (the file's own column names,
+    the rows in file order) as soon as it is read, on the thread that read it, so that
+    work needing only attributes can run while the geometries are decoded. What it
+    raises fails the read as a GDAL error does (an :class:`IngestError` naming the file).
     """
     path = Path(path)
     check_size(path, limits)
@@ -58,11 +79,18 @@ def read_vector_file(
         if info["features"] > limits.max_features:
             msg = f"{info['features']:,} features, beyond the limit of {limits.max_features:,}"
             raise IngestError(path, msg, layer=layer, rule="feature limit")
+        if info["geometry_type"] is None:
+            msg = "the layer has no geometry column"
+            raise IngestError(path, msg, layer=layer, rule="layer has geometry")
         undeclared = encoding is None and _undeclared_dbf_encoding(path)
         # a shapefile with no .cpg and no DBF code page: GDAL would assume ISO-8859-1,
         # which has no Polish letters; read the bytes as they are and test them as UTF-8
-        gdf = pyogrio.read_dataframe(
-            path, layer=layer, use_arrow=True, encoding="ISO-8859-1" if undeclared else encoding
+        gdf, valid = _read_layer(
+            path,
+            layer,
+            "ISO-8859-1" if undeclared else encoding,
+            int(info["features"]),
+            None if undeclared else on_attributes,
         )
     except IngestError:
         raise
@@ -75,6 +103,8 @@ def read_vector_file(
         raise IngestError(path, f"cannot read the file: {exc}", layer=layer) from exc
     if undeclared:
         _recode_utf8(gdf, path, layer)
+        if on_attributes is not None:  # the text as it will be kept
+            on_attributes(pd.DataFrame(gdf.drop(columns=gdf.geometry.name)))
     _check_text(gdf, path, layer, encoding)
     if gdf.crs is None:
         if crs is None:
@@ -98,7 +128,97 @@ def read_vector_file(
     if gdf.crs.to_epsg() != epsg:
         gdf = gdf.set_crs(epsg, allow_override=True)
     crs_in = "OGC:CRS84" if epsg == 4326 and fmt == "geojson" else f"EPSG:{epsg}"
-    return (gdf.to_crs(2180) if epsg != 2180 else gdf), fmt, layer, crs_in
+    if epsg != 2180:  # reprojection can change validity: repair checks again
+        return VectorRead(gdf.to_crs(2180), fmt, layer, crs_in, None)
+    return VectorRead(gdf, fmt, layer, crs_in, valid)
+
+
+THREADS_FROM = 50_000  # features; below, one thread reads, decodes and checks all
+_DECODE_STEP = 16_384  # geometries decoded per step; the step's validity goes to a thread
+
+
+def _read_layer(
+    path: Path,
+    layer: str,
+    encoding: str | None,
+    features: int,
+    on_attributes: Callable[[pd.DataFrame], None] | None = None,
+) -> tuple[gpd.GeoDataFrame, np.ndarray]:
+    """The layer as a frame (what ``pyogrio.read_dataframe(use_arrow=True)`` gives) and
+    GEOS ``is_valid`` of each geometry.
+
+    ``read_dataframe`` reads the attributes and then decodes the WKB on the calling
+    thread; shapely's ``from_wkb`` holds the GIL all along (≈ 1.5 µs a polygon), and
+    validation comes after it. For large layers (``THREADS_FROM`` features) the
+    attributes are read on a thread (GDAL → Arrow → pandas) while this thread reads the
+    geometry column on its own and decodes it step by step; each decoded step's
+    ``is_valid``, which releases the GIL, runs on the other thread. 100k parcels on
+    2 cores: ≈ 0.22 s against ≈ 0.45 s for ``read_dataframe`` and then ``is_valid``.
+    ``on_attributes`` runs on the attribute thread once the attributes are read.
+    """
+    if features < THREADS_FROM:  # one read; two would cost more than they overlap
+        gdf = pyogrio.read_dataframe(path, layer=layer, use_arrow=True, encoding=encoding)
+        if on_attributes is not None:
+            on_attributes(pd.DataFrame(gdf.drop(columns=gdf.geometry.name)))
+        return gdf, shapely.is_valid(gdf.geometry.array)
+
+    def read_attributes() -> pd.DataFrame:
+        attrs = pyogrio.read_dataframe(
+            path, layer=layer, read_geometry=False, use_arrow=True, encoding=encoding
+        )
+        if on_attributes is not None:
+            on_attributes(attrs)
+        return attrs
+
+    with ThreadPoolExecutor(2, thread_name_prefix="vector-read") as pool:
+        attrs_job = pool.submit(read_attributes)
+        try:
+            geoms, crs = _read_geometries(path, layer, encoding, pool)
+            attrs = attrs_job.result()
+        finally:
+            attrs_job.cancel()
+    return _frame(attrs, geoms[0], crs), geoms[1]
+
+
+def _read_geometries(
+    path: Path, layer: str, encoding: str | None, pool: ThreadPoolExecutor
+) -> tuple[tuple[np.ndarray, np.ndarray], object]:
+    """The layer's geometries (no attributes) and their validity, checked on the pool's
+    threads as each step is decoded; and the layer's CRS."""
+    meta, table = pyogrio.read_arrow(path, layer=layer, encoding=encoding, columns=[])
+    column = table.column(meta["geometry_name"] or "wkb_geometry")
+    del table
+    if isinstance(column.type, pa.ExtensionType):  # geoarrow.wkb, when registered
+        column = pa.chunked_array([c.storage for c in column.chunks], column.type.storage_type)
+    wkb = column.to_numpy(zero_copy_only=False)
+    n = len(wkb)
+    geoms = np.empty(n, dtype=object)
+    valid = np.empty(n, dtype=bool)
+    jobs: list[Future] = []
+
+    def check(a: int, b: int) -> None:
+        valid[a:b] = shapely.is_valid(geoms[a:b])
+
+    try:
+        for a in range(0, n, _DECODE_STEP):
+            b = min(n, a + _DECODE_STEP)
+            geoms[a:b] = shapely.from_wkb(wkb[a:b])
+            jobs.append(pool.submit(check, a, b))
+        for job in jobs:
+            job.result()
+    finally:
+        for job in jobs:
+            job.cancel()
+    return (geoms, valid), meta["crs"]
+
+
+def _frame(attrs: pd.DataFrame, geoms: np.ndarray, crs: object) -> gpd.GeoDataFrame:
+    """Attributes and geometries put together as ``read_dataframe`` does."""
+    if len(attrs.columns) == 0:  # read_dataframe gives an index-less frame then
+        attrs = pd.DataFrame(index=pd.RangeIndex(len(geoms)))
+    if len(attrs) != len(geoms):  # both are one pass over the same layer
+        raise ValueError(f"{len(attrs)} attribute rows but {len(geoms)} geometries")
+    return gpd.GeoDataFrame(attrs, geometry=geoms, crs=crs)
 
 
 _TEXT_RULE = "text in the declared encoding"
