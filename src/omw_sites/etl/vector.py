@@ -89,7 +89,8 @@ def read_vector_file(
             path,
             layer,
             "ISO-8859-1" if undeclared else encoding,
-            int(info["features"]),
+            # a second pass over a GeoJSON file parses all its text again
+            int(info["features"]) if fmt in _TWO_PASS_FORMATS else 0,
             None if undeclared else on_attributes,
         )
     except IngestError:
@@ -134,6 +135,7 @@ def read_vector_file(
 
 
 THREADS_FROM = 50_000  # features; below, one thread reads, decodes and checks all
+_TWO_PASS_FORMATS = ("gpkg", "shp")  # formats whose attributes and geometries read apart
 _DECODE_STEP = 16_384  # geometries decoded per step; the step's validity goes to a thread
 
 
