@@ -21,6 +21,8 @@ ASSEMBLY_GAP_M = 2.0  # parcels closer than this (touching included) can form on
 HV_CORRIDOR_M = 30.0
 # registered (EGiB) area vs polygon area: a difference above this share is flagged
 AREA_TOLERANCE = 0.05
+# EGiB GPKG/SHP/GeoJSON exports with more features than this are ingested in batches of it
+STREAM_BATCH_ROWS = 500_000
 
 
 class Settings(BaseSettings):

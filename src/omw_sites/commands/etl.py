@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from omw_sites.config import STREAM_BATCH_ROWS
+
 console = Console(stderr=True)
 out = Console(width=200)
 validate_app_group = typer.Typer(help="Validate planning data.", no_args_is_help=True)
@@ -30,42 +32,70 @@ def ingest(
     ] = None,
     max_mb: Annotated[float, typer.Option(help="largest file accepted (MB)")] = 8192.0,
     max_features: Annotated[int, typer.Option(help="most features per file")] = 20_000_000,
+    batch_rows: Annotated[
+        int,
+        typer.Option(
+            min=1000, help="EGiB GPKG/SHP/GeoJSON exports larger than this are read in batches"
+        ),
+    ] = STREAM_BATCH_ROWS,
 ) -> None:
-    """Detect each file's format, read it into canonical layers and print a report."""
-    from omw_sites.etl.detect import ingest_paths, write_results
+    """Detect each file's format, read it into canonical layers and print a report.
+
+    Each result is written out (``--out``) and let go before the next is read, and large
+    EGiB exports come in batches of ``--batch-rows``: memory holds one batch.
+    """
+    from omw_sites.etl.detect import ResultWriter, iter_ingest
     from omw_sites.etl.errors import IngestError
     from omw_sites.etl.gml import Limits
 
     limits = Limits(max_bytes=int(max_mb * 1024 * 1024), max_features=max_features)
+    rows: dict[tuple[str, str, str], dict] = {}  # (file, layer, key) → report row
+    writer = ResultWriter(out_file) if out_file is not None else None
     try:
-        results = ingest_paths(paths, crs, limits)
+        for r in iter_ingest(paths, crs, limits, batch_rows):
+            row = rows.setdefault(
+                (str(r.extra.get("file", "")), r.layer, r.key),
+                {"format": r.source_format, "crs": r.crs_in, "read": 0, "kept": 0,
+                 "repaired": 0, "why": {}},
+            )  # fmt: skip
+            row["read"] += r.read
+            row["kept"] += r.kept
+            row["repaired"] += r.repaired
+            for rule, n in r.quarantined_by_reason().items():
+                row["why"][rule] = row["why"].get(rule, 0) + n
+            if writer is not None:
+                writer.add(r)
+            del r  # one batch at a time
+        if writer is not None:
+            writer.close()
     except IngestError as exc:
+        if writer is not None:
+            writer.abort()
         _fail(exc)
+    except BaseException as exc:  # disk full, permissions, Ctrl-C: nothing half-written
+        if writer is not None:
+            writer.abort()
+        if isinstance(exc, Exception):
+            _fail(exc)
+        raise
     table = Table(title="ingest report")
     for col in ("file", "format", "layer", "CRS in", "read", "kept", "repaired", "quarantined"):
         table.add_column(col, justify="right" if col in ("read", "kept", "repaired") else "left")
-    total_q = 0
-    for r in results:
-        reasons = r.quarantined_by_reason()
-        total_q += len(r.quarantine)
-        why = "; ".join(f"{n} {rule}" for rule, n in reasons.items()) or "0"
+    for (file, layer, key), row in rows.items():
+        why = "; ".join(f"{n} {rule}" for rule, n in row["why"].items()) or "0"
         table.add_row(
-            escape(Path(str(r.extra.get("file", ""))).name),
-            r.source_format,
-            escape(f"{r.layer} → {r.key}"),
-            r.crs_in,
-            f"{r.read:,}",
-            f"{r.kept:,}",
-            f"{r.repaired:,}",
+            escape(Path(file).name),
+            row["format"],
+            escape(f"{layer} → {key}"),
+            row["crs"],
+            f"{row['read']:,}",
+            f"{row['kept']:,}",
+            f"{row['repaired']:,}",
             escape(why),
         )
     out.print(table)
-    if out_file is not None:
-        try:
-            write_results(results, out_file)
-        except Exception as exc:  # disk full, permissions: nothing half-written
-            _fail(exc)
-        console.print(f"wrote {out_file} ({total_q:,} quarantined records)")
+    if writer is not None:
+        console.print(f"wrote {out_file} ({writer.quarantined:,} quarantined records)")
 
 
 def validate_app(

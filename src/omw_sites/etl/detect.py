@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
 import pyogrio
 
+from omw_sites.config import STREAM_BATCH_ROWS
 from omw_sites.etl.app import app_version, read_app
 from omw_sites.etl.bdot import BDOT_NS, bdot_class, read_bdot
-from omw_sites.etl.egib import ID_COLUMNS, egib_schema, read_egib_gml, read_egib_vector
+from omw_sites.etl.egib import (
+    ID_COLUMNS,
+    egib_schema,
+    iter_egib_vector,
+    read_egib_gml,
+    read_egib_vector,
+)
 from omw_sites.etl.errors import IngestError
 from omw_sites.etl.gesut import is_gesut, read_gesut
 from omw_sites.etl.gml import DEFAULT_LIMITS, Limits, check_size, feature_namespace, root_info
@@ -109,7 +116,8 @@ def ingest_file(
         return [read_egib_gml(path, crs, limits)]
     if fmt == "egib-vector":
         side = path.parent / "ownership.csv"
-        return [read_egib_vector(path, crs=crs, ownership_table=side if side.exists() else None)]
+        owners = side if side.exists() else None
+        return [read_egib_vector(path, crs=crs, ownership_table=owners, limits=limits)]
     if fmt.startswith("app-gml"):
         data = read_app(path, crs, limits)
         return [r for r in (data.acts, data.zones) if r.read]
@@ -225,25 +233,140 @@ def ingest_paths(
     return results
 
 
-def write_results(results: list[LayerResult], out: str | Path) -> Path:
-    """Write the layers and one ``quarantine`` table to a GeoPackage, atomically."""
-    import os
-
-    out = Path(out)
-    tmp = out.with_name(f".{out.stem}.tmp.gpkg")
-    tmp.unlink(missing_ok=True)
-    try:
-        merged: dict[str, list[gpd.GeoDataFrame]] = {}
+def iter_ingest(
+    paths: Iterable[str | Path],
+    crs: str | int | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    batch_rows: int = STREAM_BATCH_ROWS,
+) -> Iterator[LayerResult]:
+    """:func:`ingest_paths` one result at a time; an EGiB GPKG/SHP/GeoJSON export of more
+    than ``batch_rows`` features comes as several results, one per batch (see
+    :func:`~omw_sites.etl.egib.iter_egib_vector`), so that a caller who writes each one
+    out and lets it go holds one batch in memory, whatever the file's size."""
+    for path in expand_paths(paths):
+        fmt = detect_format(path, limits)
+        if fmt == "egib-vector" and _features(path) > batch_rows:
+            side = path.parent / "ownership.csv"
+            results: Iterable[LayerResult] = iter_egib_vector(
+                path,
+                crs=crs,
+                ownership_table=side if side.exists() else None,
+                limits=limits,
+                batch_rows=batch_rows,
+            )
+        else:
+            results = ingest_file(path, crs, limits)
         for r in results:
-            if r.key in ("dem", "ownership") or not len(r.frame):
-                continue
-            merged.setdefault(r.key, []).append(r.frame.assign(source_file=r.extra.get("file", "")))
-        for key, frames in merged.items():
-            gdf = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=2180)
-            pyogrio.write_dataframe(gdf, tmp, layer=key, driver="GPKG")
-        q = concat_quarantine([r.quarantine for r in results]).astype(str)
-        pyogrio.write_dataframe(q, tmp, layer="quarantine", driver="GPKG")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+            r.extra.setdefault("file", str(path))
+            yield r
+
+
+def _features(path: Path) -> int:
+    """Features in the first layer (the one the EGiB reader takes); -1 when unknown."""
+    try:
+        return int(pyogrio.read_info(path)["features"])
+    except Exception:  # the reader itself reports what is wrong with the file
+        return -1
+
+
+class ResultWriter:
+    """Canonical layers and one ``quarantine`` table written to a GeoPackage as results
+    come, into a temporary file renamed over ``out`` by :meth:`close` (nothing is
+    half-written: :meth:`abort`, or an exception inside ``with``, removes it).
+
+    Results of the same layer are appended by column name: a column the layer lacks is
+    added to it (earlier rows hold nulls there); one the result lacks is null.
+    Polygon and line layers are written as their multi-part types, so that parts of one
+    layer from different files or batches fit one geometry type.
+    """
+
+    def __init__(self, out: str | Path) -> None:
+        self.out = Path(out)
+        self.tmp = self.out.with_name(f".{self.out.stem}.tmp.gpkg")
+        self.tmp.unlink(missing_ok=True)
+        self.columns: dict[str, list[str]] = {}
+        self.promote: dict[str, bool] = {}
+        self.quarantine: list[pd.DataFrame] = []
+        self.quarantined = 0
+
+    def __enter__(self) -> ResultWriter:
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if kind is not None:
+            self.abort()
+
+    def add(self, r: LayerResult) -> None:
+        """Append one result's layer and keep its quarantine rows for :meth:`close`."""
+        if len(r.quarantine):
+            self.quarantine.append(r.quarantine)
+            self.quarantined += len(r.quarantine)
+        if r.key in ("dem", "ownership") or not len(r.frame):
+            return
+        frame = r.frame.assign(source_file=str(r.extra.get("file", "")))
+        geom = frame.geometry.name
+        cols = [c for c in frame.columns if c != geom]
+        known = self.columns.get(r.key)
+        if known is None:
+            kinds = set(frame.geometry.geom_type.dropna().unique())
+            self.promote[r.key] = bool(kinds) and kinds <= {
+                "Polygon", "MultiPolygon", "LineString", "MultiLineString",
+            }  # fmt: skip
+            self.columns[r.key] = cols
+        else:
+            new = [c for c in cols if c not in known]
+            if new:
+                self._add_columns(r.key, frame[new])
+                known += new
+            # pyogrio appends fields by position: put them in the layer's order
+            frame = frame.reindex(columns=[*known, geom])
+        pyogrio.write_dataframe(
+            frame, self.tmp, layer=r.key, driver="GPKG", append=known is not None,
+            promote_to_multi=self.promote[r.key] or None,
+        )  # fmt: skip
+
+    def _add_columns(self, layer: str, values: pd.DataFrame) -> None:
+        import sqlite3
+
+        conn = sqlite3.connect(self.tmp)
+        try:
+            with conn:
+                for c in values.columns:
+                    kind = _sql_type(values[c])
+                    name = c.replace('"', '""')
+                    conn.execute(f'ALTER TABLE "{layer}" ADD COLUMN "{name}" {kind}')
+        finally:
+            conn.close()
+
+    def close(self) -> Path:
+        """Write the quarantine table and put the file in place."""
+        import os
+
+        q = concat_quarantine(self.quarantine).astype(str)
+        pyogrio.write_dataframe(q, self.tmp, layer="quarantine", driver="GPKG")
+        os.replace(self.tmp, self.out)
+        return self.out
+
+    def abort(self) -> None:
+        self.tmp.unlink(missing_ok=True)
+
+
+def _sql_type(values: pd.Series) -> str:
+    """GeoPackage column type for a pandas column (as GDAL would make it)."""
+    if pd.api.types.is_bool_dtype(values):
+        return "BOOLEAN"
+    if pd.api.types.is_integer_dtype(values):
+        return "INTEGER"
+    if pd.api.types.is_float_dtype(values):
+        return "REAL"
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return "DATETIME"
+    return "TEXT"
+
+
+def write_results(results: Iterable[LayerResult], out: str | Path) -> Path:
+    """Write the layers and one ``quarantine`` table to a GeoPackage, atomically."""
+    with ResultWriter(out) as writer:
+        for r in results:
+            writer.add(r)
+        return writer.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +30,8 @@ from omw_sites.etl.gml import (
     to_work_crs,
 )
 from omw_sites.etl.result import LayerResult, concat_quarantine, quarantine_rows
-from omw_sites.gcpause import without_gc_pauses
+from omw_sites.etl.vector import VectorRead, iter_vector_file, read_vector_file
+from omw_sites.gcpause import gc_paused, without_gc_pauses
 from omw_sites.layers import WORK_CRS
 
 # WWPPGG_R.OOOO[.AR_n].NR[/sub] — matched all 4,413 real Mokotów IDs (FORMATS.md)
@@ -186,6 +187,7 @@ def canonical_parcels(
     extra: dict[str, pd.Series] | None = None,
     attributes: pd.DataFrame | None = None,
     parsed: tuple[pd.DataFrame, bool] | None = None,
+    earlier: np.ndarray | None = None,
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     """Canonical ``parcels`` layer (EPSG:2180 geometries) and its quarantine.
 
@@ -194,6 +196,8 @@ def canonical_parcels(
     ``area_mismatch`` flags a relative difference above ``tolerance``. ``parsed`` is
     :func:`parse_parcel_ids` of ``ids`` (in their order) and whether they are known
     to be unique, when the caller worked them out already (see :class:`_IdFacts`).
+    ``earlier`` marks rows whose ID was kept already from an earlier batch of the same
+    file (see :func:`iter_egib_vector`): duplicates too.
     """
     ids = ids.astype(str).str.strip().reset_index(drop=True)
     registered_ha = pd.to_numeric(registered_ha, errors="coerce").reset_index(drop=True)
@@ -210,6 +214,8 @@ def canonical_parcels(
         dup = np.zeros(len(ids), dtype=bool)
     else:
         dup = ids.duplicated(keep="first").to_numpy() & ~bad_id
+    if earlier is not None:
+        dup = dup | (np.asarray(earlier, dtype=bool) & ~bad_id)
     q = [
         quarantine_rows(
             file,
@@ -337,6 +343,12 @@ def read_ownership_table(path: str | Path, ids: pd.Series) -> pd.Series:
     The value column may be ``ownership`` (text classes) or ``GRUPA_REJESTROWA`` (codes).
     IDs absent from the table map to missing.
     """
+    return ids.astype(str).str.strip().map(load_ownership_table(path))
+
+
+def load_ownership_table(path: str | Path) -> pd.Series:
+    """The side table as a lookup: ownership value indexed by parcel ID (the first row
+    of an ID counts)."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -358,8 +370,7 @@ def read_ownership_table(path: str | Path, ids: pd.Series) -> pd.Series:
             "ownership table needs columns ID_DZIALKI and ownership (or GRUPA_REJESTROWA)",
             rule="required columns",
         )
-    lookup = table.drop_duplicates("ID_DZIALKI").set_index("ID_DZIALKI")[value]
-    return ids.astype(str).str.strip().map(lookup)
+    return table.drop_duplicates("ID_DZIALKI").set_index("ID_DZIALKI")[value]
 
 
 # ----------------------------------------------------------------------------- GML
@@ -719,14 +730,13 @@ def read_egib_vector(
     crs: str | int | None = None,
     ownership_table: str | Path | None = None,
     tolerance: float = AREA_TOLERANCE,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> LayerResult:
     """Read EGiB parcels from a GPKG / SHP / GeoJSON export (WFS-style columns).
 
     Needs ``ID_DZIALKI``; uses ``POLE_EWIDENCYJNE`` (ha) and ``GRUPA_REJESTROWA`` / ``KW``
     where present; ``ownership_table`` (e.g. ``ownership.csv``) overrides the group.
     """
-    from omw_sites.etl.vector import read_vector_file
-
     path = Path(path)
     early: dict[str, _IdFacts] = {}
 
@@ -737,7 +747,49 @@ def read_egib_vector(
         if col is not None and attrs.index.is_unique:
             early[names[col]] = _IdFacts(attrs[col])
 
-    gdf, fmt, layer, crs_in, valid = read_vector_file(path, layer, crs, on_attributes=start_ids)
+    read = read_vector_file(path, layer, crs, limits=limits, on_attributes=start_ids)
+    lookup = load_ownership_table(ownership_table) if ownership_table is not None else None
+    return _vector_parcels(read, path, lookup, tolerance, early)
+
+
+def iter_egib_vector(
+    path: str | Path,
+    layer: str | None = None,
+    crs: str | int | None = None,
+    ownership_table: str | Path | None = None,
+    tolerance: float = AREA_TOLERANCE,
+    limits: Limits = DEFAULT_LIMITS,
+    batch_rows: int = 250_000,
+) -> Iterator[LayerResult]:
+    """:func:`read_egib_vector` one batch of ``batch_rows`` features at a time, so that
+    memory holds one batch (and the IDs kept so far) whatever the file's size.
+
+    The batches' frames, one after another, are ``read_egib_vector``'s frame and their
+    quarantines its quarantine: an ID already kept in an earlier batch is a duplicate
+    (the first is kept), as within one batch.
+    """
+    path = Path(path)
+    lookup = load_ownership_table(ownership_table) if ownership_table is not None else None
+    seen: set[str] = set()
+    for read in iter_vector_file(path, layer, crs, limits=limits, batch_rows=batch_rows):
+        with gc_paused():
+            result = _vector_parcels(read, path, lookup, tolerance, seen=seen)
+            seen.update(result.frame["parcel_id"].tolist())
+        yield result
+
+
+def _vector_parcels(
+    read: VectorRead,
+    path: Path,
+    ownership: pd.Series | None,
+    tolerance: float,
+    early: dict[str, _IdFacts] | None = None,
+    seen: set[str] | None = None,
+) -> LayerResult:
+    """The ``parcels`` layer of one vector read: export columns named, geometry repaired,
+    IDs parsed (``early``: parsing already started on the read's attribute thread),
+    ownership joined from the side table's lookup; IDs in ``seen`` are duplicates."""
+    gdf, fmt, layer, crs_in, valid = read
     gdf = gdf.rename(columns=_export_names(c for c in gdf.columns if c != gdf.geometry.name))
     id_col = _id_column({c: c for c in gdf.columns})
     if id_col is None:
@@ -745,16 +797,21 @@ def read_egib_vector(
         raise IngestError(path, msg, layer=layer, rule="required columns")
     gdf = gdf.rename(columns={id_col: "ID_DZIALKI"})
     n_read = len(gdf)
-    ids = early.get(id_col) or (_IdFacts(gdf["ID_DZIALKI"]) if gdf.index.is_unique else None)
+    ids = (early or {}).get(id_col) or (
+        _IdFacts(gdf["ID_DZIALKI"]) if gdf.index.is_unique else None
+    )
     gdf, q, repaired = _repair(gdf, layer, str(path), valid)
     groups = (
         gdf["GRUPA_REJESTROWA"]
         if "GRUPA_REJESTROWA" in gdf
         else pd.Series(None, index=gdf.index, dtype=object)
     )
-    if ownership_table is not None:
-        side = read_ownership_table(ownership_table, gdf["ID_DZIALKI"])
-        groups = side.fillna(groups)
+    if ownership is not None:
+        groups = gdf["ID_DZIALKI"].astype(str).str.strip().map(ownership).fillna(groups)
+    earlier = None
+    if seen:
+        text = gdf["ID_DZIALKI"].astype(str).str.strip()
+        earlier = np.fromiter((v in seen for v in text), dtype=bool, count=len(text))
     empty = pd.Series(None, index=gdf.index, dtype=object)
     frame, q2 = canonical_parcels(
         gdf["ID_DZIALKI"],
@@ -772,6 +829,7 @@ def read_egib_vector(
         },
         attributes=pd.DataFrame(gdf.drop(columns=gdf.geometry.name)),
         parsed=ids.of(gdf.index) if ids is not None else None,
+        earlier=earlier,
     )
     return LayerResult(
         "parcels", frame, concat_quarantine([q, q2]), fmt, layer, crs_in, n_read, repaired

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -17,7 +18,7 @@ import shapely
 from omw_sites.etl.crs import resolve_epsg
 from omw_sites.etl.errors import IngestError
 from omw_sites.etl.gml import DEFAULT_LIMITS, Limits, check_size
-from omw_sites.gcpause import without_gc_pauses
+from omw_sites.gcpause import gc_paused, without_gc_pauses
 
 _FORMATS = {".gpkg": "gpkg", ".shp": "shp", ".geojson": "geojson", ".json": "geojson"}
 
@@ -60,7 +61,75 @@ def read_vector_file(
     work needing only attributes can run while the geometries are decoded. What it
     raises fails the read as a GDAL error does (an :class:`IngestError` naming the file).
     """
-    path = Path(path)
+    src = _open_layer(Path(path), layer, limits, encoding)
+    with _gdal_errors(src):
+        gdf, valid = _read_layer(
+            src.path,
+            src.layer,
+            src.read_encoding,
+            # a second pass over a GeoJSON file parses all its text again
+            src.features if src.format in _TWO_PASS_FORMATS else 0,
+            None if src.undeclared else on_attributes,
+        )
+        if src.undeclared:
+            _recode_utf8(gdf, src.path, src.layer)
+            if on_attributes is not None:  # the text as it will be kept
+                on_attributes(pd.DataFrame(gdf.drop(columns=gdf.geometry.name)))
+    return _finish(src, gdf, valid, crs, required)
+
+
+def iter_vector_file(
+    path: str | Path,
+    layer: str | None = None,
+    crs: str | int | None = None,
+    required: tuple[str, ...] = (),
+    limits: Limits = DEFAULT_LIMITS,
+    encoding: str | None = None,
+    batch_rows: int = 250_000,
+) -> Iterator[VectorRead]:
+    """:func:`read_vector_file` one batch of ``batch_rows`` features at a time (GDAL's
+    Arrow stream), so that memory holds one batch whatever the file's size. Each batch's
+    frame is indexed by the features' positions in the layer (0-based), so errors name
+    the same record as a whole read would."""
+    src = _open_layer(Path(path), layer, limits, encoding)
+    offset = 0
+    with _gdal_errors(src), pyogrio.open_arrow(
+        src.path, layer=src.layer, encoding=src.read_encoding, batch_size=batch_rows,
+        use_pyarrow=True,
+    ) as (meta, reader):  # fmt: skip
+        geom_col = meta["geometry_name"] or "wkb_geometry"
+        for batch in reader:
+            with gc_paused():  # not across the yield: the caller's code runs there
+                table = pa.Table.from_batches([batch])
+                attrs = table.drop_columns([geom_col]).to_pandas()
+                attrs.index = pd.RangeIndex(offset, offset + len(attrs))
+                geoms = shapely.from_wkb(_wkb_values(table.column(geom_col)))
+                del table, batch
+                gdf = gpd.GeoDataFrame(attrs, geometry=geoms, crs=meta["crs"])
+                if src.undeclared:
+                    _recode_utf8(gdf, src.path, src.layer, offset)
+                read = _finish(src, gdf, shapely.is_valid(geoms), crs, required)
+            yield read
+            offset += len(gdf)
+
+
+class _Source(NamedTuple):
+    """A layer opened and checked by :func:`_open_layer`, before any feature is read."""
+
+    path: Path
+    format: str
+    layer: str
+    features: int
+    encoding: str | None  # what the caller declared
+    undeclared: bool  # shapefile with no code page anywhere: read as bytes, test as UTF-8
+
+    @property
+    def read_encoding(self) -> str | None:
+        return "ISO-8859-1" if self.undeclared else self.encoding
+
+
+def _open_layer(path: Path, layer: str | None, limits: Limits, encoding: str | None) -> _Source:
+    """Size and feature limits, the layer (the first unless named), its geometry column."""
     check_size(path, limits)
     fmt = vector_format(path)
     try:
@@ -74,39 +143,47 @@ def read_vector_file(
         raise IngestError(path, msg, layer=layer, rule="required layers")
     if layer is None:
         raise IngestError(path, "the file holds no layer", rule="non-empty file")
-    try:
+    src = _Source(path, fmt, layer, 0, encoding, False)
+    with _gdal_errors(src):
         info = pyogrio.read_info(path, layer=layer)
-        if info["features"] > limits.max_features:
-            msg = f"{info['features']:,} features, beyond the limit of {limits.max_features:,}"
-            raise IngestError(path, msg, layer=layer, rule="feature limit")
-        if info["geometry_type"] is None:
-            msg = "the layer has no geometry column"
-            raise IngestError(path, msg, layer=layer, rule="layer has geometry")
-        undeclared = encoding is None and _undeclared_dbf_encoding(path)
-        # a shapefile with no .cpg and no DBF code page: GDAL would assume ISO-8859-1,
-        # which has no Polish letters; read the bytes as they are and test them as UTF-8
-        gdf, valid = _read_layer(
-            path,
-            layer,
-            "ISO-8859-1" if undeclared else encoding,
-            # a second pass over a GeoJSON file parses all its text again
-            int(info["features"]) if fmt in _TWO_PASS_FORMATS else 0,
-            None if undeclared else on_attributes,
-        )
+    if info["features"] > limits.max_features:
+        msg = f"{info['features']:,} features, beyond the limit of {limits.max_features:,}"
+        raise IngestError(path, msg, layer=layer, rule="feature limit")
+    if info["geometry_type"] is None:
+        msg = "the layer has no geometry column"
+        raise IngestError(path, msg, layer=layer, rule="layer has geometry")
+    # a shapefile with no .cpg and no DBF code page: GDAL would assume ISO-8859-1,
+    # which has no Polish letters; read the bytes as they are and test them as UTF-8
+    undeclared = encoding is None and _undeclared_dbf_encoding(path)
+    return src._replace(features=int(info["features"]), undeclared=undeclared)
+
+
+@contextmanager
+def _gdal_errors(src: _Source) -> Iterator[None]:
+    """GDAL's own errors (unreadable, truncated, wrong format, bad text) as IngestErrors."""
+    try:
+        yield
     except IngestError:
         raise
-    except Exception as exc:  # GDAL's own errors: unreadable, truncated, wrong format
+    except Exception as exc:
         text = str(exc).lower()
         if isinstance(exc, UnicodeError) or any(
             w in text for w in ("utf", "decode", "invalid", "wrapping")
         ):
-            _raise_bad_text(path, layer, encoding, exc)
-        raise IngestError(path, f"cannot read the file: {exc}", layer=layer) from exc
-    if undeclared:
-        _recode_utf8(gdf, path, layer)
-        if on_attributes is not None:  # the text as it will be kept
-            on_attributes(pd.DataFrame(gdf.drop(columns=gdf.geometry.name)))
-    _check_text(gdf, path, layer, encoding)
+            _raise_bad_text(src.path, src.layer, src.encoding, exc)
+        raise IngestError(src.path, f"cannot read the file: {exc}", layer=src.layer) from exc
+
+
+def _finish(
+    src: _Source,
+    gdf: gpd.GeoDataFrame,
+    valid: np.ndarray,
+    crs: str | int | None,
+    required: tuple[str, ...],
+) -> VectorRead:
+    """Text checked, CRS recognised, upper-case columns, required ones present, EPSG:2180."""
+    path, layer = src.path, src.layer
+    _check_text(gdf, path, layer, src.encoding)
     if gdf.crs is None:
         if crs is None:
             raise IngestError(
@@ -128,10 +205,18 @@ def read_vector_file(
         raise IngestError(path, msg, layer=layer, rule="required columns")
     if gdf.crs.to_epsg() != epsg:
         gdf = gdf.set_crs(epsg, allow_override=True)
+    fmt = src.format
     crs_in = "OGC:CRS84" if epsg == 4326 and fmt == "geojson" else f"EPSG:{epsg}"
     if epsg != 2180:  # reprojection can change validity: repair checks again
         return VectorRead(gdf.to_crs(2180), fmt, layer, crs_in, None)
     return VectorRead(gdf, fmt, layer, crs_in, valid)
+
+
+def _wkb_values(column: pa.ChunkedArray) -> np.ndarray:
+    """WKB of a geometry column as a numpy object array of bytes."""
+    if isinstance(column.type, pa.ExtensionType):  # geoarrow.wkb, when registered
+        column = pa.chunked_array([c.storage for c in column.chunks], column.type.storage_type)
+    return column.to_numpy(zero_copy_only=False)
 
 
 THREADS_FROM = 50_000  # features; below, one thread reads, decodes and checks all
@@ -188,11 +273,8 @@ def _read_geometries(
     """The layer's geometries (no attributes) and their validity, checked on the pool's
     threads as each step is decoded; and the layer's CRS."""
     meta, table = pyogrio.read_arrow(path, layer=layer, encoding=encoding, columns=[])
-    column = table.column(meta["geometry_name"] or "wkb_geometry")
+    wkb = _wkb_values(table.column(meta["geometry_name"] or "wkb_geometry"))
     del table
-    if isinstance(column.type, pa.ExtensionType):  # geoarrow.wkb, when registered
-        column = pa.chunked_array([c.storage for c in column.chunks], column.type.storage_type)
-    wkb = column.to_numpy(zero_copy_only=False)
     n = len(wkb)
     geoms = np.empty(n, dtype=object)
     valid = np.empty(n, dtype=bool)
@@ -251,8 +333,9 @@ def _text_columns(gdf: pd.DataFrame) -> list[str]:
     ]
 
 
-def _recode_utf8(gdf: gpd.GeoDataFrame, path: Path, layer: str) -> None:
-    """Text read byte for byte (ISO-8859-1) re-read as UTF-8, in place; refuse if it is not."""
+def _recode_utf8(gdf: gpd.GeoDataFrame, path: Path, layer: str, offset: int = 0) -> None:
+    """Text read byte for byte (ISO-8859-1) re-read as UTF-8, in place; refuse if it is not.
+    ``offset``: the layer position of the frame's first row (for the error's record)."""
     for col in _text_columns(gdf):
         s = gdf[col]
         ascii_only = s.isna() | s.astype(str).str.isascii()
@@ -269,7 +352,7 @@ def _recode_utf8(gdf: gpd.GeoDataFrame, path: Path, layer: str) -> None:
                     f"the shapefile declares no encoding; {_CPG_HINT}"
                 )
                 raise IngestError(
-                    path, msg, layer=layer, record=f"row {i}", rule=_TEXT_RULE
+                    path, msg, layer=layer, record=f"row {offset + i}", rule=_TEXT_RULE
                 ) from exc
         gdf[col] = pd.Series(values, index=gdf.index, dtype=s.dtype)
 
