@@ -1,4 +1,5 @@
-"""Ingest throughput: GPKG vs EGiB 2021 GML parcels (features/s, peak memory; medians of 3).
+"""Ingest throughput: GPKG vs EGiB 2021 GML parcels (features/s, peak memory; medians of 3);
+``--cli-memory N``: peak memory of ``omw-sites ingest --out`` on N parcels by ``--batch-rows``.
 
 ``--baseline DIR`` also runs the readers of another checkout's ``src`` folder (e.g. one
 made with ``git archive <commit> src | tar -x -C DIR``) on the same files in the same
@@ -62,6 +63,17 @@ def write_gml(gdf: gpd.GeoDataFrame, path: Path) -> None:
         f.write("</gml:FeatureCollection>\n")
 
 
+def _peak_mb() -> float:
+    """This process's peak RSS (MB) since it started its program: ``VmHWM``, not
+    ``ru_maxrss``, which Linux carries over ``execve`` from the forking parent (a
+    parent that built 2M parcels made every child report its 1.7 GB)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _one(kind: str, path: str) -> None:
     """Child process: read once, print seconds, features and peak RSS (MB)."""
     from omw_sites.etl.egib import read_egib_gml, read_egib_vector
@@ -69,10 +81,37 @@ def _one(kind: str, path: str) -> None:
     t = time.perf_counter()
     r = read_egib_gml(path) if kind == "gml" else read_egib_vector(path)
     dt = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _peak_mb()
     # worker processes (GML read in parallel): the largest one's peak
     workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"{dt} {r.kept} {peak} {workers}")
+
+
+def _one_cli(path: str, batch_rows: str) -> None:
+    """Child process: ``omw-sites ingest PATH --out … --batch-rows B``; seconds, peak RSS."""
+    from omw_sites.cli import app
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        args = ["ingest", path, "--out", f"{tmp}/out.gpkg", "--batch-rows", batch_rows]
+        app(args, standalone_mode=False)
+        dt = time.perf_counter() - t
+    print(f"{dt} {_peak_mb()}")
+
+
+def _cli_memory(n: int, batches: list[int]) -> None:
+    """Peak memory of the ingest command on an EGiB GPKG of ``n`` parcels, by batch size."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"p{n}.gpkg"
+        pyogrio.write_dataframe(make_parcels(n), path, layer="dzialki", driver="GPKG")
+        print(f"omw-sites ingest --out, {n:,} parcels: batch rows, seconds, peak MB")
+        for b in batches:
+            out = subprocess.run(
+                [sys.executable, __file__, "--child-cli", str(path), str(b)],
+                capture_output=True, text=True, check=True,
+            ).stdout.split()  # fmt: skip
+            label = f"{b:,}" if b < n else f"{b:,} (one read)"
+            print(f"{label:>22} {float(out[-2]):>8.1f} {float(out[-1]):>9,.0f}", flush=True)
 
 
 def _runs(kind: str, path: Path, repeat: int, src: str | None) -> tuple[float, int, float, float]:
@@ -100,13 +139,26 @@ def main() -> None:
     if len(sys.argv) > 3 and sys.argv[1] == "--child":
         _one(sys.argv[2], sys.argv[3])
         return
+    if len(sys.argv) > 3 and sys.argv[1] == "--child-cli":
+        _one_cli(sys.argv[2], sys.argv[3])
+        return
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--formats", default="gpkg,gml")
     ap.add_argument("--baseline", help="src folder of the code to compare with")
     ap.add_argument("--baseline-repeat", type=int, default=None)
+    ap.add_argument(
+        "--cli-memory",
+        metavar="N",
+        type=int,
+        help="instead: peak memory of `omw-sites ingest --out` on N parcels by --batch-rows",
+    )
+    ap.add_argument("--batches", default="100000,500000,100000000")
     args = ap.parse_args()
+    if args.cli_memory:
+        _cli_memory(args.cli_memory, [int(b) for b in args.batches.split(",")])
+        return
     ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
     workers = os.environ.get("OMW_INGEST_WORKERS", "default = CPU count")
     print(f"machine: {os.cpu_count()} cores, {ram:.1f} GB RAM; OMW_INGEST_WORKERS: {workers}")
