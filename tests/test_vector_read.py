@@ -3,6 +3,7 @@ their validity checked on another) gives what a plain pyogrio read and GEOS give
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import threading
 
@@ -38,6 +39,8 @@ def _layer(tmp_path, n=40):
             "id_dzialki": [f"146505_8.0101.{k + 1}" for k in range(n)],
             "nazwa": ["Łódź-Śródmieście" if k % 3 else None for k in range(n)],
             "pole": np.linspace(0.1, 4.0, n),
+            "wpis": pd.date_range("2021-03-01 08:30", periods=n, freq="37h"),
+            "dzien": [dt.date(2020, 1, 1) + dt.timedelta(days=k) for k in range(n)],
         },
         geometry=geoms,
         crs=2180,
@@ -59,7 +62,8 @@ def test_threaded_read_is_the_plain_read_with_validity(tmp_path, threaded):
     assert np.array_equal(read.valid, expected) and not read.valid[5] and not read.valid[11]
     # the hook ran once, off this thread, with the attributes as the file names them
     assert len(seen) == 1 and seen[0][0] != threading.get_ident()
-    assert list(seen[0][1].columns) == ["id_dzialki", "nazwa", "pole"] and len(seen[0][1]) == 40
+    assert list(seen[0][1].columns) == ["id_dzialki", "nazwa", "pole", "wpis", "dzien"]
+    assert len(seen[0][1]) == 40 and read.frame["WPIS"].dtype.kind == "M"
 
 
 def test_small_layer_is_one_plain_read(tmp_path):
@@ -69,7 +73,10 @@ def test_small_layer_is_one_plain_read(tmp_path):
     assert len(read.frame) == 40 and np.array_equal(
         read.valid, shapely.is_valid(read.frame.geometry.array)
     )
-    assert len(seen) == 1 and list(seen[0].columns) == ["id_dzialki", "nazwa", "pole"]
+    assert len(seen) == 1 and list(seen[0].columns)[:3] == ["id_dzialki", "nazwa", "pole"]
+    plain = pyogrio.read_dataframe(path, use_arrow=True)
+    plain = plain.rename(columns={c: c.upper() for c in plain.columns if c != "geometry"})
+    pd.testing.assert_frame_equal(pd.DataFrame(read.frame), pd.DataFrame(plain))
 
 
 def test_reprojected_layer_hands_on_no_validity(tmp_path, threaded):
