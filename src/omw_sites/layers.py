@@ -9,8 +9,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pandas as pd
+
 WORK_CRS = "EPSG:2180"
 WEB_CRS = "OGC:CRS84"
+
+# SQLite / GeoPackage column type of each column kind (see kind_of)
+GPKG_SQL_KIND = {"text": "TEXT", "float": "REAL", "int": "INTEGER", "bool": "BOOLEAN"}
+
+
+def kind_of(series: pd.Series) -> str:
+    """The column kind (``text``/``float``/``int``/``bool``) of a pandas column."""
+    if pd.api.types.is_bool_dtype(series):
+        return "bool"
+    if pd.api.types.is_integer_dtype(series):
+        return "int"
+    if pd.api.types.is_float_dtype(series):
+        return "float"
+    return "text"
+
 
 # --------------------------------------------------------------------------------------
 # Raw folder layout (``data/raw/<region>/``). Paths are relative to the raw folder.

@@ -27,7 +27,7 @@ from omw_sites.etl.mpzp import read_mpzp
 from omw_sites.etl.raster import read_dem
 from omw_sites.etl.result import LayerResult, concat_quarantine
 from omw_sites.gcpause import without_gc_pauses
-from omw_sites.layers import MANIFEST
+from omw_sites.layers import GPKG_SQL_KIND, MANIFEST, kind_of
 
 VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json")
 RASTER_SUFFIXES = (".asc", ".tif", ".tiff")
@@ -332,7 +332,7 @@ class ResultWriter:
         try:
             with conn:
                 for c in values.columns:
-                    kind = _sql_type(values[c])
+                    kind = GPKG_SQL_KIND[kind_of(values[c])]
                     name = c.replace('"', '""')
                     conn.execute(f'ALTER TABLE "{layer}" ADD COLUMN "{name}" {kind}')
         finally:
@@ -349,19 +349,6 @@ class ResultWriter:
 
     def abort(self) -> None:
         self.tmp.unlink(missing_ok=True)
-
-
-def _sql_type(values: pd.Series) -> str:
-    """GeoPackage column type for a pandas column (as GDAL would make it)."""
-    if pd.api.types.is_bool_dtype(values):
-        return "BOOLEAN"
-    if pd.api.types.is_integer_dtype(values):
-        return "INTEGER"
-    if pd.api.types.is_float_dtype(values):
-        return "REAL"
-    if pd.api.types.is_datetime64_any_dtype(values):
-        return "DATETIME"
-    return "TEXT"
 
 
 def write_results(results: Iterable[LayerResult], out: str | Path) -> Path:

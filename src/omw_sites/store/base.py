@@ -32,6 +32,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+# the column kinds are the layers' own; re-exported for the backends
+from omw_sites.layers import kind_of as kind_of
+
 
 class StoreError(RuntimeError):
     """The store is missing, unreachable or does not hold what a reader needs."""
@@ -218,17 +221,6 @@ SITE_RECORD_COLUMNS = {
     "measured_run": "text",  # run that last changed the measured attributes
     "scored_run": "text",  # run whose profiles produced the scores
 }
-
-
-def kind_of(series: pd.Series) -> str:
-    """The column kind (``text``/``float``/``int``/``bool``) of a pandas column."""
-    if pd.api.types.is_bool_dtype(series):
-        return "bool"
-    if pd.api.types.is_integer_dtype(series):
-        return "int"
-    if pd.api.types.is_float_dtype(series):
-        return "float"
-    return "text"
 
 
 def empty_table(columns: Mapping[str, str]) -> pd.DataFrame:

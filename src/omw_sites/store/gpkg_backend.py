@@ -30,7 +30,7 @@ import pandas as pd
 import pyogrio
 import shapely
 
-from omw_sites.layers import RUN_INFO, WORK_CRS
+from omw_sites.layers import GPKG_SQL_KIND, RUN_INFO, WORK_CRS
 from omw_sites.store import gpkg_bulk
 from omw_sites.store.base import (
     BOOKKEEPING_TABLES,
@@ -50,7 +50,6 @@ from omw_sites.store.gpkg_bulk import FLAG_EMPTY, SRS_ID, gpkg_blob_array
 # 5.5 s at 8 KiB and 7.5 s at 16 KiB). Updates are the everyday operation.
 PAGE_SIZE = 4096
 CACHE_KIB = 1_048_576  # page cache of a writing connection (an upper bound, not an allocation)
-_SQL_KIND = {"text": "TEXT", "float": "REAL", "int": "INTEGER", "bool": "BOOLEAN"}
 
 
 def gpkg_blobs(geoms: np.ndarray) -> list[bytes | None]:
@@ -129,7 +128,7 @@ class _GpkgTransaction(Transaction):
         for name, kind in columns.items():
             if name not in have:
                 self.conn.execute(
-                    f"ALTER TABLE {_q(table)} ADD COLUMN {_q(name)} {_SQL_KIND[kind]}"
+                    f"ALTER TABLE {_q(table)} ADD COLUMN {_q(name)} {GPKG_SQL_KIND[kind]}"
                 )
 
     def _prepare(self, table: str, rows: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
