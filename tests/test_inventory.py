@@ -307,6 +307,16 @@ def test_changed_since_feed(loaded):
     assert feed.loc[sites["site_id"].iloc[7], "fields"] == "notes"
     assert len(feed) == 3
     assert inv.changed_since("2030-01-01").empty
+    # the feed and a site's history are index lookups on both backends
+    b = inv.backend
+    if hasattr(b, "schema"):  # PostGIS
+        names = b.query("SELECT indexname FROM pg_indexes WHERE schemaname = ?", [b.schema])
+        names = set(names["indexname"])
+        wanted = {"sites_updated_at_idx", "site_history_site_id_idx", "site_history_changed_at_idx"}
+    else:
+        names = set(b.query("SELECT name FROM sqlite_master WHERE type = 'index'")["name"])
+        wanted = {"idx_sites_updated_at", "idx_site_history_site_id"}
+    assert wanted <= names, names
     with pytest.raises(InventoryError):
         inv.changed_since("yesterday")
 

@@ -191,6 +191,18 @@ def test_init_is_idempotent_and_exists_follows_it(backend):
     assert got["added"].tolist() == [1]
 
 
+def test_init_of_a_ready_store_leaves_its_version_alone(loaded):
+    """Every update calls init(): a store that has everything must not look changed to
+    readers (the API reloads its snapshot when the signature moves)."""
+    loaded.init()  # the bookkeeping tables a bulk load does not make
+    first = loaded.signature()
+    loaded.init()
+    assert loaded.signature() == first
+    with loaded.transaction() as tx:
+        tx.update("sites", "site_id", pd.DataFrame({"site_id": ["S1"], "status": ["sold"]}))
+    assert loaded.signature() != first
+
+
 def test_bulk_load_round_trip(loaded, tmp_path):
     sites = make_sites()
     expected_layers = {"sites", "gminy", "quarantine", "run_info", *BOOKKEEPING_TABLES}
@@ -408,6 +420,9 @@ def test_postgis_tables_have_typed_columns_and_indexes(pg):
     defs = " | ".join(idx["indexdef"])
     assert "sites USING gist (geom)" in defs and "gminy USING gist (geom)" in defs
     assert "sites USING btree (site_id)" in defs and "sites USING btree (fid)" in defs
+    pg.init()  # the change feed's and the history's lookups are indexed too
+    idx = pg.query("SELECT indexname FROM pg_indexes WHERE schemaname = ?", [pg.schema])
+    assert {"site_history_site_id_idx", "site_history_changed_at_idx"} <= set(idx["indexname"])
     assert "store_meta" not in pg.list_layers()
     assert "spatial_ref_sys" not in pg.list_layers()
     with pg.transaction() as tx:  # fid keeps counting after the bulk load

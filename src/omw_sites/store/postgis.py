@@ -63,7 +63,9 @@ PACKED_MAX_COLUMNS = 8
 #: rows per COPY chunk: bounds client memory (about 1 kB of CSV per site row)
 CHUNK_ROWS = 20_000
 _CSV_WRITE = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
-_INDEXED = {"sites": ["site_id"]}
+# attribute indexes the inventory's lookups use: a site's record and history by ID, the
+# change feed by time (the GeoPackage backend keeps the same ones)
+_INDEXED = {"sites": ["site_id", "updated_at"], "site_history": ["site_id", "changed_at"]}
 # what an update reads of every current site (Inventory._current), in one partial index
 _CURRENT_COVER = ("site_id", "teryt", "content_hash", "scores_hash")
 
@@ -792,6 +794,33 @@ class PostGISBackend(Backend):
             ).format(self._ident(META))
         )
 
+    def _schema_objects(self, conn: psycopg.Connection) -> set[str]:
+        """Names of the schema's tables and indexes (store_meta's included)."""
+        rows = conn.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'i')",
+            (self.schema,),
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def _create_lookup_indexes(self, conn: psycopg.Connection) -> None:
+        """``_INDEXED`` on the tables that have the columns (stores made before an index
+        was added get it here, once)."""
+        for name, cols in _INDEXED.items():
+            rows = conn.execute(
+                "SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s "
+                "AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped",
+                (self.schema, name),
+            ).fetchall()
+            have = {r[0] for r in rows}
+            for col in (c for c in cols if c in have):
+                conn.execute(
+                    sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
+                        sql.Identifier(f"{name}_{col}_idx"), self._ident(name), sql.Identifier(col)
+                    )
+                )
+
     def _bump(self, conn: psycopg.Connection) -> None:
         """Next version; the row lock also serialises concurrent writers."""
         try:
@@ -821,16 +850,21 @@ class PostGISBackend(Backend):
         conn.execute(sql.SQL(head).format(ident, sql.SQL(", ").join(defs)))
 
     def init(self) -> None:
+        """Create what is missing; the version moves only if something was created, so
+        readers (the API's snapshot) do not reload a store that did not change."""
         conn = self._writer()
         try:
             with conn.transaction():
                 conn.execute(
                     sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
                 )
+                before = self._schema_objects(conn)
                 self._create_meta(conn)
                 for name, cols in {**BOOKKEEPING_TABLES, RUN_INFO: RUN_INFO_COLUMNS}.items():
                     self._create_table(conn, self._ident(name), cols, False, if_not_exists=True)
-                self._bump(conn)
+                self._create_lookup_indexes(conn)
+                if self._schema_objects(conn) != before:
+                    self._bump(conn)
         except psycopg.Error as err:
             msg = f"cannot initialise store {self.target}: {err}"
             raise StoreError(msg) from err
