@@ -79,7 +79,7 @@ def detect_format(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> str:
         return "ownership-csv"
     if suffix in VECTOR_SUFFIXES:
         try:
-            info = pyogrio.read_info(path)
+            info = pyogrio.read_info(path, layer=0)  # the first layer, as the readers
         except Exception as exc:
             raise IngestError(path, f"cannot read the file: {exc}") from exc
         cols = {str(c).upper() for c in info["fields"]}
@@ -185,7 +185,7 @@ def _read_raw_layout(path: Path, fmt: str) -> list[LayerResult]:
         if spec.layer not in names:
             if len(names) > 1:
                 continue
-            kind = str(pyogrio.read_info(path)["geometry_type"]).lower()
+            kind = str(pyogrio.read_info(path, layer=0)["geometry_type"]).lower()
             if spec.geom not in kind:  # a single-layer file (SHP): pick by geometry
                 continue
             spec = dataclasses.replace(spec, layer=None)
@@ -264,7 +264,7 @@ def iter_ingest(
 def _features(path: Path) -> int:
     """Features in the first layer (the one the EGiB reader takes); -1 when unknown."""
     try:
-        return int(pyogrio.read_info(path)["features"])
+        return int(pyogrio.read_info(path, layer=0)["features"])
     except Exception:  # the reader itself reports what is wrong with the file
         return -1
 

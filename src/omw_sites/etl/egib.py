@@ -807,7 +807,8 @@ def _vector_parcels(
         else pd.Series(None, index=gdf.index, dtype=object)
     )
     if ownership is not None:
-        groups = gdf["ID_DZIALKI"].astype(str).str.strip().map(ownership).fillna(groups)
+        side = gdf["ID_DZIALKI"].astype(str).str.strip().map(ownership)
+        groups = side.astype(object).fillna(groups)  # text classes or group codes
     earlier = None
     if seen:
         text = gdf["ID_DZIALKI"].astype(str).str.strip()

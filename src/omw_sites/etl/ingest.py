@@ -340,7 +340,8 @@ def _parcels(gdf, path, spec):
     groups = _col(gdf, "GRUPA_REJESTROWA")
     side = path.parent.parent / OWNERSHIP_TABLE
     if side.exists():
-        groups = read_ownership_table(side, ids).fillna(groups)
+        # text classes or group codes: object, so that either fills the other
+        groups = read_ownership_table(side, ids).astype(object).fillna(groups)
     bad_id = ~parts["valid"]
     dup = ids.duplicated(keep="first") & ~bad_id
     rows = [
