@@ -321,6 +321,30 @@ def test_changed_since_feed(loaded):
         inv.changed_since("yesterday")
 
 
+def test_unchanged_reference_layers_are_left_alone(loaded):
+    """An update rewrites only the reference layers that changed (the row IDs of an
+    untouched layer stay as they were; a replaced layer's rows are new)."""
+    inv, sites, reference, info = loaded
+    b = inv.backend
+    before = {n: b.read_layer(n, fid_as_index=True) for n in ("junctions", "substations")}
+    changed = {n: g.copy() for n, g in reference.items()}
+    changed["substations"].loc[3, "capacity_mw"] = 99.5
+    inv.apply(sites, changed, _info("r2", info), now="2026-11-05T00:00:00.000000Z")
+    same = b.read_layer("junctions", fid_as_index=True)
+    pd.testing.assert_index_equal(same.index, before["junctions"].index)
+    subs = b.read_layer("substations", fid_as_index=True)
+    assert subs["capacity_mw"].tolist()[3] == 99.5
+    assert not set(subs.index) & set(before["substations"].index)  # written anew
+    # the same layers again: nothing to rewrite; a moved point is a change
+    moved = {n: g.copy() for n, g in changed.items()}
+    geom = moved["junctions"].geometry.name
+    moved["junctions"].loc[0, geom] = shapely.Point(0, 0)
+    inv.apply(sites, moved, _info("r3", info), now="2026-11-06T00:00:00.000000Z")
+    pd.testing.assert_index_equal(b.read_layer("substations", fid_as_index=True).index, subs.index)
+    junctions = b.read_layer("junctions")
+    assert junctions.geometry.iloc[0].equals(shapely.Point(0, 0))
+
+
 def test_provenance_names_source_date_and_who(loaded):
     inv, sites, reference, info = loaded
     sid = sites["site_id"].iloc[2]
