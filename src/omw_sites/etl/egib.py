@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
 
-from omw_sites.config import AREA_TOLERANCE
+from omw_sites.config import AREA_TOLERANCE, STREAM_BATCH_ROWS
 from omw_sites.etl.errors import IngestError
 from omw_sites.etl.gml import (
     DEFAULT_LIMITS,
@@ -759,7 +759,7 @@ def iter_egib_vector(
     ownership_table: str | Path | None = None,
     tolerance: float = AREA_TOLERANCE,
     limits: Limits = DEFAULT_LIMITS,
-    batch_rows: int = 250_000,
+    batch_rows: int = STREAM_BATCH_ROWS,
 ) -> Iterator[LayerResult]:
     """:func:`read_egib_vector` one batch of ``batch_rows`` features at a time, so that
     memory holds one batch (and the IDs kept so far) whatever the file's size.

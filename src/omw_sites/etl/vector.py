@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyogrio
 import shapely
 
+from omw_sites.config import STREAM_BATCH_ROWS
 from omw_sites.etl.crs import resolve_epsg
 from omw_sites.etl.errors import IngestError
 from omw_sites.etl.gml import DEFAULT_LIMITS, Limits, check_size
@@ -81,7 +82,7 @@ def iter_vector_file(
     required: tuple[str, ...] = (),
     limits: Limits = DEFAULT_LIMITS,
     encoding: str | None = None,
-    batch_rows: int = 250_000,
+    batch_rows: int = STREAM_BATCH_ROWS,
 ) -> Iterator[VectorRead]:
     """:func:`read_vector_file` one batch of ``batch_rows`` features at a time (GDAL's
     Arrow stream), so that memory holds one batch whatever the file's size. Each batch's
@@ -114,7 +115,6 @@ class _Source(NamedTuple):
     path: Path
     format: str
     layer: str
-    features: int
     encoding: str | None  # what the caller declared
     undeclared: bool  # shapefile with no code page anywhere: read as bytes, test as UTF-8
 
@@ -138,7 +138,7 @@ def _open_layer(path: Path, layer: str | None, limits: Limits, encoding: str | N
         raise IngestError(path, msg, layer=layer, rule="required layers")
     if layer is None:
         raise IngestError(path, "the file holds no layer", rule="non-empty file")
-    src = _Source(path, fmt, layer, 0, encoding, False)
+    src = _Source(path, fmt, layer, encoding, False)
     with _gdal_errors(src):
         info = pyogrio.read_info(path, layer=layer)
     if info["features"] > limits.max_features:
@@ -150,7 +150,7 @@ def _open_layer(path: Path, layer: str | None, limits: Limits, encoding: str | N
     # a shapefile with no .cpg and no DBF code page: GDAL would assume ISO-8859-1,
     # which has no Polish letters; read the bytes as they are and test them as UTF-8
     undeclared = encoding is None and _undeclared_dbf_encoding(path)
-    return src._replace(features=int(info["features"]), undeclared=undeclared)
+    return src._replace(undeclared=undeclared)
 
 
 @contextmanager
