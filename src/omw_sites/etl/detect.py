@@ -107,16 +107,19 @@ def detect_format(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> str:
 
 @without_gc_pauses
 def ingest_file(
-    path: str | Path, crs: str | int | None = None, limits: Limits = DEFAULT_LIMITS
+    path: str | Path,
+    crs: str | int | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    fmt: str | None = None,
 ) -> list[LayerResult]:
-    """Read one file with the reader its format calls for; canonical layers in EPSG:2180."""
+    """Read one file with the reader its format (``fmt``: detected when not given) calls
+    for; canonical layers in EPSG:2180."""
     path = Path(path)
-    fmt = detect_format(path, limits)
+    fmt = fmt or detect_format(path, limits)
     if fmt.startswith("egib-gml"):
         return [read_egib_gml(path, crs, limits)]
     if fmt == "egib-vector":
-        side = path.parent / "ownership.csv"
-        owners = side if side.exists() else None
+        owners = _ownership_beside(path)
         return [read_egib_vector(path, crs=crs, ownership_table=owners, limits=limits)]
     if fmt.startswith("app-gml"):
         data = read_app(path, crs, limits)
@@ -224,41 +227,38 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
 def ingest_paths(
     paths: Iterable[str | Path], crs: str | int | None = None, limits: Limits = DEFAULT_LIMITS
 ) -> list[LayerResult]:
-    """Read every file; any IngestError stops the whole batch (nothing is written)."""
-    results: list[LayerResult] = []
-    for path in expand_paths(paths):
-        for r in ingest_file(path, crs, limits):
-            r.extra.setdefault("file", str(path))
-            results.append(r)
-    return results
+    """Read every file whole; any IngestError stops the whole batch (nothing is written)."""
+    return list(iter_ingest(paths, crs, limits, batch_rows=None))
 
 
 def iter_ingest(
     paths: Iterable[str | Path],
     crs: str | int | None = None,
     limits: Limits = DEFAULT_LIMITS,
-    batch_rows: int = STREAM_BATCH_ROWS,
+    batch_rows: int | None = STREAM_BATCH_ROWS,
 ) -> Iterator[LayerResult]:
-    """:func:`ingest_paths` one result at a time; an EGiB GPKG/SHP/GeoJSON export of more
-    than ``batch_rows`` features comes as several results, one per batch (see
-    :func:`~omw_sites.etl.egib.iter_egib_vector`), so that a caller who writes each one
-    out and lets it go holds one batch in memory, whatever the file's size."""
+    """Every file's layers one result at a time; an EGiB GPKG/SHP/GeoJSON export of more
+    than ``batch_rows`` features (None: never) comes as several results, one per batch
+    (see :func:`~omw_sites.etl.egib.iter_egib_vector`), so that a caller who writes each
+    one out and lets it go holds one batch in memory, whatever the file's size."""
     for path in expand_paths(paths):
         fmt = detect_format(path, limits)
-        if fmt == "egib-vector" and _features(path) > batch_rows:
-            side = path.parent / "ownership.csv"
+        if fmt == "egib-vector" and batch_rows is not None and _features(path) > batch_rows:
             results: Iterable[LayerResult] = iter_egib_vector(
-                path,
-                crs=crs,
-                ownership_table=side if side.exists() else None,
-                limits=limits,
+                path, crs=crs, ownership_table=_ownership_beside(path), limits=limits,
                 batch_rows=batch_rows,
-            )
+            )  # fmt: skip
         else:
-            results = ingest_file(path, crs, limits)
+            results = ingest_file(path, crs, limits, fmt)
         for r in results:
             r.extra.setdefault("file", str(path))
             yield r
+
+
+def _ownership_beside(path: Path) -> Path | None:
+    """The ownership side table of an EGiB export: ``ownership.csv`` in its folder."""
+    side = path.parent / "ownership.csv"
+    return side if side.exists() else None
 
 
 def _features(path: Path) -> int:
