@@ -334,9 +334,11 @@ class GeoPackageBackend(Backend):
 
     def _remove_orphans(self) -> None:
         """Delete the temporary files of first loads whose process died before the rename
-        (a killed load leaves its file, up to the store's size; the store is untouched).
-        The writer's PID is in the name; a file of a live process is left alone."""
-        for old in self.path.parent.glob(f".{glob.escape(self.path.stem)}-*-*.tmp.gpkg"):
+        (a killed load leaves its file, up to the store's size, and maybe its SQLite
+        journal; the store is untouched). The writer's PID is in the name; a file of a
+        live process is left alone."""
+        pattern = f".{glob.escape(self.path.stem)}-*-*.tmp.gpkg*"  # with -journal, -wal …
+        for old in self.path.parent.glob(pattern):
             pid = old.name[len(self.path.stem) + 2 :].split("-", 1)[0]
             if not pid.isdigit() or int(pid) == os.getpid():
                 continue
