@@ -84,9 +84,14 @@ def test_no_crs_needs_explicit_crs(tmp_path, egib2021):
     with pytest.raises(IngestError, match="no srsName") as e:
         read_egib_gml(p)
     assert e.value.rule == "layer has a CRS"
-    # EPSG:2179 given by the user: the short form is read easting first, as GDAL does
-    r = read_egib_gml(p, crs="EPSG:2179")
+    # EPSG:2179 given by the user: the short form is read easting first, as GDAL does;
+    # these coordinates are northing first, which would put them outside Poland
+    with pytest.raises(IngestError, match=r"EPSG:2179 written northing first") as e:
+        read_egib_gml(p, crs="EPSG:2179")
+    assert e.value.rule == "layer lies in Poland in its CRS"
+    r = read_egib_gml(p, crs="urn:ogc:def:crs:EPSG::2179")  # the authority's axis order
     assert r.kept == 29
+    assert 1e5 < r.frame.total_bounds[0] < 9e5  # EPSG:2180 easting
 
 
 def test_cli_ingest_error_writes_nothing(tmp_path, fixtures_dir, egib2021):

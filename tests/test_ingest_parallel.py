@@ -315,8 +315,8 @@ def test_gpkg_validation_in_two_threads_equals_one(tmp_path, monkeypatch):
     import pyogrio
 
     n = 3000
-    x = np.arange(n) * 30.0
-    geoms = shapely.box(x, 0, x + 28, 28)
+    x = 637_000 + np.arange(n) * 30.0  # in Poland (EPSG:2180): readers check the extent
+    geoms = shapely.box(x, 486_000, x + 28, 486_028)
     geoms[10] = shapely.Polygon()  # quarantined: the later duplicate of its ID is kept
     geoms[2500] = shapely.Polygon([(0, 0), (10, 10), (10, 0), (0, 10), (0, 0)])  # repaired
     ids = [f"146505_8.0001.{k + 1}" for k in range(n)]

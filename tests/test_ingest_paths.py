@@ -205,7 +205,7 @@ def _parcels_with_polish_names() -> gpd.GeoDataFrame:
             "ID_DZIALKI": ["146505_8.0231.1", "146505_8.0231.2", "146505_8.0231.3"],
             "NAZWA_OBREBU": ["Służew", POLISH, "Sadyba"],
         },
-        geometry=[shapely.box(x, 0, x + 10, 10) for x in (0, 20, 40)],
+        geometry=[shapely.box(637_000 + x, 486_000, 637_010 + x, 486_010) for x in (0, 20, 40)],
         crs=2180,
     )
 

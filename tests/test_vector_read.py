@@ -30,8 +30,9 @@ def threaded(monkeypatch):
 
 def _layer(tmp_path, n=40):
     """Squares, a bow-tie (invalid), a null and an empty geometry, text with Polish letters."""
-    geoms = list(shapely.box(np.arange(n) * 10.0, 0, np.arange(n) * 10.0 + 8, 8))
-    geoms[5] = shapely.Polygon([(0, 0), (10, 10), (10, 0), (0, 10)])
+    x, y = 637_000.0, 486_000.0  # Warsaw in EPSG:2180: readers refuse layers outside Poland
+    geoms = list(shapely.box(x + np.arange(n) * 10.0, y, x + np.arange(n) * 10.0 + 8, y + 8))
+    geoms[5] = shapely.Polygon([(x, y), (x + 10, y + 10), (x + 10, y), (x, y + 10)])
     geoms[11] = None
     geoms[17] = shapely.Polygon()
     gdf = gpd.GeoDataFrame(
@@ -117,7 +118,9 @@ def test_shapefile_cut_id_column_is_found_on_the_attribute_thread(tmp_path, thre
     """IDENTYFIKATOR cut to IDENTYFIKA by the DBF format is still the ID column."""
     gdf = gpd.GeoDataFrame(
         {"IDENTYFIKATOR": ["146505_8.0101.1", "146505_8.0101.2", "bad"]},
-        geometry=shapely.box([0, 10, 20], 0, [8, 18, 28], 8),
+        geometry=shapely.box(
+            [637_000, 637_010, 637_020], 486_000, [637_008, 637_018, 637_028], 486_008
+        ),
         crs=2180,
     )
     path = tmp_path / "cut.shp"

@@ -570,6 +570,12 @@ def _transformer_to_2180(code: int):
     return Transformer.from_crs(code, 2180, always_xy=True)
 
 
+def _transformer_from_2180(code: int):
+    from pyproj import Transformer
+
+    return Transformer.from_crs(2180, code, always_xy=True)
+
+
 # ----------------------------------------------------------------------------- CRS
 
 
@@ -624,7 +630,7 @@ def to_work_crs(
     """
     import geopandas as gpd
 
-    from omw_sites.etl.crs import resolve_epsg
+    from omw_sites.etl.crs import check_extent, resolve_epsg
 
     if isinstance(geoms, np.ndarray) and geoms.dtype == object:
         arr = geoms
@@ -640,7 +646,9 @@ def to_work_crs(
             if crs is None:
                 msg = "geometry has no srsName; give the CRS explicitly (--crs EPSG:n)"
                 raise IngestError(path, msg, layer=layer, rule="layer has a CRS")
-            code, swap = resolve_epsg(crs), False
+            # the short EPSG:n form is read easting first as GDAL does; a URN or URI
+            # given by the user means the authority's axis order, as in a srsName
+            code, swap = resolve_epsg(crs), isinstance(crs, str) and axis_swap(crs)
         else:
             code, swap = epsg_of(s), axis_swap(s)
             if code is None:
@@ -651,12 +659,34 @@ def to_work_crs(
         if code is None:
             raise IngestError(path, f"unrecognised CRS {s or crs!r}", layer=layer, rule="known CRS")
         seen.append(f"EPSG:{code}")
+        if done is not None:  # built in EPSG:2180 already: judge them by their own bounds
+            _check_done_extent(path, layer, arr[(srs == s) & done], code)
         if not mask.any():
             continue
         part = arr[mask]
         if swap:
             part = swap_xy(part)
+        check_extent(path, tuple(shapely.total_bounds(part).tolist()), code, layer)
         if code != 2180:
             part = gpd.GeoSeries(part, crs=code).to_crs(2180).to_numpy()
         arr[mask] = part
     return arr, ", ".join(dict.fromkeys(seen)) or "EPSG:2180"
+
+
+def _check_done_extent(path: Path, layer: str, geoms: np.ndarray, code: int) -> None:
+    """:func:`~omw_sites.etl.crs.check_extent` for geometries already put in EPSG:2180 from
+    ``code``: their bounds are taken back to ``code`` first (coordinates that could not be
+    in ``code`` come out of the transformation as infinities)."""
+    from omw_sites.etl.crs import check_extent
+
+    if not len(geoms):
+        return
+    x0, y0, x1, y1 = shapely.total_bounds(geoms).tolist()
+    if code != 2180 and all(map(np.isfinite, (x0, y0, x1, y1))):
+        back = _transformer_from_2180(code)
+        xs, ys = back.transform([x0, x1, x0, x1], [y0, y0, y1, y1])
+        x0, y0, x1, y1 = min(xs), min(ys), max(xs), max(ys)
+    elif code != 2180:
+        msg = f"coordinates cannot be read in the declared CRS EPSG:{code} (they do not transform)"
+        raise IngestError(path, msg, layer=layer, rule="layer lies in Poland in its CRS")
+    check_extent(path, (x0, y0, x1, y1), code, layer)

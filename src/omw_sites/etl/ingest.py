@@ -15,7 +15,7 @@ import rasterio
 
 from omw_sites.config import AREA_TOLERANCE
 from omw_sites.etl.app import read_app
-from omw_sites.etl.crs import resolve_epsg
+from omw_sites.etl.crs import check_extent, resolve_epsg
 from omw_sites.etl.egib import (
     area_mismatch,
     ownership_class,
@@ -265,8 +265,10 @@ def _check_raster(path: Path) -> Path:
         with rasterio.open(path) as src:
             if src.crs is None:
                 raise IngestError(path, "raster has no CRS", rule="layer has a CRS")
-            if resolve_epsg(src.crs.to_wkt()) is None:
+            epsg = resolve_epsg(src.crs.to_wkt())
+            if epsg is None:
                 raise IngestError(path, f"unrecognised raster CRS {src.crs}", rule="known CRS")
+            check_extent(path, tuple(src.bounds), epsg)
     except IngestError:
         raise
     except Exception as exc:

@@ -17,7 +17,7 @@ import pyogrio
 import shapely
 
 from omw_sites.config import STREAM_BATCH_ROWS
-from omw_sites.etl.crs import resolve_epsg
+from omw_sites.etl.crs import check_extent, resolve_epsg
 from omw_sites.etl.errors import IngestError
 from omw_sites.etl.gml import DEFAULT_LIMITS, Limits, check_size
 from omw_sites.gcpause import gc_paused, without_gc_pauses
@@ -200,6 +200,8 @@ def _finish(
         raise IngestError(path, msg, layer=layer, rule="required columns")
     if gdf.crs.to_epsg() != epsg:
         gdf = gdf.set_crs(epsg, allow_override=True)
+    if len(gdf):
+        check_extent(path, tuple(gdf.total_bounds.tolist()), epsg, layer)
     fmt = src.format
     crs_in = "OGC:CRS84" if epsg == 4326 and fmt == "geojson" else f"EPSG:{epsg}"
     if epsg != 2180:  # reprojection can change validity: repair checks again
