@@ -72,11 +72,49 @@ def test_area_mismatch_flag():
         ("12U/P", 12, "U/P", True),
         ("7 MW", 7, "MW", True),
         ("4XYZ", 4, "XYZ", False),
+        # as real Warsaw plans write them: area labels, 2003-era and compact symbols
+        ("B7.MN", 7, "MN", True),
+        ("C1.MW/U", 1, "MW/U", True),
+        ("A12.U", 12, "U", True),
+        ("12KPJ", 12, "K", True),
+        ("KDW", None, "KDZ", True),
+        ("KP", None, "K", True),
+        ("MNU", None, "MN/U", True),
+        ("MW-U", None, "MW/U", True),
+        ("1KD-GP", 1, "KDG", True),
+        ("3KD-D", 3, "KDZ", True),
+        ("UKr", None, "UK", True),
+        ("MN1", 1, "MN", True),
+        ("2 P, U", 2, "P/U", True),
+        ("1U+ZP", 1, "U/ZP", True),
+        ("5P-XY", 5, "PXY", False),
+        ("", None, "", False),
     ],
 )
 def test_mpzp_symbols(symbol, number, classes, known):
     p = parse_symbols(pd.Series([symbol])).iloc[0]
-    assert p["number"] == number and p["classes"] == classes and p["known"] == known
+    assert pd.isna(p["number"]) if number is None else p["number"] == number
+    assert p["classes"] == classes and p["known"] == known
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("2,5", 2.5),
+        ("0,1234", 0.1234),
+        ("1 234,5", 1234.5),
+        ("1\u00a0234", 1234.0),
+        ("3.75", 3.75),
+        ("", None),
+        ("n/d", None),
+        (None, None),
+    ],
+)
+def test_numbers_with_a_decimal_comma(text, value):
+    from omw_sites.etl.numbers import to_number
+
+    got = to_number(pd.Series([text], dtype=object)).iloc[0]
+    assert pd.isna(got) if value is None else got == pytest.approx(value)
 
 
 def test_esri_uwpp_crs_is_recognised(fixtures_dir):
@@ -96,3 +134,20 @@ def test_repair_bowtie_and_quarantine_empty():
     assert repaired == 1 and len(ok) == 2 and ok.is_valid.all()
     assert ok.geometry.iloc[1].area == pytest.approx(50.0)
     assert q["record"].tolist() == ["c"] and "empty" in q["detail"].iloc[0]
+
+
+def test_warsaw_designation_layer_with_fun_symb(tmp_path):
+    """A municipal MPZP layer as Warsaw publishes it: ``fun_symb`` with area labels."""
+    from omw_sites.etl.mpzp import read_mpzp
+
+    symbols = ["B7.MN", "C1.MW/U", "A12.U", "12KPJ", "KDW", "MW-U", "9QQ"]
+    x = 637_000 + 30.0 * np.arange(len(symbols))
+    gdf = gpd.GeoDataFrame(
+        {"fun_symb": symbols}, geometry=box(x, 486_000, x + 20, 486_020), crs=2180
+    )
+    path = tmp_path / "mpzp_warszawa.gpkg"
+    gdf.to_file(path)
+    result = read_mpzp(path)
+    assert result.frame["classes"].tolist() == ["MN", "MW/U", "U", "K", "KDZ", "MW/U", "QQ"]
+    assert result.frame["symbol_raw"].tolist() == symbols  # the raw text is kept
+    assert result.quarantine["record"].tolist() == ["9QQ"]  # unknown: kept and reported

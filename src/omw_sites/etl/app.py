@@ -23,6 +23,7 @@ from omw_sites.etl.gml import (
     require_namespace,
     to_work_crs,
 )
+from omw_sites.etl.numbers import to_number
 from omw_sites.etl.result import LayerResult, concat_quarantine, quarantine_rows
 from omw_sites.layers import WORK_CRS
 
@@ -224,9 +225,7 @@ def _zones_result(path: Path, frame: gpd.GeoDataFrame, fmt: str) -> LayerResult:
     frame["symbol"] = frame["symbol_raw"].astype(str).str.strip().str.upper()
     frame["teryt"] = _teryt(frame["namespace"])
     for tag, col in PARAMETERS.items():
-        frame[col] = pd.to_numeric(
-            frame[f"raw_{tag}"].astype(str).str.replace(",", ".", regex=False), errors="coerce"
-        )
+        frame[col] = to_number(frame[f"raw_{tag}"])
     frame["area_ha"] = frame.geometry.area / 1e4
     unknown = ~frame["symbol"].isin(ZONE_SYMBOLS).to_numpy()
     q = quarantine_rows(  # kept in the layer, and reported

@@ -19,6 +19,7 @@ from omw_sites.etl.gml import (
     require_namespace,
     to_work_crs,
 )
+from omw_sites.etl.numbers import to_number
 from omw_sites.etl.result import LayerResult, concat_quarantine, quarantine_rows
 from omw_sites.etl.validate import repair_geometries
 from omw_sites.etl.vector import read_vector_file
@@ -181,7 +182,7 @@ def _named(gdf, path, layer):
 
 
 def _power(gdf, path, layer):
-    kv = pd.to_numeric(_col(gdf, "NAPIECIE", None), errors="coerce")
+    kv = to_number(_col(gdf, "NAPIECIE", None))
     return gpd.GeoDataFrame(
         {"voltage_kv": kv.to_numpy()}, geometry=gdf.geometry.to_numpy(), crs=WORK_CRS
     ), concat_quarantine([])

@@ -29,6 +29,7 @@ from omw_sites.etl.gml import (
     require_namespace,
     to_work_crs,
 )
+from omw_sites.etl.numbers import to_number
 from omw_sites.etl.result import LayerResult, concat_quarantine, quarantine_rows
 from omw_sites.etl.vector import VectorRead, iter_vector_file, read_vector_file
 from omw_sites.gcpause import gc_paused, without_gc_pauses
@@ -200,7 +201,7 @@ def canonical_parcels(
     file (see :func:`iter_egib_vector`): duplicates too.
     """
     ids = ids.astype(str).str.strip().reset_index(drop=True)
-    registered_ha = pd.to_numeric(registered_ha, errors="coerce").reset_index(drop=True)
+    registered_ha = to_number(registered_ha).reset_index(drop=True)
     groups = groups.reset_index(drop=True)
     kw = kw.reset_index(drop=True)
     attributes = attributes.reset_index(drop=True) if attributes is not None else None

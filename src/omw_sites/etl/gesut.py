@@ -23,6 +23,7 @@ from omw_sites.etl.gml import (
     require_namespace,
     to_work_crs,
 )
+from omw_sites.etl.numbers import to_number
 from omw_sites.etl.result import LayerResult, concat_quarantine
 from omw_sites.etl.validate import repair_geometries
 from omw_sites.layers import NETWORKS, WORK_CRS
@@ -106,7 +107,7 @@ def read_gesut(
     df["network"] = df["network_code"].map(NETWORK_NAMES).fillna("other")
     df["status"] = df["status_code"].map({"i": "existing", "p": "planned"}).fillna("existing")
     df["voltage_class"] = df["voltage"].map(VOLTAGE).fillna("")
-    df["diameter_mm"] = pd.to_numeric(df["diameter_mm"], errors="coerce")
+    df["diameter_mm"] = to_number(df["diameter_mm"])
     live = ~df["ended"].to_numpy()
     out = []
     for key, mask in (

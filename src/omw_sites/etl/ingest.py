@@ -26,6 +26,7 @@ from omw_sites.etl.egib import (
 from omw_sites.etl.errors import IngestError
 from omw_sites.etl.gesut import in_powiat, powiat_of, read_gesut
 from omw_sites.etl.mpzp import parse_symbols
+from omw_sites.etl.numbers import to_number
 from omw_sites.etl.validate import repair_geometries
 from omw_sites.etl.vector import read_vector_file
 from omw_sites.gcpause import without_gc_pauses
@@ -338,7 +339,7 @@ def _gminy(gdf, path, spec):
 def _parcels(gdf, path, spec):
     ids = gdf["ID_DZIALKI"].astype(str).str.strip()
     parts = parse_parcel_ids(ids)
-    registered = pd.to_numeric(_col(gdf, "POLE_EWIDENCYJNE"), errors="coerce")
+    registered = to_number(_col(gdf, "POLE_EWIDENCYJNE"))
     groups = _col(gdf, "GRUPA_REJESTROWA")
     side = path.parent.parent / OWNERSHIP_TABLE
     if side.exists():
@@ -481,7 +482,7 @@ def _utilities(gdf, path, spec):
         .fillna("existing")
         .to_numpy(),
         "voltage": _col(gdf, "TYP", "").fillna("").astype(str).to_numpy(),
-        "diameter_mm": pd.to_numeric(_col(gdf, "SREDNICA"), errors="coerce").to_numpy(),
+        "diameter_mm": to_number(_col(gdf, "SREDNICA")).to_numpy(),
         "operator": _col(gdf, "WLADAJACY", "").fillna("").astype(str).to_numpy(),
     }
     return _frame(gdf, cols), _empty_q()
@@ -491,7 +492,7 @@ def _substations(gdf, path, spec):
     power = gdf[gdf["RODZAJSIECI"].astype(str).str.lower() == "e"]
     cols = {
         "name": _col(power, "NAZWA", "").fillna("").astype(str).to_numpy(),
-        "capacity_mw": pd.to_numeric(_col(power, "MOC_MW"), errors="coerce").to_numpy(),
+        "capacity_mw": to_number(_col(power, "MOC_MW")).to_numpy(),
     }
     return _frame(power, cols), _empty_q()
 
