@@ -70,8 +70,9 @@ def parse_symbols(symbols: pd.Series) -> pd.DataFrame:
     (``MW-U``; but ``KD-GP`` is one road class), lower-case sub-types (``UKr``, ``Uo``).
     ``classes`` is the normalised list joined with ``/`` (``12U/P`` → ``U/P``,
     ``3KD-D`` → ``KDZ``, ``MNU`` → ``MN/U``); ``number`` is the number before the letters,
-    else the one after them, else the area label's; ``known`` is False where a part is not in the 2023 code list
-    or the legacy table — such records are kept and reported, never dropped.
+    else the one after them, else the area label's; ``known`` is False where a part is
+    not in the 2023 code list or the legacy table — such records are kept and reported,
+    never dropped.
     """
     parts = symbols.astype(str).str.extract(_SYMBOL)
     letters = parts["symbol"].fillna("").str.replace(" ", "", regex=False)
