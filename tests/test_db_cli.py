@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -44,10 +46,20 @@ def test_gmina_update_history_lifecycle_and_export(region):
     per_gmina = before.groupby("teryt")["site_id"].apply(set)
     assert MARKI in per_gmina.index
 
-    res = cli(
+    # Marki's newer dataset lost half its parcels: most of its sites would end, which is
+    # how a wrong CRS or a partial dataset looks too; refused before writing …
+    ingest_marki = (
         "db", "ingest", str(region["newer"]), "--gmina", MARKI, "--store", store,
         "--out", str(region["work"]),
     )  # fmt: skip
+    runs_before = open_inventory(store).summary()["runs"]
+    res = cli(*ingest_marki)
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr
+    assert f"current sites in scope {MARKI}" in res.stderr and "--allow-mass-end" in res.stderr
+    assert open_inventory(store).summary()["runs"] == runs_before  # nothing written
+    # … unless the loss is confirmed
+    res = cli(*ingest_marki, "--allow-mass-end")
     assert res.returncode == 0, res.stderr
     inv = open_inventory(store)
     last = inv.summary()["runs"][0]
@@ -124,3 +136,178 @@ def test_db_commands_on_a_missing_store_fail_cleanly(tmp_path):
         assert "Traceback" not in res.stderr
         assert "nothing.gpkg" in res.stderr
     assert not Path(store).exists()
+
+
+def _run(*args: str, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "omw_sites", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+        **kwargs,
+    )
+
+
+def _one_error_line(res: subprocess.CompletedProcess) -> str:
+    assert res.returncode == 2, (res.returncode, res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr, res.stderr
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, res.stderr
+    return errors[0]
+
+
+def test_db_status_of_a_missing_or_unreachable_store_is_an_error(tmp_path):
+    """Not "0 current sites": there is no inventory there (or it cannot be reached)."""
+    missing = tmp_path / "none.gpkg"
+    line = _one_error_line(_run("db", "status", "--store", str(missing)))
+    assert "none.gpkg" in line
+    assert not missing.exists()
+    line = _one_error_line(_run("db", "status", "--store", "postgresql://omw:s3cret@127.0.0.1:1/x"))
+    assert "127.0.0.1:1" in line and "s3cret" not in line
+
+
+HOLD = """
+import sys, time
+from omw_sites.store import open_backend
+with open_backend(sys.argv[1]).transaction():
+    print("holding", flush=True)
+    time.sleep(30)
+"""
+
+
+def test_a_lock_held_too_long_fails_a_command_cleanly(target):
+    """Another process holds the store's write lock longer than OMW_LOCK_TIMEOUT: the
+    command says so in one line, exit 2, and changes nothing."""
+    from omw_sites.store import open_inventory
+
+    open_inventory(target).init()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, target], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        res = _run(
+            "apikey", "add", "COI Marki", "--gmina", MARKI, "--store", target,
+            env={"OMW_LOCK_TIMEOUT": "1"},
+        )  # fmt: skip
+    finally:
+        holder.kill()
+        holder.communicate(timeout=30)
+    line = _one_error_line(res)
+    assert "lock" in line and "more than 1 s" in line, line
+    assert open_inventory(target).api_keys().empty
+
+
+def test_a_store_without_permission_fails_cleanly(tmp_path):
+    """A store the user may not read, or not write: one line naming the store and the
+    reason, exit 2, nothing changed. (Root may read anything: then only the write side
+    is tried, on a file made immutable.)"""
+    import os
+
+    from conftest import need
+
+    from omw_sites.store import open_inventory
+
+    store = tmp_path / "inventory.gpkg"
+    open_inventory(store).init()
+    root = os.geteuid() == 0
+    if not root:
+        store.chmod(0)
+        line = _one_error_line(_run("db", "status", "--store", str(store)))
+        assert "permission denied" in line.lower() and str(store) in line, line
+        store.chmod(0o444)
+        tmp_path.chmod(0o555)  # no journal can be made beside it either
+    else:
+        made = subprocess.run(["chattr", "+i", str(store)], capture_output=True, check=False)
+        need(made.returncode == 0, "a read-only store file as root needs chattr +i")
+    try:
+        line = _one_error_line(_run("apikey", "add", "x", "--gmina", "*", "--store", str(store)))
+    finally:
+        if root:
+            subprocess.run(["chattr", "-i", str(store)], check=True)
+        else:
+            tmp_path.chmod(0o755)
+            store.chmod(0o600)
+    assert "permission denied or read-only" in line and str(store) in line, line
+    assert open_inventory(store).api_keys().empty
+
+
+HOOKED_CLI = """
+import sys, time
+from pathlib import Path
+from omw_sites.store.gpkg_backend import GeoPackageBackend
+from omw_sites.store.inventory import Inventory
+
+# both ingests meet once after reading the store and before writing to it
+meet, me = Path(sys.argv[1]), sys.argv[2]
+met = []
+
+def rendezvous():
+    if met:
+        return
+    met.append(True)
+    (meet / me).touch()
+    deadline = time.monotonic() + 300
+    while len(list(meet.iterdir())) < 2:
+        if time.monotonic() > deadline:
+            raise SystemExit("the other ingest never came")
+        time.sleep(0.05)
+
+real_load, real_last_read = GeoPackageBackend.bulk_load, Inventory._unchanged_layers
+
+def bulk_load(self, *args, **kwargs):
+    rendezvous()
+    return real_load(self, *args, **kwargs)
+
+def last_read(self, *args, **kwargs):
+    result = real_last_read(self, *args, **kwargs)
+    rendezvous()
+    return result
+
+GeoPackageBackend.bulk_load = bulk_load
+Inventory._unchanged_layers = last_read
+from omw_sites.cli import app
+app(sys.argv[3:], prog_name="omw-sites")
+"""
+
+
+@pytest.mark.slow
+def test_two_gminy_ingested_at_once_into_an_empty_inventory(region, tmp_path):
+    """Two `db ingest --gmina` of different gminy into an empty inventory at once, both
+    having read the empty store before either writes: both gminy's sites end up in it
+    (one load, one update), each reported as added once."""
+    from omw_sites.store import open_inventory
+
+    store = str(tmp_path / "inventory.gpkg")
+    assert cli("db", "init", "--store", store).returncode == 0
+    meet = tmp_path / "meet"
+    meet.mkdir()
+    gminy = (MARKI, "1408011")
+
+    def ingest(code: str) -> list[str]:
+        return [
+            sys.executable, "-c", HOOKED_CLI, str(meet), code, "db", "ingest",
+            str(region["raw"]), "--gmina", code, "--store", store,
+            "--out", str(tmp_path / f"out-{code}"),
+        ]  # fmt: skip
+
+    procs = {
+        code: subprocess.Popen(
+            ingest(code), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for code in gminy
+    }
+    done = {code: p.communicate(timeout=600) for code, p in procs.items()}
+    for code, p in procs.items():
+        assert p.returncode == 0, done[code][1]
+    inv = open_inventory(store)
+    runs = inv.summary()["runs"]
+    assert sorted(r["kind"] for r in runs) == ["load", "update"]
+    added = {r["scope"]: r["added"] for r in runs}
+    current = inv.read_sites(read_geometry=False)
+    assert not current["site_id"].duplicated().any()
+    per_gmina = current.groupby("teryt")["site_id"].count().to_dict()
+    assert per_gmina == added and set(per_gmina) == set(gminy)

@@ -391,8 +391,8 @@ def test_failed_update_leaves_everything_as_before(loaded, monkeypatch):
     tx_type = type(inv.backend)
     real = inv.backend.transaction
 
-    def failing_transaction():
-        ctx = real()
+    def failing_transaction(*args, **kwargs):
+        ctx = real(*args, **kwargs)
 
         class Wrapped:
             def __enter__(self):
@@ -496,3 +496,83 @@ def test_a_store_from_before_the_inventory_is_loaded_over(tmp_path):
     assert report.kind == "load" and report.added == 30
     assert len(read_sites(path)) == 30
     assert open_inventory(path).apply(sites, reference, info).unchanged == 30
+
+
+def test_an_update_ending_most_sites_in_scope_is_refused_unless_allowed(loaded):
+    """A wrong CRS or a partial dataset looks like most sites disappeared: refused before
+    anything is written, naming how many of how many and the flag."""
+    inv, sites, reference, info = loaded
+    before = _snapshot(inv)
+    in_a = sites.index[sites["teryt"] == "1418043"]
+    keep = sites.drop(index=in_a[: len(in_a) // 2])  # half of one gmina's sites gone
+    ending = len(in_a) // 2
+    assert ending > 10
+    with pytest.raises(InventoryError) as err:
+        inv.apply(keep, None, _info("r2", info), scope=["1418043"])
+    message = str(err.value)
+    assert f"would end {ending} of the {len(in_a)} current sites in scope 1418043" in message
+    assert "--allow-mass-end" in message and "\n" not in message
+    after = _snapshot(inv)
+    for name in before:
+        pd.testing.assert_frame_equal(before[name], after[name])
+    # across the whole region the same loss is under a fifth: written
+    report = inv.apply(keep, None, _info("r3", info))
+    assert report.ended == ending
+    # a few sites (up to the floor) may always end, whatever the share
+    few = keep.drop(index=keep.index[keep["teryt"] == "1421062"][:3])
+    assert inv.apply(few, None, _info("r4", info), scope=["1421062"]).ended == 3
+
+
+def test_allow_mass_end_writes_the_update(loaded):
+    inv, sites, reference, info = loaded
+    rest = sites.iloc[:10]
+    with pytest.raises(InventoryError, match="would end 110 of the 120"):
+        inv.apply(rest, None, _info("r2", info))
+    report = inv.apply(rest, None, _info("r2", info), allow_mass_end=True)
+    assert report.ended == 110 and len(inv.read_sites()) == 10
+
+
+def test_a_store_that_cannot_be_read_is_not_loaded_over(tmp_path):
+    """Only a store that does not exist yet gets a first load; one that cannot be read
+    (here: damaged) is an error, its file untouched."""
+    sites, reference, info = sample_data(10, seed=1)
+    path = tmp_path / "inv.gpkg"
+    path.write_bytes(b"\0" * 4096)
+    with pytest.raises(StoreError):
+        open_inventory(path).apply(sites, reference, info)
+    assert path.read_bytes() == b"\0" * 4096
+    with pytest.raises(StoreError):
+        open_inventory(path).summary()
+
+
+def test_status_of_a_missing_store_is_an_error(target):
+    with pytest.raises(StoreError, match="no inventory"):
+        open_inventory(target).summary()
+    open_inventory(target).init()
+    assert open_inventory(target).summary()["sites"] == 0
+
+
+def test_a_first_load_into_a_store_that_gained_sites_becomes_an_update(target, monkeypatch):
+    """The store had no sites when the load read it; another writer loaded sites before
+    the load replaced it: the load is refused and the update made incrementally."""
+    sites, reference, info = sample_data(40, seed=5)
+    inv = open_inventory(target)
+    other = open_inventory(target)
+    a = sites[sites["teryt"] == "1418043"]
+    b = sites[sites["teryt"] != "1418043"]
+    real = type(inv.backend).bulk_load
+    calls = []
+
+    def bulk_load(self, *args, **kwargs):
+        if not calls:  # the other writer's first load lands first
+            calls.append(1)
+            other.apply(b, reference, _info("other", info), scope=["1465011", "1421062"])
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(inv.backend), "bulk_load", bulk_load)
+    report = inv.apply(a, reference, _info("mine", info), scope=["1418043"])
+    assert report.kind == "update" and report.added == len(a)
+    stored = inv.read_sites(read_geometry=False)
+    assert sorted(stored["site_id"]) == sorted(sites["site_id"])
+    runs = inv.backend.read_layer("runs", read_geometry=False)
+    assert sorted(runs["run_id"]) == ["mine", "other"]

@@ -351,7 +351,7 @@ def test_exception_inside_a_transaction_rolls_everything_back(loaded):
     signature = loaded.signature()
     with pytest.raises(Boom), loaded.transaction() as tx:
         tx.add_columns("sites", {"extra": "text"})
-        tx.insert("sites", make_sites().iloc[:1])
+        tx.insert("sites", make_sites().iloc[:1].assign(site_id="S9"))  # S1 is current
         tx.update("sites", "site_id", pd.DataFrame({"site_id": ["S2"], "status": ["sold"]}))
         tx.replace("gminy", make_layers()["gminy"].iloc[:0])
         tx.replace("run_info", pd.DataFrame({"key": ["k"], "value": ["v"]}))
@@ -372,17 +372,61 @@ def test_signature_changes_on_every_commit(loaded):
     assert loaded.signature() not in (first, second)
 
 
+READ_ELSEWHERE = """
+import json, sys
+from omw_sites.store.gpkg_backend import GeoPackageBackend
+b = GeoPackageBackend(sys.argv[1])
+statuses = b.read_layer("sites", columns=["site_id", "status"])["status"].tolist()
+print(json.dumps([statuses, len(b.read_layer("quarantine"))]))
+"""
+
+
 def test_reader_sees_old_state_during_an_open_write(loaded, opener):
-    reader = opener()
+    """A reader of another connection (PostGIS) or another process (GeoPackage: within a
+    process, GDAL must not read the file while sqlite3 holds its write lock) sees the
+    state before the open write, then after it."""
+    import json
+    import subprocess
+    import sys
+
+    if isinstance(loaded.target, str) and loaded.target.endswith(".gpkg"):
+
+        def read() -> tuple[list, int]:
+            res = subprocess.run(
+                [sys.executable, "-c", READ_ELSEWHERE, loaded.target],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert res.returncode == 0, res.stderr
+            statuses, n = json.loads(res.stdout)
+            return statuses, n
+    else:
+        reader = opener()
+
+        def read() -> tuple[list, int]:
+            statuses = reader.read_layer("sites", columns=["site_id", "status"])["status"]
+            return statuses.tolist(), len(reader.read_layer("quarantine"))
+
     with loaded.transaction() as tx:
         tx.update("sites", "site_id", pd.DataFrame({"site_id": ["S2"], "status": ["sold"]}))
         tx.insert("quarantine", pd.DataFrame({"record": ["d3"], "rule": ["x"], "row": [1]}))
-        during = reader.read_layer("sites", columns=["site_id", "status"])
-        assert during["status"].tolist()[:2] == ["available", "reserved"]
-        assert len(reader.read_layer("quarantine")) == 2
-    after = reader.read_layer("sites", columns=["site_id", "status"])
-    assert after["status"].tolist()[:2] == ["available", "sold"]
-    assert len(reader.read_layer("quarantine")) == 3
+        statuses, n = read()
+        assert statuses[:2] == ["available", "reserved"] and n == 2
+    statuses, n = read()
+    assert statuses[:2] == ["available", "sold"] and n == 3
+
+
+def test_gdal_inside_a_sqlite_write_of_the_same_file_is_refused(tmp_path):
+    """Within one process and thread, a GDAL read of the store while this thread's
+    sqlite3 transaction holds the write lock would drop that lock: refused, not done."""
+    from omw_sites.store.gpkg_backend import GeoPackageBackend
+
+    store = GeoPackageBackend(tmp_path / "s.gpkg")
+    store.bulk_load(make_sites(), make_layers())
+    with pytest.raises(StoreError, match="GDAL and sqlite3"), store.transaction():
+        GeoPackageBackend(tmp_path / "s.gpkg").read_layer("sites")
+    assert len(store.read_layer("sites")) == 4
 
 
 # ---------------------------------------------------------------- PostGIS specifics
@@ -490,3 +534,278 @@ def test_postgis_bulk_load_edge_values(pg):
     assert got["long"].iloc[1] == "a\nb\tc\\d\"e'f,g"
     assert got.geometry.iloc[1] is None
     assert_geoms_equal(got.geometry.iloc[[0, 2, 3]], sites.geometry.iloc[[0, 2, 3]])
+
+
+# ---------------------------------------------------------------- versions and conflicts
+
+
+def test_every_commit_raises_the_version_by_one(backend):
+    assert backend.version() == 0  # not created yet
+    backend.bulk_load(make_sites(), make_layers())
+    loaded = backend.version()
+    assert loaded > 0
+    backend.init()
+    start = backend.version()
+    backend.init()  # nothing to make: no write
+    assert backend.version() == start
+    for i in range(3):
+        with backend.transaction() as tx:
+            tx.update("sites", "site_id", pd.DataFrame({"site_id": ["S1"], "status": [str(i)]}))
+        assert backend.version() == start + i + 1
+    with pytest.raises(Boom), backend.transaction():
+        raise Boom("rolled back: no new version")
+    assert backend.version() == start + 3
+    backend.bulk_load(make_sites(), make_layers())  # a replaced store counts on
+    assert backend.version() > start + 3
+
+
+def test_a_write_from_a_stale_version_is_refused_and_writes_nothing(loaded):
+    from omw_sites.store.base import StoreConflict
+
+    seen = loaded.version()
+    with loaded.transaction(expect_version=seen) as tx:
+        tx.update("sites", "site_id", pd.DataFrame({"site_id": ["S1"], "status": ["sold"]}))
+    before = snapshot(loaded)
+    with pytest.raises(StoreConflict, match="changed meanwhile"):
+        with loaded.transaction(expect_version=seen) as tx:
+            tx.update("sites", "site_id", pd.DataFrame({"site_id": ["S2"], "status": ["x"]}))
+    assert_same_snapshot(before, snapshot(loaded))
+    assert loaded.version() == seen + 1
+    # a first load prepared before that commit does not replace the store either
+    with pytest.raises(StoreConflict):
+        loaded.bulk_load(make_sites().iloc[:1], make_layers(), expect_version=seen)
+    assert_same_snapshot(before, snapshot(loaded))
+    loaded.bulk_load(make_sites().iloc[:1], make_layers(), expect_version=seen + 1)
+    assert len(loaded.read_layer("sites")) == 1
+
+
+def test_two_current_records_of_one_site_id_are_impossible(loaded):
+    with pytest.raises(StoreError, match="two current records"):
+        with loaded.transaction() as tx:
+            tx.insert("sites", make_sites().iloc[:1])  # S1 is current
+    ended = make_sites().iloc[[0]].assign(ended_at="2026-12-01T00:00:00.000000Z")
+    with loaded.transaction() as tx:  # an ended record of S1 (history) is fine
+        tx.insert("sites", ended)
+    sites = loaded.read_layer("sites")
+    assert (sites["site_id"] == "S1").sum() == 2
+    # a first load holding one ID twice is refused before the store is replaced
+    twice = pd.concat([make_sites(), make_sites().iloc[[1]]], ignore_index=True)
+    with pytest.raises(StoreError):
+        loaded.bulk_load(gpd.GeoDataFrame(twice, crs=2180), make_layers())
+    assert len(loaded.read_layer("sites")) == 5
+
+
+def test_an_old_store_with_two_current_records_is_named_not_refused(opener, caplog):
+    """A store from before the unique index may already hold two current records of one
+    site ID: init() says which (one line) and carries on; the index follows once they
+    are ended."""
+    backend = opener()
+    backend.bulk_load(make_sites(), make_layers())
+    _drop_current_index(backend)
+    with backend.transaction() as tx:
+        tx.insert("sites", make_sites().iloc[[1, 3]])  # S2 and S4 twice
+    with caplog.at_level("WARNING", logger="omw_sites.store"):
+        backend.init()
+    lines = [r.getMessage() for r in caplog.records if "current record" in r.getMessage()]
+    assert len(lines) == 1 and "S2, S4" in lines[0] and "\n" not in lines[0]
+    from omw_sites.store import Inventory
+
+    assert Inventory(backend).duplicate_current_ids() == ["S2", "S4"]
+    found = backend.read_layer("sites", where="site_id IN ('S2', 'S4')", fid_as_index=True)
+    newer = found.reset_index().groupby("site_id")["fid"].max()  # the records inserted last
+    extra = pd.DataFrame({"fid": newer.to_numpy(), "ended_at": ["2026-12-01T00:00:00Z"] * 2})
+    with backend.transaction() as tx:
+        tx.update("sites", "fid", extra)
+    backend.init()
+    assert Inventory(backend).duplicate_current_ids() == []
+    with pytest.raises(StoreError, match="two current records"), backend.transaction() as tx:
+        tx.insert("sites", make_sites().iloc[[1]])
+
+
+def _drop_current_index(backend) -> None:
+    if hasattr(backend, "path"):
+        import sqlite3
+
+        with sqlite3.connect(backend.path) as conn:
+            conn.execute("DROP INDEX IF EXISTS idx_sites_current_site_id")
+        return
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(backend.url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP INDEX IF EXISTS {}").format(
+                sql.Identifier(backend.schema, "sites_current_site_id_key")
+            )
+        )
+
+
+# ---------------------------------------------------------------- storage errors
+
+HOLD = """
+import sys, time
+from omw_sites.store import open_backend
+backend = open_backend(sys.argv[1])
+with backend.transaction():
+    print("holding", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def _hold_write_lock(target: str, seconds: float):
+    """Another process holding the store's write lock (an open write transaction)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, target, str(seconds)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    line = proc.stdout.readline()
+    assert line.strip() == "holding", proc.stderr.read()
+    return proc
+
+
+def _target_of(backend) -> str:
+    if hasattr(backend, "path"):
+        return str(backend.path)
+    return f"{backend.url}?schema={backend.schema}"
+
+
+def test_a_lock_held_too_long_is_one_clear_error_and_the_store_intact(loaded, monkeypatch):
+    import time
+
+    from omw_sites.store import open_backend
+
+    target = _target_of(loaded)
+    monkeypatch.setenv("OMW_LOCK_TIMEOUT", "1")
+    waiting = open_backend(target) if hasattr(loaded, "path") else _fresh_pg(loaded)
+    before = snapshot(loaded)
+    proc = _hold_write_lock(target, 20)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(StoreError) as err:
+            with waiting.transaction() as tx:
+                tx.update("sites", "site_id", pd.DataFrame({"site_id": ["S1"], "status": ["x"]}))
+        waited = time.monotonic() - t0
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+    message = str(err.value)
+    assert "lock" in message and "1 s" in message and "\n" not in message, message
+    assert waited < 10
+    assert_same_snapshot(before, snapshot(loaded))
+    waiting.close()
+
+
+def _fresh_pg(backend):
+    from omw_sites.store.postgis import PostGISBackend
+
+    return PostGISBackend(backend.url, schema=backend.schema)  # reads OMW_LOCK_TIMEOUT
+
+
+def test_a_failing_close_after_commit_is_not_a_failed_write(tmp_path, monkeypatch):
+    """Once COMMIT succeeded the write is reported as done, whatever happens after."""
+    import sqlite3
+
+    from omw_sites.store.gpkg_backend import GeoPackageBackend
+
+    store = GeoPackageBackend(tmp_path / "s.gpkg")
+    store.bulk_load(make_sites(), make_layers())
+
+    class Flaky(sqlite3.Connection):
+        def close(self):
+            super().close()
+            raise sqlite3.OperationalError("disk I/O error (simulated, after commit)")
+
+    real = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: real(*a, factory=Flaky, **k))
+    with store.transaction() as tx:
+        tx.update("sites", "site_id", pd.DataFrame({"site_id": ["S1"], "status": ["sold"]}))
+    monkeypatch.setattr(sqlite3, "connect", real)
+    assert store.read_layer("sites")["status"].iloc[0] == "sold"
+
+
+DISK_FULL = """
+import resource, signal, sys
+import pandas as pd
+from omw_sites.store.base import RUNS_COLUMNS, StoreError
+from omw_sites.store.gpkg_backend import GeoPackageBackend
+store = GeoPackageBackend(sys.argv[1])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
+limit = int(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+rows = pd.DataFrame({c: ["x" * 2000] * 400 if k == "text" else [0] * 400
+                     for c, k in RUNS_COLUMNS.items()})
+try:
+    with store.transaction() as tx:
+        tx.insert("runs", rows)
+except StoreError as exc:
+    print(exc)
+    sys.exit(2)
+"""
+
+
+def test_a_full_disk_is_one_clear_error_and_the_store_intact(tmp_path):
+    """The file may not grow (a file size limit: the write fails as on a full disk)."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    from omw_sites.store.gpkg_backend import GeoPackageBackend
+
+    path = tmp_path / "s.gpkg"
+    store = GeoPackageBackend(path)
+    store.bulk_load(make_sites(), make_layers())
+    store.init()
+    before = snapshot(store)
+    res = subprocess.run(
+        [sys.executable, "-c", DISK_FULL, str(path), str(path.stat().st_size + 8192)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 2, res.stderr
+    line = res.stdout.strip()
+    assert "\n" not in line and "disk" in line and str(path) in line, line
+    assert_same_snapshot(before, snapshot(store))
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_damaged_store_is_an_error_never_replaced(tmp_path):
+    """A file that is not a GeoPackage (damaged, or something else) is not "a store
+    without sites" that a first load may replace."""
+    from sample_store import sample_data
+
+    from omw_sites.store import open_inventory
+
+    path = tmp_path / "s.gpkg"
+    path.write_bytes(b"not a database " * 100)
+    sites, reference, info = sample_data(10, seed=1)
+    with pytest.raises(StoreError, match="damaged or not a GeoPackage"):
+        open_inventory(path).apply(sites, reference, info)
+    assert path.read_bytes() == b"not a database " * 100
+
+
+def test_new_store_files_are_readable_by_their_owner_only(tmp_path):
+    import stat
+
+    from omw_sites.store.gpkg_backend import GeoPackageBackend
+
+    def mode(p) -> int:
+        return stat.S_IMODE(p.stat().st_mode)
+
+    made = tmp_path / "init.gpkg"
+    GeoPackageBackend(made).init()
+    loaded = tmp_path / "load.gpkg"
+    GeoPackageBackend(loaded).bulk_load(make_sites(), make_layers())
+    assert mode(made) == mode(loaded) == 0o600
+    GeoPackageBackend(loaded).bulk_load(make_sites(), make_layers())  # replaced by rename
+    assert mode(loaded) == 0o600
+    loaded.chmod(0o644)  # made by an older version: the group may keep reading, no one else
+    GeoPackageBackend(loaded).bulk_load(make_sites(), make_layers())
+    assert mode(loaded) == 0o640
+    assert not list(tmp_path.glob(".*tmp*"))  # no temporary file or folder left

@@ -19,9 +19,24 @@ from omw_sites.config import get_settings
 from omw_sites.etl.errors import IngestError
 from omw_sites.files import write_text_atomic
 from omw_sites.scoring.profiles import ProfileError
-from omw_sites.store import StoreError
+from omw_sites.store import InventoryError, StoreError
 
-app = typer.Typer(
+
+class _App(typer.Typer):
+    """The command line. A store or inventory error that escapes a command's own handling
+    is still one line and exit code 2, never a traceback."""
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except (StoreError, InventoryError) as exc:
+            Console(stderr=True).print(
+                f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+            )
+            sys.exit(2)
+
+
+app = _App(
     help="omw-sites: inventory and ranking of investment land for the Warsaw metropolitan area.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -31,7 +46,7 @@ app.add_typer(demo_app, name="demo")
 console = Console(stderr=True)
 out = Console()
 
-USER_ERRORS = (IngestError, ProfileError, StoreError, FileNotFoundError)
+USER_ERRORS = (IngestError, ProfileError, StoreError, InventoryError, FileNotFoundError)
 
 
 def _fail(exc: BaseException) -> None:
@@ -79,8 +94,26 @@ def run(
             "(default: OMW_DATABASE_URL, else <out>/omw_sites.gpkg)"
         ),
     ] = None,
+    nominated: Annotated[
+        Path | None,
+        typer.Option(
+            help="nomination list (CSV or XLSX: parcel_id; optional name, contact, "
+            "price_pln_m2, notes): these parcels become candidates whatever their zoning"
+        ),
+    ] = None,
+    allow_mass_end: Annotated[
+        bool,
+        typer.Option(
+            "--allow-mass-end",
+            help="write the update even if it ends more than a fifth of the current sites "
+            "(refused otherwise: a wrong CRS or a partial dataset looks like that)",
+        ),
+    ] = False,
 ) -> None:
-    """Run the whole pipeline: ingest → sites → criteria → scores → inventory update."""
+    """Run the whole pipeline: ingest → sites → criteria → scores → inventory update.
+
+    Only parcels are required; what cannot be measured without the other layers is
+    listed at the end and left empty (no data), never guessed."""
     from omw_sites.pipeline import run as run_pipeline
 
     t0 = time.perf_counter()
@@ -110,10 +143,21 @@ def run(
                 progress=progress,
                 top_n=top,
                 store=store or get_settings().database_url,
+                nominated=nominated,
+                allow_mass_end=allow_mass_end,
             )
     except USER_ERRORS as exc:
         _fail(exc)
     for p in summary.profiles:
+        if p.name in summary.exclusions:  # an empty table is never the answer
+            out.print(
+                f"no eligible site for profile {p.name!r}; excluded, by the first "
+                "constraint each site fails:",
+                highlight=False,
+            )
+            for reason, count in summary.exclusions[p.name].items():
+                out.print(f"  {count:>8,}  {escape(reason)}", highlight=False)
+            continue
         table = Table(title=f"Top {top} — {p.title} (profile {p.name}, hash {p.hash})")
         for col in ("rank", "site", "gmina", "area ha", "zoning", "score"):
             table.add_column(
@@ -122,6 +166,10 @@ def run(
         for row in summary.top[p.name].itertuples(index=False):
             table.add_row(str(row[5]), row[0], row[1], f"{row[2]:.2f}", row[3], f"{row[4]:.3f}")
         out.print(table)
+    if summary.notes:
+        console.print("[bold]data gaps and notes[/] (also in the store's run_info):")
+        for line in summary.notes:
+            console.print(f"  [yellow]![/] {escape(line)}", highlight=False, soft_wrap=True)
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in summary.stage_seconds.items())
     console.print(
         f"[bold]done[/]: {summary.parcels:,} parcels → {summary.sites:,} sites, "
@@ -187,7 +235,10 @@ def serve(
         _fail(exc)
     host, port = host or settings.host, port or settings.port
     console.print(f"serving {display_target(store)} on http://{host}:{port}/ (Ctrl-C to stop)")
-    serve_api(store, host, port)
+    try:
+        serve_api(store, host, port)
+    except StoreError as exc:
+        _fail(exc)
 
 
 @app.command()
@@ -210,6 +261,9 @@ def top(
         names = sorted(c[5:] for c in sites.columns if c.startswith("rank_"))
         _fail(ValueError(f"profile {profile!r} not in the store; it has: {', '.join(names)}"))
     best = sites[sites[r] > 0].sort_values(r).head(n)
+    if best.empty:  # an empty table is never the answer: say what excluded them
+        _print_exclusions(sites, profile)
+        return
     table = Table(title=f"Top {n} — {profile}")
     for col in ("rank", "site", "gmina", "area ha", "zoning", "score"):
         table.add_column(col)
@@ -223,6 +277,24 @@ def top(
             f"{getattr(row, score_col(profile)):.3f}",
         )
     out.print(table)
+
+
+def _print_exclusions(sites, profile: str) -> None:
+    """How many sites each constraint of ``profile`` excluded (the first one each fails)."""
+    from omw_sites.layers import excluded_col
+
+    if sites.empty:
+        out.print(f"no sites in the store for profile {profile!r}; run `omw-sites run`")
+        return
+    col = excluded_col(profile)
+    reasons = sites[col].fillna("").astype(str) if col in sites else None
+    out.print(f"no eligible site for profile {profile!r} among {len(sites):,} sites.")
+    if reasons is None or not (reasons != "").any():
+        out.print("the store holds no exclusion reasons for this profile")
+        return
+    out.print("sites excluded, by the first constraint each fails:")
+    for reason, count in reasons[reasons != ""].value_counts().items():
+        out.print(f"  {count:>8,}  {escape(reason)}", highlight=False)
 
 
 @app.command()

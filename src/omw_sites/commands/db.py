@@ -1,5 +1,5 @@
 """Inventory commands: ``db init|ingest|status|history|changes|provenance|export`` and
-``site set-status|edit``."""
+``site show|set-status|edit``."""
 
 from __future__ import annotations
 
@@ -59,9 +59,24 @@ def init(store: StoreOpt = None) -> None:
     try:
         inv = _inventory(store)
         inv.init()
+        twice = inv.duplicate_current_ids()
     except _errors() as exc:
         _fail(exc)
     console.print(f"inventory ready: {display_target(inv.target)}")
+    _warn_duplicates(inv.target, twice)
+
+
+def _warn_duplicates(target: str, ids: list[str]) -> None:
+    """One line naming site IDs with two current records (a store from before they were
+    prevented)."""
+    from omw_sites.store.base import duplicates_message
+
+    if ids:
+        console.print(
+            f"[bold yellow]warning:[/] {escape(duplicates_message(target, ids))}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @db_app.command("ingest")
@@ -74,9 +89,19 @@ def ingest(
     profile: Annotated[list[str] | None, typer.Option(help="profile (repeatable)")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="working folder")] = Path("data/processed"),
     store: StoreOpt = None,
+    allow_mass_end: Annotated[
+        bool,
+        typer.Option(
+            "--allow-mass-end",
+            help="write the update even if it ends more than a fifth of the current sites "
+            "in scope (refused otherwise: a wrong CRS or a partial dataset looks like that)",
+        ),
+    ] = False,
 ) -> None:
     """Ingest a (newer) dataset: measure and score its sites and update the inventory —
-    only what changed, in one transaction; report added / changed / ended."""
+    only what changed, in one transaction; report added / changed / ended. An update
+    that would end more than a fifth of the current sites in scope stops before writing
+    unless --allow-mass-end."""
     from omw_sites.pipeline import run as run_pipeline
 
     target = resolve_store(store)
@@ -95,6 +120,7 @@ def ingest(
             progress=progress,
             store=target,
             scope=list(gmina) if gmina else None,
+            allow_mass_end=allow_mass_end,
         )
     except _errors() as exc:
         _fail(exc)
@@ -126,6 +152,7 @@ def status(
         summary = _inventory(store).summary()
     except _errors() as exc:
         _fail(exc)
+    _warn_duplicates(summary["store"], summary.get("duplicate_current", []))
     if as_json:
         out.print_json(json.dumps(summary, default=str))
         return
@@ -216,12 +243,42 @@ def export(
 
 
 def _print_record(rec, fields: list[str]) -> None:
+    from omw_sites.store import Inventory
+
     values = {f: rec.get(f) for f in fields}
+    values["version"] = Inventory.record_version(rec)  # for the next --if-version
     out.print(
         f"{rec['site_id']}: "
         + ", ".join(f"{k}={v}" for k, v in values.items() if v is not None and v == v),
         highlight=False,
+        soft_wrap=True,  # one line per site, for scripts that read the version
     )
+
+
+IfVersionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--if-version",
+        help="change the site only if it is still at this version (printed by `site show` "
+        "and after every change); refused if someone changed it meanwhile",
+    ),
+]
+
+
+@site_app.command("show")
+def show(
+    site: Annotated[str, typer.Argument(help="site ID")],
+    store: StoreOpt = None,
+) -> None:
+    """Print a site's status, offer details and version (for --if-version)."""
+    from omw_sites.store.inventory import EDITABLE
+    from omw_sites.store.lifecycle import current_record
+
+    try:
+        rec = current_record(_inventory(store), site)
+    except _errors() as exc:
+        _fail(exc)
+    _print_record(rec, ["teryt", *EDITABLE, "updated_at"])
 
 
 @site_app.command("set-status")
@@ -230,11 +287,12 @@ def set_status(
     status: Annotated[str, typer.Argument(help="available | reserved | sold | withdrawn")],
     by: Annotated[str, typer.Option(help="who makes the change (kept in the history)")],
     date: Annotated[str | None, typer.Option(help="date of the change (default today)")] = None,
+    if_version: IfVersionOpt = None,
     store: StoreOpt = None,
 ) -> None:
     """Move a site along its lifecycle: available → reserved → sold, or withdrawn."""
     try:
-        rec = _inventory(store).set_status(site, status, by, date)
+        rec = _inventory(store).set_status(site, status, by, date, if_version=if_version)
     except _errors() as exc:
         _fail(exc)
     _print_record(rec, ["status", "status_date"])
@@ -255,6 +313,7 @@ def edit(
         str | None, typer.Option(help="special economic zone / Polish Investment Zone status")
     ] = None,
     notes: Annotated[str | None, typer.Option(help="notes")] = None,
+    if_version: IfVersionOpt = None,
     store: StoreOpt = None,
 ) -> None:
     """Set offer details investors expect: price or lease, contact, documents, SEZ, notes."""
@@ -278,7 +337,7 @@ def edit(
             docs.append({"title": title, "url": url, "public": public})
         changes["documents"] = docs
     try:
-        rec = _inventory(store).edit(site, changes, by)
+        rec = _inventory(store).edit(site, changes, by, if_version=if_version)
     except _errors() as exc:
         _fail(exc)
     _print_record(rec, ["status", *changes])

@@ -23,6 +23,7 @@ sort and compare as text.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -37,7 +38,13 @@ from omw_sites.layers import kind_of as kind_of
 
 
 class StoreError(RuntimeError):
-    """The store is missing, unreachable or does not hold what a reader needs."""
+    """The store is missing, unreachable, full, locked too long, or does not hold what a
+    reader needs. Backends turn their driver's errors into this, with one clear line."""
+
+
+class StoreConflict(StoreError):
+    """Another writer committed since the caller read the version it expected: nothing
+    was written; read again and retry (see :meth:`Backend.version`)."""
 
 
 class Transaction(ABC):
@@ -65,6 +72,16 @@ class Transaction(ABC):
         """Replace every row of ``table`` by ``rows`` (the table must already exist with
         these columns: reference layers, ``quarantine``, ``run_info``)."""
 
+    @abstractmethod
+    def conditional_update(
+        self, table: str, fid: int, values: Mapping[str, Any], expect: Mapping[str, Any]
+    ) -> int:
+        """Set ``values`` ``{column: value}`` on the row with feature id ``fid`` only if
+        each ``expect`` column holds its value (None: is NULL), in one ``UPDATE … WHERE``
+        statement; returns the number of rows changed (0: the row was not in that state
+        and nothing was written). Single-record writes use it to make their check and
+        their write one statement (see :mod:`omw_sites.store.lifecycle`)."""
+
 
 class Backend(ABC):
     """One inventory database: GeoPackage file or PostGIS schema."""
@@ -83,6 +100,14 @@ class Backend(ABC):
     @abstractmethod
     def signature(self) -> tuple:
         """A value that changes whenever a transaction commits (readers use it to reload)."""
+
+    @abstractmethod
+    def version(self) -> int:
+        """The store's version: a counter every committed write (each
+        :meth:`transaction` and :meth:`bulk_load`) raises; 0 for a store not created yet.
+        Cheap to read. A writer that read the store at version ``v`` passes
+        ``expect_version=v`` to :meth:`transaction` / :meth:`bulk_load`, which refuse
+        (:class:`StoreConflict`, nothing written) if anyone committed in between."""
 
     @abstractmethod
     def list_layers(self) -> list[str]:
@@ -113,9 +138,14 @@ class Backend(ABC):
         Placeholders are written ``?`` and translated by the backend."""
 
     @abstractmethod
-    def transaction(self) -> AbstractContextManager[Transaction]:
+    def transaction(self, expect_version: int | None = None) -> AbstractContextManager[Transaction]:
         """All writes inside the ``with`` block commit together or not at all; a reader
-        sees the state before or after, never between."""
+        sees the state before or after, never between. The commit raises the version.
+
+        Writers are serialised: entering waits (up to the backend's lock timeout) until no
+        other writer is inside. With ``expect_version``, entering then raises
+        :class:`StoreConflict` unless the store is still at that version, and the check
+        holds until the commit (no other writer can commit in between)."""
 
     @abstractmethod
     def bulk_load(
@@ -124,6 +154,7 @@ class Backend(ABC):
         layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame],
         derive: Derive | None = None,
         check: Callable[[], None] | None = None,
+        expect_version: int | None = None,
     ) -> None:
         """Replace the whole store by ``sites`` and ``layers`` (every other table, spatial
         or not, including the empty bookkeeping tables) in one atomic step — the fast path
@@ -131,13 +162,45 @@ class Backend(ABC):
         (the content hashes); a backend may compute them slice by slice as it writes.
         ``check()`` is called once everything is written, before the store is replaced:
         if it raises, the load is abandoned and the store stays as it was (checks of the
-        input run while the load writes)."""
+        input run while the load writes). With ``expect_version``, the store is replaced
+        only if it is still at that version when it is replaced (checked under the write
+        lock), else :class:`StoreConflict` and the store stays as it was. The new store's
+        version is above the old one's."""
 
     def close(self) -> None:  # noqa: B027 - backends with connections override it
         """Release connections."""
 
 
 Derive = Callable[[gpd.GeoDataFrame], Mapping[str, np.ndarray]]
+
+LOCK_TIMEOUT = 60.0  # seconds a writer waits for another writer by default
+
+
+def lock_timeout_setting() -> float:
+    """Seconds a writer waits for another writer's lock before it gives up with a
+    :class:`StoreError`: ``OMW_LOCK_TIMEOUT``, default :data:`LOCK_TIMEOUT`."""
+    text = os.environ.get("OMW_LOCK_TIMEOUT", "").strip()
+    if not text:
+        return LOCK_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        msg = f"OMW_LOCK_TIMEOUT={text!r}: give the seconds a writer may wait, e.g. 60"
+        raise StoreError(msg)
+    return value
+
+
+def duplicates_message(target: str, ids: Sequence[str]) -> str:
+    """One line about current records sharing a site ID (a store from before the unique
+    index): the index cannot be made until the extra records are ended."""
+    shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+    return (
+        f"store {target} holds more than one current record of {len(ids)} site ID(s) "
+        f"({shown}); two current records of one site cannot be prevented until the "
+        "extra ones are ended"
+    )
 
 
 def with_derived(sites: gpd.GeoDataFrame, derive: Derive | None) -> gpd.GeoDataFrame:

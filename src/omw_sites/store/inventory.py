@@ -7,6 +7,12 @@ transaction**, inserts the new sites, updates the changed ones field by field (e
 a history row), ends the sites that disappeared from the updated area (records are never
 deleted), refreshes scores and ranks, and records the run with its provenance. Offer
 details and the status lifecycle are edited by people (CLI, API) through :meth:`edit`.
+
+Several writers may work on one store at once: an update is prepared from the store as
+read at one version (:meth:`~omw_sites.store.base.Backend.version`) and commits only if
+no one else committed since; otherwise it is prepared again from the new state. An
+update that would end more than :data:`MASS_END_SHARE` of the sites in its scope is
+refused unless allowed (:func:`check_mass_end`).
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ import hashlib
 import hmac
 import json
 import math
+import random
 import secrets
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +38,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
 from omw_sites.layers import QUARANTINE, RUN_INFO, SITE_COLUMNS, SITES, WORK_CRS
 from omw_sites.store import _hash
@@ -46,6 +54,7 @@ from omw_sites.store.base import (
     RUNS_COLUMNS,
     SITE_RECORD_COLUMNS,
     Backend,
+    StoreConflict,
     StoreError,
     empty_table,
     kind_of,
@@ -68,6 +77,32 @@ EDITABLE = ("status", "status_date", *OFFER_FIELDS)
 UNTRACKED = frozenset({"site_id", "derived_from"})
 _HISTORY_SELECT = ", ".join(HISTORY_COLUMNS)
 DEDUPE_OVERLAP = 0.8  # share of the smaller site covered by the other → the same land
+# times an update is prepared again when another writer committed while it was prepared
+APPLY_ATTEMPTS = 5
+# An update may end at most this share of the current sites in its scope without
+# --allow-mass-end: a wrongly labelled CRS or a partial dataset ends most of a gmina's
+# sites at once, a real newer dataset a few per cent (splits, sales, plan changes).
+MASS_END_SHARE = 0.2
+# ... and always up to this many: in a small scope (a gmina with a dozen sites, a test
+# store) a share says little, and a handful of ended records is quickly checked
+MASS_END_FLOOR = 10
+
+
+def check_mass_end(
+    ending: int, current: int, scope: str, allowed: bool, target: str = "the store"
+) -> None:
+    """Refuse (:class:`InventoryError`, before anything is written) an update that would
+    end more than :data:`MASS_END_SHARE` of the ``current`` sites in its scope, and more
+    than :data:`MASS_END_FLOOR`, unless ``allowed``."""
+    if allowed or ending <= max(MASS_END_SHARE * current, MASS_END_FLOOR):
+        return
+    msg = (
+        f"this update would end {ending:,} of the {current:,} current sites in scope "
+        f"{scope} of {target} ({ending / max(current, 1):.0%}, more than "
+        f"{MASS_END_SHARE:.0%}); nothing was written. Check the input (a wrong CRS, a "
+        "partial dataset?) or pass --allow-mass-end if the sites are really gone"
+    )
+    raise InventoryError(msg, "allow_mass_end", status=409)
 
 
 def utc_now() -> str:
@@ -127,6 +162,7 @@ class ChangeReport:
     rescored: int = 0
     merged: list[tuple[str, str, str]] = field(default_factory=list)  # (kept, ended, why)
     fields_changed: dict[str, int] = field(default_factory=dict)
+    kept_ended: int = 0  # sites of the run that a person had ended (DELETE): left ended
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -140,6 +176,7 @@ class ChangeReport:
             "rescored": self.rescored,
             "merged": len(self.merged),
             "fields_changed": self.fields_changed,
+            "kept_ended": self.kept_ended,
         }
 
 
@@ -287,6 +324,8 @@ def geometry_hash(geoms: np.ndarray) -> np.ndarray:
     and its structure (vertices and parts) — equal shapes hash equal, any moved vertex
     or reordered ring changes it. Vectorised: no WKB round trip."""
     geoms = np.asarray(geoms, dtype=object)
+    if not len(geoms):  # an empty layer (real downloads have them)
+        return np.zeros(0, dtype=np.uint64)
     coords, owner = shapely.get_coordinates(geoms, return_index=True)
     coords *= 1000.0  # whole millimetres, as float bits (-0.0 made 0.0)
     np.rint(coords, out=coords)
@@ -439,6 +478,35 @@ def _in_list(values: Iterable[int]) -> str:
     return ", ".join(str(int(v)) for v in values)
 
 
+@dataclass
+class _Job:
+    """One :meth:`Inventory.apply`'s input, prepared once for all its attempts."""
+
+    sites: gpd.GeoDataFrame
+    ids: pa.Array
+    tracked: list[str]
+    scored: list[str]
+    in_scope: np.ndarray
+    scope: list[str] | None
+    scope_text: str
+    reference: Mapping[str, gpd.GeoDataFrame] | None
+    info: dict[str, Any]
+    digests: dict[str, str]
+    quarantine: pd.DataFrame | None
+    run_id: str
+    now: str
+    source: str
+    dedupe_overlap: float
+    allow_mass_end: bool
+    hashed: gpd.GeoDataFrame | None = None  # ``sites`` with their hashes, once computed
+
+    def hashes(self, rows: gpd.GeoDataFrame) -> dict[str, np.ndarray]:
+        return {
+            "content_hash": content_hash(rows, self.tracked),
+            "scores_hash": content_hash(rows, self.scored, geometry=False),
+        }
+
+
 # --------------------------------------------------------------------------- inventory
 class Inventory:
     """The inventory on one backend; see the module docstring."""
@@ -452,11 +520,15 @@ class Inventory:
 
     # ---------------------------------------------------------------- reading
     def has_sites(self) -> bool:
-        """True when the store holds a site table (then updates are incremental)."""
+        """True when the store holds a site table (then updates are incremental); False
+        for a store not created yet. A store that cannot be read is an error, never "no
+        sites" (a first load would replace it)."""
         try:
             return SITES in self.backend.list_layers()
         except StoreError:
-            return False
+            if not self.backend.exists():  # raises if the store cannot be read at all
+                return False
+            raise
 
     def read_sites(self, include_ended: bool = False, where: str | None = None, **kwargs: Any):
         """Site records (current ones unless ``include_ended``), EPSG:2180."""
@@ -570,8 +642,16 @@ class Inventory:
         return pd.DataFrame(rows)
 
     def summary(self) -> dict[str, Any]:
-        """Counts for ``db status``: current/ended records, by status and gmina, last runs."""
+        """Counts for ``db status``: current/ended records, by status and gmina, last runs,
+        and the site IDs with more than one current record (a store from before they were
+        prevented). A store that does not exist or cannot be reached is an error."""
         if not self.has_sites():
+            if not self.backend.exists():
+                msg = (
+                    f"no inventory at {self.target}; run `omw-sites run` or "
+                    "`omw-sites db init` first"
+                )
+                raise StoreError(msg)
             return {"store": self.target, "sites": 0, "ended": 0, "runs": []}
         by = self.backend.query(
             f"SELECT status, ended_at IS NULL AS current, count(*) AS n FROM {SITES} "
@@ -596,7 +676,20 @@ class Inventory:
             "by_gmina": gminy.to_dict("records"),
             "history_rows": int(hist["n"].iloc[0]),
             "runs": runs.head(10).to_dict("records"),
+            "duplicate_current": self.duplicate_current_ids(),
         }
+
+    def duplicate_current_ids(self) -> list[str]:
+        """Site IDs with more than one current record: none in a store made or initialised
+        since the unique index exists; an older store's are named by ``db status``/``init``
+        until the extra records are ended."""
+        if not self.has_sites():
+            return []
+        rows = self.backend.query(
+            f"SELECT site_id FROM {SITES} WHERE {CURRENT} GROUP BY site_id "
+            "HAVING count(*) > 1 ORDER BY site_id"
+        )
+        return [str(v) for v in rows["site_id"]]
 
     # ---------------------------------------------------------------- writing
     def init(self) -> None:
@@ -613,6 +706,7 @@ class Inventory:
         source: str | None = None,
         now: str | None = None,
         dedupe_overlap: float = DEDUPE_OVERLAP,
+        allow_mass_end: bool = False,
     ) -> ChangeReport:
         """Bring the inventory up to date with freshly measured and scored ``sites``.
 
@@ -629,8 +723,16 @@ class Inventory:
         now : timestamp of the change (default: now)
         dedupe_overlap : share of the smaller of two sites the other must cover for them
             to count as the same land
+        allow_mass_end : write even an update that would end more than
+            :data:`MASS_END_SHARE` of the current sites in scope (see
+            :func:`check_mass_end`); without it such an update is refused before writing
 
-        Everything happens in one transaction; on any error the store is as before.
+        Everything happens in one transaction; on any error the store is as before. The
+        update is prepared from the store as read at one version, and its transaction
+        commits only if the store is still at that version (no other writer committed in
+        between: an ingest, an edit, a first load); otherwise it is prepared again from
+        the new state, up to :data:`APPLY_ATTEMPTS` times. A first load replaces the store
+        only if nothing was written to it since it was found without sites.
         """
         info = dict(run_info or {})
         # a digest of each reference layer: an update leaves one that did not change
@@ -638,52 +740,94 @@ class Inventory:
         digests = {name: layer_digest(gdf) for name, gdf in (reference or {}).items()}
         info[LAYER_DIGESTS] = digests
         run_id = str(info.get("run_id") or uuid.uuid4().hex[:12])
-        now = now or utc_now()
-        source = source or f"run:{run_id}"
-        scope_text = "all" if not scope else ",".join(sorted(set(scope)))
         sites = _multi(sites).reset_index(drop=True)
-        ids = pa.array(sites["site_id"].astype(str), type=pa.large_string())
-        tracked = tracked_columns(sites.columns)
-        in_scope = np.ones(len(sites), bool) if not scope else sites["teryt"].isin(list(scope))
+        job = _Job(
+            sites=sites,
+            ids=pa.array(sites["site_id"].astype(str), type=pa.large_string()),
+            tracked=tracked_columns(sites.columns),
+            scored=derived_columns(sites.columns),
+            in_scope=np.ones(len(sites), bool)
+            if not scope
+            else np.asarray(sites["teryt"].isin(list(scope))),
+            scope=list(scope) if scope else None,
+            scope_text="all" if not scope else ",".join(sorted(set(scope))),
+            reference=reference,
+            info=info,
+            digests=digests,
+            quarantine=quarantine,
+            run_id=run_id,
+            now=now or utc_now(),
+            source=source or f"run:{run_id}",
+            dedupe_overlap=dedupe_overlap,
+            allow_mass_end=allow_mass_end,
+        )
+        for attempt in range(1, APPLY_ATTEMPTS + 1):
+            try:
+                version = self.backend.version()
+                if not self.has_sites() or self._legacy():
+                    return self._load(job, version)
+                return self._update(job)
+            except StoreConflict as exc:
+                if attempt == APPLY_ATTEMPTS:
+                    msg = (
+                        f"the update of {self.target} was prepared {attempt} times and "
+                        "each time another writer committed first; nothing was written, "
+                        "run it again"
+                    )
+                    raise StoreError(msg) from exc
+                time.sleep(random.uniform(0.02, 0.2) * attempt)  # let the other one finish
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _load(self, job: _Job, version: int) -> ChangeReport:
+        """A first load (the store has no sites): the in-scope sites replace the store in
+        one step, if the store is still at ``version`` then."""
+        report = ChangeReport(job.run_id, "load", job.scope_text)
+        sites, ids = job.sites, job.ids
+        new = sites[job.in_scope].reset_index(drop=True)
+        report.added = len(new)
+        # IDs are checked for repeats on another thread while the load starts: the
+        # backend asks before it replaces the store
+        with ThreadPoolExecutor(1, thread_name_prefix="omw-unique") as pool:
+            unique = pool.submit(lambda: len(pc.unique(ids)) == len(ids))
+
+            def check() -> None:
+                if not unique.result():
+                    _twice(sites)
+
+            # the backend hashes slice by slice as it writes (GeoPackage: while the
+            # previous slices are inserted)
+            self.backend.bulk_load(
+                self._new_records(new, job.now, job.run_id),
+                self._load_layers(
+                    new, job.reference, job.info, job.quarantine, report, job.now, job.source
+                ),
+                derive=job.hashes,
+                check=check,
+                expect_version=version,
+            )
+        return report
+
+    def _update(self, job: _Job) -> ChangeReport:
+        """An incremental update, prepared from the store as read at one version and
+        written in one transaction that commits only at that version."""
+        run_id, now, source, scope, scope_text = (
+            job.run_id,
+            job.now,
+            job.source,
+            job.scope,
+            job.scope_text,
+        )
+        tracked, in_scope = job.tracked, job.in_scope
         report = ChangeReport(run_id, "update", scope_text)
-        loading = not self.has_sites() or self._legacy()
-        scored = derived_columns(sites.columns)
-
-        def hashes(rows: gpd.GeoDataFrame) -> dict[str, np.ndarray]:
-            return {
-                "content_hash": content_hash(rows, tracked),
-                "scores_hash": content_hash(rows, scored, geometry=False),
-            }
-
-        if loading:
-            report.kind = "load"
-            new = sites[np.asarray(in_scope)].reset_index(drop=True)
-            report.added = len(new)
-            # IDs are checked for repeats on another thread while the load starts: the
-            # backend asks before it replaces the store
-            with ThreadPoolExecutor(1, thread_name_prefix="omw-unique") as pool:
-                unique = pool.submit(lambda: len(pc.unique(ids)) == len(ids))
-
-                def check() -> None:
-                    if not unique.result():
-                        _twice(sites)
-
-                # the backend hashes slice by slice as it writes (GeoPackage: while the
-                # previous slices are inserted)
-                self.backend.bulk_load(
-                    self._new_records(new, now, run_id),
-                    self._load_layers(new, reference, info, quarantine, report, now, source),
-                    derive=hashes,
-                    check=check,
-                )
-            return report
-
-        # the current records are read (GDAL / the database, without the GIL) while this
-        # thread hashes the incoming sites
         self.backend.init()  # bookkeeping tables added since the store was made
+        version = self.backend.version()  # before anything is read
+        # the current records are read (GDAL / the database, without the GIL) while this
+        # thread hashes the incoming sites (once: a retry reuses the hashes)
         with ThreadPoolExecutor(1, thread_name_prefix="omw-read-current") as reader:
-            reading = reader.submit(self._current, ids, bool(scope))
-            sites = sites.assign(**hashes(sites))
+            reading = reader.submit(self._current, job.ids, bool(scope))
+            if job.hashed is None:
+                job.hashed = job.sites.assign(**job.hashes(job.sites))
+        sites = job.hashed
         table_cols, current, pos = reading.result()
         # one hashed lookup: where each incoming site sits among the current records
         known = pos >= 0
@@ -696,6 +840,16 @@ class Inventory:
         current_fid = _LazyFids(current)
         fids = np.where(known, current.index.to_numpy()[np.maximum(pos, 0)], -1)
         adding = np.flatnonzero(~known & in_scope)  # usually few: take only those rows
+        if len(adding):
+            from omw_sites.store.lifecycle import user_ended_ids  # it imports this module
+
+            # a site a person ended (DELETE through the API) stays ended although the
+            # run still measures its land: it is not brought back as a new "available" site
+            new_ids = sites["site_id"].iloc[adding].astype(str)
+            withdrawn = user_ended_ids(self, new_ids)
+            if withdrawn:
+                adding = adding[~new_ids.isin(withdrawn).to_numpy()]
+                report.kept_ended = len(withdrawn)
         new_sites = (sites.iloc[adding] if len(adding) else sites.iloc[:0]).reset_index(drop=True)
         same_rows = np.flatnonzero(known & in_scope)
         old_hash = _hashes(current["content_hash"])[pos[same_rows]]
@@ -706,21 +860,24 @@ class Inventory:
         report.unchanged = int(len(same_rows) - differs.sum())
         seen = np.zeros(len(current), bool)
         seen[pos[known]] = True
-        cur_in_scope = (
+        cur_in_scope = np.asarray(
             np.ones(len(current), bool) if not scope else current["teryt"].isin(list(scope))
         )
-        gone = current[np.asarray(cur_in_scope) & ~seen]
+        gone = current[cur_in_scope & ~seen]
 
         history: list[dict[str, Any]] = []
         merged_away: dict[int, str] = {}
         if len(new_sites):
-            report.merged = self._duplicates(new_sites, current, gone, dedupe_overlap)
+            report.merged = self._duplicates(new_sites, current, gone, job.dedupe_overlap)
             fid_of = current_fid.series.to_dict()
             for kept, old, why in report.merged:
                 merged_away[int(fid_of[old])] = f"duplicate of {kept} ({why})"
-        records = self._new_records(new_sites, now, run_id)
         ended_fids = {int(f): f"not in the {scope_text} update of run {run_id}" for f in gone.index}
         ended_fids.update(merged_away)
+        check_mass_end(
+            len(ended_fids), int(cur_in_scope.sum()), scope_text, job.allow_mass_end, self.target
+        )
+        records = self._new_records(new_sites, now, run_id)
         if len(records):
             self._inherit(records, ended_fids, current_fid.series, report)
         report.added, report.ended = len(records), len(ended_fids)
@@ -763,7 +920,7 @@ class Inventory:
                     }
                 )
             )
-            ids = current.loc[list(ended_fids), "site_id"]
+            ended_ids = current.loc[list(ended_fids), "site_id"]
             history += [
                 {
                     "site_id": sid,
@@ -775,98 +932,88 @@ class Inventory:
                     "run_id": run_id,
                     "kind": "merged" if why.startswith("duplicate") else "ended",
                 }
-                for sid, why in zip(ids, ended_fids.values(), strict=True)
+                for sid, why in zip(ended_ids, ended_fids.values(), strict=True)
             ]
 
-        unchanged = self._unchanged_layers(digests)
-        with self.backend.transaction() as tx:
+        unchanged = self._unchanged_layers(job.digests)
+        # commits only if no other writer committed since ``version`` was read
+        with self.backend.transaction(expect_version=version) as tx:
             tx.add_columns(SITES, {c: k for c, k in new_cols.items() if c not in table_cols})
-            for rows in updates:
+            for rows in updates:  # the ended records before the inserts below
                 tx.update(SITES, "fid", rows)
             if len(derived):
                 tx.update(SITES, "fid", derived)
             if len(records):
                 tx.insert(SITES, records)
             tx.insert(HISTORY, _history_rows(history))
-            self._record_run(tx, info, report, now, source)
-            for name, gdf in (reference or {}).items():
+            self._record_run(tx, job.info, report, now, source)
+            for name, gdf in (job.reference or {}).items():
                 if name not in unchanged:
                     tx.replace(name, gdf)
-            if quarantine is not None and len(quarantine.columns):
-                tx.replace(QUARANTINE, pd.DataFrame(quarantine))
+            if job.quarantine is not None and len(job.quarantine.columns):
+                tx.replace(QUARANTINE, pd.DataFrame(job.quarantine))
         return report
 
     def edit(
-        self, site_id: str, changes: Mapping[str, Any], by: str, now: str | None = None
+        self,
+        site_id: str,
+        changes: Mapping[str, Any],
+        by: str,
+        now: str | None = None,
+        *,
+        if_version: str | Iterable[str] | None = None,
+        **options: Any,
     ) -> pd.Series:
         """Change offer details and/or the status of one current site; every changed field
-        is a history row with ``user:<by>``. Returns the updated record.
+        is a history row with ``user:<by>``. Returns the record as written.
 
-        Raises :class:`InventoryError` naming the field for invalid values or a status move
-        the lifecycle does not allow (``sold`` is final)."""
-        if not by or not str(by).strip():
-            raise InventoryError("say who makes the change (--by / API key owner)", "by")
-        try:
-            edit = SiteEdit.model_validate(dict(changes))
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            name = ".".join(str(p) for p in err["loc"]) or "body"
-            raise InventoryError(f"{name}: {err['msg']}", name) from exc
-        given = edit.model_dump(include=edit.model_fields_set, mode="json")
-        if not given:
-            raise InventoryError("nothing to change: give at least one field", "body")
-        now = now or utc_now()
-        rec = self.record(site_id)
-        values: dict[str, Any] = {}
-        if "documents" in given:
-            given["documents"] = (
-                _json(given["documents"]) if given["documents"] is not None else None
-            )
-        if "status" in given and given["status"] != rec["status"]:
-            old = rec["status"]
-            if given["status"] not in TRANSITIONS.get(old, STATUSES):
-                allowed = ", ".join(TRANSITIONS.get(old, ())) or "none (sold is final)"
-                msg = f"status cannot move from {old!r} to {given['status']!r}; allowed: {allowed}"
-                raise InventoryError(msg, "status", status=409)
-            given.setdefault("status_date", now[:10])
-        for name, value in given.items():
-            if _as_text(rec.get(name)) != _as_text(value):
-                values[name] = value
-        if not values:
-            return rec
-        row = pd.DataFrame(
-            {"fid": [int(rec.name)], **{k: [v] for k, v in values.items()}, "updated_at": [now]}
-        )
-        for name in values:
-            kind = SITE_RECORD_COLUMNS[name]
-            if kind == "float":
-                row[name] = row[name].astype("float64")
-            else:
-                row[name] = row[name].astype(object)
-        history = [
-            {
-                "site_id": site_id,
-                "field": name,
-                "old_value": _as_text(rec.get(name)),
-                "new_value": _as_text(value),
-                "changed_at": now,
-                "source": f"user:{by}",
-                "run_id": "",
-                "kind": "status" if name.startswith("status") else "offer",
-            }
-            for name, value in values.items()
-        ]
-        with self.backend.transaction() as tx:
-            tx.update(SITES, "fid", row)
-            tx.insert(HISTORY, _history_rows(history))
-        return self.record(site_id)
+        The lifecycle check and the write are one conditional statement; a record changed
+        or replaced meanwhile gets the edit again, re-checked (see
+        :func:`omw_sites.store.lifecycle.edit` for ``if_version`` and the other options).
+        Raises :class:`InventoryError` naming the field for invalid values, a status move
+        the lifecycle does not allow (409; ``sold`` is final), an ended site (409, naming
+        its successors) or a version that differs from ``if_version`` (412)."""
+        from omw_sites.store import lifecycle
 
-    def set_status(self, site_id: str, status: str, by: str, date: str | None = None) -> pd.Series:
+        return lifecycle.edit(self, site_id, changes, by, now, if_version=if_version, **options)
+
+    def set_status(
+        self,
+        site_id: str,
+        status: str,
+        by: str,
+        date: str | None = None,
+        *,
+        if_version: str | Iterable[str] | None = None,
+    ) -> pd.Series:
         """Move a site along the lifecycle (available → reserved → sold, or withdrawn)."""
         changes: dict[str, Any] = {"status": status}
         if date:
             changes["status_date"] = date
-        return self.edit(site_id, changes, by)
+        return self.edit(site_id, changes, by, if_version=if_version)
+
+    def end_site(
+        self,
+        site_id: str,
+        by: str,
+        reason: str | None = None,
+        *,
+        if_version: str | Iterable[str] | None = None,
+        **options: Any,
+    ) -> pd.Series:
+        """End the current record of one site (kept, with the reason and a history row of
+        kind ``ended``); see :func:`omw_sites.store.lifecycle.end_site`."""
+        from omw_sites.store import lifecycle
+
+        return lifecycle.end_site(self, site_id, by, reason, if_version=if_version, **options)
+
+    @staticmethod
+    def record_version(record: Mapping[str, Any] | pd.Series) -> str:
+        """An opaque strong version of a current record: it changes whenever the record
+        changes or is replaced (see :func:`omw_sites.store.lifecycle.record_version`)."""
+        from omw_sites.store.lifecycle import record_version
+
+        return record_version(record)
 
     # ---------------------------------------------------------------- API keys
     def add_api_key(self, name: str, teryt: Sequence[str]) -> str:
@@ -1012,12 +1159,17 @@ class Inventory:
         return "ended_at" not in self.backend.columns(SITES)
 
     def _existing(self, table: str, columns: Mapping[str, str]) -> pd.DataFrame:
-        """Rows of a bookkeeping table the store already holds (kept over a first load)."""
+        """Rows of a bookkeeping table the store already holds (kept over a first load);
+        none if the store or the table does not exist. A store that cannot be read is an
+        error: a first load must not drop the API keys it could not read."""
         try:
-            if table in self.backend.list_layers():
-                return pd.DataFrame(self.backend.read_layer(table, read_geometry=False))
+            layers = self.backend.list_layers()
         except StoreError:
-            pass
+            if not self.backend.exists():  # raises if the store cannot be read at all
+                return empty_table(columns)
+            raise
+        if table in layers:
+            return pd.DataFrame(self.backend.read_layer(table, read_geometry=False))
         return empty_table(columns)
 
     def _record_run(self, tx, info, report, now, source) -> None:

@@ -4,12 +4,17 @@ Every table has ``fid bigserial primary key``; spatial ones (``sites`` and the r
 layers) also ``geom geometry(Geometry, 2180)`` with a GiST index. Data moves in and out
 with ``COPY`` in CSV form built and parsed by pyarrow, so a million sites take seconds,
 not minutes. A one-row ``store_meta`` table holds a version counter bumped by every
-write; :meth:`PostGISBackend.signature` reads it.
+write (its row lock and a transaction-level advisory lock serialise the writers);
+:meth:`PostGISBackend.signature` and :meth:`PostGISBackend.version` read it. A unique
+partial index allows one current record per site ID. Driver errors become one-line
+:class:`~omw_sites.store.base.StoreError` exceptions (lock timeout ``OMW_LOCK_TIMEOUT``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import logging
 import queue
 import re
 import threading
@@ -33,15 +38,21 @@ from omw_sites.store.base import (
     RUN_INFO_COLUMNS,
     Backend,
     Derive,
+    StoreConflict,
     StoreError,
     Transaction,
+    duplicates_message,
     kind_of,
+    lock_timeout_setting,
     with_derived,
 )
+
+log = logging.getLogger(__name__)
 
 SRID = 2180
 RUN_INFO = "run_info"
 META = "store_meta"
+CURRENT_INDEX = "sites_current_site_id_key"  # unique: one current record per site ID
 FID = "fid"
 GEOM = "geom"
 #: column kind → PostgreSQL type
@@ -538,6 +549,25 @@ class _PgTransaction(Transaction):
         self.conn.execute(sql.SQL("DELETE FROM {}").format(self.backend._ident(table)))
         self.insert(table, rows)
 
+    def conditional_update(
+        self, table: str, fid: int, values: Mapping[str, Any], expect: Mapping[str, Any]
+    ) -> int:
+        if not values:
+            return 0
+        sets = sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(n)) for n in values)
+        conds = sql.SQL("").join(
+            sql.SQL(" AND {} IS NOT DISTINCT FROM %s").format(sql.Identifier(n)) for n in expect
+        )
+        # READ COMMITTED: a row another transaction changed meanwhile is re-checked
+        # against the WHERE clause once that transaction commits
+        cur = self.conn.execute(
+            sql.SQL("UPDATE {} SET {} WHERE {} = %s{}").format(
+                self.backend._ident(table), sets, sql.Identifier(FID), conds
+            ),
+            (*values.values(), int(fid), *expect.values()),
+        )
+        return cur.rowcount
+
 
 class PostGISBackend(Backend):
     """The inventory in one schema of a PostGIS database (``postgresql://…`` URL)."""
@@ -549,6 +579,10 @@ class PostGISBackend(Backend):
         self._read_conn: psycopg.Connection | None = None
         self._write_conn: psycopg.Connection | None = None
         self._lock = threading.Lock()
+        # one write connection per backend: its transactions are one thread's at a time
+        self._write_lock = threading.RLock()
+        #: seconds a writer waits for another one's lock before giving up
+        self.lock_timeout = lock_timeout_setting()
 
     # ------------------------------------------------------------------ connections
     def _connect(self) -> psycopg.Connection:
@@ -557,8 +591,55 @@ class PostGISBackend(Backend):
         except psycopg.Error as err:
             msg = f"cannot connect to the PostGIS store {display_url(self.url)}: {err}"
             raise StoreError(msg.replace(self.url, display_url(self.url))) from err
-        conn.execute(sql.SQL("SET search_path TO {}, public").format(sql.Identifier(self.schema)))
+        try:
+            conn.execute(
+                sql.SQL("SET search_path TO {}, public").format(sql.Identifier(self.schema))
+            )
+            # a writer waiting for another's lock gives up with one clear line
+            timeout = max(int(self.lock_timeout * 1000), 1)
+            conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{timeout}ms")))
+        except psycopg.Error as err:
+            conn.close()
+            raise self._error("opening", err) from err
         return conn
+
+    def _error(self, action: str, err: BaseException) -> StoreError:
+        """One line for a failed access: what was being done and why, in words."""
+        text = " ".join(str(err).split()) or type(err).__name__
+        if isinstance(err, psycopg.errors.LockNotAvailable):
+            why = (
+                f"another writer has held its lock for more than {self.lock_timeout:g} s "
+                "(a long update or a stuck writer); nothing was written, try again later"
+            )
+        elif isinstance(err, psycopg.errors.DiskFull):
+            why = f"the database server's disk is full; nothing was written ({text})"
+        elif isinstance(err, psycopg.errors.InsufficientPrivilege):
+            why = f"permission denied ({text})"
+        elif isinstance(err, psycopg.errors.UniqueViolation) and CURRENT_INDEX in text:
+            why = f"it would hold two current records of one site ID ({text})"
+        elif isinstance(err, psycopg.OperationalError):
+            why = f"the database server cannot be reached or went away ({text})"
+        else:
+            why = text
+        return StoreError(f"{action} store {self.target} failed: {why}")
+
+    @contextmanager
+    def _reading(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except psycopg.Error as err:
+            raise self._error(action, err) from err
+
+    def _serialise(self, conn: psycopg.Connection) -> None:
+        """Wait for the other writers of this schema (until this transaction ends): also
+        serialises creating the schema and its bookkeeping, which ``IF NOT EXISTS`` alone
+        does not make safe between two sessions."""
+        key = int.from_bytes(
+            hashlib.blake2b(f"omw_sites:{self.schema}".encode(), digest_size=8).digest(),
+            "big",
+            signed=True,
+        )
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
 
     def _reader(self) -> psycopg.Connection:
         """The connection for reads (autocommit: every statement sees committed data)."""
@@ -610,24 +691,31 @@ class PostGISBackend(Backend):
 
     # ------------------------------------------------------------------ reading
     def exists(self) -> bool:
-        have = set(self._tables(self._reader()))
+        with self._reading("reading"):
+            have = set(self._tables(self._reader()))
         return set(BOOKKEEPING_TABLES) | {RUN_INFO} <= have
 
     def signature(self) -> tuple:
+        return (self.target, self.version())
+
+    def version(self) -> int:
         conn = self._reader()
-        try:
-            row = conn.execute(
-                sql.SQL("SELECT version FROM {}").format(self._ident(META))
-            ).fetchone()
-        except psycopg.errors.UndefinedTable:
-            row = None
-        return (self.target, row[0] if row else 0)
+        with self._reading("reading the version of"):
+            try:
+                row = conn.execute(
+                    sql.SQL("SELECT max(version) FROM {}").format(self._ident(META))
+                ).fetchone()
+            except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
+                row = None
+        return int(row[0] or 0) if row else 0
 
     def list_layers(self) -> list[str]:
-        return self._tables(self._reader())
+        with self._reading("listing the layers of"):
+            return self._tables(self._reader())
 
     def columns(self, table: str) -> list[str]:
-        return list(self._describe(self._reader(), table).kinds)
+        with self._reading(f"reading the columns of {table!r} in"):
+            return list(self._describe(self._reader(), table).kinds)
 
     def read_layer(
         self,
@@ -640,7 +728,8 @@ class PostGISBackend(Backend):
         fid_as_index: bool = False,
     ) -> gpd.GeoDataFrame | pd.DataFrame:
         conn = self._reader()
-        info = self._describe(conn, name)
+        with self._reading(f"reading layer {name!r} of"):
+            info = self._describe(conn, name)
         if columns is None:
             wanted = list(info.kinds)
         else:
@@ -820,14 +909,49 @@ class PostGISBackend(Backend):
                         sql.Identifier(f"{name}_{col}_idx"), self._ident(name), sql.Identifier(col)
                     )
                 )
+            if name == "sites" and {"site_id", "ended_at"} <= have:
+                self._create_current_index(conn, self._ident(name))
 
-    def _bump(self, conn: psycopg.Connection) -> None:
-        """Next version; the row lock also serialises concurrent writers."""
+    def _create_current_index(self, conn: psycopg.Connection, table: sql.Composable) -> None:
+        """The unique index allowing one current record per site ID. A store that already
+        holds two (from before the index) gets a warning naming them instead."""
         try:
-            conn.execute(sql.SQL("UPDATE {} SET version = version + 1").format(self._ident(META)))
+            with conn.transaction():  # a savepoint: a refusal leaves the rest standing
+                conn.execute(
+                    sql.SQL(
+                        "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} (site_id) "
+                        "WHERE ended_at IS NULL"
+                    ).format(sql.Identifier(CURRENT_INDEX), table)
+                )
+        except psycopg.errors.UniqueViolation:
+            rows = conn.execute(
+                sql.SQL(
+                    "SELECT site_id FROM {} WHERE ended_at IS NULL GROUP BY site_id "
+                    "HAVING count(*) > 1 ORDER BY site_id"
+                ).format(table)
+            ).fetchall()
+            log.warning(duplicates_message(self.target, [str(r[0]) for r in rows]))
+
+    def _bump(self, conn: psycopg.Connection, expect_version: int | None = None) -> int:
+        """Next version (returned); the row lock also serialises concurrent writers. With
+        ``expect_version``: :class:`StoreConflict` unless the version was that before."""
+        try:
+            row = conn.execute(
+                sql.SQL("UPDATE {} SET version = version + 1 RETURNING version").format(
+                    self._ident(META)
+                )
+            ).fetchone()
         except psycopg.errors.UndefinedTable as err:
             msg = f"store {self.target} is not initialised; run `omw-sites db init`"
             raise StoreError(msg) from err
+        version = int(row[0])
+        if expect_version is not None and version - 1 != expect_version:
+            msg = (
+                f"store {self.target} changed meanwhile (version {version - 1}, not "
+                f"{expect_version}); nothing was written"
+            )
+            raise StoreConflict(msg)
+        return version
 
     def _create_table(
         self,
@@ -852,33 +976,44 @@ class PostGISBackend(Backend):
     def init(self) -> None:
         """Create what is missing; the version moves only if something was created, so
         readers (the API's snapshot) do not reload a store that did not change."""
-        conn = self._writer()
-        try:
-            with conn.transaction():
-                conn.execute(
-                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
-                )
-                before = self._schema_objects(conn)
-                self._create_meta(conn)
-                for name, cols in {**BOOKKEEPING_TABLES, RUN_INFO: RUN_INFO_COLUMNS}.items():
-                    self._create_table(conn, self._ident(name), cols, False, if_not_exists=True)
-                self._create_lookup_indexes(conn)
-                if self._schema_objects(conn) != before:
-                    self._bump(conn)
-        except psycopg.Error as err:
-            msg = f"cannot initialise store {self.target}: {err}"
-            raise StoreError(msg) from err
+        with self._write_lock:
+            conn = self._writer()
+            try:
+                with conn.transaction():
+                    self._serialise(conn)
+                    conn.execute(
+                        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                            sql.Identifier(self.schema)
+                        )
+                    )
+                    before = self._schema_objects(conn)
+                    self._create_meta(conn)
+                    for name, cols in {**BOOKKEEPING_TABLES, RUN_INFO: RUN_INFO_COLUMNS}.items():
+                        self._create_table(conn, self._ident(name), cols, False, if_not_exists=True)
+                    self._create_lookup_indexes(conn)
+                    if self._schema_objects(conn) != before:
+                        self._bump(conn)
+            except psycopg.Error as err:
+                raise self._error("initialising", err) from err
 
     @contextmanager
-    def transaction(self) -> Iterator[Transaction]:
-        conn = self._writer()
-        try:
-            with conn.transaction():
-                self._bump(conn)
-                yield _PgTransaction(self, conn)
-        except psycopg.Error as err:
-            msg = f"transaction on store {self.target} failed and was rolled back: {err}"
-            raise StoreError(msg) from err
+    def transaction(self, expect_version: int | None = None) -> Iterator[Transaction]:
+        with self._write_lock:
+            conn = self._writer()
+            try:
+                with conn.transaction():
+                    self._serialise(conn)
+                    self._bump(conn, expect_version)
+                    yield _PgTransaction(self, conn)
+            except psycopg.Error as err:
+                if conn.broken:
+                    msg = (
+                        f"a write to store {self.target} lost its connection to the "
+                        f"database server; whether it committed is unknown — check "
+                        f"`omw-sites db status` ({' '.join(str(err).split())})"
+                    )
+                    raise StoreError(msg) from err
+                raise self._error("a write (rolled back) to", err) from err
 
     def bulk_load(
         self,
@@ -886,40 +1021,57 @@ class PostGISBackend(Backend):
         layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame],
         derive: Derive | None = None,
         check: Callable[[], None] | None = None,
+        expect_version: int | None = None,
     ) -> None:
         frames: dict[str, pd.DataFrame] = {"sites": with_derived(sites, derive), **layers}
         for name in frames:
             if name == META:
                 msg = f"{META!r} is reserved for the store's own bookkeeping"
                 raise StoreError(msg)
-        conn = self._writer()
         stage = f"omw_load_{uuid.uuid4().hex[:12]}"
-        try:
-            with conn.transaction():
-                conn.execute(
-                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
-                )
-                self._create_meta(conn)
-                self._bump(conn)  # serialise with other writers from the start
-                conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
-                conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(stage)))
-                for name, frame in frames.items():
-                    self._load_one(conn, stage, name, frame)
+        with self._write_lock:
+            conn = self._writer()
+            try:
+                with conn.transaction():
+                    self._load_all(conn, stage, frames, check, expect_version)
+            except psycopg.errors.UniqueViolation as err:
                 if check is not None:
-                    check()  # raising rolls the whole load back
-                # the swap: only now do readers of the old tables wait (briefly)
-                for old in self._tables(conn):
-                    conn.execute(sql.SQL("DROP TABLE {} CASCADE").format(self._ident(old)))
-                for name in frames:
-                    conn.execute(
-                        sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
-                            sql.Identifier(stage, name), sql.Identifier(self.schema)
-                        )
-                    )
-                conn.execute(sql.SQL("DROP SCHEMA {}").format(sql.Identifier(stage)))
-        except psycopg.Error as err:
-            msg = f"bulk load into store {self.target} failed: {err}"
-            raise StoreError(msg) from err
+                    check()  # a repeated site ID (the unique index refused it) said clearly
+                raise self._error("a first load of", err) from err
+            except psycopg.Error as err:
+                raise self._error("a first load of", err) from err
+
+    def _load_all(
+        self,
+        conn: psycopg.Connection,
+        stage: str,
+        frames: Mapping[str, pd.DataFrame],
+        check: Callable[[], None] | None,
+        expect_version: int | None,
+    ) -> None:
+        """The first load inside its transaction: every table into a staging schema, then
+        the swap. Other writers wait from the start (the version row stays locked), so the
+        store is replaced only if it is still at ``expect_version``."""
+        self._serialise(conn)
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
+        self._create_meta(conn)
+        self._bump(conn, expect_version)
+        conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(stage)))
+        for name, frame in frames.items():
+            self._load_one(conn, stage, name, frame)
+        if check is not None:
+            check()  # raising rolls the whole load back
+        # the swap: only now do readers of the old tables wait (briefly)
+        for old in self._tables(conn):
+            conn.execute(sql.SQL("DROP TABLE {} CASCADE").format(self._ident(old)))
+        for name in frames:
+            conn.execute(
+                sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
+                    sql.Identifier(stage, name), sql.Identifier(self.schema)
+                )
+            )
+        conn.execute(sql.SQL("DROP SCHEMA {}").format(sql.Identifier(stage)))
 
     def _load_one(
         self, conn: psycopg.Connection, stage: str, name: str, frame: pd.DataFrame
@@ -980,6 +1132,13 @@ class PostGISBackend(Backend):
                 )
             )
             indexed.append("ended_at")
+        if name == "sites" and {"site_id", "ended_at"} <= set(kinds):
+            # one current record per site ID (a repeated ID stops the load here)
+            conn.execute(
+                sql.SQL("CREATE UNIQUE INDEX {} ON {} (site_id) WHERE ended_at IS NULL").format(
+                    sql.Identifier(CURRENT_INDEX), ident
+                )
+            )
         # statistics for the planner on the indexed columns only (all ~100 would take
         # seconds per million rows); autovacuum completes them later
         conn.execute(
