@@ -1,4 +1,5 @@
-"""OGC API Features Part 2: output, bbox and filter CRS (CRS84, EPSG:4326, 2180, 2178).
+"""OGC API Features Part 2: output, bbox and filter CRS (CRS84, EPSG:4326, 4258, 2180 and
+the PL-2000 zones 2176-2179).
 
 A site whose first corner is the Palace of Culture and Science in Warsaw is written to the
 store; every CRS must give its coordinates in the CRS's own (EPSG) axis order, within 1 cm
@@ -28,8 +29,14 @@ from omw_sites.layers import WORK_CRS
 
 EPSG4326 = "http://www.opengis.net/def/crs/EPSG/0/4326"
 EPSG2178 = "http://www.opengis.net/def/crs/EPSG/0/2178"
-ALL_CRS = [CRS84, EPSG4326, EPSG2180, EPSG2178]
-CODES = {CRS84: "OGC:CRS84", EPSG4326: "EPSG:4326", EPSG2180: "EPSG:2180", EPSG2178: "EPSG:2178"}
+EPSG4258 = "http://www.opengis.net/def/crs/EPSG/0/4258"  # ETRS89, (latitude, longitude)
+PL2000 = {z: f"http://www.opengis.net/def/crs/EPSG/0/{2171 + z}" for z in (5, 6, 7, 8)}
+ALL_CRS = [CRS84, EPSG4326, EPSG4258, EPSG2180, *PL2000.values()]
+CODES = {CRS84: "OGC:CRS84", EPSG4326: "EPSG:4326", EPSG2180: "EPSG:2180"} | {
+    uri: "EPSG:" + uri.rsplit("/", 1)[1] for uri in (EPSG4258, *PL2000.values())
+}
+LAT_LON = (EPSG4326, EPSG4258)
+NORTHING_EASTING = (EPSG2180, *PL2000.values())
 PALACE_LATLON = (52.231667, 21.006389)  # Palace of Culture and Science, WGS 84
 PALACE_ID = "SPALACE0001"
 ITEMS = "/collections/sites/items"
@@ -78,7 +85,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_collections_advertise_the_four_crs(client: httpx.Client) -> None:
+def test_collections_advertise_every_crs(client: httpx.Client) -> None:
     doc = strict_json(client.get("/collections"))
     assert len(doc["collections"]) > 1
     for collection in doc["collections"]:
@@ -111,8 +118,13 @@ def test_palace_round_trip_in_each_crs(client: httpx.Client, crs: str) -> None:
     [
         (CRS84, (20.9, 21.1), (52.1, 52.4)),  # longitude, latitude
         (EPSG4326, (52.1, 52.4), (20.9, 21.1)),  # latitude, longitude
+        (EPSG4258, (52.1, 52.4), (20.9, 21.1)),  # latitude, longitude (ETRS89)
         (EPSG2180, (480_000, 495_000), (630_000, 645_000)),  # northing, easting
-        (EPSG2178, (5_780_000, 5_795_000), (7_495_000, 7_505_000)),  # northing, easting (zone 7)
+        # PL-2000 zones: northing, easting; the easting's millions are the zone number
+        (PL2000[5], (5_800_000, 5_810_000), (5_905_000, 5_915_000)),
+        (PL2000[6], (5_788_000, 5_798_000), (6_700_000, 6_710_000)),
+        (PL2000[7], (5_780_000, 5_795_000), (7_495_000, 7_505_000)),  # Warsaw's own zone
+        (PL2000[8], (5_788_000, 5_798_000), (8_290_000, 8_300_000)),
     ],
 )
 def test_axis_order_of_each_crs(
@@ -128,7 +140,7 @@ def crs84_box_in(crs: str, box: tuple[float, float, float, float]) -> tuple[floa
     minx, miny, maxx, maxy = box
     if crs == CRS84:
         return box
-    if crs == EPSG4326:
+    if crs in LAT_LON:
         return (miny, minx, maxy, maxx)
     t = pyproj.Transformer.from_crs("OGC:CRS84", CODES[crs], always_xy=True)
     x0, y0, x1, y1 = t.transform_bounds(minx, miny, maxx, maxy, densify_pts=50)
@@ -153,15 +165,15 @@ def test_bbox_crs_selects_like_geopandas(
     assert got["numberMatched"] == len(ids)
 
     projected = sites.to_crs(CODES[crs])
-    if crs in (EPSG2180, EPSG2178):  # (N, E) box → (E, N) geometry
+    if crs in NORTHING_EASTING:  # (N, E) box → (E, N) geometry
         region = shapely.box(box[1], box[0], box[3], box[2])
-    elif crs == EPSG4326:  # geopandas keeps x = longitude
+    elif crs in LAT_LON:  # geopandas keeps x = longitude
         region = shapely.box(box[1], box[0], box[3], box[2])
     else:
         region = shapely.box(*box)
     truth = set(projected.loc[projected.intersects(region), "site_id"])
     assert ids == truth
-    if crs == EPSG4326:
+    if crs in LAT_LON:
         assert ids == base_ids  # the very same box, axes swapped
     else:
         assert ids >= base_ids  # the projected envelope contains the lon/lat box

@@ -88,7 +88,7 @@ def test_collections_page(client: httpx.Client, base_url: str) -> None:
     hrefs = [a["href"] for a in page.links]
     assert f"{base_url}/collections/sites?f=html" in hrefs
     assert f"{base_url}/collections/rail/items?f=html" in hrefs
-    assert f"{base_url}/collections/sites/items" in hrefs  # GeoJSON
+    assert f"{base_url}/collections/sites/items?f=json" in hrefs  # GeoJSON
     assert "sites" in page.cells and f"{N_SITES + 1:,}" in page.cells  # id and count
     # the JSON of the same resource, which itself links back to the HTML
     doc = strict_json(client.get(page.typed("application/json")))
@@ -105,7 +105,7 @@ def test_collection_page(client: httpx.Client, base_url: str) -> None:
     assert "area_ha" in page.cells and "ha" in page.cells  # a property with its unit
     hrefs = [a["href"] for a in page.links]
     assert f"{base_url}/collections/sites/items?f=html" in hrefs
-    assert f"{base_url}/collections/sites/queryables" in hrefs
+    assert f"{base_url}/collections/sites/queryables?f=json" in hrefs
     r = client.get(page.typed("application/json"))
     assert r.headers["content-type"].startswith("application/json")
     assert strict_json(r)["id"] == "sites"
@@ -166,7 +166,7 @@ def test_single_item_page(client: httpx.Client, base_url: str) -> None:
 
 def test_landing_and_conformance_pages(client: httpx.Client) -> None:
     landing = get_html(client, "/", f="html")
-    assert any(a["href"].endswith("/collections") for a in landing.links)
+    assert any(a["href"].endswith("/collections?f=html") for a in landing.links)
     conformance = get_html(client, "/conformance", f="html")
     html_class = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html"
     assert html_class in [a["href"] for a in conformance.links]

@@ -45,10 +45,10 @@ def _site(served, teryt: str, k: int = 0) -> str:
     return sites.loc[sites["teryt"] == teryt, "site_id"].iloc[k]
 
 
-def _patch(client, sid, body, key=None, header="authorization", **kw):
-    headers = {}
+def _patch(client, sid, body, key=None, header="authorization", headers=None, **kw):
+    headers = dict(headers or {})
     if key:
-        headers = (
+        headers.update(
             {"Authorization": f"Bearer {key}"} if header == "authorization" else {"X-API-Key": key}
         )
     return client.patch(f"/collections/sites/items/{sid}", json=body, headers=headers, **kw)
@@ -186,7 +186,7 @@ def test_change_feed_lists_writes_and_pages(served):
 def test_openapi_documents_the_write(served):
     doc = served["client"].get("/openapi.json").json()
     op = doc["paths"]["/collections/sites/items/{featureId}"]["patch"]
-    schema = op["requestBody"]["content"]["application/json"]["schema"]
+    schema = op["requestBody"]["content"]["application/merge-patch+json"]["schema"]
     assert {"status", "price_pln_m2", "documents"} <= set(schema["properties"])
     assert {"401", "403", "404", "409", "422"} <= set(op["responses"])
     assert "/collections/sites/changes" in doc["paths"]
@@ -238,3 +238,23 @@ def test_cross_origin_portal_may_patch(served):
     assert "PATCH" in res.headers["access-control-allow-methods"]
     allowed = res.headers["access-control-allow-headers"].lower()
     assert "authorization" in allowed and "content-type" in allowed
+
+
+def test_two_clients_with_the_same_etag_the_second_is_412(served):
+    """Strong per-feature ETags: a PATCH with a stale If-Match is refused, the response of
+    an accepted one carries the new ETag, and the write lands once."""
+    client, key, inv = served["client"], served["keys"]["a"], served["inv"]
+    sid = _site(served, GMINA_A, 4)
+    tag = client.get(f"/collections/sites/items/{sid}").headers["etag"]
+    assert not tag.startswith("W/")
+    first = _patch(client, sid, {"notes": "klient 1"}, key, headers={"If-Match": tag})
+    assert first.status_code == 200, first.text
+    assert first.headers["etag"] != tag and not first.headers["etag"].startswith("W/")
+    second = _patch(client, sid, {"notes": "klient 2"}, key, headers={"If-Match": tag})
+    assert_problem(second, 412)
+    h = inv.history(sid)
+    assert h.loc[h["field"] == "notes", "new_value"].tolist() == ["klient 1"]
+    third = _patch(
+        client, sid, {"notes": "klient 2"}, key, headers={"If-Match": first.headers["etag"]}
+    )
+    assert third.status_code == 200, third.text

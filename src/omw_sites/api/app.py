@@ -17,7 +17,10 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from omw_sites.api import features, maps, write
 from omw_sites.api.catalog import Catalog
+from omw_sites.api.limits import RequestLimitMiddleware, body_limit_from_env
+from omw_sites.api.middleware import CompressionMiddleware, HeadMiddleware
 from omw_sites.api.openapi import ogc_openapi
+from omw_sites.api.params import check_format, check_params
 from omw_sites.api.problems import install_problem_handlers
 
 
@@ -83,8 +86,11 @@ class ForwardedHostMiddleware:
         await self.app(scope, receive, send)
 
 
-def create_app(store_path: str | Path) -> FastAPI:
+def create_app(store_path: str | Path, *, max_body_bytes: int | None = None) -> FastAPI:
     """The read API over the store at ``store_path`` (loaded into memory now).
+
+    Request bodies over ``max_body_bytes`` (default ``OMW_MAX_BODY_BYTES`` or 1 MiB) are
+    refused with 413.
 
     Raises ``StoreError`` when the store is missing or has no site table.
     """
@@ -114,21 +120,37 @@ def create_app(store_path: str | Path) -> FastAPI:
 
     @app.get("/openapi.json", name="openapi", include_in_schema=False)
     async def openapi(request: Request) -> Response:
+        check_params(request, frozenset({"f"}))
+        check_format(request.query_params.get("f"))  # JSON only: Swagger UI needs a CDN
         if "doc" not in cached:
             snap = await app.state.catalog.current()
             props = {n: features.property_schemas(layer) for n, layer in snap.layers.items()}
             cached["doc"] = orjson.dumps(ogc_openapi(app, props))
         return Response(cached["doc"], media_type=features.OPENAPI)
 
+    app.add_middleware(CompressionMiddleware)  # gzip for bodies of 1 KiB or more
     app.add_middleware(
         CORSMiddleware,
         allow_origins=["*"],
-        allow_methods=["GET", "PATCH"],
-        # a portal in another origin sends its key and JSON body, and revalidates by ETag
-        allow_headers=["Authorization", "X-API-Key", "Content-Type", "If-None-Match"],
-        expose_headers=["ETag", "Last-Modified", "Content-Crs"],
+        allow_methods=["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        # a portal in another origin sends its key and JSON body, revalidates by ETag and
+        # writes with preconditions (If-Match / If-Unmodified-Since)
+        allow_headers=[
+            "Authorization",
+            "X-API-Key",
+            "Content-Type",
+            "Content-Crs",
+            "If-None-Match",
+            "If-Match",
+            "If-Unmodified-Since",
+        ],
+        expose_headers=["ETag", "Last-Modified", "Content-Crs", "Allow", "Accept-Patch"],
     )
     app.add_middleware(ServerTimingMiddleware)
+    # 413/414 before anything reads the body or parses the query
+    limit = max_body_bytes or body_limit_from_env()
+    app.add_middleware(RequestLimitMiddleware, max_body_bytes=limit)
+    app.add_middleware(HeadMiddleware)  # outermost: HEAD runs as GET through the rest
     return app
 
 

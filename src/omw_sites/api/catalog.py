@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -33,7 +33,9 @@ log = logging.getLogger(__name__)
 CRS84_URI = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG4326_URI = "http://www.opengis.net/def/crs/EPSG/0/4326"
 STORAGE_CRS_URI = "http://www.opengis.net/def/crs/EPSG/0/2180"
+EPSG4258_URI = "http://www.opengis.net/def/crs/EPSG/0/4258"
 EPSG2178_URI = "http://www.opengis.net/def/crs/EPSG/0/2178"
+PL2000_ZONES = {5: 2176, 6: 2177, 7: 2178, 8: 2179}  # PL-2000 zone -> EPSG code
 COORD_DECIMALS = 7  # CRS84 degrees: ~1 cm at Warsaw's latitude
 STORAGE_DECIMALS = 2  # EPSG:2180 metres: 1 cm
 
@@ -49,17 +51,23 @@ class OutputCrs:
     decimals: int
 
 
-# CRS84 first: the default; the storage CRS and PL-2000 zone 7 (Warsaw) in their EPSG axis
-# order (northing, easting), EPSG:4326 in (latitude, longitude) as the EPSG definition says.
+# CRS84 first: the default; EPSG:4326 (WGS 84) and EPSG:4258 (ETRS89) in (latitude,
+# longitude) as the EPSG definitions say; the storage CRS and the four PL-2000 zones (5-8,
+# zone 7 is Warsaw's) in their EPSG axis order (northing, easting).
 OUTPUT_CRS: dict[str, OutputCrs] = {
     c.uri: c
     for c in (
         OutputCrs(CRS84_URI, "OGC:CRS84", False, True, COORD_DECIMALS),
         OutputCrs(EPSG4326_URI, "EPSG:4326", True, True, COORD_DECIMALS),
+        OutputCrs(EPSG4258_URI, "EPSG:4258", True, True, COORD_DECIMALS),
         OutputCrs(STORAGE_CRS_URI, WORK_CRS, True, False, STORAGE_DECIMALS),
-        OutputCrs(EPSG2178_URI, "EPSG:2178", True, False, STORAGE_DECIMALS),
+        *(
+            OutputCrs(f"http://www.opengis.net/def/crs/EPSG/0/{code}", f"EPSG:{code}", True,
+                      False, STORAGE_DECIMALS)
+            for code in PL2000_ZONES.values()
+        ),
     )
-}
+}  # fmt: skip
 
 
 @functools.cache
@@ -284,9 +292,12 @@ class Layer:
         option = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
         out = []
         for row, rec in zip(rows.tolist(), records, strict=True):
-            feature, tail = features[row], self.tails[row]
+            # the geometry part ends where the properties begin (found in the feature
+            # itself: a write may replace the row's feature and fragment at any moment,
+            # see Catalog.refresh_site); the id and geometry cannot hold this text
+            feature = features[row]
             props = orjson.dumps(rec, default=_json_default, option=option)
-            out.append(b'%b,"properties":%b}' % (feature[: len(feature) - len(tail)], props))
+            out.append(b"%b%b%b}" % (feature[: feature.find(_TAIL_HEAD)], _TAIL_HEAD, props))
         return out
 
     def mercator(self) -> tuple[np.ndarray, shapely.STRtree]:
@@ -313,6 +324,8 @@ class Snapshot:
     run_info: dict[str, Any]
     # when the inventory last changed (Last-Modified): the newest record update
     modified: datetime = datetime(1970, 1, 1, tzinfo=UTC)
+    # the store's version (Backend.version) these layers were read at; None if unknown
+    version: int | None = None
 
 
 class Catalog:
@@ -355,6 +368,71 @@ class Catalog:
             return await anyio.to_thread.run_sync(self.reload_if_stale)
         return self._snapshot
 
+    # ---------------------------------------------------------------- incremental updates
+    def store_version(self) -> int | None:
+        """The store's version now (None when it cannot be read)."""
+        return _store_version(self.backend)
+
+    def write_through(self, write: Callable[[], pd.Series]) -> pd.Series:
+        """Run ``write()`` (one record write of this process, returning the record as
+        written) and serve its result without a reload when it was the only change
+        (:meth:`refresh_site`). Writes of this process run one at a time, under the lock
+        reloads take: a request that sees the store changed by this write waits for the
+        update instead of reloading the whole store."""
+        with self._lock:
+            before = self.store_version()
+            record = write()
+            after = self.store_version()
+            if after != before:
+                self._refresh(record, before, after)
+        return record
+
+    def refresh_site(self, record: pd.Series, before: int | None, after: int | None) -> bool:
+        """Serve ``record`` (a site record this process just wrote: offer and status
+        fields, ``updated_at``) without reloading the store, if this write is the only
+        change since the snapshot was read: the snapshot is at version ``before`` (read
+        just before the write) and the store at ``after == before + 1`` (read just
+        after). Otherwise, or for a record that is no longer current, nothing changes
+        here and the next request reloads (the store's signature moved). Returns whether
+        the snapshot was updated.
+
+        A reader holds the snapshot it started with. The new snapshot shares the old one's
+        per-row lists (the properties fragments, each CRS view's features) and replaces
+        the site's element in them in place: copying lists of 1M entries costs 150-250 ms
+        each (an incref per cold object) and would churn memory on every write, while
+        replacing one element is atomic in CPython. So a request that began before the
+        write may serve the new feature (a page is not a transaction; any reader may see
+        it), but its strong ETag, read from its snapshot's table *before* the bytes, is
+        then the old one — a stale tag on new bytes only costs a refetch (If-Match fails,
+        If-None-Match misses), while a new tag is never served with old bytes. The table
+        is copy-on-write per changed column (a few ms at 1M sites), so filters, sorting
+        and ETags of a snapshot stay those of its state; lazily built extras that depend
+        on the changed columns are dropped from the new layer's cache.
+        """
+        with self._lock:
+            return self._refresh(record, before, after)
+
+    def _refresh(self, record: pd.Series, before: int | None, after: int | None) -> bool:
+        if before is None or after is None or after != before + 1:
+            return False
+        if _text_value(record.get("ended_at")):
+            return False  # an end: the feature leaves, which the reload does
+        snap = self._snapshot
+        if snap.version != before:
+            return False
+        signature = self._signature()
+        if signature is None or self.store_version() != after:
+            return False  # another writer committed after this one: reload
+        try:
+            updated = _with_record(snap, record, signature, after)
+        except Exception:  # an unexpected column type: the reload is always right
+            log.exception("updating the served copy of %s failed", self.store_path)
+            updated = None
+        if updated is None:
+            return False
+        self._snapshot = updated
+        return True
+
 
 # bookkeeping columns of the inventory that are not for publication
 PRIVATE_COLUMNS = ("content_hash", "scores_hash", "ended_at", "ended_reason")
@@ -387,6 +465,7 @@ def load_snapshot(store: Any) -> Snapshot:
     backend = open_backend(store)
     for _ in range(5):
         signature = backend.signature()
+        version = _store_version(backend)
         present = set(backend.list_layers())
         run_info = read_run_info(backend)
         sites = public_sites(read_sites(backend))
@@ -411,7 +490,101 @@ def load_snapshot(store: Any) -> Snapshot:
         t = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
         t = t if t.tzinfo else t.replace(tzinfo=UTC)
         modified = max(modified, t.replace(microsecond=0))
-    return Snapshot(signature, layers, profiles, run_info, modified)
+    return Snapshot(signature, layers, profiles, run_info, modified, version=version)
+
+
+def _store_version(backend: Any) -> int | None:
+    try:
+        return int(backend.version())
+    except Exception:  # a store briefly unreachable, or a backend without versions
+        return None
+
+
+def _text_value(value: Any) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return ""
+    return str(value)
+
+
+_TAIL_HEAD = b',"properties":'
+
+
+def _published(name: str, value: Any) -> Any:
+    """A record's value as the served table holds it (documents: the public ones)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    return _public_documents(value) if name == "documents" else value
+
+
+# the columns a write through the API changes (offer and status fields, the time)
+WRITTEN_COLUMNS = (
+    "status",
+    "status_date",
+    "price_pln_m2",
+    "lease_pln_m2_year",
+    "contact",
+    "documents",
+    "sez_status",
+    "notes",
+    "updated_at",
+)
+
+
+def _with_record(
+    snap: Snapshot, record: pd.Series, signature: tuple, version: int
+) -> Snapshot | None:
+    """``snap`` with the site of ``record`` as written (see :meth:`Catalog.refresh_site`);
+    None when the record cannot be placed (not served, or a column it cannot take)."""
+    layer = snap.layers.get(SITES)
+    row = None if layer is None else layer.index.get(str(record.get("site_id")))
+    if layer is None or row is None:
+        return None
+    table = layer.table
+    changed = {}
+    for name in WRITTEN_COLUMNS:
+        if name in table.columns and name in record.index:
+            value = _published(name, record.get(name))
+            if _text_value(value) != _text_value(table[name].iat[row]):
+                changed[name] = value
+    new_table = table.copy(deep=False)
+    for name, value in changed.items():
+        column = table[name].copy()
+        column.iloc[row] = value  # raises for a value the column's dtype cannot hold
+        new_table[name] = column
+    # the properties as served, with the changed ones replaced: the other values read back
+    # from the served JSON serialise to the same bytes (a reload gives the same feature)
+    old_tail = layer.tails[row]
+    props = orjson.loads(old_tail[len(_TAIL_HEAD) : -1])
+    if not isinstance(props, dict) or not set(changed) <= set(props):
+        return None
+    props.update(changed)
+    option = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+    tail = b"%b%b}" % (_TAIL_HEAD, orjson.dumps(props, default=_json_default, option=option))
+    # the bytes first, the table (and with it the version readers tag them with) after;
+    # under the layer's lock, so that no CRS view is being built from the fragments
+    with layer._lock:
+        for view in list(layer.views.values()):
+            feature = view.features[row]
+            view.features[row] = feature[: feature.find(_TAIL_HEAD)] + tail
+        layer.tails[row] = tail
+    # lazily built extras that depend on the changed columns go; geometry-only ones stay
+    cache = {
+        key: value
+        for key, value in list(layer.cache.items())
+        if key in ("mercator", "tiles")
+        or (isinstance(key, tuple) and key[0] == "sort" and key[1] not in changed)
+    }
+    new_layer = replace(layer, table=new_table, cache=cache)
+    modified = snap.modified
+    stamp = _text_value(record.get("updated_at"))
+    if stamp:
+        t = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        t = t if t.tzinfo else t.replace(tzinfo=UTC)
+        modified = max(modified, t.replace(microsecond=0))
+    layers = {**snap.layers, SITES: new_layer}
+    return replace(snap, signature=signature, layers=layers, modified=modified, version=version)
 
 
 def _profiles(sites: gpd.GeoDataFrame, run_info: dict[str, Any]) -> dict[str, Profile]:

@@ -10,7 +10,6 @@ from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 
 import anyio.to_thread
-import jinja2
 import numpy as np
 import orjson
 import pandas as pd
@@ -29,8 +28,29 @@ from omw_sites.api.catalog import (
     Snapshot,
 )
 from omw_sites.api.cql import CQL2_TEXT, FILTER_LANGS, FilterEvaluator, parse_filter
+from omw_sites.api.negotiation import (
+    DOC_FORMATS,
+    FEATURE_FORMATS,
+    SCHEMA_FORMATS,
+    VARY,
+    Format,
+    negotiate,
+    offers,
+)
+from omw_sites.api.pages import as_format, browser_links, geometry_summary, html_page
+from omw_sites.api.pages import crumbs_for as _crumbs
+from omw_sites.api.params import check_params, format_query
 from omw_sites.api.problems import PROBLEM_MEDIA_TYPE, ProblemError, bad_parameter
-from omw_sites.layers import SITE_COLUMNS, SITES
+from omw_sites.api.tiling import (
+    EPSG3857_URI,
+    MERCATOR_HALF,
+    TILE_MATRIX_SETS,
+    TMS_CONFORMANCE,
+    WEB_MERCATOR_QUAD,
+    WEB_MERCATOR_QUAD_URI,
+)
+from omw_sites.api.write import PART4_CONFORMANCE, feature_etag
+from omw_sites.layers import RECORD_COLUMNS, SITE_COLUMNS, SITES
 
 GEOJSON = "application/geo+json"
 JSON = "application/json"
@@ -40,20 +60,25 @@ MVT = "application/vnd.mapbox-vector-tile"
 QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 TILESETS_VECTOR_REL = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
 TILING_SCHEME_REL = "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme"
-WEB_MERCATOR_QUAD = "WebMercatorQuad"
-WEB_MERCATOR_QUAD_URI = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
-EPSG3857_URI = "http://www.opengis.net/def/crs/EPSG/0/3857"
+TILING_SCHEMES_REL = "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes"
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
 CRS84 = CRS84_URI
 STORAGE_CRS = STORAGE_CRS_URI
-SUPPORTED_CRS = tuple(OUTPUT_CRS)  # CRS84 (default), EPSG:4326, EPSG:2180, EPSG:2178
+SUPPORTED_CRS = tuple(OUTPUT_CRS)  # CRS84 (default), EPSG:4326, 4258, 2180, PL-2000 zones
 CRS_LIST = ", ".join(SUPPORTED_CRS)
-OUTPUT_CRS_LIST_TEXT = (
-    f"{SUPPORTED_CRS[1]} (lat/lon), {SUPPORTED_CRS[2]} (storage CRS, northing/easting) or "
-    f"{SUPPORTED_CRS[3]} (PL-2000 zone 7, northing/easting)"
+
+
+def _crs_label(uri: str) -> str:
+    crs = OUTPUT_CRS[uri]
+    order = "lat/lon" if crs.geographic else "northing/easting"
+    return f"{crs.code} ({'storage CRS, ' if uri == STORAGE_CRS else ''}{order})"
+
+
+OUTPUT_CRS_LIST_TEXT = ", ".join(
+    f"{uri} = {_crs_label(uri)}" for uri in SUPPORTED_CRS if uri != CRS84
 )
 DEFAULT_LIMIT = 10
-MAX_LIMIT = 10_000
+MAX_LIMIT = 10_000  # features per page at most; a larger limit is served as this many
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -72,6 +97,8 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
     "http://www.opengis.net/spec/cql2/1.0/conf/property-property",
     "http://www.opengis.net/spec/cql2/1.0/conf/case-insensitive-comparison",
+    *TMS_CONFORMANCE,
+    *PART4_CONFORMANCE,
 ]
 
 router = APIRouter()
@@ -80,13 +107,23 @@ _problem = {"description": "problem details", "content": {PROBLEM_MEDIA_TYPE: {}
 _bad_request = {400: {**_problem, "description": "a query parameter is invalid"}}
 _not_found = {404: {**_problem, "description": "no such collection or feature"}}
 _not_modified = {304: {"description": "not modified since the ETag / Last-Modified given"}}
+_not_acceptable = {
+    406: {**_problem, "description": "no format offered is acceptable (Accept header)"}
+}
 
 
 # ---------------------------------------------------------------------------- helpers
 
 
-def json_response(obj: Any, media_type: str = JSON, status_code: int = 200) -> Response:
-    return Response(orjson.dumps(obj), status_code=status_code, media_type=media_type)
+def json_response(
+    obj: Any,
+    media_type: str = JSON,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    return Response(
+        orjson.dumps(obj), status_code=status_code, media_type=media_type, headers=headers
+    )
 
 
 def link(href: Any, rel: str, type_: str, title: str | None = None) -> dict[str, str]:
@@ -96,114 +133,26 @@ def link(href: Any, rel: str, type_: str, title: str | None = None) -> dict[str,
     return out
 
 
-def check_params(request: Request, allowed: frozenset[str]) -> None:
-    """OGC API Features: a query parameter the API does not define is a 400."""
-    unknown = sorted(set(request.query_params) - allowed)
-    if unknown:
-        names, takes = ", ".join(unknown), ", ".join(sorted(allowed))
-        msg = f"unknown query parameter(s) {names}; this endpoint takes {takes}"
-        raise ProblemError(
-            400, msg, invalid_params=[{"name": n, "reason": "unknown"} for n in unknown]
-        )
-
-
-def check_format(f: str | None, allowed: tuple[str, ...] = ("json",)) -> str:
-    if f is None:
-        return allowed[0]
-    if f not in allowed:
-        raise bad_parameter("f", f"must be one of {', '.join(allowed)}, not {f!r}")
-    return f
-
-
-# HTML pages: Jinja2 templates in api/templates, every value escaped (autoescape)
-TEMPLATES = jinja2.Environment(
-    loader=jinja2.PackageLoader("omw_sites.api", "templates"),
-    autoescape=True,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-
-
-def as_format(url: URL | str, fmt: str) -> str:
-    """``url`` with ``f=fmt`` (the other query parameters kept)."""
-    return str(URL(str(url)).include_query_params(f=fmt))
-
-
-def html_page(
-    request: Request,
-    template: str,
-    title: str,
-    *,
-    json_type: str = JSON,
-    crumbs: list[dict[str, str]] | None = None,
-    headers: dict[str, str] | None = None,
-    **context: Any,
-) -> HTMLResponse:
-    """Render ``template`` with a breadcrumb trail and a link to the JSON of the same URL."""
-    json_title = "GeoJSON" if json_type == GEOJSON else "JSON"
-    page = TEMPLATES.get_template(template).render(
-        title=title,
-        home=as_format(request.url_for("landing"), "html"),
-        crumbs=crumbs or [],
-        alternates=[
-            {"href": as_format(request.url, "json"), "type": json_type, "title": json_title}
-        ],
-        **context,
-    )
-    return HTMLResponse(page, headers=headers)
-
-
 def crumbs_for(request: Request, layer: Layer | None = None) -> list[dict[str, str]]:
     """Breadcrumbs (HTML pages) down to ``layer``'s collection page."""
-    out = [{"href": as_format(request.url_for("collections"), "html"), "title": "collections"}]
-    if layer is not None:
-        href = as_format(request.url_for("collection", collectionId=layer.name), "html")
-        out.append({"href": href, "title": layer.name})
-    return out
+    return _crumbs(request, layer.name if layer is not None else None)
 
 
 def html_alternate(url: URL | str, what: str) -> dict[str, str]:
     return link(as_format(url, "html"), "alternate", HTML, f"{what} as HTML")
 
 
-def geometry_summary(geometry: dict[str, Any] | None) -> str:
-    """``Polygon, 5 vertices`` for the HTML tables (coordinates stay in the JSON)."""
-    if not geometry:
-        return "none"
-
-    def count(c: Any) -> int:
-        if isinstance(c, list) and c and isinstance(c[0], int | float):
-            return 1
-        return sum(count(part) for part in c) if isinstance(c, list) else 0
-
-    parts = geometry.get("geometries")
-    n = (
-        sum(count(g.get("coordinates")) for g in parts)
-        if parts
-        else count(geometry.get("coordinates"))
-    )
-    return f"{geometry.get('type', '?')}, {n:,} vertices"
-
-
-def format_query(*formats: str) -> Any:
-    """The ``f`` query parameter: one of ``formats`` (the first is the default)."""
-    names = ", ".join(formats)
-    return Query(
-        None,
-        description=f"response format: {names} (default {formats[0]})",
-        json_schema_extra={"enum": list(formats)},
-    )
-
-
-def cache_headers(request: Request, snap: Snapshot) -> dict[str, str]:
-    """ETag (store version + the URL served) and Last-Modified (the store file's mtime)."""
-    key = repr((snap.signature, str(request.url), request.headers.get("accept", "")))
+def cache_headers(request: Request, snap: Snapshot, variant: str = "") -> dict[str, str]:
+    """ETag (store version, the URL and the format served) and Last-Modified (the newest
+    record update), with ``Vary: Accept`` (the format may come from that header)."""
+    key = repr((snap.signature, str(request.url), variant or request.headers.get("accept", "")))
     tag = hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
     modified = snap.modified
     return {
         "ETag": f'W/"{tag}"',
         "Last-Modified": format_datetime(modified, usegmt=True),
         "Cache-Control": "no-cache",
+        "Vary": VARY,
     }
 
 
@@ -244,9 +193,10 @@ def parse_bbox(text: str, crs: str = CRS84) -> list[Box]:
     """``bbox`` in the axis order of ``crs`` → (minx, miny, maxx, maxy) boxes to query with.
 
     CRS84: minlon,minlat,maxlon,maxlat (or the 6-number 3D form); a box whose minlon >
-    maxlon crosses the antimeridian and is split in two. EPSG:4326: minlat,minlon,maxlat,
-    maxlon, returned as (lon, lat) boxes. EPSG:2180 and EPSG:2178: minN,minE,maxN,maxE
-    (northing first, the CRS's own axis order), returned as (E, N) boxes.
+    maxlon crosses the antimeridian and is split in two. EPSG:4326 and EPSG:4258: minlat,
+    minlon,maxlat,maxlon, returned as (lon, lat) boxes. EPSG:2180 and the PL-2000 zones:
+    minN,minE,maxN,maxE (northing first, the CRS's own axis order), returned as (E, N)
+    boxes.
     """
     parts = text.split(",")
     if len(parts) not in (4, 6):
@@ -261,14 +211,14 @@ def parse_bbox(text: str, crs: str = CRS84) -> list[Box]:
     if len(values) == 6:  # minx,miny,minz,maxx,maxy,maxz: the data are 2D
         values = [values[0], values[1], values[3], values[4]]
     axes = OUTPUT_CRS[crs]
-    if not axes.geographic:  # EPSG:2180, EPSG:2178: (northing, easting)
+    if not axes.geographic:  # EPSG:2180, PL-2000: (northing, easting)
         min_n, min_e, max_n, max_e = values
         if min_n > max_n or min_e > max_e:
             raise bad_parameter("bbox", "expected minN,minE,maxN,maxE with min <= max")
         return [(min_e, min_n, max_e, max_n)]
-    if axes.swap:  # EPSG:4326: minlat,minlon,maxlat,maxlon
+    if axes.swap:  # EPSG:4326, EPSG:4258: minlat,minlon,maxlat,maxlon
         miny, minx, maxy, maxx = values
-        order = "EPSG:4326 minlat,minlon,maxlat,maxlon"
+        order = f"{axes.code} minlat,minlon,maxlat,maxlon"
     else:
         minx, miny, maxx, maxy = values
         order = "CRS84 minlon,minlat,maxlon,maxlat"
@@ -299,6 +249,9 @@ async def ensure_view(layer: Layer, crs: str) -> None:
 
 _INSTANT = re.compile(
     r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2}))?$", re.IGNORECASE
+)
+_DATE_TIME = re.compile(
+    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$", re.IGNORECASE
 )
 
 
@@ -393,15 +346,53 @@ def collection_doc(request: Request, layer: Layer) -> dict[str, Any]:
             if layer.name == SITES
             else []
         ),
-        "extent": {
-            "spatial": {"bbox": [list(layer.bbox)] if layer.bbox else [], "crs": CRS84},
-            "temporal": None,
-        },
+        "extent": {"spatial": {"bbox": [list(layer.bbox)] if layer.bbox else [], "crs": CRS84}},
         "itemType": "feature",
         "crs": list(SUPPORTED_CRS),
         "storageCrs": STORAGE_CRS,
     }
+    interval = temporal_extent(layer)
+    if interval is not None:
+        doc["extent"]["temporal"] = {"interval": [list(interval)], "trs": GREGORIAN_TRS}
     return doc
+
+
+GREGORIAN_TRS = "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
+TEMPORAL_START = "created_at"  # sites: when the record was created
+
+
+def temporal_extent(layer: Layer) -> tuple[str, str] | None:
+    """(oldest ``created_at``, newest ``updated_at``) of a layer with a temporal property,
+    as RFC 3339 UTC; None for a layer without one (or with no stamps)."""
+    found = layer.cache.get("temporal_extent", False)
+    if found is not False:
+        return found
+    interval = None
+    table = layer.table
+    if TEMPORAL_PROPERTY in table.columns:
+        start_column = TEMPORAL_START if TEMPORAL_START in table.columns else TEMPORAL_PROPERTY
+        starts = _utc_stamps(table[start_column])
+        ends = _utc_stamps(table[TEMPORAL_PROPERTY])
+        if len(starts) and len(ends):
+            interval = (starts.min(), ends.max())
+    layer.cache["temporal_extent"] = interval
+    return interval
+
+
+def _utc_stamps(values: pd.Series) -> pd.Series:
+    """The non-empty time stamps of a column as RFC 3339 UTC text (sortable as text)."""
+    values = values.dropna()
+    if pd.api.types.is_datetime64_any_dtype(values):
+        stamps = pd.to_datetime(values, utc=True)
+    else:
+        text = values.astype(str)
+        text = text[text != ""]
+        if len(text) == 0:
+            return text
+        # the store writes one format (…T…Z, UTC): compare as text, parse only the ends
+        ends = pd.Series([text.min(), text.max()])
+        stamps = pd.to_datetime(ends, utc=True, format="ISO8601", errors="coerce")
+    return stamps.dropna().dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # ---------------------------------------------------------------------------- routes
@@ -411,17 +402,18 @@ async def layer_request(
     request: Request,
     collection_id: str,
     f: str | None,
-    formats: tuple[str, ...] = ("json",),
+    formats: tuple[Format, ...] = DOC_FORMATS,
     pick: Any = None,
 ) -> tuple[str, Snapshot, Layer, dict[str, str], Response | None]:
-    """The common start of a per-collection document: check the parameters and the
-    format, take the snapshot and the layer, and the cache headers with a 304 response
-    when the client's copy is current. Returns (format, snapshot, layer, headers, 304)."""
+    """The common start of a per-collection document: check the parameters, negotiate
+    the format, take the snapshot and the layer, and the cache headers with a 304
+    response when the client's copy is current. Returns (format, snapshot, layer,
+    headers, 304)."""
     check_params(request, frozenset({"f"}))
-    fmt = check_format(f, formats)
+    fmt = negotiate(request, f, formats)
     snap = await snapshot(request)
     layer = (pick or get_layer)(snap, collection_id)
-    headers = cache_headers(request, snap)
+    headers = cache_headers(request, snap, fmt)
     return fmt, snap, layer, headers, not_modified(request, headers)
 
 
@@ -430,33 +422,42 @@ async def layer_request(
     name="landing",
     summary="Landing page",
     response_class=Response,
-    responses={200: {"content": {JSON: {}, "text/html": {}}}, **_bad_request},
+    responses={
+        200: {"content": {JSON: {}, HTML: {}}},
+        **_not_modified,
+        **_bad_request,
+        **_not_acceptable,
+    },
 )
 async def landing(
     request: Request,
     f: str | None = format_query("json", "html"),
 ) -> Response:
     check_params(request, frozenset({"f"}))
-    fmt = check_format(f, ("json", "html"))
+    fmt = negotiate(request, f, DOC_FORMATS)
     snap = await snapshot(request)
+    headers = cache_headers(request, snap, fmt)
+    if (unchanged := not_modified(request, headers)) is not None:
+        return unchanged
     links = [
         link(request.url_for("landing"), "self", JSON, "this document"),
-        link(
-            request.url_for("landing").include_query_params(f="html"),
-            "alternate",
-            "text/html",
-            "this document as HTML",
-        ),
+        html_alternate(request.url_for("landing"), "this document"),
         link(request.url_for("openapi"), "service-desc", OPENAPI, "the API definition"),
         link(request.url_for("conformance"), "conformance", JSON, "conformance classes"),
         link(request.url_for("collections"), "data", JSON, "the collections"),
+        link(
+            request.url_for("tile_matrix_sets"),
+            TILING_SCHEMES_REL,
+            JSON,
+            "tile matrix sets (tiling schemes) of the vector tiles",
+        ),
     ]
     for p in snap.profiles.values():
         links.append(
             link(
                 request.url_for("map", profile=p.name),
                 "related",
-                "text/html",
+                HTML,
                 f"map of sites ranked for {p.title}",
             )
         )
@@ -470,8 +471,18 @@ async def landing(
     if run:
         doc["run"] = run
     if fmt == "html":
-        return html_page(request, "landing.html", doc["title"], doc=doc)
-    return json_response(doc)
+        return html_page(
+            request,
+            "landing.html",
+            doc["title"],
+            headers=headers,
+            doc=doc,
+            links=browser_links(links),
+            collections_html=as_format(request.url_for("collections"), "html"),
+            conformance_html=as_format(request.url_for("conformance"), "html"),
+            tms_html=as_format(request.url_for("tile_matrix_sets"), "html"),
+        )
+    return json_response(doc, headers=headers)
 
 
 @router.get(
@@ -479,16 +490,19 @@ async def landing(
     name="conformance",
     summary="Conformance classes",
     response_class=Response,
-    responses={200: {"content": {JSON: {}, HTML: {}}}, **_bad_request},
+    responses={200: {"content": {JSON: {}, HTML: {}}}, **_bad_request, **_not_acceptable},
 )
 async def conformance(
     request: Request,
     f: str | None = format_query("json", "html"),
 ) -> Response:
     check_params(request, frozenset({"f"}))
-    if check_format(f, ("json", "html")) == "html":
-        return html_page(request, "conformance.html", "Conformance", conforms=CONFORMANCE)
-    return json_response({"conformsTo": CONFORMANCE})
+    headers = {"Vary": VARY}
+    if negotiate(request, f, DOC_FORMATS) == "html":
+        return html_page(
+            request, "conformance.html", "Conformance", headers=headers, conforms=CONFORMANCE
+        )
+    return json_response({"conformsTo": CONFORMANCE}, headers=headers)
 
 
 @router.get(
@@ -496,16 +510,21 @@ async def conformance(
     name="collections",
     summary="Feature collections",
     response_class=Response,
-    responses={200: {"content": {JSON: {}, HTML: {}}}, **_not_modified, **_bad_request},
+    responses={
+        200: {"content": {JSON: {}, HTML: {}}},
+        **_not_modified,
+        **_bad_request,
+        **_not_acceptable,
+    },
 )
 async def collections(
     request: Request,
     f: str | None = format_query("json", "html"),
 ) -> Response:
     check_params(request, frozenset({"f"}))
-    fmt = check_format(f, ("json", "html"))
+    fmt = negotiate(request, f, DOC_FORMATS)
     snap = await snapshot(request)
-    headers = cache_headers(request, snap)
+    headers = cache_headers(request, snap, fmt)
     if (unchanged := not_modified(request, headers)) is not None:
         return unchanged
     if fmt == "html":
@@ -522,7 +541,7 @@ async def collections(
                         request.url_for("collection", collectionId=layer.name), "html"
                     ),
                     "items_html": as_format(items_url, "html"),
-                    "items_json": str(items_url),
+                    "items_json": as_format(items_url, "json"),
                 }
             )
         return html_page(
@@ -552,6 +571,7 @@ _collection_id = Path(alias="collectionId", description="collection: sites or a 
         **_not_modified,
         **_bad_request,
         **_not_found,
+        **_not_acceptable,
     },
 )
 async def collection(
@@ -559,9 +579,7 @@ async def collection(
     collection_id: str = _collection_id,
     f: str | None = format_query("json", "html"),
 ) -> Response:
-    fmt, snap, layer, headers, unchanged = await layer_request(
-        request, collection_id, f, ("json", "html")
-    )
+    fmt, snap, layer, headers, unchanged = await layer_request(request, collection_id, f)
     if unchanged is not None:
         return unchanged
     doc = collection_doc(request, layer)
@@ -573,12 +591,31 @@ async def collection(
             crumbs=crumbs_for(request),
             headers=headers,
             doc=doc,
+            links=browser_links(doc["links"]),
             count=len(layer),
             geometry_types=layer.geometry_types,
             items_html=as_format(request.url_for("items", collectionId=layer.name), "html"),
             properties=queryables_doc(request, layer, snap)["properties"],
         )
     return Response(orjson.dumps(doc), media_type=JSON, headers=headers)
+
+
+# properties holding dates or instants as RFC 3339 text: their JSON schema "format"
+TIME_UNITS = {"UTC": "date-time", "date": "date"}  # unit in SITE_COLUMNS / RECORD_COLUMNS
+DATE_COLUMNS = frozenset({"zoning_adopted"})  # dates whose unit column is blank
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def time_format(layer: Layer, column: str) -> str | None:
+    """``date-time`` or ``date`` for a property holding instants or dates, else None."""
+    dtype = layer.table[column].dtype
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return "date-time"
+    if layer.name != SITES or pd.api.types.is_numeric_dtype(dtype):
+        return None
+    if column in DATE_COLUMNS:
+        return "date"
+    return TIME_UNITS.get(_describe(column)[0])
 
 
 def _json_type(dtype: Any) -> dict[str, str]:
@@ -593,9 +630,16 @@ def _json_type(dtype: Any) -> dict[str, str]:
     return {"type": "string"}
 
 
+def property_schema(layer: Layer, column: str) -> dict[str, str]:
+    """JSON schema type (and date format) of one property of ``layer``."""
+    schema = _json_type(layer.table[column].dtype)
+    fmt = time_format(layer, column)
+    return {**schema, "format": fmt} if fmt else schema
+
+
 def property_schemas(layer: Layer) -> dict[str, dict[str, str]]:
     """JSON schema type of each property of ``layer``."""
-    return {c: _json_type(layer.table[c].dtype) for c in layer.columns}
+    return {c: property_schema(layer, c) for c in layer.columns}
 
 
 def equality_mask(layer: Layer, request: Request) -> np.ndarray | None:
@@ -617,6 +661,10 @@ def equality_mask(layer: Layer, request: Request) -> np.ndarray | None:
                 raise bad_parameter(name, f"expected a number, not {text!r}") from None
             hit = series.to_numpy(dtype=float, na_value=np.nan) == value
         else:
+            fmt = time_format(layer, name)
+            pattern = {"date-time": _DATE_TIME, "date": _DATE}.get(fmt or "")
+            if pattern is not None and not pattern.match(text):
+                raise bad_parameter(name, f"expected an RFC 3339 {fmt}, not {text!r}")
             hit = (series.astype("string") == text).fillna(False).to_numpy(dtype=bool)
         mask = hit if mask is None else mask & hit
     return mask
@@ -626,6 +674,8 @@ def _describe(column: str) -> tuple[str, str]:
     """(unit, description) of a site-table column."""
     if column in SITE_COLUMNS:
         return SITE_COLUMNS[column]
+    if column in RECORD_COLUMNS:
+        return RECORD_COLUMNS[column]
     for prefix, text in (
         ("score_", "score for profile {} (0..1, null when excluded)"),
         ("rank_", "rank for profile {} (1 = best, 0 = excluded)"),
@@ -652,7 +702,13 @@ def queryables_doc(request: Request, layer: Layer, snap: Snapshot) -> dict[str, 
     for column in layer.columns:
         unit, description = _describe(column) if layer.name == SITES else ("", "")
         unit = str(units.get(column) or unit)
-        entry: dict[str, Any] = {"title": column, **_json_type(layer.table[column].dtype)}
+        entry: dict[str, Any] = {"title": column, **property_schema(layer, column)}
+        if unit in TIME_UNITS:  # a time zone or "date": said by the format, not a unit
+            description += f" ({unit})" if unit == "UTC" else ""
+            unit = ""
+        if column == TEMPORAL_PROPERTY:
+            description += "; the datetime parameter of the items filters on it"
+            entry["x-ogc-role"] = "primary-instant"
         if description:
             entry["description"] = description + (f" [{unit}]" if unit else "")
         if unit:
@@ -674,17 +730,36 @@ def queryables_doc(request: Request, layer: Layer, snap: Snapshot) -> dict[str, 
     name="queryables",
     summary="Queryable properties of a collection (JSON Schema)",
     response_class=Response,
-    responses={200: {"content": {SCHEMA_JSON: {}}}, **_not_modified, **_bad_request, **_not_found},
+    responses={
+        200: {"content": {SCHEMA_JSON: {}, HTML: {}}},
+        **_not_modified,
+        **_bad_request,
+        **_not_found,
+        **_not_acceptable,
+    },
 )
 async def queryables(
     request: Request,
     collection_id: str = _collection_id,
-    f: str | None = format_query("json"),
+    f: str | None = format_query("json", "html"),
 ) -> Response:
-    _, snap, layer, headers, unchanged = await layer_request(request, collection_id, f)
+    fmt, snap, layer, headers, unchanged = await layer_request(
+        request, collection_id, f, SCHEMA_FORMATS
+    )
     if unchanged is not None:
         return unchanged
     doc = queryables_doc(request, layer, snap)
+    if fmt == "html":
+        return html_page(
+            request,
+            "queryables.html",
+            f"{layer.title}: queryables",
+            json_type=SCHEMA_JSON,
+            crumbs=crumbs_for(request, layer),
+            headers=headers,
+            doc=doc,
+            temporal=TEMPORAL_PROPERTY if TEMPORAL_PROPERTY in layer.columns else None,
+        )
     return Response(orjson.dumps(doc), media_type=SCHEMA_JSON, headers=headers)
 
 
@@ -744,7 +819,11 @@ def parse_properties(text: str, layer: Layer) -> list[str]:
 def filter_mask(
     layer: Layer, text: str, lang: str | None, crs: str | None
 ) -> tuple[np.ndarray, str]:
-    """Row mask of a CQL2 filter, and the CRS its geometry literals are in."""
+    """Row mask of a CQL2 filter, and the CRS its geometry literals are in.
+
+    Bounded work (``api/limits.py``); still CPU-bound, so ``items`` runs it in a worker
+    thread rather than on the event loop.
+    """
     lang = lang or CQL2_TEXT
     if lang not in FILTER_LANGS:
         raise bad_parameter("filter-lang", f"must be one of {', '.join(FILTER_LANGS)}")
@@ -754,6 +833,7 @@ def filter_mask(
         layer.table,
         lambda geom, predicate: layer.spatial_rows(geom, predicate, fcrs),
         swap_axes=OUTPUT_CRS[fcrs].swap,
+        geometries=layer.storage_geometries,  # S_INTERSECTS(geometry, geometry)
     )
     return evaluator.mask(node), fcrs
 
@@ -768,6 +848,7 @@ def filter_mask(
         **_not_modified,
         **_bad_request,
         **_not_found,
+        **_not_acceptable,
     },
 )
 async def items(
@@ -778,7 +859,12 @@ async def items(
         description="minx,miny,maxx,maxy in CRS84 (longitude, latitude); features whose "
         "geometry intersects the box",
     ),
-    limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=f"page size, 1..{MAX_LIMIT}"),
+    limit: int = Query(
+        DEFAULT_LIMIT,
+        ge=1,
+        description=f"page size; at most {MAX_LIMIT:,} features are returned (a larger limit "
+        "is served as that many, with a next link)",
+    ),
     offset: int = Query(0, ge=0, description="number of matching features to skip"),
     profile: str | None = Query(
         None,
@@ -828,7 +914,8 @@ async def items(
     snap = await snapshot(request)
     layer = get_layer(snap, collection_id)
     check_params(request, ITEMS_PARAMS | frozenset(layer.columns))
-    fmt = check_format(f, ("json", "geojson", "html"))
+    fmt = negotiate(request, f, FEATURE_FORMATS)
+    limit = min(limit, MAX_LIMIT)  # OGC API Features: the server may serve fewer than asked
     out_crs = check_crs("crs", crs)
     box_crs = check_crs("bbox-crs", bbox_crs)
     boxes = parse_bbox(bbox, box_crs) if bbox is not None else None
@@ -845,7 +932,7 @@ async def items(
         raise bad_parameter("filter-lang", f"must be one of {', '.join(FILTER_LANGS)}")
     if filter_crs is not None:
         check_crs("filter-crs", filter_crs)
-    headers = cache_headers(request, snap)
+    headers = cache_headers(request, snap, fmt)
     if (unchanged := not_modified(request, headers)) is not None:
         return unchanged
     await ensure_view(layer, out_crs)
@@ -856,7 +943,9 @@ async def items(
         mask = time_mask if mask is None else mask & time_mask
     if filter_ is not None:
         await ensure_view(layer, check_crs("filter-crs", filter_crs))
-        found, _ = filter_mask(layer, filter_, filter_lang, filter_crs)
+        found, _ = await anyio.to_thread.run_sync(
+            filter_mask, layer, filter_, filter_lang, filter_crs
+        )
         mask = found if mask is None else mask & found
     matched, features = layer.page(
         boxes,
@@ -964,6 +1053,7 @@ def items_html(
         **_not_modified,
         **_bad_request,
         **_not_found,
+        **_not_acceptable,
     },
 )
 async def item(
@@ -977,7 +1067,7 @@ async def item(
     f: str | None = format_query("json", "geojson", "html"),
 ) -> Response:
     check_params(request, frozenset({"crs", "f", "properties"}))
-    fmt = check_format(f, ("json", "geojson", "html"))
+    fmt = negotiate(request, f, FEATURE_FORMATS)
     out_crs = check_crs("crs", crs)
     snap = await snapshot(request)
     layer = get_layer(snap, collection_id)
@@ -986,7 +1076,10 @@ async def item(
     if row is None:
         msg = f"collection {layer.name!r} has no feature {feature_id!r}"
         raise ProblemError(404, msg)
-    headers = cache_headers(request, snap)
+    headers = cache_headers(request, snap, fmt)
+    # sites: a strong ETag of the record version, read before the bytes (If-Match of writes)
+    if (strong := feature_etag(layer, row, request, fmt)) is not None:
+        headers["ETag"] = strong
     if (unchanged := not_modified(request, headers)) is not None:
         return unchanged
     links = [
@@ -1022,7 +1115,6 @@ async def item(
 
 # ---------------------------------------------------------------------- vector tiles
 
-MERCATOR_HALF = 20037508.342789244  # half the side of the WebMercatorQuad square, metres
 TILE_EXTENT = 4096
 TILE_BUFFER = 64  # tile units of geometry kept beyond the edge, so strokes join
 MAX_ZOOM = 24
@@ -1082,6 +1174,36 @@ def encode_tile(layer: Layer, z: int, x: int, y: int) -> bytes | None:
     )
 
 
+def tile_matrix_set_limits(bbox: tuple[float, float, float, float]) -> list[dict[str, Any]]:
+    """The tiles of each tile matrix (0..MAX_ZOOM) that cover a CRS84 box (2DTMS
+    ``tileMatrixSetLimits``), so clients ask only for tiles where there are data."""
+    radius = MERCATOR_HALF / math.pi  # the WGS 84 semi-major axis of EPSG:3857
+
+    def mercator(lon: float, lat: float) -> tuple[float, float]:
+        lat = max(min(lat, 85.05112878), -85.05112878)
+        y = radius * math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
+        return radius * math.radians(lon), y
+
+    (minx, miny), (maxx, maxy) = mercator(*bbox[:2]), mercator(*bbox[2:])
+    limits = []
+    for z in range(MAX_ZOOM + 1):
+        size, last = 2 * MERCATOR_HALF / 2**z, 2**z - 1
+
+        def index(v: float, last: int = last, size: float = size) -> int:
+            return min(max(int(v // size), 0), last)
+
+        limits.append(
+            {
+                "tileMatrix": str(z),
+                "minTileRow": index(MERCATOR_HALF - maxy),
+                "maxTileRow": index(MERCATOR_HALF - miny),
+                "minTileCol": index(minx + MERCATOR_HALF),
+                "maxTileCol": index(maxx + MERCATOR_HALF),
+            }
+        )
+    return limits
+
+
 def tiled_layer(snap: Snapshot, collection_id: str) -> Layer:
     layer = get_layer(snap, collection_id)
     if layer.name != SITES:
@@ -1092,6 +1214,7 @@ def tiled_layer(snap: Snapshot, collection_id: str) -> Layer:
 def tileset_summary(request: Request, layer: Layer) -> dict[str, Any]:
     """The tileset's entry in the tileset list (OGC API – Tiles ``tileSet-item``)."""
     url = request.url_for("tileset", collectionId=layer.name, tileMatrixSetId=WEB_MERCATOR_QUAD)
+    tms_url = request.url_for("tile_matrix_set", tileMatrixSetId=WEB_MERCATOR_QUAD)
     return {
         "title": f"{layer.title}, Mapbox vector tiles",
         "dataType": "vector",
@@ -1099,9 +1222,15 @@ def tileset_summary(request: Request, layer: Layer) -> dict[str, Any]:
         "tileMatrixSetURI": WEB_MERCATOR_QUAD_URI,
         "links": [
             link(url, "self", JSON, f"{WEB_MERCATOR_QUAD} tileset of {layer.name}"),
-            link(WEB_MERCATOR_QUAD_URI, TILING_SCHEME_REL, JSON, "the WebMercatorQuad definition"),
+            html_alternate(url, f"{WEB_MERCATOR_QUAD} tileset of {layer.name}"),
+            # served here, so that clients need not reach opengis.net for the definition
+            link(tms_url, TILING_SCHEME_REL, JSON, "the WebMercatorQuad definition"),
         ],
     }
+
+
+_tms_id = Path(alias="tileMatrixSetId", description=f"tile matrix set: {WEB_MERCATOR_QUAD}")
+MVT_FORMATS = offers({"mvt": (MVT,)})
 
 
 @router.get(
@@ -1109,21 +1238,46 @@ def tileset_summary(request: Request, layer: Layer) -> dict[str, Any]:
     name="tilesets",
     summary="Vector tilesets of a collection (OGC API – Tiles)",
     response_class=Response,
-    responses={200: {"content": {JSON: {}}}, **_not_modified, **_bad_request, **_not_found},
+    responses={
+        200: {"content": {JSON: {}, HTML: {}}},
+        **_not_modified,
+        **_bad_request,
+        **_not_found,
+        **_not_acceptable,
+    },
 )
 async def tilesets(
     request: Request,
     collection_id: str = _collection_id,
-    f: str | None = format_query("json"),
+    f: str | None = format_query("json", "html"),
 ) -> Response:
-    _, snap, layer, headers, unchanged = await layer_request(
+    fmt, snap, layer, headers, unchanged = await layer_request(
         request, collection_id, f, pick=tiled_layer
     )
     if unchanged is not None:
         return unchanged
+    summary = tileset_summary(request, layer)
+    if fmt == "html":
+        rows = [
+            {
+                **summary,
+                "html": summary["links"][1]["href"],
+                "tms_html": as_format(summary["links"][2]["href"], "html"),
+            }
+        ]
+        return html_page(
+            request,
+            "tilesets.html",
+            f"{layer.title}: vector tilesets",
+            crumbs=crumbs_for(request, layer),
+            headers=headers,
+            tilesets=rows,
+        )
+    url = request.url_for("tilesets", collectionId=layer.name)
     doc = {
         "links": [
-            link(request.url_for("tilesets", collectionId=layer.name), "self", JSON, "tilesets"),
+            link(url, "self", JSON, "tilesets"),
+            html_alternate(url, "tilesets"),
             link(
                 request.url_for("collection", collectionId=layer.name),
                 "collection",
@@ -1131,7 +1285,7 @@ async def tilesets(
                 layer.title,
             ),
         ],
-        "tilesets": [tileset_summary(request, layer)],
+        "tilesets": [summary],
     }
     return Response(orjson.dumps(doc), media_type=JSON, headers=headers)
 
@@ -1141,24 +1295,28 @@ async def tilesets(
     name="tileset",
     summary="Tileset metadata: tile URL template and the vector layer's fields",
     response_class=Response,
-    responses={200: {"content": {JSON: {}}}, **_not_modified, **_bad_request, **_not_found},
+    responses={
+        200: {"content": {JSON: {}, HTML: {}}},
+        **_not_modified,
+        **_bad_request,
+        **_not_found,
+        **_not_acceptable,
+    },
 )
 async def tileset(
     request: Request,
     collection_id: str = _collection_id,
-    tile_matrix_set_id: str = Path(
-        alias="tileMatrixSetId", description=f"tile matrix set: {WEB_MERCATOR_QUAD}"
-    ),
-    f: str | None = format_query("json"),
+    tile_matrix_set_id: str = _tms_id,
+    f: str | None = format_query("json", "html"),
 ) -> Response:
     check_params(request, frozenset({"f"}))
-    check_format(f)
+    fmt = negotiate(request, f, DOC_FORMATS)
     snap = await snapshot(request)
     layer = tiled_layer(snap, collection_id)
     if tile_matrix_set_id != WEB_MERCATOR_QUAD:
         msg = f"no tile matrix set {tile_matrix_set_id!r}; tiles are served in {WEB_MERCATOR_QUAD}"
         raise ProblemError(404, msg)
-    headers = cache_headers(request, snap)
+    headers = cache_headers(request, snap, fmt)
     if (unchanged := not_modified(request, headers)) is not None:
         return unchanged
     doc = tileset_summary(request, layer)
@@ -1194,8 +1352,29 @@ async def tileset(
             "upperRight": list(layer.bbox[2:]),
             "crs": CRS84,
         }
+        doc["tileMatrixSetLimits"] = tile_matrix_set_limits(layer.bbox)
     doc["mediaTypes"] = [MVT]
+    if fmt == "html":
+        return html_page(
+            request,
+            "tileset.html",
+            f"{layer.title}: {WEB_MERCATOR_QUAD} tileset",
+            crumbs=crumbs_for(request, layer),
+            headers=headers,
+            doc=doc,
+            tile_template=template,
+            tms_html=as_format(doc["links"][2]["href"], "html"),
+        )
     return Response(orjson.dumps(doc), media_type=JSON, headers=headers)
+
+
+def _tile_path_param(description: str, maximum: int | None = None) -> Any:
+    """A tile index in the path: declared as the integer it must be (checked in the route,
+    which answers a 400 problem for anything else)."""
+    schema: dict[str, Any] = {"type": "integer", "minimum": 0}
+    if maximum is not None:
+        schema["maximum"] = maximum
+    return Path(description=description, json_schema_extra=schema)
 
 
 @router.get(
@@ -1209,22 +1388,25 @@ async def tileset(
         **_not_modified,
         **_bad_request,
         **_not_found,
+        **_not_acceptable,
     },
 )
 async def tile(
     request: Request,
     collection_id: str = _collection_id,
-    z: str = Path(description=f"zoom level 0..{MAX_ZOOM}"),
-    x: str = Path(description="column 0..2^z-1 (west to east)"),
-    y: str = Path(description="row 0..2^z-1 (north to south)"),
+    z: str = _tile_path_param(f"zoom level (tile matrix) 0..{MAX_ZOOM}", MAX_ZOOM),
+    x: str = _tile_path_param("column 0..2^z-1 (west to east)"),
+    y: str = _tile_path_param("row 0..2^z-1 (north to south)"),
+    f: str | None = format_query("mvt"),
 ) -> Response:
-    check_params(request, frozenset())
+    check_params(request, frozenset({"f"}))
+    fmt = negotiate(request, f, MVT_FORMATS)
     snap = await snapshot(request)
     layer = tiled_layer(snap, collection_id)
     zoom = _tile_index("z", z, MAX_ZOOM)
     col = _tile_index("x", x, 2**zoom - 1)
     row = _tile_index("y", y, 2**zoom - 1)
-    headers = cache_headers(request, snap)
+    headers = cache_headers(request, snap, fmt)
     if (unchanged := not_modified(request, headers)) is not None:
         return unchanged
     tiles = layer.cache.setdefault("tiles", {})  # per store version: a reload starts afresh
@@ -1239,3 +1421,99 @@ async def tile(
     if data is None:
         return Response(status_code=204, headers=headers)
     return Response(data, media_type=MVT, headers=headers)
+
+
+# ------------------------------------------------------------------ tile matrix sets
+
+
+def tile_matrix_set_entry(request: Request, tms_id: str) -> dict[str, Any]:
+    """A tile matrix set's entry in ``/tileMatrixSets`` (a link to its definition)."""
+    tms = TILE_MATRIX_SETS[tms_id]
+    url = request.url_for("tile_matrix_set", tileMatrixSetId=tms_id)
+    return {
+        "id": tms_id,
+        "title": tms["title"],
+        "uri": tms["uri"],
+        "crs": tms["crs"],
+        "links": [
+            link(url, "self", JSON, f"the {tms_id} definition"),
+            html_alternate(url, f"the {tms_id} definition"),
+        ],
+    }
+
+
+@router.get(
+    "/tileMatrixSets",
+    name="tile_matrix_sets",
+    summary="Tile matrix sets (tiling schemes) the tiles use",
+    response_class=Response,
+    responses={
+        200: {"content": {JSON: {}, HTML: {}}},
+        **_not_modified,
+        **_bad_request,
+        **_not_acceptable,
+    },
+)
+async def tile_matrix_sets(
+    request: Request, f: str | None = format_query("json", "html")
+) -> Response:
+    check_params(request, frozenset({"f"}))
+    fmt = negotiate(request, f, DOC_FORMATS)
+    headers = cache_headers(request, await snapshot(request), fmt)
+    if (unchanged := not_modified(request, headers)) is not None:
+        return unchanged
+    entries = [tile_matrix_set_entry(request, tms_id) for tms_id in TILE_MATRIX_SETS]
+    if fmt == "html":
+        rows = [{**e, "html": e["links"][1]["href"]} for e in entries]
+        return html_page(
+            request, "tilematrixsets.html", "Tile matrix sets", headers=headers, sets=rows
+        )
+    url = request.url_for("tile_matrix_sets")
+    doc = {
+        "links": [
+            link(url, "self", JSON, "tile matrix sets"),
+            html_alternate(url, "tile matrix sets"),
+        ],
+        "tileMatrixSets": entries,
+    }
+    return json_response(doc, headers=headers)
+
+
+@router.get(
+    "/tileMatrixSets/{tileMatrixSetId}",
+    name="tile_matrix_set",
+    summary="A tile matrix set definition (OGC 2D Tile Matrix Set 2.0, JSON)",
+    response_class=Response,
+    responses={
+        200: {"content": {JSON: {}, HTML: {}}},
+        **_not_modified,
+        **_bad_request,
+        **_not_found,
+        **_not_acceptable,
+    },
+)
+async def tile_matrix_set(
+    request: Request,
+    tile_matrix_set_id: str = _tms_id,
+    f: str | None = format_query("json", "html"),
+) -> Response:
+    check_params(request, frozenset({"f"}))
+    fmt = negotiate(request, f, DOC_FORMATS)
+    tms = TILE_MATRIX_SETS.get(tile_matrix_set_id)
+    if tms is None:
+        msg = f"no tile matrix set {tile_matrix_set_id!r}; served: {', '.join(TILE_MATRIX_SETS)}"
+        raise ProblemError(404, msg)
+    headers = cache_headers(request, await snapshot(request), fmt)
+    if (unchanged := not_modified(request, headers)) is not None:
+        return unchanged
+    if fmt == "html":
+        crumbs = [
+            {
+                "href": as_format(request.url_for("tile_matrix_sets"), "html"),
+                "title": "tile matrix sets",
+            }
+        ]
+        return html_page(
+            request, "tilematrixset.html", tms["title"], crumbs=crumbs, headers=headers, doc=tms
+        )
+    return json_response(tms, headers=headers)

@@ -9,9 +9,19 @@ from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import HTMLResponse, Response
 
 from omw_sites.api.catalog import Catalog
-from omw_sites.api.problems import PROBLEM_MEDIA_TYPE, ProblemError
+from omw_sites.api.negotiation import HTML_ONLY, VARY, negotiate
+from omw_sites.api.params import check_params
+from omw_sites.api.problems import PROBLEM_MEDIA_TYPE, ProblemError, bad_parameter
 
 router = APIRouter()
+LANGUAGES = ("pl", "en")
+_problem = {"content": {PROBLEM_MEDIA_TYPE: {}}}
+_f_html = Query(
+    None,
+    description="response format: html (the only one; without it the Accept header must "
+    "allow text/html)",
+    json_schema_extra={"enum": ["html"]},
+)
 
 
 class MapCache:
@@ -40,13 +50,19 @@ class MapCache:
     summary="HTML map of the sites ranked for one profile",
     response_class=HTMLResponse,
     responses={
-        404: {"description": "unknown profile", "content": {PROBLEM_MEDIA_TYPE: {}}},
-        503: {"description": "map rendering unavailable", "content": {PROBLEM_MEDIA_TYPE: {}}},
+        400: {"description": "an unknown query parameter", **_problem},
+        404: {"description": "unknown profile", **_problem},
+        406: {"description": "the client does not accept HTML", **_problem},
+        503: {"description": "map rendering unavailable", **_problem},
     },
 )
 async def map_page(
-    request: Request, profile: str = Path(description="scoring profile name")
+    request: Request,
+    profile: str = Path(description="scoring profile name"),
+    f: str | None = _f_html,
 ) -> Response:
+    check_params(request, frozenset({"f"}))
+    negotiate(request, f, HTML_ONLY)
     catalog: Catalog = request.app.state.catalog
     snap = await catalog.current()
     if profile not in snap.profiles:
@@ -58,7 +74,7 @@ async def map_page(
     except ImportError as exc:
         msg = f"map rendering is not available on this server ({exc})"
         raise ProblemError(503, msg) from None
-    return HTMLResponse(page)
+    return HTMLResponse(page, headers={"Vary": VARY})
 
 
 @router.get(
@@ -67,19 +83,23 @@ async def map_page(
     summary="Site sheet (karta terenu inwestycyjnego) as an HTML page, Polish or English",
     response_class=HTMLResponse,
     responses={
-        400: {"description": "unsupported language", "content": {PROBLEM_MEDIA_TYPE: {}}},
-        404: {"description": "unknown site", "content": {PROBLEM_MEDIA_TYPE: {}}},
+        400: {"description": "unsupported language or unknown parameter", **_problem},
+        404: {"description": "unknown site", **_problem},
+        406: {"description": "the client does not accept HTML", **_problem},
     },
 )
 async def site_sheet(
     request: Request,
     site_id: str = Path(alias="siteId", description="site ID, e.g. S0123456789"),
-    lang: str = Query("pl", description="pl | en"),
+    lang: str = Query("pl", description="pl | en", json_schema_extra={"enum": list(LANGUAGES)}),
+    f: str | None = _f_html,
 ) -> Response:
     from omw_sites.reports.sheet import UnknownSiteError, render_sheet
 
-    if lang not in ("pl", "en"):
-        raise ProblemError(400, f"lang must be pl or en (got {lang!r})")
+    check_params(request, frozenset({"lang", "f"}))
+    if lang not in LANGUAGES:
+        raise bad_parameter("lang", f"must be pl or en, not {lang!r}")
+    negotiate(request, f, HTML_ONLY)
     catalog: Catalog = request.app.state.catalog
     snap = await catalog.current()
     if site_id not in snap.layers["sites"].index:
@@ -88,4 +108,4 @@ async def site_sheet(
         page = await anyio.to_thread.run_sync(render_sheet, catalog.store_path, site_id, lang)
     except UnknownSiteError as exc:  # the store changed between the lookup and the render
         raise ProblemError(404, str(exc)) from None
-    return HTMLResponse(page)
+    return HTMLResponse(page, headers={"Vary": VARY})

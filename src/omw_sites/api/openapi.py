@@ -54,6 +54,22 @@ FEATURE_SCHEMA: dict[str, Any] = {
 }
 
 
+# how a write (PUT, PATCH, DELETE on sites) sends its API key: either header
+SECURITY_SCHEMES: dict[str, Any] = {
+    "bearerAuth": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "the API key of a gmina (omw-sites apikey add) as a bearer token",
+    },
+    "apiKeyHeader": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "the same API key in the X-API-Key header",
+    },
+}
+
+
 def schema_to_30(schema: Any) -> Any:
     """A JSON Schema (2020-12 flavour, as pydantic writes it) as an OpenAPI 3.0 schema."""
     if not isinstance(schema, dict):
@@ -128,6 +144,8 @@ def ogc_openapi(
         schemas[name] = schema_to_30(schemas[name])
     if not schemas:
         del doc["components"]
+    # the API keys of writes (each write operation lists them under "security")
+    doc.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
     for path, item in doc.get("paths", {}).items():
         for op in item.values():
             _operation_to_30(path, op)
@@ -135,23 +153,26 @@ def ogc_openapi(
     if template is not None:
         for name, properties in (collections or {}).items():
             item = copy.deepcopy(template)
-            for op in item.values():
+            for method, op in item.items():
                 op["operationId"] = f"{op.get('operationId', 'items')}_{name}"
                 params = [p for p in op.get("parameters", []) if p.get("name") != "collectionId"]
                 taken = {p.get("name") for p in params}
-                params += [
-                    {
-                        "name": prop,
-                        "in": "query",
-                        "required": False,
-                        "description": f"features whose {prop} equals this value",
-                        "schema": schema,
-                    }
-                    for prop, schema in properties.items()
-                    if prop not in taken
-                ]
+                if method == "get":  # the equality filters are query parameters of GET only
+                    params += [
+                        {
+                            "name": prop,
+                            "in": "query",
+                            "required": False,
+                            "description": f"features whose {prop} equals this value",
+                            "schema": schema,
+                        }
+                        for prop, schema in properties.items()
+                        if prop not in taken
+                    ]
                 op["parameters"] = params
-            doc["paths"][ITEMS_TEMPLATE.replace("{collectionId}", name)] = item
+            concrete = ITEMS_TEMPLATE.replace("{collectionId}", name)
+            # operations routed at the concrete path (POST on sites) are kept beside GET
+            doc["paths"][concrete] = {**item, **doc["paths"].get(concrete, {})}
     return doc
 
 
