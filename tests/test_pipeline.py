@@ -94,9 +94,13 @@ def _assert_fails_cleanly(args, out: Path, *needles: str):
 
 
 def test_missing_required_layer(raw_copy, tmp_path):
-    (raw_copy / "transport/lotniska.gpkg").unlink()
+    """Parcels are the one required layer: without the GPKG and the EGiB GML files the run
+    stops naming both ways to give them (every other layer may be missing)."""
+    (raw_copy / "egib/dzialki.gpkg").unlink()
+    for gml in (raw_copy / "egib").glob("*.gml"):
+        gml.unlink()
     _assert_fails_cleanly(
-        ["run", "--raw", str(raw_copy)], tmp_path / "o", "lotniska.gpkg", "missing"
+        ["run", "--raw", str(raw_copy)], tmp_path / "o", "no parcels", "dzialki.gpkg", "*.gml"
     )
 
 

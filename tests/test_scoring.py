@@ -322,3 +322,59 @@ def test_score_sites_keeps_the_pipeline_call():
     # treat every rank_<x> as a profile)
     names = {p.name for p in profs}
     assert {c[5:] for c in out.columns if c.startswith("rank_")} == names
+
+
+# ------------------------------------------------------------ missing data (issue 16)
+
+
+def _three_criteria(tmp_path, constraint: str = ""):
+    body = (
+        'name = "mini"\n'
+        + (f'[[constraints]]\nexpr = "{constraint}"\nreason = "too wet"\n' if constraint else "")
+        + "[criteria.area_ha]\nweight = 2\nbounds = [0, 10]\n"
+        + "[criteria.dist_sewer_m]\nweight = 1\ndirection = 'cost'\nbounds = [0, 1000]\n"
+        + "[criteria.time_junction_min]\nweight = 1\ndirection = 'cost'\nbounds = [0, 40]\n"
+    )
+    return load_profile(_write(tmp_path, body))
+
+
+def _mini_sites() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "site_id": ["Sa", "Sb", "Sc"],
+            "area_ha": [5.0, 5.0, 10.0],
+            "dist_sewer_m": [500.0, np.nan, 0.0],
+            "time_junction_min": [np.nan, np.nan, np.nan],  # no junction layer in the run
+            "flood_share": [0.0, np.nan, 0.5],
+            "zoning_class": ["P"] * 3,
+            "planning_instrument": ["mpzp"] * 3,
+            "plan_zone": [""] * 3,
+            "ownership": ["private"] * 3,
+        }
+    )
+
+
+def test_criteria_without_data_are_left_out_and_weights_renormalised(tmp_path):
+    """A criterion no site has data for gets weight 0, the rest are renormalised; a site
+    missing one more criterion scores on what it has (never NaN → worst value)."""
+    prof = _three_criteria(tmp_path)
+    notes: dict = {}
+    res = score_profile(_mini_sites(), prof, notes=notes)
+    got = notes["mini"]
+    assert got["criteria_without_data"] == ["time_junction_min"]
+    assert got["weights"] == pytest.approx(
+        {"area_ha": 2 / 3, "dist_sewer_m": 1 / 3, "time_junction_min": 0.0}
+    )
+    score = res["score_mini"].to_numpy()
+    # a: 2/3 · 0.5 + 1/3 · 0.5; b: only the area is measured → its value 0.5
+    assert score[:2] == pytest.approx([0.5, 0.5]) and score[2] == pytest.approx(1.0)
+    assert "no data: dist_sewer_m, time_junction_min" in res["gaps_mini"].iloc[1]
+    assert "dist_sewer_m" not in res["drivers_mini"].iloc[1]
+
+
+def test_constraint_is_not_applied_where_its_data_is_missing(tmp_path):
+    prof = _three_criteria(tmp_path, "flood_share < 0.05")
+    notes: dict = {}
+    res = score_profile(_mini_sites(), prof, notes=notes)
+    assert res["excluded_mini"].tolist() == ["", "", "too wet"]
+    assert notes["mini"]["constraints_not_applied"] == {"too wet": 1}

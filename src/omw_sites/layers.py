@@ -44,13 +44,15 @@ class RawLayer:
     path: str  # file, relative to the raw folder
     layer: str | None  # layer inside the file (GPKG), None for single-layer files
     geom: str  # "polygon" | "line" | "point" | "raster"
-    required: bool = True
+    # only parcels are required (this GPKG or EGiB GML files in egib/); every other layer
+    # may be missing or empty, and the criteria that need it are not measured
+    required: bool = False
     columns: tuple[str, ...] = field(default_factory=tuple)  # source columns required
 
 
 RAW_LAYERS: tuple[RawLayer, ...] = (
     # gmina boundaries (PRG style): JPT_KOD_JE = 7-digit TERYT (e.g. "1465011")
-    RawLayer("gminy", "admin/gminy.gpkg", "gminy", "polygon", True, ("JPT_KOD_JE", "JPT_NAZWA_")),
+    RawLayer("gminy", "admin/gminy.gpkg", "gminy", "polygon", False, ("JPT_KOD_JE", "JPT_NAZWA_")),
     # EGiB parcels as exported by a powiat geodetic office: written in EPSG:2178 (PL-2000
     # zone 7), IDs WWPPGG_R.OOOO[.AR_n].NR[/sub], registered area in ha, ownership group.
     RawLayer(
@@ -62,7 +64,8 @@ RAW_LAYERS: tuple[RawLayer, ...] = (
         ("ID_DZIALKI",),
     ),
     # MPZP designations (vector layer from the municipality)
-    RawLayer("zoning", "mpzp/mpzp.gpkg", "przeznaczenie", "polygon", True, ("SYMBOL",)),
+    # the designation column under any of its names (SYMBOL, fun_symb …): etl.mpzp
+    RawLayer("zoning", "mpzp/mpzp.gpkg", "przeznaczenie", "polygon", False, ()),
     # plan ogólny zones (APP 2.0 StrefaPlanistyczna exported to GPKG)
     RawLayer(
         "plan_zones",
@@ -73,23 +76,23 @@ RAW_LAYERS: tuple[RawLayer, ...] = (
         ("symbol",),
     ),
     # BDOT10k 2021 GPKG (upper-case columns)
-    RawLayer("roads", "bdot10k/bdot10k.gpkg", "OT_SKDR_L", "line", True, ("KLASADROGI",)),
-    RawLayer("rail", "bdot10k/bdot10k.gpkg", "OT_SKTR_L", "line", True, ()),
-    RawLayer("natura2000", "bdot10k/bdot10k.gpkg", "OT_TCON_A", "polygon", True, ()),
+    RawLayer("roads", "bdot10k/bdot10k.gpkg", "OT_SKDR_L", "line", False, ("KLASADROGI",)),
+    RawLayer("rail", "bdot10k/bdot10k.gpkg", "OT_SKTR_L", "line", False, ()),
+    RawLayer("natura2000", "bdot10k/bdot10k.gpkg", "OT_TCON_A", "polygon", False, ()),
     RawLayer("forest", "bdot10k/bdot10k.gpkg", "OT_PTLZ_A", "polygon", False, ()),
     RawLayer("water", "bdot10k/bdot10k.gpkg", "OT_PTWP_A", "polygon", False, ()),
     RawLayer("power_lines", "bdot10k/bdot10k.gpkg", "OT_SULN_L", "line", False, ()),
     # transport points
-    RawLayer("junctions", "transport/wezly.gpkg", "wezly", "point", True, ("NAZWA", "DROGA")),
-    RawLayer("stations", "transport/stacje.gpkg", "stacje", "point", True, ("NAZWA", "RODZAJ")),
-    RawLayer("airports", "transport/lotniska.gpkg", "lotniska", "point", True, ("NAZWA",)),
+    RawLayer("junctions", "transport/wezly.gpkg", "wezly", "point", False, ("NAZWA", "DROGA")),
+    RawLayer("stations", "transport/stacje.gpkg", "stacje", "point", False, ("NAZWA", "RODZAJ")),
+    RawLayer("airports", "transport/lotniska.gpkg", "lotniska", "point", False, ("NAZWA",)),
     # GESUT utilities
-    RawLayer("utilities", "gesut/gesut.gpkg", "przewody", "line", True, ("RODZAJSIECI",)),
+    RawLayer("utilities", "gesut/gesut.gpkg", "przewody", "line", False, ("RODZAJSIECI",)),
     RawLayer("substations", "gesut/gesut.gpkg", "urzadzenia", "point", False, ("RODZAJSIECI",)),
     # ISOK flood hazard (Q1%)
-    RawLayer("flood", "hydro/isok_q1.gpkg", "obszary_zagrozenia", "polygon", True, ()),
+    RawLayer("flood", "hydro/isok_q1.gpkg", "obszary_zagrozenia", "polygon", False, ()),
     # NMT terrain
-    RawLayer("dem", "nmt/nmt.tif", None, "raster", True, ()),
+    RawLayer("dem", "nmt/nmt.tif", None, "raster", False, ()),
 )
 
 RAW_BY_KEY = {r.key: r for r in RAW_LAYERS}
@@ -288,6 +291,12 @@ COLUMN_SOURCES: dict[str, tuple[str, ...]] = {
     "slope_mean_pct": ("dem",),
     "slope_max_pct": ("dem",),
 }
+
+
+# Per-site reasons a criterion could not be measured for that site (off the road network,
+# outside the terrain model), "" for most: made by ``criteria``, read by ``scoring`` for the
+# gaps, and not stored (the gaps carry it; run-wide reasons are in ``run_info``).
+SITE_NO_DATA = "_no_data"
 
 
 def column_source(name: str) -> tuple[str, ...]:

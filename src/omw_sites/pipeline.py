@@ -13,19 +13,27 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 
-from omw_sites.criteria import measure_sites
-from omw_sites.etl import load_raw
+from omw_sites.criteria.measure import measure
+from omw_sites.etl import IngestError, load_raw
+from omw_sites.etl.nominations import Nominations, read_nominations
 from omw_sites.layers import (
     REFERENCE_COLUMNS,
     REFERENCE_LAYERS,
     SITE_COLUMNS,
+    SITE_NO_DATA,
     STORE_FILE,
     column_source,
     rank_col,
     score_col,
 )
 from omw_sites.scoring import Profile, load_profiles, score_sites
-from omw_sites.sites import assemble_sites, lineage, select_candidates
+from omw_sites.sites import (
+    assemble_sites,
+    lineage,
+    nomination_offers,
+    select_candidates,
+    why_no_candidates,
+)
 from omw_sites.store import ChangeReport, open_inventory, read_sites
 
 Progress = Callable[[str, str, int], None]  # (stage, message, count)
@@ -43,6 +51,10 @@ class RunSummary:
     peak_rss_mb: float = 0.0
     top: dict[str, pd.DataFrame] = field(default_factory=dict)
     changes: ChangeReport | None = None
+    # what this run could not measure or apply, one line per cause (also in run_info)
+    notes: list[str] = field(default_factory=list)
+    # per profile with no eligible site: sites excluded by each constraint (first failed)
+    exclusions: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def _previous_sites(store: Path | str) -> gpd.GeoDataFrame | None:
@@ -62,6 +74,8 @@ def run(
     top_n: int = 10,
     store: str | Path | None = None,
     scope: list[str] | None = None,
+    nominated: str | Path | None = None,
+    allow_mass_end: bool = False,
 ) -> RunSummary:
     """Run the whole pipeline and bring the inventory up to date.
 
@@ -71,6 +85,14 @@ def run(
     touched, and the update is one transaction (:meth:`Inventory.apply`), so a failed run
     leaves the previous inventory intact. ``scope`` limits the update to those gminy
     (TERYT): their sites are added, changed or ended; the others only re-scored.
+
+    Only parcels are required: a criterion whose layer is missing or empty is left
+    unmeasured (NaN), each profile's weights are renormalised over the criteria that
+    were measured, and a constraint is not applied where its data is missing — all said
+    in ``RunSummary.notes`` and ``run_info``. ``nominated`` is a nomination list (CSV or
+    XLSX with ``parcel_id``; see :mod:`omw_sites.etl.nominations`): its parcels become
+    candidates whatever their zoning, and new sites carry its offer. A run that finds
+    no candidate parcel stops with an :class:`IngestError` saying why, before the store.
     """
     say = progress or (lambda stage, msg, n: None)
     times: dict[str, float] = {}
@@ -83,6 +105,7 @@ def run(
         t = now
 
     profs = load_profiles(profiles, profile_dir)
+    nominations = read_nominations(nominated) if nominated is not None else None
     lap("profiles")
     say("profiles", ", ".join(p.name for p in profs), len(profs))
 
@@ -94,9 +117,26 @@ def run(
         f"{len(parcels):,} parcels; {len(raw.quarantine):,} records quarantined",
         len(parcels),
     )
+    notes = list(raw.notes)  # the absent layers are named by the criteria they leave empty
 
-    cand = select_candidates(parcels, raw["zoning"], raw.get("plan_zones"))
+    offered = (
+        dict(zip(nominations.frame["parcel_id"], nominations.frame["name"], strict=True))
+        if nominations
+        else {}
+    )
+    cand = select_candidates(parcels, raw.get("zoning"), raw.get("plan_zones"), nominated=offered)
     sites = assemble_sites(cand)
+    notes += _nomination_notes(nominations, parcels, sites)
+    if not len(sites):
+        why = why_no_candidates(
+            parcels,
+            raw.get("zoning"),
+            raw.get("plan_zones"),
+            nominated_listed=len(nominations) if nominations else 0,
+            nominated_found=int(cand["nominated"].sum()) if len(cand) else 0,
+            candidates=len(cand),
+        )
+        raise IngestError(Path(raw_dir), f"no candidate sites: {why}", rule="candidate parcels")
     store = store if store is not None else Path(out_dir) / STORE_FILE
     sites["derived_from"] = lineage(sites, _previous_sites(store))
     lap("sites")
@@ -108,17 +148,30 @@ def run(
         len(sites),
     )
 
-    sites = measure_sites(sites, raw)
+    sites, coverage = measure(sites, raw)
+    if nominations is not None:
+        offers = nomination_offers(sites, nominations.frame)
+        sites = sites.assign(**{c: offers[c] for c in offers.columns})
+    sites = sites.drop(columns=["nominated"], errors="ignore")
+    notes += coverage.lines()
+    said = "\n".join(notes)
+    notes += [f"{key}: {why}" for key, why in raw.absent.items() if why not in said]
     lap("criteria")
-    say("criteria", f"{len(SITE_COLUMNS)} criteria measured", len(sites))
+    n_done = len(SITE_COLUMNS) - len(coverage.not_measured)
+    say("criteria", f"{n_done} of {len(SITE_COLUMNS)} criteria measured", len(sites))
 
-    scored = gpd.GeoDataFrame(score_sites(sites, profs), geometry="geometry", crs=sites.crs)
+    scoring_notes: dict[str, dict] = {}
+    scored = gpd.GeoDataFrame(
+        score_sites(sites, profs, notes=scoring_notes), geometry="geometry", crs=sites.crs
+    ).drop(columns=[SITE_NO_DATA])
     lap("scoring")
     for p in profs:
         say("scoring", f"{p.name}: {(scored[rank_col(p.name)] > 0).sum():,} eligible", len(scored))
+    notes += _scoring_lines(scoring_notes)
 
     run_id = uuid.uuid4().hex[:12]
     created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    # an empty layer replaces the store's copy too: the store shows this run's data
     reference = {
         k: raw.layers[k][[*REFERENCE_COLUMNS[k], "geometry"]]
         for k in REFERENCE_LAYERS
@@ -137,14 +190,34 @@ def run(
                 "meaning": m,
                 "sources": list(column_source(c)),
                 "data_date": max((raw.data_dates.get(k, "") for k in column_source(c)), default=""),
+                # why the column is empty for every site in this run ("" when measured)
+                "no_data": coverage.not_measured.get(c, ""),
             }
             for c, (u, m) in SITE_COLUMNS.items()
         },
         "counts": {"parcels": len(parcels), "sites": len(scored)},
         "ingest": raw.stats,
+        "absent_layers": dict(raw.absent),
+        "no_data": coverage.record(),
+        "scoring": scoring_notes,
+        "notes": notes,
     }
+    if nominations is not None:
+        info["nominated"] = {
+            "file": str(nominations.path),
+            "listed": len(nominations),
+            "not_found": sorted(nominations.ids - set(parcels["parcel_id"])),
+        }
+    # refused before writing if it would end more than a fifth of the current sites in
+    # scope, unless allow_mass_end (see omw_sites.store.inventory.check_mass_end)
     changes = open_inventory(store).apply(
-        scored, reference, info, raw.quarantine, scope=scope, source=f"run:{run_id}"
+        scored,
+        reference,
+        info,
+        raw.quarantine,
+        scope=scope,
+        source=f"run:{run_id}",
+        allow_mass_end=allow_mass_end,
     )
     lap("store")
     say(
@@ -154,12 +227,16 @@ def run(
         len(scored),
     )
 
-    top = {}
+    top, exclusions = {}, {}
     for p in profs:
         r = rank_col(p.name)
         ranked = scored[scored[r] > 0].sort_values(r).head(top_n)
+        if ranked.empty:
+            reasons = scored[f"excluded_{p.name}"]
+            exclusions[p.name] = {str(k): int(v) for k, v in reasons.value_counts().items()}
         zoning = ranked["zoning_symbol"].where(
-            ranked["zoning_symbol"] != "", ranked["plan_zone"] + " (plan ogólny)"
+            ranked["zoning_symbol"] != "",
+            (ranked["plan_zone"] + " (plan ogólny)").where(ranked["plan_zone"] != "", "—"),
         )
         top[p.name] = pd.DataFrame(
             {
@@ -183,4 +260,47 @@ def run(
         peak_rss_mb=round(peak, 1),
         top=top,
         changes=changes,
+        notes=notes,
+        exclusions=exclusions,
     )
+
+
+def _nomination_notes(
+    nominations: Nominations | None, parcels: gpd.GeoDataFrame, sites: gpd.GeoDataFrame
+) -> list[str]:
+    """Summary lines of a nomination list: what it gave, and the IDs not found."""
+    if nominations is None:
+        return []
+    missing = sorted(nominations.ids - set(parcels["parcel_id"]))
+    found = len(nominations) - len(missing)
+    n_sites = int(sites["nominated"].sum()) if "nominated" in sites and len(sites) else 0
+    name = nominations.path.name
+    lines = [
+        f"nomination list {name}: {found:,} of {len(nominations):,} parcels found, "
+        f"{n_sites:,} nominated site(s)"
+    ]
+    shown = missing[:5]
+    lines += [f"nomination list {name}: parcel {pid} not found among the parcels" for pid in shown]
+    if len(missing) > len(shown):
+        lines.append(
+            f"nomination list {name}: {len(missing) - len(shown):,} more parcel IDs not found"
+        )
+    return lines
+
+
+def _scoring_lines(notes: dict[str, dict]) -> list[str]:
+    """Summary lines of what missing data did to each profile."""
+    lines = []
+    for name, n in notes.items():
+        dropped = n.get("criteria_without_data") or []
+        if dropped:
+            used = [c for c, w in n["weights"].items() if w > 0]
+            lines.append(
+                f"{name}: weights renormalised over the {len(used)} criteria with data "
+                f"(no data: {', '.join(dropped)})"
+            )
+        for reason, count in (n.get("constraints_not_applied") or {}).items():
+            lines.append(
+                f"{name}: constraint '{reason}' not applied to {count:,} site(s) (no data)"
+            )
+    return lines

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 
 import geopandas as gpd
 import numpy as np
@@ -28,24 +29,38 @@ def site_id(parcel_ids: list[str]) -> str:
     return "S" + hashlib.sha1(key).hexdigest()[:10]
 
 
+NOMINATED = "nominated"  # zoning_key prefix of nominated parcels ("nominated:<offer name>")
+
+
 def select_candidates(
     parcels: gpd.GeoDataFrame,
-    zoning: gpd.GeoDataFrame,
+    zoning: gpd.GeoDataFrame | None,
     plan_zones: gpd.GeoDataFrame | None,
     min_area_ha: float = MIN_PARCEL_AREA_HA,
+    nominated: Mapping[str, str] | None = None,
 ) -> gpd.GeoDataFrame:
-    """Parcels that can be part of a site: not a sliver, with an investment designation.
+    """Parcels that can be part of a site: not a sliver, with an investment designation,
+    or nominated.
 
     A parcel qualifies when its area is at least ``min_area_ha`` and the MPZP
     designation under its representative point has an investment class (P, U, …), or,
-    where no MPZP covers it, the plan ogólny zone allows investment (SP, SU, …). The
-    result carries ``zoning_key`` (the designation class or plan zone) for assembly.
+    where no MPZP covers it, the plan ogólny zone allows investment (SP, SU, …). A
+    parcel of ``nominated`` (parcel ID → offer name, "" when unnamed) qualifies whatever
+    its zoning and size: the gmina offers it. The result carries ``zoning_key`` (the
+    designation class or plan zone; ``nominated:<offer name>`` for nominated parcels)
+    for assembly and ``nominated`` (bool).
     """
-    big = parcels["area_ha"].to_numpy() >= min_area_ha
+    nominated = nominated or {}
+    picked = (
+        parcels["parcel_id"].isin(list(nominated)).to_numpy()
+        if nominated
+        else np.zeros(len(parcels), dtype=bool)
+    )
+    big = (parcels["area_ha"].to_numpy() >= min_area_ha) | picked
     cand = parcels[big]
+    picked = picked[big]
     pts = shapely.point_on_surface(cand.geometry.to_numpy())
-    zi = point_in_polygon(pts, zoning)
-    classes = np.where(zi >= 0, zoning["classes"].to_numpy()[np.maximum(zi, 0)], "")
+    zi, classes = _zoning_under(pts, zoning)
     allowed = set(INVESTMENT_CLASSES)
     by_mpzp = np.fromiter(
         (bool(allowed.intersection(c.split("/"))) for c in classes), bool, len(classes)
@@ -56,9 +71,76 @@ def select_candidates(
         pi = point_in_polygon(pts, plan_zones)
         sym = np.where(pi >= 0, plan_zones["symbol"].to_numpy()[np.maximum(pi, 0)], "")
         by_plan = (zi < 0) & np.isin(sym, INVESTMENT_PLAN_ZONES)
-    keep = by_mpzp | by_plan
+    keep = by_mpzp | by_plan | picked
     key = np.where(zi >= 0, "mpzp:" + classes.astype(str), "plan:" + sym.astype(str))
-    return cand[keep].assign(zoning_key=key[keep]).reset_index(drop=True)
+    if picked.any():
+        names = cand["parcel_id"].map(nominated).fillna("").astype(str).to_numpy()
+        key = np.where(picked, NOMINATED + ":" + names.astype(object), key)
+    out = cand[keep].assign(zoning_key=key[keep], nominated=picked[keep])
+    return out.reset_index(drop=True)
+
+
+def _zoning_under(
+    pts: np.ndarray, zoning: gpd.GeoDataFrame | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the zoning polygon under each point (-1: none) and its classes ("")."""
+    if zoning is None or not len(zoning):
+        return np.full(len(pts), -1, dtype=np.int64), np.full(len(pts), "", dtype=object)
+    zi = point_in_polygon(pts, zoning)
+    classes = np.where(zi >= 0, zoning["classes"].to_numpy()[np.maximum(zi, 0)], "")
+    return zi, classes
+
+
+def why_no_candidates(
+    parcels: gpd.GeoDataFrame,
+    zoning: gpd.GeoDataFrame | None,
+    plan_zones: gpd.GeoDataFrame | None,
+    nominated_listed: int = 0,
+    nominated_found: int = 0,
+    candidates: int = 0,
+) -> str:
+    """Why a run has no site, and what would help — one sentence for the error line."""
+    n = len(parcels)
+    nominate = "list the parcels the gmina offers with --nominated FILE (a parcel_id column)"
+    if candidates:
+        return (
+            f"the {candidates:,} candidate parcels form no site of at least "
+            f"{MIN_CANDIDATE_AREA_HA:g} ha; {nominate}"
+        )
+    has_zoning = zoning is not None and len(zoning) > 0
+    has_plan = plan_zones is not None and len(plan_zones) > 0
+    nominated = ""
+    if nominated_listed:
+        nominated = (
+            f"; none of the {nominated_listed:,} nominated parcel IDs is among the "
+            f"{n:,} parcels (check that the list and the parcels are of the same gmina)"
+        )
+    if not has_zoning and not has_plan:
+        if nominated_listed:
+            return "nothing can be selected: no zoning data (MPZP, plan ogólny)" + nominated
+        return (
+            "nothing can be selected: no zoning data (MPZP mpzp/mpzp.gpkg, plan ogólny "
+            f"in app/) and no nomination list; add the gmina's MPZP layer, or {nominate}"
+        )
+    pts = shapely.point_on_surface(parcels.geometry.to_numpy())
+    zi, _ = _zoning_under(pts, zoning)
+    covered = zi >= 0
+    if has_plan:
+        covered |= point_in_polygon(pts, plan_zones) >= 0
+    if not covered.any():
+        layers = " and ".join(
+            w for w, h in (("the MPZP layer", has_zoning), ("the plan ogólny", has_plan)) if h
+        )
+        verb = "cover" if has_zoning and has_plan else "covers"
+        return (
+            f"{layers} {verb} none of the {n:,} parcels (another area, or another CRS?); "
+            f"add the zoning of the parcels' gminy, or {nominate}{nominated}"
+        )
+    return (
+        f"none of the {int(covered.sum()):,} parcels under a plan has an investment "
+        f"designation ({', '.join(INVESTMENT_CLASSES)}; plan ogólny "
+        f"{', '.join(INVESTMENT_PLAN_ZONES)}); {nominate}{nominated}"
+    )
 
 
 def assemble_sites(
@@ -77,7 +159,8 @@ def assemble_sites(
     Returns one row per site with ``site_id`` (stable: hash of its sorted parcel IDs),
     ``parcel_ids``, ``n_parcels``, ``teryt`` (of its largest parcel), ``area_ha``
     (sum of parcel polygons), ``registered_area_ha`` (sum of registered areas) and
-    ``ownership``.
+    ``ownership``; and ``nominated`` where ``cand`` has it (a site of nominated parcels
+    is kept whatever its area: the gmina offers it).
     """
     n = len(cand)
     geoms = cand.geometry.to_numpy()
@@ -155,7 +238,54 @@ def assemble_sites(
     if dup.any():  # 40-bit hash collision: practically impossible, but never silent
         msg = f"site ID collision for parcels {list(sites.loc[dup, 'parcel_ids'])[:5]}"
         raise ValueError(msg)
-    return sites[sites["area_ha"] >= min_area_ha].reset_index(drop=True)
+    keep = sites["area_ha"].to_numpy() >= min_area_ha
+    if "nominated" in cand:
+        sites["nominated"] = cand["nominated"].to_numpy(dtype=bool)[first_row]
+        keep |= sites["nominated"].to_numpy()
+    return sites[keep].reset_index(drop=True)
+
+
+def nomination_offers(sites: pd.DataFrame, offers: pd.DataFrame) -> pd.DataFrame:
+    """The offer of each nominated site from the nomination list's rows of its parcels.
+
+    ``offers`` has ``parcel_id``, ``name``, ``contact``, ``price_pln_m2``, ``notes``.
+    Returns ``price_pln_m2`` (the parcels' price; their mean where they differ, the
+    range then in the notes), ``contact`` (the distinct contacts) and ``notes``
+    (``"Nominated: <name>. <notes>"``), indexed like ``sites``; empty (NaN / None)
+    for sites that are not nominated.
+    """
+    out = pd.DataFrame(
+        {
+            "price_pln_m2": np.nan,
+            "contact": pd.Series(None, index=sites.index, dtype=object),
+            "notes": pd.Series(None, index=sites.index, dtype=object),
+        },
+        index=sites.index,
+    )
+    if "nominated" not in sites or not len(offers):
+        return out
+    table = offers.set_index("parcel_id")
+    for idx in sites.index[sites["nominated"].to_numpy(dtype=bool)]:
+        rows = table.loc[table.index.intersection(str(sites.at[idx, "parcel_ids"]).split(","))]
+        if not len(rows):
+            continue
+
+        def distinct(col: str, rows: pd.DataFrame = rows) -> list[str]:
+            return list(dict.fromkeys(v for v in rows[col].astype(str) if v))
+
+        prices = rows["price_pln_m2"].dropna().unique()
+        notes = distinct("notes")
+        if len(prices) > 1:
+            out.at[idx, "price_pln_m2"] = round(float(np.mean(prices)), 2)
+            notes.append(f"prices per parcel {prices.min():g}–{prices.max():g} PLN/m²")
+        elif len(prices) == 1:
+            out.at[idx, "price_pln_m2"] = float(prices[0])
+        names = distinct("name")
+        head = "Nominated" + (f": {'; '.join(names)}" if names else "")
+        out.at[idx, "notes"] = ". ".join([head, *notes])[:4000]
+        contacts = distinct("contact")
+        out.at[idx, "contact"] = "; ".join(contacts)[:500] if contacts else None
+    return out
 
 
 def lineage(sites: gpd.GeoDataFrame, previous: gpd.GeoDataFrame | None) -> np.ndarray:

@@ -15,11 +15,11 @@ def nearest_distance(
     """Distance (m) from each geometry to its nearest target, and that target's index.
 
     Uses an STRtree over ``targets``; geometries with no target (empty target set or
-    none within ``max_distance``) get ``inf`` and index ``-1``. Touching or overlapping
-    targets give 0 ("on site").
+    none within ``max_distance``) get NaN — not measured, never ``inf`` — and index
+    ``-1``. Touching or overlapping targets give 0 ("on site").
     """
     n = len(geoms)
-    dist = np.full(n, np.inf)
+    dist = np.full(n, np.nan)
     idx = np.full(n, -1, dtype=np.int64)
     if len(targets) == 0 or n == 0:
         return dist, idx

@@ -1,6 +1,15 @@
-"""Measure every site: planning, access, utilities, constraints and terrain."""
+"""Measure every site: planning, access, utilities, constraints and terrain.
+
+Only parcels are certain to be there. A criterion whose layer is missing or empty is not
+measured: NaN for numbers, NA for flags, "" for text — never ``inf``, never a made-up
+best or worst. :class:`Coverage` records why, once per cause, for the run summary and
+``run_info``; a site that cannot be measured where the others can (off the road
+network, outside the terrain model) carries the reason in :data:`SITE_NO_DATA`.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import geopandas as gpd
 import numpy as np
@@ -17,6 +26,7 @@ from omw_sites.criteria.geometry import (
     point_in_polygon,
 )
 from omw_sites.criteria.network import (
+    MAX_ACCESS_LEG_M,
     access_points,
     build_graph,
     node_times,
@@ -25,46 +35,154 @@ from omw_sites.criteria.network import (
 )
 from omw_sites.criteria.terrain import zonal_slope
 from omw_sites.etl.ingest import RawData
-from omw_sites.layers import NETWORKS
+from omw_sites.layers import NETWORKS, RAW_BY_KEY, SITE_NO_DATA
+
+TIME_COLUMNS = (
+    "time_junction_min",
+    "time_centre_min",
+    "time_airport_min",
+    "time_rail_freight_min",
+    "time_station_min",
+)
+BOOL_COLUMNS = (
+    *(f"{net}_on_site" for net in NETWORKS.values()),
+    "no_plan_ogolny",
+)
+TEXT_NO_DATA = ("gmina", "junction_name", "power_voltage", "zoning_symbol", "zoning_class")
+NETWORK_WORDS = {
+    "water": "water mains",
+    "sewer": "sewers",
+    "power": "power lines",
+    "gas": "gas pipes",
+    "heat": "district-heating pipes",
+    "telecom": "telecom lines",
+}
 
 
-def measure_sites(sites: gpd.GeoDataFrame, raw: RawData) -> gpd.GeoDataFrame:
-    """Add every criterion column of ``layers.SITE_COLUMNS`` to ``sites``.
+@dataclass
+class Coverage:
+    """What this run could not measure, and why.
+
+    ``not_measured`` maps a column to the reason it is empty for every site;
+    ``partial`` a column to what it was computed without; ``site_counts`` a per-site
+    reason (``"time_centre_min: not reachable on the road network"``) to the number of
+    sites it applies to.
+    """
+
+    not_measured: dict[str, str] = field(default_factory=dict)
+    partial: dict[str, str] = field(default_factory=dict)
+    site_counts: dict[str, int] = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        """The run summary's lines: one per cause, naming the columns it leaves empty."""
+        by_reason: dict[str, list[str]] = {}
+        for col, why in self.not_measured.items():
+            by_reason.setdefault(why, []).append(col)
+        out = [f"{why}: {', '.join(cols)} not measured" for why, cols in by_reason.items()]
+        out += [f"{col} computed without {what}" for col, what in self.partial.items()]
+        out += [f"{n:,} site(s): {why}" for why, n in self.site_counts.items()]
+        return out
+
+    def record(self) -> dict[str, object]:
+        """What ``run_info`` keeps of it."""
+        return {
+            "not_measured": dict(self.not_measured),
+            "partial": dict(self.partial),
+            "sites_not_measured": dict(self.site_counts),
+        }
+
+
+class _Measure:
+    """The site table being filled, with the coverage record beside it."""
+
+    def __init__(self, sites: gpd.GeoDataFrame, raw: RawData):
+        self.out = sites.copy()
+        self.raw = raw
+        self.cov = Coverage()
+        self.geoms = self.out.geometry.to_numpy()
+        self.areas = shapely.area(self.geoms)
+        self.site_gaps = np.full(len(self.out), "", dtype=object)
+
+    def absent(self, key: str, what: str) -> str:
+        """Reason text for a missing layer: ``what`` and where it was looked for."""
+        detail = self.raw.absent.get(key)
+        if detail is None:
+            spec = RAW_BY_KEY.get(key)
+            detail = f"no {spec.path}" if spec else "not provided"
+        return f"{what} ({detail})"
+
+    def none(self, columns: list[str] | tuple[str, ...], reason: str) -> None:
+        """Leave ``columns`` empty for every site, for ``reason`` (the first reason given
+        for a column is the one kept)."""
+        n = len(self.out)
+        for col in columns:
+            if col in BOOL_COLUMNS:
+                self.out[col] = pd.array([pd.NA] * n, dtype="boolean")
+            elif col in TEXT_NO_DATA or (col.startswith("zoning_") and col != "zoning_share"):
+                self.out[col] = ""
+            else:
+                self.out[col] = np.nan
+            self.cov.not_measured.setdefault(col, reason)
+
+    def per_site(self, mask: np.ndarray, columns: list[str] | tuple[str, ...], why: str) -> None:
+        """Record that ``columns`` are NaN for the sites of ``mask``, because ``why``."""
+        mask = np.asarray(mask, dtype=bool)
+        if not mask.any():
+            return
+        text = f"{', '.join(columns)}: {why}"
+        self.cov.site_counts[text] = self.cov.site_counts.get(text, 0) + int(mask.sum())
+        current = self.site_gaps[mask]
+        self.site_gaps[mask] = np.where(current == "", text, current + "; " + text)
+
+
+def measure(sites: gpd.GeoDataFrame, raw: RawData) -> tuple[gpd.GeoDataFrame, Coverage]:
+    """Every criterion column of ``layers.SITE_COLUMNS`` added to ``sites``, and what
+    could not be measured.
 
     Distances are straight-line metres from the site's edge (0 = on site); shares are
-    0..1 of the site's area; slope in percent. All spatial queries use STRtrees.
+    0..1 of the site's area; slope in percent. All spatial queries use STRtrees. The
+    frame also holds :data:`SITE_NO_DATA` (per-site reasons, "" for most sites).
     """
-    out = sites.copy()
-    geoms = out.geometry.to_numpy()
-    areas = shapely.area(geoms)
-    _gmina(out, raw)
-    _planning(out, geoms, areas, raw)
-    _access(out, geoms, raw)
-    _network_times(out, geoms, raw)
-    _utilities(out, geoms, raw)
-    _constraints(out, geoms, areas, raw)
-    _shape(out, geoms, areas)
-    _plan_ogolny(out, raw)
-    if raw.dem_path is not None:
-        mean, mx = zonal_slope(raw.dem_path, geoms)
-        out["slope_mean_pct"] = np.round(mean, 2)
-        out["slope_max_pct"] = np.round(mx, 2)
-    else:
-        out["slope_mean_pct"] = np.nan
-        out["slope_max_pct"] = np.nan
+    m = _Measure(sites, raw)
+    _gmina(m)
+    _planning(m)
+    _access(m)
+    _network_times(m)
+    _utilities(m)
+    _constraints(m)
+    _shape(m.out, m.geoms, m.areas)
+    _plan_ogolny(m)
+    _terrain(m)
+    out = m.out
     for col in out.columns:
         if col.endswith("_share"):
             out[col] = np.round(out[col].astype(float), 4)
         elif col.startswith("dist_"):
             out[col] = np.round(out[col].astype(float), 1)
     out["area_ha"] = np.round(out["area_ha"], 4)
-    return out
+    for col in out.columns:  # a source value such as "inf" must not become a measurement
+        if pd.api.types.is_float_dtype(out[col]):
+            bad = np.isinf(out[col].to_numpy(dtype=float))
+            if bad.any():
+                out.loc[bad, col] = np.nan
+                m.per_site(bad, [col], "not a finite number in the source data")
+    out[SITE_NO_DATA] = m.site_gaps
+    return out, m.cov
 
 
-def _gmina(out: gpd.GeoDataFrame, raw: RawData) -> None:
+def measure_sites(sites: gpd.GeoDataFrame, raw: RawData) -> gpd.GeoDataFrame:
+    """:func:`measure` without the coverage record."""
+    return measure(sites, raw)[0]
+
+
+def _gmina(m: _Measure) -> None:
     """Gmina name and TERYT: from the parcel ID, or by location where the ID's unit is not
     a gmina of the boundary layer (e.g. Warsaw's districts 146501_8…146518_8)."""
-    gminy = raw["gminy"]
+    out = m.out
+    if not m.raw.has("gminy"):
+        m.none(["gmina"], m.absent("gminy", "no gmina boundaries; TERYT from the parcel IDs"))
+        return
+    gminy = m.raw["gminy"]
     names = dict(zip(gminy["teryt"], gminy["name"], strict=True))
     name = out["teryt"].map(names)
     unknown = name.isna().to_numpy()
@@ -78,93 +196,184 @@ def _gmina(out: gpd.GeoDataFrame, raw: RawData) -> None:
     out["gmina"] = name.fillna("").to_numpy()
 
 
-def _planning(out, geoms, areas, raw: RawData) -> None:
-    zoning = raw["zoning"]
-    pairs = overlap_pairs(geoms, areas, zoning.geometry.to_numpy())
-    zi, zshare = largest_overlap(geoms, areas, zoning, pairs)
-    has = zi >= 0
-    pick = np.maximum(zi, 0)
-    out["zoning_symbol"] = np.where(has, zoning["symbol_raw"].to_numpy()[pick], "")
-    out["zoning_class"] = np.where(has, zoning["classes"].to_numpy()[pick], "")
-    out["zoning_share"] = zshare
-    out["zoning_classes"] = class_shares(geoms, areas, zoning, "classes", pairs)
-    out["zoning_plan"] = np.where(has, zoning["plan_name"].to_numpy()[pick], "")
-    out["zoning_adopted"] = np.where(has, zoning["adopted"].to_numpy()[pick], "")
-    plan = raw.get("plan_zones")
+ZONING_COLUMNS = (
+    "zoning_symbol",
+    "zoning_class",
+    "zoning_share",
+    "zoning_classes",
+    "zoning_plan",
+    "zoning_adopted",
+)
+
+
+def _planning(m: _Measure) -> None:
+    out, geoms, areas = m.out, m.geoms, m.areas
+    has_zoning = m.raw.has("zoning")
+    if has_zoning:
+        zoning = m.raw["zoning"]
+        pairs = overlap_pairs(geoms, areas, zoning.geometry.to_numpy())
+        zi, zshare = largest_overlap(geoms, areas, zoning, pairs)
+        has = zi >= 0
+        pick = np.maximum(zi, 0)
+        out["zoning_symbol"] = np.where(has, zoning["symbol_raw"].to_numpy()[pick], "")
+        out["zoning_class"] = np.where(has, zoning["classes"].to_numpy()[pick], "")
+        out["zoning_share"] = zshare
+        out["zoning_classes"] = class_shares(geoms, areas, zoning, "classes", pairs)
+        out["zoning_plan"] = np.where(has, zoning["plan_name"].to_numpy()[pick], "")
+        out["zoning_adopted"] = np.where(has, zoning["adopted"].to_numpy()[pick], "")
+    else:
+        has = np.zeros(len(out), dtype=bool)
+        m.none(ZONING_COLUMNS, m.absent("zoning", "no MPZP zoning layer"))
+    plan = m.raw.get("plan_zones")
     if plan is not None and len(plan):
         pi, _ = largest_overlap(geoms, areas, plan)
         out["plan_zone"] = np.where(pi >= 0, plan["symbol"].to_numpy()[np.maximum(pi, 0)], "")
     else:
         out["plan_zone"] = ""
+    # "none": the zoning layer has no plan there; "unknown": there is no zoning layer
+    fallback = "none" if has_zoning else "unknown"
     out["planning_instrument"] = np.where(
-        has, "mpzp", np.where(out["plan_zone"].to_numpy() != "", "plan_ogolny", "none")
+        has, "mpzp", np.where(out["plan_zone"].to_numpy() != "", "plan_ogolny", fallback)
     )
 
 
-def _access(out, geoms, raw: RawData) -> None:
-    junctions = raw["junctions"]
-    d, i = nearest_distance(geoms, junctions.geometry.to_numpy())
-    out["dist_junction_m"] = d
-    label = (junctions["road"] + " " + junctions["name"]).to_numpy()
-    out["junction_name"] = np.where(i >= 0, label[np.maximum(i, 0)], "")
+def _access(m: _Measure) -> None:
+    out, geoms, raw = m.out, m.geoms, m.raw
+    out["junction_name"] = ""
+    if raw.has("junctions"):
+        junctions = raw["junctions"]
+        d, i = nearest_distance(geoms, junctions.geometry.to_numpy())
+        out["dist_junction_m"] = d
+        label = (junctions["road"] + " " + junctions["name"]).to_numpy()
+        out["junction_name"] = np.where(i >= 0, label[np.maximum(i, 0)], "")
+    else:
+        m.none(["dist_junction_m", "junction_name"], m.absent("junctions", "no motorway junctions"))
     centre = shapely.Point(*CORE_CENTRE_2180)
     out["dist_centre_m"] = shapely.distance(geoms, centre)
-    stations = raw["stations"]
-    for col, kind in (("dist_station_m", "passenger"), ("dist_rail_freight_m", "freight")):
-        pts = stations.geometry.to_numpy()[stations["kind"].to_numpy() == kind]
-        out[col], _ = nearest_distance(geoms, pts)
-    out["dist_airport_m"], _ = nearest_distance(geoms, raw["airports"].geometry.to_numpy())
+    for col, pts, why in _station_targets(m):
+        if pts is None:
+            m.none([col], why)
+        else:
+            out[col], _ = nearest_distance(geoms, pts)
+    if raw.has("airports"):
+        out["dist_airport_m"], _ = nearest_distance(geoms, raw["airports"].geometry.to_numpy())
+    else:
+        m.none(["dist_airport_m"], m.absent("airports", "no airports"))
 
 
-def _network_times(out, geoms, raw: RawData) -> None:
-    """Travel minutes on the road network (free-flow speeds per road class)."""
-    graph = build_graph(raw["roads"], raw["junctions"])
-    access = access_points(graph, geoms)
-    out["access_leg_m"] = access.leg_m
-    stations = raw["stations"]
+def _station_targets(m: _Measure):
+    """(distance column, station points or None, reason when None) per station kind."""
+    if not m.raw.has("stations"):
+        why = m.absent("stations", "no rail stations")
+        return [("dist_station_m", None, why), ("dist_rail_freight_m", None, why)]
+    stations = m.raw["stations"]
     kind = stations["kind"].to_numpy()
-    targets = {
-        "time_junction_min": raw["junctions"].geometry.to_numpy(),
-        "time_centre_min": np.array([shapely.Point(*CORE_CENTRE_2180)]),
-        "time_airport_min": raw["airports"].geometry.to_numpy(),
-        "time_rail_freight_min": stations.geometry.to_numpy()[kind == "freight"],
-        "time_station_min": stations.geometry.to_numpy()[kind == "passenger"],
+    pts = stations.geometry.to_numpy()
+    out = []
+    for col, k, words in (
+        ("dist_station_m", "passenger", "no passenger stations in the stations layer"),
+        ("dist_rail_freight_m", "freight", "no rail freight terminals in the stations layer"),
+    ):
+        sel = pts[kind == k]
+        out.append((col, sel if len(sel) else None, words))
+    return out
+
+
+def _network_times(m: _Measure) -> None:
+    """Travel minutes on the road network (free-flow speeds per road class)."""
+    out, geoms, raw = m.out, m.geoms, m.raw
+    columns = [*TIME_COLUMNS, "access_leg_m"]
+    if not raw.has("roads"):
+        m.none(columns, m.absent("roads", "no road network"))
+        return
+    graph = build_graph(raw["roads"], raw.get("junctions"))
+    if graph.motorway.all():
+        m.none(columns, "no road network: the road layer holds only motorways and expressways")
+        return
+    access = access_points(graph, geoms)
+    out["access_leg_m"] = np.round(access.leg_m, 1)
+    off = access.segment < 0
+    m.per_site(off, columns, f"no road within {MAX_ACCESS_LEG_M / 1000:g} km in the road data")
+    # time_* -> (its destinations, why they are missing); the junction and station
+    # reasons are those of the distance columns
+    targets: dict[str, tuple[np.ndarray | None, str]] = {
+        "time_centre_min": (np.array([shapely.Point(*CORE_CENTRE_2180)]), ""),
     }
-    for col, pts in targets.items():
-        if len(pts) == 0:
-            out[col] = np.inf
+    if raw.has("junctions"):
+        targets["time_junction_min"] = (raw["junctions"].geometry.to_numpy(), "")
+    else:
+        targets["time_junction_min"] = (None, m.absent("junctions", "no motorway junctions"))
+    if raw.has("airports"):
+        targets["time_airport_min"] = (raw["airports"].geometry.to_numpy(), "")
+    else:
+        targets["time_airport_min"] = (None, m.absent("airports", "no airports"))
+    stations = dict((c, (p, w)) for c, p, w in _station_targets(m))
+    targets["time_station_min"] = stations["dist_station_m"]
+    targets["time_rail_freight_min"] = stations["dist_rail_freight_m"]
+    for col in TIME_COLUMNS:
+        pts, why = targets[col]
+        if pts is None:
+            m.none([col], why)
             continue
-        times = node_times(graph, snap_points(graph, pts))
-        out[col] = np.round(site_times(graph, access, times), 2)
+        nodes = snap_points(graph, pts, max_distance=MAX_ACCESS_LEG_M)
+        nodes = nodes[nodes >= 0]
+        if len(nodes) == 0:
+            what = col.removeprefix("time_").removesuffix("_min").replace("_", " ")
+            m.none([col], f"the road network does not reach any {what} destination")
+            continue
+        t = site_times(graph, access, node_times(graph, nodes))
+        m.per_site(np.isnan(t) & ~off, [col], "not reachable on the road network")
+        out[col] = np.round(t, 2)
 
 
-def _utilities(out, geoms, raw: RawData) -> None:
+def _utilities(m: _Measure) -> None:
     """Per network: on site, distance to the nearest existing and planned line; capacity."""
-    util = raw["utilities"]
-    existing = util["status"].to_numpy() == "existing"
-    network = util["network"].to_numpy()
-    lines = util.geometry.to_numpy()
+    out, geoms, raw = m.out, m.geoms, m.raw
+    has = raw.has("utilities")
+    why_all = m.absent("utilities", "no utility network (GESUT)")
+    planned_cols = []
+    if has:
+        util = raw["utilities"]
+        existing = util["status"].to_numpy() == "existing"
+        network = util["network"].to_numpy()
+        lines = util.geometry.to_numpy()
     for name in NETWORKS.values():
-        this = network == name
-        d, i = nearest_distance(geoms, lines[existing & this])
-        out[f"dist_{name}_m"] = d
-        out[f"{name}_on_site"] = d == 0.0
-        out[f"dist_{name}_planned_m"], _ = nearest_distance(geoms, lines[~existing & this])
+        cols = [f"dist_{name}_m", f"{name}_on_site"]
         if name in ("water", "sewer", "gas", "heat"):
-            diam = util["diameter_mm"].to_numpy(dtype=float)[existing & this]
-            out[f"{name}_diameter_mm"] = np.where(i >= 0, diam[np.maximum(i, 0)], np.nan)
+            cols.append(f"{name}_diameter_mm")
         if name == "power":
-            volt = util["voltage"].to_numpy()[existing & this]
-            out["power_voltage"] = np.where(i >= 0, volt[np.maximum(i, 0)], "")
-    subs = raw.get("substations")
-    if subs is not None and len(subs):
+            cols.append("power_voltage")
+        if not has:
+            m.none([*cols, f"dist_{name}_planned_m"], why_all)
+            continue
+        this = network == name
+        if (existing & this).any():
+            d, i = nearest_distance(geoms, lines[existing & this])
+            out[f"dist_{name}_m"] = d
+            out[f"{name}_on_site"] = d == 0.0
+            if name in ("water", "sewer", "gas", "heat"):
+                diam = util["diameter_mm"].to_numpy(dtype=float)[existing & this]
+                out[f"{name}_diameter_mm"] = np.where(i >= 0, diam[np.maximum(i, 0)], np.nan)
+            if name == "power":
+                volt = util["voltage"].to_numpy()[existing & this]
+                out["power_voltage"] = np.where(i >= 0, volt[np.maximum(i, 0)], "")
+        else:
+            m.none(cols, f"no existing {NETWORK_WORDS[name]} in the utility data")
+        if (~existing & this).any():
+            out[f"dist_{name}_planned_m"], _ = nearest_distance(geoms, lines[~existing & this])
+        else:
+            planned_cols.append(f"dist_{name}_planned_m")
+    if planned_cols:
+        m.none(planned_cols, "no planned lines of these networks in the utility data")
+    if raw.has("substations"):
+        subs = raw["substations"]
         d, si = nearest_distance(geoms, subs.geometry.to_numpy())
         cap = subs["capacity_mw"].to_numpy(dtype=float)
         out["power_capacity_mw"] = np.where(si >= 0, cap[np.maximum(si, 0)], np.nan)
         out["dist_substation_m"] = d
     else:
-        out["power_capacity_mw"] = np.nan
-        out["dist_substation_m"] = np.inf
+        why = m.absent("substations", "no substations (GESUT devices)")
+        m.none(["power_capacity_mw", "dist_substation_m"], why)
 
 
 def _hv_lines(raw: RawData) -> np.ndarray:
@@ -176,32 +385,61 @@ def _hv_lines(raw: RawData) -> np.ndarray:
         if kv_col is not None:
             kv = pd.to_numeric(pl[kv_col], errors="coerce").to_numpy()
             parts.append(pl.geometry.to_numpy()[kv >= 110])
-    util = raw["utilities"]
-    hv = (util["network"].to_numpy() == "power") & np.isin(util["voltage"].to_numpy(), ("w", "ww"))
-    parts.append(util.geometry.to_numpy()[hv & (util["status"].to_numpy() == "existing")])
+    util = raw.get("utilities")
+    if util is not None and len(util):
+        hv = (util["network"].to_numpy() == "power") & np.isin(
+            util["voltage"].to_numpy(), ("w", "ww")
+        )
+        parts.append(util.geometry.to_numpy()[hv & (util["status"].to_numpy() == "existing")])
     return np.concatenate(parts) if parts else np.array([], dtype=object)
 
 
-def _constraints(out, geoms, areas, raw: RawData) -> None:
+CONSTRAINT_LAYERS = {
+    "flood": "Q1% flood zones",
+    "natura2000": "Natura 2000",
+    "forest": "forest",
+    "water": "surface water",
+}
+
+
+def _constraints(m: _Measure) -> None:
     """Flood, Natura 2000, forest, HV corridors, and what stays buildable after them."""
-    flood = raw["flood"].geometry.to_numpy()
-    natura = raw["natura2000"].geometry.to_numpy()
-    forest_layer = raw.get("forest")
-    forest = forest_layer.geometry.to_numpy() if forest_layer is not None else np.array([])
-    water_layer = raw.get("water")
-    water = water_layer.geometry.to_numpy() if water_layer is not None else np.array([])
+    out, geoms, areas, raw = m.out, m.geoms, m.areas, m.raw
+    blocked, missing = [], []
+    for key, col, what in (
+        ("flood", "flood_share", "no flood hazard zones (ISOK)"),
+        ("natura2000", "natura_share", "no Natura 2000 areas"),
+        ("forest", "forest_share", "no forest layer"),
+        ("water", None, ""),
+    ):
+        if raw.has(key):
+            polys = raw[key].geometry.to_numpy()
+            blocked.append(polys)
+            if col:
+                out[col] = overlap_share(geoms, areas, polys)
+        else:
+            missing.append(CONSTRAINT_LAYERS[key])
+            if col:
+                m.none([col], m.absent(key, what))
     hv = _hv_lines(raw)
-    corridor = shapely.buffer(hv, HV_CORRIDOR_M) if len(hv) else np.array([], dtype=object)
-    out["flood_share"] = overlap_share(geoms, areas, flood)
-    out["natura_share"] = overlap_share(geoms, areas, natura)
-    out["forest_share"] = overlap_share(geoms, areas, forest)
-    out["dist_hv_line_m"], _ = nearest_distance(geoms, hv)
-    out["hv_corridor_share"] = overlap_share(geoms, areas, corridor)
-    blocked = np.concatenate([a for a in (flood, natura, forest, water, corridor) if len(a)])
-    out["buildable_share"] = 1.0 - overlap_share(geoms, areas, blocked)
+    if len(hv):
+        corridor = shapely.buffer(hv, HV_CORRIDOR_M)
+        out["dist_hv_line_m"], _ = nearest_distance(geoms, hv)
+        out["hv_corridor_share"] = overlap_share(geoms, areas, corridor)
+        blocked.append(corridor)
+    else:
+        why = "no high-voltage lines in the data (BDOT10k power lines, GESUT)"
+        m.none(["dist_hv_line_m", "hv_corridor_share"], why)
+        missing.append("high-voltage corridors")
+    if not blocked:
+        m.none(["buildable_share"], "no constraint layers (flood, Natura 2000, forest, water, HV)")
+        return
+    out["buildable_share"] = 1.0 - overlap_share(geoms, areas, np.concatenate(blocked))
+    if missing:
+        m.cov.partial["buildable_share"] = ", ".join(missing) + " (no data)"
 
 
-def _shape(out, geoms, areas) -> None:
+def _shape(out: gpd.GeoDataFrame, geoms: np.ndarray, areas: np.ndarray) -> None:
     """Compactness (Polsby–Popper 4πA/P², 1 = circle) and usable width (m)."""
     perimeter = shapely.length(geoms)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -213,8 +451,21 @@ def _shape(out, geoms, areas) -> None:
     out["usable_width_m"] = np.round(2 * shapely.length(mic), 1)
 
 
-def _plan_ogolny(out, raw: RawData) -> None:
+def _plan_ogolny(m: _Measure) -> None:
     """Whether the site's gmina has adopted a plan ogólny (required from 1 July 2026)."""
-    plan = raw.get("plan_zones")
-    covered = set(plan["teryt"]) if plan is not None and "teryt" in plan else set()
-    out["no_plan_ogolny"] = ~out["teryt"].isin(covered).to_numpy()
+    plan = m.raw.get("plan_zones")
+    if plan is None or not len(plan) or "teryt" not in plan:
+        m.none(["no_plan_ogolny"], m.absent("plan_zones", "no plan ogólny zones"))
+        return
+    m.out["no_plan_ogolny"] = ~m.out["teryt"].isin(set(plan["teryt"])).to_numpy()
+
+
+def _terrain(m: _Measure) -> None:
+    cols = ["slope_mean_pct", "slope_max_pct"]
+    if m.raw.dem_path is None:
+        m.none(cols, m.absent("dem", "no terrain model (NMT)"))
+        return
+    mean, mx = zonal_slope(m.raw.dem_path, m.geoms)
+    m.out["slope_mean_pct"] = np.round(mean, 2)
+    m.out["slope_max_pct"] = np.round(mx, 2)
+    m.per_site(np.isnan(mean), cols, "outside the terrain model")

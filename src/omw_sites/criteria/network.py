@@ -24,6 +24,9 @@ DEFAULT_SPEEDS_KMH = {
 }
 MOTORWAY_CLASSES = ("A", "S")
 ACCESS_SPEED_KMH = 15.0  # from the site's edge to the road: driveway / site road
+# a site or a destination farther than this from every road of the layer lies outside
+# what the road data covers: not reachable (NaN), never a time made of a long walk
+MAX_ACCESS_LEG_M = 3000.0
 JUNCTION_SNAP_M = 150.0  # a motorway meets local roads only within this of a junction
 NODE_TOLERANCE_M = 0.5  # endpoints closer than this are one node
 
@@ -136,12 +139,26 @@ def node_times(graph: RoadGraph, sources: np.ndarray) -> np.ndarray:
     return dijkstra(graph.matrix, directed=False, indices=sources, min_only=True)
 
 
-def snap_points(graph: RoadGraph, points: np.ndarray, local_only: bool = True) -> np.ndarray:
-    """Nearest graph node of each point (local-road nodes only when ``local_only``)."""
+def snap_points(
+    graph: RoadGraph,
+    points: np.ndarray,
+    local_only: bool = True,
+    max_distance: float | None = None,
+) -> np.ndarray:
+    """Nearest graph node of each point (local-road nodes only when ``local_only``).
+
+    With ``max_distance``, points farther than that from every such node get ``-1``.
+    """
     cand = np.flatnonzero(graph.local_nodes) if local_only else np.arange(graph.n_nodes)
+    out = np.full(len(points), -1, dtype=np.int64)
+    if len(cand) == 0 or len(points) == 0:
+        return out
     tree = STRtree(shapely.points(graph.node_xy[cand]))
-    _, idx = tree.query_nearest(points, return_distance=False, all_matches=False)
-    return cand[idx]
+    (left, right) = tree.query_nearest(
+        points, max_distance=max_distance, return_distance=False, all_matches=False
+    )
+    out[left] = cand[right]
+    return out
 
 
 @dataclass
@@ -157,14 +174,21 @@ class Access:
 def access_points(
     graph: RoadGraph, geoms: np.ndarray, access_speed_kmh: float = ACCESS_SPEED_KMH
 ) -> Access:
-    """Snap each site (polygon) to its nearest non-motorway road segment."""
+    """Snap each site (polygon) to its nearest non-motorway road segment.
+
+    A site with no such segment within ``MAX_ACCESS_LEG_M`` gets segment ``-1`` and a
+    NaN leg: the road data does not reach it.
+    """
     local = np.flatnonzero(~graph.motorway)
-    tree = STRtree(graph.lines[local])
-    (left, right), dist = tree.query_nearest(geoms, return_distance=True, all_matches=False)
     seg = np.full(len(geoms), -1, dtype=np.int64)
-    leg = np.full(len(geoms), np.inf)
-    seg[left] = local[right]
-    leg[left] = dist
+    leg = np.full(len(geoms), np.nan)
+    if len(local) and len(geoms):
+        tree = STRtree(graph.lines[local])
+        (left, right), dist = tree.query_nearest(
+            geoms, max_distance=MAX_ACCESS_LEG_M, return_distance=True, all_matches=False
+        )
+        seg[left] = local[right]
+        leg[left] = dist
     frac = np.zeros(len(geoms))
     ok = seg >= 0
     # entry point: where the site's centre projects onto its road (the nearest point of
@@ -175,14 +199,16 @@ def access_points(
 
 
 def site_times(graph: RoadGraph, access: Access, times: np.ndarray) -> np.ndarray:
-    """Minutes from each site to the nearest source, given per-node ``times``."""
+    """Minutes from each site to the nearest source, given per-node ``times``; NaN where
+    the site has no access segment or its part of the network does not lead there."""
     seg = access.segment
     ok = seg >= 0
-    out = np.full(len(seg), np.inf)
+    out = np.full(len(seg), np.nan)
     s = seg[ok]
     f = access.frac[ok]
     w = graph.edge_min[s]
     via_u = times[graph.edge_u[s]] + f * w
     via_v = times[graph.edge_v[s]] + (1.0 - f) * w
     out[ok] = access.leg_min[ok] + np.minimum(via_u, via_v)
+    out[np.isinf(out)] = np.nan  # cut off from every source
     return out

@@ -11,6 +11,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyogrio
 import rasterio
 
 from omw_sites.config import AREA_TOLERANCE
@@ -25,7 +26,7 @@ from omw_sites.etl.egib import (
 )
 from omw_sites.etl.errors import IngestError
 from omw_sites.etl.gesut import in_powiat, powiat_of, read_gesut
-from omw_sites.etl.mpzp import parse_symbols
+from omw_sites.etl.mpzp import DESIGNATION_COLUMNS, parse_symbols
 from omw_sites.etl.numbers import to_number
 from omw_sites.etl.validate import repair_geometries
 from omw_sites.etl.vector import read_vector_file
@@ -36,6 +37,7 @@ from omw_sites.layers import (
     GESUT_GML_DIR,
     MANIFEST,
     OWNERSHIP_TABLE,
+    RAW_BY_KEY,
     RAW_LAYERS,
     WORK_CRS,
     RawLayer,
@@ -53,6 +55,10 @@ class RawData:
     data_dates: dict[str, str]
     quarantine: pd.DataFrame
     stats: dict[str, dict[str, int]] = field(default_factory=dict)  # per layer: read/kept/…
+    # layers the folder does not provide, or provides with no features: key -> why
+    # (e.g. "no transport/wezly.gpkg", "layer 'OT_TCON_A' of bdot10k/bdot10k.gpkg is empty")
+    absent: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # for the run summary
 
     def __getitem__(self, key: str) -> gpd.GeoDataFrame:
         return self.layers[key]
@@ -60,15 +66,28 @@ class RawData:
     def get(self, key: str) -> gpd.GeoDataFrame | None:
         return self.layers.get(key)
 
+    def has(self, key: str) -> bool:
+        """Whether layer ``key`` is there with at least one feature (``dem``: a raster)."""
+        if key == "dem":
+            return self.dem_path is not None
+        layer = self.layers.get(key)
+        return layer is not None and len(layer) > 0
+
 
 def load_raw(raw_dir: str | Path, progress: Callable[[str, int], None] | None = None) -> RawData:
     """Read, reproject, validate and map every layer of ``raw_dir``.
 
+    Only parcels are required: ``egib/dzialki.gpkg``, EGiB GML files in ``egib/``, or
+    both. Every other layer may be missing (no file, or no such layer in its GeoPackage)
+    or empty; ``RawData.absent`` says which and why, and the criteria that need it are
+    left unmeasured (NaN) downstream.
+
     Raises
     ------
     IngestError
-        A required layer is missing, unreadable, has no CRS or lacks a required column.
-        Record-level defects do not raise: they are repaired or quarantined with a reason.
+        No parcels; a layer that is there but unreadable, without a CRS or without a
+        required column. Record-level defects do not raise: they are repaired or
+        quarantined with a reason.
     """
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
@@ -77,19 +96,24 @@ def load_raw(raw_dir: str | Path, progress: Callable[[str, int], None] | None = 
     layers: dict[str, gpd.GeoDataFrame] = {}
     quarantine: list[pd.DataFrame] = []
     stats: dict[str, dict[str, int]] = {}
+    absent: dict[str, str] = {}
     dem_path: Path | None = None
+    names: dict[Path, list[str]] = {}  # layers of each GeoPackage, listed once
     for spec in RAW_LAYERS:
         path = raw_dir / spec.path
         if not path.exists():
-            if spec.required:
-                raise IngestError(
-                    path, f"required layer {spec.key!r} is missing", rule="required layers"
-                )
+            absent[spec.key] = f"no {spec.path}"
             continue
         if spec.geom == "raster":
             dem_path = _check_raster(path)
             dates.setdefault(spec.key, _mtime_date(path))
             continue
+        if spec.layer is not None:
+            if path not in names:
+                names[path] = _layer_names(path)
+            if spec.layer not in names[path]:
+                absent[spec.key] = f"{spec.path} has no layer {spec.layer!r}"
+                continue
         mapped, q, q2, n_read, repaired = read_raw_layer(path, spec)
         layers[spec.key] = mapped
         quarantine += [q, q2]
@@ -99,48 +123,89 @@ def load_raw(raw_dir: str | Path, progress: Callable[[str, int], None] | None = 
             "repaired": repaired,
             "quarantined": len(q) + len(q2),
         }
+        if not len(mapped):
+            where = f"layer {spec.layer!r} of {spec.path}" if spec.layer else spec.path
+            absent[spec.key] = f"{where} is empty" if not n_read else f"{where}: no usable feature"
         dates.setdefault(spec.key, _mtime_date(path))
         if progress:
             progress(spec.key, len(mapped))
+    notes: list[str] = []
     gml_files = sorted((raw_dir / EGIB_GML_DIR).glob("*.gml"))
-    if gml_files and "parcels" in layers:
-        layers["parcels"], q_gml = _merge_gml_parcels(layers["parcels"], gml_files, stats)
+    if gml_files:
+        layers["parcels"], q_gml = _merge_gml_parcels(
+            layers.get("parcels"), gml_files, stats, raw_dir / OWNERSHIP_TABLE
+        )
         quarantine.append(q_gml)
+        absent.pop("parcels", None)
+        dates.setdefault("parcels", max(_mtime_date(f) for f in gml_files))
         if progress:
             progress("parcels (EGiB GML)", sum(stats[f.name]["kept"] for f in gml_files))
+    if not len(layers.get("parcels", ())):
+        spec = RAW_BY_KEY["parcels"]
+        why = absent.get("parcels", "no parcels")
+        msg = (
+            f"no parcels ({why}): put the powiat's EGiB parcels in {EGIB_GML_DIR}/ — "
+            f"{spec.path} (layer {spec.layer!r}, column ID_DZIALKI) or the EGiB GML export "
+            f"({EGIB_GML_DIR}/*.gml)"
+        )
+        raise IngestError(raw_dir / EGIB_GML_DIR, msg, rule="parcels required")
     app_files = sorted((raw_dir / APP_GML_DIR).glob("*.gml"))
     if app_files:
         zones, q_app = _merge_app_zones(layers.get("plan_zones"), app_files, stats)
         layers["plan_zones"] = zones
         quarantine.append(q_app)
+        absent.pop("plan_zones", None)
+        dates.setdefault("plan_zones", max(_mtime_date(f) for f in app_files))
         if progress:
             progress("plan_zones (APP GML)", sum(stats[f.name]["kept"] for f in app_files))
     gesut_files = sorted((raw_dir / GESUT_GML_DIR).glob("*.gml"))
-    if gesut_files and "utilities" in layers:
+    if gesut_files:
         lines, q_gesut = _merge_gesut_lines(
-            layers["utilities"], layers["gminy"], gesut_files, stats
+            layers.get("utilities"), layers.get("gminy"), gesut_files, stats, notes
         )
         layers["utilities"] = lines
         quarantine.append(q_gesut)
+        if len(lines):
+            absent.pop("utilities", None)
+        dates.setdefault("utilities", max(_mtime_date(f) for f in gesut_files))
         if progress:
             progress("utilities (GESUT GML)", sum(stats[f.name]["kept"] for f in gesut_files))
-    roads = layers["roads"]
-    layers["roads_main"] = roads[roads["road_class"].isin(["A", "S", "GP", "G"])].copy()
+    if "roads" in layers:
+        roads = layers["roads"]
+        layers["roads_main"] = roads[roads["road_class"].isin(MAIN_ROAD_CLASSES)].copy()
     q_all = (
         pd.concat([q for q in quarantine if len(q)], ignore_index=True)
         if any(len(q) for q in quarantine)
         else pd.DataFrame(columns=QUARANTINE_COLUMNS)
     )
-    return RawData(layers, dem_path, dates, q_all, stats)
+    for key in absent:  # a date for data that is not there would date an empty column
+        dates.pop(key, None)
+    return RawData(layers, dem_path, dates, q_all, stats, absent, notes)
+
+
+MAIN_ROAD_CLASSES = ("A", "S", "GP", "G")  # the ``roads_main`` reference layer
+
+
+def _layer_names(path: Path) -> list[str]:
+    """The layers of a GeoPackage; an unreadable file names itself."""
+    try:
+        return [str(n) for n, _ in pyogrio.list_layers(path)]
+    except Exception as exc:
+        raise IngestError(path, f"cannot read the file: {exc}") from exc
 
 
 def _merge_gml_parcels(
-    parcels: gpd.GeoDataFrame, files: list[Path], stats: dict[str, dict[str, int]]
+    parcels: gpd.GeoDataFrame | None,
+    files: list[Path],
+    stats: dict[str, dict[str, int]],
+    side_table: Path | None = None,
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     """Parcels with the registration units of the EGiB GML ``files`` taken from the GML.
 
     The GPKG's parcels of a unit (WWPPGG_R) that a GML export covers are replaced by the
-    GML's current versions; ``source`` says where each parcel came from.
+    GML's current versions; ``source`` says where each parcel came from. Without a GPKG
+    the GML's parcels are the layer. Where the GML does not resolve a parcel's ownership
+    (no JRG links), the ownership side table (``side_table``) gives it.
     """
     frames, qs = [], []
     for path in files:
@@ -155,6 +220,15 @@ def _merge_gml_parcels(
             "quarantined": len(result.quarantine),
         }
     gml = pd.concat(frames, ignore_index=True)
+    if side_table is not None and side_table.exists():
+        unknown = (gml["ownership"] == "other").to_numpy()
+        if unknown.any():
+            listed = ownership_class(read_ownership_table(side_table, gml["parcel_id"][unknown]))
+            gml.loc[unknown, "ownership"] = listed.to_numpy()
+    if parcels is None:
+        columns = [*PARCEL_COLUMNS, "source"]
+        out = gpd.GeoDataFrame(gml[columns].reset_index(drop=True), geometry="geometry")
+        return out.set_crs(WORK_CRS, allow_override=True), pd.concat(qs, ignore_index=True)
     units = set(gml["parcel_id"].str.split(".", n=1).str[0])
     own_unit = parcels["parcel_id"].str.split(".", n=1).str[0]
     kept = parcels[~own_unit.isin(units).to_numpy()].assign(source="gpkg")
@@ -162,6 +236,21 @@ def _merge_gml_parcels(
     merged = pd.concat([kept, gml[columns]], ignore_index=True)
     out = gpd.GeoDataFrame(merged, geometry="geometry", crs=parcels.crs)
     return out, pd.concat(qs, ignore_index=True) if qs else _empty_q()
+
+
+# canonical parcel columns (what ``_parcels`` maps a GPKG to, and the GML reader gives)
+PARCEL_COLUMNS = (
+    "parcel_id",
+    "teryt",
+    "obreb",
+    "number",
+    "area_ha",
+    "registered_area_ha",
+    "area_mismatch",
+    "ownership",
+    "kw",
+    "geometry",
+)
 
 
 def _merge_app_zones(
@@ -193,16 +282,19 @@ def _merge_app_zones(
 
 
 def _merge_gesut_lines(
-    lines: gpd.GeoDataFrame,
-    gminy: gpd.GeoDataFrame,
+    lines: gpd.GeoDataFrame | None,
+    gminy: gpd.GeoDataFrame | None,
     files: list[Path],
     stats: dict[str, dict[str, int]],
+    notes: list[str] | None = None,
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     """Utility lines with the powiaty of the GESUT GML ``files`` taken from the GML.
 
     A powiat's GESUT export (``przestrzenNazw`` ``PL.PZGiK.<TERYT4>.GESUT``) replaces the
     GPKG's lines whose midpoint lies in that powiat's gminy; ``source`` says where each
-    line came from.
+    line came from. Without a GPKG the GML's lines are the layer; without gmina
+    boundaries nothing can be told apart, so both are kept (a line twice changes no
+    distance) and ``notes`` says so.
     """
     columns = ["network", "status", "voltage", "diameter_mm", "operator"]
     frames, qs, powiaty = [], [], set()
@@ -226,13 +318,26 @@ def _merge_gesut_lines(
             "quarantined": len(result.quarantine),
         }
     gml = pd.concat(frames, ignore_index=True)
+    q_out = pd.concat(qs, ignore_index=True).reindex(columns=QUARANTINE_COLUMNS)
+    if lines is None:
+        out = gpd.GeoDataFrame(
+            gml[[*columns, "source", "geometry"]].reset_index(drop=True), geometry="geometry"
+        )
+        return out.set_crs(WORK_CRS, allow_override=True), q_out
     replaced = np.zeros(len(lines), dtype=bool)
-    for powiat in powiaty:
-        replaced |= in_powiat(lines.geometry.to_numpy(), gminy, powiat)
+    if gminy is None or not len(gminy):
+        if notes is not None and len(lines):
+            notes.append(
+                "no gmina boundaries: the GESUT GML lines are added to the GeoPackage's "
+                "instead of replacing those of their powiat"
+            )
+    else:
+        for powiat in powiaty:
+            replaced |= in_powiat(lines.geometry.to_numpy(), gminy, powiat)
     kept = lines[~replaced].assign(source="gpkg")
     merged = pd.concat([kept, gml[[*kept.columns]]], ignore_index=True)
     out = gpd.GeoDataFrame(merged, geometry="geometry", crs=lines.crs)
-    return out, pd.concat(qs, ignore_index=True).reindex(columns=QUARANTINE_COLUMNS)
+    return out, q_out
 
 
 # ----------------------------------------------------------------------------- reading
@@ -381,6 +486,11 @@ def _parcels(gdf, path, spec):
 
 
 def _zoning(gdf, path, spec):
+    col = next((c for c in DESIGNATION_COLUMNS if c in gdf), None)
+    if col is None:
+        msg = f"no designation column ({', '.join(DESIGNATION_COLUMNS)})"
+        raise IngestError(path, msg, layer=spec.layer, rule="required columns")
+    gdf = gdf.rename(columns={col: "SYMBOL"}) if col != "SYMBOL" else gdf
     parts = parse_symbols(gdf["SYMBOL"])
     out = _frame(
         gdf,

@@ -65,7 +65,7 @@ L: dict[str, tuple[str, str]] = {
     "precinct": ("Obręb", "Precinct (obręb)"),
     "number": ("Nr działki", "Parcel no."),
     "kw": ("Księga wieczysta", "Land register (KW)"),
-    "unknown": ("brak danych", "not known"),
+    "unknown": ("brak danych", "no data"),
     "ownership": ("Własność", "Ownership"),
     "planning": ("Planowanie przestrzenne", "Planning status"),
     "planning_instrument": ("Instrument planistyczny", "Planning instrument"),
@@ -153,6 +153,7 @@ VALUES: dict[str, dict[str, tuple[str, str]]] = {
         "mpzp": ("miejscowy plan (MPZP)", "local plan (MPZP)"),
         "plan_ogolny": ("plan ogólny", "plan ogólny (general plan)"),
         "none": ("brak planu", "no plan"),
+        "unknown": ("brak danych (brak warstwy MPZP)", "no data (no zoning layer)"),
     },
     "power_voltage": {
         "ww": ("najwyższe napięcie (NN)", "extra-high voltage"),

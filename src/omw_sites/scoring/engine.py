@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from omw_sites.layers import excluded_col, rank_col, score_col
 from omw_sites.scoring.explain import drivers_text
-from omw_sites.scoring.expr import evaluate
+from omw_sites.scoring.expr import evaluate, names_in
 from omw_sites.scoring.methods import promethee2, rank_scores, rank_values
 from omw_sites.scoring.profiles import Profile
 from omw_sites.scoring.segments import readiness_tiers
@@ -32,12 +33,24 @@ def gaps_col(profile: str) -> str:
     return f"gaps_{profile}"
 
 
+NO_DATA_REASON = "no data for any criterion of the profile"
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """A profile applied to a site table, before aggregation.
 
     ``raw`` and ``values`` are sites × criteria (criterion units; 0..1 desirability),
     ``weights`` sum to 1, ``reason`` holds the exclusion reason ("" when eligible).
+
+    Missing data: ``measured`` (sites × criteria) is False where a criterion has no value
+    for a site (NaN). A criterion measured for no site at all gets weight 0 and the
+    others are renormalised (``dropped`` names them). Where one site lacks a value the
+    others have, its cell in ``values`` holds the site's own weighted mean of its
+    measured values — the same score as renormalising that site's weights over what
+    was measured, neither a best nor a worst. ``unknown`` maps a column to the sites
+    without a value for it; ``unchecked`` a constraint's reason to the number of sites
+    it could not be checked on for want of data (it is not applied to them).
     """
 
     profile: Profile
@@ -46,10 +59,28 @@ class Evaluation:
     weights: np.ndarray
     reason: np.ndarray
     columns: dict[str, np.ndarray]
+    measured: np.ndarray | None = None
+    unknown: Mapping[str, np.ndarray] = field(default_factory=dict)
+    dropped: tuple[str, ...] = ()
+    unchecked: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def eligible(self) -> np.ndarray:
         return self.reason == ""
+
+    def notes(self) -> dict[str, object]:
+        """What missing data did to this profile (for the run summary and ``run_info``)."""
+        return {
+            "weights": {
+                c.name: round(float(w), 6)
+                for c, w in zip(self.profile.criteria, self.weights, strict=True)
+            },
+            "criteria_without_data": list(self.dropped),
+            "constraints_not_applied": dict(self.unchecked),
+            "sites_missing_some_criteria": int((~self.measured).any(axis=1).sum())
+            if self.measured is not None and self.measured.size
+            else 0,
+        }
 
 
 def derived_columns(sites: pd.DataFrame, profile: Profile) -> dict[str, np.ndarray]:
@@ -70,10 +101,57 @@ def derived_columns(sites: pd.DataFrame, profile: Profile) -> dict[str, np.ndarr
     }
 
 
+def site_columns(sites: pd.DataFrame) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The site table as arrays for expressions, and per column the sites without a value.
+
+    Numbers: NaN is no value. Flags with no value (nullable booleans, NA; or, as read
+    back from the store, objects holding True/False/None) are given as False to
+    expressions — the ``unknown`` mask says they are not known.
+    """
+    cols: dict[str, np.ndarray] = {}
+    unknown: dict[str, np.ndarray] = {}
+    for c in sites.columns:
+        if c == "geometry":
+            continue
+        s = sites[c]
+        if s.dtype == object and _nullable_flags(s):
+            s = s.astype("boolean")
+        if isinstance(s.dtype, pd.BooleanDtype):
+            na = s.isna().to_numpy()
+            cols[c] = s.fillna(False).to_numpy(dtype=bool)
+            if na.any():
+                unknown[c] = na
+        elif pd.api.types.is_float_dtype(s):
+            cols[c] = s.to_numpy(dtype=float, na_value=np.nan)
+            na = np.isnan(cols[c])
+            if na.any():
+                unknown[c] = na
+        else:
+            cols[c] = s.to_numpy()
+    return cols, unknown
+
+
+def _nullable_flags(s: pd.Series) -> bool:
+    """An object column of True/False with some or all missing (a flag without data, as
+    the store gives it back)."""
+    na = s.isna()
+    if not na.any():
+        return False
+    return na.all() or pd.api.types.infer_dtype(s[~na], skipna=True) == "boolean"
+
+
 def evaluate_profile(sites: pd.DataFrame, profile: Profile) -> Evaluation:
-    """Constraints, value-scaled criteria and resolved weights of one profile."""
-    cols = {c: sites[c].to_numpy() for c in sites.columns if c != "geometry"}
+    """Constraints, value-scaled criteria and resolved weights of one profile.
+
+    A constraint is not applied to a site that lacks the data it tests (it neither
+    passes on a guess nor excludes on one); ``Evaluation.unchecked`` counts those sites.
+    """
+    cols, unknown = site_columns(sites)
     cols.update(derived_columns(sites, profile))
+    if "planning_instrument" in cols:  # no zoning layer at all: compatibility not known
+        blind = np.asarray(cols["planning_instrument"] == "unknown", dtype=bool)
+        if blind.any():
+            unknown["zoning_compatible"] = blind
     missing = [c.name for c in profile.criteria if c.name not in cols]
     if missing:
         msg = f"profile {profile.name!r}: the site table has no column {', '.join(missing)}"
@@ -82,21 +160,75 @@ def evaluate_profile(sites: pd.DataFrame, profile: Profile) -> Evaluation:
     reason = np.full(n, "", dtype=object)
     area = sites["area_ha"].to_numpy(dtype=float)
     reason[area < profile.min_area_ha] = f"area below {profile.min_area_ha:g} ha"
+    unchecked: dict[str, int] = {}
     for con in profile.constraints:
         ok = np.broadcast_to(np.asarray(evaluate(con.expr, cols), dtype=bool), (n,))
+        blind = _blind(con.expr, unknown, n)
+        if blind.any():
+            unchecked[con.reason] = int(blind.sum())
+            ok = ok | blind
         reason[(reason == "") & ~ok] = con.reason
-    raw = np.column_stack([np.asarray(cols[c.name], dtype=float) for c in profile.criteria])
-    values = np.column_stack([value(c, raw[:, j]) for j, c in enumerate(profile.criteria)])
-    weights = np.array([c.weight for c in profile.criteria])
+    k = len(profile.criteria)
+    raw = (
+        np.column_stack([_numbers(cols[c.name], unknown.get(c.name)) for c in profile.criteria])
+        if k
+        else np.empty((n, 0))
+    )
+    values = (
+        np.column_stack([value(c, raw[:, j]) for j, c in enumerate(profile.criteria)])
+        if k
+        else np.empty((n, 0))
+    )
+    measured = ~np.isnan(raw)
+    live = measured.any(axis=0) if n else np.ones(k, dtype=bool)
+    weights = np.array([c.weight for c in profile.criteria], dtype=float)
+    dropped = tuple(c.name for c, ok in zip(profile.criteria, live, strict=True) if not ok)
+    if dropped and weights[live].sum() > 0:
+        weights = np.where(live, weights, 0.0) / weights[live].sum()
+    values, nothing = _fill_missing(values, measured & live, weights)
+    reason[(reason == "") & nothing] = NO_DATA_REASON
     eligible = reason == ""
     if profile.weighting == "entropy" and eligible.sum() >= 2:
         sub = values[eligible]
-        live = sub.any(axis=0)
+        use = sub.any(axis=0) & live
         w = np.zeros(len(weights))
-        if live.any() and np.ptp(sub[:, live], axis=0).any():
-            w[live] = entropy(sub[:, live])
+        if use.any() and np.ptp(sub[:, use], axis=0).any():
+            w[use] = entropy(sub[:, use])
             weights = w
-    return Evaluation(profile, raw, values, weights, reason, cols)
+    return Evaluation(
+        profile, raw, values, weights, reason, cols, measured, unknown, dropped, unchecked
+    )
+
+
+def _blind(expr: str, unknown: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+    """Sites without a value for some column ``expr`` refers to."""
+    out = np.zeros(n, dtype=bool)
+    for name in names_in(expr):
+        if name in unknown:
+            out |= unknown[name]
+    return out
+
+
+def _numbers(column: np.ndarray, unknown: np.ndarray | None) -> np.ndarray:
+    x = np.asarray(column, dtype=float).copy()
+    if unknown is not None:
+        x[unknown] = np.nan
+    return x
+
+
+def _fill_missing(
+    values: np.ndarray, measured: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``values`` with each unmeasured cell set to its site's weighted mean of the
+    measured ones (see :class:`Evaluation`), and the sites with nothing measured."""
+    if measured.all():
+        return values, np.zeros(len(values), dtype=bool)
+    w = measured * weights
+    total = w.sum(axis=1)
+    nothing = total <= 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(nothing, 0.0, (values * w).sum(axis=1) / np.where(nothing, 1, total))
+    return np.where(measured, values, mean[:, None]), nothing
 
 
 def aggregate(values: np.ndarray, weights: np.ndarray, method: str, v: float = 0.5) -> np.ndarray:
@@ -129,7 +261,12 @@ def aggregate(values: np.ndarray, weights: np.ndarray, method: str, v: float = 0
     raise ValueError(msg)
 
 
-def score_profile(sites: pd.DataFrame, profile: Profile, explain: bool = True) -> pd.DataFrame:
+def score_profile(
+    sites: pd.DataFrame,
+    profile: Profile,
+    explain: bool = True,
+    notes: dict[str, dict[str, object]] | None = None,
+) -> pd.DataFrame:
     """Score, rank, exclusion reason, drivers and readiness of every site under one profile.
 
     Returns a frame indexed like ``sites`` with ``score_<p>`` (0..1, NaN when excluded),
@@ -139,8 +276,13 @@ def score_profile(sites: pd.DataFrame, profile: Profile, explain: bool = True) -
 
     With ``method = "promethee2"`` the WLC score is kept and the profile's ``shortlist``
     best sites by WLC are re-ranked by PROMETHEE II net flow; the rest follow by WLC.
+
+    ``notes``, when given, receives ``notes[profile.name]``: the weights used, the
+    criteria without data and the constraints not applied (:meth:`Evaluation.notes`).
     """
     ev = evaluate_profile(sites, profile)
+    if notes is not None:
+        notes[profile.name] = ev.notes()
     eligible = ev.eligible
     score = aggregate(ev.values, ev.weights, profile.method, profile.vikor_v)
     score = np.where(eligible, np.round(score, 6), np.nan)
@@ -175,7 +317,12 @@ def _promethee_shortlist(ev: Evaluation, score: np.ndarray, rank: np.ndarray) ->
     return out
 
 
-def score_sites(sites: pd.DataFrame, profiles: list[Profile]) -> pd.DataFrame:
-    """``sites`` with score/rank/excluded/drivers/tier columns for every profile appended."""
-    parts = [score_profile(sites, p) for p in profiles]
+def score_sites(
+    sites: pd.DataFrame,
+    profiles: list[Profile],
+    notes: dict[str, dict[str, object]] | None = None,
+) -> pd.DataFrame:
+    """``sites`` with score/rank/excluded/drivers/tier columns for every profile appended
+    (``notes``: see :func:`score_profile`)."""
+    parts = [score_profile(sites, p, notes=notes) for p in profiles]
     return pd.concat([sites, *parts], axis=1)

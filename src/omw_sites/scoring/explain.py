@@ -63,9 +63,17 @@ def phrases(crit: Criterion, raw: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def contributions(ev: Evaluation) -> tuple[np.ndarray, np.ndarray]:
-    """Contribution w·v (sums to the WLC score) and lift w·(v − 0.5) of every cell."""
+    """Contribution w·v (sums to the WLC score) and lift w·(v − 0.5) of every cell.
+
+    A criterion not measured for a site lifts it by nothing (its contribution is the
+    site's own mean, see :class:`~omw_sites.scoring.engine.Evaluation`): it is never a
+    driver, and the gaps say "no data".
+    """
     contrib = ev.values * ev.weights
-    return contrib, ev.weights * (ev.values - NEUTRAL)
+    lift = ev.weights * (ev.values - NEUTRAL)
+    if ev.measured is not None:
+        lift = np.where(ev.measured, lift, 0.0)
+    return contrib, lift
 
 
 def drivers_text(ev: Evaluation, n_pos: int = 3, n_neg: int = 2) -> np.ndarray:
@@ -73,7 +81,9 @@ def drivers_text(ev: Evaluation, n_pos: int = 3, n_neg: int = 2) -> np.ndarray:
 
     A driver's signed number is its lift ``w·(v − 0.5)``: how much the criterion raises
     (+) or lowers (−) the site's weighted score against a neutral mid-range value; the
-    lifts add up to ``score − 0.5`` under WLC. Excluded sites get ``excluded: <reason>``.
+    lifts add up to ``score − 0.5`` under WLC for a site measured on every criterion (an
+    unmeasured criterion lifts by nothing and is never a driver; the gaps name it).
+    Excluded sites get ``excluded: <reason>``.
 
     Returns
     -------
@@ -116,7 +126,7 @@ def drivers_text(ev: Evaluation, n_pos: int = 3, n_neg: int = 2) -> np.ndarray:
 
 def explain_table(ev: Evaluation, site_ids: np.ndarray | None = None) -> pd.DataFrame:
     """Long table: one row per site and criterion with raw value and unit, value, weight,
-    contribution (w·v) and lift (w·(v − 0.5)).
+    contribution (w·v), lift (w·(v − 0.5)) and whether it was measured for the site.
 
     Parameters
     ----------
@@ -138,6 +148,9 @@ def explain_table(ev: Evaluation, site_ids: np.ndarray | None = None) -> pd.Data
             "weight": np.tile(ev.weights, n).round(4),
             "contribution": contrib.reshape(-1).round(4),
             "lift": lift.reshape(-1).round(4),
+            "measured": (
+                ev.measured.reshape(-1) if ev.measured is not None else np.ones(n * k, bool)
+            ),
             "excluded": np.repeat(ev.reason.astype(str), k),
         }
     )

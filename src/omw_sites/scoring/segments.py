@@ -51,31 +51,96 @@ def readiness_tiers(ev: Evaluation) -> tuple[np.ndarray, np.ndarray]:
 
     Checks are the profile's ``[[readiness]]`` rules (default: zoning compatible); the
     profile's minimum area is always one. Tier A: no gap; B: one gap; C: two or more.
+    A check a site lacks the data for is a gap too (``"not checked (no data): <gap>"``):
+    readiness is what the data shows. The profile's criteria with no value for a site are listed
+    after the gaps (``"no data: motorway junction, airport"``, with the site's own
+    reason where it has one, e.g. not reachable on the road network); they do not
+    change the tier.
 
     Returns
     -------
     tiers, gaps : arrays of str (``"A"``/``"B"``/``"C"``; gaps joined with ``"; "``)
     """
+    from omw_sites.scoring.engine import _blind  # engine imports this module
+
     prof = ev.profile
     n = len(ev.reason)
     checks = [(c.expr, c.gap) for c in prof.readiness] or [
         ("zoning_compatible", "zoning not compatible")
     ]
-    fails, gaps = [], []
+    fails, gaps, blinds = [], [], []
     area = np.asarray(ev.columns["area_ha"], dtype=float)
     if prof.min_area_ha > 0:
         fails.append(~(area >= prof.min_area_ha))
         gaps.append(f"below {prof.min_area_ha:g} ha")
+        blinds.append(np.zeros(n, dtype=bool))
     for expr, gap in checks:
         ok = np.broadcast_to(np.asarray(evaluate(expr, ev.columns), dtype=bool), (n,))
-        fails.append(~ok)
+        blind = _blind(expr, ev.unknown, n)
+        fails.append(~ok | blind)
         gaps.append(gap)
+        blinds.append(blind)
     f = np.column_stack(fails) if fails else np.zeros((n, 0), bool)
+    b = np.column_stack(blinds) if blinds else np.zeros((n, 0), bool)
     count = f.sum(axis=1)
     tiers = np.array(TIERS)[np.minimum(count, 2)]
-    labels = np.array(gaps, dtype=object)
-    text = np.array(["; ".join(labels[row]) for row in f], dtype=object) if n else np.array([])
+    # one text per distinct pattern of failed and unknown checks (there are few)
+    k = f.shape[1]
+    patterns, inv = _patterns(np.concatenate([f, b], axis=1))
+    words = np.array([_gap_words(row[:k], row[k:], gaps) for row in patterns] + [""], dtype=object)
+    text = words[inv] if n else np.array([], dtype=object)
+    no_data = _no_data_text(ev)
+    extra = no_data != ""
+    if extra.any():
+        head = text[extra]
+        text[extra] = np.where(head == "", no_data[extra], head + "; " + no_data[extra])
     return tiers.astype(str), text.astype(str)
+
+
+def _patterns(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a boolean matrix and each row's index among them (rows packed
+    into bytes first: one 1-D sort instead of a row-wise one)."""
+    packed = np.packbits(flags, axis=1) if flags.shape[1] else np.zeros((len(flags), 1), np.uint8)
+    keys = packed.view(np.dtype((np.void, packed.shape[1]))).reshape(-1)
+    _, first, inv = np.unique(keys, return_index=True, return_inverse=True)
+    return flags[first], inv.reshape(-1)
+
+
+def _gap_words(failed: np.ndarray, blind: np.ndarray, gaps: list[str]) -> str:
+    """``"gap; gap; not checked (no data): gap, gap"`` for one pattern of checks."""
+    known = [g for g, f, b in zip(gaps, failed, blind, strict=True) if f and not b]
+    unknown = [g for g, b in zip(gaps, blind, strict=True) if b]
+    if unknown:
+        known.append("not checked (no data): " + ", ".join(unknown))
+    return "; ".join(known)
+
+
+def _no_data_text(ev: Evaluation) -> np.ndarray:
+    """Per site: ``"no data: <criteria labels>"`` for the profile's criteria it has no
+    value for, with the site's own reason (``layers.SITE_NO_DATA``) where there is one."""
+    from omw_sites.layers import SITE_NO_DATA
+
+    n = len(ev.reason)
+    out = np.full(n, "", dtype=object)
+    if ev.measured is None or ev.measured.all():
+        return out
+    labels = [c.label or c.name for c in ev.profile.criteria]
+    rows = np.flatnonzero(~ev.measured.all(axis=1))
+    patterns, inv = _patterns(~ev.measured[rows])
+    words = np.array(
+        [
+            "no data: " + ", ".join(lab for lab, m in zip(labels, p, strict=True) if m)
+            for p in patterns
+        ],
+        dtype=object,
+    )
+    out[rows] = words[inv]
+    own = ev.columns.get(SITE_NO_DATA)
+    if own is not None:
+        own = np.asarray(own, dtype=object)
+        has = (own != "") & (out != "")
+        out[has] = out[has] + " (" + own[has] + ")"
+    return out
 
 
 @dataclass(frozen=True)
