@@ -34,7 +34,9 @@ SERVER = textwrap.dedent(
     """
     import socket, sys
     from omw_sites.api import make_server
-    sock = socket.socket()
+    # IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say so (proto 0 leaves
+    # Nagle on, and a response written in two parts then waits ~40 ms for an ACK)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     print(sock.getsockname()[1], flush=True)
     make_server(sys.argv[1], log_level="warning", access_log=False).run(sockets=[sock])

@@ -47,7 +47,8 @@ WARSAW_BBOX = (20.95, 52.15, 21.10, 52.28)
 @contextmanager
 def running_server(store: Path) -> Iterator[str]:
     """A real uvicorn server for ``store`` on a free loopback port, in a thread."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, as uvicorn's own socket: asyncio then sets TCP_NODELAY on connections
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))  # the port stays ours: uvicorn serves on this socket
     port = sock.getsockname()[1]

@@ -387,6 +387,39 @@ def test_an_edit_between_the_read_and_the_write_of_an_ingest(workers, new_target
         assert stored.loc[["Schild00001", "Schild00002"], "status"].tolist() == ["reserved"] * 2
 
 
+def test_an_edit_of_a_site_the_ingest_keeps_does_not_restart_it(workers, new_target):
+    """An edit of a site that an ingest changes but does not end, committed between the
+    ingest's read and its write: the ingest commits at its first attempt and both land
+    (an edit and an update touch different fields). With a check of the whole store's
+    version every edit restarted the ingest, and a steady trickle of API edits made a
+    large ingest give up after five attempts."""
+    manager, pool = workers
+    sites, _, info = _region()
+    ingest = _job(_gmina_update(sites, G1, "a", 0.25), "run-a", [G1], TA, info)
+    kept = sites.index[sites["teryt"] == G1][2]  # changed by the update (dist_sewer_m)
+    site_id = sites.loc[kept, "site_id"]
+
+    def setup(target: str) -> None:
+        open_inventory(target).apply(sites, None, {**info, "run_id": "base"}, now=T0)
+
+    def edit(target: str) -> None:
+        open_inventory(target).set_status(site_id, "reserved", by="edit", date="2026-11-30")
+
+    serial = _serial(new_target, setup, {"edit": edit, "ingest": ingest}, [("edit", "ingest")])
+    for _ in range(ROUNDS):
+        target = new_target()
+        setup(target)
+        read_done, edit_done = manager.Event(), manager.Event()
+        a = pool.submit(_apply_after_edit, target, ingest, read_done, edit_done)
+        b = pool.submit(_edit_job, target, site_id, read_done, edit_done)
+        results = {"ingest": a.result(timeout=300), "edit": b.result(timeout=300)}
+        assert results["edit"]["ok"] and results["ingest"]["ok"], results
+        assert results["ingest"]["writes"] == 1, results  # not restarted by the edit
+        _check_serial(target, results, serial)
+        stored = open_inventory(target).record(site_id)
+        assert stored["status"] == "reserved" and stored["dist_sewer_m"] == 11.0
+
+
 # ---------------------------------------------------------------- one process, two SQLites
 
 

@@ -464,16 +464,32 @@ async def edit_site(featureId: str, request: Request) -> Response:  # noqa: N803
         changes = _offer(body.get("properties") or {})
     elif "documents" in changes:
         changes = {**changes, "documents": _documents(changes["documents"])}
+    return await _edit(request, featureId, changes, holder, gminy, validate)
+
+
+async def _edit(
+    request: Request,
+    site_id: str,
+    changes: dict[str, Any],
+    holder: str,
+    gminy: frozenset[str],
+    validate: Callable[..., Any] | None,
+    *,
+    replace: bool = False,
+) -> Response:
+    """PATCH (merge) or PUT (``replace``) of one site's offer and status, under the
+    request's preconditions and the key's gminy; the written site as the response."""
     record = await _write(
         request,
         lambda inv: inv.edit(
-            featureId,
+            site_id,
             changes,
             by=holder,
             if_version=if_match_versions(request.headers.get("if-match")),
             if_unmodified_since=_if_unmodified_since(request),
+            replace=replace,
             keep_private_documents=True,
-            check=_gmina_check(holder, gminy, featureId),
+            check=_gmina_check(holder, gminy, site_id),
             validate=validate,
         ),
     )
@@ -523,21 +539,7 @@ async def replace_site(featureId: str, request: Request) -> Response:  # noqa: N
         raise _unprocessable("body", "a replacement is a GeoJSON Feature (type: Feature)")
     validate = _read_only_check(featureId, body, _content_crs(request))
     changes = _offer(body.get("properties") or {})
-    record = await _write(
-        request,
-        lambda inv: inv.edit(
-            featureId,
-            changes,
-            by=holder,
-            if_version=if_match_versions(request.headers.get("if-match")),
-            if_unmodified_since=_if_unmodified_since(request),
-            replace=True,
-            keep_private_documents=True,
-            check=_gmina_check(holder, gminy, featureId),
-            validate=validate,
-        ),
-    )
-    return _feature_response(record, request)
+    return await _edit(request, featureId, changes, holder, gminy, validate, replace=True)
 
 
 @router.delete(

@@ -73,6 +73,12 @@ class Transaction(ABC):
         these columns: reference layers, ``quarantine``, ``run_info``)."""
 
     @abstractmethod
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        """A read inside the transaction, under its write lock (see
+        :meth:`Backend.query` for the SQL): what the store holds now, before this
+        transaction's commit, so a writer can check nobody changed what it read."""
+
+    @abstractmethod
     def conditional_update(
         self, table: str, fid: int, values: Mapping[str, Any], expect: Mapping[str, Any]
     ) -> int:

@@ -336,6 +336,9 @@ class _GpkgTransaction(Transaction):
         self.replaced.add(table)
         self.insert(table, rows)
 
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        return pd.read_sql_query(sql, self.conn, params=list(params))
+
     def conditional_update(
         self, table: str, fid: int, values: Mapping[str, Any], expect: Mapping[str, Any]
     ) -> int:

@@ -603,7 +603,7 @@ class Inventory:
             (since,),
         )
         fields = hist.groupby("site_id")["field"].agg(lambda f: ",".join(sorted(set(f))))
-        recs["fields"] = recs["site_id"].map(fields).fillna("")
+        recs["fields"] = [fields.get(sid, "") for sid in recs["site_id"]]
         return recs.reset_index(drop=True)
 
     def provenance(self, site_id: str) -> pd.DataFrame:
@@ -728,10 +728,11 @@ class Inventory:
             :func:`check_mass_end`); without it such an update is refused before writing
 
         Everything happens in one transaction; on any error the store is as before. The
-        update is prepared from the store as read at one version, and its transaction
-        commits only if the store is still at that version (no other writer committed in
-        between: an ingest, an edit, a first load); otherwise it is prepared again from
-        the new state, up to :data:`APPLY_ATTEMPTS` times. A first load replaces the store
+        update is prepared from the store as read, and its transaction commits only if no
+        other writer changed the set of current records meanwhile (an update, a first
+        load, an end) nor edited a record this update ends (see :func:`_unchanged_since`);
+        otherwise it is prepared again from the new state, up to :data:`APPLY_ATTEMPTS`
+        times. Edits of other records land beside it. A first load replaces the store
         only if nothing was written to it since it was found without sites.
         """
         info = dict(run_info or {})
@@ -808,8 +809,8 @@ class Inventory:
         return report
 
     def _update(self, job: _Job) -> ChangeReport:
-        """An incremental update, prepared from the store as read at one version and
-        written in one transaction that commits only at that version."""
+        """An incremental update, prepared from the store as read and written in one
+        transaction that commits only if nothing it depends on changed meanwhile."""
         run_id, now, source, scope, scope_text = (
             job.run_id,
             job.now,
@@ -820,7 +821,9 @@ class Inventory:
         tracked, in_scope = job.tracked, job.in_scope
         report = ChangeReport(run_id, "update", scope_text)
         self.backend.init()  # bookkeeping tables added since the store was made
-        version = self.backend.version()  # before anything is read
+        # what other writers must not have changed when this update commits, read before
+        # anything else (see _unchanged_since)
+        shape = _store_shape(self.backend.query)
         # the current records are read (GDAL / the database, without the GIL) while this
         # thread hashes the incoming sites (once: a retry reuses the hashes)
         with ThreadPoolExecutor(1, thread_name_prefix="omw-read-current") as reader:
@@ -936,8 +939,9 @@ class Inventory:
             ]
 
         unchanged = self._unchanged_layers(job.digests)
-        # commits only if no other writer committed since ``version`` was read
-        with self.backend.transaction(expect_version=version) as tx:
+        ending = current.loc[list(ended_fids), "updated_at"] if ended_fids else None
+        with self.backend.transaction() as tx:
+            _unchanged_since(tx, shape, ending, self.target)
             tx.add_columns(SITES, {c: k for c, k in new_cols.items() if c not in table_cols})
             for rows in updates:  # the ended records before the inserts below
                 tx.update(SITES, "fid", rows)
@@ -1082,7 +1086,13 @@ class Inventory:
         """The site table's columns; ID, hashes (and gmina) of its current records (indexed
         by fid); and where each of ``ids`` sits among them (-1: not there)."""
         table_cols = set(self.backend.columns(SITES))
-        wanted = ["site_id", *(["teryt"] if with_gmina else []), "content_hash", "scores_hash"]
+        wanted = [
+            "site_id",
+            *(["teryt"] if with_gmina else []),
+            "content_hash",
+            "scores_hash",
+            "updated_at",  # of the records an update ends (see _unchanged_since)
+        ]
         current = self.backend.read_layer(
             SITES,
             columns=[c for c in wanted if c in table_cols],
@@ -1092,6 +1102,8 @@ class Inventory:
         )
         if "scores_hash" not in current.columns:  # a store from before scores were hashed
             current["scores_hash"] = None
+        if "updated_at" not in current.columns:
+            current["updated_at"] = None
         return table_cols, current, _positions(ids, current["site_id"])
 
     def _new_records(self, new: gpd.GeoDataFrame, now: str, run_id: str) -> gpd.GeoDataFrame:
@@ -1342,6 +1354,48 @@ class Inventory:
             src = old.loc[ps[0]]
             for name in EDITABLE:
                 records.loc[records.index[i], name] = src[name]
+
+
+def _store_shape(query: Callable[..., pd.DataFrame]) -> tuple[int, int, int]:
+    """What every write that changes the set of current records moves: the number of
+    runs (each update and first load adds one), of current records (an end lowers it)
+    and the highest record id (an insert raises it; records are never deleted)."""
+    runs = query(f"SELECT count(*) AS n FROM {RUNS}")
+    sites = query(f"SELECT count(*) AS n, max(fid) AS top FROM {SITES} WHERE {CURRENT}")
+    top = sites["top"].iloc[0]
+    return int(runs["n"].iloc[0]), int(sites["n"].iloc[0]), -1 if pd.isna(top) else int(top)
+
+
+def _unchanged_since(
+    tx: Any, shape: tuple[int, int, int], ending: pd.Series | None, target: str
+) -> None:
+    """Inside an update's transaction (under the write lock): raise
+    :class:`StoreConflict` (the update is prepared again) if, since the update read the
+    store, another writer changed the set of current records (:func:`_store_shape`: an
+    update, a first load, an end) or edited a record this update ends (its successors
+    inherit the offer and status read before the edit).
+
+    Edits of the other records do not conflict: an update writes only measured values,
+    scores and bookkeeping, an edit only offer and status, so both land. A version of
+    the whole store would make every edit restart a running update, and a steady trickle
+    of edits (the API under load) would starve a large ingest."""
+    now = _store_shape(tx.query)
+    if now != shape:
+        msg = (
+            f"store {target} changed meanwhile (runs, current records, last id: {now}, "
+            f"not {shape}); nothing was written"
+        )
+        raise StoreConflict(msg)
+    if ending is None or not len(ending):
+        return
+    fids = _in_list(ending.index)
+    found = tx.query(f"SELECT fid, updated_at FROM {SITES} WHERE {CURRENT} AND fid IN ({fids})")
+    now_at = {int(f): _as_text(t) for f, t in zip(found["fid"], found["updated_at"], strict=True)}
+    if len(now_at) != len(ending) or any(
+        now_at.get(int(f)) != _as_text(t) for f, t in ending.items()
+    ):
+        msg = f"a site that this update ends in {target} was edited meanwhile; nothing was written"
+        raise StoreConflict(msg)
 
 
 def _key_hash(key: str) -> str:

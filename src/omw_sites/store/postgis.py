@@ -549,6 +549,9 @@ class _PgTransaction(Transaction):
         self.conn.execute(sql.SQL("DELETE FROM {}").format(self.backend._ident(table)))
         self.insert(table, rows)
 
+    def query(self, sql_text: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        return _fetch(self.conn, sql_text, params)
+
     def conditional_update(
         self, table: str, fid: int, values: Mapping[str, Any], expect: Mapping[str, Any]
     ) -> int:
@@ -850,25 +853,11 @@ class PostGISBackend(Backend):
         return pa.Table.from_arrays(arrays, names=names)
 
     def query(self, sql_text: str, params: Sequence[Any] = ()) -> pd.DataFrame:
-        conn = self._reader()
-        params = list(params)
-        stmt = translate_placeholders(sql_text) if params else sql_text
         try:
-            with conn.cursor() as cur:
-                cur.execute(stmt, params or None)
-                if cur.description is None:
-                    return pd.DataFrame()
-                names = [d.name for d in cur.description]
-                types = [d.type_code for d in cur.description]
-                rows = cur.fetchall()
+            return _fetch(self._reader(), sql_text, params)
         except psycopg.Error as err:
             msg = f"query on store {self.target} failed: {err}"
             raise StoreError(msg) from err
-        columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
-        return pd.DataFrame(
-            {n: _typed(values, oid) for n, values, oid in zip(names, columns, types, strict=True)},
-            columns=names,
-        )
 
     # ------------------------------------------------------------------ writing
     def _create_meta(self, conn: psycopg.Connection) -> None:
@@ -1146,6 +1135,24 @@ class PostGISBackend(Backend):
                 ident, sql.SQL(", ").join(sql.Identifier(c) for c in indexed)
             )
         )
+
+
+def _fetch(conn: psycopg.Connection, sql_text: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+    """The rows of a query with ``?`` placeholders, as a frame of typed columns."""
+    params = list(params)
+    stmt = translate_placeholders(sql_text) if params else sql_text
+    with conn.cursor() as cur:
+        cur.execute(stmt, params or None)
+        if cur.description is None:
+            return pd.DataFrame()
+        names = [d.name for d in cur.description]
+        types = [d.type_code for d in cur.description]
+        rows = cur.fetchall()
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+    return pd.DataFrame(
+        {n: _typed(values, oid) for n, values, oid in zip(names, columns, types, strict=True)},
+        columns=names,
+    )
 
 
 def _typed(values: Sequence[Any], oid: int) -> pd.Series:
