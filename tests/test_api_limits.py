@@ -5,11 +5,9 @@ fuzzer of the filter endpoint finds no 5xx, no slow answer and no dead server.""
 from __future__ import annotations
 
 import json
-import os
 import select
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cli_run import serving
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sample_store import make_sample_store
@@ -35,12 +34,6 @@ DEPTH = MAX_FILTER_DEPTH
 BODY_LIMIT = 256 << 10  # set through OMW_MAX_BODY_BYTES for the served process
 SLOW = 2.0  # seconds: any answer slower than this is a failure
 N_SITES = 400
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Served:
@@ -80,47 +73,9 @@ def key(store: Path) -> str:
 
 @pytest.fixture(scope="module")
 def served(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    port = _free_port()
     log = tmp_path_factory.mktemp("limits-log") / "serve.log"
-    env = {**os.environ, "OMW_MAX_BODY_BYTES": str(BODY_LIMIT)}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "omw_sites",
-                "serve",
-                "--store",
-                str(store),
-                "--port",
-                str(port),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    server = Served(proc, port, log)
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"omw-sites serve exited: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(server.url + "/", timeout=2, trust_env=False).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("omw-sites serve did not answer within 60 s")
-            time.sleep(0.2)
-        yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:  # e.g. stuck in a regex, deaf to SIGTERM
-            proc.kill()
-            proc.wait(timeout=15)
+    with serving(store, env={"OMW_MAX_BODY_BYTES": str(BODY_LIMIT)}, log=log) as (url, proc):
+        yield Served(proc, int(url.rsplit(":", 1)[1]), log)
 
 
 @pytest.fixture(scope="module")

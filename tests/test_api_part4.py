@@ -6,18 +6,14 @@ stale-ETag and lifecycle races from real client processes, against two servers."
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
-import subprocess
-import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 
 import httpx
 import orjson
 import pytest
+from cli_run import serving
 from records_worker import Writers
 from sample_store import sample_data
 from test_api import assert_problem, running_server
@@ -444,46 +440,8 @@ def test_a_write_by_another_process_still_reloads(served):
 @contextlib.contextmanager
 def second_server(target: str) -> Iterator[str]:
     """``omw-sites serve`` on the same store, in its own process."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "omw_sites",
-            "serve",
-            "--store",
-            target,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/conformance", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"second server did not start: {proc.stderr.read()[-2000:]!r}")
-            time.sleep(0.2)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with serving(target, env={"PYTHONUNBUFFERED": "1"}) as (url, _):
+        yield url
 
 
 def test_stale_etags_and_sold_or_withdrawn_from_client_processes_on_two_servers(served):

@@ -3,16 +3,15 @@ GDAL's OAPIF client and headless Chromium; `omw-sites map` and `omw-sites top`."
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
+from cli_run import serving
 from test_api import gdal_read
 from test_maps import _chromium, _decode_png, _run_chromium
 
@@ -20,50 +19,10 @@ from omw_sites.maps.assets import check_offline
 from omw_sites.store import read_sites
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(demo_store: Path) -> Iterator[str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "omw_sites",
-            "serve",
-            "--store",
-            str(demo_store),
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"omw-sites serve exited: {proc.stderr.read().decode()[-2000:]}")
-            try:
-                if httpx.get(url + "/", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("omw-sites serve did not answer within 60 s")
-            time.sleep(0.2)
+    with serving(demo_store) as (url, _):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_served_ranking_matches_the_store(served: str, demo_store: Path):
