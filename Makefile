@@ -16,10 +16,8 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-# what the install builds from: reinstall (and recompile the C module, ~1 min with its
-# SQLite) only when one of these changed; Python sources are installed editable
-BUILD_INPUTS := pyproject.toml setup.py $(wildcard src/omw_sites/store/*.c) \
-	$(wildcard third_party/sqlite/sqlite3.*)
+# reinstall only when the package's metadata changed; Python sources are installed editable
+BUILD_INPUTS := pyproject.toml
 
 $(VENV)/.installed: $(BUILD_INPUTS) | $(BIN)/python
 	$(BIN)/pip install -q -e .
@@ -47,6 +45,7 @@ test: dev
 lint: dev
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy src/omw_sites
 
 bench: venv
 	$(BIN)/python benchmarks/pipeline.py

@@ -8,7 +8,7 @@ of its own (httpx over 127.0.0.1):
 - 8 readers page through filtered item lists (CQL2 filter + bbox + profile order);
 - 2 writers change a site's price with ``If-Match`` (GET the item for its ETag, PATCH with
   it; a 412 means another writer came first: read again and retry);
-- 1 scoped update (what ``omw-sites db ingest --gmina`` writes after measuring: 1 % of one
+- 1 scoped update (what ``omw-sites db load --gmina`` writes after measuring: 1 % of one
   gmina's sites re-measured) runs through ``Inventory.apply`` in another process, twice.
 
 First the readers run alone for the same time (the baseline of this run), then everything
@@ -30,6 +30,8 @@ import textwrap
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
@@ -195,36 +197,77 @@ def _run_readers(url: str, seconds: float, seed: int) -> tuple[list[float], dict
     return lat, codes
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sites", type=int, default=20_000)
-    ap.add_argument("--seconds", type=float, default=30)
-    ap.add_argument("--backend", choices=["gpkg", "postgis"], default="gpkg")
-    ap.add_argument("--pg-url", help="PostGIS database URL (default: a throw-away cluster)")
-    args = ap.parse_args()
+@dataclass
+class _Results:
+    """What the clients of the mixed phase reported, summed over processes."""
 
-    from store import synthetic_sites  # noqa: PLC0415
+    lat: list[float] = field(default_factory=list)  # reader latencies
+    codes: dict = field(default_factory=dict)  # reader statuses
+    accepted: list = field(default_factory=list)  # (site, price, time) of accepted PATCHes
+    wcodes: dict = field(default_factory=dict)  # writer statuses
+    refused: int = 0  # PATCHes refused with 412
+    wlat: list[float] = field(default_factory=list)  # writer latencies
+    ingest: list = field(default_factory=list)  # (seconds, changed, added, ended) per update
+    ingest_failed: list[str] = field(default_factory=list)
 
-    from omw_sites.store import open_inventory
+    def add(self, r: tuple) -> None:
+        if r[0] == "reader":
+            self.lat += r[1]
+            _count(self.codes, r[2])
+        elif r[0] == "writer":
+            self.accepted += r[1]
+            _count(self.wcodes, r[2])
+            self.refused += r[3]
+            self.wlat += r[4]
+        else:
+            self.ingest, self.ingest_failed = r[1], r[2]
 
-    tmp = Path(tempfile.mkdtemp(prefix="omw-load-"))
+
+def _count(into: dict, more: dict) -> None:
+    for k, v in more.items():
+        into[k] = into.get(k, 0) + v
+
+
+@dataclass
+class _Server:
+    """The server's side of a run: baseline reads and resident memory."""
+
+    base_lat: list[float]
+    base_codes: dict
+    rss0: float
+    rss_end: float
+    samples: list[tuple[float, float]]
+
+
+def _store_target(backend: str, pg_url: str | None, tmp: Path) -> tuple[str, Callable | None]:
+    """Where the inventory goes, and how to stop the throw-away cluster if one was started."""
+    if backend == "gpkg":
+        return str(tmp / "store.gpkg"), None
     stop_cluster = None
-    if args.backend == "gpkg":
-        target = str(tmp / "store.gpkg")
-    else:
-        url = args.pg_url
-        if not url:
-            from omw_sites.store.pgcluster import start_cluster
+    url = pg_url
+    if not url:
+        sys.path.insert(0, str(ROOT / "tests"))
+        from pgcluster import start_cluster  # test infrastructure, not in the package
 
-            url, stop_cluster = start_cluster(tmp / "pg")
-        target = f"{url}?schema=load_{uuid.uuid4().hex[:8]}"
-    t = time.perf_counter()
-    sites = synthetic_sites(args.sites)
-    inv = open_inventory(target)
-    inv.apply(sites, None, {"run_id": "load-first"})
-    key = inv.add_api_key("load-writer", ["*"])
-    print(f"store: {args.sites:,} sites on {args.backend} in {time.perf_counter() - t:.1f} s")
+        url, stop_cluster = start_cluster(tmp / "pg")
+    return f"{url}?schema=load_{uuid.uuid4().hex[:8]}", stop_cluster
 
+
+def _wait_until_up(url: str) -> None:
+    import httpx
+
+    for _ in range(600):  # the server loads the store before it answers
+        try:
+            if httpx.get(url + "/", timeout=5, trust_env=False).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.5)
+
+
+def _serve_and_load(
+    target: str, args: argparse.Namespace, ids: list[str], key: str, results: _Results
+) -> _Server:
+    """Start the server, run the readers alone, then readers, writers and ingest at once."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     server = subprocess.Popen(
         [sys.executable, "-c", SERVER, target], stdout=subprocess.PIPE, text=True, env=env
@@ -232,20 +275,12 @@ def main() -> None:
     try:
         port = int(server.stdout.readline())
         url = f"http://127.0.0.1:{port}"
-        import httpx
-
-        for _ in range(600):  # the server loads the store before it answers
-            try:
-                if httpx.get(url + "/", timeout=5, trust_env=False).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
+        _wait_until_up(url)
         rss0 = _rss_mb(server.pid)
         print(f"server up, RSS {rss0:.0f} MB")
 
         base_lat, base_codes = _run_readers(url, args.seconds, seed=100)
 
-        ids = sites["site_id"].sample(n=min(200, len(sites)), random_state=3).tolist()
         ctx = mp.get_context("spawn")
         q = ctx.Queue()
         samples: list[tuple[float, float]] = []
@@ -263,7 +298,8 @@ def main() -> None:
         procs.append(ctx.Process(target=_ingest, args=(target, args.sites, args.seconds / 4, 2, q)))
         for p in procs:
             p.start()
-        results = [q.get(timeout=args.seconds * 10 + 600) for _ in procs]
+        for _ in procs:
+            results.add(q.get(timeout=args.seconds * 10 + 600))
         for p in procs:
             p.join()
         stop.set()
@@ -272,25 +308,12 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(30)
+    return _Server(base_lat, base_codes, rss0, rss_end, samples)
 
-    lat, codes, accepted, wcodes, refused, wlat, ingest = [], {}, [], {}, 0, [], []
-    ingest_failed: list[str] = []
-    for r in results:
-        if r[0] == "reader":
-            lat += r[1]
-            for k, v in r[2].items():
-                codes[k] = codes.get(k, 0) + v
-        elif r[0] == "writer":
-            accepted += r[1]
-            for k, v in r[2].items():
-                wcodes[k] = wcodes.get(k, 0) + v
-            refused += r[3]
-            wlat += r[4]
-        else:
-            ingest, ingest_failed = r[1], r[2]
 
-    # every accepted write is in the history; the last accepted price is the current one
-    inv = open_inventory(target)
+def _check_writes(inv, accepted: list) -> tuple[int, int]:
+    """(lost updates, accepted writes missing from the history): every accepted write is in
+    the history; the last accepted price is the current one."""
     lost = missing = 0
     last: dict[str, float] = {}
     for site, price, _ in sorted(accepted, key=lambda a: a[2]):
@@ -303,46 +326,77 @@ def main() -> None:
         hist = inv.history(site)
         written = set(hist.loc[hist["field"] == "price_pln_m2", "new_value"].astype(float).tolist())
         missing += sum(1 for s, p, _ in accepted if s == site and p not in written)
+    return lost, missing
 
-    # 5xx and broken connections
-    fivexx = sum(v for k, v in codes.items() if not isinstance(k, int) or k >= 500)
-    fivexx += sum(v for k, v in wcodes.items() if not isinstance(k, int) or k >= 500)
-    peak = max(m for _, m in samples) if samples else float("nan")
+
+def _latency_row(what: str, lat: list[float], codes: dict) -> str:
+    return (
+        f"| {what} | {len(lat):,} | {_pct(lat, 50):.0f} | "
+        f"{_pct(lat, 95):.0f} | {_pct(lat, 99):.0f} | {codes} |"
+    )
+
+
+def _print_report(
+    args: argparse.Namespace, srv: _Server, res: _Results, fivexx: int, lost: int, missing: int
+) -> None:
+    peak = max(m for _, m in srv.samples) if srv.samples else float("nan")
     print()
     print(f"| {args.backend} {args.sites:,} sites, {args.seconds:.0f} s | requests | "
           "p50 ms | p95 ms | p99 ms | statuses |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---|")
-    print(
-        f"| reads alone (baseline) | {len(base_lat):,} | {_pct(base_lat, 50):.0f} | "
-        f"{_pct(base_lat, 95):.0f} | {_pct(base_lat, 99):.0f} | {base_codes} |"
-    )
-    print(
-        f"| reads under writes + ingest | {len(lat):,} | {_pct(lat, 50):.0f} | "
-        f"{_pct(lat, 95):.0f} | {_pct(lat, 99):.0f} | {codes} |"
-    )
-    if wlat:
-        print(
-            f"| conditional PATCH | {len(wlat):,} | {_pct(wlat, 50):.0f} | "
-            f"{_pct(wlat, 95):.0f} | {_pct(wlat, 99):.0f} | {wcodes} |"
-        )
+    print(_latency_row("reads alone (baseline)", srv.base_lat, srv.base_codes))
+    print(_latency_row("reads under writes + ingest", res.lat, res.codes))
+    if res.wlat:
+        print(_latency_row("conditional PATCH", res.wlat, res.wcodes))
     print()
     print(
-        f"PATCH accepted {len(accepted)}, refused with 412 {refused}; "
+        f"PATCH accepted {len(res.accepted)}, refused with 412 {res.refused}; "
         f"5xx or broken connections: {fivexx}"
     )
     print(f"lost updates: {lost}; accepted writes missing from history: {missing}")
-    for secs, changed, added, ended in ingest:
+    for secs, changed, added, ended in res.ingest:
         print(f"scoped update: {secs:.1f} s, changed {changed}, added {added}, ended {ended}")
-    for why in ingest_failed:
+    for why in res.ingest_failed:
         print(f"scoped update FAILED: {why}")
     print(
-        f"server RSS: start {rss0:.0f} MB, peak {peak:.0f} MB, end {rss_end:.0f} MB "
-        f"({len(samples)} samples)"
+        f"server RSS: start {srv.rss0:.0f} MB, peak {peak:.0f} MB, end {srv.rss_end:.0f} MB "
+        f"({len(srv.samples)} samples)"
     )
-    print(f"reads median {statistics.median(lat) * 1000:.0f} ms" if lat else "no reads")
+    print(f"reads median {statistics.median(res.lat) * 1000:.0f} ms" if res.lat else "no reads")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sites", type=int, default=20_000)
+    ap.add_argument("--seconds", type=float, default=30)
+    ap.add_argument("--backend", choices=["gpkg", "postgis"], default="gpkg")
+    ap.add_argument("--pg-url", help="PostGIS database URL (default: a throw-away cluster)")
+    args = ap.parse_args()
+
+    from store import synthetic_sites  # noqa: PLC0415
+
+    from omw_sites.store import open_inventory
+
+    tmp = Path(tempfile.mkdtemp(prefix="omw-load-"))
+    target, stop_cluster = _store_target(args.backend, args.pg_url, tmp)
+    t = time.perf_counter()
+    sites = synthetic_sites(args.sites)
+    inv = open_inventory(target)
+    inv.apply(sites, None, {"run_id": "load-first"})
+    key = inv.add_api_key("load-writer", ["*"])
+    print(f"store: {args.sites:,} sites on {args.backend} in {time.perf_counter() - t:.1f} s")
+
+    ids = sites["site_id"].sample(n=min(200, len(sites)), random_state=3).tolist()
+    res = _Results()
+    srv = _serve_and_load(target, args, ids, key, res)
+    lost, missing = _check_writes(open_inventory(target), res.accepted)
+    # 5xx and broken connections
+    fivexx = sum(v for k, v in res.codes.items() if not isinstance(k, int) or k >= 500)
+    fivexx += sum(v for k, v in res.wcodes.items() if not isinstance(k, int) or k >= 500)
+    _print_report(args, srv, res, fivexx, lost, missing)
     if stop_cluster:
         stop_cluster()
-    if fivexx or lost or missing or ingest_failed:
+    if fivexx or lost or missing or res.ingest_failed:
         sys.exit(1)
 
 

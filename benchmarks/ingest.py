@@ -1,4 +1,6 @@
 """Ingest throughput: GPKG vs EGiB 2021 GML parcels (features/s, peak memory; medians of 3);
+``--formats gpkg,gml,gdal-gml``: ``gdal-gml`` is GDAL's own GML driver on the same GML file
+(the parcel layer and the registration units, no EGiB rule applied), for comparison;
 ``--cli-memory N``: peak memory of ``omw-sites ingest --out`` on N parcels by ``--batch-rows``.
 
 ``--baseline DIR`` also runs the readers of another checkout's ``src`` folder (e.g. one
@@ -79,12 +81,63 @@ def _one(kind: str, path: str) -> None:
     from omw_sites.etl.egib import read_egib_gml, read_egib_vector
 
     t = time.perf_counter()
-    r = read_egib_gml(path) if kind == "gml" else read_egib_vector(path)
+    if kind == "gdal-gml":
+        kept = _gdal_gml(path)
+    else:
+        kept = (read_egib_gml(path) if kind == "gml" else read_egib_vector(path)).kept
     dt = time.perf_counter() - t
     peak = _peak_mb()
     # worker processes (GML read in parallel): the largest one's peak
     workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"{dt} {r.kept} {peak} {workers}")
+    print(f"{dt} {kept} {peak} {workers}")
+
+
+# what GDAL needs to read an EGiB 2021 file in one pass without guessing the schema first
+# (which would cost a second pass and write a .gfs beside the input): the parcel fields,
+# the JRG2 link and the registration units' group
+_GFS = """<GMLFeatureClassList><SequentialLayers>true</SequentialLayers>
+<GMLFeatureClass><Name>EGB_DzialkaEwidencyjna</Name><ElementPath>EGB_DzialkaEwidencyjna</ElementPath>
+<GeometryName>geometria</GeometryName><GeometryElementPath>geometria</GeometryElementPath>
+<GeometryType>0</GeometryType>{fields}
+<PropertyDefn><Name>JRG2_href</Name><ElementPath>JRG2_href</ElementPath><Type>String</Type></PropertyDefn>
+<PropertyDefn><Name>OFU</Name><ElementPath>klasouzytek|EGB_Klasouzytek|OFU</ElementPath>
+<Type>StringList</Type></PropertyDefn></GMLFeatureClass>
+<GMLFeatureClass><Name>EGB_JednostkaRejestrowaGruntow</Name>
+<ElementPath>EGB_JednostkaRejestrowaGruntow</ElementPath><GeometryType>100</GeometryType>
+{unit}</GMLFeatureClass></GMLFeatureClassList>"""
+
+
+def _field(name: str, path: str | None = None) -> str:
+    return (
+        f"<PropertyDefn><Name>{name}</Name><ElementPath>{path or name}</ElementPath>"
+        "<Type>String</Type></PropertyDefn>"
+    )
+
+
+def _gdal_gml(path: str) -> int:
+    """Parcels and registration units read by GDAL's GML driver (two passes: one per
+    layer); returns the parcel count. No EGiB rule (versions, links, IDs) is applied."""
+    local_id = _field("lokalnyId", "idIIP|EGB_IdentyfikatorIIP|lokalnyId")
+    fields = local_id + "".join(
+        _field(n)
+        for n in ("idDzialki", "startWersjaObiekt", "koniecWersjaObiekt", "koniecObiekt",
+                  "poleEwidencyjne", "numerKW")
+    )  # fmt: skip
+    unit = local_id + _field("grupaRejestrowa")
+    with tempfile.NamedTemporaryFile("w", suffix=".gfs") as gfs:
+        gfs.write(_GFS.format(fields=fields, unit=unit))
+        gfs.flush()
+        parcels = pyogrio.read_dataframe(
+            path, layer="EGB_DzialkaEwidencyjna", use_arrow=True, GFS_TEMPLATE=gfs.name
+        )
+        try:  # a second pass over the file; the units of write_gml's files: none
+            pyogrio.read_dataframe(
+                path, layer="EGB_JednostkaRejestrowaGruntow", read_geometry=False,
+                use_arrow=True, GFS_TEMPLATE=gfs.name,
+            )  # fmt: skip
+        except pyogrio.errors.DataLayerError:
+            pass
+    return len(parcels)
 
 
 def _one_cli(path: str, batch_rows: str) -> None:
@@ -169,11 +222,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for n in map(int, args.sizes.split(",")):
             gdf = make_parcels(n)
-            files = {"gpkg": Path(tmp) / f"p{n}.gpkg", "gml": Path(tmp) / f"p{n}.gml"}
+            gml = Path(tmp) / f"p{n}.gml"
+            files = {"gpkg": Path(tmp) / f"p{n}.gpkg", "gml": gml, "gdal-gml": gml}
             if "gpkg" in kinds:
                 pyogrio.write_dataframe(gdf, files["gpkg"], layer="dzialki", driver="GPKG")
-            if "gml" in kinds:
-                write_gml(gdf, files["gml"])
+            if "gml" in kinds or "gdal-gml" in kinds:
+                write_gml(gdf, gml)
             del gdf
             for kind in kinds:
                 path = files[kind]
@@ -190,7 +244,8 @@ def main() -> None:
                         f"{peak_:>8,.0f} {wpeak_:>9,.0f} {ratio:>8}",
                         flush=True,
                     )
-                path.unlink()
+            for path in set(files.values()):
+                path.unlink(missing_ok=True)
     print("load average at end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
 

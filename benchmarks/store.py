@@ -5,7 +5,7 @@ change-feed queries — through :class:`omw_sites.store.Inventory` on each backe
 
 Synthetic sites carry the real site-table schema (every measured column, five profiles'
 score/rank/excluded/drivers/tier/gaps): ~100 columns. PostGIS runs on a throw-away local
-cluster (``omw_sites.store.pgcluster``). Prints medians and peak RSS of this process.
+cluster (``tests/pgcluster.py``). Prints medians and peak RSS of this process.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import resource
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -171,7 +172,8 @@ def main() -> None:
             )
             print(rows[-1], flush=True)
         if args.backend in ("postgis", "both"):
-            from omw_sites.store.pgcluster import start_cluster
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+            from pgcluster import start_cluster  # test infrastructure, not in the package
 
             url, stop = start_cluster(Path(tmp) / "pg")
             try:

@@ -25,6 +25,32 @@ def need(condition: bool, why: str) -> None:
     pytest.skip(why)
 
 
+# Under CI=true a skip is a failure, whatever raised it (pytest.skip, importorskip, a
+# skipif mark, a module-level skip): in CI every dependency and service is installed, so a
+# skip there can only hide a broken build. xfail is not a skip and is left alone.
+def _fail_skip_in_ci(report: pytest.TestReport | pytest.CollectReport) -> None:
+    if not (IN_CI and report.skipped) or hasattr(report, "wasxfail"):
+        return
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    report.outcome = "failed"
+    report.longrepr = f"skipped under CI=true, where a skip is a failure: {reason}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    _fail_skip_in_ci(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    report = yield
+    _fail_skip_in_ci(report)
+    return report
+
+
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     need(FIXTURES.is_dir(), f"real fixtures not found at {FIXTURES}")
@@ -57,7 +83,7 @@ def postgis_url(tmp_path_factory) -> Iterator[str]:
     if url:
         yield url
         return
-    from omw_sites.store.pgcluster import ClusterUnavailable, check_available, start_cluster
+    from pgcluster import ClusterUnavailable, check_available, start_cluster
 
     try:
         check_available()

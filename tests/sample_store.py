@@ -6,6 +6,7 @@ this factory only exists so the web edge can be tested without running the pipel
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import geopandas as gpd
@@ -35,6 +36,30 @@ def make_sample_store(path: str | Path, n: int = 300, seed: int = 0) -> Path:
     return path
 
 
+def _blank(rng: np.random.Generator, n: int) -> list[str]:
+    rng.uniform(0, 20000, n)  # keep the random sequence the tests were written for
+    return [""] * n
+
+
+# the site table's text columns: column -> (rng, n) -> values; numeric columns are random
+_TEXT_FILLS: dict[str, Callable[[np.random.Generator, int], object]] = {
+    "site_id": lambda rng, n: [f"S{i:010x}" for i in range(n)],
+    "parcel_ids": lambda rng, n: [f"146501_1.{1 + i % 50:04d}.{i + 1}/2" for i in range(n)],
+    "teryt": lambda rng, n: rng.choice(["1465011", "1418043", "1421062"], n),
+    "gmina": lambda rng, n: ["Warszawa"] * n,
+    "ownership": lambda rng, n: rng.choice(["municipal", "state", "private"], n),
+    "zoning_symbol": lambda rng, n: [f"{i % 9 + 1}P/U" for i in range(n)],
+    "zoning_class": lambda rng, n: ["P/U"] * n,
+    "plan_zone": lambda rng, n: ["SP"] * n,
+    "planning_instrument": lambda rng, n: ["mpzp"] * n,
+    "junction_name": lambda rng, n: ["Konotopa"] * n,
+    "derived_from": _blank,
+    "kw_numbers": _blank,
+    "zoning_classes": _blank,
+    "zoning_plan": _blank,
+}
+
+
 def sample_data(n: int = 300, seed: int = 0) -> tuple[gpd.GeoDataFrame, dict, dict]:
     """(sites, reference layers, run info) with the exact site-table schema."""
     rng = np.random.default_rng(seed)
@@ -44,29 +69,9 @@ def sample_data(n: int = 300, seed: int = 0) -> tuple[gpd.GeoDataFrame, dict, di
     geom = box(x, y, x + side, y + side * rng.uniform(0.5, 1.5, n))
     data: dict[str, object] = {}
     for col, (unit, _) in SITE_COLUMNS.items():
-        if col == "site_id":
-            data[col] = [f"S{i:010x}" for i in range(n)]
-        elif col == "parcel_ids":
-            data[col] = [f"146501_1.{1 + i % 50:04d}.{i + 1}/2" for i in range(n)]
-        elif col == "teryt":
-            data[col] = rng.choice(["1465011", "1418043", "1421062"], n)
-        elif col == "gmina":
-            data[col] = ["Warszawa"] * n
-        elif col == "ownership":
-            data[col] = rng.choice(["municipal", "state", "private"], n)
-        elif col in ("zoning_symbol",):
-            data[col] = [f"{i % 9 + 1}P/U" for i in range(n)]
-        elif col == "zoning_class":
-            data[col] = ["P/U"] * n
-        elif col in ("plan_zone",):
-            data[col] = ["SP"] * n
-        elif col == "planning_instrument":
-            data[col] = ["mpzp"] * n
-        elif col == "junction_name":
-            data[col] = ["Konotopa"] * n
-        elif col in ("derived_from", "kw_numbers", "zoning_classes", "zoning_plan"):
-            rng.uniform(0, 20000, n)  # keep the random sequence the tests were written for
-            data[col] = [""] * n
+        fill = _TEXT_FILLS.get(col)
+        if fill is not None:
+            data[col] = fill(rng, n)
         elif unit == "share":
             data[col] = rng.uniform(0, 1, n).round(3)
         else:

@@ -25,7 +25,8 @@ import shapely
 from sample_store import make_sample_store
 
 from omw_sites.api import make_server
-from omw_sites.api.catalog import PRIVATE_COLUMNS, build_layer
+from omw_sites.api.catalog import PRIVATE_COLUMNS
+from omw_sites.api.served_layer import build_layer
 from omw_sites.layers import (
     PROFILES_DEFAULT,
     REFERENCE_LAYERS,

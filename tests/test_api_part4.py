@@ -19,6 +19,7 @@ from sample_store import sample_data
 from test_api import assert_problem, running_server
 
 from omw_sites.api import catalog as catalog_module
+from omw_sites.api.output_crs import CRS84_URI
 from omw_sites.store import open_inventory
 from omw_sites.store.lifecycle import current_record
 
@@ -403,9 +404,7 @@ def test_writes_update_the_served_copy_without_reloading(served):
     fresh = catalog_module.load_snapshot.real(served["target"])
     row = fresh.layers["sites"].index[sids[1]]
     served_bytes = client.get(_url(sids[1])).content
-    assert served_bytes.startswith(
-        fresh.layers["sites"].views[catalog_module.CRS84_URI].features[row][:-1]
-    )
+    assert served_bytes.startswith(fresh.layers["sites"].views[CRS84_URI].features[row][:-1])
     other = client.get(_url(sids[1]), params={"crs": STORAGE_CRS}).content
     fresh_layer = fresh.layers["sites"]
     assert other.startswith(fresh_layer.view(STORAGE_CRS).features[row][:-1])

@@ -29,7 +29,7 @@ from test_api import (
 )
 
 from omw_sites.api.catalog import PRIVATE_COLUMNS
-from omw_sites.api.features import tile_bounds
+from omw_sites.api.tiling import tile_bounds
 
 N_SITES = 800
 ITEMS = "/collections/sites/items"

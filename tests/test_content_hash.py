@@ -10,19 +10,14 @@ import pytest
 import shapely
 from sample_store import sample_data
 
-from omw_sites.store.inventory import (
-    _multi,
-    content_hash,
-    derived_columns,
-    geometry_hash,
-    tracked_columns,
-)
+from omw_sites.store.hashing import content_hash, geometry_hash
+from omw_sites.store.update import derived_columns, multi_sites, tracked_columns
 
 
 @pytest.fixture(scope="module")
 def sites() -> gpd.GeoDataFrame:
     frame, _, _ = sample_data(200, seed=5)
-    return _multi(frame).reset_index(drop=True)
+    return multi_sites(frame).reset_index(drop=True)
 
 
 def _hash(frame: gpd.GeoDataFrame) -> np.ndarray:
@@ -125,31 +120,10 @@ def test_scores_hash_covers_scores_not_measurements(sites):
     assert a[5] != b[5] and a[6] == b[6]
 
 
-def test_two_threads_hash_each_row_as_one_thread_does(sites, monkeypatch):
-    """From HASH_THREADS_FROM rows the columns are hashed in two threads: every row's hash
-    must be what the serial pass gives (nulls, text of both cardinalities, shapes)."""
-    import omw_sites.store.inventory as inventory
-
-    frame = sites.copy()
-    frame.loc[frame.index[::7], "zoning_symbol"] = None
-    frame.loc[frame.index[::5], "dist_water_m"] = np.nan
-    for cols, geometry in ((tracked_columns(frame.columns), True),
-                           (derived_columns(frame.columns), False)):  # fmt: skip
-        serial = content_hash(frame, cols, geometry)
-        monkeypatch.setattr(inventory, "HASH_THREADS_FROM", 2)
-        threaded = content_hash(frame, cols, geometry)
-        monkeypatch.setattr(inventory, "HASH_THREADS_FROM", 10**9)
-        np.testing.assert_array_equal(threaded, serial)
-        odd = frame.iloc[1:]  # an odd number of rows
-        monkeypatch.setattr(inventory, "HASH_THREADS_FROM", 2)
-        np.testing.assert_array_equal(content_hash(odd, cols, geometry), serial[1:])
-        monkeypatch.setattr(inventory, "HASH_THREADS_FROM", 10**9)
-
-
 def test_hash_values_are_those_stored_by_earlier_versions(sites):
     """Stored hashes are compared with new ones on every update: the values must not
     change when the code computing them does (these were computed by the numpy-only
-    implementation of session 3; the float words and absorbing are now in C)."""
+    implementation of session 3, and kept by the C absorber that followed it)."""
     h = _hash(sites)
     assert h[:3].tolist() == [4238997255726209370, -4876665136213074113, -674267768492205766]
     assert int(np.bitwise_xor.reduce(h.view(np.uint64))) == 13054654250085788042
@@ -170,22 +144,9 @@ def test_hash_values_are_those_stored_by_earlier_versions(sites):
     ]  # fmt: skip
 
 
-def test_the_c_absorber_checks_its_input():
-    from omw_sites.store import _hash
-
-    out = np.zeros(4, np.uint64)
-    with pytest.raises(ValueError, match="column 0: 16 bytes for 4 rows"):
-        _hash.absorb(out, [("f8", np.zeros(2))])
-    with pytest.raises(ValueError, match='column 1: expected \\("f8" \\| "u8", buffer\\)'):
-        _hash.absorb(out, [("u8", np.zeros(4, np.uint64)), ("i4", np.zeros(4))])
-    with pytest.raises(ValueError, match="not C-contiguous"):
-        _hash.absorb(np.zeros(8, np.uint64)[::2], [])
-    assert (out == 0).all()  # nothing absorbed when a column is refused
-
-
 def test_text_as_a_categorical_hashes_as_the_text_itself(sites):
-    """The GeoPackage writer hands the hash its repeated text dictionary-encoded: the
-    words must be those of the plain text (NULLs and an all-NULL column included)."""
+    """Text given as a pandas Categorical hashes as the plain text (NULLs and an all-NULL
+    column included): a column's dtype is no change of the site."""
     frame = sites[["zoning_symbol", "gmina"]].copy()
     frame.loc[[2, 5], "zoning_symbol"] = None
     frame["nothing"] = pd.Series([None] * len(frame), dtype="str")

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from sample_store import make_sample_store
 
 from omw_sites.api import cql
-from omw_sites.api.cql import FilterEvaluator, LikePattern, like_column, parse_filter, scan_text
+from omw_sites.api.cql import parse_filter, scan_text
+from omw_sites.api.cql_evaluation import FilterEvaluator, LikePattern, like_column
 from omw_sites.api.limits import (
     MAX_FILTER_CHARS,
     MAX_FILTER_DEPTH,

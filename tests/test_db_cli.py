@@ -1,4 +1,4 @@
-"""The inventory through the CLI, as a gmina uses it: load the region, re-ingest a newer
+"""The inventory through the CLI, as a gmina uses it: load the region, load a newer
 dataset of one gmina, edit offers and statuses, read history and the change feed, export."""
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def test_gmina_update_history_lifecycle_and_export(region):
     store = str(region["store"])
     res = cli("db", "init", "--store", store)
     assert res.returncode == 0, res.stderr
-    res = cli("db", "ingest", str(region["raw"]), "--store", store, "--out", str(region["work"]))
+    res = cli("db", "load", str(region["raw"]), "--store", store, "--out", str(region["work"]))
     assert res.returncode == 0, res.stderr
     assert "load" in res.stdout
     before = read_sites(store, read_geometry=False)
@@ -48,18 +48,18 @@ def test_gmina_update_history_lifecycle_and_export(region):
 
     # Marki's newer dataset lost half its parcels: most of its sites would end, which is
     # how a wrong CRS or a partial dataset looks too; refused before writing …
-    ingest_marki = (
-        "db", "ingest", str(region["newer"]), "--gmina", MARKI, "--store", store,
+    load_marki = (
+        "db", "load", str(region["newer"]), "--gmina", MARKI, "--store", store,
         "--out", str(region["work"]),
     )  # fmt: skip
     runs_before = open_inventory(store).summary()["runs"]
-    res = cli(*ingest_marki)
+    res = cli(*load_marki)
     assert res.returncode == 2, res.stderr
     assert "Traceback" not in res.stderr
     assert f"current sites in scope {MARKI}" in res.stderr and "--allow-mass-end" in res.stderr
     assert open_inventory(store).summary()["runs"] == runs_before  # nothing written
     # … unless the loss is confirmed
-    res = cli(*ingest_marki, "--allow-mass-end")
+    res = cli(*load_marki, "--allow-mass-end")
     assert res.returncode == 0, res.stderr
     inv = open_inventory(store)
     last = inv.summary()["runs"][0]
@@ -124,8 +124,10 @@ def test_gmina_update_history_lifecycle_and_export(region):
     assert len(pd.read_excel(out)) == len(after)
     res = cli("db", "export", str(region["work"] / "x.shp"), "--store", store)
     assert res.returncode == 2 and "export format" in res.stderr
+    # the old name still runs, saying once what it is now called
     res = cli("db", "ingest", str(region["raw"]), "--gmina", "14", "--store", store)
     assert res.returncode == 2 and "7 digits" in res.stderr
+    assert res.stderr.count("`db ingest` is now `db load`") == 1, res.stderr
 
 
 def test_db_commands_on_a_missing_store_fail_cleanly(tmp_path):
@@ -167,6 +169,45 @@ def test_db_status_of_a_missing_or_unreachable_store_is_an_error(tmp_path):
     assert not missing.exists()
     line = _one_error_line(_run("db", "status", "--store", "postgresql://omw:s3cret@127.0.0.1:1/x"))
     assert "127.0.0.1:1" in line and "s3cret" not in line
+
+
+def test_run_and_the_db_commands_find_the_same_store(demo_raw, tmp_path):
+    """Without --store, `run` writes the inventory the other commands read: OMW_STORE
+    (OMW_DATABASE_URL before it; `run --out DIR` puts it in DIR, as other tests show)."""
+    store = tmp_path / "inventory.gpkg"
+    env = {"OMW_STORE": str(store), "OMW_DATABASE_URL": ""}
+    res = _run("run", "--raw", str(demo_raw), "--profile", "logistics", env=env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert store.exists() and not (tmp_path / "data").exists()  # not the built-in default
+    res = _run("db", "status", "--json", env=env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["sites"] == len(read_sites(store, read_geometry=False)) > 0
+    # --store beats the environment …
+    other = tmp_path / "other.gpkg"
+    assert _run("db", "init", "--store", str(other), env=env, cwd=tmp_path).returncode == 0
+    assert other.exists()
+    # … and OMW_DATABASE_URL beats OMW_STORE (here a server that is not there)
+    url = "postgresql://omw:s3cret@127.0.0.1:1/x"
+    line = _one_error_line(_run("db", "status", env={**env, "OMW_DATABASE_URL": url}))
+    assert "127.0.0.1:1" in line and "s3cret" not in line
+
+
+def test_the_store_rule_in_order(tmp_path, monkeypatch):
+    """--store, else OMW_DATABASE_URL, else OUT/omw_sites.gpkg for `run`/`db load --out
+    OUT`, else OMW_STORE, else data/processed/omw_sites.gpkg."""
+    from omw_sites.config import store_target
+
+    monkeypatch.delenv("OMW_DATABASE_URL", raising=False)
+    monkeypatch.delenv("OMW_STORE", raising=False)
+    out = tmp_path / "out"
+    assert store_target() == str(Path("data/processed/omw_sites.gpkg"))
+    assert store_target(out_dir=out) == str(out / "omw_sites.gpkg")
+    monkeypatch.setenv("OMW_STORE", str(tmp_path / "env.gpkg"))
+    assert store_target() == str(tmp_path / "env.gpkg")
+    assert store_target(out_dir=out) == str(out / "omw_sites.gpkg")
+    monkeypatch.setenv("OMW_DATABASE_URL", "postgresql://h/db")
+    assert store_target() == store_target(out_dir=out) == "postgresql://h/db"
+    assert store_target("given.gpkg", out) == "given.gpkg"
 
 
 HOLD = """
@@ -239,9 +280,9 @@ HOOKED_CLI = """
 import sys, time
 from pathlib import Path
 from omw_sites.store.gpkg_backend import GeoPackageBackend
-from omw_sites.store.inventory import Inventory
+from omw_sites.store import update
 
-# both ingests meet once after reading the store and before writing to it
+# both loads meet once after reading the store and before writing to it
 meet, me = Path(sys.argv[1]), sys.argv[2]
 met = []
 
@@ -253,10 +294,10 @@ def rendezvous():
     deadline = time.monotonic() + 300
     while len(list(meet.iterdir())) < 2:
         if time.monotonic() > deadline:
-            raise SystemExit("the other ingest never came")
+            raise SystemExit("the other load never came")
         time.sleep(0.05)
 
-real_load, real_last_read = GeoPackageBackend.bulk_load, Inventory._unchanged_layers
+real_load, real_last_read = GeoPackageBackend.bulk_load, update._unchanged_layers
 
 def bulk_load(self, *args, **kwargs):
     rendezvous()
@@ -268,15 +309,15 @@ def last_read(self, *args, **kwargs):
     return result
 
 GeoPackageBackend.bulk_load = bulk_load
-Inventory._unchanged_layers = last_read
+update._unchanged_layers = last_read
 from omw_sites.cli import app
 app(sys.argv[3:], prog_name="omw-sites")
 """
 
 
 @pytest.mark.slow
-def test_two_gminy_ingested_at_once_into_an_empty_inventory(region, tmp_path):
-    """Two `db ingest --gmina` of different gminy into an empty inventory at once, both
+def test_two_gminy_loaded_at_once_into_an_empty_inventory(region, tmp_path):
+    """Two `db load --gmina` of different gminy into an empty inventory at once, both
     having read the empty store before either writes: both gminy's sites end up in it
     (one load, one update), each reported as added once."""
     from omw_sites.store import open_inventory
@@ -287,16 +328,16 @@ def test_two_gminy_ingested_at_once_into_an_empty_inventory(region, tmp_path):
     meet.mkdir()
     gminy = (MARKI, "1408011")
 
-    def ingest(code: str) -> list[str]:
+    def load(code: str) -> list[str]:
         return [
-            sys.executable, "-c", HOOKED_CLI, str(meet), code, "db", "ingest",
+            sys.executable, "-c", HOOKED_CLI, str(meet), code, "db", "load",
             str(region["raw"]), "--gmina", code, "--store", store,
             "--out", str(tmp_path / f"out-{code}"),
         ]  # fmt: skip
 
     procs = {
         code: subprocess.Popen(
-            ingest(code), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            load(code), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         for code in gminy
     }

@@ -16,7 +16,8 @@ import pytest
 from kill_worker import states
 
 from omw_sites.store import open_inventory
-from omw_sites.store.inventory import _multi, content_hash, tracked_columns
+from omw_sites.store.hashing import content_hash
+from omw_sites.store.update import multi_sites, tracked_columns
 
 KILLS = 20
 TESTS = Path(__file__).parent
@@ -31,7 +32,7 @@ def test_sigkill_during_updates_leaves_before_or_after(target):
     (a, b), reference, info = states()
     expected = {}
     for name, frame in (("A", a), ("B", b)):
-        h = content_hash(_multi(frame).reset_index(drop=True), tracked_columns(frame.columns))
+        h = content_hash(multi_sites(frame).reset_index(drop=True), tracked_columns(frame.columns))
         expected[name] = frozenset(zip(frame["site_id"], h, strict=True))
     inv = open_inventory(target)
     inv.apply(a, reference, {**info, "run_id": "base"})
@@ -119,9 +120,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 from omw_sites.layers import WORK_CRS
-from omw_sites.store import gpkg_bulk
 from omw_sites.store.gpkg_backend import GeoPackageBackend
-gpkg_bulk.CHUNK_ROWS = 4_000  # many slices: the kill lands between and inside them
 n = 60_000
 rng = np.random.default_rng(1)
 x, y = rng.uniform(600_000, 650_000, n), rng.uniform(450_000, 500_000, n)
@@ -139,8 +138,8 @@ while True:
 
 @pytest.mark.slow
 def test_sigkill_during_a_geopackage_first_load(tmp_path):
-    """The bulk writer (C inserts on a thread, packed R-tree) builds a temporary file and
-    renames it: a kill at any moment leaves the old store whole, or the new one whole."""
+    """A first load builds a temporary file (GDAL) and renames it: a kill at any moment
+    leaves the old store whole, or the new one whole."""
     import geopandas as gpd
     import shapely
 

@@ -27,7 +27,7 @@ from omw_sites.maps.assets import (
     external_references,
     leaflet_css,
 )
-from omw_sites.maps.features import hex_cells, hex_polygons
+from omw_sites.maps.hexbins import hex_cells, hex_polygons
 from omw_sites.maps.style import criterion_fields, palette, score_classes
 from omw_sites.store import open_inventory, read_sites
 
@@ -374,7 +374,7 @@ def test_map_draws_in_headless_chromium(store: Path, page: str, tmp_path: Path) 
 def test_large_utility_layers_keep_only_merged_trunk_lines() -> None:
     from shapely import LineString
 
-    from omw_sites.maps.build import _trunk_lines
+    from omw_sites.maps.map_data import trunk_lines
 
     n = 6000
     lines = [
@@ -391,7 +391,7 @@ def test_large_utility_layers_keep_only_merged_trunk_lines() -> None:
         crs="EPSG:2180",
     )
     gdf.loc[gdf.index[1::6], "diameter_mm"] = 100.0  # half the water pipes are service pipes
-    out, cols = _trunk_lines(gdf, ["network", "status"])
+    out, cols = trunk_lines(gdf, ["network", "status"])
     assert sorted(out["network"]) == ["power", "water"]  # telecom has no trunk lines
     assert cols == ["network", "status", "trunk"]
     power = out.loc[out["network"] == "power"].geometry.iloc[0]
@@ -401,7 +401,7 @@ def test_large_utility_layers_keep_only_merged_trunk_lines() -> None:
 
 
 def test_rank_changes_classes() -> None:
-    from omw_sites.maps.compare import rank_changes
+    from omw_sites.maps.comparison_map import rank_changes
 
     # 5 sites eligible under A and 5 under B; the last site is excluded under both
     sites = pd.DataFrame({"rank_a": [1, 2, 3, 4, 0, 5, 0], "rank_b": [4, 2, 1, 0, 3, 5, 5]})
@@ -430,7 +430,7 @@ def test_rank_changes_classes() -> None:
 
 def test_comparison_map_is_offline_and_counts_classes(store: Path) -> None:
     from omw_sites.maps import render_comparison
-    from omw_sites.maps.compare import rank_changes
+    from omw_sites.maps.comparison_map import rank_changes
 
     page = render_comparison(store, "logistics", "office")
     check_offline(page)

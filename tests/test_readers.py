@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import shapely
 
-from omw_sites.etl.app import ZONE_SYMBOLS, read_app
 from omw_sites.etl.bdot import read_bdot
 from omw_sites.etl.detect import detect_format, ingest_paths
 from omw_sites.etl.egib import parse_parcel_ids, read_egib_gml, read_egib_vector
 from omw_sites.etl.gesut import counts_per_network, read_gesut
+from omw_sites.etl.planning_acts import ZONE_SYMBOLS, read_app
 from omw_sites.etl.raster import read_asc
 
 

@@ -151,6 +151,16 @@ def _run(raw: Path, out: Path, **kw):
 # ---------------------------------------------------------------- every layer in turn
 
 
+def _check_derived_junctions(summary, sites, info) -> None:
+    """Without a junction layer, junctions come from the road topology (the demo's
+    roads hold motorways and expressways), and the summary says so."""
+    text = "\n".join(summary.notes)
+    assert "junctions derived from the road network" in text, text
+    assert sites["dist_junction_m"].notna().all() and sites["time_junction_min"].notna().any()
+    assert sites["junction_name"].str.match(r"^[AS]\d").all(), sites["junction_name"].unique()
+    assert "junctions" not in info["absent_layers"]
+
+
 @pytest.mark.parametrize("key", OPTIONAL)
 def test_every_optional_layer_missing_in_turn(raw, tmp_path, key):
     drop_layer(raw, key)
@@ -158,11 +168,14 @@ def test_every_optional_layer_missing_in_turn(raw, tmp_path, key):
     store = tmp_path / "out" / STORE_FILE
     sites = _no_inf(store)
     assert len(sites) > 5
+    info = read_run_info(store)
+    if key == "junctions":
+        _check_derived_junctions(summary, sites, info)
+        return
     text = "\n".join(summary.notes)
     assert NEEDLES[key] in text, text
     if key in EMPTY_COLUMN:
         assert sites[EMPTY_COLUMN[key]].isna().all(), key
-    info = read_run_info(store)
     assert key in info["absent_layers"] and info["notes"] == summary.notes
 
 
@@ -172,6 +185,9 @@ def test_every_optional_layer_empty_in_turn(raw, tmp_path, key):
     summary = _run(raw, tmp_path / "out")
     store = tmp_path / "out" / STORE_FILE
     sites = _no_inf(store)
+    if key == "junctions":
+        _check_derived_junctions(summary, sites, read_run_info(store))
+        return
     assert "empty" in read_run_info(store)["absent_layers"][key]
     assert NEEDLES[key] in "\n".join(summary.notes)
     if key in EMPTY_COLUMN:
@@ -184,7 +200,7 @@ def test_every_optional_layer_empty_in_turn(raw, tmp_path, key):
         assert len(snap.layers[key]) == 0
 
 
-@pytest.mark.parametrize("key", ["junctions", "utilities"])
+@pytest.mark.parametrize("key", ["stations", "utilities"])
 def test_a_layer_emptied_since_the_last_run_is_emptied_in_the_store(raw, tmp_path, key):
     from omw_sites.store import open_backend
 
@@ -262,7 +278,12 @@ def test_gesut_without_district_heat(raw, tmp_path):
 
 
 def test_zero_junctions(raw, tmp_path):
+    """No junction layer and no motorway or expressway in the roads: nothing to derive."""
     empty_layer(raw, "junctions")
+    path = raw / "bdot10k/bdot10k.gpkg"
+    roads = pyogrio.read_dataframe(path, layer="OT_SKDR_L")
+    roads.loc[roads["KLASADROGI"].isin(["A", "S"]), "KLASADROGI"] = "GP"
+    _rewrite(path, {"OT_SKDR_L": roads})
     notes = "\n".join(_run(raw, tmp_path / "out").notes)
     sites = _no_inf(tmp_path / "out" / STORE_FILE)
     assert sites["time_junction_min"].isna().all() and (sites["junction_name"] == "").all()
@@ -494,9 +515,8 @@ def test_roads_from_elsewhere_give_no_data_not_inf(fixtures_dir, tmp_path):
     for col in ("time_centre_min", "time_junction_min", "access_leg_m"):
         assert sites[col].isna().all(), col
     text = "\n".join(summary.notes)
-    assert "the road network does not reach any centre destination" in text
-    assert "no road within 3 km in the road data" in text
-    assert sites["gaps_logistics"].str.contains("no road within 3 km").all()
+    assert re.search(r"bdot10k/bdot10k.gpkg lies 1\d\d km from the parcels.*left out", text), text
+    assert read_run_info(tmp_path / "out" / STORE_FILE)["absent_layers"]["roads"]
     assert not sites["drivers_logistics"].str.contains("inf|unknown").any()
 
 
@@ -647,3 +667,134 @@ def test_zoning_with_warsaw_column_name_and_area_labels(base_raw, raw, tmp_path)
         got.sort_values("site_id").reset_index(drop=True),
         want.sort_values("site_id").reset_index(drop=True),
     )
+
+
+def test_stations_and_airports_derived_from_bdot10k_complexes(raw, tmp_path):
+    """No station or airport layer, but BDOT10k's transport complexes: the same airports
+    and passenger stations (complexes centred on them) give the same distances; rail
+    freight, which BDOT10k has no class for, is named as not measured."""
+    before = _run(raw, tmp_path / "before")
+    ref = read_sites(tmp_path / "before" / STORE_FILE, read_geometry=False).set_index("site_id")
+    airports = pyogrio.read_dataframe(raw / RAW_BY_KEY["airports"].path)
+    stations = pyogrio.read_dataframe(raw / RAW_BY_KEY["stations"].path)
+    passenger = stations[stations["RODZAJ"].str.lower() == "pasazerska"]
+    assert len(airports) and len(passenger) and before.sites
+    complexes = gpd.GeoDataFrame(
+        {
+            "X_KOD": ["KUKO02"] * len(airports) + ["KUKO06"] * len(passenger),
+            "NAZWA": [*airports["NAZWA"], *passenger["NAZWA"]],
+        },
+        geometry=[
+            *shapely.buffer(airports.geometry.to_numpy(), 600, cap_style="square"),
+            *shapely.buffer(passenger.geometry.to_numpy(), 80, cap_style="square"),
+        ],
+        crs=airports.crs,
+    )
+    pyogrio.write_dataframe(complexes, raw / "bdot10k/bdot10k.gpkg", layer="OT_KUKO_A")
+    drop_layer(raw, "airports")
+    drop_layer(raw, "stations")
+    summary = _run(raw, tmp_path / "out")
+    text = "\n".join(summary.notes)
+    assert "airports derived from BDOT10k airport complexes" in text, text
+    assert "stations derived from BDOT10k rail station complexes" in text, text
+    got = _no_inf(tmp_path / "out" / STORE_FILE).set_index("site_id").loc[ref.index]
+    for col in ("dist_airport_m", "dist_station_m", "time_airport_min", "time_station_min"):
+        np.testing.assert_allclose(got[col], ref[col], atol=0.01, err_msg=col)
+    assert got["dist_rail_freight_m"].isna().all()
+    assert "no rail freight terminals" in text
+
+
+@pytest.mark.parametrize("number", ["1385", "1421"])
+def test_gesut_namespace_number_is_a_label_not_a_powiat(demo_raw, tmp_path, number):
+    """Real GESUT exports carry the producer's register number (1385 holds lines of
+    powiat 2211): the powiat a file replaces is told by where its lines lie. A number
+    that is another powiat's code (1421) must not replace that powiat's lines."""
+    from omw_sites.etl import load_raw
+
+    raw = tmp_path / "raw"
+    shutil.copytree(demo_raw, raw)
+    (gml,) = (raw / "gesut").glob("*.gml")
+    text = gml.read_text(encoding="utf-8")
+    assert "PL.PZGiK.1418.GESUT" in text
+    gml.write_text(text.replace("PL.PZGiK.1418.GESUT", f"PL.PZGiK.{number}.GESUT"), "utf-8")
+    gpkg = pyogrio.read_dataframe(raw / RAW_BY_KEY["utilities"].path, layer="przewody")
+    loaded = load_raw(raw)
+    lines = loaded["utilities"]
+    n_gml = int((lines["source"] == "gesut-gml-2021").sum())
+    assert 50 < n_gml < len(gpkg)
+    # the GML's lines replace exactly the GeoPackage's lines of powiat 1418: none doubled,
+    # none of another powiat lost
+    assert len(lines) == len(gpkg)
+    assert any(
+        f"{gml.name}: {n_gml} lines; replaces" in n and "powiat 1418" in n for n in loaded.notes
+    )
+
+
+def _boundaries_of_voivodeships(fixtures_dir) -> gpd.GeoDataFrame:
+    return gpd.read_file(fixtures_dir / "boundaries/wojewodztwa.json").to_crs(2180)
+
+
+def test_a_boundary_layer_of_voivodeships_is_not_taken_for_gminy(fixtures_dir, raw, tmp_path):
+    """PRG voivodeships (real file) as admin/gminy.gpkg: before, sites got TERYT '14' and
+    gmina 'mazowieckie'; now the layer is named as holding no gmina and left out."""
+    (raw / "admin/gminy.gpkg").unlink()
+    woj = _boundaries_of_voivodeships(fixtures_dir)
+    pyogrio.write_dataframe(woj, raw / "admin/gminy.gpkg", layer="gminy")
+    summary = _run(raw, tmp_path / "out")
+    sites = _no_inf(tmp_path / "out" / STORE_FILE)
+    assert sites["teryt"].str.fullmatch(r"\d{7}").all(), sites["teryt"].unique()
+    assert not sites["gmina"].fillna("").str.contains("mazowieckie").any()
+    text = "\n".join(summary.notes)
+    assert "admin/gminy.gpkg holds no gmina: 16 voivodeship unit(s)" in text, text
+
+
+def test_gminy_mixed_with_a_voivodeship_keep_the_gminy(fixtures_dir, raw, tmp_path):
+    path = raw / "admin/gminy.gpkg"
+    gminy = pyogrio.read_dataframe(path, layer="gminy")
+    woj = _boundaries_of_voivodeships(fixtures_dir)
+    woj = woj[woj["JPT_KOD_JE"] == "14"][["JPT_KOD_JE", "JPT_NAZWA_", "geometry"]].to_crs(gminy.crs)
+    both = pd.concat([woj, gminy[["JPT_KOD_JE", "JPT_NAZWA_", "geometry"]]], ignore_index=True)
+    path.unlink()
+    pyogrio.write_dataframe(gpd.GeoDataFrame(both, crs=gminy.crs), path, layer="gminy")
+    summary = _run(raw, tmp_path / "out")
+    sites = _no_inf(tmp_path / "out" / STORE_FILE)
+    assert set(sites["teryt"].str[:4]) <= {u[:4] for u in KEEP_UNITS}
+    assert sites["gmina"].ne("").all() and not sites["gmina"].str.contains("mazow").any()
+    text = "\n".join(summary.notes)
+    assert (
+        "1 voivodeship unit(s) ('14') that are not gminy (TERYT of 7 digits) left out; "
+        f"{len(gminy)} gminy kept" in text
+    ), text
+
+
+def test_zoning_that_covers_no_parcel_is_left_out(raw, tmp_path):
+    """MPZP zones of another gmina (here: the region's plans moved 60 km east) are named
+    and left out rather than matched to nothing."""
+    path = raw / RAW_BY_KEY["zoning"].path
+    zoning = pyogrio.read_dataframe(path, layer=RAW_BY_KEY["zoning"].layer)
+    zoning["geometry"] = zoning.geometry.translate(xoff=60_000)
+    _rewrite(path, {RAW_BY_KEY["zoning"].layer: zoning})
+    summary = _run(raw, tmp_path / "out")
+    text = "\n".join(summary.notes)
+    assert "mpzp/mpzp.gpkg covers none of the parcels (another gmina's plan?): left out" in text, (
+        text
+    )
+    sites = _no_inf(tmp_path / "out" / STORE_FILE)
+    assert sites["zoning_share"].isna().all()
+
+
+def test_a_plan_ogolny_of_a_gmina_far_away_is_left_out(fixtures_dir, raw, tmp_path):
+    """A real APP 2.0 plan ogólny (a gmina in PL-2000 zone 5, far from the OMW) dropped
+    into app/ beside the region's own plans: it is named and left out, the others stay."""
+    (raw / "app").mkdir(exist_ok=True)
+    shutil.copy(fixtures_dir / "app_pog/set1/strefy/StrefaPlanistyczna.gml", raw / "app/far.gml")
+    own = pyogrio.read_dataframe(raw / RAW_BY_KEY["plan_zones"].path, layer="StrefaPlanistyczna")
+    from omw_sites.etl import load_raw
+
+    loaded = load_raw(raw)
+    text = "\n".join(loaded.notes)
+    assert re.search(
+        r"the plan ogólny of gmina \d+ lies more than 50 km from the parcels: left out", text
+    ), text
+    zones = loaded["plan_zones"]
+    assert len(zones) == len(own) and set(zones["source"]) == {"gpkg"}

@@ -208,7 +208,7 @@ def test_sold_and_withdrawn_at_once_from_two_processes_exactly_one_wins(loaded, 
 # ----------------------------------------------------------------- replaced or ended
 def _replace_record(other: Inventory, sid: str, status: str) -> None:
     """End the current record of ``sid`` and add a new current one with the same ID."""
-    from omw_sites.store.inventory import utc_now
+    from omw_sites.store.base import utc_now
 
     old = current_record(other, sid)
     row = other.backend.read_layer(SITES, where=f"fid = {int(old.name)}")

@@ -411,3 +411,21 @@ def test_supply_by_data_driven_segment() -> None:
     assert t.loc["1", "sites_segment_0"] == 1 and t.loc["1", "ha_segment_1"] == 2.0
     assert t.loc["2", "sites_segment_1"] == 1 and t.loc["2", "ha_segment_1"] == 4.0
     assert t["ha_segment_0"].sum() + t["ha_segment_1"].sum() == 7.0
+
+
+def test_sheet_escapes_what_the_store_holds(tmp_path: Path) -> None:
+    # the sheet's words come from the store (gmina names, explanations): markup in them is
+    # shown as text, never interpreted
+    from sample_store import sample_data
+
+    from omw_sites.store import open_inventory
+
+    sites, reference, info = sample_data(20)
+    sites.loc[0, "gmina"] = "<script>alert(1)</script> & Co"
+    sites.loc[0, f"drivers_{P}"] = 'near "the" <b>road</b>'
+    path = tmp_path / "omw_sites.gpkg"
+    open_inventory(path).apply(sites, reference, info)
+    page = render_sheet(path, sites.loc[0, "site_id"], "en")
+    assert "<script>" not in page and "<b>road" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co" in page
+    assert "&lt;b&gt;road&lt;/b&gt;" in page

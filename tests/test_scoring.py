@@ -63,6 +63,16 @@ def test_value_functions():
     assert value(boolean, np.array([1, 0])).tolist() == [1, 0]
 
 
+def test_criterion_without_its_parameters_is_refused_when_made():
+    # a value function's parameters are checked where the criterion is made, not at the
+    # first site scored (which failed with "cannot unpack non-iterable NoneType")
+    with pytest.raises(ValueError, match="'d': linear needs bounds"):
+        Criterion("d", 1.0, "linear")
+    with pytest.raises(ValueError, match="'g': gaussian needs spread"):
+        Criterion("g", 1.0, "gaussian", ideal=6)
+    assert Criterion("b", 1.0, "boolean").bounds is None
+
+
 def test_wlc_and_min_ties():
     m = np.array([[1.0, 0.0], [0.5, 0.5], [0.5, 0.5], [0.0, 0.0]])
     s = wlc(m, np.array([3.0, 1.0]))

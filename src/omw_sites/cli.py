@@ -1,5 +1,7 @@
 """Command line: ``omw-sites demo build | run | map | serve | top | profiles`` (and the
-families in ``omw_sites.commands``: ingest, scoring, reports, db, site)."""
+families in ``omw_sites.commands``: ingest and validate, scoring, reports, db, site and
+apikey). Every command reports a problem the same way (:mod:`omw_sites.commands.failure`)
+and finds its store by one rule (:func:`omw_sites.config.store_target`)."""
 
 from __future__ import annotations
 
@@ -14,11 +16,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from omw_sites.commands.failure import EXIT_ERROR, fail, print_error, reported
 from omw_sites.commands.options import StoreOpt, resolve_store
 from omw_sites.config import get_settings
-from omw_sites.etl.errors import IngestError
 from omw_sites.files import write_text_atomic
-from omw_sites.scoring.profiles import ProfileError
 from omw_sites.store import InventoryError, StoreError
 
 
@@ -30,10 +31,8 @@ class _App(typer.Typer):
         try:
             return super().__call__(*args, **kwargs)
         except (StoreError, InventoryError) as exc:
-            Console(stderr=True).print(
-                f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
-            )
-            sys.exit(2)
+            print_error(exc)
+            sys.exit(EXIT_ERROR)
 
 
 app = _App(
@@ -45,13 +44,6 @@ demo_app = typer.Typer(help="Synthetic OMW demo region.", no_args_is_help=True)
 app.add_typer(demo_app, name="demo")
 console = Console(stderr=True)
 out = Console()
-
-USER_ERRORS = (IngestError, ProfileError, StoreError, InventoryError, FileNotFoundError)
-
-
-def _fail(exc: BaseException) -> None:
-    console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=2)
 
 
 @demo_app.command("build")
@@ -82,18 +74,20 @@ def demo_build(
 @app.command()
 def run(
     raw: Annotated[Path, typer.Option(help="raw data folder")] = Path("data/raw/demo"),
-    out_dir: Annotated[Path, typer.Option("--out", help="output folder")] = Path("data/processed"),
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="output folder: the inventory is OUT/omw_sites.gpkg unless --store or "
+            "OMW_DATABASE_URL names another (without --out: OMW_STORE, "
+            "default data/processed/omw_sites.gpkg)",
+        ),
+    ] = None,
     profile: Annotated[
         list[str] | None, typer.Option(help="profile name or TOML file (repeatable); default all")
     ] = None,
     top: Annotated[int, typer.Option(help="sites per profile in the summary")] = 10,
-    store: Annotated[
-        str | None,
-        typer.Option(
-            help="inventory to update: GeoPackage path or postgresql:// URL "
-            "(default: OMW_DATABASE_URL, else <out>/omw_sites.gpkg)"
-        ),
-    ] = None,
+    store: StoreOpt = None,
     nominated: Annotated[
         Path | None,
         typer.Option(
@@ -115,7 +109,9 @@ def run(
     Only parcels are required; what cannot be measured without the other layers is
     listed at the end and left empty (no data), never guessed."""
     from omw_sites.pipeline import run as run_pipeline
+    from omw_sites.store import display_target
 
+    target = resolve_store(store, out_dir)
     t0 = time.perf_counter()
     stages = ["profiles", "ingest", "sites", "criteria", "scoring", "store"]
     bar = Progress(
@@ -134,20 +130,16 @@ def run(
         if stage in stages:
             bar.update(task, description=stage, completed=stages.index(stage))
 
-    try:
-        with bar:
-            summary = run_pipeline(
-                raw,
-                out_dir,
-                profiles=profile or None,
-                progress=progress,
-                top_n=top,
-                store=store or get_settings().database_url,
-                nominated=nominated,
-                allow_mass_end=allow_mass_end,
-            )
-    except USER_ERRORS as exc:
-        _fail(exc)
+    with reported(), bar:
+        summary = run_pipeline(
+            raw,
+            profiles=profile or None,
+            progress=progress,
+            top_n=top,
+            store=target,
+            nominated=nominated,
+            allow_mass_end=allow_mass_end,
+        )
     for p in summary.profiles:
         if p.name in summary.exclusions:  # an empty table is never the answer
             out.print(
@@ -170,11 +162,11 @@ def run(
         console.print("[bold]data gaps and notes[/] (also in the store's run_info):")
         for line in summary.notes:
             console.print(f"  [yellow]![/] {escape(line)}", highlight=False, soft_wrap=True)
-    stages = ", ".join(f"{k} {v:.1f}s" for k, v in summary.stage_seconds.items())
+    timing = ", ".join(f"{k} {v:.1f}s" for k, v in summary.stage_seconds.items())
     console.print(
         f"[bold]done[/]: {summary.parcels:,} parcels → {summary.sites:,} sites, "
         f"{summary.quarantined:,} quarantined; {len(summary.profiles)} profiles; "
-        f"store {summary.store}; {time.perf_counter() - t0:.1f} s ({stages}); "
+        f"store {display_target(summary.store)}; {time.perf_counter() - t0:.1f} s ({timing}); "
         f"peak {summary.peak_rss_mb:,.0f} MB",
         highlight=False,
     )
@@ -199,19 +191,15 @@ def map_cmd(
 
     if compare:
         a, b = compare
-        try:
+        with reported(ValueError):
             page = render_comparison(store, a, b)
-        except (*USER_ERRORS, ValueError) as exc:
-            _fail(exc)
         path = write_text_atomic(out_dir / f"compare_{a}_{b}.html", page)
         console.print(f"  [green]✓[/] {path}")
         return
     if not profile and not all_profiles:
-        _fail(ValueError("give --profile NAME (repeatable), --all or --compare A B"))
-    try:
+        fail("give --profile NAME (repeatable), --all or --compare A B")
+    with reported(ValueError):
         paths = write_maps(store, out_dir, None if all_profiles else profile)
-    except (*USER_ERRORS, ValueError) as exc:
-        _fail(exc)
     for p in paths:
         console.print(f"  [green]✓[/] {p}")
 
@@ -228,17 +216,13 @@ def serve(
 
     settings = get_settings()
     store = resolve_store(store)
-    try:
+    with reported():
         if not open_inventory(store).has_sites():
-            _fail(StoreError(f"store {display_target(store)} holds no sites; run `omw-sites run`"))
-    except StoreError as exc:
-        _fail(exc)
+            fail(f"store {display_target(store)} holds no sites; run `omw-sites run`")
     host, port = host or settings.host, port or settings.port
     console.print(f"serving {display_target(store)} on http://{host}:{port}/ (Ctrl-C to stop)")
-    try:
+    with reported():
         serve_api(store, host, port)
-    except StoreError as exc:
-        _fail(exc)
 
 
 @app.command()
@@ -252,14 +236,12 @@ def top(
     from omw_sites.layers import rank_col, score_col
     from omw_sites.store import read_sites
 
-    try:
+    with reported():
         sites = read_sites(store, read_geometry=False)
-    except USER_ERRORS as exc:
-        _fail(exc)
     r = rank_col(profile)
     if r not in sites:
         names = sorted(c[5:] for c in sites.columns if c.startswith("rank_"))
-        _fail(ValueError(f"profile {profile!r} not in the store; it has: {', '.join(names)}"))
+        fail(f"profile {profile!r} not in the store; it has: {', '.join(names)}")
     best = sites[sites[r] > 0].sort_values(r).head(n)
     if best.empty:  # an empty table is never the answer: say what excluded them
         _print_exclusions(sites, profile)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from omw_sites.layers import STORE_FILE
+
 # Palace of Culture and Science, Warsaw, EPSG:2180 (E, N): the core-city centre.
 CORE_CENTRE_2180 = (636973.0, 486980.0)
 
@@ -32,6 +34,7 @@ class Settings(BaseSettings):
 
     raw_dir: Path = Path("data/raw/demo")
     processed_dir: Path = Path("data/processed")
+    # the inventory GeoPackage when no other is named (see ``store_target``)
     store: Path = Path("data/processed/omw_sites.gpkg")
     # a postgresql:// URL selects the PostGIS backend instead of the GeoPackage ``store``
     database_url: str | None = None
@@ -41,3 +44,30 @@ class Settings(BaseSettings):
 
 def get_settings() -> Settings:
     return Settings()
+
+
+# the rule in words, for the --help texts
+STORE_RULE = (
+    "OMW_DATABASE_URL, else OUT/omw_sites.gpkg when `run` or `db load` gets --out OUT, "
+    "else OMW_STORE = data/processed/omw_sites.gpkg"
+)
+
+
+def store_target(store: str | Path | None = None, out_dir: str | Path | None = None) -> str:
+    """The inventory a command works on; one rule for every command (``STORE_RULE``):
+
+    1. ``store`` (``--store``: a GeoPackage path or ``postgresql://`` URL);
+    2. ``OMW_DATABASE_URL``;
+    3. ``<out_dir>/omw_sites.gpkg`` when the command writes to an output folder
+       (``run --out DIR``, ``db load --out DIR``);
+    4. ``OMW_STORE`` (default ``data/processed/omw_sites.gpkg``, where ``run`` without
+       ``--out`` writes too).
+    """
+    if store:
+        return str(store)
+    settings = get_settings()
+    if settings.database_url:
+        return settings.database_url
+    if out_dir is not None:
+        return str(Path(out_dir) / STORE_FILE)
+    return str(settings.store)

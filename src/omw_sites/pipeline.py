@@ -13,6 +13,7 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 
+from omw_sites.config import store_target
 from omw_sites.criteria.measure import measure
 from omw_sites.etl import IngestError, load_raw
 from omw_sites.etl.nominations import Nominations, read_nominations
@@ -67,7 +68,7 @@ def _previous_sites(store: Path | str) -> gpd.GeoDataFrame | None:
 
 def run(
     raw_dir: str | Path,
-    out_dir: str | Path,
+    out_dir: str | Path | None = None,
     profiles: list[str] | None = None,
     profile_dir: Path | None = None,
     progress: Progress | None = None,
@@ -80,10 +81,11 @@ def run(
     """Run the whole pipeline and bring the inventory up to date.
 
     The inventory is ``store`` (a GeoPackage path or ``postgresql://`` URL), by default
-    ``<out_dir>/omw_sites.gpkg``. Profiles are validated before any data is read; any error
-    (missing layer, no CRS, unreadable file, bad profile) raises before the store is
-    touched, and the update is one transaction (:meth:`Inventory.apply`), so a failed run
-    leaves the previous inventory intact. ``scope`` limits the update to those gminy
+    ``<out_dir>/omw_sites.gpkg``, or without ``out_dir`` the settings' store
+    (:func:`omw_sites.config.store_target`). Profiles are validated before any data is
+    read; any error (missing layer, no CRS, unreadable file, bad profile) raises before
+    the store is touched, and the update is one transaction (:meth:`Inventory.apply`),
+    so a failed run leaves the previous inventory intact. ``scope`` limits the update to those gminy
     (TERYT): their sites are added, changed or ended; the others only re-scored.
 
     Only parcels are required: a criterion whose layer is missing or empty is left
@@ -137,7 +139,8 @@ def run(
             candidates=len(cand),
         )
         raise IngestError(Path(raw_dir), f"no candidate sites: {why}", rule="candidate parcels")
-    store = store if store is not None else Path(out_dir) / STORE_FILE
+    if store is None:
+        store = Path(out_dir) / STORE_FILE if out_dir is not None else store_target()
     sites["derived_from"] = lineage(sites, _previous_sites(store))
     lap("sites")
     multi = int((sites["n_parcels"] > 1).sum())

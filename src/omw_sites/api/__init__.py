@@ -1,5 +1,6 @@
-"""Read API over the store: OGC API – Features (``create_app``) and its server (``serve``)."""
+"""HTTP API over the store: OGC API – Features, reads and writes (``create_app``), and its
+server (``serve``)."""
 
-from omw_sites.api.app import create_app, make_server, serve
+from omw_sites.api.server import create_app, make_server, serve
 
 __all__ = ["create_app", "make_server", "serve"]

@@ -1,18 +1,19 @@
-"""In-memory copy of the store for the API: CRS84 features pre-serialised once, STRtree, orders."""
+"""The store as the API holds it in memory: a snapshot of the site records and reference
+layers (each a :class:`~omw_sites.api.served_layer.Layer`), reloaded when the store
+changes, and updated in place after a write of this process."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import functools
 import gc
 import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio.to_thread
@@ -20,82 +21,13 @@ import geopandas as gpd
 import numpy as np
 import orjson
 import pandas as pd
-import pyproj
-import shapely
 
-from omw_sites.layers import (
-    REFERENCE_LAYERS,
-    SITE_COLUMNS,
-    SITES,
-    WEB_CRS,
-    WORK_CRS,
-    rank_col,
-)
+from omw_sites.api.served_layer import TAIL_HEAD, Layer, build_layer, json_default
+from omw_sites.layers import REFERENCE_LAYERS, SITE_COLUMNS, SITES, rank_col
 from omw_sites.store import open_backend, read_layer, read_run_info, read_sites
 
 log = logging.getLogger(__name__)
 
-CRS84_URI = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
-EPSG4326_URI = "http://www.opengis.net/def/crs/EPSG/0/4326"
-STORAGE_CRS_URI = "http://www.opengis.net/def/crs/EPSG/0/2180"
-EPSG4258_URI = "http://www.opengis.net/def/crs/EPSG/0/4258"
-EPSG2178_URI = "http://www.opengis.net/def/crs/EPSG/0/2178"
-PL2000_ZONES = {5: 2176, 6: 2177, 7: 2178, 8: 2179}  # PL-2000 zone -> EPSG code
-COORD_DECIMALS = 7  # CRS84 degrees: ~1 cm at Warsaw's latitude
-STORAGE_DECIMALS = 2  # EPSG:2180 metres: 1 cm
-
-
-@dataclass(frozen=True)
-class OutputCrs:
-    """A CRS the API answers in: its pyproj code, authority axis order and rounding."""
-
-    uri: str
-    code: str  # what pyproj.CRS understands
-    swap: bool  # authority axis order is (y, x): (latitude, longitude) or (northing, easting)
-    geographic: bool  # degrees (x = longitude) rather than projected metres
-    decimals: int
-
-
-# CRS84 first: the default; EPSG:4326 (WGS 84) and EPSG:4258 (ETRS89) in (latitude,
-# longitude) as the EPSG definitions say; the storage CRS and the four PL-2000 zones (5-8,
-# zone 7 is Warsaw's) in their EPSG axis order (northing, easting).
-OUTPUT_CRS: dict[str, OutputCrs] = {
-    c.uri: c
-    for c in (
-        OutputCrs(CRS84_URI, "OGC:CRS84", False, True, COORD_DECIMALS),
-        OutputCrs(EPSG4326_URI, "EPSG:4326", True, True, COORD_DECIMALS),
-        OutputCrs(EPSG4258_URI, "EPSG:4258", True, True, COORD_DECIMALS),
-        OutputCrs(STORAGE_CRS_URI, WORK_CRS, True, False, STORAGE_DECIMALS),
-        *(
-            OutputCrs(f"http://www.opengis.net/def/crs/EPSG/0/{code}", f"EPSG:{code}", True,
-                      False, STORAGE_DECIMALS)
-            for code in PL2000_ZONES.values()
-        ),
-    )
-}  # fmt: skip
-
-
-@functools.cache
-def storage_transformer(uri: str) -> pyproj.Transformer:
-    """EPSG:2180 (easting, northing) → ``uri`` in (x, y) = (lon, lat) or (E, N); built once.
-
-    pyproj Transformers are thread-safe (pyproj ≥ 3.1), so one per CRS serves every thread.
-    """
-    return pyproj.Transformer.from_crs(WORK_CRS, OUTPUT_CRS[uri].code, always_xy=True)
-
-
-def to_crs_xy(geoms: np.ndarray, uri: str) -> np.ndarray:
-    """Storage geometries in ``uri``'s (x, y) order, all coordinates in one pyproj call."""
-    transformer = storage_transformer(uri)
-
-    def project(coords: np.ndarray) -> np.ndarray:
-        x, y = transformer.transform(coords[:, 0], coords[:, 1])
-        return np.column_stack((x, y))
-
-    return shapely.transform(geoms, project)
-
-
-Box = tuple[float, float, float, float]
 RANK_PREFIX = "rank_"
 
 REFERENCE_TITLES: dict[str, tuple[str, str]] = {
@@ -118,205 +50,6 @@ class Profile:
 
     name: str
     title: str
-
-
-@dataclass(frozen=True)
-class CrsView:
-    """The features of a layer in one output CRS: serialised features and a tree to filter on."""
-
-    features: list[bytes]  # one complete GeoJSON Feature per row, in storage order
-    tree: shapely.STRtree  # over the geometries in this CRS, (x, y) = (lon, lat) or (E, N)
-    bounds: np.ndarray  # (n, 4) envelopes of those geometries (NaN when missing)
-
-    @classmethod
-    def build(cls, features: list[bytes], geoms: np.ndarray) -> CrsView:
-        return cls(features, shapely.STRtree(geoms), shapely.bounds(geoms))
-
-    def intersecting(self, box: Box) -> np.ndarray:
-        """Rows whose geometry intersects ``box``, ascending.
-
-        Envelopes inside the box need no exact test; only those across its edge get one.
-        """
-        region = shapely.box(*box)
-        candidates = self.tree.query(region)  # envelope hits
-        env = self.bounds[candidates]
-        minx, miny, maxx, maxy = box
-        inside = (env[:, 0] >= minx) & (env[:, 1] >= miny) & (env[:, 2] <= maxx)
-        inside &= env[:, 3] <= maxy
-        edge = candidates[~inside]
-        shapely.prepare(region)
-        edge = edge[shapely.intersects(region, self.tree.geometries[edge])]
-        return np.sort(np.concatenate((candidates[inside], edge)))
-
-
-@dataclass(frozen=True)
-class Layer:
-    """One collection held in memory, ready to answer item pages by joining byte fragments."""
-
-    name: str
-    title: str
-    description: str
-    columns: tuple[str, ...]
-    geometry_types: tuple[str, ...]
-    bbox: tuple[float, float, float, float] | None  # CRS84
-    index: dict[str, int]  # feature id (as text) -> row
-    heads: list[bytes]  # per row: '{"type":"Feature","id":…,"geometry":'
-    tails: list[bytes]  # per row: ',"properties":{…}}'
-    storage_geometries: np.ndarray  # EPSG:2180 (easting, northing), for views built on demand
-    views: dict[str, CrsView]  # CRS URI -> view; CRS84 built at load, others on first use
-    orders: dict[str, np.ndarray] = field(default_factory=dict)  # profile -> rows, best first
-    positions: dict[str, np.ndarray] = field(default_factory=dict)  # profile -> place in order
-    table: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False, compare=False)
-    cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)  # lazy extras
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def __len__(self) -> int:
-        return len(self.heads)
-
-    def view(self, crs: str) -> CrsView:
-        """The view in ``crs`` (CRS84 built at load, the other ``OUTPUT_CRS`` on first use)."""
-        found = self.views.get(crs)
-        if found is not None:
-            return found
-        if crs not in OUTPUT_CRS:
-            msg = f"unsupported CRS {crs!r}; supported: {', '.join(OUTPUT_CRS)}"
-            raise ValueError(msg)
-        with self._lock:
-            if crs not in self.views:
-                self.views[crs] = _crs_view(self, OUTPUT_CRS[crs])
-            return self.views[crs]
-
-    def select(
-        self, boxes: Sequence[Box] | None, box_crs: str, profile: str | None
-    ) -> np.ndarray | None:
-        """Rows intersecting any of ``boxes`` (in ``box_crs``), in profile or storage order.
-
-        Returns None for "every row in storage order", so that the caller can slice the
-        feature list directly.
-        """
-        if boxes is None:
-            return self.orders[profile] if profile else None
-        view = self.view(box_crs)
-        hits = [view.intersecting(b) for b in boxes]
-        rows = hits[0] if len(hits) == 1 else np.unique(np.concatenate(hits))
-        if profile:
-            rows = rows[np.argsort(self.positions[profile][rows], kind="stable")]
-        return rows
-
-    def query(
-        self,
-        boxes: Sequence[Box] | None,
-        box_crs: str,
-        profile: str | None,
-        mask: np.ndarray | None = None,
-        sortby: Sequence[tuple[str, bool]] = (),
-    ) -> np.ndarray | None:
-        """Rows matching ``boxes`` and ``mask``, in ``sortby`` order (column, descending).
-
-        Ties keep the profile order (or storage order). None means every row in storage
-        order, as from ``select``.
-        """
-        rows = self.select(boxes, box_crs, profile)
-        if mask is None and not sortby:
-            return rows
-        if rows is None:
-            rows = np.arange(len(self))
-        if mask is not None:
-            rows = rows[mask[rows]]
-        if sortby:
-            keys = []
-            for column, descending in reversed(sortby):
-                key = self.sort_key(column)[rows]
-                keys.append(np.where(np.isnan(key), np.inf, -key if descending else key))
-            rows = rows[np.lexsort(keys)]  # stable: ties keep the incoming order
-        return rows
-
-    def sort_key(self, column: str) -> np.ndarray:
-        """Float sort key of a property (NaN where missing); text sorts by its dense rank."""
-        cached = self.cache.get(("sort", column))
-        if cached is not None:
-            return cached
-        series = self.table[column]
-        if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
-            key = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        else:
-            try:
-                codes, _ = pd.factorize(series, sort=True)
-            except TypeError:  # mixed types: compare as text
-                codes, _ = pd.factorize(series.astype("string"), sort=True)
-            key = np.where(codes < 0, np.nan, codes.astype(float))
-        self.cache[("sort", column)] = key
-        return key
-
-    def spatial_rows(self, geom: shapely.Geometry, predicate: str, crs: str) -> np.ndarray:
-        """Rows whose geometry (in ``crs``) satisfies ``predicate(geom, feature)``."""
-        return self.view(crs).tree.query(geom, predicate=predicate)
-
-    def page(
-        self,
-        boxes: Sequence[Box] | None,
-        profile: str | None,
-        offset: int,
-        limit: int,
-        *,
-        crs: str = CRS84_URI,
-        box_crs: str = CRS84_URI,
-        mask: np.ndarray | None = None,
-        sortby: Sequence[tuple[str, bool]] = (),
-        properties: Sequence[str] | None = None,
-    ) -> tuple[int, list[bytes]]:
-        """Number of matching features and the serialised features of one page in ``crs``.
-
-        ``properties`` (a subset of the columns) re-serialises just the page's properties.
-        """
-        rows = self.query(boxes, box_crs, profile, mask, sortby)
-        features = self.view(crs).features
-        matched = len(features) if rows is None else len(rows)
-        offset = min(offset, matched)  # any offset past the end is an empty page
-        if rows is None:
-            picked = np.arange(offset, min(offset + limit, matched))
-            if properties is None:
-                return matched, features[offset : offset + limit]
-        else:
-            picked = rows[offset : offset + limit]
-            if properties is None:
-                return matched, [features[i] for i in picked.tolist()]
-        return matched, self.with_properties(features, picked, properties)
-
-    def with_properties(
-        self, features: list[bytes], rows: np.ndarray, properties: Sequence[str]
-    ) -> list[bytes]:
-        """The features at ``rows`` with only ``properties`` (geometry from the fragments)."""
-        names = list(properties)
-        columns = [self.table[c].take(rows).to_numpy().tolist() for c in names]
-        records = (
-            [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
-            if names
-            else [{}] * len(rows)
-        )
-        option = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
-        out = []
-        for row, rec in zip(rows.tolist(), records, strict=True):
-            # the geometry part ends where the properties begin (found in the feature
-            # itself: a write may replace the row's feature and fragment at any moment,
-            # see Catalog.refresh_site); the id and geometry cannot hold this text
-            feature = features[row]
-            props = orjson.dumps(rec, default=_json_default, option=option)
-            out.append(b"%b%b%b}" % (feature[: feature.find(_TAIL_HEAD)], _TAIL_HEAD, props))
-        return out
-
-    def mercator(self) -> tuple[np.ndarray, shapely.STRtree]:
-        """Geometries in Web Mercator (EPSG:3857) and their tree, for vector tiles."""
-        found = self.cache.get("mercator")
-        if found is None:
-            with self._lock:
-                found = self.cache.get("mercator")
-                if found is None:
-                    series = gpd.GeoSeries(self.storage_geometries, crs=WORK_CRS)
-                    geoms = np.asarray(series.to_crs("EPSG:3857").array, dtype=object)
-                    found = (geoms, shapely.STRtree(geoms))
-                    self.cache["mercator"] = found
-        return found
 
 
 @dataclass(frozen=True)
@@ -416,8 +149,8 @@ class Catalog:
 
         A reader holds the snapshot it started with. The new snapshot shares the old one's
         per-row lists (the properties fragments, each CRS view's features) and replaces
-        the site's element in them in place: copying lists of 1M entries costs 150-250 ms
-        each (an incref per cold object) and would churn memory on every write, while
+        the site's element in them in place: copying lists of a million entries on every
+        write would take time (an incref per cold object) and churn memory, while
         replacing one element is atomic in CPython. So a request that began before the
         write may serve the new feature (a page is not a transaction; any reader may see
         it), but its strong ETag, read from its snapshot's table *before* the bytes, is
@@ -556,9 +289,6 @@ def _text_value(value: Any) -> str:
     return str(value)
 
 
-_TAIL_HEAD = b',"properties":'
-
-
 def _published(name: str, value: Any) -> Any:
     """A record's value as the served table holds it (documents: the public ones)."""
     if value is None or value is pd.NA or (isinstance(value, float) and value != value):
@@ -605,20 +335,19 @@ def _with_record(
         new_table[name] = column
     # the properties as served, with the changed ones replaced: the other values read back
     # from the served JSON serialise to the same bytes (a reload gives the same feature)
-    old_tail = layer.tails[row]
-    props = orjson.loads(old_tail[len(_TAIL_HEAD) : -1])
+    old_tail = layer.tail(row)
+    props = orjson.loads(old_tail[len(TAIL_HEAD) : -1])
     if not isinstance(props, dict) or not set(changed) <= set(props):
         return None
     props.update(changed)
     option = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
-    tail = b"%b%b}" % (_TAIL_HEAD, orjson.dumps(props, default=_json_default, option=option))
+    tail = b"%b%b}" % (TAIL_HEAD, orjson.dumps(props, default=json_default, option=option))
     # the bytes first, the table (and with it the version readers tag them with) after;
     # under the layer's lock, so that no CRS view is being built from the fragments
     with layer._lock:
         for view in list(layer.views.values()):
             feature = view.features[row]
-            view.features[row] = feature[: feature.find(_TAIL_HEAD)] + tail
-        layer.tails[row] = tail
+            view.features[row] = feature[: feature.find(TAIL_HEAD)] + tail
     # lazily built extras that depend on the changed columns go; geometry-only ones stay
     cache = {
         key: value
@@ -643,7 +372,8 @@ def _profiles(sites: gpd.GeoDataFrame, run_info: dict[str, Any]) -> dict[str, Pr
         for p in run_info.get("profiles", [])
         if isinstance(p, dict) and "name" in p
     }
-    names = [c[len(RANK_PREFIX) :] for c in sites.columns if c.startswith(RANK_PREFIX)]
+    columns = [str(c) for c in sites.columns]
+    names = [c[len(RANK_PREFIX) :] for c in columns if c.startswith(RANK_PREFIX)]
     ordered = [n for n in titles if n in names] + [n for n in names if n not in titles]
     return {n: Profile(n, titles.get(n, n)) for n in ordered}
 
@@ -675,92 +405,3 @@ def _sites_layer(
         position[order] = rows
         orders[name], positions[name] = order, position
     return replace(layer, orders=orders, positions=positions)
-
-
-def _json_default(value: Any) -> Any:
-    if value is None or value is pd.NaT or value is pd.NA:
-        return None
-    if isinstance(value, datetime | date | pd.Timestamp):
-        return value.isoformat()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, bytes):
-        return value.hex()
-    return str(value)  # orjson itself writes NaN and ±inf as null
-
-
-def _features(heads: list[bytes], geojson: np.ndarray, tails: list[bytes]) -> list[bytes]:
-    return [
-        b"%b%b%b" % (h, b"null" if g is None else g.encode(), t)
-        for h, g, t in zip(heads, geojson.tolist(), tails, strict=True)
-    ]
-
-
-def _crs_view(layer: Layer, crs: OutputCrs) -> CrsView:
-    """The layer in ``crs``: coordinates in its authority axis order, as OGC API Part 2 wants.
-
-    The tree stays in (x, y) = (lon, lat) or (easting, northing); bbox and filter literals
-    are turned into that order before they query it. EPSG:4326 shares the CRS84 tree.
-    """
-    lonlat = layer.views[CRS84_URI] if crs.code == "EPSG:4326" else None
-    if lonlat is not None:
-        geoms = lonlat.tree.geometries  # CRS84 is EPSG:4326 with (lon, lat) axes
-    elif crs.uri == STORAGE_CRS_URI:
-        geoms = layer.storage_geometries
-    else:
-        geoms = to_crs_xy(layer.storage_geometries, crs.uri)
-
-    def written(c: np.ndarray) -> np.ndarray:
-        return np.round(c[:, ::-1] if crs.swap else c, crs.decimals)
-
-    geojson = shapely.to_geojson(shapely.transform(geoms, written))
-    features = _features(layer.heads, geojson, layer.tails)
-    if lonlat is not None:
-        return CrsView(features, lonlat.tree, lonlat.bounds)  # the same (x, y): share the tree
-    return CrsView.build(features, np.asarray(geoms, dtype=object))
-
-
-def build_layer(
-    name: str, title: str, description: str, gdf: gpd.GeoDataFrame, ids: np.ndarray
-) -> Layer:
-    """Reproject to CRS84 and serialise every feature once, as bytes."""
-    if gdf.crs is None:
-        gdf = gdf.set_crs(WORK_CRS)
-    elif gdf.crs.to_epsg() != 2180:
-        gdf = gdf.to_crs(WORK_CRS)
-    storage = np.array(gdf.geometry.array, dtype=object)  # a copy: nulled below
-    storage[shapely.is_empty(storage)] = None  # GeoJSON: an empty geometry is null
-    geoms = np.asarray(gpd.GeoSeries(storage, crs=gdf.crs).to_crs(WEB_CRS).array, dtype=object)
-    geoms = shapely.transform(geoms, lambda c: np.round(c, COORD_DECIMALS))
-    geoms = shapely.orient_polygons(geoms)  # RFC 7946: exteriors counter-clockwise
-    props = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
-    option = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
-    heads = [
-        b'{"type":"Feature","id":%b,"geometry":' % orjson.dumps(i, default=_json_default)
-        for i in ids.tolist()
-    ]
-    tails = [
-        b',"properties":%b}' % orjson.dumps(rec, default=_json_default, option=option)
-        for rec in props.to_dict(orient="records")
-    ]
-    view = CrsView.build(_features(heads, shapely.to_geojson(geoms), tails), geoms)
-    valid = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
-    bbox = None
-    if valid.any():
-        minx, miny, maxx, maxy = shapely.total_bounds(geoms[valid]).tolist()
-        bbox = (minx, miny, maxx, maxy)
-    types = tuple(sorted({str(t) for t in gdf.geometry.geom_type.dropna().unique()}))
-    return Layer(
-        name=name,
-        title=title,
-        description=description,
-        columns=tuple(str(c) for c in props.columns),
-        geometry_types=types,
-        bbox=bbox,
-        index={str(i): row for row, i in enumerate(ids.tolist())},
-        heads=heads,
-        tails=tails,
-        storage_geometries=storage,
-        views={CRS84_URI: view},
-        table=props.reset_index(drop=True),
-    )

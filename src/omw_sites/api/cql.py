@@ -1,35 +1,24 @@
-"""OGC API Features Part 3 filters: CQL2 text or JSON parsed by ``cql2``, evaluated as masks.
+"""OGC API Features Part 3 filters: CQL2 text or JSON, checked and parsed by ``cql2``.
 
 Every filter is checked against the limits of ``api/limits.py`` before a parser sees it:
 length, nesting depth and operator count, and for cql2-text the work the backtracking
 parser would do. The parsed tree is checked again (arithmetic chains nest without
-parentheses) and the evaluator recurses no deeper than the depth limit. LIKE runs without
-backtracking regular expressions: Arrow's LIKE kernel (RE2, linear time) for a literal
-pattern, a segment matcher (``LikePattern``) for patterns taken from a property.
+parentheses); :mod:`omw_sites.api.cql_evaluation` turns it into a row mask.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import cql2
-import numpy as np
 import orjson
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-import shapely
 
 from omw_sites.api.limits import (
     MAX_FILTER_CHARS,
     MAX_FILTER_DEPTH,
     MAX_FILTER_PARSE_COST,
-    MAX_FILTER_SECONDS,
     MAX_FILTER_TERMS,
-    MAX_LIKE_PATTERN,
 )
 from omw_sites.api.problems import ProblemError, bad_parameter
 
@@ -37,39 +26,11 @@ CQL2_TEXT = "cql2-text"
 CQL2_JSON = "cql2-json"
 CQL_TEXT = "cql-text"  # the draft's name, sent by GDAL's OAPIF driver: read as cql2-text
 FILTER_LANGS = (CQL2_TEXT, CQL2_JSON, CQL_TEXT)
-GEOMETRY_PROPERTY = "geometry"
 Node = Any  # a CQL2-JSON node: dict, list or scalar
-
-# STRtree predicate for ``S_xxx(geometry, literal)``: the tree tests predicate(literal, feature)
-_TREE_PREDICATES: dict[str, str] = {
-    "s_intersects": "intersects",
-    "s_within": "contains",  # feature within literal <=> literal contains feature
-    "s_contains": "within",  # feature contains literal <=> literal within feature
-    "s_touches": "touches",
-    "s_crosses": "crosses",
-    "s_overlaps": "overlaps",
-}
-_MIRRORED = {"contains": "within", "within": "contains"}
-# ``S_xxx(geometry, geometry)``: a non-empty geometry intersects, contains and is within
-# itself; it never touches, crosses or overlaps itself and is not disjoint from itself.
-_SELF_TRUE = frozenset({"s_intersects", "s_within", "s_contains"})
-_COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
-    "=": lambda a, b: a == b,
-    "<>": lambda a, b: a != b,
-    "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b,
-    ">=": lambda a, b: a >= b,
-}
-_GEOJSON_TYPES = frozenset(
-    {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon"}
-    | {"GeometryCollection"}
-)
 # cql2-json containers per operator level (an operator object and its "args" array),
 # plus a GeometryCollection literal's own nesting (collection, geometries, geometry,
 # coordinates four deep).
 _MAX_JSON_DEPTH = 2 * MAX_FILTER_DEPTH + 8
-_ROW_CHUNK = 4096  # rows between deadline checks in a row-wise LIKE
 
 
 def filter_problem(reason: str) -> ProblemError:
@@ -92,108 +53,143 @@ _WORD_OPERATORS = frozenset({"AND", "OR", "NOT", "LIKE", "IN", "BETWEEN", "IS", 
 _SYMBOL_OPERATORS = ("<>", "<=", ">=", "!=", "||", "=", "<", ">", "+", "*", "/", "%", "^")
 
 
+def _quoted_end(text: str, i: int) -> int:
+    """Index after the literal or quoted identifier opened at ``i`` ('' escapes a quote
+    inside a string literal)."""
+    quote, n = text[i], len(text)
+    j = i + 1
+    while j < n:
+        if text[j] == quote:
+            if quote == "'" and j + 1 < n and text[j + 1] == "'":
+                j += 2  # '' is a quote inside the literal
+                continue
+            return j + 1
+        j += 1
+    what = "string literal" if quote == "'" else "quoted property name"
+    raise filter_problem(f"unclosed {what} starting at character {i + 1}")
+
+
+def _word_end(text: str, i: int) -> int:
+    j = i + 1
+    while j < len(text) and (text[j].isalnum() or text[j] in "_.:"):
+        j += 1
+    return j
+
+
+def _digits_end(text: str, j: int, dot: bool) -> int:
+    while j < len(text) and (text[j].isdigit() or (dot and text[j] == ".")):
+        j += 1
+    return j
+
+
+def _number_end(text: str, i: int) -> int | None:
+    """Index after the number (with its sign) starting at ``i``, None if none does:
+    "-2" in POINT(1 -2) is no operator (a subtraction written "1 -2" is counted by the
+    check of the parsed tree instead)."""
+    n, ch = len(text), text[i]
+    after_digit = i + 1 < n and text[i + 1].isdigit()
+    signed = ch in "+-" and i + 1 < n and (after_digit or text[i + 1] == ".")
+    if not (signed or ch.isdigit() or (ch == "." and after_digit)):
+        return None
+    j = _digits_end(text, i + 1, dot=True)
+    if j < n and text[j] in "eE":
+        k = j + 1 + (j + 1 < n and text[j + 1] in "+-")
+        if k < n and text[k].isdigit():
+            j = _digits_end(text, k, dot=False)
+    return j
+
+
+class _TextScan:
+    """The state of :func:`scan_text`'s pass over the text."""
+
+    def __init__(self) -> None:
+        self.stack: list[tuple[int, int]] = []  # enclosing groups: (base depth, prefix run)
+        self.base = 0  # nesting depth of the current parenthesised group
+        self.prefix = 0  # NOT / unary minus in a row at this level (reset by AND, OR, commas)
+        self.depth = self.terms = self.cost = 0
+        self.operand = False  # the last token was a value (so "-" after it is binary)
+
+    def word(self, word: str) -> None:
+        if word in _WORD_OPERATORS:
+            self.terms += 1
+            if word == "NOT":
+                self.prefix += 1
+            elif word in ("AND", "OR"):
+                self.prefix = 0
+            self.operand = False
+        else:
+            self.operand = True
+        self.depth = max(self.depth, self.base + self.prefix)
+
+    def open(self, i: int) -> None:
+        if self.operand:  # NAME( is a function call
+            self.terms += 1
+        self.stack.append((self.base, self.prefix))
+        self.base += self.prefix + 1
+        self.prefix = 0
+        self.depth = max(self.depth, self.base)
+        self.operand = False
+
+    def close(self, i: int) -> None:
+        if not self.stack:
+            raise filter_problem(f"unbalanced parentheses: ')' at character {i + 1}")
+        self.base, self.prefix = self.stack.pop()
+        self.prefix = 0
+        self.operand = True
+
+    def comma(self, i: int) -> None:
+        self.prefix = 0
+        self.operand = False
+
+    def minus(self, i: int) -> None:
+        self.terms += 1
+        if not self.operand:  # unary minus nests like NOT
+            self.prefix += 1
+            self.depth = max(self.depth, self.base + self.prefix)
+        self.operand = False
+
+
+_PUNCTUATION = {
+    "(": _TextScan.open,
+    ")": _TextScan.close,
+    ",": _TextScan.comma,
+    "-": _TextScan.minus,
+}
+
+
 def scan_text(text: str) -> TextShape:
     """Measure ``text`` without parsing it: one pass, string literals (with '' escapes)
     and quoted identifiers skipped. Unbalanced parentheses and unclosed literals are
     refused here (a 400), as the parser would spend exponential time on them.
     """
-    n = len(text)
-    stack: list[tuple[int, int]] = []  # enclosing groups: (their base depth, prefix run)
-    base = 0  # nesting depth of the current parenthesised group
-    prefix = 0  # NOT / unary minus in a row at this level (reset by AND, OR and commas)
-    depth = terms = cost = 0
-    operand = False  # the last token was a value (so "-" after it is binary)
+    scan = _TextScan()
     i = 0
-    while i < n:
+    while i < len(text):
         ch = text[i]
-        weight = 1 << len(stack)
+        weight = 1 << len(scan.stack)  # parse cost doubles inside each parenthesis
         if ch in "'\"":
+            j = _quoted_end(text, i)
+            scan.operand = True
+        elif ch.isalpha() or ch == "_":
+            j = _word_end(text, i)
+            scan.word(text[i:j].upper())
+        elif (number_end := _number_end(text, i)) is not None:
+            j = number_end
+            scan.operand = True
+        elif ch in _PUNCTUATION:
             j = i + 1
-            while j < n:
-                if text[j] == ch:
-                    if ch == "'" and j + 1 < n and text[j + 1] == "'":
-                        j += 2  # '' is a quote inside the literal
-                        continue
-                    break
-                j += 1
-            if j >= n:
-                what = "string literal" if ch == "'" else "quoted property name"
-                raise filter_problem(f"unclosed {what} starting at character {i + 1}")
-            cost += weight * (j + 1 - i)
-            i = j + 1
-            operand = True
-            continue
-        if ch.isalpha() or ch == "_":
-            j = i + 1
-            while j < n and (text[j].isalnum() or text[j] in "_.:"):
-                j += 1
-            word = text[i:j].upper()
-            cost += weight * (j - i)
-            i = j
-            if word in _WORD_OPERATORS:
-                terms += 1
-                if word == "NOT":
-                    prefix += 1
-                elif word in ("AND", "OR"):
-                    prefix = 0
-                operand = False
-            else:
-                operand = True
-            depth = max(depth, base + prefix)
-            continue
-        signed = ch in "+-" and i + 1 < n and (text[i + 1].isdigit() or text[i + 1] == ".")
-        if signed or ch.isdigit() or (ch == "." and i + 1 < n and text[i + 1].isdigit()):
-            # a number, with its sign: "-2" in POINT(1 -2) is no operator (a subtraction
-            # written "1 -2" is counted by the check of the parsed tree instead)
-            j = i + 1
-            while j < n and (text[j].isdigit() or text[j] == "."):
-                j += 1
-            if j < n and text[j] in "eE":
-                k = j + 1 + (j + 1 < n and text[j + 1] in "+-")
-                if k < n and text[k].isdigit():
-                    j = k
-                    while j < n and text[j].isdigit():
-                        j += 1
-            cost += weight * (j - i)
-            i = j
-            operand = True
-            continue
-        cost += weight
-        if ch == "(":
-            if operand:  # NAME( is a function call
-                terms += 1
-            stack.append((base, prefix))
-            base += prefix + 1
-            prefix = 0
-            depth = max(depth, base)
-            operand = False
-        elif ch == ")":
-            if not stack:
-                raise filter_problem(f"unbalanced parentheses: ')' at character {i + 1}")
-            base, prefix = stack.pop()
-            prefix = 0
-            operand = True
-        elif ch == ",":
-            prefix = 0
-            operand = False
-        elif ch == "-":
-            terms += 1
-            if not operand:  # unary minus nests like NOT
-                prefix += 1
-                depth = max(depth, base + prefix)
-            operand = False
-        elif not ch.isspace():
+            _PUNCTUATION[ch](scan, i)
+        else:
             symbol = next((s for s in _SYMBOL_OPERATORS if text.startswith(s, i)), None)
+            j = i + (len(symbol) if symbol else 1)
             if symbol is not None:
-                terms += 1
-                cost += weight * (len(symbol) - 1)
-                i += len(symbol)
-                operand = False
-                continue
-        i += 1
-    if stack:
-        raise filter_problem(f"unbalanced parentheses: {len(stack)} '(' never closed")
-    return TextShape(depth, terms, cost)
+                scan.terms += 1
+                scan.operand = False
+        scan.cost += weight * (j - i)
+        i = j
+    if scan.stack:
+        raise filter_problem(f"unbalanced parentheses: {len(scan.stack)} '(' never closed")
+    return TextShape(scan.depth, scan.terms, scan.cost)
 
 
 def tree_shape(node: Node) -> tuple[int, int, int]:
@@ -208,7 +204,7 @@ def tree_shape(node: Node) -> tuple[int, int, int]:
             if "op" in item:
                 ops += 1
                 ops_above += 1
-            children = item.values()
+            children = list(item.values())
         elif isinstance(item, list):
             containers += 1
             children = item
@@ -284,389 +280,3 @@ def parse_filter(text: str, lang: str) -> Node:
         raise filter_problem(f"not valid {lang}: {detail}") from None
     _check_tree(node)  # e.g. "1 + 1 + ... + 1" nests one level per "+"
     return node
-
-
-# ---------------------------------------------------------------- LIKE without backtracking
-
-
-@dataclass(frozen=True)
-class _Segment:
-    """A run of a LIKE pattern between two ``%``: fixed length, ``_`` at ``wild``."""
-
-    text: str  # the literal characters; any character stands at a wildcard position
-    wild: tuple[int, ...]
-    fixed: tuple[tuple[int, str], ...]  # (offset, character) of the literal characters
-    anchor: str  # the longest literal run, to find candidates with str.find
-    anchor_at: int  # its offset in the segment
-
-    def at(self, s: str, pos: int) -> bool:
-        """Does the segment match ``s`` at ``pos`` (which leaves room for it)?"""
-        if not self.wild:
-            return s.startswith(self.text, pos)
-        return all(s[pos + k] == c for k, c in self.fixed)
-
-    def find(self, s: str, start: int, end: int) -> int:
-        """The leftmost position ``p >= start`` where the segment matches within
-        ``s[:end]``, or -1."""
-        size = len(self.text)
-        if not self.wild:
-            return s.find(self.text, start, end)
-        last = end - size
-        if not self.anchor:  # only "_": any position with room
-            return start if start <= last else -1
-        k = self.anchor_at
-        q = s.find(self.anchor, start + k, last + k + len(self.anchor))
-        while q >= 0:
-            if self.at(s, q - k):
-                return q - k
-            q = s.find(self.anchor, q + 1, last + k + len(self.anchor))
-        return -1
-
-
-class LikePattern:
-    """A CQL2 LIKE pattern (``%`` any run, ``_`` one character, ``\\`` escapes the next
-    character; a trailing ``\\`` is itself) matched in O(len(text) * len(pattern)).
-
-    The pattern splits at its ``%`` into fixed-length segments: the first must match at
-    the start, the last at the end, and the ones between greedily at their leftmost
-    position, which is exact when ``%`` is the only variable-length wildcard.
-    """
-
-    __slots__ = ("segments", "source")
-
-    def __init__(self, pattern: str) -> None:
-        self.source = pattern
-        segments: list[list[tuple[str, bool]]] = [[]]  # (character, is "_")
-        i, n = 0, len(pattern)
-        while i < n:
-            ch = pattern[i]
-            if ch == "\\" and i + 1 < n:
-                segments[-1].append((pattern[i + 1], False))
-                i += 2
-                continue
-            if ch == "%":
-                # "%%" is one run; an empty first (or last) segment anchors nothing
-                if segments[-1] or len(segments) == 1:
-                    segments.append([])
-            else:
-                segments[-1].append((ch, ch == "_"))
-            i += 1
-        self.segments = tuple(_segment(seg) for seg in segments)
-
-    def match(self, s: str) -> bool:
-        segs = self.segments
-        first = segs[0]
-        if len(segs) == 1:
-            return len(s) == len(first.text) and first.at(s, 0)
-        last = segs[-1]
-        end = len(s) - len(last.text)
-        if end < len(first.text) or not (first.at(s, 0) and last.at(s, end)):
-            return False
-        pos = len(first.text)
-        for seg in segs[1:-1]:
-            p = seg.find(s, pos, end)
-            if p < 0:
-                return False
-            pos = p + len(seg.text)
-        return True
-
-    def as_sql(self) -> str:
-        """The same pattern in SQL LIKE syntax with ``\\`` escapes (Arrow's ``match_like``)."""
-        out = []
-        for seg in self.segments:
-            out.append(
-                "".join(
-                    "_" if k in seg.wild else ("\\" + c if c in "%_\\" else c)
-                    for k, c in enumerate(seg.text)
-                )
-            )
-        return "%".join(out)
-
-
-def _segment(chars: list[tuple[str, bool]]) -> _Segment:
-    text = "".join("?" if wild else c for c, wild in chars)
-    wild = tuple(k for k, (_, w) in enumerate(chars) if w)
-    fixed = tuple((k, c) for k, (c, w) in enumerate(chars) if not w)
-    best, best_at, run_at = "", 0, 0
-    for k in range(len(chars) + 1):
-        if k == len(chars) or chars[k][1]:
-            if k - run_at > len(best):
-                best, best_at = text[run_at:k], run_at
-            run_at = k + 1
-    return _Segment(text, wild, fixed, best, best_at)
-
-
-def like_column(values: pd.Series, pattern: LikePattern) -> np.ndarray:
-    """Rows of a text column matching one pattern: Arrow's LIKE kernel (RE2, linear
-    time); missing values do not match."""
-    if any("\\" in seg.text for seg in pattern.segments):
-        # Arrow mishandles an escaped backslash after % ("%\\\\" misses "\\"): match those
-        # (rare) patterns row by row, still in linear time
-        return np.array(
-            [isinstance(v, str) and pattern.match(v) for v in values.tolist()], dtype=bool
-        )
-    arr = pa.array(values.astype("string"), type=pa.large_string(), from_pandas=True)
-    hit = pc.fill_null(pc.match_like(arr, pattern.as_sql()), False)
-    return hit.to_numpy(zero_copy_only=False).astype(bool, copy=False)
-
-
-# ---------------------------------------------------------------- evaluation
-
-
-class FilterEvaluator:
-    """Turn CQL2-JSON into a boolean row mask over a layer's property table.
-
-    ``spatial(geom, predicate)`` returns the rows whose geometry satisfies the STRtree
-    predicate against ``geom``; ``swap_axes`` turns literals given as (northing, easting)
-    (EPSG:2180's own axis order) into the tree's (easting, northing). ``geometries`` (one
-    per row, None for none) answers spatial functions between the geometry and itself.
-    Evaluation stops with a 400 after ``max_seconds``.
-    """
-
-    def __init__(
-        self,
-        table: pd.DataFrame,
-        spatial: Callable[[shapely.Geometry, str], np.ndarray],
-        swap_axes: bool = False,
-        geometries: np.ndarray | None = None,
-        max_seconds: float = MAX_FILTER_SECONDS,
-    ) -> None:
-        self.table = table
-        self.n = len(table)
-        self.spatial = spatial
-        self.swap = swap_axes
-        self.geometries = geometries
-        self.max_seconds = max_seconds
-        self.deadline = time.monotonic() + max_seconds
-
-    def mask(self, node: Node, depth: int = 0) -> np.ndarray:
-        if depth > MAX_FILTER_DEPTH:
-            raise filter_problem(f"operators nest deeper than the limit of {MAX_FILTER_DEPTH}")
-        out = self._eval(node, depth)
-        if not isinstance(out, np.ndarray) or out.dtype != bool:
-            raise filter_problem("the filter must be a condition (true or false per feature)")
-        self._check_time()
-        return out
-
-    def _check_time(self) -> None:
-        if time.monotonic() > self.deadline:
-            raise filter_problem(
-                f"evaluating the filter over {self.n:,} features took longer than "
-                f"{self.max_seconds:g} s, the limit; use fewer or simpler conditions"
-            )
-
-    # ------------------------------------------------------------------ values
-
-    def _column(self, name: str) -> pd.Series:
-        if name not in self.table.columns:
-            valid = ", ".join(self.table.columns)
-            raise filter_problem(f"unknown property {name!r}; queryables: geometry, {valid}")
-        return self.table[name]
-
-    def _value(self, node: Node, depth: int) -> Any:
-        if depth > MAX_FILTER_DEPTH:
-            raise filter_problem(f"operators nest deeper than the limit of {MAX_FILTER_DEPTH}")
-        if isinstance(node, dict):
-            if "property" in node:
-                name = node["property"]
-                if name == GEOMETRY_PROPERTY:
-                    raise filter_problem("the geometry can only be used in spatial functions")
-                return self._column(str(name))
-            if "date" in node or "timestamp" in node:
-                return str(node.get("date") or node.get("timestamp"))
-            if str(node.get("op", "")).lower() == "casei" and len(node.get("args", [])) == 1:
-                value = self._value(node["args"][0], depth + 1)
-                # full case folding: CASEI('STRASSE') = CASEI('Straße')
-                if isinstance(value, pd.Series):
-                    return value.astype("string").str.casefold()
-                if isinstance(value, str):
-                    return value.casefold()
-                raise filter_problem("CASEI takes a text property or literal")
-            what = node.get("op") or next(iter(node), "object")
-            raise filter_problem(f"{what!r} is not supported as a value")
-        if isinstance(node, bool | int | float | str):
-            return node
-        if node is None:
-            raise filter_problem("compare with NULL through IS NULL")
-        raise filter_problem(f"unsupported value {node!r}")
-
-    def _geometry(self, node: Node) -> shapely.Geometry:
-        if isinstance(node, dict) and "bbox" in node:
-            box = node["bbox"]
-            if not isinstance(box, list) or len(box) not in (4, 6):
-                raise filter_problem("a bbox literal takes 4 (or 6) numbers")
-            minx, miny, maxx, maxy = box if len(box) == 4 else (box[0], box[1], box[3], box[4])
-            geom = shapely.box(minx, miny, maxx, maxy)
-        elif isinstance(node, dict) and node.get("type") in _GEOJSON_TYPES:
-            try:
-                geom = shapely.from_geojson(orjson.dumps(node))
-            except Exception as exc:
-                raise filter_problem(f"invalid geometry literal: {exc}") from None
-        else:
-            raise filter_problem(f"expected a geometry literal, got {node!r}")
-        if geom is None or geom.is_empty:
-            raise filter_problem("empty geometry literal")
-        if self.swap:
-            geom = shapely.transform(geom, lambda c: c[:, ::-1])
-        return geom
-
-    # ------------------------------------------------------------------ conditions
-
-    def _eval(self, node: Node, depth: int) -> Any:
-        if isinstance(node, bool):
-            return np.full(self.n, node)
-        if not isinstance(node, dict) or "op" not in node:
-            raise filter_problem(f"expected a condition, got {node!r}")
-        op = str(node["op"]).lower()
-        args = node.get("args", [])
-        if not isinstance(args, list):
-            args = [args]
-        if op in ("and", "or") and args:
-            out = self.mask(args[0], depth + 1)
-            for arg in args[1:]:
-                m = self.mask(arg, depth + 1)
-                out = (out & m) if op == "and" else (out | m)
-            return out
-        if op == "not" and len(args) == 1:
-            return ~self.mask(args[0], depth + 1)
-
-        def values() -> list[Any]:
-            return [self._value(a, depth + 1) for a in args]
-
-        if op in _COMPARISONS and len(args) == 2:
-            lhs, rhs = values()
-            return self._compare(_COMPARISONS[op], lhs, rhs, args)
-        if op == "between" and len(args) == 3:
-            lhs, low, high = values()
-            got = self._as_mask(lambda: (lhs >= low) & (lhs <= high), args)
-            return self._present(got, lhs, low, high)
-        if op == "in" and len(args) == 2 and isinstance(args[1], list):
-            return self._in(self._value(args[0], depth + 1), args, depth)
-        if op == "like" and len(args) == 2:
-            return self._like(*values())
-        if op == "isnull" and len(args) == 1:
-            (lhs,) = values()
-            if isinstance(lhs, pd.Series):
-                return np.array(lhs.isna(), dtype=bool)
-            return np.full(self.n, lhs is None)
-        if op == "s_disjoint" and len(args) == 2:
-            if self._self_spatial(args):
-                return np.zeros(self.n, dtype=bool)
-            return ~self._spatial(args, "intersects")
-        if op in _TREE_PREDICATES and len(args) == 2:
-            if self._self_spatial(args):
-                return self._has_geometry() if op in _SELF_TRUE else np.zeros(self.n, bool)
-            return self._spatial(args, _TREE_PREDICATES[op])
-        raise filter_problem(f"unsupported operator {node['op']!r} with {len(args)} argument(s)")
-
-    def _in(self, lhs: Any, args: list[Node], depth: int) -> np.ndarray:
-        options = [self._value(v, depth + 1) for v in args[1]]
-        literals = [o for o in options if not isinstance(o, pd.Series)]
-        columns = [o for o in options if isinstance(o, pd.Series)]
-        if isinstance(lhs, pd.Series):
-            got = self._as_mask(lambda: lhs.isin(literals), args)
-        else:
-            got = np.full(self.n, lhs in literals)
-        eq = _COMPARISONS["="]
-        for column in columns:  # property-property: lhs equals that row's value
-            got |= self._compare(eq, lhs, column, args)
-        return self._present(got, lhs)
-
-    def _like(self, lhs: Any, pattern: Any) -> np.ndarray:
-        if not isinstance(lhs, pd.Series | str) or not isinstance(pattern, pd.Series | str):
-            raise filter_problem("LIKE compares text (a property or a literal) with a pattern")
-        if isinstance(pattern, str):
-            if len(pattern) > MAX_LIKE_PATTERN:
-                raise filter_problem(
-                    f"the LIKE pattern is {len(pattern):,} characters long; "
-                    f"the limit is {MAX_LIKE_PATTERN}"
-                )
-            compiled = LikePattern(pattern)
-            if isinstance(lhs, str):
-                return np.full(self.n, compiled.match(lhs))
-            return like_column(lhs, compiled)
-        # property-property: each row's own pattern; one without wildcards is an equality
-        patterns = pattern.astype("string")
-        texts = lhs.astype("string") if isinstance(lhs, pd.Series) else lhs
-        wild = np.zeros(self.n, dtype=bool)
-        for special in "%_\\":
-            wild |= np.array(patterns.str.contains(special, regex=False).fillna(False), bool)
-        out = np.array((texts == patterns).fillna(False), dtype=bool) & ~wild
-        rows = np.flatnonzero(wild)
-        if isinstance(texts, pd.Series):
-            row_texts = texts.take(rows).tolist()
-        else:
-            row_texts = [texts] * len(rows)
-        cache: dict[str, LikePattern] = {}
-        for k, (row, text, pat) in enumerate(
-            zip(rows.tolist(), row_texts, patterns.take(rows).tolist(), strict=True)
-        ):
-            if k % _ROW_CHUNK == 0:
-                self._check_time()
-            if text is pd.NA:
-                continue
-            compiled = cache.get(pat)
-            if compiled is None:
-                compiled = cache[pat] = LikePattern(pat)
-            out[row] = compiled.match(text)
-        return out
-
-    def _self_spatial(self, args: list[Node]) -> bool:
-        """Both arguments are the geometry property (property-property)."""
-        return all(isinstance(a, dict) and a.get("property") == GEOMETRY_PROPERTY for a in args)
-
-    def _has_geometry(self) -> np.ndarray:
-        if self.geometries is None:
-            raise filter_problem("spatial functions between two properties are not available")
-        geoms = self.geometries
-        return ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
-
-    def _spatial(self, args: list[Node], predicate: str) -> np.ndarray:
-        lhs, rhs = args
-        if isinstance(rhs, dict) and "property" in rhs:
-            lhs, rhs = rhs, lhs
-            predicate = _MIRRORED.get(predicate, predicate)
-        name = lhs.get("property") if isinstance(lhs, dict) else None
-        if name != GEOMETRY_PROPERTY:
-            if isinstance(name, str):
-                self._column(name)  # an unknown property is named as such
-            msg = f"spatial functions compare {GEOMETRY_PROPERTY!r} with a geometry, not {lhs!r}"
-            raise filter_problem(msg)
-        if isinstance(rhs, dict) and "property" in rhs:
-            self._column(str(rhs["property"]))  # an unknown property is named as such
-            raise filter_problem(f"{rhs['property']!r} is not a geometry")
-        geom = self._geometry(rhs)
-        if not geom.is_valid:  # e.g. a self-intersecting ring: repair instead of failing
-            geom = shapely.make_valid(geom)
-        try:
-            rows = self.spatial(geom, predicate)
-        except shapely.errors.GEOSException as exc:
-            raise filter_problem(f"cannot evaluate the geometry literal: {exc}") from None
-        mask = np.zeros(self.n, dtype=bool)
-        mask[rows] = True
-        return mask
-
-    def _compare(
-        self, op: Callable[[Any, Any], Any], lhs: Any, rhs: Any, args: list[Node]
-    ) -> np.ndarray:
-        got = self._as_mask(lambda: op(lhs, rhs), args)
-        # CQL2: a comparison with a null value is not true (also <>)
-        return self._present(got, lhs, rhs)
-
-    def _as_mask(self, compute: Callable[[], Any], args: list[Node]) -> np.ndarray:
-        try:
-            out = compute()
-        except (TypeError, ValueError) as exc:
-            names = [a["property"] for a in args if isinstance(a, dict) and "property" in a]
-            msg = f"type mismatch comparing {', '.join(map(repr, names)) or 'values'}: {exc}"
-            raise filter_problem(msg) from None
-        if isinstance(out, pd.Series):
-            return np.array(out.fillna(False), dtype=bool)
-        return np.full(self.n, bool(out))
-
-    @staticmethod
-    def _present(got: np.ndarray, *sides: Any) -> np.ndarray:
-        for side in sides:
-            if isinstance(side, pd.Series):
-                got = got & np.array(side.notna(), dtype=bool)
-        return got

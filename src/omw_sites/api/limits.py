@@ -1,7 +1,8 @@
 """Bounds on the work one request can cause: body and query size, and CQL2 filter complexity.
 
-The filter limits are enforced in ``api/cql.py`` before any parser sees the text; the body
-and query limits by ``RequestLimitMiddleware`` before the application reads anything.
+The filter limits are enforced in ``api/cql.py`` before any parser sees the text (the time
+limit by the evaluator, ``api/cql_evaluation.py``); the body and query limits by
+``RequestLimitMiddleware`` before the application reads anything.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ MAX_FILTER_DEPTH = 32
 MAX_FILTER_TERMS = 256
 # The cql2 text parser backtracks at every parenthesis that fails to parse, re-reading its
 # content twice, so its work is about sum(2 ** parentheses around each character). This
-# budget keeps a failing parse under about 0.1 s (0.2-0.35 us per unit with cql2 0.6).
+# budget bounds that work to a fraction of a second, far below any legitimate filter's need.
 MAX_FILTER_PARSE_COST = 1 << 17
 # Longest LIKE pattern given as a literal, in characters.
 MAX_LIKE_PATTERN = 256

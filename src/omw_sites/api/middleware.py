@@ -1,6 +1,10 @@
-"""HTTP-level middleware of the API: ``HEAD`` wherever ``GET`` is, and gzip for large bodies."""
+"""HTTP-level middleware of the API: ``HEAD`` wherever ``GET`` is, gzip for large bodies,
+``Server-Timing``, and the public Host from a trusted proxy's ``X-Forwarded-Host``."""
 
 from __future__ import annotations
+
+import ipaddress
+import time
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.gzip import GZipMiddleware, GZipResponder, IdentityResponder
@@ -102,3 +106,65 @@ class CompressionMiddleware(GZipMiddleware):
                 self.app, self.minimum_size, exclude_content_types=self.exclude_content_types
             )
         await responder(scope, receive, send)
+
+
+class ServerTimingMiddleware:
+    """Add ``Server-Timing: app;dur=<ms>``: time from request to response headers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+
+        async def send_with_timing(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                ms = (time.perf_counter() - start) * 1000
+                headers = list(message.get("headers", []))
+                headers.append((b"server-timing", b"app;dur=%.3f" % ms))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_timing)
+
+
+class ForwardedHostMiddleware:
+    """Use ``X-Forwarded-Host`` as the Host of requests from a trusted proxy.
+
+    Links in responses are built from the request's Host header; a reverse proxy that
+    does not pass the public Host on sends it as ``X-Forwarded-Host`` instead.
+    ``trusted`` is like uvicorn's ``forwarded_allow_ips``: "*" or comma-separated
+    addresses/networks.
+    """
+
+    def __init__(self, app: ASGIApp, trusted: str = "127.0.0.1") -> None:
+        self.app = app
+        items = [t.strip() for t in trusted.split(",") if t.strip()]
+        self.any = "*" in items
+        self.networks = [ipaddress.ip_network(t, strict=False) for t in items if t != "*"]
+
+    def _trusts(self, scope: Scope) -> bool:
+        if self.any:
+            return True
+        client = scope.get("client")
+        if not client:
+            return False
+        try:
+            addr = ipaddress.ip_address(client[0])
+        except ValueError:
+            return False
+        return any(addr in net for net in self.networks)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self._trusts(scope):
+            headers = scope["headers"]
+            forwarded = [v for k, v in headers if k == b"x-forwarded-host"]
+            if forwarded:
+                host = forwarded[0].split(b",")[0].strip()
+                if host:
+                    headers = [(k, v) for k, v in headers if k != b"host"]
+                    scope = {**scope, "headers": [*headers, (b"host", host)]}
+        await self.app(scope, receive, send)

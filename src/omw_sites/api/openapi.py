@@ -70,11 +70,8 @@ SECURITY_SCHEMES: dict[str, Any] = {
 }
 
 
-def schema_to_30(schema: Any) -> Any:
-    """A JSON Schema (2020-12 flavour, as pydantic writes it) as an OpenAPI 3.0 schema."""
-    if not isinstance(schema, dict):
-        return schema
-    out = {k: v for k, v in schema.items()}
+def _combinators_to_30(out: dict[str, Any]) -> dict[str, Any]:
+    """anyOf / oneOf / allOf / prefixItems converted, a null branch as ``nullable``."""
     for key in _SCHEMA_LISTS:
         if key in out:
             subs = [schema_to_30(s) for s in out.pop(key)]
@@ -87,15 +84,23 @@ def schema_to_30(schema: Any) -> Any:
                 out = {**subs[0], **{k: v for k, v in out.items() if k != "type"}}
             elif subs:
                 out[key] = subs
-    if isinstance(out.get("type"), list):
-        listed = out.pop("type")
-        types = [t for t in listed if t != "null"]
-        if len(types) < len(listed):
-            out["nullable"] = True
-        if len(types) == 1:
-            out["type"] = types[0]
-        elif types:
-            out["anyOf"] = [{"type": t} for t in types]
+    return out
+
+
+def _type_list_to_30(out: dict[str, Any]) -> None:
+    """``"type": [..., "null"]`` as one type (or anyOf) plus ``nullable``."""
+    listed = out.pop("type")
+    types = [t for t in listed if t != "null"]
+    if len(types) < len(listed):
+        out["nullable"] = True
+    if len(types) == 1:
+        out["type"] = types[0]
+    elif types:
+        out["anyOf"] = [{"type": t} for t in types]
+
+
+def _keywords_to_30(out: dict[str, Any]) -> None:
+    """const, examples and numeric exclusive bounds in their 3.0 spelling."""
     if "const" in out:
         out["enum"] = [out.pop("const")]
     if "examples" in out:
@@ -106,6 +111,16 @@ def schema_to_30(schema: Any) -> Any:
         if isinstance(out.get(bound), int | float) and not isinstance(out[bound], bool):
             out[plain] = out.pop(bound)
             out[bound] = True
+
+
+def schema_to_30(schema: Any) -> Any:
+    """A JSON Schema (2020-12 flavour, as pydantic writes it) as an OpenAPI 3.0 schema."""
+    if not isinstance(schema, dict):
+        return schema
+    out = _combinators_to_30(dict(schema))
+    if isinstance(out.get("type"), list):
+        _type_list_to_30(out)
+    _keywords_to_30(out)
     if "properties" in out:
         out["properties"] = {k: schema_to_30(v) for k, v in out["properties"].items()}
     for key in ("items", "additionalProperties", "not"):

@@ -9,14 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 import jinja2
+import orjson
 from starlette.datastructures import URL
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-JSON = "application/json"
-GEOJSON = "application/geo+json"
-HTML = "text/html"
-_JSON = frozenset({JSON, GEOJSON, "application/schema+json"})  # what ``f=json`` answers
+from omw_sites.api.responses import GEOJSON, HTML, JSON, SCHEMA_JSON, as_format
+
+_JSON = frozenset({JSON, GEOJSON, SCHEMA_JSON})  # what ``f=json`` answers
 
 TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("omw_sites.api", "templates"),
@@ -25,12 +25,7 @@ TEMPLATES = jinja2.Environment(
     lstrip_blocks=True,
 )
 
-_TYPE_TITLES = {GEOJSON: "GeoJSON", "application/schema+json": "JSON Schema"}
-
-
-def as_format(url: URL | str, fmt: str) -> str:
-    """``url`` with ``f=fmt`` (the other query parameters kept)."""
-    return str(URL(str(url)).include_query_params(f=fmt))
+_TYPE_TITLES = {GEOJSON: "GeoJSON", SCHEMA_JSON: "JSON Schema"}
 
 
 def html_page(
@@ -133,4 +128,75 @@ def changes_page(
         rows=rows,
         next=as_format(next_url, "html") if next_url else None,
         prev=as_format(prev_url, "html") if prev_url else None,
+    )
+
+
+def items_page(
+    request: Request,
+    layer_name: str,
+    title: str,
+    features: list[bytes],
+    matched: int,
+    offset: int,
+    crs: str,
+    next_url: URL | None,
+    prev_url: URL | None,
+    headers: dict[str, str],
+) -> HTMLResponse:
+    """One page of features as an HTML table: a row per feature, a column per property."""
+    decoded = orjson.loads(b"[%b]" % b",".join(features))
+    columns: list[str] = []
+    for feature in decoded:  # every feature of a page has the same properties
+        columns = list(feature.get("properties") or {})
+        break
+    rows = []
+    for feature in decoded:
+        props = feature.get("properties") or {}
+        href = request.url_for("item", collectionId=layer_name, featureId=str(feature["id"]))
+        rows.append(
+            {
+                "id": feature["id"],
+                "href": as_format(href, "html"),
+                "geometry": geometry_summary(feature.get("geometry")),
+                "cells": [props.get(c) for c in columns],
+            }
+        )
+    return html_page(
+        request,
+        "items.html",
+        f"{title}: features",
+        json_type=GEOJSON,
+        crumbs=crumbs_for(request, layer_name),
+        headers=headers,
+        matched=matched,
+        first=offset + 1 if rows else 0,
+        last=offset + len(rows),
+        crs=crs,
+        columns=columns,
+        features=rows,
+        next=str(next_url) if next_url is not None else None,
+        prev=str(prev_url) if prev_url is not None else None,
+    )
+
+
+def item_page(
+    request: Request,
+    layer_name: str,
+    title: str,
+    feature: bytes,
+    crs: str,
+    headers: dict[str, str],
+) -> HTMLResponse:
+    """One feature as an HTML table of its properties."""
+    decoded = orjson.loads(feature)
+    return html_page(
+        request,
+        "item.html",
+        title,
+        json_type=GEOJSON,
+        crumbs=crumbs_for(request, layer_name),
+        headers=headers,
+        geometry=geometry_summary(decoded.get("geometry")),
+        crs=crs,
+        properties=decoded.get("properties") or {},
     )

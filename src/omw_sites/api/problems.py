@@ -111,7 +111,8 @@ async def _on_http(request: Request, exc: Exception) -> Response:
         )
     else:
         detail = str(exc.detail)
-    return problem_response(exc.status_code, detail, instance=request.url.path, headers=exc.headers)
+    headers = dict(exc.headers) if exc.headers is not None else None
+    return problem_response(exc.status_code, detail, instance=request.url.path, headers=headers)
 
 
 async def _on_validation(request: Request, exc: Exception) -> Response:

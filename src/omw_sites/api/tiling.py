@@ -1,14 +1,21 @@
-"""The tile matrix set the vector tiles use, served locally so clients work offline.
+"""Vector tiles: the tile matrix set they use, and the Mapbox vector tiles of a layer.
 
 WebMercatorQuad as OGC 17-083r4 (Two Dimensional Tile Matrix Set and Tile Set Metadata
 2.0) defines it, in its JSON encoding: the document of the OGC registry
 (``registry/json/WebMercatorQuad.json`` of opengeospatial/2D-Tile-Matrix-Set), whose
-scale denominators and cell sizes are given to 15 significant digits.
+scale denominators and cell sizes are given to 15 significant digits. It is served
+locally, so that clients work offline.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+import numpy as np
+import shapely
+
+from omw_sites.api.served_layer import Layer
 
 WEB_MERCATOR_QUAD = "WebMercatorQuad"
 WEB_MERCATOR_QUAD_URI = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
@@ -83,3 +90,89 @@ def web_mercator_quad() -> dict[str, Any]:
 
 
 TILE_MATRIX_SETS: dict[str, dict[str, Any]] = {WEB_MERCATOR_QUAD: web_mercator_quad()}
+
+
+# ------------------------------------------------------------------- tile encoding
+
+TILE_EXTENT = 4096
+TILE_BUFFER = 64  # tile units of geometry kept beyond the edge, so strokes join
+MAX_ZOOM = MAX_TILE_MATRIX
+TILE_CACHE_SIZE = 4096  # encoded tiles kept per layer: MVT encoding is pure Python
+
+
+def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
+    """EPSG:3857 bounds of a WebMercatorQuad tile (y counted down from the north)."""
+    size = 2 * MERCATOR_HALF / 2**z
+    minx = -MERCATOR_HALF + x * size
+    maxy = MERCATOR_HALF - y * size
+    return (minx, maxy - size, minx + size, maxy)
+
+
+def tile_attributes(layer: Layer) -> list[str]:
+    """The properties a tile's features carry: the site id, scores and ranks."""
+    cols = [c for c in layer.columns if c.startswith(("score_", "rank_"))]
+    return (["site_id"] if "site_id" in layer.columns else []) + cols
+
+
+def encode_tile(layer: Layer, z: int, x: int, y: int) -> bytes | None:
+    """The MVT tile of ``layer`` (layer name = collection id), or None when empty."""
+    import mapbox_vector_tile  # imported on first tile: the rest of the API does not need it
+
+    geoms, tree = layer.mercator()
+    bounds = tile_bounds(z, x, y)
+    pad = (bounds[2] - bounds[0]) * TILE_BUFFER / TILE_EXTENT
+    padded = (bounds[0] - pad, bounds[1] - pad, bounds[2] + pad, bounds[3] + pad)
+    rows = np.sort(tree.query(shapely.box(*padded), predicate="intersects"))
+    if len(rows) == 0:
+        return None
+    clipped = shapely.clip_by_rect(geoms[rows], *padded)
+    origin = np.array(bounds[:2])
+    scale = TILE_EXTENT / (bounds[2] - bounds[0])
+    clipped = shapely.transform(clipped, lambda c: np.round((c - origin) * scale))  # tile units
+    records = layer.table.iloc[rows][tile_attributes(layer)].to_dict(orient="records")
+    features = []
+    for geom, rec in zip(clipped.tolist(), records, strict=True):
+        if geom is None or geom.is_empty:
+            continue
+        props = {
+            k: v
+            for k, v in rec.items()
+            if v is not None and not (isinstance(v, float) and math.isnan(v))
+        }
+        features.append({"geometry": geom, "properties": props})
+    if not features:
+        return None
+    options = {"extents": TILE_EXTENT}
+    return mapbox_vector_tile.encode(
+        [{"name": layer.name, "features": features}], default_options=options
+    )
+
+
+def tile_matrix_set_limits(bbox: tuple[float, float, float, float]) -> list[dict[str, Any]]:
+    """The tiles of each tile matrix (0..MAX_ZOOM) that cover a CRS84 box (2DTMS
+    ``tileMatrixSetLimits``), so clients ask only for tiles where there are data."""
+    radius = MERCATOR_HALF / math.pi  # the WGS 84 semi-major axis of EPSG:3857
+
+    def mercator(lon: float, lat: float) -> tuple[float, float]:
+        lat = max(min(lat, 85.05112878), -85.05112878)
+        y = radius * math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
+        return radius * math.radians(lon), y
+
+    (minx, miny), (maxx, maxy) = mercator(*bbox[:2]), mercator(*bbox[2:])
+    limits = []
+    for z in range(MAX_ZOOM + 1):
+        size, last = 2 * MERCATOR_HALF / 2**z, 2**z - 1
+
+        def index(v: float, last: int = last, size: float = size) -> int:
+            return min(max(int(v // size), 0), last)
+
+        limits.append(
+            {
+                "tileMatrix": str(z),
+                "minTileRow": index(MERCATOR_HALF - maxy),
+                "maxTileRow": index(MERCATOR_HALF - miny),
+                "minTileCol": index(minx + MERCATOR_HALF),
+                "maxTileCol": index(maxx + MERCATOR_HALF),
+            }
+        )
+    return limits

@@ -1,8 +1,9 @@
-"""Inventory commands: ``db init|ingest|status|history|changes|provenance|export`` and
-``site show|set-status|edit``."""
+"""Inventory commands: ``db init|load|status|history|changes|provenance|export``,
+``site show|set-status|edit`` and ``apikey add|list|revoke``."""
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from omw_sites.commands.failure import fail, reported
 from omw_sites.commands.options import StoreOpt, resolve_store
 
 console = Console(stderr=True)
@@ -20,19 +22,6 @@ out = Console()
 db_app = typer.Typer(help="The regional inventory database (GeoPackage or PostGIS).")
 site_app = typer.Typer(help="Edit one site record: status lifecycle and offer details.")
 key_app = typer.Typer(help="API keys: who may change which gminy's sites through the API.")
-
-
-def _fail(exc: BaseException | str) -> None:
-    console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=2)
-
-
-def _errors() -> tuple[type[BaseException], ...]:
-    from omw_sites.etl.errors import IngestError
-    from omw_sites.scoring.profiles import ProfileError
-    from omw_sites.store import InventoryError, StoreError
-
-    return (IngestError, ProfileError, StoreError, InventoryError, FileNotFoundError, ValueError)
 
 
 def _inventory(store: str | None):
@@ -56,12 +45,10 @@ def init(store: StoreOpt = None) -> None:
     """Create an empty inventory (history, runs, provenance tables) if there is none."""
     from omw_sites.store import display_target
 
-    try:
+    with reported(ValueError):
         inv = _inventory(store)
         inv.init()
         twice = inv.duplicate_current_ids()
-    except _errors() as exc:
-        _fail(exc)
     console.print(f"inventory ready: {display_target(inv.target)}")
     _warn_duplicates(inv.target, twice)
 
@@ -79,15 +66,22 @@ def _warn_duplicates(target: str, ids: list[str]) -> None:
         )
 
 
-@db_app.command("ingest")
-def ingest(
+@db_app.command("load")
+def load(
     raw: Annotated[Path, typer.Argument(help="raw data folder (see README: data it reads)")],
     gmina: Annotated[
         list[str] | None,
         typer.Option(help="TERYT of a gmina this dataset updates (repeatable); default all"),
     ] = None,
     profile: Annotated[list[str] | None, typer.Option(help="profile (repeatable)")] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="working folder")] = Path("data/processed"),
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="output folder: the inventory is OUT/omw_sites.gpkg unless --store or "
+            "OMW_DATABASE_URL names another",
+        ),
+    ] = None,
     store: StoreOpt = None,
     allow_mass_end: Annotated[
         bool,
@@ -98,33 +92,32 @@ def ingest(
         ),
     ] = False,
 ) -> None:
-    """Ingest a (newer) dataset: measure and score its sites and update the inventory —
-    only what changed, in one transaction; report added / changed / ended. An update
-    that would end more than a fifth of the current sites in scope stops before writing
-    unless --allow-mass-end."""
+    """Load a (newer) raw dataset into the inventory, writing only what changed.
+
+    Reads, measures and scores the dataset's sites and updates the inventory in one
+    transaction; reports added / changed / ended. An update that would end more than a
+    fifth of the current sites in scope stops before writing unless --allow-mass-end."""
     from omw_sites.pipeline import run as run_pipeline
 
-    target = resolve_store(store)
+    target = resolve_store(store, out_dir)
     for code in gmina or []:
         if not (code.isdigit() and len(code) == 7):
-            _fail(f"--gmina {code!r}: a gmina TERYT code has 7 digits (e.g. 1418043)")
+            fail(f"--gmina {code!r}: a gmina TERYT code has 7 digits (e.g. 1418043)")
 
     def progress(stage: str, msg: str, n: int) -> None:
         console.print(f"  [green]✓[/] {stage:<9} {escape(msg)}", highlight=False, soft_wrap=True)
 
-    try:
+    with reported(ValueError):
         summary = run_pipeline(
             raw,
-            out_dir,
             profiles=profile or None,
             progress=progress,
             store=target,
             scope=list(gmina) if gmina else None,
             allow_mass_end=allow_mass_end,
         )
-    except _errors() as exc:
-        _fail(exc)
     ch = summary.changes
+    assert ch is not None  # pipeline.run always reports what it wrote
     table = Table(title=f"inventory update {ch.run_id} ({ch.kind}, scope {ch.scope})")
     for col in ("added", "changed", "ended", "unchanged", "re-scored", "duplicates merged"):
         table.add_column(col, justify="right")
@@ -140,6 +133,21 @@ def ingest(
         out.print(f"merged: {old} → {kept} ({why})", highlight=False)
 
 
+@functools.wraps(load)
+def _ingest_alias(*args: Any, **kwargs: Any) -> None:
+    """`db ingest`, the old name of `db load` (`omw-sites ingest` reads raw files): kept,
+    hidden, so that scripts written for it still run."""
+    console.print(
+        "[yellow]notice:[/] `db ingest` is now `db load`; the old name will go",
+        highlight=False,
+        soft_wrap=True,
+    )
+    load(*args, **kwargs)
+
+
+db_app.command("ingest", hidden=True)(_ingest_alias)
+
+
 @db_app.command("status")
 def status(
     store: StoreOpt = None,
@@ -148,10 +156,8 @@ def status(
     """Sites per status and gmina, ended records, history size and the last runs."""
     import pandas as pd
 
-    try:
+    with reported(ValueError):
         summary = _inventory(store).summary()
-    except _errors() as exc:
-        _fail(exc)
     _warn_duplicates(summary["store"], summary.get("duplicate_current", []))
     if as_json:
         out.print_json(json.dumps(summary, default=str))
@@ -179,10 +185,8 @@ def history(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Every change of one site: creation, changed fields (old → new), status, offer, end."""
-    try:
+    with reported(ValueError):
         frame = _inventory(store).history(site)
-    except _errors() as exc:
-        _fail(exc)
     if as_json:
         out.print_json(frame.to_json(orient="records", force_ascii=False))
         return
@@ -197,10 +201,8 @@ def changes(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """The change feed: sites created, changed or ended since a moment."""
-    try:
+    with reported(ValueError):
         frame = _inventory(store).changed_since(since)
-    except _errors() as exc:
-        _fail(exc)
     if as_json:
         out.print_json(frame.to_json(orient="records", force_ascii=False))
         return
@@ -214,10 +216,8 @@ def provenance(
     store: StoreOpt = None,
 ) -> None:
     """Where each attribute of a site came from: source datasets, data date, run or user."""
-    try:
+    with reported(ValueError):
         frame = _inventory(store).provenance(site)
-    except _errors() as exc:
-        _fail(exc)
     out.print(_table(f"provenance of {site}", frame))
 
 
@@ -235,10 +235,8 @@ def export(
     """Export the inventory's sites (atomic write)."""
     from omw_sites.store.export import export_sites
 
-    try:
+    with reported(ValueError):
         written, n = export_sites(_inventory(store), path, fmt, include_ended=include_ended)
-    except _errors() as exc:
-        _fail(exc)
     console.print(f"  [green]✓[/] {n:,} sites → {written}")
 
 
@@ -274,10 +272,8 @@ def show(
     from omw_sites.store.inventory import EDITABLE
     from omw_sites.store.lifecycle import current_record
 
-    try:
+    with reported(ValueError):
         rec = current_record(_inventory(store), site)
-    except _errors() as exc:
-        _fail(exc)
     _print_record(rec, ["teryt", *EDITABLE, "updated_at"])
 
 
@@ -291,10 +287,8 @@ def set_status(
     store: StoreOpt = None,
 ) -> None:
     """Move a site along its lifecycle: available → reserved → sold, or withdrawn."""
-    try:
+    with reported(ValueError):
         rec = _inventory(store).set_status(site, status, by, date, if_version=if_version)
-    except _errors() as exc:
-        _fail(exc)
     _print_record(rec, ["status", "status_date"])
 
 
@@ -333,13 +327,11 @@ def edit(
             public = not item.startswith("internal:")
             title, sep, url = item.removeprefix("internal:").partition("=")
             if not sep:
-                _fail(f"--document {item!r}: write TITLE=URL")
+                fail(f"--document {item!r}: write TITLE=URL")
             docs.append({"title": title, "url": url, "public": public})
         changes["documents"] = docs
-    try:
+    with reported(ValueError):
         rec = _inventory(store).edit(site, changes, by, if_version=if_version)
-    except _errors() as exc:
-        _fail(exc)
     _print_record(rec, ["status", *changes])
 
 
@@ -353,10 +345,8 @@ def key_add(
     store: StoreOpt = None,
 ) -> None:
     """Create an API key for PATCH /collections/sites/items/{id}; printed once."""
-    try:
+    with reported(ValueError):
         key = _inventory(store).add_api_key(name, gmina)
-    except _errors() as exc:
-        _fail(exc)
     console.print(
         f"key for {escape(name)} (gminy {', '.join(gmina)}); store it now, it is shown once:"
     )
@@ -366,10 +356,8 @@ def key_add(
 @key_app.command("list")
 def key_list(store: StoreOpt = None) -> None:
     """Keys ever made: holder, gminy, created, revoked (never the keys themselves)."""
-    try:
+    with reported(ValueError):
         keys = _inventory(store).api_keys()
-    except _errors() as exc:
-        _fail(exc)
     out.print(_table("API keys", keys, ["name", "teryt", "created_at", "revoked_at"]))
 
 
@@ -379,10 +367,8 @@ def key_revoke(
     store: StoreOpt = None,
 ) -> None:
     """Revoke a holder's key (kept in the list with the revocation time)."""
-    try:
+    with reported(ValueError):
         n = _inventory(store).revoke_api_key(name)
-    except _errors() as exc:
-        _fail(exc)
     console.print(f"revoked {n} key(s) of {escape(name)}")
 
 

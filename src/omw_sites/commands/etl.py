@@ -10,16 +10,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from omw_sites.commands.failure import fail, reported
 from omw_sites.config import STREAM_BATCH_ROWS
 
 console = Console(stderr=True)
 out = Console(width=200)
 validate_app_group = typer.Typer(help="Validate planning data.", no_args_is_help=True)
-
-
-def _fail(exc: BaseException, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=code)
 
 
 def ingest(
@@ -45,7 +41,6 @@ def ingest(
     EGiB exports come in batches of ``--batch-rows``: memory holds one batch.
     """
     from omw_sites.etl.detect import ResultWriter, iter_ingest
-    from omw_sites.etl.errors import IngestError
     from omw_sites.etl.gml import Limits
 
     limits = Limits(max_bytes=int(max_mb * 1024 * 1024), max_features=max_features)
@@ -68,15 +63,11 @@ def ingest(
             del r  # one batch at a time
         if writer is not None:
             writer.close()
-    except IngestError as exc:
-        if writer is not None:
-            writer.abort()
-        _fail(exc)
-    except BaseException as exc:  # disk full, permissions, Ctrl-C: nothing half-written
+    except BaseException as exc:  # bad input, disk full, Ctrl-C: nothing half-written
         if writer is not None:
             writer.abort()
         if isinstance(exc, Exception):
-            _fail(exc)
+            fail(exc)
         raise
     table = Table(title="ingest report")
     for col in ("file", "format", "layer", "CRS in", "read", "kept", "repaired", "quarantined"):
@@ -106,14 +97,11 @@ def validate_app(
     crs: Annotated[str | None, typer.Option(help="CRS if the file carries none")] = None,
 ) -> None:
     """Check an APP file's zones; exit 1 listing each defect with feature ID and rule."""
-    from omw_sites.etl.app import RULES
-    from omw_sites.etl.app import validate_app as run_validation
-    from omw_sites.etl.errors import IngestError
+    from omw_sites.etl.planning_acts import RULES
+    from omw_sites.etl.planning_acts import validate_app as run_validation
 
-    try:
+    with reported():
         defects = run_validation(file, plan, crs)
-    except IngestError as exc:
-        _fail(exc)
     if not defects:
         out.print(f"{escape(str(file))}: OK — {len(RULES)} rules checked, no defects")
         return

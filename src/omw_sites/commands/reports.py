@@ -10,16 +10,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from omw_sites.commands.failure import fail, reported
 from omw_sites.commands.options import StoreOpt, resolve_store
 from omw_sites.files import write_text_atomic
 
 console = Console(stderr=True)
 out = Console(width=200)
-
-
-def _fail(exc: BaseException | str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=code)
 
 
 def balance(
@@ -43,13 +39,10 @@ def balance(
     """Regional balance: supply per gmina, Gini of top-N land, balanced vs plain top-K."""
     store = resolve_store(store)
     from omw_sites.reports.balance import balance_from_store, write_balance
-    from omw_sites.store import StoreError
 
-    try:
+    with reported(ValueError):
         report = balance_from_store(store, profile, k, cap=cap, decay=decay, top_n=top_n)
         paths = write_balance(report, out_dir)
-    except (StoreError, ValueError, OSError) as exc:
-        _fail(exc)
     s = report.summary
     table = Table(title=f"Top {k} — {report.profile_title}: plain vs balanced")
     for col in ("shortlist", "sites", "ha", "gminy", "Gini ha", "Gini sites", "core ha", "score"):
@@ -92,12 +85,9 @@ def sheet(
     """Site sheet (karta terenu inwestycyjnego) as HTML, optionally PDF, in Polish or English."""
     store = resolve_store(store)
     from omw_sites.reports.sheet import write_sheet
-    from omw_sites.store import StoreError
 
-    try:
+    with reported(ValueError, RuntimeError):
         paths = write_sheet(store, site, out_dir, lang=lang, pdf=pdf)
-    except (StoreError, ValueError, OSError, RuntimeError) as exc:
-        _fail(exc)
     for p in paths.values():
         console.print(f"  [green]✓[/] {p}", highlight=False)
 
@@ -118,8 +108,6 @@ def servicing(
     """Utility-investment plan: which network extensions unlock the most valuable land."""
     store = resolve_store(store)
     from omw_sites.reports.servicing import plan_from_store, servicing_map
-    from omw_sites.scoring import ProfileError
-    from omw_sites.store import StoreError
 
     costs: dict[str, float] = {}
     for item in cost or []:
@@ -127,11 +115,9 @@ def servicing(
         try:
             costs[net.strip()] = float(value)
         except ValueError:
-            _fail(f"--cost {item!r}: expected NETWORK=PLN per metre, e.g. sewer=1300")
-    try:
+            fail(f"--cost {item!r}: expected NETWORK=PLN per metre, e.g. sewer=1300")
+    with reported(ValueError):
         plan = plan_from_store(store, profile, costs, min_gap)
-    except (StoreError, ProfileError, ValueError, OSError) as exc:
-        _fail(exc)
     path = write_text_atomic(
         out_dir / f"servicing_{plan.profile}.csv", plan.table.to_csv(index=False)
     )
@@ -173,13 +159,9 @@ def report(
     """Static HTML analysis: score distributions, rank stability, balance, extensions."""
     store = resolve_store(store)
     from omw_sites.reports.analysis import analysis_report
-    from omw_sites.scoring import ProfileError
-    from omw_sites.store import StoreError
 
-    try:
+    with reported(ValueError):
         page = analysis_report(store, profile, k=k, draws=draws)
-    except (StoreError, ProfileError, ValueError, OSError) as exc:
-        _fail(exc)
     path = write_text_atomic(out_dir / f"report_{Path(profile).stem}.html", page)
     console.print(f"  [green]✓[/] {path}")
 

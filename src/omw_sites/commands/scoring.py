@@ -13,15 +13,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from omw_sites.commands.failure import fail, reported
 from omw_sites.commands.options import StoreOpt, resolve_store
 
 console = Console(stderr=True)
 out = Console(width=200)
-
-
-def _fail(exc: BaseException | str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=code)
 
 
 def _now() -> str:
@@ -29,12 +25,10 @@ def _now() -> str:
 
 
 def _read(store: str):
-    from omw_sites.store import StoreError, read_run_info, read_sites
+    from omw_sites.store import read_run_info, read_sites
 
-    try:
+    with reported():
         return read_sites(store), read_run_info(store)
-    except (StoreError, OSError) as exc:
-        _fail(exc)
 
 
 def _rewrite(store: str, sites, info: dict[str, Any], what: str) -> None:
@@ -78,40 +72,28 @@ def score(
     import numpy as np
 
     from omw_sites.layers import rank_col, score_col
-    from omw_sites.scoring import ProfileError
     from omw_sites.scoring.engine import drivers_col, score_profile
     from omw_sites.scoring.profiles import load_weights_file
-    from omw_sites.scoring.segments import segment_sites
+    from omw_sites.scoring.segments import DEFAULT_FEATURES, segment_sites
 
-    try:
+    with reported():
         prof = _load(profile)
         if method:
             prof = prof.with_method(method)
         if weights:
             prof = prof.with_weights(load_weights_file(weights), str(weights))
-    except ProfileError as exc:
-        _fail(exc)
     scen = name or (prof.name if not (method or weights) else _scenario(prof.name, method, weights))
     sites, info = _read(store)
-    try:
+    with reported(ValueError):
         res = score_profile(sites, _renamed(prof, scen))
-    except ValueError as exc:
-        _fail(exc)
     sites = sites.drop(columns=[c for c in res.columns if c in sites.columns])
     sites = sites.join(res)
     extra = {}
     if segments:
         eligible = sites[rank_col(scen)].to_numpy() > 0
-        feats = list(prof.segment_features) or None
-        try:
-            seg = segment_sites(
-                sites[eligible],
-                **({"features": feats} if feats else {}),
-                method=segments,
-                seed=seed,
-            )
-        except ValueError as exc:
-            _fail(exc)
+        feats = list(prof.segment_features) or DEFAULT_FEATURES
+        with reported(ValueError):
+            seg = segment_sites(sites[eligible], feats, method=segments, seed=seed)
         label = np.full(len(sites), -1)
         label[eligible] = seg.labels
         words = np.array([seg.descriptions.get(int(x), "") for x in label], dtype=object)
@@ -128,10 +110,8 @@ def score(
     entry = _profile_entry(prof, scen, ran) | extra
     info = dict(info)
     info["profiles"] = [p for p in info.get("profiles", []) if p.get("name") != scen] + [entry]
-    try:
+    with reported(ValueError):
         _rewrite(store, sites, info, f"score {scen}")
-    except (OSError, ValueError) as exc:
-        _fail(exc)
     best = sites[sites[rank_col(scen)] > 0].sort_values(rank_col(scen)).head(top)
     table = Table(title=f"Top {top} — {prof.title} [{scen}: {prof.method}, hash {prof.hash}]")
     for col in ("rank", "site", "gmina", "area ha", "score", "drivers"):
@@ -149,8 +129,8 @@ def score(
     n_ok = int((sites[rank_col(scen)] > 0).sum())
     console.print(f"scored {len(sites):,} sites, {n_ok:,} eligible; wrote {scen} to {store}")
     if segments:
-        for k, words in extra["segments"]["descriptions"].items():
-            console.print(f"  segment {k}: {escape(words)} ({extra['segments']['sizes'][k]:,})")
+        for k, text in seg.descriptions.items():
+            console.print(f"  segment {k}: {escape(text)} ({seg.sizes[k]:,})")
 
 
 def _scenario(base: str, method: str | None, weights: Path | None) -> str:
@@ -179,22 +159,18 @@ def compare(
     store = resolve_store(store)
     from omw_sites.layers import rank_col
     from omw_sites.scoring.sensitivity import compare_rankings
-    from omw_sites.store import StoreError, read_sites
+    from omw_sites.store import read_sites
 
-    try:
+    with reported():
         sites = read_sites(store, read_geometry=False)
-    except (StoreError, OSError) as exc:
-        _fail(exc)
     have = sorted(c[5:] for c in sites.columns if c.startswith("rank_"))
     for s in (a, b):
         if rank_col(s) not in sites:
-            _fail(f"no ranking {s!r} in {store}; it has: {', '.join(have)}")
-    try:
+            fail(f"no ranking {s!r} in {store}; it has: {', '.join(have)}")
+    with reported(ValueError):
         cmp = compare_rankings(
             sites["site_id"].to_numpy(), sites[rank_col(a)], sites[rank_col(b)], movers
         )
-    except ValueError as exc:
-        _fail(exc)
     out.print(
         f"{a} → {b}: Spearman ρ = {cmp.spearman:.4f}, WS = {cmp.ws:.4f} on {cmp.common:,} sites "
         f"ranked in both; {cmp.only_a:,} only in {a}, {cmp.only_b:,} only in {b}",
@@ -215,23 +191,23 @@ def ahp_cmd(
     from omw_sites.scoring.weights import ahp
 
     if not file.exists():
-        _fail(f"{file}: file not found")
+        fail(f"{file}: file not found")
     try:
         text = file.read_text(encoding="utf-8")
         doc = json.loads(text) if file.suffix == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        _fail(f"{file}: cannot parse: {exc}")
+        fail(f"{file}: cannot parse: {exc}")
     doc = doc.get("weights", doc)
     matrix = doc.get("matrix", doc.get("pairwise_matrix"))
     if matrix is None and isinstance(doc.get("inputs"), dict):
         matrix = doc["inputs"].get("pairwise_matrix")
     names = doc.get("order") or doc.get("criteria")
     if matrix is None:
-        _fail(f"{file}: no matrix = [[…]] found")
+        fail(f"{file}: no matrix = [[…]] found")
     try:
         res = ahp(matrix, names)
     except (ValueError, TypeError) as exc:
-        _fail(f"{file}: {exc}")
+        fail(f"{file}: {exc}")
     labels = names or [f"#{i + 1}" for i in range(res.n)]
     table = Table(title=f"AHP weights — {file.name}")
     table.add_column("criterion")
@@ -263,24 +239,23 @@ def stability(
     import numpy as np
 
     from omw_sites.layers import rank_col
-    from omw_sites.scoring import ProfileError
     from omw_sites.scoring.engine import evaluate_profile
     from omw_sites.scoring.sensitivity import rank_stability
 
     sites, info = _read(store)
-    entry = next((p for p in info.get("profiles", []) if p.get("name") == profile), {})
-    try:
+    entry: dict[str, Any] = next(
+        (p for p in info.get("profiles", []) if p.get("name") == profile), {}
+    )
+    with reported():
         prof = _load(entry.get("profile", profile))
         if entry.get("weights") and entry.get("hash") != prof.hash:
             prof = prof.with_weights(entry["weights"], f"store {profile}")
         if entry.get("method") and entry["method"] != prof.method:
             prof = prof.with_method(entry["method"])
-    except ProfileError as exc:
-        _fail(exc)
     ev = evaluate_profile(sites, prof)
     eligible = ev.eligible
     if eligible.sum() < 2:
-        _fail(f"profile {profile!r}: fewer than two eligible sites")
+        fail(f"profile {profile!r}: fewer than two eligible sites")
     method = prof.method if prof.method in ("wlc", "topsis", "vikor") else "wlc"
     st = rank_stability(
         ev.values[eligible], ev.weights, draws, top, concentration, seed, method, prof.vikor_v
@@ -307,10 +282,8 @@ def stability(
             "run_at": _now(),
         }
     }
-    try:
+    with reported(ValueError):
         _rewrite(store, sites, info, f"stability {profile}")
-    except (OSError, ValueError) as exc:
-        _fail(exc)
     r = rank_col(profile)
     view = sites[eligible].copy()
     if r in view:

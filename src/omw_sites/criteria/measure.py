@@ -48,7 +48,14 @@ BOOL_COLUMNS = (
     *(f"{net}_on_site" for net in NETWORKS.values()),
     "no_plan_ogolny",
 )
-TEXT_NO_DATA = ("gmina", "junction_name", "power_voltage", "zoning_symbol", "zoning_class")
+TEXT_NO_DATA = (
+    "gmina",
+    "junction_name",
+    "power_voltage",
+    "zoning_symbol",
+    "zoning_class",
+    "plan_zone",
+)
 NETWORK_WORDS = {
     "water": "water mains",
     "sewer": "sewers",
@@ -229,7 +236,7 @@ def _planning(m: _Measure) -> None:
         pi, _ = largest_overlap(geoms, areas, plan)
         out["plan_zone"] = np.where(pi >= 0, plan["symbol"].to_numpy()[np.maximum(pi, 0)], "")
     else:
-        out["plan_zone"] = ""
+        m.none(["plan_zone"], m.absent("plan_zones", "no plan ogólny zones"))
     # "none": the zoning layer has no plan there; "unknown": there is no zoning layer
     fallback = "none" if has_zoning else "unknown"
     out["planning_instrument"] = np.where(
@@ -244,7 +251,7 @@ def _access(m: _Measure) -> None:
         junctions = raw["junctions"]
         d, i = nearest_distance(geoms, junctions.geometry.to_numpy())
         out["dist_junction_m"] = d
-        label = (junctions["road"] + " " + junctions["name"]).to_numpy()
+        label = (junctions["road"] + " " + junctions["name"]).str.strip().to_numpy()
         out["junction_name"] = np.where(i >= 0, label[np.maximum(i, 0)], "")
     else:
         m.none(["dist_junction_m", "junction_name"], m.absent("junctions", "no motorway junctions"))

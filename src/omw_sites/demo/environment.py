@@ -114,7 +114,7 @@ def build_environment(rng: np.random.Generator, region: shapely.Polygon) -> Envi
     """Rivers, lakes, flood zones, forests and Natura 2000 sites of the region."""
     wisla, narew = _wisla(rng), _narew(rng)
     zegrze = blob(km((15, 30.9)), 4.6 * KM, 1.1 * KM, rng, angle=0.05, rough=0.12)
-    lakes = [
+    lakes: list[tuple[str | None, str, shapely.Geometry]] = [
         ("Wisła", "PTWP02", band(wisla.path, wisla.width / 2, wisla.width / 2)),
         ("Narew", "PTWP02", band(narew.path, narew.width / 2, narew.width / 2)),
         ("Jezioro Zegrzyńskie", "PTWP03", zegrze),
@@ -157,7 +157,7 @@ def build_environment(rng: np.random.Generator, region: shapely.Polygon) -> Envi
     )
 
     kampinos = blob(km((-27, 19)), 13.5 * KM, 5.5 * KM, rng, angle=0.08, rough=0.14)
-    forests = [
+    forests: list[tuple[str | None, shapely.Geometry]] = [
         ("Puszcza Kampinoska", kampinos),
         ("Lasy Chojnowskie", blob(km((-1, -27.5)), 4.2 * KM, 2.6 * KM, rng, 0.2)),
         ("Mazowiecki Park Krajobrazowy", blob(km((23, -21)), 6.0 * KM, 3.6 * KM, rng, -0.5)),

@@ -302,7 +302,7 @@ def _attributes(
     kw_num = 10_000 + np.cumsum(rng.integers(1, 60, n_units))
     kw_num = kw_num[rng.permutation(n_units)]
     kw = _kw_numbers(court_codes, court, kw_num)
-    kw = np.where(rng.random(n_units) < NO_KW[unit_use], None, kw.astype(object))[unit_of]
+    kw = np.where(rng.random(n_units) < NO_KW[unit_use], np.array(None), kw.astype(object))[unit_of]
 
     return pd.DataFrame(
         {

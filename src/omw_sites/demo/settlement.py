@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from omw_sites.demo._common import CENTRE, KM, explode_lines, pieces
 from omw_sites.demo.environment import Environment
 from omw_sites.demo.geography import Geography
-from omw_sites.demo.network import ROAD_COLUMNS, Backbone
+from omw_sites.demo.transport import ROAD_COLUMNS, Backbone
 from omw_sites.layers import STATION_FREIGHT, WORK_CRS
 
 SECTOR_M = 2400.0  # sector grid spacing, m

@@ -14,8 +14,8 @@ from scipy.spatial import cKDTree
 
 from omw_sites.demo._common import CENTRE, KM, catmull_rom, explode_lines, km, meander
 from omw_sites.demo.geography import Geography
-from omw_sites.demo.network import Backbone
 from omw_sites.demo.settlement import INDUSTRY, Sectors, Tiles, gmina_of
+from omw_sites.demo.transport import Backbone
 from omw_sites.layers import WORK_CRS
 
 # 400 kV ring stations around the city, km

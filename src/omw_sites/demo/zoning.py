@@ -13,7 +13,6 @@ from scipy.spatial import cKDTree
 
 from omw_sites.demo._common import explode_polygons, pieces, to_multipolygons
 from omw_sites.demo.geography import GMINY, Geography
-from omw_sites.demo.network import Backbone
 from omw_sites.demo.parcels import Parcels
 from omw_sites.demo.settlement import (
     AGRICULTURE,
@@ -30,6 +29,7 @@ from omw_sites.demo.settlement import (
     Tiles,
     tile_footprints,
 )
+from omw_sites.demo.transport import Backbone
 from omw_sites.layers import WORK_CRS
 
 PLAN_SHARE = 0.6  # share of the parcels under a local plan

@@ -113,11 +113,10 @@ def read_bdot(
     characters are expanded, ESRI ``ETRS_1989_UWPP_1992`` is EPSG:2180.
     """
     path = Path(path)
-    valid = None
     if path.suffix.lower() in (".xml", ".gml"):
         gdf, fmt, layer, crs_in = _read_gml(path, cls, crs, limits)
     else:
-        gdf, fmt, layer, crs_in, valid = read_vector_file(path, layer, crs, limits=limits)
+        gdf, fmt, layer, crs_in = read_vector_file(path, layer, crs, limits=limits)
         gdf = gdf.rename(columns=expand_columns(list(gdf.columns)))
     cls = cls or bdot_class(layer or "") or bdot_class(path.name)
     if cls is None and "KLASADROGI" in gdf:
@@ -127,7 +126,7 @@ def read_bdot(
         raise IngestError(path, msg, layer=layer, rule="known BDOT10k class")
     key = CLASS_LAYER[cls]
     n_read = len(gdf)
-    gdf, q, repaired = repair_geometries(gdf, layer, str(path), valid=valid)
+    gdf, q, repaired = repair_geometries(gdf, layer, str(path))
     frame, q2 = _MAPPERS.get(key, _named)(gdf, path, layer)
     return LayerResult(key, frame, concat_quarantine([q, q2]), fmt, layer, crs_in, n_read, repaired)
 
@@ -201,7 +200,7 @@ def _read_gml(path: Path, cls: str | None, crs, limits: Limits):
         if cls
         else [f"OT_{c}_{k}" for c in CLASS_LAYER for k in "ALP"]
     )
-    rows, geoms, srs, layer = [], [], [], None
+    rows, geoms, srs, layer = [], [], [], ""
     for el in iter_features(path, ns, names, limits):
         layer = layer or localname(el.tag)
         props = properties(el)

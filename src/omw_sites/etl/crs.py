@@ -14,7 +14,7 @@ _UWPP_1992 = re.compile(r"UWPP_1992|CS92|PUWG.?1992", re.IGNORECASE)
 _UWPP_2000 = re.compile(r"UWPP_2000_PAS_([5-8])|CS2000.?zone.?([5-8])", re.IGNORECASE)
 
 
-def resolve_epsg(crs: CRS | str | None) -> int | None:
+def resolve_epsg(crs: CRS | str | int | None) -> int | None:
     """EPSG code of ``crs``, recognising Polish grids by their ESRI names; None if unknown."""
     if crs is None:
         return None

@@ -11,7 +11,6 @@ import pandas as pd
 import pyogrio
 
 from omw_sites.config import STREAM_BATCH_ROWS
-from omw_sites.etl.app import app_version, read_app
 from omw_sites.etl.bdot import BDOT_NS, bdot_class, read_bdot
 from omw_sites.etl.egib import (
     ID_COLUMNS,
@@ -24,9 +23,9 @@ from omw_sites.etl.errors import IngestError
 from omw_sites.etl.gesut import is_gesut, read_gesut
 from omw_sites.etl.gml import DEFAULT_LIMITS, Limits, check_size, feature_namespace, root_info
 from omw_sites.etl.mpzp import read_mpzp
+from omw_sites.etl.planning_acts import app_version, read_app
 from omw_sites.etl.raster import read_dem
 from omw_sites.etl.result import LayerResult, concat_quarantine
-from omw_sites.gcpause import without_gc_pauses
 from omw_sites.layers import GPKG_SQL_KIND, MANIFEST, kind_of
 
 VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json")
@@ -51,61 +50,69 @@ def detect_format(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> str:
     check_size(path, limits)
     suffix = path.suffix.lower()
     if suffix in GML_SUFFIXES:
-        _, namespaces = root_info(path, limits)
-        uris = set(namespaces.values())
-        used = feature_namespace(path, limits)
-        if used:
-            uris = {used}
-        for uri in uris:
-            if schema := egib_schema(uri):
-                return f"egib-gml-{schema}"
-        for uri in uris:
-            if version := app_version(uri):
-                return f"app-gml-{version}"
-        if any(is_gesut(u) for u in uris):
-            return "gesut-gml-2021"
-        if any(u.startswith(BDOT_NS) for u in uris):
-            return "bdot10k-gml"
-        msg = (
-            "unknown GML namespace(s): "
-            f"{', '.join(sorted(uris)) or 'none'}; expected EGiB, APP, GESUT or BDOT10k"
-        )
-        raise IngestError(path, msg, rule="known namespace")
-    if suffix == ".asc":
-        return "nmt-asc"
-    if suffix in (".tif", ".tiff"):
-        return "nmt-geotiff"
-    if suffix == ".csv":
-        return "ownership-csv"
+        return _gml_format(path, limits)
+    if suffix in _FORMAT_BY_SUFFIX:
+        return _FORMAT_BY_SUFFIX[suffix]
     if suffix in VECTOR_SUFFIXES:
-        try:
-            info = pyogrio.read_info(path, layer=0)  # the first layer, as the readers
-        except Exception as exc:
-            raise IngestError(path, f"cannot read the file: {exc}") from exc
-        cols = {str(c).upper() for c in info["fields"]}
-        if cols & set(ID_COLUMNS) - {"FID"} or (
-            "FID" in cols and {"NR_DZIALKI", "NR_OBREBU"} & cols
-        ):
-            return "egib-vector"
-        if (
-            "KLASADROGI" in cols
-            or bdot_class(path.stem)
-            or bdot_class(str(info.get("layer_name", "")))
-        ):
-            return "bdot10k-vector"
-        specs = _raw_layout_files().get(path.name, [])
-        if specs and not {s.key for s in specs} & _DEDICATED:
-            return "raw-layout"  # a file of the raw folder's own layout (see layers.RAW_LAYERS)
-        if cols & {"SYMBOL", "OZNACZENIE", "PRZEZNACZENIE"}:
-            return "mpzp-vector"
-        if "RODZAJSIECI" in cols:  # GESUT lines/devices in the raw layout's columns
-            return "raw-layout"
-        msg = f"cannot tell what the layer holds from its columns ({', '.join(sorted(cols))})"
-        raise IngestError(path, msg, rule="known format")
+        return _vector_format(path)
     raise IngestError(path, f"unknown file type {suffix or '(none)'}", rule="known format")
 
 
-@without_gc_pauses
+# formats told by the file's suffix alone
+_FORMAT_BY_SUFFIX = {
+    ".asc": "nmt-asc",
+    ".tif": "nmt-geotiff",
+    ".tiff": "nmt-geotiff",
+    ".csv": "ownership-csv",
+}
+
+
+def _gml_format(path: Path, limits: Limits) -> str:
+    """A GML file's format, from the namespace its features use (else its root's)."""
+    _, namespaces = root_info(path, limits)
+    uris = set(namespaces.values())
+    used = feature_namespace(path, limits)
+    if used:
+        uris = {used}
+    for uri in uris:
+        if schema := egib_schema(uri):
+            return f"egib-gml-{schema}"
+    for uri in uris:
+        if version := app_version(uri):
+            return f"app-gml-{version}"
+    if any(is_gesut(u) for u in uris):
+        return "gesut-gml-2021"
+    if any(u.startswith(BDOT_NS) for u in uris):
+        return "bdot10k-gml"
+    msg = (
+        "unknown GML namespace(s): "
+        f"{', '.join(sorted(uris)) or 'none'}; expected EGiB, APP, GESUT or BDOT10k"
+    )
+    raise IngestError(path, msg, rule="known namespace")
+
+
+def _vector_format(path: Path) -> str:
+    """A vector file's format, from its first layer's columns and name."""
+    try:
+        info = pyogrio.read_info(path, layer=0)  # the first layer, as the readers
+    except Exception as exc:
+        raise IngestError(path, f"cannot read the file: {exc}") from exc
+    cols = {str(c).upper() for c in info["fields"]}
+    if cols & set(ID_COLUMNS) - {"FID"} or ("FID" in cols and {"NR_DZIALKI", "NR_OBREBU"} & cols):
+        return "egib-vector"
+    if "KLASADROGI" in cols or bdot_class(path.stem) or bdot_class(str(info.get("layer_name", ""))):
+        return "bdot10k-vector"
+    specs = _raw_layout_files().get(path.name, [])
+    if specs and not {s.key for s in specs} & _DEDICATED:
+        return "raw-layout"  # a file of the raw folder's own layout (see layers.RAW_LAYERS)
+    if cols & {"SYMBOL", "OZNACZENIE", "PRZEZNACZENIE"}:
+        return "mpzp-vector"
+    if "RODZAJSIECI" in cols:  # GESUT lines/devices in the raw layout's columns
+        return "raw-layout"
+    msg = f"cannot tell what the layer holds from its columns ({', '.join(sorted(cols))})"
+    raise IngestError(path, msg, rule="known format")
+
+
 def ingest_file(
     path: str | Path,
     crs: str | int | None = None,

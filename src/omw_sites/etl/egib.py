@@ -32,7 +32,6 @@ from omw_sites.etl.gml import (
 from omw_sites.etl.numbers import to_number
 from omw_sites.etl.result import LayerResult, concat_quarantine, quarantine_rows
 from omw_sites.etl.vector import VectorRead, iter_vector_file, read_vector_file
-from omw_sites.gcpause import gc_paused, without_gc_pauses
 from omw_sites.layers import WORK_CRS
 
 # WWPPGG_R.OOOO[.AR_n].NR[/sub] — matched all 4,413 real Mokotów IDs (FORMATS.md)
@@ -81,7 +80,7 @@ def parse_parcel_ids(ids: pd.Series) -> pd.DataFrame:
     """
     text = ids.astype(str).str.strip()
     # Arrow's RE2 extraction in C++, and the parts stay Arrow strings (pandas' ``str``
-    # dtype wraps them without copying): ~6× faster than per-row regex at 1M IDs
+    # dtype wraps them without copying), instead of a Python regex per row
     arr = _arrow_strings(text)
     parts = pc.extract_regex(arr, _PARCEL_ID_PARTS)  # one pass: number split too
     valid = pc.is_valid(parts).to_numpy(zero_copy_only=False)
@@ -309,10 +308,9 @@ _THREADS_FROM = 50_000  # rows; below, one thread does it all (measured on a fre
 
 
 def _repair(
-    gdf: gpd.GeoDataFrame, layer: str, file: str, valid: np.ndarray | None = None
+    gdf: gpd.GeoDataFrame, layer: str, file: str
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame, int]:
-    """:func:`~omw_sites.etl.validate.repair_geometries` of ``gdf``, in two threads
-    unless the reader's ``valid`` flags say already which geometries need repair.
+    """:func:`~omw_sites.etl.validate.repair_geometries` of ``gdf``, in two threads.
 
     Validation is row by row and GEOS releases the GIL, so the two halves' results,
     put together in order, are the whole frame's result, in about half the time on
@@ -322,8 +320,8 @@ def _repair(
 
     from omw_sites.etl.validate import repair_geometries
 
-    if valid is not None or len(gdf) < _THREADS_FROM:
-        return repair_geometries(gdf, layer, file, "ID_DZIALKI", valid)
+    if len(gdf) < _THREADS_FROM:
+        return repair_geometries(gdf, layer, file, "ID_DZIALKI")
     h = len(gdf) // 2
     with ThreadPoolExecutor(2, thread_name_prefix="parcel-geoms") as pool:
         halves = list(
@@ -390,7 +388,6 @@ def egib_schema(namespace: str) -> str | None:
     return None
 
 
-@without_gc_pauses
 def read_egib_gml(
     path: str | Path,
     crs: str | int | None = None,
@@ -416,6 +413,7 @@ def read_egib_gml(
     )
     ns = require_namespace(path, egib_schema, expected, limits)
     schema = egib_schema(ns)
+    assert schema is not None  # require_namespace took ns because it has one
     chunks = _read_parcel_chunks(path, ns, schema, limits)
     if chunks is None:  # serial: one pass of the streaming parser over the whole file
         features = iter_features(path, ns, (PARCEL, JRG), limits)
@@ -494,8 +492,10 @@ class _ParcelChunk:
             for i, g in self.other.items():
                 geoms[i] = g
             done = np.zeros(self.parcels, dtype=bool)
-            self.polygons.to_work_crs()
-            self.polygons.build(geoms, done)
+            polygons = self.polygons
+            assert polygons is not None  # dropped only below, once geoms are made
+            polygons.to_work_crs()
+            polygons.build(geoms, done)
             self.geoms, self.done, self.polygons, self.other = geoms, done, None, {}
         return self
 
@@ -724,7 +724,6 @@ def _id_column(names: dict[str, str]) -> str | None:
     return next((c for want in ID_COLUMNS for c, n in names.items() if n == want), None)
 
 
-@without_gc_pauses
 def read_egib_vector(
     path: str | Path,
     layer: str | None = None,
@@ -739,18 +738,9 @@ def read_egib_vector(
     where present; ``ownership_table`` (e.g. ``ownership.csv``) overrides the group.
     """
     path = Path(path)
-    early: dict[str, _IdFacts] = {}
-
-    def start_ids(attrs: pd.DataFrame) -> None:
-        """On the reading thread: ID parsing starts while the geometries are decoded."""
-        names = _export_names(attrs.columns)
-        col = _id_column(names)
-        if col is not None and attrs.index.is_unique:
-            early[names[col]] = _IdFacts(attrs[col])
-
-    read = read_vector_file(path, layer, crs, limits=limits, on_attributes=start_ids)
+    read = read_vector_file(path, layer, crs, limits=limits)
     lookup = load_ownership_table(ownership_table) if ownership_table is not None else None
-    return _vector_parcels(read, path, lookup, tolerance, early)
+    return _vector_parcels(read, path, lookup, tolerance)
 
 
 def iter_egib_vector(
@@ -773,9 +763,8 @@ def iter_egib_vector(
     lookup = load_ownership_table(ownership_table) if ownership_table is not None else None
     seen: set[str] = set()
     for read in iter_vector_file(path, layer, crs, limits=limits, batch_rows=batch_rows):
-        with gc_paused():
-            result = _vector_parcels(read, path, lookup, tolerance, seen=seen)
-            seen.update(result.frame["parcel_id"].tolist())
+        result = _vector_parcels(read, path, lookup, tolerance, seen=seen)
+        seen.update(result.frame["parcel_id"].tolist())
         yield result
 
 
@@ -784,13 +773,12 @@ def _vector_parcels(
     path: Path,
     ownership: pd.Series | None,
     tolerance: float,
-    early: dict[str, _IdFacts] | None = None,
     seen: set[str] | None = None,
 ) -> LayerResult:
     """The ``parcels`` layer of one vector read: export columns named, geometry repaired,
-    IDs parsed (``early``: parsing already started on the read's attribute thread),
-    ownership joined from the side table's lookup; IDs in ``seen`` are duplicates."""
-    gdf, fmt, layer, crs_in, valid = read
+    IDs parsed, ownership joined from the side table's lookup; IDs in ``seen`` are
+    duplicates."""
+    gdf, fmt, layer, crs_in = read
     gdf = gdf.rename(columns=_export_names(c for c in gdf.columns if c != gdf.geometry.name))
     id_col = _id_column({c: c for c in gdf.columns})
     if id_col is None:
@@ -798,10 +786,8 @@ def _vector_parcels(
         raise IngestError(path, msg, layer=layer, rule="required columns")
     gdf = gdf.rename(columns={id_col: "ID_DZIALKI"})
     n_read = len(gdf)
-    ids = (early or {}).get(id_col) or (
-        _IdFacts(gdf["ID_DZIALKI"]) if gdf.index.is_unique else None
-    )
-    gdf, q, repaired = _repair(gdf, layer, str(path), valid)
+    ids = _IdFacts(gdf["ID_DZIALKI"]) if gdf.index.is_unique else None
+    gdf, q, repaired = _repair(gdf, layer, str(path))
     groups = (
         gdf["GRUPA_REJESTROWA"]
         if "GRUPA_REJESTROWA" in gdf

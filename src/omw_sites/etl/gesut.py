@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import geopandas as gpd
@@ -135,18 +134,6 @@ def read_gesut(
 # GESUT GML exports in this raw-folder subfolder replace the GPKG's utility lines of the
 # powiat they come from (``przestrzenNazw`` ``PL.PZGiK.<TERYT4>.GESUT``); belongs beside
 # ``EGIB_GML_DIR`` / ``APP_GML_DIR`` in ``omw_sites.layers``
-_POWIAT = re.compile(r"^PL\.PZGiK\.(\d{4})\.", re.IGNORECASE)
-
-
-def powiat_of(namespace: str) -> str | None:
-    """Powiat TERYT (4 digits) of a ``przestrzenNazw`` such as ``PL.PZGiK.1418.GESUT``.
-
-    None for namespaces without one (``PL.PZGIK.0000.GESUT`` in training exports).
-    """
-    m = _POWIAT.match(namespace.strip())
-    return m.group(1) if m and m.group(1) != "0000" else None
-
-
 def in_powiat(lines: np.ndarray, gminy: gpd.GeoDataFrame, powiat: str) -> np.ndarray:
     """True for each line whose midpoint lies in a gmina of ``powiat``.
 
@@ -161,6 +148,23 @@ def in_powiat(lines: np.ndarray, gminy: gpd.GeoDataFrame, powiat: str) -> np.nda
     return shapely.contains_xy(area, shapely.get_x(mid), shapely.get_y(mid))
 
 
+def powiaty_of_lines(lines: np.ndarray, gminy: gpd.GeoDataFrame, share: float) -> list[str]:
+    """The powiaty (TERYT4) holding at least ``share`` of the midpoints of ``lines``,
+    told by the gmina boundaries ``gminy`` (``JPT_KOD_JE`` or ``teryt``), sorted."""
+    if not len(lines):
+        return []
+    code = gminy["JPT_KOD_JE"] if "JPT_KOD_JE" in gminy else gminy["teryt"]
+    mid = shapely.line_interpolate_point(lines, 0.5, normalized=True)
+    tree = shapely.STRtree(gminy.geometry.to_numpy())
+    pt, gm = tree.query(mid, predicate="intersects")
+    if not len(pt):
+        return []
+    first = pd.Series(gm).groupby(pt).first()  # a point on a shared border counts once
+    powiat = code.astype(str).str[:4].to_numpy()[first.to_numpy()]
+    counts = pd.Series(powiat).value_counts()
+    return sorted(str(p) for p, n in counts.items() if n >= share * len(lines))
+
+
 def _network_of(feature_type: str) -> str:
     return next((c for k, c in NETWORK_BY_TYPE.items() if k in feature_type), "x")
 
@@ -173,7 +177,7 @@ def counts_per_network(lines: gpd.GeoDataFrame) -> dict[str, int]:
 __all__ = [
     "counts_per_network",
     "in_powiat",
+    "powiaty_of_lines",
     "is_gesut",
-    "powiat_of",
     "read_gesut",
 ]

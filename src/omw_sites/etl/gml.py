@@ -5,9 +5,10 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 import shapely
@@ -196,6 +197,10 @@ def properties(el: etree._Element, skip_gml: bool = True) -> dict[str, list[str]
     return out
 
 
+@overload
+def first(props: dict[str, list[str]], name: str, default: str) -> str: ...
+@overload
+def first(props: dict[str, list[str]], name: str, default: None = None) -> str | None: ...
 def first(props: dict[str, list[str]], name: str, default: str | None = None) -> str | None:
     """First value of a property, or ``default``."""
     v = props.get(name)
@@ -411,7 +416,7 @@ class PolygonBatch:
             pos = ring[0]
             if pos.tag not in _POS_LIST or pos.get("srsDimension", "2") != "2":
                 return False
-            values = pos.text.split() if pos.text else ()
+            values = pos.text.split() if pos.text else []
             if len(values) < 8 or len(values) % 2 or ring.get("srsDimension", "2") != "2":
                 return False
             rings.append(values)
@@ -617,7 +622,7 @@ def swap_xy(geoms: np.ndarray) -> np.ndarray:
 def to_work_crs(
     path: Path,
     layer: str,
-    geoms: list[shapely.Geometry | None],
+    geoms: Sequence[shapely.Geometry | None] | np.ndarray,
     srs_names: list[str | None],
     crs: str | int | None = None,
     done: np.ndarray | None = None,

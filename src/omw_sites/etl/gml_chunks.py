@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 WORKERS_ENV = "OMW_INGEST_WORKERS"
 CHUNK_BYTES = 4 * 1024**2  # one range ≈ 6k EGiB parcels: bounded memory per worker
@@ -182,13 +183,16 @@ def _context() -> mp.context.BaseContext:
     return mp.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
+T = TypeVar("T")  # what a chunk function returns
+
+
 def map_chunks(
-    fn: Callable[..., object],
+    fn: Callable[..., T],
     path: Path,
     split: MemberSplit,
     workers: int,
     *args: object,
-) -> Iterator[object]:
+) -> Iterator[T]:
     """``fn(path, head, tail, start, end, *args)`` for every range, in file order.
 
     Raises

@@ -15,8 +15,13 @@ import pyogrio
 import rasterio
 
 from omw_sites.config import AREA_TOLERANCE
-from omw_sites.etl.app import read_app
 from omw_sites.etl.crs import check_extent, resolve_epsg
+from omw_sites.etl.derive import (
+    MIN_AIRPORT_HA,
+    airports_from_bdot,
+    junctions_from_roads,
+    stations_from_bdot,
+)
 from omw_sites.etl.egib import (
     area_mismatch,
     ownership_class,
@@ -25,12 +30,17 @@ from omw_sites.etl.egib import (
     read_ownership_table,
 )
 from omw_sites.etl.errors import IngestError
-from omw_sites.etl.gesut import in_powiat, powiat_of, read_gesut
+from omw_sites.etl.gesut import in_powiat, powiaty_of_lines, read_gesut
 from omw_sites.etl.mpzp import DESIGNATION_COLUMNS, parse_symbols
 from omw_sites.etl.numbers import to_number
+from omw_sites.etl.planning_acts import read_app
+from omw_sites.etl.plausibility import (
+    check_gminy,
+    check_near_parcels,
+    raster_far_from_parcels,
+)
 from omw_sites.etl.validate import repair_geometries
 from omw_sites.etl.vector import read_vector_file
-from omw_sites.gcpause import without_gc_pauses
 from omw_sites.layers import (
     APP_GML_DIR,
     EGIB_GML_DIR,
@@ -92,32 +102,80 @@ def load_raw(raw_dir: str | Path, progress: Callable[[str, int], None] | None = 
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
         raise IngestError(raw_dir, "raw data folder does not exist")
-    dates = _data_dates(raw_dir)
-    layers: dict[str, gpd.GeoDataFrame] = {}
-    quarantine: list[pd.DataFrame] = []
-    stats: dict[str, dict[str, int]] = {}
-    absent: dict[str, str] = {}
+    load = _Loading(raw_dir, progress, _data_dates(raw_dir))
+    _read_raw_layers(load)
+    _add_egib_gml(load)
+    _require_parcels(load)
+    layers, absent, notes, dates = load.layers, load.absent, load.notes, load.dates
+    check_gminy(layers, absent, notes)
+    _add_app_gml(load)
+    _add_gesut_gml(load)
+    if "roads" in layers:
+        roads = layers["roads"]
+        layers["roads_main"] = roads[roads["road_class"].isin(MAIN_ROAD_CLASSES)].copy()
+    check_near_parcels(layers, absent, notes)
+    dem_path = load.dem_path
+    if dem_path is not None and (why := raster_far_from_parcels(dem_path, layers["parcels"])):
+        absent["dem"], dem_path = why, None
+    _derive_transport(raw_dir, layers, absent, notes, dates)
+    quarantine = [q for q in load.quarantine if len(q)]
+    q_all = (
+        pd.concat(quarantine, ignore_index=True)
+        if quarantine
+        else pd.DataFrame(columns=QUARANTINE_COLUMNS)
+    )
+    for key in absent:  # a date for data that is not there would date an empty column
+        dates.pop(key, None)
+    return RawData(layers, dem_path, dates, q_all, load.stats, absent, notes)
+
+
+@dataclass
+class _Loading:
+    """What :func:`load_raw` has gathered so far."""
+
+    raw_dir: Path
+    progress: Callable[[str, int], None] | None
+    dates: dict[str, str]
+    layers: dict[str, gpd.GeoDataFrame] = field(default_factory=dict)
+    quarantine: list[pd.DataFrame] = field(default_factory=list)
+    stats: dict[str, dict[str, int]] = field(default_factory=dict)
+    absent: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
     dem_path: Path | None = None
+
+    def report(self, what: str, count: int) -> None:
+        if self.progress:
+            self.progress(what, count)
+
+    def gml_read(self, key: str, files: list[Path], label: str) -> None:
+        """Date and report layer ``key`` read from the GML ``files``."""
+        self.dates.setdefault(key, max(_mtime_date(f) for f in files))
+        if self.progress:
+            self.progress(label, sum(self.stats[f.name]["kept"] for f in files))
+
+
+def _read_raw_layers(load: _Loading) -> None:
+    """Every layer of the raw folder's own layout (``layers.RAW_LAYERS``) that is there."""
     names: dict[Path, list[str]] = {}  # layers of each GeoPackage, listed once
     for spec in RAW_LAYERS:
-        path = raw_dir / spec.path
+        path = load.raw_dir / spec.path
         if not path.exists():
-            absent[spec.key] = f"no {spec.path}"
+            load.absent[spec.key] = f"no {spec.path}"
             continue
         if spec.geom == "raster":
-            dem_path = _check_raster(path)
-            dates.setdefault(spec.key, _mtime_date(path))
+            load.dem_path = _check_raster(path)
+            load.dates.setdefault(spec.key, _mtime_date(path))
             continue
         if spec.layer is not None:
             if path not in names:
                 names[path] = _layer_names(path)
             if spec.layer not in names[path]:
-                absent[spec.key] = f"{spec.path} has no layer {spec.layer!r}"
+                load.absent[spec.key] = f"{spec.path} has no layer {spec.layer!r}"
                 continue
         mapped, q, q2, n_read, repaired = read_raw_layer(path, spec)
-        layers[spec.key] = mapped
-        quarantine += [q, q2]
-        stats[spec.key] = {
+        load.layers[spec.key] = mapped
+        load.quarantine += [q, q2]
+        load.stats[spec.key] = {
             "read": n_read,
             "kept": len(mapped),
             "repaired": repaired,
@@ -125,65 +183,126 @@ def load_raw(raw_dir: str | Path, progress: Callable[[str, int], None] | None = 
         }
         if not len(mapped):
             where = f"layer {spec.layer!r} of {spec.path}" if spec.layer else spec.path
-            absent[spec.key] = f"{where} is empty" if not n_read else f"{where}: no usable feature"
-        dates.setdefault(spec.key, _mtime_date(path))
-        if progress:
-            progress(spec.key, len(mapped))
-    notes: list[str] = []
-    gml_files = sorted((raw_dir / EGIB_GML_DIR).glob("*.gml"))
-    if gml_files:
-        layers["parcels"], q_gml = _merge_gml_parcels(
-            layers.get("parcels"), gml_files, stats, raw_dir / OWNERSHIP_TABLE
-        )
-        quarantine.append(q_gml)
-        absent.pop("parcels", None)
-        dates.setdefault("parcels", max(_mtime_date(f) for f in gml_files))
-        if progress:
-            progress("parcels (EGiB GML)", sum(stats[f.name]["kept"] for f in gml_files))
-    if not len(layers.get("parcels", ())):
-        spec = RAW_BY_KEY["parcels"]
-        why = absent.get("parcels", "no parcels")
-        msg = (
-            f"no parcels ({why}): put the powiat's EGiB parcels in {EGIB_GML_DIR}/ — "
-            f"{spec.path} (layer {spec.layer!r}, column ID_DZIALKI) or the EGiB GML export "
-            f"({EGIB_GML_DIR}/*.gml)"
-        )
-        raise IngestError(raw_dir / EGIB_GML_DIR, msg, rule="parcels required")
-    app_files = sorted((raw_dir / APP_GML_DIR).glob("*.gml"))
-    if app_files:
-        zones, q_app = _merge_app_zones(layers.get("plan_zones"), app_files, stats)
-        layers["plan_zones"] = zones
-        quarantine.append(q_app)
-        absent.pop("plan_zones", None)
-        dates.setdefault("plan_zones", max(_mtime_date(f) for f in app_files))
-        if progress:
-            progress("plan_zones (APP GML)", sum(stats[f.name]["kept"] for f in app_files))
-    gesut_files = sorted((raw_dir / GESUT_GML_DIR).glob("*.gml"))
-    if gesut_files:
-        lines, q_gesut = _merge_gesut_lines(
-            layers.get("utilities"), layers.get("gminy"), gesut_files, stats, notes
-        )
-        layers["utilities"] = lines
-        quarantine.append(q_gesut)
-        if len(lines):
-            absent.pop("utilities", None)
-        dates.setdefault("utilities", max(_mtime_date(f) for f in gesut_files))
-        if progress:
-            progress("utilities (GESUT GML)", sum(stats[f.name]["kept"] for f in gesut_files))
-    if "roads" in layers:
-        roads = layers["roads"]
-        layers["roads_main"] = roads[roads["road_class"].isin(MAIN_ROAD_CLASSES)].copy()
-    q_all = (
-        pd.concat([q for q in quarantine if len(q)], ignore_index=True)
-        if any(len(q) for q in quarantine)
-        else pd.DataFrame(columns=QUARANTINE_COLUMNS)
+            load.absent[spec.key] = (
+                f"{where} is empty" if not n_read else f"{where}: no usable feature"
+            )
+        load.dates.setdefault(spec.key, _mtime_date(path))
+        load.report(spec.key, len(mapped))
+
+
+def _add_egib_gml(load: _Loading) -> None:
+    """Parcels of the EGiB GML exports in ``egib/``, merged with those of the GeoPackage."""
+    gml_files = sorted((load.raw_dir / EGIB_GML_DIR).glob("*.gml"))
+    if not gml_files:
+        return
+    load.layers["parcels"], q_gml = _merge_gml_parcels(
+        load.layers.get("parcels"), gml_files, load.stats, load.raw_dir / OWNERSHIP_TABLE
     )
-    for key in absent:  # a date for data that is not there would date an empty column
-        dates.pop(key, None)
-    return RawData(layers, dem_path, dates, q_all, stats, absent, notes)
+    load.quarantine.append(q_gml)
+    load.absent.pop("parcels", None)
+    load.gml_read("parcels", gml_files, "parcels (EGiB GML)")
+
+
+def _require_parcels(load: _Loading) -> None:
+    if len(load.layers.get("parcels", ())):
+        return
+    spec = RAW_BY_KEY["parcels"]
+    why = load.absent.get("parcels", "no parcels")
+    msg = (
+        f"no parcels ({why}): put the powiat's EGiB parcels in {EGIB_GML_DIR}/ — "
+        f"{spec.path} (layer {spec.layer!r}, column ID_DZIALKI) or the EGiB GML export "
+        f"({EGIB_GML_DIR}/*.gml)"
+    )
+    raise IngestError(load.raw_dir / EGIB_GML_DIR, msg, rule="parcels required")
+
+
+def _add_app_gml(load: _Loading) -> None:
+    """Plan zones of the APP GML files in ``app/``."""
+    app_files = sorted((load.raw_dir / APP_GML_DIR).glob("*.gml"))
+    if not app_files:
+        return
+    zones, q_app = _merge_app_zones(load.layers.get("plan_zones"), app_files, load.stats)
+    load.layers["plan_zones"] = zones
+    load.quarantine.append(q_app)
+    load.absent.pop("plan_zones", None)
+    load.gml_read("plan_zones", app_files, "plan_zones (APP GML)")
+
+
+def _add_gesut_gml(load: _Loading) -> None:
+    """Utility lines of the GESUT GML files, kept to the region's powiaty."""
+    gesut_files = sorted((load.raw_dir / GESUT_GML_DIR).glob("*.gml"))
+    if not gesut_files:
+        return
+    lines, q_gesut = _merge_gesut_lines(
+        load.layers.get("utilities"),
+        load.layers.get("gminy"),
+        gesut_files,
+        load.stats,
+        load.notes,
+    )
+    load.layers["utilities"] = lines
+    load.quarantine.append(q_gesut)
+    if len(lines):
+        load.absent.pop("utilities", None)
+    load.gml_read("utilities", gesut_files, "utilities (GESUT GML)")
 
 
 MAIN_ROAD_CLASSES = ("A", "S", "GP", "G")  # the ``roads_main`` reference layer
+
+# BDOT10k classes read only to derive stations and airports when no layer gives them
+BDOT_COMPLEXES = RawLayer("bdot_complexes", RAW_BY_KEY["roads"].path, "OT_KUKO_A", "polygon")
+BDOT_TRANSPORT_POINTS = RawLayer("bdot_points", RAW_BY_KEY["roads"].path, "OT_OIKM_P", "point")
+
+
+def _derive_transport(
+    raw_dir: Path,
+    layers: dict[str, gpd.GeoDataFrame],
+    absent: dict[str, str],
+    notes: list[str],
+    dates: dict[str, str],
+) -> None:
+    """Junctions, stations and airports that the folder does not give, derived from what
+    it does (:mod:`omw_sites.etl.derive`); each derivation is one line of the summary."""
+    missing = [k for k in ("junctions", "stations", "airports") if not len(layers.get(k, ()))]
+    if not missing:
+        return
+    if "junctions" in missing and len(layers.get("roads", ())):
+        derived = junctions_from_roads(layers["roads"])
+        if len(derived):
+            layers["junctions"] = derived
+            notes.append(
+                f"junctions derived from the road network ({absent.get('junctions', '')}): "
+                f"{len(derived)} points where a motorway or expressway meets a lower-class road"
+            )
+            absent.pop("junctions", None)
+            if "roads" in dates:
+                dates["junctions"] = dates["roads"]
+    if not ({"stations", "airports"} & set(missing)):
+        return
+    bdot = raw_dir / BDOT_COMPLEXES.path
+    names = _layer_names(bdot) if bdot.exists() else []
+    found = {}
+    for spec in (BDOT_COMPLEXES, BDOT_TRANSPORT_POINTS):
+        if spec.layer in names:
+            found[spec.key] = read_raw_layer(bdot, spec)[0]
+    for key, derived, source in (
+        (
+            "stations",
+            stations_from_bdot(found.get("bdot_complexes"), found.get("bdot_points")),
+            "BDOT10k rail station complexes and stops (OT_KUKO_A, OT_OIKM_P); "
+            "no rail freight terminals",
+        ),
+        (
+            "airports",
+            airports_from_bdot(found.get("bdot_complexes")),
+            f"BDOT10k airport complexes of {MIN_AIRPORT_HA:g} ha or more (OT_KUKO_A)",
+        ),
+    ):
+        if key in missing and len(derived):
+            layers[key] = derived
+            notes.append(f"{key} derived from {source} ({absent.get(key, '')}): {len(derived)}")
+            absent.pop(key, None)
+            dates[key] = _mtime_date(bdot)
 
 
 def _layer_names(path: Path) -> list[str]:
@@ -290,25 +409,19 @@ def _merge_gesut_lines(
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     """Utility lines with the powiaty of the GESUT GML ``files`` taken from the GML.
 
-    A powiat's GESUT export (``przestrzenNazw`` ``PL.PZGiK.<TERYT4>.GESUT``) replaces the
-    GPKG's lines whose midpoint lies in that powiat's gminy; ``source`` says where each
-    line came from. Without a GPKG the GML's lines are the layer; without gmina
-    boundaries nothing can be told apart, so both are kept (a line twice changes no
-    distance) and ``notes`` says so.
+    A GESUT export replaces the GPKG's lines whose midpoint lies in the powiaty its own
+    lines lie in (each powiat holding at least ``GESUT_POWIAT_SHARE`` of them), told by
+    the gmina boundaries. The number in its ``przestrzenNazw`` (``PL.PZGiK.<n>.GESUT``) is
+    the producer's register number, not a TERYT code, and serves only as a label.
+    ``source`` says where each line came from. Without a GPKG the GML's lines are the
+    layer; without gmina boundaries nothing can be told apart, so both are kept (a line
+    twice changes no distance) and ``notes`` says so.
     """
     columns = ["network", "status", "voltage", "diameter_mm", "operator"]
-    frames, qs, powiaty = [], [], set()
+    frames, qs = [], []
     for path in files:
         result, _devices = read_gesut(path)
         frame = result.frame
-        found = {p for p in map(powiat_of, frame["namespace"].unique()) if p}
-        if len(found) != 1:
-            msg = (
-                "cannot tell the one powiat this GESUT export covers: przestrzenNazw should "
-                f"be PL.PZGiK.<TERYT4>.GESUT (found {sorted(set(frame['namespace']))[:3]})"
-            )
-            raise IngestError(path, msg, layer="GES_Przewod*", rule="GESUT namespace")
-        powiaty |= found
         frames.append(frame[[*columns, "geometry"]].assign(source=result.source_format))
         qs.append(result.quarantine)
         stats[path.name] = {
@@ -332,38 +445,48 @@ def _merge_gesut_lines(
                 "instead of replacing those of their powiat"
             )
     else:
-        for powiat in powiaty:
-            replaced |= in_powiat(lines.geometry.to_numpy(), gminy, powiat)
+        for path, frame in zip(files, frames, strict=True):
+            powiaty = powiaty_of_lines(frame.geometry.to_numpy(), gminy, GESUT_POWIAT_SHARE)
+            for powiat in powiaty:
+                replaced |= in_powiat(lines.geometry.to_numpy(), gminy, powiat)
+            if notes is not None:
+                what = (
+                    f"replaces the GeoPackage's utility lines of powiat {', '.join(powiaty)}"
+                    if powiaty
+                    else "lies in none of the gminy: its lines are added to the GeoPackage's"
+                )
+                notes.append(f"GESUT {path.name}: {len(frame)} lines; {what}")
     kept = lines[~replaced].assign(source="gpkg")
     merged = pd.concat([kept, gml[[*kept.columns]]], ignore_index=True)
     out = gpd.GeoDataFrame(merged, geometry="geometry", crs=lines.crs)
     return out, q_out
 
 
+GESUT_POWIAT_SHARE = 0.1  # a GESUT export covers the powiaty holding this share of its lines
+
+
 # ----------------------------------------------------------------------------- reading
 
 
-@without_gc_pauses
 def read_raw_layer(path: Path, spec: RawLayer):
     """One vector layer of the raw layout as its canonical layer: read (CRS recognised,
     required columns checked), geometry repaired or quarantined, columns mapped.
     Returns (frame, quarantine of repair, quarantine of mapping, read, repaired)."""
-    frame, valid = _read_vector(path, spec)
+    frame = _read_vector(path, spec)
     n_read = len(frame)
     frame, q, repaired = repair_geometries(
-        frame, spec.layer or spec.key, str(path), _id_column(spec.key, frame), valid
+        frame, spec.layer or spec.key, str(path), _id_column(spec.key, frame)
     )
     mapped, q2 = _MAPPERS.get(spec.key, _identity)(frame, path, spec)
     return mapped, q, q2, n_read, repaired
 
 
-def _read_vector(path: Path, spec: RawLayer) -> tuple[gpd.GeoDataFrame, np.ndarray | None]:
+def _read_vector(path: Path, spec: RawLayer) -> gpd.GeoDataFrame:
     """One layer of the raw folder through the same reader ``omw-sites ingest`` uses: CRS
     recognised (or an error naming the file), text checked against its declared encoding
     (bad bytes name the record and column), upper-case columns, required ones present,
-    EPSG:2180; and its geometries' validity when the reader knows it."""
-    read = read_vector_file(path, spec.layer, required=spec.columns)
-    return read.frame, read.valid
+    EPSG:2180."""
+    return read_vector_file(path, spec.layer, required=spec.columns).frame
 
 
 def _check_raster(path: Path) -> Path:

@@ -147,13 +147,13 @@ def read_mpzp(
     from omw_sites.etl.vector import read_vector_file
 
     path = Path(path)
-    gdf, fmt, layer, crs_in, valid = read_vector_file(path, layer, crs, limits=limits)
+    gdf, fmt, layer, crs_in = read_vector_file(path, layer, crs, limits=limits)
     col = next((c for c in DESIGNATION_COLUMNS if c in gdf), None)
     if col is None:
         msg = f"no designation column ({', '.join(DESIGNATION_COLUMNS)})"
         raise IngestError(path, msg, layer=layer, rule="required columns")
     n_read = len(gdf)
-    gdf, q, repaired = repair_geometries(gdf, layer, str(path), valid=valid)
+    gdf, q, repaired = repair_geometries(gdf, layer, str(path))
     parts = parse_symbols(gdf[col])
 
     def text(name: str) -> np.ndarray:

@@ -77,8 +77,8 @@ def read_asc(
     if values.size != ncols * nrows:
         msg = f"{values.size:,} values for a {nrows} × {ncols} grid (truncated?)"
         raise IngestError(path, msg, rule="complete file (truncated?)")
-    dx = header.get("dx", header.get("cellsize"))
-    dy = header.get("dy", header.get("cellsize"))
+    dx = header["dx"] if "dx" in header else header["cellsize"]
+    dy = header["dy"] if "dy" in header else header["cellsize"]
     if "xllcenter" in header:
         x0, y0 = header["xllcenter"] - dx / 2, header["yllcenter"] - dy / 2
     else:

@@ -15,15 +15,12 @@ def repair_geometries(
     layer: str,
     file: str,
     id_column: str | None = None,
-    valid: np.ndarray | None = None,
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame, int]:
     """Make geometries valid; quarantine those that stay empty or of the wrong kind.
 
     Invalid polygons (self-intersections, bow-ties, duplicate points, wrong ring order)
     are repaired with ``shapely.make_valid(method="structure")``, which keeps the area
-    the ring encloses; the polygonal part of the result is kept. ``valid`` is
-    ``shapely.is_valid`` of the geometries when the reader worked it out already
-    (:attr:`~omw_sites.etl.vector.VectorRead.valid`).
+    the ring encloses; the polygonal part of the result is kept.
 
     Returns
     -------
@@ -32,11 +29,7 @@ def repair_geometries(
     geoms = gdf.geometry.array
     arr = np.asarray(geoms)
     missing = shapely.is_missing(arr) | shapely.is_empty(arr)
-    if valid is None:
-        valid = shapely.is_valid(arr)
-    elif len(valid) != len(arr):
-        raise ValueError(f"{len(valid)} validity flags for {len(arr)} geometries")
-    valid = valid | missing
+    valid = shapely.is_valid(arr) | missing
     invalid_idx = np.flatnonzero(~valid)
     reasons = pd.Series("", index=gdf.index, dtype=object)
     reasons[missing] = "empty or missing geometry"

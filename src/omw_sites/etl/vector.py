@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
@@ -14,13 +12,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyogrio
-import shapely
 
 from omw_sites.config import STREAM_BATCH_ROWS
 from omw_sites.etl.crs import check_extent, resolve_epsg
 from omw_sites.etl.errors import IngestError
 from omw_sites.etl.gml import DEFAULT_LIMITS, Limits, check_size
-from omw_sites.gcpause import gc_paused, without_gc_pauses
 
 _FORMATS = {".gpkg": "gpkg", ".shp": "shp", ".geojson": "geojson", ".json": "geojson"}
 
@@ -37,10 +33,8 @@ class VectorRead(NamedTuple):
     format: str  # gpkg, shp, geojson or gdal
     layer: str
     crs_in: str  # the layer's own CRS, EPSG:n (OGC:CRS84 for GeoJSON)
-    valid: np.ndarray | None  # GEOS is_valid per row; None when reprojected (check again)
 
 
-@without_gc_pauses
 def read_vector_file(
     path: str | Path,
     layer: str | None = None,
@@ -48,31 +42,22 @@ def read_vector_file(
     required: tuple[str, ...] = (),
     limits: Limits = DEFAULT_LIMITS,
     encoding: str | None = None,
-    on_attributes: Callable[[pd.DataFrame], None] | None = None,
 ) -> VectorRead:
-    """Read one layer with GDAL into EPSG:2180 with upper-case column names.
+    """Read one layer with GDAL (``pyogrio.read_dataframe``) into EPSG:2180 with
+    upper-case column names.
 
     The CRS comes from the layer (GPKG SRS, ``.prj`` incl. ESRI ``ETRS_1989_UWPP_*``,
     GeoJSON = CRS84); a layer without one needs ``crs``. Text that is not valid in
-    the file's encoding is an error, never silently replaced. Geometry validity is
-    worked out while the layer is read (see :func:`_read_layer`) and handed on for
-    :func:`~omw_sites.etl.validate.repair_geometries`.
-
-    ``on_attributes`` is called with the attribute frame (the file's own column names,
-    the rows in file order) as soon as it is read, on the thread that read it, so that
-    work needing only attributes can run while the geometries are decoded. What it
-    raises fails the read as a GDAL error does (an :class:`IngestError` naming the file).
+    the file's encoding is an error, never silently replaced.
     """
     src = _open_layer(Path(path), layer, limits, encoding)
     with _gdal_errors(src):
-        gdf, valid = _read_layer(
-            src.path, src.layer, src.read_encoding, None if src.undeclared else on_attributes
+        gdf = pyogrio.read_dataframe(
+            src.path, layer=src.layer, encoding=src.read_encoding, use_arrow=True
         )
         if src.undeclared:
             _recode_utf8(gdf, src.path, src.layer)
-            if on_attributes is not None:  # the text as it will be kept
-                on_attributes(pd.DataFrame(gdf.drop(columns=gdf.geometry.name)))
-    return _finish(src, gdf, valid, crs, required)
+    return _finish(src, gdf, crs, required)
 
 
 def iter_vector_file(
@@ -85,27 +70,26 @@ def iter_vector_file(
     batch_rows: int = STREAM_BATCH_ROWS,
 ) -> Iterator[VectorRead]:
     """:func:`read_vector_file` one batch of ``batch_rows`` features at a time (GDAL's
-    Arrow stream), so that memory holds one batch whatever the file's size. Each batch's
-    frame is indexed by the features' positions in the layer (0-based), so errors name
-    the same record as a whole read would."""
+    Arrow stream, ``pyogrio.open_arrow``), so that memory holds one batch whatever the
+    file's size. Each batch's frame is indexed by the features' positions in the layer
+    (0-based), so errors name the same record as a whole read would."""
     src = _open_layer(Path(path), layer, limits, encoding)
     offset = 0
     with _gdal_errors(src), pyogrio.open_arrow(
         src.path, layer=src.layer, encoding=src.read_encoding, batch_size=batch_rows,
-        use_pyarrow=True, datetime_as_string=True,
+        use_pyarrow=True,
     ) as (meta, reader):  # fmt: skip
         geom_col = meta["geometry_name"] or "wkb_geometry"
         for batch in reader:
-            with gc_paused():  # not across the yield: the caller's code runs there
-                table = pa.Table.from_batches([batch])
-                geoms = shapely.from_wkb(_wkb_values(table.column(geom_col)))
-                gdf = _frame(_attributes(table.drop_columns([geom_col]), meta), geoms,
-                             meta["crs"], offset)  # fmt: skip
-                del table, batch
-                if src.undeclared:
-                    _recode_utf8(gdf, src.path, src.layer, offset)
-                read = _finish(src, gdf, shapely.is_valid(geoms), crs, required)
-            yield read
+            table = pa.Table.from_batches([batch])
+            gdf = gpd.GeoDataFrame.from_arrow(table, geometry=geom_col)
+            gdf = gdf.rename_geometry("geometry")
+            if gdf.crs is None and meta["crs"]:
+                gdf = gdf.set_crs(meta["crs"])
+            gdf.index = pd.RangeIndex(offset, offset + len(gdf))
+            if src.undeclared:
+                _recode_utf8(gdf, src.path, src.layer, offset)
+            yield _finish(src, gdf, crs, required)
             offset += len(gdf)
 
 
@@ -172,7 +156,6 @@ def _gdal_errors(src: _Source) -> Iterator[None]:
 def _finish(
     src: _Source,
     gdf: gpd.GeoDataFrame,
-    valid: np.ndarray,
     crs: str | int | None,
     required: tuple[str, ...],
 ) -> VectorRead:
@@ -204,123 +187,9 @@ def _finish(
         check_extent(path, tuple(gdf.total_bounds.tolist()), epsg, layer)
     fmt = src.format
     crs_in = "OGC:CRS84" if epsg == 4326 and fmt == "geojson" else f"EPSG:{epsg}"
-    if epsg != 2180:  # reprojection can change validity: repair checks again
-        return VectorRead(gdf.to_crs(2180), fmt, layer, crs_in, None)
-    return VectorRead(gdf, fmt, layer, crs_in, valid)
-
-
-def _wkb_values(column: pa.ChunkedArray) -> np.ndarray:
-    """WKB of a geometry column as a numpy object array of bytes."""
-    if isinstance(column.type, pa.ExtensionType):  # geoarrow.wkb, when registered
-        column = pa.chunked_array([c.storage for c in column.chunks], column.type.storage_type)
-    return column.to_numpy(zero_copy_only=False)
-
-
-THREADS_FROM = 50_000  # features; below, one thread converts, decodes and checks all
-_DECODE_STEP = 16_384  # geometries decoded per step; the step's validity goes to a thread
-
-
-def _read_layer(
-    path: Path,
-    layer: str,
-    encoding: str | None,
-    on_attributes: Callable[[pd.DataFrame], None] | None = None,
-) -> tuple[gpd.GeoDataFrame, np.ndarray]:
-    """The layer as a frame (what ``pyogrio.read_dataframe(use_arrow=True)`` gives) and
-    GEOS ``is_valid`` of each geometry.
-
-    ``read_dataframe`` converts the attributes and then decodes the WKB on the calling
-    thread; shapely's ``from_wkb`` holds the GIL all along (≈ 1.5 µs a polygon), and
-    validation comes after it. Here the layer is read once (GDAL → Arrow), and for
-    large layers (``THREADS_FROM`` features) the attributes are converted to pandas on a
-    thread while this thread decodes the geometries step by step; each decoded step's
-    ``is_valid``, which releases the GIL, runs on the other thread. 100k parcels on
-    2 cores: ≈ 0.22 s against ≈ 0.45 s for ``read_dataframe`` and then ``is_valid``.
-    ``on_attributes`` runs on the attribute thread once the attributes are converted.
-    """
-    meta, table = pyogrio.read_arrow(path, layer=layer, encoding=encoding, datetime_as_string=True)
-    geom_col = meta["geometry_name"] or "wkb_geometry"
-    wkb = _wkb_values(table.column(geom_col))
-    rest = table.drop_columns([geom_col])
-    del table
-
-    def attributes() -> pd.DataFrame:
-        attrs = _attributes(rest, meta)
-        if on_attributes is not None:
-            on_attributes(attrs)
-        return attrs
-
-    if len(wkb) < THREADS_FROM:  # a thread hand-off would cost more than it saves
-        attrs, geoms = attributes(), shapely.from_wkb(wkb)
-        return _frame(attrs, geoms, meta["crs"]), shapely.is_valid(geoms)
-    with ThreadPoolExecutor(2, thread_name_prefix="vector-read") as pool:
-        attrs_job = pool.submit(attributes)
-        try:
-            geoms, valid = _decode_checked(wkb, pool)
-            attrs = attrs_job.result()
-        finally:
-            attrs_job.cancel()
-    return _frame(attrs, geoms, meta["crs"]), valid
-
-
-def _decode_checked(wkb: np.ndarray, pool: ThreadPoolExecutor) -> tuple[np.ndarray, np.ndarray]:
-    """Geometries from WKB, decoded here step by step, and their validity, checked on
-    the pool's threads as each step is done."""
-    n = len(wkb)
-    geoms = np.empty(n, dtype=object)
-    valid = np.empty(n, dtype=bool)
-    jobs: list[Future] = []
-
-    def check(a: int, b: int) -> None:
-        valid[a:b] = shapely.is_valid(geoms[a:b])
-
-    try:
-        for a in range(0, n, _DECODE_STEP):
-            b = min(n, a + _DECODE_STEP)
-            geoms[a:b] = shapely.from_wkb(wkb[a:b])
-            jobs.append(pool.submit(check, a, b))
-        for job in jobs:
-            job.result()
-    finally:
-        for job in jobs:
-            job.cancel()
-    return geoms, valid
-
-
-def _attributes(table: pa.Table, meta: dict) -> pd.DataFrame:
-    """Attribute columns of an Arrow read (date-times read as text) as pandas, as
-    ``read_dataframe`` converts them: text as pandas' ``str``; date-times parsed as
-    ISO 8601 in milliseconds (mixed offsets in UTC), left as text when they do not
-    parse; JSON fields stay text."""
-    df = table.to_pandas()
-    for dtype, name in zip(meta["dtypes"], meta["fields"], strict=False):
-        kind = str(dtype)
-        if name not in df or not kind.startswith("datetime") or kind == "datetime64[D]":
-            continue
-        try:
-            try:
-                res = pd.to_datetime(df[name], format="ISO8601")
-            except ValueError as exc:
-                if "Mixed timezones" not in str(exc):
-                    raise
-                res = pd.to_datetime(df[name], format="ISO8601", utc=True)
-        except (ValueError, TypeError) as exc:
-            warnings.warn(f"{name}: date-times left as text ({exc})", stacklevel=3)
-            continue
-        df[name] = res.dt.as_unit("ms") if res.dtype.kind == "M" else res
-    return df
-
-
-def _frame(
-    attrs: pd.DataFrame, geoms: np.ndarray, crs: object, offset: int = 0
-) -> gpd.GeoDataFrame:
-    """Attributes and geometries put together as ``read_dataframe`` does; the rows
-    labelled by their position in the layer (``offset`` + 0, 1, …)."""
-    if len(attrs) != len(geoms) and len(attrs.columns):  # one Arrow read: never
-        raise ValueError(f"{len(attrs)} attribute rows but {len(geoms)} geometries")
-    index = pd.RangeIndex(offset, offset + len(geoms))
-    attrs = attrs.set_axis(index) if len(attrs.columns) else pd.DataFrame(index=index)
-    return gpd.GeoDataFrame(attrs, geometry=geoms, crs=crs)
+    if epsg != 2180:
+        gdf = gdf.to_crs(2180)
+    return VectorRead(gdf, fmt, layer, crs_in)
 
 
 _TEXT_RULE = "text in the declared encoding"

@@ -1,4 +1,5 @@
-"""Vendored Leaflet and the map's own JS/CSS, inlined so a page works with no internet."""
+"""Files the maps ship with: vendored Leaflet and the map's own JS/CSS, inlined so a page
+works with no internet, and the Jinja templates of the HTML the maps hold."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import folium
-from branca.element import Element
+import jinja2
+from branca.element import Element, Figure
 
 STATIC_DIR = Path(__file__).parent / "static"
 LEAFLET_DIR = STATIC_DIR / "leaflet"
@@ -27,6 +29,20 @@ _EXTERNAL_RE = re.compile(
 _CSS_URL_RE = re.compile(r"""url\(\s*["']?(?!data:|#)(?P<path>[^"')\s]+)["']?\s*\)""")
 _SOURCE_MAP_RE = re.compile(r"^\s*//# sourceMappingURL=.*$", re.MULTILINE)
 _MIME = {".png": "image/png", ".svg": "image/svg+xml", ".gif": "image/gif"}
+
+# the index page and the HTML inside the map controls (title box, legend); every value escaped
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("omw_sites.maps", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def render(template: str, **context: Any) -> str:
+    """``maps/templates/<template>`` filled with ``context``."""
+    return TEMPLATES.get_template(template).render(**context)
 
 
 class RawHtml(Element):
@@ -113,6 +129,13 @@ def omw_css() -> str:
     return _read(STATIC_DIR / "omw_map.css")
 
 
+def figure_of(m: folium.Map) -> Figure:
+    """The page a folium map renders into (typed: ``get_root`` promises only an Element)."""
+    root = m.get_root()
+    assert isinstance(root, Figure)  # folium.Map puts itself in a Figure when it is made
+    return root
+
+
 def make_offline(m: folium.Map) -> folium.Map:
     """Make ``m`` render without any CDN reference.
 
@@ -132,7 +155,7 @@ def make_offline(m: folium.Map) -> folium.Map:
     """
     m.default_js = []
     m.default_css = []
-    header = m.get_root().header
+    header = figure_of(m).header
     header.add_child(RawHtml(_style(leaflet_css())), name="omw_leaflet_css")
     header.add_child(RawHtml(_style(omw_css())), name="omw_css")
     header.add_child(RawHtml(_script(leaflet_js())), name="omw_leaflet_js")

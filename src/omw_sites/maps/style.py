@@ -1,16 +1,13 @@
-"""Score classes, ColorBrewer palette, legend/title boxes and display units of the site maps."""
+"""Score classes, ColorBrewer palette, display units and reference-layer styles of the maps."""
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from branca.element import MacroElement
-from folium.template import Template
 
 from omw_sites.layers import SITE_COLUMNS
 
@@ -212,81 +209,6 @@ def display_values(field: CriterionField, values: np.ndarray) -> list[float | No
     """Stored values converted to ``field``'s display unit and rounded; NaN becomes None."""
     out = np.round(np.asarray(values, dtype=float) * field.factor, field.decimals)
     return [None if math.isnan(v) else v for v in out.tolist()]
-
-
-# --------------------------------------------------------------------------------------
-# Title box and legend: Leaflet controls holding inline HTML
-# --------------------------------------------------------------------------------------
-
-
-class MapControl(MacroElement):
-    """A Leaflet control showing fixed HTML (title box, legend) in a corner of the map."""
-
-    _template = Template(
-        """
-        {% macro script(this, kwargs) %}
-        var {{ this.get_name() }} = L.control({position: {{ this.position|tojson }}});
-        {{ this.get_name() }}.onAdd = function (map) {
-            var div = L.DomUtil.create("div", {{ this.css_class|tojson }});
-            div.innerHTML = {{ this.html|tojson }};
-            L.DomEvent.disableClickPropagation(div);
-            L.DomEvent.disableScrollPropagation(div);
-            return div;
-        };
-        {{ this.get_name() }}.addTo({{ this._parent.get_name() }});
-        {% endmacro %}
-        """
-    )
-
-    def __init__(self, html_text: str, position: str = "bottomright", css_class: str = ""):
-        super().__init__()
-        self._name = "MapControl"
-        self.html = html_text
-        self.position = position
-        self.css_class = f"omw-box {css_class}".strip()
-
-
-@dataclass(frozen=True)
-class LegendExtra:
-    """A legend row besides the score classes: swatch colour, label, optional outline/shape."""
-
-    color: str
-    label: str
-    shape: str = "box"  # "box" | "hex" | "dot" | "line"
-    stroke: str = field(default="rgba(0,0,0,0.35)")
-
-
-def legend_html(classes: ScoreClasses, title: str, extras: Sequence[LegendExtra] = ()) -> str:
-    """Classed legend: one swatch per score class (best on top), then ``extras``."""
-    e = html.escape
-    method = "quantiles" if classes.method == "quantile" else "equal intervals"
-    rows = []
-    for i in reversed(range(classes.k)):
-        color = classes.colors[i]
-        rows.append(
-            f'<li><span class="omw-swatch" style="background:{color};'
-            f'border-color:{darken(color)}"></span>'
-            f'<span class="omw-range">{classes.label(i)}</span>'
-            f'<span class="omw-count">{classes.counts[i]:,} sites</span></li>'
-        )
-    for x in extras:
-        rows.append(
-            f'<li><span class="omw-swatch omw-swatch-{x.shape}" '
-            f'style="background:{x.color};border-color:{x.stroke}"></span>'
-            f'<span class="omw-range">{e(x.label)}</span></li>'
-        )
-    return (
-        f'<div class="omw-legend-title">{e(title)}</div>'
-        f'<div class="omw-legend-sub">score classes: {method}</div>'
-        f"<ul>{''.join(rows)}</ul>"
-    )
-
-
-def title_html(title: str, lines: Sequence[str]) -> str:
-    """Title box: the profile title and a few lines (data date, counts)."""
-    e = html.escape
-    body = "".join(f"<p>{e(line)}</p>" for line in lines)
-    return f'<div class="omw-title-main">{e(title)}</div>{body}'
 
 
 # --------------------------------------------------------------------------------------

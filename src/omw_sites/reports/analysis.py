@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import html
 import io
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pandas as pd  # noqa: E402
 from omw_sites.layers import rank_col, score_col  # noqa: E402
 from omw_sites.reports.balance import balance_chart, balance_from_store  # noqa: E402
 from omw_sites.reports.servicing import plan_extensions  # noqa: E402
+from omw_sites.reports.templating import render  # noqa: E402
 from omw_sites.scoring import load_profiles  # noqa: E402
 from omw_sites.scoring.engine import evaluate_profile  # noqa: E402
 from omw_sites.scoring.sensitivity import rank_stability  # noqa: E402
@@ -82,49 +82,44 @@ def analysis_report(
     balance = balance_from_store(store, profile, k)
     plan = plan_extensions(sites, prof)
     best_sites = sites.iloc[eligible[best[:10]]]
-    e = html.escape
-    top_rows = "".join(
-        f"<tr><td>{int(r[rank_col(profile)])}</td><td>{e(str(r['site_id']))}</td>"
-        f"<td>{e(str(r['gmina']))}</td><td>{r['area_ha']:.1f}</td>"
-        f"<td>{r[score_col(profile)]:.3f}</td><td>{int(p5)}–{int(p95)}</td>"
-        f"<td>{ptop:.2f}</td></tr>"
-        for (_, r), p5, p95, ptop in zip(
-            best_sites.iterrows(),
-            stab.p5[best[:10]],
-            stab.p95[best[:10]],
-            stab.p_top[best[:10]],
-            strict=True,
-        )
+    rows = zip(
+        best_sites.iterrows(),
+        stab.p5[best[:10]],
+        stab.p95[best[:10]],
+        stab.p_top[best[:10]],
+        strict=True,
     )
-    ext_rows = "".join(
-        f"<tr><td>{e(str(r.site_id))}</td><td>{e(str(r.gmina))}</td><td>{r.network}</td>"
-        f"<td>{r.length_m:,.0f}</td><td>{r.cost_pln:,.0f}</td>"
-        f"<td>{r.rank_before} → {r.rank_after}</td><td>{r.value_per_mpln:.2f}</td></tr>"
-        for r in plan.table.head(10).itertuples()
+    best_rows = [
+        {
+            "rank": int(r[rank_col(profile)]),
+            "site_id": str(r["site_id"]),
+            "gmina": str(r["gmina"]),
+            "area_ha": r["area_ha"],
+            "score": r[score_col(profile)],
+            "p5": int(p5),
+            "p95": int(p95),
+            "p_top": ptop,
+        }
+        for (_, r), p5, p95, ptop in rows
+    ]
+    charts = {
+        "distributions": _png(score_distributions(sites, names)),
+        "stability": _png(fig),
+        "balance": base64.b64encode(balance_chart(balance)).decode(),
+    }
+    page = render(
+        "analysis.html.j2",
+        title=prof.title,
+        run_id=str(info.get("run_id", "")),
+        created=str(info.get("created", "")),
+        profile_hash=prof.hash,
+        n_sites=len(sites),
+        n_eligible=len(eligible),
+        k=k,
+        draws=draws,
+        best=best_rows,
+        balance=balance.summary,
+        extensions=plan.table.head(10).to_dict("records"),
+        charts=charts,
     )
-    s = balance.summary
-    dist_png = _png(score_distributions(sites, names))
-    return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
-<title>omw-sites analysis – {e(prof.title)}</title>
-<style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}}
-table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px;font-size:13px}}
-img{{max-width:100%}}</style></head><body>
-<h1>{e(prof.title)} — analysis</h1>
-<p>Run {e(str(info.get("run_id", "")))} of {e(str(info.get("created", "")))}; profile hash
-{e(prof.hash)}; {len(sites):,} sites, {len(eligible):,} eligible.</p>
-<h2>Score distributions</h2>
-<img alt="score distributions" src="data:image/png;base64,{dist_png}">
-<h2>Best sites and how stable their ranks are</h2>
-<p>Rank interval p5–p95 and P(top {k}) under {draws} Dirichlet draws of the weights.</p>
-<table><tr><th>rank</th><th>site</th><th>gmina</th><th>ha</th><th>score</th>
-<th>rank p5–p95</th><th>P(top {k})</th></tr>{top_rows}</table>
-<img alt="rank intervals" src="data:image/png;base64,{_png(fig)}">
-<h2>Regional balance of the top {k}</h2>
-<p>Plain top-{k}: {s["plain"]["gminy_covered"]} gminy, Gini of hectares {s["plain"]["gini_ha"]:.2f};
-balanced: {s["balanced"]["gminy_covered"]} gminy, Gini {s["balanced"]["gini_ha"]:.2f}.</p>
-<img alt="balance" src="data:image/png;base64,{base64.b64encode(balance_chart(balance)).decode()}">
-<h2>Utility extensions with the best value per PLN</h2>
-<table><tr><th>site</th><th>gmina</th><th>network</th><th>m</th><th>PLN</th><th>rank</th>
-<th>gain·ha per mPLN</th></tr>{ext_rows}</table>
-</body></html>
-"""
+    return str(page)

@@ -22,7 +22,6 @@ With ``decay = 1`` and no cap the rule returns the plain top-K. Reads the store 
 from __future__ import annotations
 
 import base64
-import html
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ import pandas as pd
 
 from omw_sites.files import write_text_atomic
 from omw_sites.layers import rank_col, score_col
+from omw_sites.reports.templating import render
 
 CORE_TERYT = "1465011"  # m.st. Warszawa
 TIERS = ("A", "B", "C")
@@ -146,7 +146,7 @@ def balanced_shortlist(
             key = (-score[pos] * decay**m, rank[pos], ids[pos])
             if best is None or key < best:
                 best, best_gmina = key, t
-        if best_gmina is None:
+        if best is None or best_gmina is None:  # both are set together
             break
         pos = queues[best_gmina][heads[best_gmina]]
         heads[best_gmina] += 1
@@ -443,103 +443,62 @@ def balance_chart(report: BalanceReport, max_gminy: int = 25) -> bytes:
     return buf.getvalue()
 
 
-def _fmt(v: Any, digits: int = 2) -> str:
+def _cell(v: Any, digits: int = 2) -> str:
     if isinstance(v, float | np.floating):
         return "–" if np.isnan(v) else f"{v:,.{digits}f}"
-    return html.escape(str(v))
+    return str(v)
 
 
-def _table_html(df: pd.DataFrame, units: dict[str, str], digits: dict[str, int]) -> str:
-    head = "".join(
-        f"<th>{html.escape(c)}{' [' + units[c] + ']' if units.get(c) else ''}</th>"
-        for c in df.columns
-    )
-    rows = []
-    for row in df.itertuples(index=False):
-        cells = "".join(
-            f"<td>{_fmt(v, digits.get(c, 2))}</td>" for c, v in zip(df.columns, row, strict=True)
-        )
-        rows.append(f"<tr>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+def _table(df: pd.DataFrame, units: dict[str, str], digits: dict[str, int]) -> dict[str, Any]:
+    """Header cells (with units) and rows of formatted cells, for the template."""
+    head = [f"{c} [{units[c]}]" if units.get(c) else c for c in df.columns]
+    rows = [
+        [_cell(v, digits.get(c, 2)) for c, v in zip(df.columns, row, strict=True)]
+        for row in df.itertuples(index=False)
+    ]
+    return {"head": head, "rows": rows}
 
 
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
-table{border-collapse:collapse;font-size:12px;margin:.5em 0 1.5em}
-th,td{border:1px solid #ccc;padding:2px 6px;text-align:right}
-th{background:#eee} td:nth-child(-n+2){text-align:left}
-.rule{background:#f6f6f6;padding:.5em 1em;border-left:3px solid #2b7bba}
-"""
+SUPPLY_COLUMNS = [
+    "teryt",
+    "gmina",
+    "sites",
+    "ha",
+    "eligible_sites",
+    "eligible_ha",
+    *[f"ha_tier_{x}" for x in TIERS],
+    *[f"ha_{o}" for o in OWNERSHIP],
+    "best_score",
+    "median_score",
+    "top_sites",
+    "top_ha",
+    "top_share_ha",
+    "plain_k_sites",
+    "balanced_k_sites",
+]
 
 
 def balance_html(report: BalanceReport) -> str:
     """A self-contained HTML report (chart embedded as base64 PNG, no external resources)."""
-    png = base64.b64encode(balance_chart(report)).decode("ascii")
     s = report.summary
-    cap = "none" if report.cap is None else str(report.cap)
-    comp = pd.DataFrame(
-        [
-            {"shortlist": name, **{k: v for k, v in s[name].items()}}
-            for name in ("plain", "balanced")
-        ]
-    )
+    comparison = pd.DataFrame([{"shortlist": name, **s[name]} for name in ("plain", "balanced")])
     units = {"ha": "ha", "core_share_ha": "share", "core_share_sites": "share"}
-    t = report.table
-    supply_cols = [
-        "teryt",
-        "gmina",
-        "sites",
-        "ha",
-        "eligible_sites",
-        "eligible_ha",
-        *[f"ha_tier_{x}" for x in TIERS],
-        *[f"ha_{o}" for o in OWNERSHIP],
-        "best_score",
-        "median_score",
-        "top_sites",
-        "top_ha",
-        "top_share_ha",
-        "plain_k_sites",
-        "balanced_k_sites",
-    ]
     t_units = {
-        c: "ha" for c in supply_cols if c == "ha" or c.startswith("ha_") or c.endswith("_ha")
+        c: "ha" for c in SUPPLY_COLUMNS if c == "ha" or c.startswith("ha_") or c.endswith("_ha")
     }
     t_units["top_share_ha"] = "share"
     digits = {"best_score": 3, "median_score": 3, "score": 3, "adjusted_score": 3}
-    region = s["region"]
-    notes = "".join(f"<p><b>Note:</b> {html.escape(n)}</p>" for n in report.notes)
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>Regional balance — {html.escape(report.profile_title)}</title><style>{_CSS}</style></head>
-<body>
-<h1>Regional balance — {html.escape(report.profile_title)} ({html.escape(report.profile)})</h1>
-<p>Store run {html.escape(report.run_id)}; parcels as of {html.escape(report.data_date)}.
-{region["sites"]:,} sites ({region["ha"]:,.1f} ha) in {region["gminy_with_sites"]} of
-{region["gminy"]} gminy; {region["gminy_with_eligible"]} gminy have eligible sites.</p>
-<h2>Inequality of the region's top-{report.top_n}</h2>
-<ul>
-<li>Gini of top-{report.top_n} land (ha) across gminy: <b>{region["gini_top_ha"]:.3f}</b></li>
-<li>Gini of top-{report.top_n} site counts across gminy: <b>{region["gini_top_sites"]:.3f}</b></li>
-<li>Gini of eligible land (ha) across gminy: {region["gini_eligible_ha"]:.3f}</li>
-<li>Core city (TERYT {CORE_TERYT}) share of top-{report.top_n} land:
- <b>{100 * region["core_share_top_ha"]:.1f} %</b>,
- of sites: {100 * region["core_share_top_sites"]:.1f} %</li>
-</ul>
-<h2>Balanced shortlist of {report.k} vs plain top-{report.k}</h2>
-<p class="rule">Rule: greedy, best first. A gmina that already holds <i>m</i> shortlisted
-sites offers its next site at score × {report.decay:g}<sup><i>m</i></sup>; a gmina holding
-{cap} site(s) takes no more (cap). Ties: better rank, then lower site ID.</p>
-{notes}
-{_table_html(comp, units, {"mean_score": 3, "gini_ha": 3, "gini_sites": 3})}
-<p>Mean score lost by balancing: <b>{report.score_lost:.4f}</b> (0..1 scale).</p>
-<img alt="top-{report.k} land per gmina, plain vs balanced" src="data:image/png;base64,{png}">
-<h2>Balanced shortlist</h2>
-{_table_html(report.balanced, {"area_ha": "ha"}, digits)}
-<h2>Supply per gmina</h2>
-{_table_html(t[supply_cols], t_units, digits)}
-</body></html>
-"""
+    page = render(
+        "balance.html.j2",
+        r=report,
+        region=s["region"],
+        core_teryt=CORE_TERYT,
+        chart=base64.b64encode(balance_chart(report)).decode("ascii"),
+        comparison=_table(comparison, units, {"mean_score": 3, "gini_ha": 3, "gini_sites": 3}),
+        balanced=_table(report.balanced, {"area_ha": "ha"}, digits),
+        supply=_table(report.table[SUPPLY_COLUMNS], t_units, digits),
+    )
+    return str(page)
 
 
 def write_balance(report: BalanceReport, out_dir: str | Path) -> dict[str, Path]:

@@ -177,14 +177,15 @@ def extension_lines(store: str | Path, plan: ServicingPlan, top: int = 200) -> g
 def servicing_map(store: str | Path, plan: ServicingPlan, top: int = 200) -> str:
     """A self-contained HTML map of the best ``top`` extensions over the sites they serve."""
     from omw_sites.maps.assets import check_offline
-    from omw_sites.maps.build import _add_reference, base_map, load_map_data
-    from omw_sites.maps.features import feature_collection, web_geometries
-    from omw_sites.maps.style import MapControl, title_html
+    from omw_sites.maps.controls import MapControl, title_html
+    from omw_sites.maps.geojson import feature_collection, web_geometries
+    from omw_sites.maps.map_data import load_map_data
+    from omw_sites.maps.map_layers import add_reference, base_map
 
     data = load_map_data(store)
     m, bounds = base_map(data.sites, f"Utility extensions – {plan.profile} (omw-sites)")
     for name in ("gminy", "flood", "natura2000", "roads_main"):
-        _add_reference(m, data, name, False)
+        add_reference(m, data, name, False)
     ext = extension_lines(store, plan, top)
     served = data.sites.set_index("site_id").loc[ext["site_id"].unique()]
     folium.GeoJson(

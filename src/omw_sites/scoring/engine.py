@@ -180,7 +180,7 @@ def evaluate_profile(sites: pd.DataFrame, profile: Profile) -> Evaluation:
         else np.empty((n, 0))
     )
     measured = ~np.isnan(raw)
-    live = measured.any(axis=0) if n else np.ones(k, dtype=bool)
+    live = np.asarray(measured.any(axis=0)) if n else np.ones(k, dtype=bool)
     weights = np.array([c.weight for c in profile.criteria], dtype=float)
     dropped = tuple(c.name for c, ok in zip(profile.criteria, live, strict=True) if not ok)
     if dropped and weights[live].sum() > 0:

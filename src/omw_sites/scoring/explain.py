@@ -37,13 +37,15 @@ def fmt_quantity(raw: np.ndarray, unit: str) -> np.ndarray:
 
 def zero_point(crit: Criterion) -> float | None:
     """For a cost criterion, the raw value from which it is worth nothing (None if never)."""
+    # each function's parameters are there: Criterion checks them when it is made
     if crit.direction == "cost" and crit.function == "linear":
+        assert crit.bounds is not None
         return crit.bounds[1]
     if crit.direction == "cost" and crit.function == "threshold":
         return crit.threshold
-    if crit.function == "piecewise" and crit.points[-1][1] == 0 and crit.points[0][1] > 0:
-        first_zero = next(x for x, v in crit.points if v == 0)
-        return first_zero
+    points = crit.points
+    if crit.function == "piecewise" and points is not None and points[-1][1] == 0 < points[0][1]:
+        return next(x for x, v in points if v == 0)
     return None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 import pandas as pd
@@ -35,6 +36,34 @@ def criterion_names(matrix: object, n: int, names: Sequence[str] | None = None) 
     return [f"criterion #{j + 1}" for j in range(n)]
 
 
+# what comes back is typed by what was given: weights and types only when they were passed
+@overload
+def check_matrix(
+    matrix: object,
+    weights: None = None,
+    types: None = None,
+    *,
+    names: Sequence[str] | None = None,
+    allow_zero_column: bool = False,
+) -> tuple[np.ndarray, None, None]: ...
+@overload
+def check_matrix(
+    matrix: object,
+    weights: object,
+    types: None = None,
+    *,
+    names: Sequence[str] | None = None,
+    allow_zero_column: bool = False,
+) -> tuple[np.ndarray, np.ndarray, None]: ...
+@overload
+def check_matrix(
+    matrix: object,
+    weights: object,
+    types: object,
+    *,
+    names: Sequence[str] | None = None,
+    allow_zero_column: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 def check_matrix(
     matrix: object,
     weights: object | None = None,

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +21,13 @@ FUNCTIONS = ("linear", "piecewise", "threshold", "gaussian", "boolean")
 DIRECTIONS = ("benefit", "cost")
 METHODS = ("wlc", "topsis", "vikor", "promethee2")
 WEIGHTING = ("direct", "ahp", "entropy")
+# what each value function needs besides the raw value ("boolean": nothing)
+FUNCTION_PARAMETERS = {
+    "linear": ("bounds",),
+    "piecewise": ("points",),
+    "threshold": ("threshold",),
+    "gaussian": ("ideal", "spread"),
+}
 # columns a profile may use besides the site table's numeric criteria
 DERIVED = {
     "zoning_compatible": "site's designation is compatible with the profile",
@@ -46,6 +55,14 @@ class Criterion:
     threshold: float | None = None
     ideal: float | None = None
     spread: float | None = None
+
+    def __post_init__(self) -> None:
+        missing = [
+            p for p in FUNCTION_PARAMETERS.get(self.function, ()) if getattr(self, p) is None
+        ]
+        if missing:
+            msg = f"criterion {self.name!r}: {self.function} needs {' and '.join(missing)}"
+            raise ValueError(msg)
 
     @property
     def unit(self) -> str:
@@ -184,16 +201,7 @@ def load_profile(path: str | Path) -> Profile:
     "entropy"``: computed from the eligible sites' values at scoring time).
     """
     path = Path(path)
-    if not path.exists():
-        available = ", ".join(p.stem for p in builtin_dir().glob("*.toml"))
-        msg = f"{path}: profile file not found (built-in profiles: {available})"
-        raise ProfileError(msg)
-    data = path.read_bytes()
-    try:
-        doc = tomllib.loads(data.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        msg = f"{path}: not valid TOML: {exc}"
-        raise ProfileError(msg) from exc
+    data, doc = _read_profile_toml(path)
 
     def fail(problem: str) -> ProfileError:
         return ProfileError(f"{path}: {problem}")
@@ -211,105 +219,19 @@ def load_profile(path: str | Path) -> Profile:
     raw_weights: dict[str, float] = {}
     parsed = []
     for cname, spec in crit_doc.items():
-        if cname not in NUMERIC_CRITERIA and cname not in DERIVED:
-            raise fail(
-                f"unknown criterion {cname!r}; known criteria: "
-                + ", ".join(sorted(NUMERIC_CRITERIA))
-            )
-        if not isinstance(spec, dict):
-            raise fail(f"criterion {cname!r} must be a table")
-        weight = spec.get("weight", 1.0 if weighting != "direct" else None)
-        if not isinstance(weight, int | float) or isinstance(weight, bool) or weight < 0:
-            raise fail(f"criterion {cname!r}: weight must be a number ≥ 0 (got {weight!r})")
-        func = spec.get("function", "linear")
-        if func not in FUNCTIONS:
-            raise fail(f"criterion {cname!r}: function {func!r} not one of {', '.join(FUNCTIONS)}")
-        direction = spec.get("direction", "benefit")
-        if direction not in DIRECTIONS:
-            raise fail(f"criterion {cname!r}: direction must be benefit or cost")
-        extra: dict = {}
-        if func == "linear":
-            b = spec.get("bounds")
-            if not (isinstance(b, list) and len(b) == 2 and b[0] < b[1]):
-                raise fail(
-                    f"criterion {cname!r}: linear needs bounds = [low, high] with low < high"
-                )
-            extra["bounds"] = (float(b[0]), float(b[1]))
-        elif func == "piecewise":
-            pts = spec.get("points")
-            if not (isinstance(pts, list) and len(pts) >= 2 and all(len(p) == 2 for p in pts)):
-                raise fail(f"criterion {cname!r}: piecewise needs points = [[x, value], …] (≥ 2)")
-            xs = [p[0] for p in pts]
-            if xs != sorted(xs) or any(not 0 <= p[1] <= 1 for p in pts):
-                raise fail(f"criterion {cname!r}: points need increasing x and values in 0..1")
-            extra["points"] = tuple((float(x), float(v)) for x, v in pts)
-        elif func == "threshold":
-            t = spec.get("threshold")
-            if not isinstance(t, int | float) or isinstance(t, bool):
-                raise fail(f"criterion {cname!r}: threshold needs threshold = <number>")
-            extra["threshold"] = float(t)
-        elif func == "gaussian":
-            ideal, spread = spec.get("ideal"), spec.get("spread")
-            if not isinstance(ideal, int | float) or not (
-                isinstance(spread, int | float) and spread > 0
-            ):
-                raise fail(f"criterion {cname!r}: gaussian needs ideal = <number> and spread > 0")
-            extra["ideal"], extra["spread"] = float(ideal), float(spread)
-        raw_weights[cname] = float(weight)
-        parsed.append((cname, func, direction, str(spec.get("label", cname)), extra))
+        raw_weights[cname], item = _parse_criterion(cname, spec, weighting, fail)
+        parsed.append(item)
     ahp_cr = None
     if weighting == "ahp":
-        order, matrix = wdoc.get("order"), wdoc.get("matrix")
-        if not isinstance(order, list) or sorted(order) != sorted(raw_weights):
-            raise fail(
-                "[weights] ahp needs order = [every criterion once], in the matrix's order; "
-                f"criteria: {', '.join(raw_weights)}"
-            )
-        try:
-            res = ahp(matrix, order)
-        except (ValueError, TypeError) as exc:
-            raise fail(f"[weights] ahp matrix: {exc}") from exc
-        if not res.consistent:
-            raise fail(f"[weights] ahp matrix: {res.advice()}")
-        raw_weights = {c: float(w) for c, w in zip(order, res.weights, strict=True)}
-        ahp_cr = res.cr
+        raw_weights, ahp_cr = _ahp_weights(wdoc, raw_weights, fail)
     total = sum(raw_weights.values())
     if not total > 0:
         raise fail("weights must sum to a positive number")
     criteria = tuple(
         Criterion(c, raw_weights[c] / total, f, d, label=lab, **ex) for c, f, d, lab, ex in parsed
     )
-    constraints = []
-    for i, con in enumerate(doc.get("constraints", [])):
-        expr = con.get("expr") if isinstance(con, dict) else None
-        if not isinstance(expr, str):
-            raise fail(f'constraint #{i + 1} needs expr = "…"')
-        _check_expr(expr, f"constraint #{i + 1}", fail)
-        constraints.append(Constraint(expr, str(con.get("reason", expr))))
-    readiness = []
-    for i, chk in enumerate(doc.get("readiness", [])):
-        expr = chk.get("expr") if isinstance(chk, dict) else None
-        if not isinstance(expr, str):
-            raise fail(f'readiness check #{i + 1} needs expr = "…" and gap = "…"')
-        _check_expr(expr, f"readiness check #{i + 1}", fail)
-        readiness.append(ReadinessCheck(expr, str(chk.get("gap", f"not {expr}"))))
-    method = doc.get("method", "wlc")
-    if method not in METHODS:
-        raise fail(f"method {method!r} not one of {', '.join(METHODS)}")
-    preference = doc.get("preference", "usual")
-    if preference != "usual":
-        raise fail("profiles score PROMETHEE II with the 'usual' preference on values")
-    shortlist = doc.get("shortlist", 200)
-    if not isinstance(shortlist, int) or not 2 <= shortlist <= 2000:
-        raise fail(f"shortlist must be an integer 2..2000 (got {shortlist!r})")
-    vikor_v = doc.get("vikor_v", 0.5)
-    if not isinstance(vikor_v, int | float) or not 0 <= vikor_v <= 1:
-        raise fail(f"vikor_v must be 0..1 (got {vikor_v!r})")
-    seg = doc.get("segments", {})
-    features = tuple(seg.get("features", ())) if isinstance(seg, dict) else ()
-    unknown = set(features) - set(NUMERIC_CRITERIA)
-    if unknown:
-        raise fail(f"[segments] features: unknown criteria {', '.join(sorted(unknown))}")
+    constraints, readiness = _parse_checks(doc, fail)
+    method, preference, shortlist, vikor_v, features = _scoring_options(doc, fail)
     return Profile(
         name=str(name),
         title=str(doc.get("title", name)),
@@ -334,7 +256,151 @@ def load_profile(path: str | Path) -> Profile:
     )
 
 
-def _check_expr(expr: str, what: str, fail) -> None:
+Fail = Callable[[str], ProfileError]  # a problem -> the error naming the profile file
+
+
+def _read_profile_toml(path: Path) -> tuple[bytes, dict[str, Any]]:
+    """The file's bytes (hashed into the profile's version) and its TOML document."""
+    if not path.exists():
+        available = ", ".join(p.stem for p in builtin_dir().glob("*.toml"))
+        msg = f"{path}: profile file not found (built-in profiles: {available})"
+        raise ProfileError(msg)
+    data = path.read_bytes()
+    try:
+        return data, tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        msg = f"{path}: not valid TOML: {exc}"
+        raise ProfileError(msg) from exc
+
+
+def _parse_criterion(
+    cname: str, spec: Any, weighting: str, fail: Fail
+) -> tuple[float, tuple[str, str, str, str, dict[str, Any]]]:
+    """A ``[criteria.<name>]`` table: its raw weight and (name, function, direction,
+    label, value-function parameters)."""
+    if cname not in NUMERIC_CRITERIA and cname not in DERIVED:
+        raise fail(
+            f"unknown criterion {cname!r}; known criteria: " + ", ".join(sorted(NUMERIC_CRITERIA))
+        )
+    if not isinstance(spec, dict):
+        raise fail(f"criterion {cname!r} must be a table")
+    weight = spec.get("weight", 1.0 if weighting != "direct" else None)
+    if not isinstance(weight, int | float) or isinstance(weight, bool) or weight < 0:
+        raise fail(f"criterion {cname!r}: weight must be a number ≥ 0 (got {weight!r})")
+    func = spec.get("function", "linear")
+    if func not in FUNCTIONS:
+        raise fail(f"criterion {cname!r}: function {func!r} not one of {', '.join(FUNCTIONS)}")
+    direction = spec.get("direction", "benefit")
+    if direction not in DIRECTIONS:
+        raise fail(f"criterion {cname!r}: direction must be benefit or cost")
+    params = _FUNCTION_PARAMS.get(func)
+    extra = params(spec, lambda problem: fail(f"criterion {cname!r}: {problem}")) if params else {}
+    return float(weight), (cname, func, direction, str(spec.get("label", cname)), extra)
+
+
+def _linear_params(spec: dict[str, Any], fail: Fail) -> dict[str, Any]:
+    b = spec.get("bounds")
+    if not (isinstance(b, list) and len(b) == 2 and b[0] < b[1]):
+        raise fail("linear needs bounds = [low, high] with low < high")
+    return {"bounds": (float(b[0]), float(b[1]))}
+
+
+def _piecewise_params(spec: dict[str, Any], fail: Fail) -> dict[str, Any]:
+    pts = spec.get("points")
+    if not (isinstance(pts, list) and len(pts) >= 2 and all(len(p) == 2 for p in pts)):
+        raise fail("piecewise needs points = [[x, value], …] (≥ 2)")
+    xs = [p[0] for p in pts]
+    if xs != sorted(xs) or any(not 0 <= p[1] <= 1 for p in pts):
+        raise fail("points need increasing x and values in 0..1")
+    return {"points": tuple((float(x), float(v)) for x, v in pts)}
+
+
+def _threshold_params(spec: dict[str, Any], fail: Fail) -> dict[str, Any]:
+    t = spec.get("threshold")
+    if not isinstance(t, int | float) or isinstance(t, bool):
+        raise fail("threshold needs threshold = <number>")
+    return {"threshold": float(t)}
+
+
+def _gaussian_params(spec: dict[str, Any], fail: Fail) -> dict[str, Any]:
+    ideal, spread = spec.get("ideal"), spec.get("spread")
+    if not isinstance(ideal, int | float) or not (isinstance(spread, int | float) and spread > 0):
+        raise fail("gaussian needs ideal = <number> and spread > 0")
+    return {"ideal": float(ideal), "spread": float(spread)}
+
+
+# parameters each value function reads from its criterion's table ("boolean" has none)
+_FUNCTION_PARAMS: dict[str, Callable[[dict[str, Any], Fail], dict[str, Any]]] = {
+    "linear": _linear_params,
+    "piecewise": _piecewise_params,
+    "threshold": _threshold_params,
+    "gaussian": _gaussian_params,
+}
+
+
+def _ahp_weights(
+    wdoc: dict[str, Any], raw_weights: dict[str, float], fail: Fail
+) -> tuple[dict[str, float], float]:
+    """Weights from the ``[weights]`` AHP matrix, and its consistency ratio."""
+    order, matrix = wdoc.get("order"), wdoc.get("matrix")
+    if not isinstance(order, list) or sorted(order) != sorted(raw_weights):
+        raise fail(
+            "[weights] ahp needs order = [every criterion once], in the matrix's order; "
+            f"criteria: {', '.join(raw_weights)}"
+        )
+    try:
+        res = ahp(matrix, order)
+    except (ValueError, TypeError) as exc:
+        raise fail(f"[weights] ahp matrix: {exc}") from exc
+    if not res.consistent:
+        raise fail(f"[weights] ahp matrix: {res.advice()}")
+    return {c: float(w) for c, w in zip(order, res.weights, strict=True)}, res.cr
+
+
+def _parse_checks(doc: dict[str, Any], fail: Fail) -> tuple[list[Constraint], list[ReadinessCheck]]:
+    """The ``[[constraints]]`` and ``[[readiness]]`` expressions, checked for known names."""
+    constraints = []
+    for i, con in enumerate(doc.get("constraints", [])):
+        expr = con.get("expr") if isinstance(con, dict) else None
+        if not isinstance(expr, str):
+            raise fail(f'constraint #{i + 1} needs expr = "…"')
+        _check_expr(expr, f"constraint #{i + 1}", fail)
+        constraints.append(Constraint(expr, str(con.get("reason", expr))))
+    readiness = []
+    for i, chk in enumerate(doc.get("readiness", [])):
+        expr = chk.get("expr") if isinstance(chk, dict) else None
+        if not isinstance(expr, str):
+            raise fail(f'readiness check #{i + 1} needs expr = "…" and gap = "…"')
+        _check_expr(expr, f"readiness check #{i + 1}", fail)
+        readiness.append(ReadinessCheck(expr, str(chk.get("gap", f"not {expr}"))))
+    return constraints, readiness
+
+
+def _scoring_options(
+    doc: dict[str, Any], fail: Fail
+) -> tuple[str, str, int, float | int, tuple[str, ...]]:
+    """method, preference, shortlist, vikor_v and the segmentation features."""
+    method = doc.get("method", "wlc")
+    if method not in METHODS:
+        raise fail(f"method {method!r} not one of {', '.join(METHODS)}")
+    preference = doc.get("preference", "usual")
+    if preference != "usual":
+        raise fail("profiles score PROMETHEE II with the 'usual' preference on values")
+    shortlist = doc.get("shortlist", 200)
+    if not isinstance(shortlist, int) or not 2 <= shortlist <= 2000:
+        raise fail(f"shortlist must be an integer 2..2000 (got {shortlist!r})")
+    vikor_v = doc.get("vikor_v", 0.5)
+    if not isinstance(vikor_v, int | float) or not 0 <= vikor_v <= 1:
+        raise fail(f"vikor_v must be 0..1 (got {vikor_v!r})")
+    seg = doc.get("segments", {})
+    features = tuple(seg.get("features", ())) if isinstance(seg, dict) else ()
+    unknown = set(features) - set(NUMERIC_CRITERIA)
+    if unknown:
+        raise fail(f"[segments] features: unknown criteria {', '.join(sorted(unknown))}")
+    return method, preference, shortlist, vikor_v, features
+
+
+def _check_expr(expr: str, what: str, fail: Fail) -> None:
     try:
         unknown = names_in(expr) - KNOWN_NAMES
     except ExpressionError as exc:

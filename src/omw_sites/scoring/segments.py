@@ -232,7 +232,11 @@ def segment_sites(
             model = GaussianMixture(k, covariance_type="full", random_state=seed).fit(zf)
             scores[k] = float(model.bic(zf))
         models[k] = model
-    best = max(scores, key=scores.get) if method == "kmeans" else min(scores, key=scores.get)
+    best = (
+        max(scores, key=scores.__getitem__)
+        if method == "kmeans"
+        else min(scores, key=scores.__getitem__)
+    )
     labels = np.full(len(sites), -1, dtype=np.int64)
     labels[ok] = models[best].predict(z)
     zdf = pd.DataFrame(z, columns=list(features))

@@ -23,15 +23,20 @@ def value(crit: Criterion, raw: np.ndarray) -> np.ndarray:
     if f == "boolean":
         v = (np.nan_to_num(x, nan=0.0) != 0).astype(float)
         return 1.0 - v if crit.direction == "cost" else v
+    # each function's parameters are there: Criterion checks them when it is made
     if f == "piecewise":
+        assert crit.points is not None
         xs, vs = zip(*crit.points, strict=True)
         v = np.interp(x, xs, vs)
     elif f == "threshold":
+        assert crit.threshold is not None
         v = (x <= crit.threshold) if crit.direction == "cost" else (x >= crit.threshold)
         v = v.astype(float)
     elif f == "gaussian":
+        assert crit.ideal is not None and crit.spread is not None
         v = np.exp(-0.5 * ((x - crit.ideal) / crit.spread) ** 2)
     else:
+        assert crit.bounds is not None
         lo, hi = crit.bounds
         v = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
         if crit.direction == "cost":

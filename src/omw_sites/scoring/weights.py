@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
@@ -84,13 +85,14 @@ def parse_judgement(value: object) -> float:
     raise ValueError(msg)
 
 
-def ahp(pairwise: object, names: Sequence[str] | None = None) -> AhpResult:
+def ahp(pairwise: Any, names: Sequence[str] | None = None) -> AhpResult:
     """Priority weights of a reciprocal pairwise comparison matrix (Saaty).
 
     Parameters
     ----------
     pairwise : n × n matrix, a_ij = importance of criterion i over j on Saaty's 1..9 scale;
-        numbers or fraction strings ("1/3"); a_ji must be 1/a_ij and a_ii = 1
+        numbers or fraction strings ("1/3"); a_ji must be 1/a_ij and a_ii = 1 (anything read
+        from a file: checked here)
     names : criterion names for messages
 
     Returns

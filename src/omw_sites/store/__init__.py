@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from omw_sites.layers import RUN_INFO, SITES
-from omw_sites.store.base import Backend, StoreError
-from omw_sites.store.inventory import CURRENT, ChangeReport, Inventory, InventoryError
+from omw_sites.store.base import CURRENT, Backend, StoreError
+from omw_sites.store.edits import InventoryError
+from omw_sites.store.inventory import Inventory
+from omw_sites.store.update import ChangeReport
 
 Target = str | Path | Backend
 
@@ -42,11 +44,11 @@ def is_url(target: Any) -> bool:
 
 
 def default_target() -> str:
-    """``OMW_DATABASE_URL`` when set, else the GeoPackage ``OMW_STORE`` path."""
-    from omw_sites.config import get_settings
+    """``OMW_DATABASE_URL`` when set, else the GeoPackage ``OMW_STORE`` path (the rule of
+    :func:`omw_sites.config.store_target`)."""
+    from omw_sites.config import store_target
 
-    s = get_settings()
-    return s.database_url or str(s.store)
+    return store_target()
 
 
 def display_target(target: Target) -> str:

@@ -23,6 +23,9 @@ sort and compare as text.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import math
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -223,6 +226,7 @@ def iter_chunks(frame: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
 # ---------------------------------------------------------------- shared table schemas
 # Column kinds: "text", "float", "int", "bool". Both backends create these tables alike.
 HISTORY = "site_history"
+CURRENT = "ended_at IS NULL"  # the condition of current site records
 RUNS = "runs"
 PROVENANCE = "provenance"
 
@@ -296,3 +300,33 @@ def empty_table(columns: Mapping[str, str]) -> pd.DataFrame:
     """A zero-row frame with the dtypes of ``columns`` kinds."""
     dtypes = {"text": object, "float": "float64", "int": "int64", "bool": "bool"}
     return pd.DataFrame({c: pd.Series([], dtype=dtypes[k]) for c, k in columns.items()})
+
+
+def history_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Rows of ``site_history`` (dicts of :data:`HISTORY_COLUMNS`) as a frame."""
+    if not rows:
+        return empty_table(HISTORY_COLUMNS)
+    return pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
+
+
+def utc_now() -> str:
+    """Now as the store's timestamp text (ISO-8601 UTC, microseconds, ``Z``)."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def as_text(value: Any) -> str | None:
+    """A value as the text a history row records (None for NULL/NaN)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, float | np.floating):
+        return format(float(value), ".10g")
+    if isinstance(value, np.integer):
+        return str(int(value))
+    return str(value)
+
+
+def to_json(value: Any) -> str:
+    """JSON text as the store keeps it (UTF-8 as is, anything else by its ``str``)."""
+    return json.dumps(value, ensure_ascii=False, default=str)

@@ -6,9 +6,9 @@ rollback journal makes them all-or-nothing even when the process is killed (the 
 rolls a hot journal back), and readers in other processes see the state before or after.
 Geometries are written as GeoPackage binary blobs (header with envelope + ISO WKB); the
 ``ST_*`` functions GDAL's R-tree triggers call are registered on the connection, so the
-spatial index stays exact. A first load (:meth:`bulk_load`) writes a new file — the sites
-through :mod:`omw_sites.store.gpkg_bulk` (C column binding, packed R-tree), every other
-table with GDAL — and renames it over the old one while holding the old one's write lock.
+spatial index stays exact. A first load (:meth:`bulk_load`) writes a new file with GDAL
+(pyogrio, Arrow; GDAL builds the R-tree once at the end) and renames it over the old one
+while holding the old one's write lock.
 
 Within a process, GDAL and ``sqlite3`` never use the store file at the same time (see
 :class:`FileGate` for why). A one-row table ``store_meta`` holds the store's version,
@@ -28,7 +28,6 @@ import os
 import shutil
 import sqlite3
 import stat
-import struct
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -37,14 +36,11 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
 import pyogrio
 import pyogrio.errors
-import shapely
 
 from omw_sites.layers import GPKG_SQL_KIND, RUN_INFO, WORK_CRS
-from omw_sites.store import gpkg_bulk
 from omw_sites.store.base import (
     BOOKKEEPING_TABLES,
     RUN_INFO_COLUMNS,
@@ -58,14 +54,13 @@ from omw_sites.store.base import (
     lock_timeout_setting,
     with_derived,
 )
-from omw_sites.store.gpkg_bulk import FLAG_EMPTY, SRS_ID, gpkg_blob_array
+from omw_sites.store.gpkg_geometry import SRS_ID, gpkg_blobs, register_functions
 
 log = logging.getLogger(__name__)
 
-# bytes per SQLite page of a bulk-loaded store. Measured at 1M sites × 97 columns: 8 KiB
-# pages load ≈ 1.2 s faster than 4 KiB, 16 KiB ≈ 4 s, but a 1 % update touches one page per
-# changed site and journals each whole page: 4 KiB updates fastest (4.5–5.0 s against
-# 5.5 s at 8 KiB and 7.5 s at 16 KiB). Updates are the everyday operation.
+# bytes per SQLite page of a loaded store: larger pages load faster, but an update
+# journals each whole page it touches (one per changed site), and updates are the everyday
+# operation
 PAGE_SIZE = 4096
 CACHE_KIB = 1_048_576  # page cache of a writing connection (an upper bound, not an allocation)
 
@@ -208,39 +203,6 @@ def storage_error(target: str, action: str, exc: BaseException, timeout: float) 
     else:
         why = text or type(cause).__name__
     return StoreError(f"{action} store {target} failed: {why}")
-
-
-def gpkg_blobs(geoms: np.ndarray) -> list[bytes | None]:
-    """GeoPackage geometry blobs (header + envelope + ISO WKB) of shapely geometries."""
-    return gpkg_blob_array(geoms)[0].to_pylist()
-
-
-def _envelope(blob: bytes | None) -> tuple[float, float, float, float] | None:
-    if blob is None or len(blob) < 8 or blob[3] & FLAG_EMPTY:
-        return None
-    if (blob[3] >> 1) & 0b111 == 1:
-        return struct.unpack_from("<4d", blob, 8)
-    wkb_start = 8 + {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}[(blob[3] >> 1) & 0b111]
-    x0, y0, x1, y1 = shapely.bounds(shapely.from_wkb(blob[wkb_start:]))
-    return (x0, x1, y0, y1)
-
-
-def _register_functions(conn: sqlite3.Connection) -> None:
-    """The SQL functions GDAL's GeoPackage R-tree triggers call."""
-
-    def is_empty(blob: bytes | None) -> int | None:
-        return None if blob is None else int(_envelope(blob) is None)
-
-    def part(i: int):
-        def f(blob: bytes | None) -> float | None:
-            env = _envelope(blob)
-            return None if env is None else env[i]
-
-        return f
-
-    conn.create_function("ST_IsEmpty", 1, is_empty, deterministic=True)
-    for i, name in enumerate(("ST_MinX", "ST_MaxX", "ST_MinY", "ST_MaxY")):
-        conn.create_function(name, 1, part(i), deterministic=True)
 
 
 def _python_values(frame: pd.DataFrame) -> list[list[Any]]:
@@ -514,7 +476,7 @@ class GeoPackageBackend(Backend):
                     empty_table(RUN_INFO_COLUMNS), tmp, layer=RUN_INFO, driver="GPKG"
                 )
                 os.chmod(tmp, FILE_MODE)
-                gpkg_bulk.fsync_file(tmp)
+                fsync_file(tmp)
                 try:
                     os.link(tmp, self.path)
                 except FileExistsError:
@@ -553,7 +515,7 @@ class GeoPackageBackend(Backend):
                 raise self._error(action, exc) from exc
             try:
                 try:
-                    _register_functions(conn)
+                    register_functions(conn)
                     conn.execute("PRAGMA journal_mode = DELETE")
                     conn.execute("PRAGMA synchronous = FULL")
                     # changed pages stay in memory until COMMIT (no mid-transaction
@@ -696,7 +658,7 @@ class GeoPackageBackend(Backend):
             if check is not None:
                 check()  # raising leaves the store as it was (the temporary file goes)
             try:
-                gpkg_bulk.fsync_file(tmp)  # make the bytes durable before the rename
+                fsync_file(tmp)  # make the bytes durable before the rename
             except OSError as exc:
                 raise self._error("a first load of", exc) from exc
             self._swap(tmp, expect_version, base + 1)
@@ -720,18 +682,14 @@ class GeoPackageBackend(Backend):
         }
         pyogrio.set_gdal_config_options(fast)
         try:
-            sites = _in_work_crs("sites", sites)
-            if not gpkg_bulk.write_features(
-                tmp, "sites", sites, _create_layer, derive, sort_by="site_id"
-            ):
-                _write(tmp, "sites", with_derived(sites, derive))
+            _write(tmp, "sites", with_derived(sites, derive))
             for name, frame in layers.items():
                 _write(tmp, name, frame)
         finally:
             pyogrio.set_gdal_config_options({k: None for k in fast})
         # the written tables start going to disk while SQLite sorts the indexes, so
         # the final fsync has little left to flush
-        early = threading.Thread(target=gpkg_bulk.fsync_file, args=(tmp,), name="omw-fsync")
+        early = threading.Thread(target=fsync_file, args=(tmp,), name="omw-fsync")
         early.start()
         conn = sqlite3.connect(tmp, isolation_level=None)
         try:
@@ -740,7 +698,7 @@ class GeoPackageBackend(Backend):
             conn.execute("PRAGMA temp_store = MEMORY")
             conn.execute("PRAGMA journal_mode = OFF")
             conn.execute("PRAGMA synchronous = OFF")
-            _create_indexes(conn, str(tmp))
+            _create_indexes(conn, str(tmp), new=True)
             _ensure_meta(conn)
             conn.execute(f"UPDATE {META} SET version = ?", (version,))
         finally:
@@ -801,6 +759,15 @@ def _file_id(path: Path) -> tuple[int, int] | None:
     except FileNotFoundError:
         return None
     return (st.st_dev, st.st_ino)
+
+
+def fsync_file(path: Path) -> None:
+    """Flush ``path``'s written pages to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -866,7 +833,7 @@ def _set_version(path: Path, version: int) -> None:
         conn.execute(f"UPDATE {META} SET version = ?", (version,))
     finally:
         conn.close()
-    gpkg_bulk.fsync_file(path)
+    fsync_file(path)
 
 
 def _ready(conn: sqlite3.Connection, target: str) -> bool:
@@ -906,10 +873,11 @@ INDEXES = {
 }
 
 
-def _create_indexes(conn: sqlite3.Connection, target: str) -> bool:
+def _create_indexes(conn: sqlite3.Connection, target: str, new: bool = False) -> bool:
     """The lookup indexes and the unique index on current site IDs (where the tables have
     the columns); True if any was made. A store that already holds two current records
-    of one site ID gets a warning naming them instead of the unique index."""
+    of one site ID gets a warning naming them instead of the unique index; a ``new``
+    store being loaded is refused (:class:`sqlite3.IntegrityError`)."""
     made = False
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
@@ -931,19 +899,10 @@ def _create_indexes(conn: sqlite3.Connection, target: str) -> bool:
                 )
                 made = True
             except sqlite3.IntegrityError:
+                if new:
+                    raise
                 log.warning(duplicates_message(target, _duplicate_current(conn)))
     return made
-
-
-def _create_layer(path: Path, name: str, empty: gpd.GeoDataFrame, geometry_type: str) -> None:
-    """An empty layer and its attribute indexes, kept up as rows are appended: cheaper
-    than indexing 1M rows after (two scans of a 1 GB table)."""
-    _write(path, name, empty, geometry_type)
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        _create_indexes(conn, str(path))
-    finally:
-        conn.close()
 
 
 def _in_work_crs(name: str, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

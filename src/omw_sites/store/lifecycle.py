@@ -32,26 +32,25 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from pydantic import ValidationError
 
 from omw_sites.layers import SITES
-from omw_sites.store.base import HISTORY, SITE_RECORD_COLUMNS
-from omw_sites.store.inventory import (
+from omw_sites.store.base import (
     CURRENT,
-    EDITABLE,
-    STATUSES,
-    TRANSITIONS,
-    Inventory,
-    InventoryError,
-    SiteEdit,
-    _as_text,
-    _history_rows,
-    _json,
+    HISTORY,
+    SITE_RECORD_COLUMNS,
+    as_text,
+    history_rows,
+    to_json,
     utc_now,
 )
+from omw_sites.store.edits import EDITABLE, STATUSES, TRANSITIONS, InventoryError, SiteEdit
+
+if TYPE_CHECKING:
+    from omw_sites.store.inventory import Inventory
 
 #: columns of a record its version is made of (all published)
 VERSION_COLUMNS = ("created_at", "updated_at", "scored_run")
@@ -276,11 +275,11 @@ def planned_values(
         docs = given["documents"]
         if keep_private_documents:
             docs = _documents(rec.get("documents"), docs)
-        given["documents"] = _json(docs) if docs is not None else None
+        given["documents"] = to_json(docs) if docs is not None else None
     return {
         name: value
         for name, value in given.items()
-        if name in EDITABLE and _as_text(rec.get(name)) != _as_text(value)
+        if name in EDITABLE and as_text(rec.get(name)) != as_text(value)
     }
 
 
@@ -300,7 +299,7 @@ def _write(inv: Inventory, rec: pd.Series, values: Mapping[str, Any], history: l
     with inv.backend.transaction() as tx:
         if tx.conditional_update(SITES, int(rec.name), dict(values), _expect(rec)) != 1:
             raise _Lost
-        tx.insert(HISTORY, _history_rows(history))
+        tx.insert(HISTORY, history_rows(history))
 
 
 def _typed(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -356,8 +355,8 @@ def edit(
             {
                 "site_id": site_id,
                 "field": name,
-                "old_value": _as_text(rec.get(name)),
-                "new_value": _as_text(value),
+                "old_value": as_text(rec.get(name)),
+                "new_value": as_text(value),
                 "changed_at": stamp,
                 "source": f"user:{by}",
                 "run_id": "",

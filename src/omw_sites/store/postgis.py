@@ -1,13 +1,14 @@
 """PostGIS store: the inventory in one schema of a PostgreSQL database, via psycopg 3.
 
 Every table has ``fid bigserial primary key``; spatial ones (``sites`` and the reference
-layers) also ``geom geometry(Geometry, 2180)`` with a GiST index. Data moves in and out
-with ``COPY`` in CSV form built and parsed by pyarrow, so a million sites take seconds,
-not minutes. A one-row ``store_meta`` table holds a version counter bumped by every
-write (its row lock and a transaction-level advisory lock serialise the writers);
-:meth:`PostGISBackend.signature` and :meth:`PostGISBackend.version` read it. A unique
-partial index allows one current record per site ID. Driver errors become one-line
-:class:`~omw_sites.store.base.StoreError` exceptions (lock timeout ``OMW_LOCK_TIMEOUT``).
+layers) also ``geom geometry(Geometry, 2180)`` with a GiST index. Data moves in with
+psycopg's ``COPY … FROM STDIN`` (binary, one ``write_row`` per row, geometry as WKB) and
+out with ``COPY … TO STDOUT`` in CSV form parsed by pyarrow. A one-row ``store_meta``
+table holds a version counter bumped by every write (its row lock and a transaction-level
+advisory lock serialise the writers); :meth:`PostGISBackend.signature` and
+:meth:`PostGISBackend.version` read it. A unique partial index allows one current record
+per site ID. Driver errors become one-line :class:`~omw_sites.store.base.StoreError`
+exceptions (lock timeout ``OMW_LOCK_TIMEOUT``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import queue
 import re
 import threading
 import uuid
@@ -28,7 +28,6 @@ import numpy as np
 import pandas as pd
 import psycopg
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import shapely
 from psycopg import sql
@@ -58,22 +57,11 @@ GEOM = "geom"
 #: column kind → PostgreSQL type
 PG_TYPES = {"text": "text", "float": "double precision", "int": "bigint", "bool": "boolean"}
 ARROW_TYPES = {"text": pa.string(), "float": pa.float64(), "int": pa.int64(), "bool": pa.bool_()}
-_NULL_AND_INT8 = np.dtype([("null", "u1"), ("v", ">i8")])
-# one packed bytea per column kind (text: lengths, -1 for NULL, then the UTF-8 bytes)
-_PACKED_SQL = {
-    "int": "string_agg(CASE WHEN {c} IS NULL THEN '\\x010000000000000000'::bytea "
-    "ELSE '\\x00'::bytea || int8send({c}) END, ''::bytea)",
-    "float": "string_agg(float8send(coalesce({c}, 'NaN')), ''::bytea)",
-    "bool": "string_agg(CASE WHEN {c} IS NULL THEN '\\x02' WHEN {c} THEN '\\x01' "
-    "ELSE '\\x00' END::bytea, ''::bytea)",
-    "text": "string_agg(int4send(coalesce(octet_length({c}::text), -1)), ''::bytea), "
-    "string_agg(convert_to({c}::text, 'UTF8'), ''::bytea)",
-}
-#: reads of at most this many columns (no geometry) come packed, one value per column
-PACKED_MAX_COLUMNS = 8
-#: rows per COPY chunk: bounds client memory (about 1 kB of CSV per site row)
+#: column kind → the type psycopg dumps it as in a binary COPY (WKB goes as bytea: the
+#: server's geometry receive function reads WKB, and plain WKB takes the column's SRID)
+COPY_TYPES = {"text": "text", "float": "float8", "int": "int8", "bool": "bool", "wkb": "bytea"}
+#: rows converted to Python values at a time: bounds client memory on large loads
 CHUNK_ROWS = 20_000
-_CSV_WRITE = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
 # attribute indexes the inventory's lookups use: a site's record and history by ID, the
 # change feed by time (the GeoPackage backend keeps the same ones)
 _INDEXED = {"sites": ["site_id", "updated_at"], "site_history": ["site_id", "changed_at"]}
@@ -133,12 +121,12 @@ class _Table:
         self.kinds = {c: _kind_of_pg(t) for c, t in types.items()}
 
     def binary_ok(self, columns: Sequence[str]) -> bool:
-        """True when ``columns`` have the types the binary COPY encoder writes."""
-        return all(self.types[c] in BINARY_TYPES for c in columns)
+        """True when ``columns`` have the types the store creates (binary COPY writes
+        those; a table made elsewhere, e.g. with ``varchar`` or ``integer``, gets text)."""
+        return all(self.types[c] == PG_TYPES[self.kinds[c]] for c in columns)
 
 
-# ---------------------------------------------------------------- frames → CSV for COPY
-# (the fallback for tables with column types the binary encoder does not write)
+# ---------------------------------------------------------------- frames → COPY rows
 
 
 def _split_geometry(frame: pd.DataFrame, table: str) -> tuple[pd.DataFrame, np.ndarray | None]:
@@ -160,53 +148,6 @@ def _split_geometry(frame: pd.DataFrame, table: str) -> tuple[pd.DataFrame, np.n
     return frame.drop(columns=[name]), geoms
 
 
-_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-_HEX_PAIRS = np.stack([_HEX[np.arange(256) >> 4], _HEX[np.arange(256) & 15]], axis=1)
-
-
-def _hex_wkb(geoms: np.ndarray) -> pa.Array:
-    """Hex WKB strings of ``geoms`` (NULL for None), hex-encoded with numpy.
-
-    Plain WKB (SRID 0) is enough: PostGIS gives it the column's SRID (2180). Shapely's own
-    ``hex=True`` is ~7x slower than this lookup-table encoding of the binary buffer.
-    """
-    wkb = pa.array(shapely.to_wkb(geoms), type=pa.binary())
-    validity, offsets_buf, data_buf = wkb.buffers()
-    offsets = np.frombuffer(offsets_buf, dtype=np.int32)[wkb.offset : wkb.offset + len(wkb) + 1]
-    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else _HEX[:0]
-    hexed = _HEX_PAIRS[data[offsets[0] : offsets[-1]]].reshape(-1)
-    new_offsets = ((offsets - offsets[0]) * 2).astype(np.int32)
-    return pa.Array.from_buffers(
-        pa.string(),
-        len(wkb),
-        [validity, pa.py_buffer(new_offsets), pa.py_buffer(hexed)],
-        null_count=wkb.null_count,
-        offset=0,
-    )
-
-
-_UNHEX = np.zeros(256, dtype=np.uint8)
-_UNHEX[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16)
-_UNHEX[np.frombuffer(b"ABCDEF", dtype=np.uint8)] = np.arange(10, 16)
-
-
-def _geoms_from_hex(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """Shapely geometries from hex WKB strings (None for NULL), decoded with numpy."""
-    arr = _plain(arr)
-    if len(arr) == 0:
-        return np.empty(0, dtype=object)
-    validity, offsets_buf, data_buf = arr.buffers()
-    offsets = np.frombuffer(offsets_buf, dtype=np.int32)[arr.offset : arr.offset + len(arr) + 1]
-    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else _HEX[:0]
-    digits = _UNHEX[data[offsets[0] : offsets[-1]]]
-    raw = (digits[0::2] << 4) | digits[1::2]
-    new_offsets = ((offsets - offsets[0]) // 2).astype(np.int32)
-    wkb = pa.Array.from_buffers(
-        pa.binary(), len(arr), [validity, pa.py_buffer(new_offsets), pa.py_buffer(raw)], offset=0
-    )
-    return shapely.from_wkb(wkb.to_numpy(zero_copy_only=False))
-
-
 def _text_array(series: pd.Series) -> pa.Array:
     if pd.api.types.is_datetime64_any_dtype(series):
         values = series.dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -221,6 +162,8 @@ def _text_array(series: pd.Series) -> pa.Array:
 
 
 def _arrow_column(series: pd.Series, kind: str, where: str) -> pa.Array:
+    """``series`` as an Arrow array of ``kind`` (NaN/NA become NULL); one clear error for
+    values the kind cannot hold."""
     if kind == "text":
         return _text_array(series)
     if isinstance(series.dtype, pd.CategoricalDtype):
@@ -232,180 +175,45 @@ def _arrow_column(series: pd.Series, kind: str, where: str) -> pa.Array:
         raise StoreError(msg) from err
 
 
-def _csv_chunks(
+def _copy_rows(
+    conn: psycopg.Connection,
+    target: sql.Composable,
     attrs: pd.DataFrame,
     kinds: Mapping[str, str],
     geoms: np.ndarray | None,
     where: str,
+    *,
+    binary: bool = True,
     fid_start: int | None = None,
-) -> Iterator[bytes]:
-    """CSV bytes (PostgreSQL COPY csv: NULL unquoted-empty, values quoted) per chunk.
+    freeze: bool = False,
+) -> None:
+    """``COPY target FROM STDIN`` of ``attrs`` (``kinds`` order), then the geometry.
 
-    Column order: ``fid`` (when ``fid_start`` is given), ``kinds`` order, then geometry
-    as hex EWKB with SRID 2180.
+    With ``fid_start`` the rows get ``fid`` values counting from it. Binary COPY (psycopg
+    dumps every value as its column kind) or, for tables of other column types, text
+    COPY (the server parses every value; geometry goes as hex WKB).
     """
-    names = list(kinds)
-    for start in range(0, len(attrs), CHUNK_ROWS):
-        part = attrs.iloc[start : start + CHUNK_ROWS]
-        arrays: list[pa.Array] = []
-        fields: list[str] = []
-        if fid_start is not None:
-            fids = np.arange(fid_start + start, fid_start + start + len(part), dtype=np.int64)
-            arrays.append(pa.array(fids))
-            fields.append(FID)
-        for name in names:
-            arrays.append(_arrow_column(part[name], kinds[name], where))
-            fields.append(name)
-        if geoms is not None:
-            arrays.append(_hex_wkb(geoms[start : start + CHUNK_ROWS]))
-            fields.append(GEOM)
-        table = pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(fields))])
-        buf = io.BytesIO()
-        pacsv.write_csv(table, buf, write_options=_CSV_WRITE)
-        yield buf.getvalue()
-
-
-# ---------------------------------------------------------------- frames → binary COPY
-
-_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8  # signature, flags, extension
-_BINARY_TRAILER = b"\xff\xff"
-_FIXED = {"int": (8, ">i8"), "float": (8, ">f8"), "bool": (1, "u1")}
-#: PostgreSQL types whose binary form the encoder writes (others go through CSV)
-BINARY_TYPES = {"bigint", "double precision", "boolean", "text"}
-
-
-def binary_order(kinds: Mapping[str, str]) -> dict[str, str]:
-    """``kinds`` reordered as the binary stream carries them: fixed-width first, then text.
-
-    The COPY column list must follow this order (geometry, if any, comes last).
-    """
-    fixed = {c: k for c, k in kinds.items() if k in _FIXED}
-    return fixed | {c: k for c, k in kinds.items() if k not in _FIXED}
-
-
-def _plain(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    return arr
-
-
-def _binary_of(data: np.ndarray, lengths: np.ndarray) -> pa.Array:
-    """A binary Arrow array over ``data`` cut into consecutive pieces of ``lengths``."""
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
-    np.cumsum(lengths, out=offsets[1:])
-    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(data))]
-    return pa.Array.from_buffers(pa.binary(), len(lengths), buffers)
-
-
-def _binary_rows(columns: list[tuple[str, pa.Array]]) -> memoryview:
-    """PostgreSQL binary COPY tuples of ``columns`` ``[(kind, array)]`` (same length).
-
-    Fixed-width fields (int, float, bool) are laid out as one row-major matrix whose NULL
-    fields lose their data bytes by a mask; every text/WKB field becomes a 4-byte length
-    prefix plus its bytes; Arrow's ``binary_join_element_wise`` then joins the pieces of
-    each row in C++. No Python-level loop over rows.
-    """
-    n = len(columns[0][1])
-    fixed = [(k, a) for k, a in columns if k in _FIXED]
-    width = sum(4 + _FIXED[k][0] for k, _ in fixed)
-    matrix = np.empty((n, width), dtype=np.uint8)
-    keep = np.ones((n, width), dtype=bool)
-    at = 0
-    for kind, arr in fixed:
-        size, dtype = _FIXED[kind]
-        valid = arr.is_valid().to_numpy(zero_copy_only=False)
-        if kind == "float":
-            values = arr.to_numpy(zero_copy_only=False)
-        else:
-            values = arr.fill_null(False if kind == "bool" else 0).to_numpy(zero_copy_only=False)
-        lengths = np.where(valid, size, -1).astype(">i4")
-        matrix[:, at : at + 4] = lengths.view(np.uint8).reshape(n, 4)
-        matrix[:, at + 4 : at + 4 + size] = values.astype(dtype).view(np.uint8).reshape(n, size)
-        keep[:, at + 4 : at + 4 + size] = valid[:, None]
-        at += 4 + size
-    count = np.frombuffer(len(columns).to_bytes(2, "big"), dtype=np.uint8)
-    parts = [
-        _binary_of(np.tile(count, n), np.full(n, 2)),
-        _binary_of(matrix[keep], keep.sum(axis=1)),
-    ]
-    four = np.full(n, 4)
-    for kind, arr in columns:
-        if kind in _FIXED:
-            continue
-        valid = arr.is_valid().to_numpy(zero_copy_only=False)
-        lengths = pc.binary_length(arr).fill_null(-1).to_numpy(zero_copy_only=False)
-        prefix = np.where(valid, lengths, -1).astype(">i4").view(np.uint8)
-        parts.append(_binary_of(prefix, four))
-        parts.append(arr.cast(pa.binary()) if arr.type != pa.binary() else arr)
-    rows = pc.binary_join_element_wise(
-        *parts, pa.scalar(b"", pa.binary()), null_handling="replace", null_replacement=""
+    columns = ({FID: "int"} if fid_start is not None else {}) | dict(kinds)
+    columns |= {GEOM: "wkb"} if geoms is not None else {}
+    options = "FORMAT binary" if binary else "FORMAT text"
+    stmt = sql.SQL("COPY {} ({}) FROM STDIN ({})").format(
+        target,
+        sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+        sql.SQL(options + (", FREEZE" if freeze else "")),
     )
-    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32)[rows.offset : rows.offset + n + 1]
-    return memoryview(rows.buffers()[2])[int(offsets[0]) : int(offsets[-1])]
-
-
-def _binary_chunks(
-    attrs: pd.DataFrame,
-    kinds: Mapping[str, str],
-    geoms: np.ndarray | None,
-    where: str,
-    fid_start: int | None = None,
-) -> Iterator[bytes | memoryview]:
-    """Binary COPY stream in chunks: ``fid`` (when ``fid_start`` is given), the columns
-    in :func:`binary_order`, then the geometry as WKB."""
-    kinds = binary_order(kinds)
-    yield _BINARY_HEADER
-    for start in range(0, len(attrs), CHUNK_ROWS):
-        part = attrs.iloc[start : start + CHUNK_ROWS]
-        columns: list[tuple[str, pa.Array]] = []
-        if fid_start is not None:
-            first = fid_start + start
-            fids = np.arange(first, first + len(part), dtype=np.int64)
-            columns.append(("int", pa.array(fids)))
-        for name, kind in kinds.items():
-            arr = _plain(_arrow_column(part[name], kind, where))
-            if kind == "text" and arr.type != pa.string():
-                arr = _plain(arr.cast(pa.string()))
-            columns.append((kind, arr))
-        if geoms is not None:
-            wkb = shapely.to_wkb(geoms[start : start + CHUNK_ROWS])
-            columns.append(("wkb", pa.array(wkb, type=pa.binary())))
-        if columns:
-            yield _binary_rows(columns)
-    yield _BINARY_TRAILER
-
-
-def _copy_in(conn: psycopg.Connection, stmt: sql.Composable, chunks: Iterator[bytes]) -> None:
-    """``COPY … FROM STDIN`` of ``chunks``, built in a thread while the server ingests."""
-    pending: queue.Queue = queue.Queue(maxsize=2)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for chunk in chunks:
-                while not stop.is_set():
-                    try:
-                        pending.put(chunk, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            pending.put(None)
-        except BaseException as err:  # handed to the consuming thread
-            pending.put(err)
-
-    worker = threading.Thread(target=produce, name="omw-copy-producer", daemon=True)
-    worker.start()
-    try:
-        with conn.cursor() as cur, cur.copy(stmt) as copy:
-            while (item := pending.get()) is not None:
-                if isinstance(item, BaseException):
-                    raise item
-                copy.write(item)
-    finally:
-        stop.set()
-        worker.join()
+    with conn.cursor() as cur, cur.copy(stmt) as copy:
+        if binary:
+            copy.set_types([COPY_TYPES[k] for k in columns.values()])
+        for start in range(0, len(attrs), CHUNK_ROWS):
+            part = attrs.iloc[start : start + CHUNK_ROWS]
+            values: list[Sequence[Any]] = []
+            if fid_start is not None:
+                values.append(range(fid_start + start, fid_start + start + len(part)))
+            values += [_arrow_column(part[c], k, where).to_pylist() for c, k in kinds.items()]
+            if geoms is not None:
+                values.append(shapely.to_wkb(geoms[start : start + CHUNK_ROWS], hex=not binary))
+            for row in zip(*values, strict=True):
+                copy.write_row(row)
 
 
 # ---------------------------------------------------------------- CSV from COPY → frames
@@ -468,35 +276,20 @@ class _PgTransaction(Transaction):
         kinds = {c: info.kinds[c] for c in attrs.columns}
         return info, attrs, kinds, geoms
 
-    def _copy(
-        self,
-        target: sql.Composable,
-        attrs: pd.DataFrame,
-        kinds: Mapping[str, str],
-        geoms: np.ndarray | None,
-        where: str,
-        binary: bool = True,
-    ) -> None:
-        if binary:
-            kinds = binary_order(kinds)
-        cols = [sql.Identifier(c) for c in kinds] + (
-            [sql.Identifier(GEOM)] if geoms is not None else []
-        )
-        fmt = "binary" if binary else "csv"
-        stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT {})").format(
-            target, sql.SQL(", ").join(cols), sql.SQL(fmt)
-        )
-        chunks = _binary_chunks if binary else _csv_chunks
-        _copy_in(self.conn, stmt, chunks(attrs, kinds, geoms, where))
-
     def insert(self, table: str, rows: pd.DataFrame | gpd.GeoDataFrame) -> None:
         if len(rows) == 0:
             self._table(table)
             return
         info, attrs, kinds, geoms = self._prepare(table, rows)
-        where = f"insert into {table}"
-        binary = info.binary_ok(list(kinds))
-        self._copy(self.backend._ident(table), attrs, kinds, geoms, where, binary=binary)
+        _copy_rows(
+            self.conn,
+            self.backend._ident(table),
+            attrs,
+            kinds,
+            geoms,
+            f"insert into {table}",
+            binary=info.binary_ok(list(kinds)),
+        )
 
     def update(self, table: str, key: str, rows: pd.DataFrame) -> None:
         info = self._table(table)
@@ -525,7 +318,7 @@ class _PgTransaction(Transaction):
                 tmp, sql.SQL(", ").join(defs)
             )
         )
-        self._copy(tmp, attrs, kinds, geoms, f"update of {table}")
+        _copy_rows(self.conn, tmp, attrs, kinds, geoms, f"update of {table}")
         self.conn.execute(sql.SQL("ANALYZE {}").format(tmp))
         targets = [c for c in kinds if c != key] + ([GEOM] if geoms is not None else [])
         if not targets:
@@ -742,7 +535,7 @@ class PostGISBackend(Backend):
                 raise StoreError(msg)
             wanted = [c for c in info.kinds if c in set(columns)]
         geometry = info.spatial and read_geometry
-        select = [sql.Identifier(FID)] + [sql.Identifier(c) for c in wanted]
+        select: list[sql.Composable] = [sql.Identifier(c) for c in [FID, *wanted]]
         if geometry:
             select.append(sql.SQL("encode(ST_AsBinary({}), 'hex')").format(sql.Identifier(GEOM)))
         conditions: list[sql.Composable] = []
@@ -763,13 +556,6 @@ class PostGISBackend(Backend):
             stmt += sql.SQL(" LIMIT {}").format(sql.Literal(int(max_features)))
         names = [FID, *wanted] + (["geometry"] if geometry else [])
         kinds = ["int", *(info.kinds[c] for c in wanted)] + (["text"] if geometry else [])
-        if not geometry and len(wanted) <= PACKED_MAX_COLUMNS:
-            table = self._read_packed(conn, name, stmt, names, kinds)
-            frame = table.to_pandas()
-            fids = frame.pop(FID)
-            if fid_as_index:
-                frame.index = pd.Index(fids.to_numpy(dtype=np.int64), name=FID)
-            return frame
         data = bytearray()
         try:
             with conn.cursor() as cur:
@@ -781,8 +567,9 @@ class PostGISBackend(Backend):
             msg = f"reading layer {name!r} of store {self.target} failed: {err}"
             raise StoreError(msg) from err
         table = _read_csv(bytes(data), names, kinds)
-        geoms = _geoms_from_hex(table.column("geometry")) if geometry else None
-        if geometry:
+        geoms = None
+        if geometry:  # shapely (GEOS) reads hex WKB as it is
+            geoms = shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
             table = table.drop_columns(["geometry"])
         frame = table.to_pandas()
         fids = frame.pop(FID)
@@ -791,66 +578,6 @@ class PostGISBackend(Backend):
         if geoms is None:
             return frame
         return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, index=frame.index), crs=SRID)
-
-    def _read_packed(
-        self,
-        conn: psycopg.Connection,
-        name: str,
-        stmt: sql.Composable,
-        names: list[str],
-        kinds: list[str],
-    ) -> pa.Table:
-        """A few columns of many rows as one packed binary value per column.
-
-        COPY sends one message per row, and a million rows cost seconds of per-message
-        work in the client; here the server packs each column into one ``bytea`` (big-
-        endian int8/float8, a byte per boolean, lengths + UTF-8 bytes for text) and
-        numpy/Arrow unpack them. All aggregates of one node see the rows in the same
-        (fid) order, so the columns stay aligned."""
-        aggs = [
-            sql.SQL(_PACKED_SQL.get(kind, _PACKED_SQL["text"])).format(c=sql.Identifier(f"c{i}"))
-            for i, kind in enumerate(kinds)
-        ]
-        packed = sql.SQL("SELECT {} FROM ({}) r({})").format(
-            sql.SQL(", ").join([sql.SQL("count(*)"), *aggs]),
-            stmt,
-            sql.SQL(", ").join(sql.Identifier(f"c{i}") for i in range(len(kinds))),
-        )
-        try:
-            with conn.cursor(binary=True) as cur:
-                cur.execute("SET max_parallel_workers_per_gather = 0")  # one ordered stream
-                row = cur.execute(packed).fetchone()
-        except psycopg.Error as err:
-            msg = f"reading layer {name!r} of store {self.target} failed: {err}"
-            raise StoreError(msg) from err
-        n, values = int(row[0]), list(row[1:])
-        arrays: list[pa.Array] = []
-        for kind in kinds:
-            if kind == "int":
-                packed = np.frombuffer(values.pop(0) or b"", dtype=_NULL_AND_INT8)
-                data, mask = packed["v"].astype(np.int64), packed["null"].astype(bool)
-                arrays.append(pa.array(data, mask=mask if mask.any() else None))
-            elif kind == "float":
-                arrays.append(pa.array(np.frombuffer(values.pop(0) or b"", ">f8").astype(float)))
-            elif kind == "bool":
-                code = np.frombuffer(values.pop(0) or b"", dtype=np.uint8)
-                mask = code == 2
-                arrays.append(pa.array(code == 1, mask=mask if mask.any() else None))
-            else:
-                lengths = np.frombuffer(values.pop(0) or b"", dtype=">i4").astype(np.int64)
-                text = bytes(values.pop(0) or b"")
-                null = lengths < 0
-                offsets = np.zeros(n + 1, dtype=np.int64)
-                np.cumsum(np.where(null, 0, lengths), out=offsets[1:])
-                validity = None
-                if null.any():
-                    validity = pa.py_buffer(np.packbits(~null, bitorder="little").tobytes())
-                arrays.append(
-                    pa.LargeStringArray.from_buffers(
-                        n, pa.py_buffer(offsets.tobytes()), pa.py_buffer(text), validity
-                    ).cast(ARROW_TYPES["text"])
-                )
-        return pa.Table.from_arrays(arrays, names=names)
 
     def query(self, sql_text: str, params: Sequence[Any] = ()) -> pd.DataFrame:
         try:
@@ -933,6 +660,9 @@ class PostGISBackend(Backend):
         except psycopg.errors.UndefinedTable as err:
             msg = f"store {self.target} is not initialised; run `omw-sites db init`"
             raise StoreError(msg) from err
+        if row is None:  # the version row was deleted by hand; init puts it back
+            msg = f"store {self.target} has no version row; run `omw-sites db init`"
+            raise StoreError(msg)
         version = int(row[0])
         if expect_version is not None and version - 1 != expect_version:
             msg = (
@@ -1076,11 +806,7 @@ class PostGISBackend(Backend):
         ident = sql.Identifier(stage, name)
         # indexes (primary key included) are built after the data is in
         self._create_table(conn, ident, kinds, spatial, primary_key=False)
-        cols = [FID, *binary_order(kinds)] + ([GEOM] if spatial else [])
-        stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary, FREEZE)").format(
-            ident, sql.SQL(", ").join(sql.Identifier(c) for c in cols)
-        )
-        _copy_in(conn, stmt, _binary_chunks(attrs, kinds, geoms, where, fid_start=1))
+        _copy_rows(conn, ident, attrs, kinds, geoms, where, fid_start=1, freeze=True)
         n = len(attrs)
         conn.execute(
             "SELECT setval(pg_get_serial_sequence(%s, 'fid'), %s, %s)",

@@ -1,0 +1,30 @@
+"""The API's routes, one module per resource group.
+
+``ROUTERS`` is the order the application includes them in: the write routes on
+``/collections/sites/…`` come before the generic ``/collections/{collectionId}/…`` ones,
+and the OpenAPI document lists the paths in this order.
+"""
+
+from omw_sites.api.routes import (
+    changes,
+    collections,
+    items,
+    landing,
+    map_pages,
+    queryables,
+    tiles,
+    writes,
+)
+
+ROUTERS = (
+    writes.router,
+    changes.router,
+    landing.router,
+    collections.router,
+    queryables.router,
+    items.router,
+    tiles.router,
+    map_pages.router,
+)
+
+__all__ = ["ROUTERS"]

@@ -1,0 +1,135 @@
+"""The FastAPI application of the API (routes, middleware, OpenAPI document) and the uvicorn
+server that runs it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import uvicorn
+from fastapi import FastAPI, Request
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
+from starlette.types import ASGIApp
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+from omw_sites.api.catalog import Catalog
+from omw_sites.api.limits import RequestLimitMiddleware, body_limit_from_env
+from omw_sites.api.middleware import (
+    CompressionMiddleware,
+    ForwardedHostMiddleware,
+    HeadMiddleware,
+    ServerTimingMiddleware,
+)
+from omw_sites.api.openapi import ogc_openapi
+from omw_sites.api.params import check_format, check_params
+from omw_sites.api.problems import install_problem_handlers
+from omw_sites.api.properties import property_schemas
+from omw_sites.api.responses import OPENAPI
+from omw_sites.api.routes import ROUTERS
+from omw_sites.api.routes.map_pages import MapCache
+
+
+def create_app(store_path: str | Path, *, max_body_bytes: int | None = None) -> FastAPI:
+    """The API over the store at ``store_path`` (loaded into memory now).
+
+    Request bodies over ``max_body_bytes`` (default ``OMW_MAX_BODY_BYTES`` or 1 MiB) are
+    refused with 413.
+
+    Raises ``StoreError`` when the store is missing or has no site table.
+    """
+    app = FastAPI(
+        title="omw-sites",
+        version="0.1.0",
+        summary="Investment land of the Warsaw metropolitan area (OGC API – Features)",
+        description=(
+            "Read API over the omw-sites store: the ranked site table and the reference "
+            "layers, as OGC API – Features Part 1 (Core, GeoJSON, OpenAPI 3.0), Part 2 "
+            "(CRS) and Part 3 (CQL2 filters, queryables), with sortby, properties, ETags "
+            "and Mapbox vector tiles of the sites. Geometries in CRS84 (longitude, "
+            "latitude), 7 decimals. Errors are RFC 7807 problem bodies."
+        ),
+        openapi_url=None,  # served below, as OpenAPI 3.0 for the oas30 conformance class
+        docs_url=None,  # Swagger UI would pull its JS from a CDN
+        redoc_url=None,
+    )
+    app.state.catalog = Catalog(store_path)
+    app.state.map_cache = MapCache()
+    install_problem_handlers(app)
+    for router in ROUTERS:  # writes first: before the generic /collections/{id}/… routes
+        app.include_router(router)
+
+    cached: dict[str, bytes] = {}
+
+    @app.get("/openapi.json", name="openapi", include_in_schema=False)
+    async def openapi(request: Request) -> Response:
+        check_params(request, frozenset({"f"}))
+        check_format(request.query_params.get("f"))  # JSON only: Swagger UI needs a CDN
+        if "doc" not in cached:
+            snap = await app.state.catalog.current()
+            props = {n: property_schemas(layer) for n, layer in snap.layers.items()}
+            cached["doc"] = orjson.dumps(ogc_openapi(app, props))
+        return Response(cached["doc"], media_type=OPENAPI)
+
+    app.add_middleware(CompressionMiddleware)  # gzip for bodies of 1 KiB or more
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        # a portal in another origin sends its key and JSON body, revalidates by ETag and
+        # writes with preconditions (If-Match / If-Unmodified-Since)
+        allow_headers=[
+            "Authorization",
+            "X-API-Key",
+            "Content-Type",
+            "Content-Crs",
+            "If-None-Match",
+            "If-Match",
+            "If-Unmodified-Since",
+        ],
+        expose_headers=["ETag", "Last-Modified", "Content-Crs", "Allow", "Accept-Patch"],
+    )
+    app.add_middleware(ServerTimingMiddleware)
+    # 413/414 before anything reads the body or parses the query
+    limit = max_body_bytes or body_limit_from_env()
+    app.add_middleware(RequestLimitMiddleware, max_body_bytes=limit)
+    app.add_middleware(HeadMiddleware)  # outermost: HEAD runs as GET through the rest
+    return app
+
+
+def make_server(
+    store_path: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    forwarded_allow_ips: str = "127.0.0.1",
+    **config: Any,
+) -> uvicorn.Server:
+    """A uvicorn server for the API, honouring X-Forwarded-Proto/-For/-Host from trusted proxies.
+
+    ``forwarded_allow_ips`` lists the proxies trusted for those headers ("*" trusts any
+    client). Run it with ``server.run()`` (or ``server.run(sockets=[sock])`` on an
+    already bound socket made with ``socket.IPPROTO_TCP``: asyncio turns Nagle's
+    algorithm off only on such sockets, and with it on, a gzipped page waits ~40 ms for
+    the client's delayed ACK).
+    """
+    app: ASGIApp = create_app(store_path)
+    app = ProxyHeadersMiddleware(app, trusted_hosts=forwarded_allow_ips)  # type: ignore[arg-type,assignment]
+    app = ForwardedHostMiddleware(app, trusted=forwarded_allow_ips)
+    cfg = uvicorn.Config(app, host=host, port=port, proxy_headers=False, **config)
+    return uvicorn.Server(cfg)
+
+
+def serve(
+    store_path: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    forwarded_allow_ips: str = "127.0.0.1",
+    log_level: str = "info",
+) -> None:
+    """Serve the API until interrupted (what ``omw-sites serve`` calls)."""
+    make_server(
+        store_path, host, port, forwarded_allow_ips=forwarded_allow_ips, log_level=log_level
+    ).run()
