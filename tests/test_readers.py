@@ -9,6 +9,7 @@ import shapely
 from omw_sites.etl.bdot import read_bdot
 from omw_sites.etl.detect import detect_format, ingest_paths
 from omw_sites.etl.egib import parse_parcel_ids, read_egib_gml, read_egib_vector
+from omw_sites.etl.errors import IngestError
 from omw_sites.etl.gesut import counts_per_network, read_gesut
 from omw_sites.etl.planning_acts import ZONE_SYMBOLS, read_app
 from omw_sites.etl.raster import read_asc
@@ -155,6 +156,16 @@ def test_asc_corner_and_centre_headers(tmp_path, corner):
     assert dem.transform.c == pytest.approx(600000.0) and dem.cell_size[0] == pytest.approx(cs)
     assert dem.bounds[3] == pytest.approx(480000.0 + 2 * cs)
     assert np.isnan(dem.heights[1, 1]) and dem.heights[0, 2] == 3
+
+
+@pytest.mark.parametrize("origin", ["xllcorner 600000.0", "xllcenter 600000.5\nyllcorner 0"])
+def test_asc_header_without_its_y_origin_is_refused(tmp_path, origin):
+    # was a KeyError from the reader instead of the header rule naming what is missing
+    p = tmp_path / "nmt.asc"
+    p.write_text(f"ncols 2\nnrows 1\n{origin}\ncellsize 1\n1 2\n")
+    with pytest.raises(IngestError, match="ASC header needs") as err:
+        read_asc(p, crs="EPSG:2180")
+    assert err.value.rule == "ASC header"
 
 
 def test_detect_and_ingest_fixtures(fixtures_dir):

@@ -69,8 +69,10 @@ def read_asc(
         raise IngestError(path, f"not an ESRI ASCII grid: {exc}", rule="ASC grid") from exc
     missing = [k for k in ("ncols", "nrows") if k not in header]
     has_x = ("xllcorner" in header) or ("xllcenter" in header)
+    # the y origin of the same kind as the x one (read together below)
+    has_y = ("yllcenter" if "xllcenter" in header else "yllcorner") in header
     has_cell = "cellsize" in header or ("dx" in header and "dy" in header)
-    if missing or not has_x or not has_cell:
+    if missing or not has_x or not has_y or not has_cell:
         msg = "ASC header needs ncols, nrows, xllcorner|xllcenter, yll…, cellsize"
         raise IngestError(path, msg, rule="ASC header")
     ncols, nrows = int(header["ncols"]), int(header["nrows"])
