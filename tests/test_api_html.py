@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -155,7 +156,7 @@ def test_values_are_escaped(client: httpx.Client) -> None:
 def test_single_item_page(client: httpx.Client, base_url: str) -> None:
     page = get_html(client, f"{ITEMS}/{NASTY_ID}", f="html")
     cells = page.cells
-    assert cells[cells.index("site_id") + 1] == NASTY_ID
+    assert cells[cells.index("site_id") + 1] == NASTY_ID  # property, value, unit
     assert f"{base_url}/collections/sites?f=html" in [a["href"] for a in page.links]
     r = client.get(page.typed("application/geo+json"))
     assert r.headers["content-type"].startswith("application/geo+json")
@@ -177,3 +178,48 @@ def test_unknown_format_is_400(client: httpx.Client) -> None:
     for url in ("/collections", "/collections/sites", ITEMS, f"{ITEMS}/{NASTY_ID}"):
         assert_problem(client.get(url, params={"f": "xml"}), 400, "'f'")
     assert_problem(client.get("/collections/nope", params={"f": "html"}), 404)
+
+
+def test_item_page_has_a_map_units_and_numbers_in_the_language(client: httpx.Client, sites) -> None:
+    row = sites[sites["site_id"] != NASTY_ID].iloc[0]
+    sid = row["site_id"]
+    pages = {}
+    for lang in ("pl", "en"):
+        r = client.get(f"{ITEMS}/{sid}", params={"f": "html"}, headers={"Accept-Language": lang})
+        assert r.status_code == 200 and r.headers["content-language"] == lang
+        pages[lang] = r.text
+        page = Page(r.text)
+        cells = page.cells
+        # a small map of the site's outline
+        assert '<svg class="small-map"' in r.text and re.search(r'<path d="M[\d.]+,', r.text)
+        # numbers with the unit's decimals, never a raw float
+        area = cells[cells.index("area_ha") + 1]
+        want = f"{row['area_ha']:,.2f}".rstrip("0").rstrip(".")
+        assert area == (want.replace(",", "\u00a0").replace(".", ",") if lang == "pl" else want)
+        assert cells[cells.index("area_ha") + 2] == "ha"
+        assert not [c for c in cells if re.fullmatch(r"-?\d+[.,]\d{4,}", c)]
+        # readable title and the sheet in the same language
+        assert row["gmina"] in r.text.split("<h1>")[1].split("</h1>")[0]
+        sheet = next(a["href"] for a in page.links if "/sheet" in a["href"])
+        assert sheet.endswith(f"/sites/{sid}/sheet?lang={lang}")
+        s = client.get(sheet)
+        assert s.status_code == 200 and f'<html lang="{lang}">' in s.text
+    assert '<html lang="pl">' in pages["pl"] and '<html lang="en">' in pages["en"]
+
+
+def test_a_page_cached_in_one_language_is_not_revalidated_for_the_other(
+    client: httpx.Client, sites
+) -> None:
+    """The validator depends on the language: a Polish page's ETag does not make the
+    English page a 304 (a browser would show the Polish copy)."""
+    sid = sites[sites["site_id"] != NASTY_ID].iloc[0]["site_id"]
+    url, params = f"{ITEMS}/{sid}", {"f": "html"}
+    pl = client.get(url, params=params, headers={"Accept-Language": "pl"})
+    again = client.get(
+        url, params=params, headers={"Accept-Language": "pl", "If-None-Match": pl.headers["etag"]}
+    )
+    assert again.status_code == 304
+    en = client.get(
+        url, params=params, headers={"Accept-Language": "en", "If-None-Match": pl.headers["etag"]}
+    )
+    assert en.status_code == 200 and en.headers["content-language"] == "en"

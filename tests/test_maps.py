@@ -126,26 +126,23 @@ def test_layers_present(page: str) -> None:
 
 def test_popups_carry_units(store: Path, page: str) -> None:
     config = _config(page)
-    units = {f["label"]: f["unit"] for f in config["fields"]}
-    assert units["Motorway/expressway junction"] == "km"
-    assert units["In Q1% flood zone"] == "%"
-    assert units["Mean slope"] == "%"
-    assert units["Free substation capacity"] == "MW"
-    assert config["nEligible"] == int(read_sites(store)["score_logistics"].notna().sum())
-    # criteria values are stored in the display unit: metres -> km, share -> %
     sites = read_sites(store, read_geometry=False).set_index("site_id")
+    by_label = {f.label: f for f in criterion_fields(sites.columns)}
+    # a popup lists a handful of criteria (the profile's heaviest), each with its unit
+    assert 1 <= len(config["fields"]) <= 5
+    for f in config["fields"]:
+        assert f["unit"] == by_label[f["label"]].unit
+    assert config["nEligible"] == int(sites["score_logistics"].notna().sum())
+    # criteria values are stored in the display unit: metres -> km, share -> %
     feats = _site_features(page)
     assert len(feats) == 500  # all sites fit the polygon budget
-    labels = [f["label"] for f in config["fields"]]
-    k_junction, k_flood = (
-        labels.index("Motorway/expressway junction"),
-        labels.index("In Q1% flood zone"),
-    )
     for feat in feats[:20]:
         p = feat["properties"]
         row = sites.loc[p["i"]]
-        assert p["c"][k_junction] == pytest.approx(row["dist_junction_m"] / 1000, abs=0.006)
-        assert p["c"][k_flood] == pytest.approx(row["flood_share"] * 100, abs=0.06)
+        for k, f in enumerate(config["fields"]):
+            field = by_label[f["label"]]
+            want = row[field.column] * field.factor
+            assert p["c"][k] == pytest.approx(want, abs=10**-field.decimals)
         assert p["g"] == row["gmina"] and p["t"] == row["teryt"]
         if row["excluded_logistics"]:
             assert p["x"] == row["excluded_logistics"] and "r" not in p
@@ -168,14 +165,19 @@ def test_criterion_fields_units_and_weights() -> None:
 
 def test_every_profile_renders_and_index_links_them(store: Path, tmp_path: Path) -> None:
     assert list(available_profiles(store)) == list(PROFILES_DEFAULT)
-    paths = write_maps(store, tmp_path / "maps")
-    assert [p.name for p in paths] == [f"{p}.html" for p in PROFILES_DEFAULT] + ["index.html"]
+    paths = write_maps(store, tmp_path / "maps", sheets=0)
+    names = [n for p in PROFILES_DEFAULT for n in (f"{p}.html", f"{p}_pl.html")]
+    assert [p.name for p in paths] == [*names, "index.html"]
     index = paths[-1].read_text(encoding="utf-8")
     for profile in PROFILES_DEFAULT:
         html = (tmp_path / "maps" / f"{profile}.html").read_text(encoding="utf-8")
         assert external_references(html) == []
         assert f"Investor profile: {profile}" in html
-        assert f'href="{profile}.html"' in index
+        assert f'href="{profile}.html"' in index and f'href="{profile}_pl.html"' in index
+        pl = (tmp_path / "maps" / f"{profile}_pl.html").read_text(encoding="utf-8")
+        assert external_references(pl) == []
+        assert f"Profil inwestora: {profile}" in _controls(pl) and "Ocena – " in _controls(pl)
+        assert _config(pl)["lang"] == "pl" and _config(pl)["words"]["price"] == "Cena"
 
 
 def test_unknown_profile_names_the_valid_ones(store: Path, tmp_path: Path) -> None:
@@ -350,7 +352,7 @@ def test_map_draws_in_headless_chromium(store: Path, page: str, tmp_path: Path) 
     popup = re.search(r'<div class="leaflet-popup-content"[^>]*>(.*?)</div></div>', dom_text)
     assert popup, "the popup of the best site did not open"
     text = popup.group(1)
-    for expected in ("Site S", "rank", "of 1", " ha", " km", " %", " MW", "TERYT", "Criteria"):
+    for expected in ("S0", "rank", "of ", " ha", "Status", "Price", "TERYT"):
         assert expected.lower() in text.lower(), (expected, text)
 
     pixels = _decode_png(png.read_bytes())
@@ -444,3 +446,161 @@ def test_comparison_map_is_offline_and_counts_classes(store: Path) -> None:
         render_comparison(store, "logistics", "nope")
     with pytest.raises(ValueError, match="two different"):
         render_comparison(store, "office", "office")
+
+
+# --------------------------------------------------------------------------------------
+# A folder of maps a planner opens from disk: Playwright driving Debian's chromium
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def folder(demo_store: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The demo store with a price, a reserved and a sold site; its maps, sheets, a
+    comparison map and a balance report written into one folder."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from omw_sites.cli import app
+    from omw_sites.maps import load_map_data, render_comparison, write_index
+
+    tmp = tmp_path_factory.mktemp("folder")
+    store = tmp / "omw_sites.gpkg"
+    shutil.copyfile(demo_store, store)
+    sites = read_sites(store, read_geometry=False)
+    ranked = sites[sites["rank_logistics"] > 0].sort_values("rank_logistics")
+    best, reserved, sold = (str(s) for s in ranked["site_id"].iloc[:3])
+    inv = open_inventory(store)
+    inv.edit(best, {"price_pln_m2": 320.0, "contact": "COI"}, "test")
+    inv.set_status(reserved, "reserved", "test")
+    inv.set_status(sold, "sold", "test")
+    out = tmp / "maps"
+    write_maps(store, out, ["logistics", "office"], sheets=2)
+    (out / "compare_logistics_office.html").write_text(
+        render_comparison(store, "logistics", "office"), encoding="utf-8"
+    )
+    res = CliRunner().invoke(
+        app, ["balance", "--profile", "logistics", "--store", str(store), "--out", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    write_index(out, load_map_data(store))
+    return {
+        "store": store,
+        "demo_store": demo_store,
+        "out": out,
+        "best": best,
+        "reserved": reserved,
+        "sold": sold,
+    }
+
+
+def test_outputs_are_world_readable_and_the_index_links_them_all(folder: dict) -> None:
+    out = folder["out"]
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert len(files) >= 10
+    for path in files:
+        assert path.stat().st_mode & 0o777 == 0o644, path
+    assert folder["demo_store"].stat().st_mode & 0o777 == 0o600  # the store stays private
+    index = (out / "index.html").read_text(encoding="utf-8")
+    links = set(re.findall(r'href="([^"]+)"', index))
+    pages = {p.relative_to(out).as_posix() for p in out.rglob("*.html")} - {"index.html"}
+    assert pages <= links, pages - links
+    assert {"logistics.html", "office.html", "compare_logistics_office.html"} <= links
+    assert "balance_logistics.html" in links
+    assert f"sheets/sheet_{folder['best']}_pl.html" in links
+    assert all((out / link).is_file() for link in links)
+
+
+def _open_best_popup(page, site_id: str) -> None:
+    page.evaluate(
+        """(id) => { for (const k in window) { const m = window[k];
+             if (k.startsWith('map_') && m && m.eachLayer) { m.eachLayer(l => {
+               const p = l.feature && l.feature.properties;
+               if (p && p.i === id && l.openPopup) { l.openPopup(); } }); } } }""",
+        site_id,
+    )
+    page.wait_for_selector(".leaflet-popup-content .omw-popup")
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("viewport", [(1200, 900), (390, 844)], ids=["desktop", "phone"])
+def test_map_from_disk_symbols_popup_and_sheet_link(
+    folder: dict, viewport: tuple[int, int], tmp_path: Path
+) -> None:
+    exe = _chromium()
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    out, best = folder["out"], folder["best"]
+    w, h = viewport
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=exe, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": w, "height": h})
+        page.goto((out / "logistics.html").as_uri())
+        page.wait_for_selector(".omw-legend")
+        # airports, junctions and stations drawn filled, as the legend's dots show
+        for fill in ("#54278f", "#ffffff", "#4292c6"):
+            marks = page.locator(f'path.leaflet-interactive[fill="{fill}"]')
+            assert marks.count() > 0, fill
+            assert marks.first.get_attribute("fill-opacity") == "1"
+        dot = page.locator(".omw-legend .omw-swatch-dot").first
+        assert "rgb(84, 39, 143)" in [
+            page.locator(".omw-legend .omw-swatch-dot")
+            .nth(i)
+            .evaluate("e => getComputedStyle(e).backgroundColor")
+            for i in range(page.locator(".omw-legend .omw-swatch-dot").count())
+        ]
+        assert dot.is_visible() or w < 500
+        # gmina names on the map
+        names = read_layer_names(folder["store"], "gminy")
+        labels = page.locator(".leaflet-tooltip.omw-place").all_inner_texts()
+        assert sorted(labels) == sorted(names)
+        # the reserved site: dashed outline; legend rows for reserved and sold
+        legend = page.locator(".omw-legend").inner_text()
+        assert "reserved (1)" in legend and "sold or withdrawn (1)" in legend
+        assert page.locator('path[stroke-dasharray="5 4"]').count() == 1
+        # the popup: a few facts, status and price, no wider than the window
+        _open_best_popup(page, best)
+        popup = page.locator(".leaflet-popup")
+        box = popup.bounding_box()
+        assert box is not None and box["width"] <= min(w, 400), box
+        content = page.locator(".leaflet-popup-content")
+        # nothing spills: no horizontal overflow, every value cell wide enough to read
+        assert content.evaluate("e => e.scrollWidth <= e.clientWidth + 1")
+        tds = content.locator("td")
+        widths = [tds.nth(i).bounding_box()["width"] for i in range(tds.count())]
+        assert min(widths) >= 30, widths
+        inside = "e => { const r = e.getBoundingClientRect(); "
+        inside += "return r.left >= 0 && r.right <= innerWidth; }"
+        assert content.evaluate(inside)
+        rows = page.locator(".leaflet-popup-content tr")
+        assert 6 <= rows.count() <= 11, rows.count()
+        text = page.locator(".leaflet-popup-content").inner_text()
+        assert "Status" in text and "available" in text and "320.00 PLN/m²" in text
+        shot = _decode_png(page.screenshot())
+        assert shot.shape[:2] == (h, w)
+        purple = (np.abs(shot.astype(int) - _hex_rgb("#54278f")).max(axis=2) < 20).sum()
+        assert purple >= 20  # the airports' fill on screen, not a hollow ring
+        # the sheet link works from disk
+        href = page.locator(".leaflet-popup-content .omw-sheet a").get_attribute("href")
+        assert href == f"sheets/sheet_{best}_en.html"
+        sheet = browser.new_page()
+        sheet.goto((out / href).as_uri())
+        assert "Investment site sheet" in sheet.title() or "Investment site sheet" in (
+            sheet.locator("body").inner_text()
+        )
+        assert "320.00" in sheet.locator("section.offer").inner_text()
+        # the Polish map: its words, Polish numbers and the Polish sheet
+        page.goto((out / "logistics_pl.html").as_uri())
+        page.wait_for_selector(".omw-legend")
+        assert "Lotniska" in page.locator(".omw-legend").inner_text()
+        _open_best_popup(page, best)
+        text = page.locator(".leaflet-popup-content").inner_text()
+        assert "Cena" in text and "320,00 zł/m²" in text and "dostępny" in text
+        href = page.locator(".leaflet-popup-content .omw-sheet a").get_attribute("href")
+        assert href == f"sheets/sheet_{best}_pl.html" and (out / href).is_file()
+        browser.close()
+
+
+def read_layer_names(store: Path, layer: str) -> list[str]:
+    from omw_sites.store import read_layer
+
+    return [str(n) for n in read_layer(store, layer)["name"]]

@@ -798,3 +798,40 @@ def test_a_plan_ogolny_of_a_gmina_far_away_is_left_out(fixtures_dir, raw, tmp_pa
     ), text
     zones = loaded["plan_zones"]
     assert len(zones) == len(own) and set(zones["source"]) == {"gpkg"}
+
+
+# ---------------------------------------------------------------- downloads as they come
+
+
+def test_run_on_zips_as_downloaded_gives_the_same_sites(base_raw, tmp_path):
+    """The region packed as downloads come, one zip per source with its files renamed
+    and moved, runs to the same sites, scores and ranks as the demo layout; ``run_info``
+    records what each file became, named inside its zip."""
+    import zipfile
+
+    zipped = tmp_path / "pobrane"
+    zipped.mkdir()
+    for folder in sorted(p for p in base_raw.iterdir() if p.is_dir()):
+        with zipfile.ZipFile(zipped / f"{folder.name}_pobranie.zip", "w") as z:
+            for i, f in enumerate(sorted(folder.rglob("*"))):
+                z.write(f, f"paczka/{i:02d}_{f.stem.upper()}{f.suffix}")
+    assert not [p for p in zipped.iterdir() if p.suffix != ".zip"]
+    _run(base_raw, tmp_path / "plain")
+    _run(zipped, tmp_path / "zipped")
+    want = read_sites(tmp_path / "plain" / STORE_FILE, read_geometry=False)
+    got = read_sites(tmp_path / "zipped" / STORE_FILE, read_geometry=False)
+    # when it was read and by which run: the record's bookkeeping, not the data
+    dated = ["created_at", "updated_at", "measured_run", "scored_run"]
+    assert len(want) > 5
+    pd.testing.assert_frame_equal(
+        got.drop(columns=dated).sort_values("site_id").reset_index(drop=True),
+        want.drop(columns=dated).sort_values("site_id").reset_index(drop=True),
+    )
+    files = {f["file"]: f for f in read_run_info(tmp_path / "zipped" / STORE_FILE)["files"]}
+    assert all(f["status"] == "used" for f in files.values()), files
+    wezly = files["transport_pobranie.zip/paczka/02_WEZLY.gpkg"]
+    assert [(x["key"], x["layer"]) for x in wezly["layers"]] == [("junctions", "wezly")]
+    bdot = files["bdot10k_pobranie.zip/paczka/00_BDOT10K.gpkg"]["layers"]
+    assert {x["key"] for x in bdot} == {
+        "roads", "rail", "natura2000", "forest", "water", "power_lines",
+    }  # fmt: skip

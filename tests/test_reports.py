@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import re
 import shutil
 from pathlib import Path
@@ -176,6 +177,15 @@ def test_balance_command_on_demo_store(demo_store: Path, tmp_path: Path) -> None
     page = (out / f"balance_{P}.html").read_text(encoding="utf-8")
     assert external_references(page) == []
     assert "Gini" in page and "cap" in page
+    # labelled columns with units, in a scrolling box; shares in per cent
+    heads = re.findall(r"<th>([^<]*)</th>", page)
+    assert {"Gmina", "Area [ha]", "Tier A area [ha]", "Share of top-N area [%]"} <= set(heads)
+    assert not {"ha_tier_A", "top_share_ha", "eligible_ha"} & set(heads)
+    assert page.count('<div class="scroll">') == 3
+    res = CliRunner().invoke(_app(), ["balance", "--profile", P, "--store", str(demo_store),
+                                      "--out", str(tmp_path / "nocap")])  # fmt: skip
+    nocap = (tmp_path / "nocap" / f"balance_{P}.html").read_text(encoding="utf-8")
+    assert "none site(s)" not in nocap and "no gmina has a cap" in nocap
     b64 = re.search(r'src="data:image/png;base64,([^"]+)"', page)
     assert b64, "the chart is not embedded"
     px = _png_pixels(base64.b64decode(b64.group(1)))
@@ -211,15 +221,25 @@ def test_sheet_html_has_the_facts_in_both_languages(demo_store: Path, best_site)
     for lang, page in pages.items():
         assert external_references(page) == []
         assert '<svg class="location"' in page and 'class="site"' in page
+        # every line of the location map stops at the frame (560 × 400 px)
+        svg = page[page.index('<svg class="location"') : page.index("</svg>")]
+        xy = np.array(re.findall(r"[ML](-?[\d.]+),(-?[\d.]+)", svg), dtype=float)
+        assert len(xy) > 10 and xy.min() >= -0.5 and xy[:, 0].max() <= 560.5
+        assert xy[:, 1].max() <= 400.5
+        # a key of the map's symbols and the parcels numbered as in the parcel table
+        assert 'class="key"' in page and svg.count('class="parcel-no"') == len(
+            best_site["parcel_ids"].split(",")
+        )
         assert f'<html lang="{lang}">' in page
         for pid in best_site["parcel_ids"].split(","):
             assert pid.strip() in page
         assert best_site["teryt"] in page and best_site["gmina"] in page
         for p in info["profiles"]:
-            assert html.escape(p["title"]) in page
+            assert html.escape(p["title"]) in page or lang == "pl"
         assert info["data_dates"]["parcels"] in page and info["data_dates"]["flood"] in page
     pl, en = pages["pl"], pages["en"]
     assert "Karta terenu inwestycyjnego" in pl and "Investment site sheet" in en
+    assert "Logistyka i magazyny" in pl and "Logistics and warehousing" in en
     assert f"{_pl(best_site['area_ha'], 2)}\u00a0ha" in pl
     assert f"{best_site['area_ha']:,.2f}\u00a0ha" in en
     assert f"{best_site['registered_area_ha']:,.2f}\u00a0ha" in en
@@ -347,6 +367,22 @@ def test_servicing_command_on_the_pipeline_store(demo_store: Path, tmp_path: Pat
     page = (tmp_path / "servicing_manufacturing.html").read_text(encoding="utf-8")
     check_offline(page)
     assert "extensions" in page
+    # a legend of the networks drawn and the ranked table, with labelled columns
+    boxes = "\n".join(
+        json.loads(m) for m in re.findall(r'div\.innerHTML = ("(?:[^"\\]|\\.)*");', page)
+    )
+    assert "omw-legend-title" in boxes and "site it serves" in boxes
+    for net in table["network"].head(200).unique():
+        assert f"{net} extension (" in boxes
+    ranked = re.search(r'<table class="omw-ranked-table">(.*?)</table>', boxes, re.S).group(1)
+    assert "Length [m]" in ranked and "Cost [PLN]" in ranked
+    first = re.findall(r"<td>([^<]*)</td>", ranked.split("<tbody>")[1])[:4]
+    assert first == [
+        "1",
+        table["site_id"].iloc[0],
+        table["network"].iloc[0],
+        f"{table['length_m'].iloc[0]:,.0f}",
+    ]
 
     from omw_sites.reports.servicing import extension_lines, plan_from_store
 
@@ -429,3 +465,156 @@ def test_sheet_escapes_what_the_store_holds(tmp_path: Path) -> None:
     assert "<script>" not in page and "<b>road" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co" in page
     assert "&lt;b&gt;road&lt;/b&gt;" in page
+
+
+# --------------------------------------------------------------------------------------
+# The offer sheet: what `site edit` records is printed; drivers and gaps in the language
+# --------------------------------------------------------------------------------------
+
+
+def test_drivers_and_gaps_in_polish_and_english_known_values() -> None:
+    from omw_sites.scoring.explain import readiness_rules, site_drivers, site_gaps
+    from omw_sites.scoring.profiles import load_profiles
+
+    prof = load_profiles(["logistics"])[0]
+    # only the junction measured: 6 min on the piecewise [[0,1],[3,0.9],[10,0.45],[25,0]]
+    # → value 0.9 − 3/7·0.45 = 0.7071; lift 0.35 · (0.7071 − 0.5) = 0.0725
+    site = {"time_junction_min": 6.0, "area_ha": np.nan}
+    assert site_drivers(site, prof, "en") == ["+ motorway junction 6.0 min (+0.07)"]
+    assert site_drivers(site, prof, "pl") == [
+        "+ węzeł autostrady/drogi ekspresowej 6,0 min (+0,07)"
+    ]
+    # water at 100 m, sewer at 659 m: only the sewer fails the "water and sewer" check
+    site = {
+        "area_ha": 10.0,
+        "zoning_class": "P",
+        "planning_instrument": "mpzp",
+        "plan_zone": "",
+        "ownership": "private",
+        "dist_power_m": 50.0,
+        "dist_water_m": 100.0,
+        "dist_sewer_m": 659.0,
+    }
+    assert site_gaps(site, prof, "en")[0] == "no sewer within 300 m"
+    assert site_gaps(site, prof, "pl")[0] == "brak kanalizacji w promieniu 300 m"
+    assert site_gaps({**site, "dist_water_m": 400.0}, prof, "en")[0] == (
+        "no water and sewer within 300 m"  # both fail: the profile's own words
+    )
+    assert site_gaps({**site, "area_ha": 1.0, "zoning_class": "MN"}, prof, "pl")[:2] == [
+        "poniżej 2 ha",
+        "przeznaczenie w planie niezgodne z profilem",
+    ]
+    assert readiness_rules(prof, "en") == [
+        "at least 2 ha",
+        "zoning compatible",
+        "power line within 300 m",
+        "water main within 300 m + sewer within 300 m",
+    ]
+    assert readiness_rules(prof, "pl")[2] == "linia elektroenergetyczna w promieniu 300 m"
+    with pytest.raises(ValueError, match="'de'"):
+        site_drivers(site, prof, "de")
+
+
+def test_english_drivers_are_the_stored_text(demo_store: Path) -> None:
+    # rebuilt from the criterion values and the run's weights, they read as the engine wrote
+    from omw_sites.scoring.explain import site_drivers, site_gaps
+    from omw_sites.scoring.profiles import load_profiles
+
+    sites = read_sites(demo_store, read_geometry=False)
+    info = read_run_info(demo_store)
+    partial = 0
+    for prof in load_profiles([p["name"] for p in info["profiles"]]):
+        weights = info["scoring"][prof.name]["weights"]
+        for _, r in sites.iterrows():
+            en = site_drivers(r, prof, "en", weights)
+            assert "; ".join(en) == r[f"drivers_{prof.name}"], (prof.name, r["site_id"])
+            pl = site_drivers(r, prof, "pl", weights)
+            lifts = lambda xs: re.findall(r"\([+−][\d.,]+\)$", "\n".join(xs), re.M)  # noqa: E731
+            assert lifts(pl) == [x.replace(".", ",") for x in lifts(en)]
+            assert len(pl) == len(en)
+            gaps = "; ".join(site_gaps(r, prof, "en"))
+            stored = r[f"gaps_{prof.name}"]
+            if gaps != stored:  # only where one term of an "and" check fails
+                partial += 1
+                assert " and " in stored and " and " not in gaps, (gaps, stored)
+    assert partial > 0
+
+
+def _store_copy(demo_store: Path, tmp_path: Path) -> Path:
+    store = tmp_path / "omw_sites.gpkg"
+    shutil.copyfile(demo_store, store)
+    return store
+
+
+def _pdf_text(path: Path) -> str:
+    try:
+        import pypdfium2 as pdfium
+    except ImportError:
+        need(False, "pypdfium2 is not installed (pip install pypdfium2)")
+    doc = pdfium.PdfDocument(str(path))
+    return "\n".join(doc[i].get_textpage().get_text_range() for i in range(len(doc)))
+
+
+@pytest.mark.browser
+def test_offer_sheet_prints_what_site_edit_recorded(
+    demo_store: Path, best_site, tmp_path: Path
+) -> None:
+    need(bool(shutil.which("chromium") or Path("/usr/bin/chromium").exists()), "chromium missing")
+    from omw_sites.cli import app
+
+    store, out = _store_copy(demo_store, tmp_path), tmp_path / "sheets"
+    sid = best_site["site_id"]
+    run = lambda *a: CliRunner().invoke(app, [*a, "--store", str(store)])  # noqa: E731
+    res = run(
+        "site", "edit", sid, "--by", "test", "--price", "320",
+        "--contact", "COI Marki, coi@example.pl",
+        "--document", "MPZP uchwała=https://bip.example.pl/mpzp.pdf",
+        "--document", "internal:Wycena=https://intranet.example/wycena.pdf",
+        "--sez", "PSI: decyzja o wsparciu", "--notes", "Wjazd od ul. Polnej",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert run("site", "set-status", sid, "reserved", "--by", "test").exit_code == 0
+    for lang in ("pl", "en"):
+        res = run("sheet", sid, "--lang", lang, "--pdf", "--out", str(out))
+        assert res.exit_code == 0, res.output
+    pages = {lang: (out / f"sheet_{sid}_{lang}.html").read_text("utf-8") for lang in ("pl", "en")}
+    for lang, page in pages.items():
+        offer = page[
+            page.index('class="offer"') : page.index("</section>", page.index('class="offer"'))
+        ]
+        assert "coi@example.pl" in offer and "PSI: decyzja o wsparciu" in offer
+        assert "Wjazd od ul. Polnej" in offer
+        assert '<a href="https://bip.example.pl/mpzp.pdf">MPZP uchwała</a>' in offer
+        assert "intranet.example" not in page and "Wycena" not in page  # not public
+        assert "brak w inwentaryzacji" not in offer and "not in the inventory" not in offer
+        assert (out / f"sheet_{sid}_{lang}.pdf").stat().st_mode & 0o777 == 0o644
+        assert (out / f"sheet_{sid}_{lang}.html").stat().st_mode & 0o777 == 0o644
+    pl, en = (_pdf_text(out / f"sheet_{sid}_{lang}.pdf") for lang in ("pl", "en"))
+    assert "320,00\u00a0zł/m²" in pl and "320.00\u00a0PLN/m²" in en
+    assert "zarezerwowany" in pl and "reserved" in en
+    # a readable title: gmina, precinct, hectares, designation; the ID only as a reference
+    precinct = best_site["parcel_ids"].split(",")[0].split(".")[1]
+    area = f"{best_site['area_ha']:.2f}"
+    head_pl = f"{best_site['gmina']}, obręb {precinct} · {area.replace('.', ',')}\u00a0ha"
+    assert head_pl in pl.splitlines()[1]
+    assert f"{best_site['gmina']}, precinct {precinct} · {area}\u00a0ha" in en.splitlines()[1]
+    assert best_site["zoning_symbol"] in pl.splitlines()[1]
+    # nearest places by name (the demo region's reference layers name them)
+    airports = read_layer_names(store, "airports")
+    assert any(a in pl for a in airports) and any(a in en for a in airports)
+    assert str(best_site["junction_name"]) in pl
+    # drivers and gaps in Polish; the gap names only the network that fails
+    assert "węzeł autostrady/drogi ekspresowej" in pl and "motorway junction" not in pl
+    gaps_pl = " ".join(pl.split())
+    if best_site["dist_water_m"] < 300 <= best_site["dist_sewer_m"]:
+        assert "brak kanalizacji w promieniu 300 m" in gaps_pl
+        assert "brak wodociągu w promieniu 300 m" not in gaps_pl
+    assert "Gotowość A/B/C" in pl and "Readiness tiers A/B/C" in en
+    assert "at least 2 ha" in " ".join(en.split())  # the logistics tier conditions
+    assert re.search(r"\d\.\d ha", pl.replace("EPSG", "")) is None  # no dot decimals
+
+
+def read_layer_names(store: Path, layer: str) -> list[str]:
+    from omw_sites.store import read_layer
+
+    return [str(n) for n in read_layer(store, layer)["name"]]

@@ -184,6 +184,9 @@ def map_cmd(
         tuple[str, str] | None,
         typer.Option(help="two profiles A B: a map of where their rankings differ"),
     ] = None,
+    sheets: Annotated[
+        int, typer.Option(min=0, help="sheets beside the maps: each profile's best N sites")
+    ] = 10,
 ) -> None:
     """Write offline HTML maps (one per profile, plus an index), or a comparison map."""
     store = resolve_store(store)
@@ -195,11 +198,14 @@ def map_cmd(
             page = render_comparison(store, a, b)
         path = write_text_atomic(out_dir / f"compare_{a}_{b}.html", page)
         console.print(f"  [green]✓[/] {path}")
+        from omw_sites.maps import load_map_data, write_index
+
+        console.print(f"  [green]✓[/] {write_index(out_dir, load_map_data(store))}")
         return
     if not profile and not all_profiles:
         fail("give --profile NAME (repeatable), --all or --compare A B")
     with reported(ValueError):
-        paths = write_maps(store, out_dir, None if all_profiles else profile)
+        paths = write_maps(store, out_dir, None if all_profiles else profile, sheets=sheets)
     for p in paths:
         console.print(f"  [green]✓[/] {p}")
 

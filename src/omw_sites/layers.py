@@ -30,7 +30,10 @@ def kind_of(series: pd.Series) -> str:
 
 
 # --------------------------------------------------------------------------------------
-# Raw folder layout (``data/raw/<region>/``). Paths are relative to the raw folder.
+# Raw folder layout (``data/raw/<region>/``) as ``omw-sites demo build`` writes it. Paths
+# are relative to the raw folder. It is one layout among others: ``etl.raw_folder`` finds
+# files by their content wherever they lie (zips included), and a layer's name and
+# columns here are how such a file is recognised (``etl.detect.layer_key``).
 # Column names are the source's own (upper-case BDOT10k 2021 / EGiB WMS style); ``etl``
 # maps them to the canonical names below, once.
 # --------------------------------------------------------------------------------------
@@ -97,16 +100,19 @@ RAW_LAYERS: tuple[RawLayer, ...] = (
 
 RAW_BY_KEY = {r.key: r for r in RAW_LAYERS}
 # optional side table of registered ownership per parcel (ID_DZIALKI, ownership or
-# GRUPA_REJESTROWA), as the Mokotów extract ships it; overrides the layer's own column
+# GRUPA_REJESTROWA), as the Mokotów extract ships it; overrides the layer's own column.
+# Found anywhere in a raw folder by its columns; this is where the demo writes it.
 OWNERSHIP_TABLE = "egib/ownership.csv"
-# EGiB GML exports (2015 or 2021 schema) in this folder replace the GPKG's parcels of the
-# same registration units (WWPPGG_R): the official export is the more authoritative copy
+# Folders where the demo writes GML files; a raw folder's GML files are found anywhere.
+# EGiB GML exports (2015 or 2021 schema) replace the vector exports' parcels of the same
+# registration units (WWPPGG_R): the official export is the more authoritative copy
 EGIB_GML_DIR = "egib"
-# APP 2.0 GML files (plan ogólny, StrefaPlanistyczna) in this folder replace the GPKG's
-# plan zones of the same gmina (TERYT from the act's namespace ``…/<TERYT>-POG``)
+# APP 2.0 GML files (plan ogólny, StrefaPlanistyczna) replace the GPKG's plan zones of
+# the same gmina (TERYT from the act's namespace ``…/<TERYT>-POG``)
 APP_GML_DIR = "app"
-# GESUT 2021 GML exports, one per powiat (namespace PL.PZGiK.<TERYT4>.GESUT): each replaces
-# the GPKG utility lines whose midpoint lies in its powiat
+# GESUT 2021 GML exports, one per powiat: each replaces the GPKG utility lines whose
+# midpoint lies in the powiaty its own lines lie in (the number in PL.PZGiK.<n>.GESUT is
+# the producer's register number, a label)
 GESUT_GML_DIR = "gesut"
 MANIFEST = "manifest.json"  # written by the demo generator: seed, counts, data dates
 

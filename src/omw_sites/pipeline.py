@@ -164,8 +164,12 @@ def run(
     say("criteria", f"{n_done} of {len(SITE_COLUMNS)} criteria measured", len(sites))
 
     scoring_notes: dict[str, dict] = {}
+    # sites the store holds as sold or withdrawn are not ranked (their scores are kept)
+    status = open_inventory(store).statuses(sites["site_id"])
     scored = gpd.GeoDataFrame(
-        score_sites(sites, profs, notes=scoring_notes), geometry="geometry", crs=sites.crs
+        score_sites(sites, profs, notes=scoring_notes, status=status),
+        geometry="geometry",
+        crs=sites.crs,
     ).drop(columns=[SITE_NO_DATA])
     lap("scoring")
     for p in profs:
@@ -201,6 +205,7 @@ def run(
         "counts": {"parcels": len(parcels), "sites": len(scored)},
         "ingest": raw.stats,
         "absent_layers": dict(raw.absent),
+        "files": raw.files,  # what each file of the raw folder became
         "no_data": coverage.record(),
         "scoring": scoring_notes,
         "notes": notes,

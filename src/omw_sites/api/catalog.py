@@ -25,6 +25,7 @@ import pandas as pd
 from omw_sites.api.served_layer import TAIL_HEAD, Layer, build_layer, json_default
 from omw_sites.layers import REFERENCE_LAYERS, SITE_COLUMNS, SITES, rank_col
 from omw_sites.store import open_backend, read_layer, read_run_info, read_sites
+from omw_sites.store.lifecycle import RERANKED
 
 log = logging.getLogger(__name__)
 
@@ -312,50 +313,96 @@ WRITTEN_COLUMNS = (
 )
 
 
+#: a write that re-ranks more records than this is served after a reload instead of in
+#: place: re-serialising each changed feature costs about what reading it does
+MAX_RERANKED_IN_PLACE = 50_000
+
+
+def _row_changes(layer: Layer, row: int, record: pd.Series) -> dict[int, dict[str, Any]] | None:
+    """Per served row, the published values a write changed: the written record's offer
+    and status fields, and the ranks a status change moved (``attrs[RERANKED]``, also on
+    other records). None when a re-ranked site is not served (the reload places it)."""
+    table = layer.table
+    found: dict[int, dict[str, Any]] = {}
+
+    def note(r: int, name: str, value: Any) -> None:
+        value = _published(name, value)
+        if name in table.columns and _text_value(value) != _text_value(table[name].iat[r]):
+            found.setdefault(r, {})[name] = value
+
+    for name in WRITTEN_COLUMNS:
+        if name in record.index:
+            note(row, name, record.get(name))
+    ranked = record.attrs.get(RERANKED)
+    if ranked is None or not len(ranked):
+        return found
+    for site_id, values in zip(ranked.index, ranked.to_dict("records"), strict=True):
+        r = layer.index.get(str(site_id))
+        if r is None:
+            return None
+        for name, value in values.items():
+            note(r, name, value)
+    return found
+
+
 def _with_record(
     snap: Snapshot, record: pd.Series, signature: tuple, version: int
 ) -> Snapshot | None:
-    """``snap`` with the site of ``record`` as written (see :meth:`Catalog.refresh_site`);
-    None when the record cannot be placed (not served, or a column it cannot take)."""
+    """``snap`` with the site of ``record`` as written (see :meth:`Catalog.refresh_site`)
+    and the records its status change re-ranked (their ranks, reasons and versions; the
+    profile orders made again); None when the write cannot be placed (a site not served,
+    a column it cannot take, too many re-ranked)."""
     layer = snap.layers.get(SITES)
     row = None if layer is None else layer.index.get(str(record.get("site_id")))
     if layer is None or row is None:
         return None
+    edits = _row_changes(layer, row, record)
+    if edits is None or len(edits) > MAX_RERANKED_IN_PLACE:
+        return None
     table = layer.table
-    changed = {}
-    for name in WRITTEN_COLUMNS:
-        if name in table.columns and name in record.index:
-            value = _published(name, record.get(name))
-            if _text_value(value) != _text_value(table[name].iat[row]):
-                changed[name] = value
+    changed = {name for values in edits.values() for name in values}
     new_table = table.copy(deep=False)
-    for name, value in changed.items():
+    for name in changed:
         column = table[name].copy()
-        column.iloc[row] = value  # raises for a value the column's dtype cannot hold
+        at = [r for r, values in edits.items() if name in values]
+        given = [edits[r][name] for r in at]
+        if pd.api.types.is_numeric_dtype(column.dtype):  # a cleared number is NaN there
+            given = [np.nan if v is None else v for v in given]
+        column.iloc[at] = given  # raises for a value the column's dtype cannot hold
         new_table[name] = column
     # the properties as served, with the changed ones replaced: the other values read back
     # from the served JSON serialise to the same bytes (a reload gives the same feature)
-    old_tail = layer.tail(row)
-    props = orjson.loads(old_tail[len(TAIL_HEAD) : -1])
-    if not isinstance(props, dict) or not set(changed) <= set(props):
-        return None
-    props.update(changed)
     option = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
-    tail = b"%b%b}" % (TAIL_HEAD, orjson.dumps(props, default=json_default, option=option))
+    tails = {}
+    for r, values in edits.items():
+        old_tail = layer.tail(r)
+        props = orjson.loads(old_tail[len(TAIL_HEAD) : -1])
+        if not isinstance(props, dict) or not set(values) <= set(props):
+            return None
+        props.update(values)
+        tails[r] = b"%b%b}" % (TAIL_HEAD, orjson.dumps(props, default=json_default, option=option))
     # the bytes first, the table (and with it the version readers tag them with) after;
     # under the layer's lock, so that no CRS view is being built from the fragments
     with layer._lock:
         for view in list(layer.views.values()):
-            feature = view.features[row]
-            view.features[row] = feature[: feature.find(TAIL_HEAD)] + tail
-    # lazily built extras that depend on the changed columns go; geometry-only ones stay
+            for r, tail in tails.items():
+                feature = view.features[r]
+                view.features[r] = feature[: feature.find(TAIL_HEAD)] + tail
+    # lazily built extras that depend on the changed columns go (tiles carry the ranks);
+    # geometry-only ones stay
+    reranked = any(c.startswith(RANK_PREFIX) for c in changed)
     cache = {
         key: value
         for key, value in list(layer.cache.items())
-        if key in ("mercator", "tiles")
+        if key == "mercator"
+        or (key == "tiles" and not reranked)
         or (isinstance(key, tuple) and key[0] == "sort" and key[1] not in changed)
     }
-    new_layer = replace(layer, table=new_table, cache=cache)
+    orders, positions = dict(layer.orders), dict(layer.positions)
+    for name in layer.orders:
+        if rank_col(name) in changed:
+            orders[name], positions[name] = _profile_order(new_table[rank_col(name)])
+    new_layer = replace(layer, table=new_table, cache=cache, orders=orders, positions=positions)
     modified = snap.modified
     stamp = _text_value(record.get("updated_at"))
     if stamp:
@@ -387,7 +434,8 @@ def _sites_layer(
         "criteria with units "
         f"({', '.join(f'{c} [{u}]' for c, (u, _) in SITE_COLUMNS.items() if u)}), "
         "and per profile score_<profile> (0..1, null when excluded), rank_<profile> "
-        "(1 = best, 0 = excluded) and excluded_<profile> (reason). "
+        "(1 = best, 0 = excluded) and excluded_<profile> (reason). Sold and withdrawn "
+        "sites are not ranked (rank 0, reason 'not on offer') but keep their score. "
         f"Profiles: {', '.join(profiles) or 'none'}." + (f" Run: {run}." if run else "")
     )
     if "site_id" in sites.columns:
@@ -396,12 +444,18 @@ def _sites_layer(
         ids = np.arange(1, len(sites) + 1, dtype=np.int64)
     layer = build_layer(SITES, "Investment sites", description, sites, ids)
     orders, positions = {}, {}
-    rows = np.arange(len(sites))
     for name in profiles:
-        rank = pd.to_numeric(sites[rank_col(name)], errors="coerce").to_numpy(dtype=float)
-        excluded = ~(rank >= 1)  # rank 0 (and a missing rank) means excluded
-        order = np.lexsort((rows, np.where(excluded, 0.0, rank), excluded))
-        position = np.empty(len(order), dtype=np.intp)
-        position[order] = rows
-        orders[name], positions[name] = order, position
+        orders[name], positions[name] = _profile_order(sites[rank_col(name)])
     return replace(layer, orders=orders, positions=positions)
+
+
+def _profile_order(ranks: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Rows best first by rank (ties and the excluded, rank 0, in storage order, the
+    excluded last), and each row's place in that order."""
+    rank = pd.to_numeric(ranks, errors="coerce").to_numpy(dtype=float)
+    rows = np.arange(len(rank))
+    excluded = ~(rank >= 1)  # rank 0 (and a missing rank) means excluded
+    order = np.lexsort((rows, np.where(excluded, 0.0, rank), excluded))
+    position = np.empty(len(order), dtype=np.intp)
+    position[order] = rows
+    return order, position

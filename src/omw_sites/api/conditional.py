@@ -28,9 +28,12 @@ from omw_sites.store.lifecycle import VERSION_COLUMNS, parse_stamp, record_versi
 
 
 def cache_headers(request: Request, snap: Snapshot, variant: str = "") -> dict[str, str]:
-    """ETag (store version, the URL and the format served) and Last-Modified (the newest
-    record update), with ``Vary: Accept`` (the format may come from that header)."""
-    key = repr((snap.signature, str(request.url), variant or request.headers.get("accept", "")))
+    """ETag (store version, the URL, the format and the language served) and
+    Last-Modified (the newest record update), with ``Vary: Accept`` (the format may come
+    from that header; HTML pages add ``Accept-Language``)."""
+    accept = variant or request.headers.get("accept", "")
+    language = request.headers.get("accept-language", "")
+    key = repr((snap.signature, str(request.url), accept, language))
     tag = hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
     modified = snap.modified
     return {
@@ -66,9 +69,9 @@ def not_modified(request: Request, headers: dict[str, str]) -> Response | None:
 
 def feature_etag(layer: Layer, row: int, request: Request, variant: str = "") -> str | None:
     """The strong ETag of one served site feature: its record version (from the snapshot
-    row) and the representation (URL with its query, format, Accept), or None for a
-    layer without record versions. Read it *before* the feature's bytes: a snapshot is
-    never changed in place, so tag and bytes come from the same state."""
+    row) and the representation (URL with its query, format, Accept, Accept-Language), or
+    None for a layer without record versions. Read it *before* the feature's bytes: a
+    snapshot is never changed in place, so tag and bytes come from the same state."""
     if layer.name != SITES or not set(VERSION_COLUMNS) <= set(layer.table.columns):
         return None
     table = layer.table
@@ -78,7 +81,10 @@ def feature_etag(layer: Layer, row: int, request: Request, variant: str = "") ->
 
 def etag(version: str, request: Request, variant: str = "") -> str:
     """``"<version>-<representation>"``: the version part is what ``If-Match`` compares."""
-    key = repr((str(request.url), variant, request.headers.get("accept", "")))
+    headers = request.headers
+    key = repr(
+        (str(request.url), variant, headers.get("accept", ""), headers.get("accept-language", ""))
+    )
     shape = hashlib.blake2b(key.encode(), digest_size=4).hexdigest()
     return f'"{version}-{shape}"'
 

@@ -6,15 +6,20 @@ Features Part 1, ``conf/html``); the routes choose between them by content negot
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 import jinja2
 import orjson
+from markupsafe import Markup
 from starlette.datastructures import URL
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from omw_sites.api.responses import GEOJSON, HTML, JSON, SCHEMA_JSON, as_format
+from omw_sites.i18n import format_number, negotiate
+from omw_sites.layers import SITE_COLUMNS
 
 _JSON = frozenset({JSON, GEOJSON, SCHEMA_JSON})  # what ``f=json`` answers
 
@@ -39,6 +44,7 @@ def html_page(
     **context: Any,
 ) -> HTMLResponse:
     """Render ``template`` with a breadcrumb trail and a link to the JSON of the same URL."""
+    context.setdefault("page_lang", "en")
     page = TEMPLATES.get_template(template).render(
         title=title,
         home=as_format(request.url_for("landing"), "html"),
@@ -149,6 +155,7 @@ def items_page(
     for feature in decoded:  # every feature of a page has the same properties
         columns = list(feature.get("properties") or {})
         break
+    lang = page_language(request)
     rows = []
     for feature in decoded:
         props = feature.get("properties") or {}
@@ -158,25 +165,143 @@ def items_page(
                 "id": feature["id"],
                 "href": as_format(href, "html"),
                 "geometry": geometry_summary(feature.get("geometry")),
-                "cells": [props.get(c) for c in columns],
+                "cells": [formatted(c, props.get(c), lang) for c in columns],
             }
         )
+    units = {c: SHOWN_UNIT.get(u, u) for c in columns if (u := SITE_COLUMNS.get(c, ("", ""))[0])}
     return html_page(
         request,
         "items.html",
         f"{title}: features",
         json_type=GEOJSON,
         crumbs=crumbs_for(request, layer_name),
-        headers=headers,
+        headers={**headers, "Content-Language": lang, "Vary": "Accept, Accept-Language"},
         matched=matched,
         first=offset + 1 if rows else 0,
         last=offset + len(rows),
         crs=crs,
         columns=columns,
+        units=units,
+        page_lang=lang,
         features=rows,
         next=str(next_url) if next_url is not None else None,
         prev=str(prev_url) if prev_url is not None else None,
     )
+
+
+# decimals shown per stored unit; shares are shown as per cent
+UNIT_DECIMALS = {"m": 0, "km": 2, "ha": 2, "min": 1, "MW": 1, "mm": 0, "%": 1, "share": 1}
+SHOWN_UNIT = {"share": "%"}
+STATUS_PL = {
+    "available": "dostępny",
+    "reserved": "zarezerwowany",
+    "sold": "sprzedany",
+    "withdrawn": "wycofany",
+}
+
+
+def page_language(request: Request) -> str:
+    """The language of a page: ``Accept-Language`` (what a browser sends), Polish when
+    the request names none."""
+    return negotiate(None, request.headers.get("accept-language"))
+
+
+def formatted(name: str, value: Any, lang: str) -> dict[str, Any]:
+    """One property as a page shows it: its value with the unit's decimals in ``lang``'s
+    number format (``8,99`` in Polish), the unit, and links for the public documents."""
+    unit = SITE_COLUMNS.get(name, ("", ""))[0]
+    out: dict[str, Any] = {"name": name, "unit": SHOWN_UNIT.get(unit, unit), "links": None}
+    if name == "documents" and value:
+        docs = json.loads(value) if isinstance(value, str) else value
+        out["links"] = [
+            {"title": str(d.get("title", d.get("url", ""))), "url": str(d["url"])}
+            for d in docs
+            if isinstance(d, dict) and str(d.get("url", "")).startswith("http")
+        ]
+        out["text"] = ""
+    elif isinstance(value, bool) or value is None:
+        out["text"] = (
+            ""
+            if value is None
+            else ("tak" if value else "nie")
+            if lang == "pl"
+            else str(value).lower()
+        )
+    elif isinstance(value, float) and math.isfinite(value):
+        if unit == "share":
+            value = 100 * value
+        decimals = UNIT_DECIMALS.get(unit, 3 if name.startswith("score_") else 2)
+        out["text"] = format_number(value, lang, decimals)
+    elif isinstance(value, int):
+        out["text"] = format_number(value, lang, 0) if name.endswith(("_m", "_ha")) else str(value)
+    elif name == "status" and lang == "pl":
+        out["text"] = STATUS_PL.get(str(value), str(value))
+    else:
+        out["text"] = str(value)
+    out["numeric"] = isinstance(value, int | float) and not isinstance(value, bool)
+    return out
+
+
+def _rings(geometry: dict[str, Any] | None) -> list[list[list[float]]]:
+    """Every ring or line of a GeoJSON geometry as a list of [x, y]."""
+    if not geometry:
+        return []
+    kind = geometry.get("type")
+    coords: Any = geometry.get("coordinates") or []
+    if kind == "GeometryCollection":
+        return [r for g in geometry.get("geometries", []) for r in _rings(g)]
+    if kind in ("Point", "MultiPoint"):
+        pts: list[Any] = [coords] if kind == "Point" else list(coords)
+        return [[p[:2]] for p in pts]
+    if kind == "LineString":
+        return [coords]
+    if kind in ("MultiLineString", "Polygon"):
+        return list(coords)
+    if kind == "MultiPolygon":
+        return [ring for poly in coords for ring in poly]
+    return []
+
+
+def small_map(geometry: dict[str, Any] | None, crs: str, size: int = 240) -> Markup:
+    """An inline SVG of one feature's outline, north up, with a scale note: no tiles and
+    no script, so the page stays one request and readable offline."""
+    rings = [r for r in _rings(geometry) if r]
+    if not rings:
+        return Markup("")
+    xs = [p[0] for r in rings for p in r]
+    ys = [p[1] for r in rings for p in r]
+    geographic = crs.endswith(("CRS84", "4326"))
+    if geographic and crs.endswith("4326"):  # EPSG:4326 axis order: lat, lon
+        xs, ys = ys, xs
+        rings = [[[p[1], p[0]] for p in r] for r in rings]
+    kx = math.cos(math.radians(sum(ys) / len(ys))) if geographic else 1.0
+    w, h = (max(xs) - min(xs)) * kx, max(ys) - min(ys)
+    span = max(w, h) or 1.0
+    scale = (size - 20) / span
+    x0, y1 = min(xs), max(ys)
+    paths = []
+    for r in rings:
+        pts = " L".join(
+            f"{10 + (x - x0) * kx * scale:.1f},{10 + (y1 - y) * scale:.1f}" for x, y in r
+        )
+        paths.append(f"M{pts}" + (" Z" if len(r) > 2 and r[0] == r[-1] else ""))
+    height = max(40, round(h * scale) + 20)
+    return Markup(
+        f'<svg class="small-map" width="{size}" height="{height}" role="img" '
+        f'viewBox="0 0 {size} {height}" xmlns="http://www.w3.org/2000/svg">'
+        f'<rect width="{size}" height="{height}" fill="#f4f2ec"/>'
+        f'<path d="{" ".join(paths)}" fill="#e31a1c" fill-opacity="0.35" stroke="#b10026" '
+        f'stroke-width="2" fill-rule="evenodd"/></svg>'
+    )
+
+
+PAGE_WORDS = {  # (Polish, English)
+    "property": ("właściwość", "property"),
+    "value": ("wartość", "value"),
+    "unit": ("jednostka", "unit"),
+    "sheet": ("Karta terenu (PDF do wydruku)", "Site sheet (printable)"),
+    "geometry": ("Geometria", "Geometry"),
+}
 
 
 def item_page(
@@ -187,16 +312,37 @@ def item_page(
     crs: str,
     headers: dict[str, str],
 ) -> HTMLResponse:
-    """One feature as an HTML table of its properties."""
+    """One feature: a small map of it, its properties with units and numbers formatted
+    in the page's language, public documents as links and, for a site, its sheet."""
     decoded = orjson.loads(feature)
+    lang = page_language(request)
+    i = 0 if lang == "pl" else 1
+    props = decoded.get("properties") or {}
+    sheet = None
+    heading = title
+    if layer_name == "sites" and decoded.get("id") is not None:
+        url = request.url_for("site_sheet", siteId=str(decoded["id"]))
+        sheet = str(url.include_query_params(lang=lang))
+        area = format_number(props.get("area_ha"), lang, 2)
+        parts = [
+            str(props.get("gmina") or ""),
+            f"{area} ha" if area else "",
+            str(props.get("zoning_symbol") or ""),
+        ]
+        heading = " · ".join(p for p in parts if p) or title
     return html_page(
         request,
         "item.html",
-        title,
+        heading,
         json_type=GEOJSON,
         crumbs=crumbs_for(request, layer_name),
-        headers=headers,
+        headers={**headers, "Content-Language": lang, "Vary": "Accept, Accept-Language"},
+        page_lang=lang,
+        words={k: v[i] for k, v in PAGE_WORDS.items()},
+        feature_id=str(decoded.get("id", "")),
         geometry=geometry_summary(decoded.get("geometry")),
+        small_map=small_map(decoded.get("geometry"), crs),
+        sheet=sheet,
         crs=crs,
-        properties=decoded.get("properties") or {},
+        properties=[formatted(k, v, lang) for k, v in props.items()],
     )

@@ -11,6 +11,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -59,6 +60,8 @@ def create_app(store_path: str | Path, *, max_body_bytes: int | None = None) -> 
     install_problem_handlers(app)
     for router in ROUTERS:  # writes first: before the generic /collections/{id}/… routes
         app.include_router(router)
+    # the pages' scripts and styles, MapLibre GL JS among them: served here to work offline
+    app.mount("/static", StaticFiles(packages=[("omw_sites.api", "static")]), name="static")
 
     cached: dict[str, bytes] = {}
 

@@ -239,7 +239,7 @@ def stability(
     import numpy as np
 
     from omw_sites.layers import rank_col
-    from omw_sites.scoring.engine import evaluate_profile
+    from omw_sites.scoring.engine import evaluate_profile, on_offer
     from omw_sites.scoring.sensitivity import rank_stability
 
     sites, info = _read(store)
@@ -253,7 +253,8 @@ def stability(
         if entry.get("method") and entry["method"] != prof.method:
             prof = prof.with_method(entry["method"])
     ev = evaluate_profile(sites, prof)
-    eligible = ev.eligible
+    # sold and withdrawn sites are in no ranking (see scoring.engine.score_profile)
+    eligible = ev.eligible & on_offer(sites.get("status"), len(sites))
     if eligible.sum() < 2:
         fail(f"profile {profile!r}: fewer than two eligible sites")
     method = prof.method if prof.method in ("wlc", "topsis", "vikor") else "wlc"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pandas as pd
 import pyogrio
 
 from omw_sites.config import STREAM_BATCH_ROWS
-from omw_sites.etl.bdot import BDOT_NS, bdot_class, read_bdot
+from omw_sites.etl.bdot import BDOT_NS, CLASS_LAYER, read_bdot
 from omw_sites.etl.egib import (
     ID_COLUMNS,
     egib_schema,
@@ -22,16 +23,17 @@ from omw_sites.etl.egib import (
 from omw_sites.etl.errors import IngestError
 from omw_sites.etl.gesut import is_gesut, read_gesut
 from omw_sites.etl.gml import DEFAULT_LIMITS, Limits, check_size, feature_namespace, root_info
-from omw_sites.etl.mpzp import read_mpzp
+from omw_sites.etl.mpzp import DESIGNATION_COLUMNS, read_mpzp
+from omw_sites.etl.osm import read_osm
 from omw_sites.etl.planning_acts import app_version, read_app
 from omw_sites.etl.raster import read_dem
+from omw_sites.etl.raw_folder import RawFile
 from omw_sites.etl.result import LayerResult, concat_quarantine
-from omw_sites.layers import GPKG_SQL_KIND, MANIFEST, kind_of
+from omw_sites.layers import GPKG_SQL_KIND, RAW_LAYERS, kind_of
 
 VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json")
 RASTER_SUFFIXES = (".asc", ".tif", ".tiff")
 GML_SUFFIXES = (".gml", ".xml")
-SKIP_SUFFIXES = (".gfs", ".xsd", ".prj", ".dbf", ".shx", ".cpg", ".qmd", ".md", ".txt")
 
 
 def detect_format(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> str:
@@ -39,7 +41,8 @@ def detect_format(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> str:
 
     One of ``egib-gml-2015``, ``egib-gml-2021``, ``app-gml-1.0``, ``app-gml-2.0``,
     ``gesut-gml-2021``, ``bdot10k-gml``, ``egib-vector``, ``bdot10k-vector``,
-    ``mpzp-vector``, ``nmt-asc``, ``nmt-geotiff``, ``ownership-csv``.
+    ``mpzp-vector``, ``raw-layout`` (gminy, transport points, GESUT, flood … as vector
+    layers), ``nmt-asc``, ``nmt-geotiff``, ``ownership-csv``, ``osm-pbf``, ``osm-xml``.
 
     Raises
     ------
@@ -49,8 +52,10 @@ def detect_format(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> str:
     path = Path(path)
     check_size(path, limits)
     suffix = path.suffix.lower()
-    if suffix in GML_SUFFIXES:
+    if suffix in GML_SUFFIXES + (".osm",):
         return _gml_format(path, limits)
+    if suffix == ".csv":
+        return _table_format(path)
     if suffix in _FORMAT_BY_SUFFIX:
         return _FORMAT_BY_SUFFIX[suffix]
     if suffix in VECTOR_SUFFIXES:
@@ -63,13 +68,29 @@ _FORMAT_BY_SUFFIX = {
     ".asc": "nmt-asc",
     ".tif": "nmt-geotiff",
     ".tiff": "nmt-geotiff",
-    ".csv": "ownership-csv",
+    ".pbf": "osm-pbf",
 }
+
+
+def _table_format(path: Path) -> str:
+    """A CSV table: the EGiB ownership side table (parcel ID and ownership columns)."""
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
+        header = f.readline()
+    cols = {c.strip().strip('"').upper() for c in re.split(r"[,;\t]", header)}
+    if "ID_DZIALKI" in cols and cols & {"OWNERSHIP", "GRUPA_REJESTROWA"}:
+        return "ownership-csv"
+    msg = (
+        f"a table that is not an ownership table (columns {', '.join(sorted(cols))}; "
+        "expected ID_DZIALKI and ownership or GRUPA_REJESTROWA)"
+    )
+    raise IngestError(path, msg, rule="known format")
 
 
 def _gml_format(path: Path, limits: Limits) -> str:
     """A GML file's format, from the namespace its features use (else its root's)."""
-    _, namespaces = root_info(path, limits)
+    root, namespaces = root_info(path, limits)
+    if root == "osm":  # OpenStreetMap XML: no namespace
+        return "osm-xml"
     uris = set(namespaces.values())
     used = feature_namespace(path, limits)
     if used:
@@ -88,29 +109,126 @@ def _gml_format(path: Path, limits: Limits) -> str:
         "unknown GML namespace(s): "
         f"{', '.join(sorted(uris)) or 'none'}; expected EGiB, APP, GESUT or BDOT10k"
     )
+    # a GML of plain attributes (PRG boundaries, a gmina's MPZP layer, flood zones as GDAL
+    # or a GIS writes them): told by its columns, as a GPKG would be. Parcels and BDOT10k
+    # classes only through their own schemas, which their readers check
+    try:
+        fmt = _vector_format(path)
+    except IngestError:
+        fmt = ""
+    if fmt in ("raw-layout", "mpzp-vector"):
+        return fmt
     raise IngestError(path, msg, rule="known namespace")
 
 
 def _vector_format(path: Path) -> str:
-    """A vector file's format, from its first layer's columns and name."""
+    """A vector file's format, from what its layers hold (see :func:`layer_key`)."""
+    keys = [key for _, key, _ in classify_layers(path)]
+    found = [k for k in keys if k is not None]
+    if "parcels" in found:
+        return "egib-vector"
+    if found and all(k in BDOT_KEYS for k in found):
+        return "bdot10k-vector"
+    if found == ["zoning"]:
+        return "mpzp-vector"
+    if found:
+        return "raw-layout"  # gminy, transport points, GESUT lines and devices, flood …
+    whys = "; ".join(why for _, key, why in classify_layers(path) if key is None)
+    raise IngestError(path, whys or "no layer", rule="known format")
+
+
+# BDOT10k class in a layer or file name: OT_SKDR_L, PL.PZGiK.994.1465__OT_SKDR_L.xml
+BDOT_CLASS_NAME = re.compile(r"OT_([A-Z]{4})_[ALP](?![A-Z])")
+# BDOT10k classes read only to derive stations and airports (etl.derive)
+DERIVE_CLASSES = {"KUKO": "bdot_complexes", "OIKM": "bdot_points"}
+BDOT_KEYS = frozenset({*CLASS_LAYER.values(), *DERIVE_CLASSES.values()})
+# ISOK flood hazard maps: words of their file and layer names (obszary zagrożenia
+# powodziowego, OSZP, Q1%, …); the files carry no column that says so
+FLOOD_NAME = re.compile(r"ZAGROZ|ISOK|OSZP|POWODZ|(^|[^A-Z0-9])Q_?0?1([^0-9]|$)")
+
+
+def bdot_name_class(*names: str) -> str | None:
+    """The BDOT10k class code (``SKDR``) in the first of ``names`` that carries one."""
+    full = bdot_name(*names)
+    return full[3:7] if full else None
+
+
+def bdot_name(*names: str) -> str | None:
+    """The BDOT10k class name (``OT_SKDR_L``) in the first of ``names`` that carries one."""
+    for name in names:
+        if m := BDOT_CLASS_NAME.search(name.upper()):
+            return m.group(0)
+    return None
+
+
+def unused_bdot(*names: str) -> str:
+    """Why a BDOT10k class named in ``names`` is not read."""
+    return f"BDOT10k class {bdot_name(*names)} is not used"
+
+
+def layer_key(
+    file_name: str, layer: str, columns: Iterable[str], geom: str | None
+) -> tuple[str | None, str]:
+    """The canonical layer a vector layer holds, told by its columns first and its
+    names second; ``(None, why)`` when it holds none the tool uses."""
+    cols = {str(c).upper() for c in columns}
+    geom = (geom or "").lower()
+    stem = Path(file_name).stem
+    if cols & set(ID_COLUMNS) - {"FID"} or ("FID" in cols and {"NR_DZIALKI", "NR_OBREBU"} & cols):
+        return "parcels", ""
+    if "JPT_KOD_JE" in cols:
+        return "gminy", ""
+    if "strefaplanistyczna" in layer.lower() or {"SYMBOL", "PROFILPODSTAWOWY"} <= cols:
+        return "plan_zones", ""
+    if "RODZAJSIECI" in cols:
+        return ("substations" if "point" in geom else "utilities"), ""
+    cls = bdot_name_class(layer, stem) or ("SKDR" if "KLASADROGI" in cols else None)
+    if cls is not None:
+        key = CLASS_LAYER.get(cls) or DERIVE_CLASSES.get(cls)
+        return (key, "") if key else (None, unused_bdot(layer, stem))
+    if set(DESIGNATION_COLUMNS) & cols and "polygon" in geom:
+        return "zoning", ""
+    for spec in RAW_LAYERS:  # the raw layout's own layers (transport points, flood …)
+        names = {str(spec.layer).lower(), Path(spec.path).stem.lower()}
+        if spec.geom != "raster" and {layer.lower(), stem.lower()} & names:
+            return spec.key, ""  # its reader names a required column it lacks
+    if "polygon" in geom and (FLOOD_NAME.search(layer.upper()) or FLOOD_NAME.search(stem.upper())):
+        return "flood", ""
+    shown = ", ".join(sorted(cols)) or "none"
+    return None, f"layer {layer!r}: cannot tell what it holds from its columns ({shown})"
+
+
+def classify_layers(path: Path) -> list[tuple[str, str | None, str]]:
+    """Every layer of a vector file as ``(layer, key or None, why not)``."""
     try:
-        info = pyogrio.read_info(path, layer=0)  # the first layer, as the readers
+        if path.suffix.lower() in GML_SUFFIXES:
+            infos = _gml_layers(path)
+        else:
+            listed = pyogrio.list_layers(path)
+            infos = [
+                (str(n), g, pyogrio.read_info(path, layer=str(n))["fields"]) for n, g in listed
+            ]
     except Exception as exc:
         raise IngestError(path, f"cannot read the file: {exc}") from exc
-    cols = {str(c).upper() for c in info["fields"]}
-    if cols & set(ID_COLUMNS) - {"FID"} or ("FID" in cols and {"NR_DZIALKI", "NR_OBREBU"} & cols):
-        return "egib-vector"
-    if "KLASADROGI" in cols or bdot_class(path.stem) or bdot_class(str(info.get("layer_name", ""))):
-        return "bdot10k-vector"
-    specs = _raw_layout_files().get(path.name, [])
-    if specs and not {s.key for s in specs} & _DEDICATED:
-        return "raw-layout"  # a file of the raw folder's own layout (see layers.RAW_LAYERS)
-    if cols & {"SYMBOL", "OZNACZENIE", "PRZEZNACZENIE"}:
-        return "mpzp-vector"
-    if "RODZAJSIECI" in cols:  # GESUT lines/devices in the raw layout's columns
-        return "raw-layout"
-    msg = f"cannot tell what the layer holds from its columns ({', '.join(sorted(cols))})"
-    raise IngestError(path, msg, rule="known format")
+    return [(n, *layer_key(path.name, n, cols, g)) for n, g, cols in infos]
+
+
+def _gml_layers(path: Path) -> list[tuple[str, str, list[str]]]:
+    """The feature types of a GML file through GDAL, without the ``.gfs`` schema file
+    GDAL would otherwise write beside it (the raw folder stays as downloaded)."""
+    out: list[tuple[str, str, list[str]]] = []
+    for i in range(MAX_GML_LAYERS):
+        try:
+            info = pyogrio.read_info(path, layer=i, WRITE_GFS="NO")
+        except Exception:
+            if not out:
+                raise
+            break
+        out.append((str(info["layer_name"]), str(info["geometry_type"]), list(info["fields"])))
+    return out
+
+
+MAX_GML_LAYERS = 64
 
 
 def ingest_file(
@@ -133,17 +251,12 @@ def ingest_file(
         return [r for r in (data.acts, data.zones) if r.read]
     if fmt == "gesut-gml-2021":
         return list(read_gesut(path, crs, limits))
-    if fmt == "bdot10k-vector":
-        # a BDOT10k GeoPackage holds one layer per class (OT_SKDR_L, OT_SKTR_L, OT_TCON_A …)
-        names = [str(n) for n, _ in pyogrio.list_layers(path)]
-        classes = [n for n in names if bdot_class(n)] if len(names) > 1 else [None]
-        return [read_bdot(path, layer=n, crs=crs, limits=limits) for n in classes or [None]]
     if fmt == "bdot10k-gml":
-        return [read_bdot(path, crs=crs, limits=limits)]
-    if fmt == "mpzp-vector":
-        return [read_mpzp(path, crs=crs, limits=limits)]
-    if fmt == "raw-layout":
-        return _read_raw_layout(path, fmt)
+        return [read_bdot(path, cls=bdot_name_class(path.name), crs=crs, limits=limits)]
+    if fmt in ("bdot10k-vector", "mpzp-vector", "raw-layout"):
+        return _read_layers(path, fmt, crs, limits)
+    if fmt.startswith("osm"):
+        return read_osm(path)
     if fmt.startswith("nmt"):
         dem = read_dem(path, crs, limits)
         frame = gpd.GeoDataFrame({"cells": [dem.heights.size]}, geometry=[None], crs=2180)
@@ -163,71 +276,37 @@ def ingest_file(
     return [LayerResult("ownership", frame, concat_quarantine([]), fmt, path.name, "", len(table))]
 
 
-# layers with a reader of their own (EGiB, MPZP, BDOT10k): a raw-layout file holding one of
-# them goes to that reader, which checks more (IDs, symbols, road classes)
-_DEDICATED = frozenset({"parcels", "zoning", "roads"})
-
-
-def _raw_layout_files() -> dict[str, list]:
-    """File name → the vector layers ``layers.RAW_LAYERS`` expects in it."""
-    from omw_sites.layers import RAW_LAYERS
-
-    out: dict[str, list] = {}
-    for spec in RAW_LAYERS:
-        if spec.geom != "raster":
-            out.setdefault(Path(spec.path).name, []).append(spec)
-    return out
-
-
-def _read_raw_layout(path: Path, fmt: str) -> list[LayerResult]:
-    """The layers of a raw-folder file (gminy, transport points, GESUT lines and devices,
-    flood …), read exactly as ``omw-sites run`` reads them."""
+def _read_layers(path: Path, fmt: str, crs, limits: Limits) -> list[LayerResult]:
+    """Every layer of a vector file that holds a canonical layer, each with its reader:
+    BDOT10k classes and MPZP designations with their own (which check road classes and
+    symbols), the raw layout's layers (gminy, transport points, GESUT lines and devices,
+    flood …) exactly as ``omw-sites run`` reads them."""
     from omw_sites.etl.ingest import read_raw_layer
     from omw_sites.layers import RAW_BY_KEY
 
-    names = [str(n) for n, _ in pyogrio.list_layers(path)]
-    specs = _raw_layout_files().get(path.name) or [
-        RAW_BY_KEY["utilities"],
-        RAW_BY_KEY["substations"],
-    ]
     out = []
-    for spec in specs:
-        if spec.layer not in names:
-            if len(names) > 1:
-                continue
-            kind = str(pyogrio.read_info(path, layer=0)["geometry_type"]).lower()
-            if spec.geom not in kind:  # a single-layer file (SHP): pick by geometry
-                continue
-            spec = dataclasses.replace(spec, layer=None)
-        info = pyogrio.read_info(path, layer=spec.layer)
-        frame, q1, q2, n_read, repaired = read_raw_layer(path, spec)
-        out.append(
-            LayerResult(
-                spec.key, frame, concat_quarantine([q1, q2]), fmt, spec.layer or path.stem,
-                str(info.get("crs") or ""), n_read, repaired,
-            )
-        )  # fmt: skip
-    if not out:
-        msg = f"none of the layers expected in {path.name} (the file has: {', '.join(names)})"
-        raise IngestError(path, msg, rule="required layers")
-    return out
-
-
-def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files named, and the data files inside folders named (recursively, sorted)."""
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out += sorted(
-                f for f in p.rglob("*")
-                if f.is_file() and f.suffix.lower() not in SKIP_SUFFIXES
-                and not f.name.startswith(".") and not f.name.startswith("LICENSE")
-                and f.name != MANIFEST
-            )  # fmt: skip
-        elif p.exists():
-            out.append(p)
+    derive_only = False  # transport complexes: read by `run` to derive stations, airports
+    for layer, key, _ in classify_layers(path):
+        derive_only |= key in DERIVE_CLASSES.values()
+        if key is None or key in DERIVE_CLASSES.values():
+            continue
+        if key in CLASS_LAYER.values():
+            out.append(read_bdot(path, layer=layer, crs=crs, limits=limits))
+        elif key == "zoning":
+            out.append(read_mpzp(path, layer=layer, crs=crs, limits=limits))
+        elif key == "parcels":
+            owners = _ownership_beside(path)
+            out.append(read_egib_vector(path, layer, crs, owners, limits=limits))
         else:
-            raise IngestError(p, "no such file or folder")
+            spec = dataclasses.replace(RAW_BY_KEY[key], layer=layer)
+            info = pyogrio.read_info(path, layer=layer)
+            frame, q1, q2, n_read, repaired = read_raw_layer(path, spec)
+            crs_in = str(info.get("crs") or "")
+            quarantine = concat_quarantine([q1, q2])
+            out.append(LayerResult(key, frame, quarantine, fmt, layer, crs_in, n_read, repaired))
+    if not out and not derive_only:
+        msg = "no layer the tool uses: " + "; ".join(w for *_, w in classify_layers(path) if w)
+        raise IngestError(path, msg, rule="known format")
     return out
 
 
@@ -238,28 +317,66 @@ def ingest_paths(
     return list(iter_ingest(paths, crs, limits, batch_rows=None))
 
 
+# files of no data format that a download holds beside the data (schemas, read-me files):
+# ``iter_ingest`` passes them by, ``omw-sites ingest`` lists them
+DOCUMENT_SUFFIXES = (".xsd", ".md", ".txt", ".pdf", ".html", ".htm", ".doc", ".docx", ".odt")
+
+
 def iter_ingest(
     paths: Iterable[str | Path],
     crs: str | int | None = None,
     limits: Limits = DEFAULT_LIMITS,
     batch_rows: int | None = STREAM_BATCH_ROWS,
 ) -> Iterator[LayerResult]:
-    """Every file's layers one result at a time; an EGiB GPKG/SHP/GeoJSON export of more
-    than ``batch_rows`` features (None: never) comes as several results, one per batch
-    (see :func:`~omw_sites.etl.egib.iter_egib_vector`), so that a caller who writes each
-    one out and lets it go holds one batch in memory, whatever the file's size."""
-    for path in expand_paths(paths):
-        fmt = detect_format(path, limits)
-        if fmt == "egib-vector" and batch_rows is not None and _features(path) > batch_rows:
-            results: Iterable[LayerResult] = iter_egib_vector(
-                path, crs=crs, ownership_table=_ownership_beside(path), limits=limits,
-                batch_rows=batch_rows,
-            )  # fmt: skip
-        else:
-            results = ingest_file(path, crs, limits, fmt)
-        for r in results:
-            r.extra.setdefault("file", str(path))
-            yield r
+    """Every file's layers one result at a time (folders recursively, zips opened); a file
+    of no known format stops the batch (``omw-sites ingest`` lists it and goes on: see
+    :func:`read_file`)."""
+    import tempfile
+
+    from omw_sites.etl.raw_folder import discover
+
+    with tempfile.TemporaryDirectory(prefix="omw-ingest-") as scratch:
+        for rf in discover(list(paths), Path(scratch), limits):
+            if rf.why:
+                if rf.path.suffix.lower() in DOCUMENT_SUFFIXES:
+                    continue
+                exc = rf.error
+                if exc is None or rf.zipped:  # named as found, not as unpacked
+                    rule = exc.rule if exc is not None else "known format"
+                    raise IngestError(rf.name, rf.why, rule=rule)
+                raise exc
+            yield from read_file(rf, crs, limits, batch_rows)
+
+
+_DERIVED = " by ingest (run derives stations and airports from it)"
+
+
+def read_file(
+    rf: RawFile,
+    crs: str | int | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    batch_rows: int | None = STREAM_BATCH_ROWS,
+) -> Iterator[LayerResult]:
+    """One discovered file's layers one result at a time; an EGiB GPKG/SHP/GeoJSON export
+    of more than ``batch_rows`` features (None: never) comes as several results, one per
+    batch (see :func:`~omw_sites.etl.egib.iter_egib_vector`), so that a caller who writes
+    each one out and lets it go holds one batch in memory, whatever the file's size.
+    ``extra['file']`` names the file as found (``pkg.zip/member`` inside a zip)."""
+    path, fmt = rf.path, rf.format
+    cls = bdot_name_class(path.name) if fmt == "bdot10k-gml" else None
+    if cls is not None and cls not in CLASS_LAYER:  # one class of a powiat's package
+        rf.skip(unused_bdot(path.name) + (_DERIVED if cls in DERIVE_CLASSES else ""))
+        return
+    if fmt == "egib-vector" and batch_rows is not None and _features(path) > batch_rows:
+        results: Iterable[LayerResult] = iter_egib_vector(
+            path, crs=crs, ownership_table=_ownership_beside(path), limits=limits,
+            batch_rows=batch_rows,
+        )  # fmt: skip
+    else:
+        results = ingest_file(path, crs, limits, fmt)
+    for r in results:
+        r.extra.setdefault("file", rf.name)
+        yield r
 
 
 def _ownership_beside(path: Path) -> Path | None:

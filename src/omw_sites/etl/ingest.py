@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -15,6 +19,8 @@ import pyogrio
 import rasterio
 
 from omw_sites.config import AREA_TOLERANCE
+from omw_sites.etl.bdot import CLASS_LAYER, expand_columns, read_bdot
+from omw_sites.etl.bdot import _read_gml as read_bdot_gml_class
 from omw_sites.etl.crs import check_extent, resolve_epsg
 from omw_sites.etl.derive import (
     MIN_AIRPORT_HA,
@@ -22,36 +28,37 @@ from omw_sites.etl.derive import (
     junctions_from_roads,
     stations_from_bdot,
 )
+from omw_sites.etl.detect import (
+    DERIVE_CLASSES,
+    bdot_name_class,
+    classify_layers,
+    unused_bdot,
+)
 from omw_sites.etl.egib import (
     area_mismatch,
+    load_ownership_table,
     ownership_class,
     parse_parcel_ids,
     read_egib_gml,
+    read_egib_vector,
     read_ownership_table,
 )
 from omw_sites.etl.errors import IngestError
 from omw_sites.etl.gesut import in_powiat, powiaty_of_lines, read_gesut
+from omw_sites.etl.gml import DEFAULT_LIMITS
 from omw_sites.etl.mpzp import DESIGNATION_COLUMNS, parse_symbols
 from omw_sites.etl.numbers import to_number
+from omw_sites.etl.osm import read_osm
 from omw_sites.etl.planning_acts import read_app
 from omw_sites.etl.plausibility import (
     check_gminy,
     check_near_parcels,
     raster_far_from_parcels,
 )
+from omw_sites.etl.raw_folder import RawFile, discover, manifest
 from omw_sites.etl.validate import repair_geometries
 from omw_sites.etl.vector import read_vector_file
-from omw_sites.layers import (
-    APP_GML_DIR,
-    EGIB_GML_DIR,
-    GESUT_GML_DIR,
-    MANIFEST,
-    OWNERSHIP_TABLE,
-    RAW_BY_KEY,
-    RAW_LAYERS,
-    WORK_CRS,
-    RawLayer,
-)
+from omw_sites.layers import MANIFEST, RAW_BY_KEY, RAW_LAYERS, WORK_CRS, RawLayer
 
 QUARANTINE_COLUMNS = ["file", "layer", "record", "rule", "detail"]
 
@@ -69,6 +76,10 @@ class RawData:
     # (e.g. "no transport/wezly.gpkg", "layer 'OT_TCON_A' of bdot10k/bdot10k.gpkg is empty")
     absent: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # for the run summary
+    # what each file of the folder became (raw_folder.manifest): run_info["files"]
+    files: list[dict[str, Any]] = field(default_factory=list)
+    # the folder zips were unpacked to, kept as long as the data (the DEM is read later)
+    scratch: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
 
     def __getitem__(self, key: str) -> gpd.GeoDataFrame:
         return self.layers[key]
@@ -85,40 +96,50 @@ class RawData:
 
 
 def load_raw(raw_dir: str | Path, progress: Callable[[str, int], None] | None = None) -> RawData:
-    """Read, reproject, validate and map every layer of ``raw_dir``.
+    """Read, reproject, validate and map every layer of ``raw_dir`` (a folder, or one zip).
 
-    Only parcels are required: ``egib/dzialki.gpkg``, EGiB GML files in ``egib/``, or
-    both. Every other layer may be missing (no file, or no such layer in its GeoPackage)
-    or empty; ``RawData.absent`` says which and why, and the criteria that need it are
-    left unmeasured (NaN) downstream.
+    Every file under ``raw_dir`` (recursively, through zips) is told by its content
+    (:mod:`omw_sites.etl.raw_folder`), whatever its folder or name: the layout ``omw-sites
+    demo build`` writes is one layout among others. Only parcels are required (EGiB
+    GPKG/SHP/GeoJSON exports, EGiB GML, or both). Every other layer may be missing or
+    empty; ``RawData.absent`` says which and why, and the criteria that need it are left
+    unmeasured (NaN) downstream. ``RawData.files`` says what each file became.
 
     Raises
     ------
     IngestError
         No parcels; a layer that is there but unreadable, without a CRS or without a
         required column. Record-level defects do not raise: they are repaired or
-        quarantined with a reason.
+        quarantined with a reason. A file of no known format is listed, not an error.
     """
     raw_dir = Path(raw_dir)
-    if not raw_dir.is_dir():
+    one_zip = raw_dir.is_file() and raw_dir.suffix.lower() == ".zip"  # a download as is
+    if not raw_dir.is_dir() and not one_zip:
         raise IngestError(raw_dir, "raw data folder does not exist")
-    load = _Loading(raw_dir, progress, _data_dates(raw_dir))
-    _read_raw_layers(load)
-    _add_egib_gml(load)
-    _require_parcels(load)
-    layers, absent, notes, dates = load.layers, load.absent, load.notes, load.dates
-    check_gminy(layers, absent, notes)
-    _add_app_gml(load)
-    _add_gesut_gml(load)
-    if "roads" in layers:
-        roads = layers["roads"]
-        layers["roads_main"] = roads[roads["road_class"].isin(MAIN_ROAD_CLASSES)].copy()
-    check_near_parcels(layers, absent, notes)
-    dem_path = load.dem_path
-    if dem_path is not None and (why := raster_far_from_parcels(dem_path, layers["parcels"])):
-        absent["dem"], dem_path = why, None
-    _derive_transport(raw_dir, layers, absent, notes, dates)
-    quarantine = [q for q in load.quarantine if len(q)]
+    scratch = tempfile.TemporaryDirectory(prefix="omw-raw-")
+    load = _Loading(raw_dir, progress, {} if one_zip else _data_dates(raw_dir))
+    load.files = discover([raw_dir], Path(scratch.name))
+    with load.naming():
+        for rf in load.files:  # a data file that cannot be read stops the run, named
+            if rf.broken and rf.error is not None:
+                raise rf.error
+        _read_vector_files(load)
+        _read_bdot_gml(load)
+        _apply_ownership(load)
+        _add_egib_gml(load)
+        _require_parcels(load)
+        layers, absent, notes, dates = load.layers, load.absent, load.notes, load.dates
+        check_gminy(layers, absent, notes, where=load.where())
+        _add_app_gml(load)
+        _add_gesut_gml(load)
+        if "roads" in layers:
+            roads = layers["roads"]
+            layers["roads_main"] = roads[roads["road_class"].isin(MAIN_ROAD_CLASSES)].copy()
+        check_near_parcels(layers, absent, notes, where=load.where())
+        _read_dem(load, Path(scratch.name))
+        _transport(load)
+    _name_absent(load)
+    quarantine = [load.renamed(q) for q in load.quarantine if len(q)]
     q_all = (
         pd.concat(quarantine, ignore_index=True)
         if quarantine
@@ -126,7 +147,11 @@ def load_raw(raw_dir: str | Path, progress: Callable[[str, int], None] | None = 
     )
     for key in absent:  # a date for data that is not there would date an empty column
         dates.pop(key, None)
-    return RawData(layers, dem_path, dates, q_all, load.stats, absent, notes)
+    _name_unused(load)
+    return RawData(
+        layers, load.dem_path, dates, q_all, load.stats, absent, notes,
+        files=manifest(load.files), scratch=scratch,
+    )  # fmt: skip
 
 
 @dataclass
@@ -136,107 +161,261 @@ class _Loading:
     raw_dir: Path
     progress: Callable[[str, int], None] | None
     dates: dict[str, str]
+    files: list[RawFile] = field(default_factory=list)
     layers: dict[str, gpd.GeoDataFrame] = field(default_factory=dict)
     quarantine: list[pd.DataFrame] = field(default_factory=list)
     stats: dict[str, dict[str, int]] = field(default_factory=dict)
     absent: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     dem_path: Path | None = None
+    sources: dict[str, list[str]] = field(default_factory=dict)  # key -> files giving it
+    empty: dict[str, str] = field(default_factory=dict)  # key -> why its files gave none
 
     def report(self, what: str, count: int) -> None:
         if self.progress:
             self.progress(what, count)
 
-    def gml_read(self, key: str, files: list[Path], label: str) -> None:
-        """Date and report layer ``key`` read from the GML ``files``."""
-        self.dates.setdefault(key, max(_mtime_date(f) for f in files))
+    def of(self, *formats: str) -> list[RawFile]:
+        """The usable files of these formats (a prefix matches: ``egib-gml``)."""
+        return [f for f in self.files if not f.why and f.format.startswith(formats)]
+
+    def where(self) -> dict[str, str]:
+        """Per layer, the files it came from, as a person finds them."""
+        return {k: ", ".join(dict.fromkeys(v)) for k, v in self.sources.items()}
+
+    def gml_read(self, key: str, files: list[RawFile], label: str) -> None:
+        """Date, name and report layer ``key`` read from the GML ``files``."""
+        self.dates.setdefault(key, max(f.date for f in files))
+        for f in files:
+            st = self.stats.get(f.path.name, {})
+            f.add(key, "", st.get("read", 0), st.get("kept", 0))
+            if st.get("kept"):
+                self.sources.setdefault(key, []).append(f.name)
         if self.progress:
-            self.progress(label, sum(self.stats[f.name]["kept"] for f in files))
+            self.progress(label, sum(self.stats.get(f.path.name, {}).get("kept", 0) for f in files))
+
+    def renamed(self, q: pd.DataFrame) -> pd.DataFrame:
+        """Quarantine rows naming files as found (``pkg.zip/member``), not as unpacked."""
+        names = {str(f.path): f.name for f in self.files}
+        if "file" in q and len(q):
+            q = q.assign(file=q["file"].astype(str).replace(names))
+        return q
+
+    @contextmanager
+    def naming(self) -> Iterator[None]:
+        """An error in a file unpacked from a zip names the file as found."""
+        try:
+            yield
+        except IngestError as exc:
+            names = {str(f.path): f.name for f in self.files}
+            if exc.file in names:
+                raise IngestError(
+                    names[exc.file], exc.problem, layer=exc.layer, record=exc.record,
+                    rule=exc.rule,
+                ) from exc  # fmt: skip
+            raise
 
 
-def _read_raw_layers(load: _Loading) -> None:
-    """Every layer of the raw folder's own layout (``layers.RAW_LAYERS``) that is there."""
-    names: dict[Path, list[str]] = {}  # layers of each GeoPackage, listed once
-    for spec in RAW_LAYERS:
-        path = load.raw_dir / spec.path
-        if not path.exists():
-            load.absent[spec.key] = f"no {spec.path}"
-            continue
-        if spec.geom == "raster":
-            load.dem_path = _check_raster(path)
-            load.dates.setdefault(spec.key, _mtime_date(path))
-            continue
-        if spec.layer is not None:
-            if path not in names:
-                names[path] = _layer_names(path)
-            if spec.layer not in names[path]:
-                load.absent[spec.key] = f"{spec.path} has no layer {spec.layer!r}"
+# vector formats whose layers are told one by one (detect.layer_key)
+VECTOR_FORMATS = ("egib-vector", "bdot10k-vector", "mpzp-vector", "raw-layout")
+# canonical layers a BDOT10k class gives, and the classes read only to derive from
+BDOT_LAYER_KEYS = frozenset(CLASS_LAYER.values())
+
+
+def _read_vector_files(load: _Loading) -> None:
+    """Every layer of every vector file (GPKG, SHP, GeoJSON) that holds a canonical layer,
+    concatenated per layer; parcels listed twice (a GPKG and a GeoJSON of the same
+    export) are kept once."""
+    pieces: dict[str, list[gpd.GeoDataFrame]] = {}
+    for rf in load.of(*VECTOR_FORMATS):
+        for layer, key, why in classify_layers(rf.path):
+            if key is None:
+                rf.layers.append({"layer": layer, "key": None, "why": why})
                 continue
-        mapped, q, q2, n_read, repaired = read_raw_layer(path, spec)
-        load.layers[spec.key] = mapped
-        load.quarantine += [q, q2]
-        load.stats[spec.key] = {
-            "read": n_read,
-            "kept": len(mapped),
-            "repaired": repaired,
-            "quarantined": len(q) + len(q2),
-        }
-        if not len(mapped):
-            where = f"layer {spec.layer!r} of {spec.path}" if spec.layer else spec.path
-            load.absent[spec.key] = (
-                f"{where} is empty" if not n_read else f"{where}: no usable feature"
-            )
-        load.dates.setdefault(spec.key, _mtime_date(path))
-        load.report(spec.key, len(mapped))
+            frame = _read_vector_layer(load, rf, layer, key)
+            pieces.setdefault(key, []).append(frame)
+            load.dates.setdefault(key, rf.date)
+            load.report(key, len(frame))
+    for key, frames in pieces.items():
+        layer = frames[0] if len(frames) == 1 else _concat(frames)
+        if key == "parcels" and len(frames) > 1:
+            layer = _unique_parcels(load, layer)
+        load.layers[key] = layer
+        if not len(layer):
+            load.absent[key] = load.empty[key]
+
+
+def _read_vector_layer(load: _Loading, rf: RawFile, layer: str, key: str) -> gpd.GeoDataFrame:
+    """One layer of a vector file as canonical layer ``key``; counted and named."""
+    spec = RAW_BY_KEY.get(key) or RawLayer(key, rf.name, layer, "")
+    spec = dataclasses.replace(spec, path=rf.name, layer=layer)
+    if key == "parcels" and "ID_DZIALKI" not in _columns(rf.path, layer):
+        # an EGiB export under another ID column (idDzialki, IDENTYFIKATOR, a WFS fid)
+        result = read_egib_vector(rf.path, layer)
+        mapped = result.frame[list(PARCEL_COLUMNS)]
+        qs, n_read, repaired, crs_in = (
+            [result.quarantine],
+            result.read,
+            result.repaired,
+            result.crs_in,
+        )
+    else:
+        mapped, q1, q2, n_read, repaired = read_raw_layer(rf.path, spec)
+        qs, crs_in = [q1, q2], _crs_name(rf.path, layer)
+    load.quarantine += qs
+    st = load.stats.setdefault(key, {"read": 0, "kept": 0, "repaired": 0, "quarantined": 0})
+    st["read"] += n_read
+    st["kept"] += len(mapped)
+    st["repaired"] += repaired
+    st["quarantined"] += sum(len(q) for q in qs)
+    rf.add(key, layer, n_read, len(mapped), crs_in)
+    if len(mapped):
+        load.sources.setdefault(key, []).append(rf.name)
+    else:
+        where = f"layer {layer!r} of {rf.name}"
+        load.empty.setdefault(
+            key, f"{where} is empty" if not n_read else f"{where}: no usable feature"
+        )
+    return mapped
+
+
+def _crs_name(path: Path, layer: str) -> str:
+    """The layer's own CRS as GDAL names it (``EPSG:2178``), for the manifest."""
+    try:
+        return str(pyogrio.read_info(path, layer=layer).get("crs") or "")
+    except Exception:  # the reader has read it: a name is only a label here
+        return ""
+
+
+def _columns(path: Path, layer: str) -> set[str]:
+    return {str(c).upper() for c in pyogrio.read_info(path, layer=layer)["fields"]}
+
+
+def _concat(frames: list[gpd.GeoDataFrame]) -> gpd.GeoDataFrame:
+    out = pd.concat(frames, ignore_index=True)
+    return gpd.GeoDataFrame(out, geometry="geometry", crs=WORK_CRS)
+
+
+def _unique_parcels(load: _Loading, parcels: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Parcels listed by more than one file, kept once (the first file's copy)."""
+    dup = parcels["parcel_id"].duplicated(keep="first").to_numpy()
+    if dup.any():
+        load.notes.append(
+            f"parcels: {int(dup.sum()):,} parcel IDs given by more than one file "
+            f"({load.where().get('parcels', '')}): the first file's copy kept"
+        )
+        parcels = parcels[~dup].reset_index(drop=True)
+    return parcels
+
+
+def _read_bdot_gml(load: _Loading) -> None:
+    """BDOT10k GML files as a powiat's package holds them (one class per file,
+    ``PL.PZGiK.<n>.<TERYT4>__OT_<CLASS>_<geom>.xml``); classes the tool does not use are
+    listed, not read."""
+    pieces: dict[str, list[gpd.GeoDataFrame]] = {}
+    for rf in load.of("bdot10k-gml"):
+        cls = bdot_name_class(Path(rf.name).name)
+        key = CLASS_LAYER.get(cls or "") or DERIVE_CLASSES.get(cls or "")
+        if cls is not None and key is None:
+            rf.skip(unused_bdot(Path(rf.name).name))
+            continue
+        if key in DERIVE_CLASSES.values():  # the raw BDOT10k attributes (X_KOD, NAZWA)
+            frame, _, layer, crs_in = read_bdot_gml_class(rf.path, cls, None, DEFAULT_LIMITS)
+            n_read = len(frame)
+        else:
+            result = read_bdot(rf.path, cls=cls)
+            key, frame, layer, crs_in = result.key, result.frame, result.layer, result.crs_in
+            n_read = result.read
+            load.quarantine.append(result.quarantine)
+        assert key is not None
+        rf.add(key, layer, n_read, len(frame), crs_in)
+        st = load.stats.setdefault(key, {"read": 0, "kept": 0, "repaired": 0, "quarantined": 0})
+        st["read"] += n_read
+        st["kept"] += len(frame)
+        if len(frame):
+            load.sources.setdefault(key, []).append(rf.name)
+            pieces.setdefault(key, []).append(frame)
+        load.dates.setdefault(key, rf.date)
+    for key, frames in pieces.items():
+        have = load.layers.get(key)
+        load.layers[key] = _concat([*([have] if have is not None and len(have) else []), *frames])
+        load.absent.pop(key, None)
+        load.report(key, len(load.layers[key]))
+
+
+def _apply_ownership(load: _Loading) -> None:
+    """The ownership side tables (``ID_DZIALKI`` + ownership), wherever they lie, give
+    the ownership of the parcels they list."""
+    tables = load.of("ownership-csv")
+    parcels = load.layers.get("parcels")
+    for rf in tables:
+        listed = 0
+        if parcels is not None and len(parcels):
+            groups = read_ownership_table(rf.path, parcels["parcel_id"])
+            known = groups.notna().to_numpy()
+            if known.any():
+                parcels.loc[known, "ownership"] = ownership_class(groups[known]).to_numpy()
+            listed = int(known.sum())
+        rf.add("ownership", "", len(load_ownership_table(rf.path)), listed)
 
 
 def _add_egib_gml(load: _Loading) -> None:
-    """Parcels of the EGiB GML exports in ``egib/``, merged with those of the GeoPackage."""
-    gml_files = sorted((load.raw_dir / EGIB_GML_DIR).glob("*.gml"))
-    if not gml_files:
+    """Parcels of the EGiB GML exports, merged with those of the vector exports."""
+    files = load.of("egib-gml")
+    if not files:
         return
     load.layers["parcels"], q_gml = _merge_gml_parcels(
-        load.layers.get("parcels"), gml_files, load.stats, load.raw_dir / OWNERSHIP_TABLE
+        load.layers.get("parcels"),
+        [f.path for f in files],
+        load.stats,
+        [f.path for f in load.of("ownership-csv")],
     )
     load.quarantine.append(q_gml)
     load.absent.pop("parcels", None)
-    load.gml_read("parcels", gml_files, "parcels (EGiB GML)")
+    load.gml_read("parcels", files, "parcels (EGiB GML)")
 
 
 def _require_parcels(load: _Loading) -> None:
     if len(load.layers.get("parcels", ())):
         return
-    spec = RAW_BY_KEY["parcels"]
-    why = load.absent.get("parcels", "no parcels")
+    why = load.absent.get("parcels", "no file in the folder holds EGiB parcels")
     msg = (
-        f"no parcels ({why}): put the powiat's EGiB parcels in {EGIB_GML_DIR}/ — "
-        f"{spec.path} (layer {spec.layer!r}, column ID_DZIALKI) or the EGiB GML export "
-        f"({EGIB_GML_DIR}/*.gml)"
+        f"no parcels ({why}): put the powiat's EGiB parcels anywhere in the folder, "
+        "zipped or not — the EGiB GML export (*.gml) or a GPKG/SHP/GeoJSON export with a "
+        "parcel ID column (ID_DZIALKI, as in egib/dzialki.gpkg)"
     )
-    raise IngestError(load.raw_dir / EGIB_GML_DIR, msg, rule="parcels required")
+    raise IngestError(load.raw_dir, msg, rule="parcels required")
 
 
 def _add_app_gml(load: _Loading) -> None:
-    """Plan zones of the APP GML files in ``app/``."""
-    app_files = sorted((load.raw_dir / APP_GML_DIR).glob("*.gml"))
-    if not app_files:
+    """Plan zones of the APP GML files (an act without zones is listed, not read)."""
+    files = load.of("app-gml")
+    if not files:
         return
-    zones, q_app = _merge_app_zones(load.layers.get("plan_zones"), app_files, load.stats)
+    zones, q_app, empty = _merge_app_zones(
+        load.layers.get("plan_zones"), [f.path for f in files], load.stats
+    )
+    for rf in files:
+        if rf.path in empty:
+            rf.skip("an act without StrefaPlanistyczna zones")
+    files = [f for f in files if f.path not in empty]
+    if not files:
+        return
     load.layers["plan_zones"] = zones
     load.quarantine.append(q_app)
     load.absent.pop("plan_zones", None)
-    load.gml_read("plan_zones", app_files, "plan_zones (APP GML)")
+    load.gml_read("plan_zones", files, "plan_zones (APP GML)")
 
 
 def _add_gesut_gml(load: _Loading) -> None:
     """Utility lines of the GESUT GML files, kept to the region's powiaty."""
-    gesut_files = sorted((load.raw_dir / GESUT_GML_DIR).glob("*.gml"))
-    if not gesut_files:
+    files = load.of("gesut-gml")
+    if not files:
         return
     lines, q_gesut = _merge_gesut_lines(
         load.layers.get("utilities"),
         load.layers.get("gminy"),
-        gesut_files,
+        [f.path for f in files],
         load.stats,
         load.notes,
     )
@@ -244,87 +423,221 @@ def _add_gesut_gml(load: _Loading) -> None:
     load.quarantine.append(q_gesut)
     if len(lines):
         load.absent.pop("utilities", None)
-    load.gml_read("utilities", gesut_files, "utilities (GESUT GML)")
+    load.gml_read("utilities", files, "utilities (GESUT GML)")
 
 
+# layers an OpenStreetMap extract can give, used only where no other file gives them
+OSM_LAYERS = ("roads", "rail", "junctions", "stations", "airports")
+
+
+def _add_osm(load: _Loading) -> list[str]:
+    """Roads, rail, stations, junctions and airports from OpenStreetMap extracts, for
+    the layers no official file in the folder gives; each one a line of the summary."""
+    files = load.of("osm")
+    missing = [k for k in OSM_LAYERS if not len(load.layers.get(k, ()))]
+    if not files:
+        return []
+    if not missing:
+        for rf in files:
+            rf.skip("the folder's official layers give everything it holds")
+        return []
+    got: dict[str, list[gpd.GeoDataFrame]] = {}
+    for rf in files:
+        for r in read_osm(rf.path):
+            use = r.key in missing
+            rf.add(r.key if use else "", r.layer, r.read, r.kept if use else 0, r.crs_in)
+            if use:
+                got.setdefault(r.key, []).append(r.frame)
+                load.sources.setdefault(r.key, []).append(rf.name)
+                load.dates.setdefault(r.key, rf.date)
+    for key, frames in got.items():
+        layer = _concat(frames)
+        what = load.absent.get(key) or "no official layer"
+        load.notes.append(
+            f"{key} from OpenStreetMap ({load.where()[key]}): {len(layer):,} features, "
+            f"because the folder's official data gives none ({what})"
+        )
+        load.layers[key] = layer
+        load.absent.pop(key, None)
+    return list(got)
+
+
+def _read_dem(load: _Loading, scratch: Path) -> None:
+    """The terrain model: one raster, or several sheets of one CRS made one; a raster
+    that cannot be used is left out with the reason."""
+    files = load.of("nmt")
+    if not files:
+        return
+    try:
+        paths = [_check_raster(f.path) for f in files]
+        dem = paths[0] if len(paths) == 1 else _mosaic(paths, scratch / "nmt_mosaic.tif")
+    except IngestError as exc:
+        names = {str(f.path): f.name for f in files}
+        load.absent["dem"] = f"{names.get(exc.file, exc.file)}: {exc.problem}: left out"
+        for f in files:
+            f.skip(exc.problem)
+        return
+    parcels = load.layers["parcels"]
+    if why := raster_far_from_parcels(dem, parcels, ", ".join(f.name for f in files)):
+        load.absent["dem"] = why
+        return
+    load.dem_path = dem
+    load.dates.setdefault("dem", max(f.date for f in files))
+    for f in files:
+        f.add("dem", "", 1, 1)
+    load.sources["dem"] = [f.name for f in files]
+
+
+def _mosaic(paths: list[Path], out: Path) -> Path:
+    """NMT sheets (ASC or GeoTIFF tiles of one CRS) written as one GeoTIFF."""
+    from rasterio.merge import merge
+
+    sources = [rasterio.open(p) for p in paths]
+    try:
+        crs = {str(s.crs) for s in sources}
+        if len(crs) > 1:
+            msg = f"NMT sheets in {len(crs)} different CRS ({', '.join(sorted(crs))})"
+            raise IngestError(paths[0], msg, rule="one CRS per terrain model")
+        heights, transform = merge(sources)
+        profile = sources[0].profile
+    finally:
+        for s in sources:
+            s.close()
+    profile.update(
+        driver="GTiff", height=heights.shape[1], width=heights.shape[2], transform=transform,
+        count=heights.shape[0], compress="deflate",
+    )  # fmt: skip
+    with rasterio.open(out, "w", **profile) as dst:
+        dst.write(heights)
+    return out
+
+
+# what puts each layer in the folder, for the summary when no file gives it
+DOWNLOAD_HINT = {
+    "gminy": "PRG boundaries (A03_Granice_gmin)",
+    "zoning": "the gmina's MPZP designations (vector layer)",
+    "plan_zones": "the gmina's plan ogólny (APP GML)",
+    "roads": "BDOT10k (OT_SKDR_L) or an OpenStreetMap extract",
+    "rail": "BDOT10k (OT_SKTR_L) or an OpenStreetMap extract",
+    "natura2000": "BDOT10k (OT_TCON_A)",
+    "forest": "BDOT10k (OT_PTLZ_A)",
+    "water": "BDOT10k (OT_PTWP_A)",
+    "power_lines": "BDOT10k (OT_SULN_L)",
+    "junctions": "a junction layer, BDOT10k roads or an OpenStreetMap extract",
+    "stations": "a station layer, BDOT10k (OT_KUKO_A, OT_OIKM_P) or OpenStreetMap",
+    "airports": "an airport layer, BDOT10k (OT_KUKO_A) or OpenStreetMap",
+    "utilities": "the powiat's GESUT export",
+    "substations": "the powiat's GESUT devices",
+    "flood": "ISOK flood hazard zones (Q1%)",
+    "dem": "NMT (ASC or GeoTIFF)",
+}
+
+
+def _name_absent(load: _Loading) -> None:
+    """A reason for every layer no file gives."""
+    for spec in RAW_LAYERS:
+        key = spec.key
+        if key in load.absent or load.layers.get(key) is not None or key == "parcels":
+            continue
+        if key == "dem" and load.dem_path is not None:
+            continue
+        load.absent[key] = f"no file in the folder holds it (add {DOWNLOAD_HINT[key]})"
+
+
+def _name_unused(load: _Loading) -> None:
+    """Why each file the run does not use is not used, and one line of the summary."""
+    unused = [rf for rf in load.files if not rf.used]
+    for rf in unused:
+        rf.skip("no feature of a layer the tool uses")
+    if unused:
+        shown = "; ".join(f"{rf.name}: {rf.why}" for rf in unused[:UNUSED_SHOWN])
+        more = f"; and {len(unused) - UNUSED_SHOWN} more" if len(unused) > UNUSED_SHOWN else ""
+        load.notes.append(
+            f"{len(unused)} file(s) of the folder not used (run_info 'files' says what each "
+            f"file became): {shown}{more}"
+        )
+
+
+UNUSED_SHOWN = 5  # files named in the summary line; run_info['files'] names them all
 MAIN_ROAD_CLASSES = ("A", "S", "GP", "G")  # the ``roads_main`` reference layer
 
-# BDOT10k classes read only to derive stations and airports when no layer gives them
-BDOT_COMPLEXES = RawLayer("bdot_complexes", RAW_BY_KEY["roads"].path, "OT_KUKO_A", "polygon")
-BDOT_TRANSPORT_POINTS = RawLayer("bdot_points", RAW_BY_KEY["roads"].path, "OT_OIKM_P", "point")
+
+def _derive_junctions(load: _Loading) -> None:
+    """Motorway junctions, when no file gives them, from the road topology
+    (:func:`~omw_sites.etl.derive.junctions_from_roads`); one line of the summary."""
+    layers, absent, dates = load.layers, load.absent, load.dates
+    if len(layers.get("junctions", ())) or not len(layers.get("roads", ())):
+        return
+    derived = junctions_from_roads(layers["roads"])
+    if not len(derived):
+        return
+    why = absent.pop("junctions", None) or "no file in the folder holds it"
+    layers["junctions"] = derived
+    load.notes.append(
+        f"junctions derived from the road network ({why}): "
+        f"{len(derived)} points where a motorway or expressway meets a lower-class road"
+    )
+    if "roads" in dates:
+        dates["junctions"] = dates["roads"]
 
 
-def _derive_transport(
-    raw_dir: Path,
-    layers: dict[str, gpd.GeoDataFrame],
-    absent: dict[str, str],
-    notes: list[str],
-    dates: dict[str, str],
-) -> None:
-    """Junctions, stations and airports that the folder does not give, derived from what
-    it does (:mod:`omw_sites.etl.derive`); each derivation is one line of the summary."""
-    missing = [k for k in ("junctions", "stations", "airports") if not len(layers.get(k, ()))]
-    if not missing:
-        return
-    if "junctions" in missing and len(layers.get("roads", ())):
-        derived = junctions_from_roads(layers["roads"])
-        if len(derived):
-            layers["junctions"] = derived
-            notes.append(
-                f"junctions derived from the road network ({absent.get('junctions', '')}): "
-                f"{len(derived)} points where a motorway or expressway meets a lower-class road"
-            )
-            absent.pop("junctions", None)
-            if "roads" in dates:
-                dates["junctions"] = dates["roads"]
-    if not ({"stations", "airports"} & set(missing)):
-        return
-    bdot = raw_dir / BDOT_COMPLEXES.path
-    names = _layer_names(bdot) if bdot.exists() else []
-    found = {}
-    for spec in (BDOT_COMPLEXES, BDOT_TRANSPORT_POINTS):
-        if spec.layer in names:
-            found[spec.key] = read_raw_layer(bdot, spec)[0]
+def _derive_from_bdot(load: _Loading) -> None:
+    """Stations and airports, when no file gives them, from BDOT10k's transport
+    complexes (:mod:`omw_sites.etl.derive`); each derivation one line of the summary."""
+    layers, absent, dates = load.layers, load.absent, load.dates
+    complexes, points = layers.pop("bdot_complexes", None), layers.pop("bdot_points", None)
+    derive_date = dates.pop("bdot_complexes", None) or dates.pop("bdot_points", "")
     for key, derived, source in (
         (
             "stations",
-            stations_from_bdot(found.get("bdot_complexes"), found.get("bdot_points")),
+            stations_from_bdot(complexes, points),
             "BDOT10k rail station complexes and stops (OT_KUKO_A, OT_OIKM_P); "
             "no rail freight terminals",
         ),
         (
             "airports",
-            airports_from_bdot(found.get("bdot_complexes")),
+            airports_from_bdot(complexes),
             f"BDOT10k airport complexes of {MIN_AIRPORT_HA:g} ha or more (OT_KUKO_A)",
         ),
     ):
-        if key in missing and len(derived):
+        if not len(layers.get(key, ())) and len(derived):
+            why = absent.pop(key, None) or "no file in the folder holds it"
             layers[key] = derived
-            notes.append(f"{key} derived from {source} ({absent.get(key, '')}): {len(derived)}")
-            absent.pop(key, None)
-            dates[key] = _mtime_date(bdot)
+            load.notes.append(f"{key} derived from {source} ({why}): {len(derived)}")
+            dates[key] = derive_date
 
 
-def _layer_names(path: Path) -> list[str]:
-    """The layers of a GeoPackage; an unreadable file names itself."""
-    try:
-        return [str(n) for n, _ in pyogrio.list_layers(path)]
-    except Exception as exc:
-        raise IngestError(path, f"cannot read the file: {exc}") from exc
+def _transport(load: _Loading) -> None:
+    """What the official files do not give of the transport layers: stations and
+    airports derived from BDOT10k, junctions from the official roads, then OpenStreetMap
+    for what is still missing (checked against the parcels like any layer), then
+    junctions from OSM's roads."""
+    _derive_from_bdot(load)
+    _derive_junctions(load)
+    added = _add_osm(load)
+    if not added:
+        return
+    osm = {"parcels": load.layers["parcels"], **{k: load.layers[k] for k in added}}
+    check_near_parcels(osm, load.absent, load.notes, where=load.where())
+    load.layers.update({k: v for k, v in osm.items() if k != "parcels"})
+    if "roads" in added:
+        roads = load.layers["roads"]
+        load.layers["roads_main"] = roads[roads["road_class"].isin(MAIN_ROAD_CLASSES)].copy()
+    _derive_junctions(load)
 
 
 def _merge_gml_parcels(
     parcels: gpd.GeoDataFrame | None,
     files: list[Path],
     stats: dict[str, dict[str, int]],
-    side_table: Path | None = None,
+    side_tables: list[Path] = (),  # type: ignore[assignment]
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     """Parcels with the registration units of the EGiB GML ``files`` taken from the GML.
 
     The GPKG's parcels of a unit (WWPPGG_R) that a GML export covers are replaced by the
     GML's current versions; ``source`` says where each parcel came from. Without a GPKG
     the GML's parcels are the layer. Where the GML does not resolve a parcel's ownership
-    (no JRG links), the ownership side table (``side_table``) gives it.
+    (no JRG links), the ownership side tables (``side_tables``) give it.
     """
     frames, qs = [], []
     for path in files:
@@ -339,7 +652,7 @@ def _merge_gml_parcels(
             "quarantined": len(result.quarantine),
         }
     gml = pd.concat(frames, ignore_index=True)
-    if side_table is not None and side_table.exists():
+    for side_table in side_tables:
         unknown = (gml["ownership"] == "other").to_numpy()
         if unknown.any():
             listed = ownership_class(read_ownership_table(side_table, gml["parcel_id"][unknown]))
@@ -374,15 +687,17 @@ PARCEL_COLUMNS = (
 
 def _merge_app_zones(
     zones: gpd.GeoDataFrame | None, files: list[Path], stats: dict[str, dict[str, int]]
-) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
-    """Plan ogólny zones with the gminy of the APP GML ``files`` taken from the GML."""
-    frames, qs = [], []
+) -> tuple[gpd.GeoDataFrame | None, pd.DataFrame, set[Path]]:
+    """Plan ogólny zones with the gminy of the APP GML ``files`` taken from the GML; the
+    files without zones (an act alone) are returned apart."""
+    frames, qs, empty = [], [], set()
     columns = ["symbol", "designation", "name", "teryt", "in_force_from"]
     for path in files:
         data = read_app(path)
         frame = data.zones.frame
         if not len(frame):
-            raise IngestError(path, "no StrefaPlanistyczna zones", rule="plan zones present")
+            empty.add(path)
+            continue
         frames.append(frame[[*columns, "geometry"]].assign(source=data.zones.source_format))
         qs.append(data.zones.quarantine)
         stats[path.name] = {
@@ -391,13 +706,15 @@ def _merge_app_zones(
             "repaired": data.zones.repaired,
             "quarantined": len(data.zones.quarantine),
         }
+    if not frames:
+        return zones, _empty_q(), empty
     app = pd.concat(frames, ignore_index=True)
     parts = [app]
     if zones is not None:
         parts.insert(0, zones[~zones["teryt"].isin(set(app["teryt"]))].assign(source="gpkg"))
     merged = pd.concat(parts, ignore_index=True)
     out = gpd.GeoDataFrame(merged, geometry="geometry", crs=WORK_CRS)
-    return out, pd.concat(qs, ignore_index=True)
+    return out, pd.concat(qs, ignore_index=True), empty
 
 
 def _merge_gesut_lines(
@@ -486,7 +803,10 @@ def _read_vector(path: Path, spec: RawLayer) -> gpd.GeoDataFrame:
     recognised (or an error naming the file), text checked against its declared encoding
     (bad bytes name the record and column), upper-case columns, required ones present,
     EPSG:2180."""
-    return read_vector_file(path, spec.layer, required=spec.columns).frame
+    frame = read_vector_file(path, spec.layer, required=spec.columns).frame
+    if spec.key in BDOT_LAYER_KEYS:  # SHP names cut to 10 characters (katZarzadz)
+        frame = frame.rename(columns=expand_columns(list(frame.columns)))
+    return frame
 
 
 def _check_raster(path: Path) -> Path:
@@ -568,11 +888,7 @@ def _parcels(gdf, path, spec):
     ids = gdf["ID_DZIALKI"].astype(str).str.strip()
     parts = parse_parcel_ids(ids)
     registered = to_number(_col(gdf, "POLE_EWIDENCYJNE"))
-    groups = _col(gdf, "GRUPA_REJESTROWA")
-    side = path.parent.parent / OWNERSHIP_TABLE
-    if side.exists():
-        # text classes or group codes: object, so that either fills the other
-        groups = read_ownership_table(side, ids).astype(object).fillna(groups)
+    groups = _col(gdf, "GRUPA_REJESTROWA")  # the side tables override it (_apply_ownership)
     bad_id = ~parts["valid"]
     dup = ids.duplicated(keep="first") & ~bad_id
     rows = [

@@ -24,8 +24,11 @@ MUST_COVER = ("zoning", "plan_zones")
 GML_FOLDER = {"plan_zones": APP_GML_DIR, "utilities": GESUT_GML_DIR}
 
 
-def _where(key: str, layer: gpd.GeoDataFrame) -> str:
-    """The file(s) a layer came from, as a person would look for them."""
+def _where(key: str, layer: gpd.GeoDataFrame, where: dict[str, str] | None = None) -> str:
+    """The file(s) a layer came from, as a person would look for them (``where``: per
+    layer, the files the raw folder's discovery found it in)."""
+    if where and where.get(key):
+        return where[key]
     spec = RAW_BY_KEY.get(key)
     path = spec.path if spec else key
     source = layer["source"].astype(str) if "source" in layer else None
@@ -36,7 +39,10 @@ def _where(key: str, layer: gpd.GeoDataFrame) -> str:
 
 
 def check_gminy(
-    layers: dict[str, gpd.GeoDataFrame], absent: dict[str, str], notes: list[str]
+    layers: dict[str, gpd.GeoDataFrame],
+    absent: dict[str, str],
+    notes: list[str],
+    where: dict[str, str] | None = None,
 ) -> None:
     """Keep only gmina units (7-digit TERYT) of the boundary layer, saying what else it held."""
     gminy = layers.get("gminy")
@@ -53,17 +59,20 @@ def check_gminy(
         f"{len(other)} {' and '.join(kinds)} unit(s) ({examples}) that are not gminy "
         "(TERYT of 7 digits)"
     )
-    where = RAW_BY_KEY["gminy"].path
+    name = _where("gminy", gminy, where)
     if not ok.any():
         layers["gminy"] = gminy.iloc[:0]
-        absent["gminy"] = f"{where} holds no gmina: {what}"
+        absent["gminy"] = f"{name} holds no gmina: {what}"
         return
     layers["gminy"] = gminy[ok].reset_index(drop=True)
-    notes.append(f"{where}: {what} left out; {int(ok.sum())} gminy kept")
+    notes.append(f"{name}: {what} left out; {int(ok.sum())} gminy kept")
 
 
 def check_near_parcels(
-    layers: dict[str, gpd.GeoDataFrame], absent: dict[str, str], notes: list[str]
+    layers: dict[str, gpd.GeoDataFrame],
+    absent: dict[str, str],
+    notes: list[str],
+    where: dict[str, str] | None = None,
 ) -> None:
     """Leave out layers that lie wholly away from the parcels, and plans that cover none.
 
@@ -84,23 +93,24 @@ def check_near_parcels(
             if far_plan.any() and not far_plan.all():
                 plans = sorted(set(layer["teryt"].astype(str)[far_plan]))
                 notes.append(
-                    f"{_where(key, layer)}: the plan ogólny of gmina {', '.join(plans)} lies more "
-                    f"than {FAR_M / 1000:g} km from the parcels: left out"
+                    f"{_where(key, layer, where)}: the plan ogólny of gmina {', '.join(plans)} "
+                    f"lies more than {FAR_M / 1000:g} km from the parcels: left out"
                 )
                 layers[key] = layer[~far_plan].reset_index(drop=True)
                 continue
         if near.any():
             if key in MUST_COVER and not _covers_a_parcel(parcels, layer):
-                _leave_out(
-                    key, layer, layers, absent, "covers none of the parcels (another gmina's plan?)"
-                )
+                why = "covers none of the parcels (another gmina's plan?)"
+                _leave_out(key, layer, layers, absent, why, where)
             continue
         gap = shapely.distance(shapely.box(x0, y0, x1, y1), shapely.box(*layer.total_bounds))
         why = f"lies {gap / 1000:,.0f} km from the parcels (another region's data?)"
-        _leave_out(key, layer, layers, absent, why)
+        _leave_out(key, layer, layers, absent, why, where)
 
 
-def raster_far_from_parcels(dem_path, parcels: gpd.GeoDataFrame) -> str | None:
+def raster_far_from_parcels(
+    dem_path, parcels: gpd.GeoDataFrame, name: str | None = None
+) -> str | None:
     """Why the terrain model is left out (it lies wholly away from the parcels), or None."""
     import rasterio
     from rasterio.warp import transform_bounds
@@ -111,7 +121,7 @@ def raster_far_from_parcels(dem_path, parcels: gpd.GeoDataFrame) -> str | None:
     gap = shapely.distance(shapely.box(x0, y0, x1, y1), shapely.box(*bounds))
     if gap <= 0:
         return None
-    return f"{RAW_BY_KEY['dem'].path} lies {gap / 1000:,.1f} km from the parcels: left out"
+    return f"{name or RAW_BY_KEY['dem'].path} lies {gap / 1000:,.1f} km from the parcels: left out"
 
 
 def _leave_out(
@@ -120,8 +130,9 @@ def _leave_out(
     layers: dict[str, gpd.GeoDataFrame],
     absent: dict[str, str],
     why: str,
+    where: dict[str, str] | None = None,
 ) -> None:
-    absent[key] = f"{_where(key, layer)} {why}: left out"
+    absent[key] = f"{_where(key, layer, where)} {why}: left out"
     layers[key] = layer.iloc[:0]
     if key == "roads" and "roads_main" in layers:
         layers["roads_main"] = layers["roads_main"].iloc[:0]

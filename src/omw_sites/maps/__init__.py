@@ -2,6 +2,13 @@
 
 from omw_sites.maps.comparison_map import render_comparison
 from omw_sites.maps.map_data import available_profiles, load_map_data
-from omw_sites.maps.profile_map import render_map, write_maps
+from omw_sites.maps.profile_map import render_map, write_index, write_maps
 
-__all__ = ["available_profiles", "load_map_data", "render_comparison", "render_map", "write_maps"]
+__all__ = [
+    "available_profiles",
+    "load_map_data",
+    "render_comparison",
+    "render_map",
+    "write_index",
+    "write_maps",
+]

@@ -9,6 +9,7 @@ from branca.element import MacroElement
 from folium.template import Template
 
 from omw_sites.maps.assets import render
+from omw_sites.maps.map_words import tr
 from omw_sites.maps.style import ScoreClasses, darken
 
 
@@ -49,7 +50,9 @@ class LegendExtra:
     stroke: str = field(default="rgba(0,0,0,0.35)")
 
 
-def legend_html(classes: ScoreClasses, title: str, extras: Sequence[LegendExtra] = ()) -> str:
+def legend_html(
+    classes: ScoreClasses, title: str, extras: Sequence[LegendExtra] = (), lang: str = "en"
+) -> str:
     """Classed legend: one swatch per score class (best on top), then ``extras``."""
     method = "quantiles" if classes.method == "quantile" else "equal intervals"
     rows: list[LegendRow] = [
@@ -58,14 +61,14 @@ def legend_html(classes: ScoreClasses, title: str, extras: Sequence[LegendExtra]
             "border": darken(classes.colors[i]),
             "label": classes.label(i),
             "shape": None,
-            "count": f"{classes.counts[i]:,} sites",
+            "count": tr("{n} sites", lang, n=f"{classes.counts[i]:,}"),
         }
         for i in reversed(range(classes.k))
     ]
     return render(
         "legend.html.j2",
         title=title,
-        subtitle=f"score classes: {method}",
+        subtitle=tr(f"score classes: {method}", lang),
         rows=rows + extra_rows(extras),
     )
 
@@ -79,6 +82,11 @@ def extra_rows(extras: Sequence[LegendExtra]) -> list[LegendRow]:
         {"color": x.color, "border": x.stroke, "label": x.label, "shape": x.shape, "count": None}
         for x in extras
     ]
+
+
+def render_legend(title: str, subtitle: str, extras: Sequence[LegendExtra]) -> str:
+    """A legend of layers only (no score classes): a row per ``extras``."""
+    return render("legend.html.j2", title=title, subtitle=subtitle, rows=extra_rows(extras))
 
 
 def title_html(title: str, lines: Sequence[str]) -> str:

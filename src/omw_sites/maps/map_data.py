@@ -34,7 +34,19 @@ from omw_sites.maps.style import criterion_fields
 from omw_sites.store import display_target, list_layers, read_layer, read_run_info, read_sites
 
 # site-table columns every map reads (besides the profile and criteria columns)
-_SITE_BASE = ("site_id", "gmina", "teryt", "area_ha", "zoning_symbol", "zoning_class")
+_SITE_BASE = (
+    "site_id",
+    "gmina",
+    "teryt",
+    "area_ha",
+    "zoning_symbol",
+    "zoning_class",
+    "status",
+    "price_pln_m2",
+    "lease_pln_m2_year",
+    "junction_name",
+    "time_junction_min",
+)
 MAX_UTILITY_FEATURES = 5_000  # above this, only trunk lines, merged per network and status
 TRUNK_MIN_DIAMETER_MM = 200
 TRUNK_VOLTAGES = ("ww", "w", "s")  # extra high, high, medium
@@ -166,17 +178,19 @@ def load_map_data(store_path: str | Path) -> MapData:
     return MapData(path, info, profiles, sites, reference)
 
 
-def data_date_text(info: Mapping[str, Any]) -> str:
+def data_date_text(info: Mapping[str, Any], lang: str = "en") -> str:
     """The data date shown on the maps: parcels first, then the span of the other inputs."""
+    from omw_sites.maps.map_words import tr
+
     dates = info.get("data_dates")
     if isinstance(dates, Mapping) and dates:
         # parcels first (the inventory's own date), then the range of the other inputs
         parcels = dates.get("parcels")
         others = sorted(str(v) for k, v in dates.items() if k != "parcels" and v)
-        parts = [f"parcels {parcels}"] if parcels else []
+        parts = [tr("parcels {date}", lang, date=parcels)] if parcels else []
         if others:
             span = others[0] if others[0] == others[-1] else f"{others[0]} – {others[-1]}"
-            parts.append(f"other layers {span}")
+            parts.append(tr("other layers {span}", lang, span=span))
         return "; ".join(parts)
     created = info.get("created")
     return f"run {created}" if created else "unknown"

@@ -20,6 +20,7 @@ from omw_sites.maps.controls import LegendExtra
 from omw_sites.maps.geojson import SITE_TOLERANCE_M, feature_collection, web_geometries
 from omw_sites.maps.hexbins import hex_cells, hex_polygons, hex_summary
 from omw_sites.maps.map_data import MapData
+from omw_sites.maps.map_words import tr
 from omw_sites.maps.style import (
     EXCLUDED_COLOR,
     EXCLUDED_STROKE,
@@ -79,10 +80,22 @@ def _style_js(style: Mapping[str, Any]) -> JsCode:
     return JsCode(f"function () {{ return {json.dumps(style)}; }}")
 
 
-def _tooltip(name: str, fc: dict[str, Any], popup: bool) -> dict[str, Any]:
+# a reserved site keeps its score colour under a dashed black outline (legend: "reserved")
+RESERVED_OUTLINE = {"color": "#000000", "weight": 2.5, "dashArray": "5 4"}
+
+
+def _status_style_js(style: Mapping[str, Any]) -> JsCode:
+    reserved = {**style, **RESERVED_OUTLINE}
+    return JsCode(
+        f"function (f) {{ return (f.properties.st === 'reserved') ? {json.dumps(reserved)}"
+        f" : {json.dumps(style)}; }}"
+    )
+
+
+def _tooltip(name: str, fc: dict[str, Any], popup: bool, lang: str = "en") -> dict[str, Any]:
     spec = REFERENCE_STYLES[name]
     keys = fc["features"][0]["properties"].keys() if fc["features"] else ()
-    pairs = [(c, label) for c, label in spec.fields if c in keys]
+    pairs = [(c, tr(label, lang)) for c, label in spec.fields if c in keys]
     if not pairs:
         return {}
     fields, aliases = [c for c, _ in pairs], [label for _, label in pairs]
@@ -91,8 +104,11 @@ def _tooltip(name: str, fc: dict[str, Any], popup: bool) -> dict[str, Any]:
     return {"tooltip": folium.GeoJsonTooltip(fields=fields, aliases=aliases, sticky=True)}
 
 
-def add_reference(m: folium.Map, data: MapData, name: str, tiles: bool) -> LegendExtra | None:
-    """Draw the reference layer ``name`` (if the store has it); its legend row or None."""
+def add_reference(
+    m: folium.Map, data: MapData, name: str, tiles: bool, lang: str = "en"
+) -> LegendExtra | None:
+    """Draw the reference layer ``name`` (if the store has it); its legend row or None;
+    names and labels in ``lang``."""
     if name not in data.reference or name not in REFERENCE_STYLES:
         return None
     spec = REFERENCE_STYLES[name]
@@ -102,12 +118,15 @@ def add_reference(m: folium.Map, data: MapData, name: str, tiles: bool) -> Legen
     style = dict(spec.style)
     if name == "gminy" and tiles:
         style["fillOpacity"] = 0.0  # let the tiles show through
-    extra: dict[str, Any] = _tooltip(name, fc, spec.popup)
+    extra: dict[str, Any] = _tooltip(name, fc, spec.popup, lang)
     if spec.radius is not None:
+        # Leaflet draws a GeoJSON circle marker hollow unless ``fill`` is set, while the
+        # legend shows the dot filled: both now show the same symbol
         style["radius"] = spec.radius
-        extra["marker"] = folium.CircleMarker(radius=spec.radius)
+        style["fill"] = True
+        extra["marker"] = folium.CircleMarker(radius=spec.radius, fill=True)
     if name == "utilities":
-        _add_utilities(m, fc, style)
+        _add_utilities(m, fc, style, lang)
         return None
     if name == "stations":
         freight = {**style, "fillColor": FREIGHT_STATION_FILL}
@@ -117,7 +136,10 @@ def add_reference(m: folium.Map, data: MapData, name: str, tiles: bool) -> Legen
         )
     else:
         js = _style_js(style)
-    label = f"{spec.label} ({len(fc['features']):,})" if spec.radius else spec.label
+    own = tr(spec.label, lang)
+    label = f"{own} ({len(fc['features']):,})" if spec.radius else own
+    if name == "gminy":  # the gmina's name at its centre, always shown
+        extra["on_each_feature"] = JsCode("omw.bindPlaceLabel")
     folium.GeoJson(fc, name=label, show=spec.show, style=js, **extra).add_to(m)
     if name == "gminy":
         return None
@@ -125,11 +147,13 @@ def add_reference(m: folium.Map, data: MapData, name: str, tiles: bool) -> Legen
     color = style.get("fillColor", style.get("color", "#999999"))
     if shape == "line":
         color = style["color"]
-    label = spec.label if spec.show else f"{spec.label} (layer off)"
+    label = own if spec.show else tr("{label} (layer off)", lang, label=own)
     return LegendExtra(color, label, shape, style.get("color", "rgba(0,0,0,0.35)"))
 
 
-def _add_utilities(m: folium.Map, fc: dict[str, Any], style: dict[str, Any]) -> None:
+def _add_utilities(
+    m: folium.Map, fc: dict[str, Any], style: dict[str, Any], lang: str = "en"
+) -> None:
     by_network: dict[str, list[dict[str, Any]]] = {}
     for feat in fc["features"]:
         net = str(feat["properties"].get("network") or "other")
@@ -139,13 +163,13 @@ def _add_utilities(m: folium.Map, fc: dict[str, Any], style: dict[str, Any]) -> 
         sub: dict[str, Any] = {"type": "FeatureCollection", "features": by_network[net]}
         color = NETWORK_COLORS.get(net, "#636363")
         trunk = any(f["properties"].get("trunk") for f in sub["features"])
-        count = "trunk lines" if trunk else f"{len(sub['features']):,}"
+        count = tr("trunk lines", lang) if trunk else f"{len(sub['features']):,}"
         folium.GeoJson(
             sub,
-            name=f"Utilities: {net} ({count})",
+            name=tr("Utilities: {net} ({count})", lang, net=net, count=count),
             show=spec.show,
             style=_style_js({**style, "color": color}),
-            **_tooltip("utilities", sub, popup=False),
+            **_tooltip("utilities", sub, popup=False, lang=lang),
         ).add_to(m)
 
 
@@ -190,6 +214,11 @@ def _site_properties(
         "r": col(rank_col(profile)),
         "x": col(excluded_col(profile)),
         "d": col(f"drivers_{profile}"),
+        "st": col("status"),
+        "p": rounded("price_pln_m2", 2),
+        "l": rounded("lease_pln_m2_year", 2),
+        "j": rounded("time_junction_min", 1),
+        "jn": col("junction_name"),
     }
     criteria = [display_values(f, df[f.column].to_numpy(dtype=float)) for f in fields]
     crit_rows = list(zip(*criteria, strict=True)) if criteria else [()] * n
@@ -213,6 +242,7 @@ def add_site_layers(
     classes: ScoreClasses,
     profile: str,
     fields: Sequence[CriterionField],
+    lang: str = "en",
 ) -> None:
     if not excluded.empty:
         fc = feature_collection(
@@ -227,7 +257,7 @@ def add_site_layers(
         }
         folium.GeoJson(
             fc,
-            name=f"Excluded sites ({len(excluded):,})",
+            name=tr("Excluded sites ({n})", lang, n=f"{len(excluded):,}"),
             show=False,
             style=_style_js(style),
             on_each_feature=JsCode("omw.bindSite"),
@@ -250,8 +280,8 @@ def add_site_layers(
         }
         folium.GeoJson(
             feature_collection(geoms[idx], [props[i] for i in idx]),
-            name=f"Score {classes.label(k)} ({idx.size:,} sites)",
-            style=_style_js(style),
+            name=tr("Score {range} ({n} sites)", lang, range=classes.label(k), n=f"{idx.size:,}"),
+            style=_status_style_js(style),
             on_each_feature=JsCode("omw.bindSite"),
         ).add_to(m)
 
@@ -263,6 +293,7 @@ def add_hex_layers(
     classes: ScoreClasses,
     profile: str,
     hex_size_m: float,
+    lang: str = "en",
 ) -> None:
     if not eligible.empty:
         hexes = hex_summary(
@@ -292,7 +323,7 @@ def add_hex_layers(
         )
         folium.GeoJson(
             feature_collection(web_geometries(hexes.geometry, 0), props),
-            name=f"Other eligible sites, per hexagon ({len(eligible):,})",
+            name=tr("Other eligible sites, per hexagon ({n})", lang, n=f"{len(eligible):,}"),
             style=by_class,
             on_each_feature=JsCode("omw.bindHex"),
         ).add_to(m)
@@ -331,7 +362,7 @@ def add_hex_layers(
         }
         folium.GeoJson(
             feature_collection(web_geometries(hexes, 0), props),
-            name=f"Excluded sites, per hexagon ({len(excluded):,})",
+            name=tr("Excluded sites, per hexagon ({n})", lang, n=f"{len(excluded):,}"),
             show=False,
             style=_style_js(style),
             on_each_feature=JsCode("omw.bindHex"),

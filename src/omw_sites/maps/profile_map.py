@@ -7,6 +7,7 @@ and the index page linking them, reading the store once.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,15 @@ from omw_sites.maps.map_layers import (
     add_site_layers,
     base_map,
 )
+from omw_sites.maps.map_words import check_lang, number, script_words, tr
 from omw_sites.maps.style import EXCLUDED_COLOR, criterion_fields, score_classes
 
 DEFAULT_MAX_POLYGONS = 5000
 DEFAULT_HEX_SIZE_M = 1000.0
 DEFAULT_SHEET_URL = "../sites/{id}/sheet"  # as served by the API next to /maps/<profile>
+FOLDER_SHEET_URL = "sheets/sheet_{id}_en.html"  # the sheets `write_maps` writes beside the maps
+DEFAULT_SHEETS = 10  # sheets written beside the maps: each profile's best N sites
+POPUP_CRITERIA = 5  # the profile's heaviest criteria shown in a popup
 
 
 def _json_script(js_call: str, payload: Any) -> str:
@@ -47,32 +52,43 @@ def _render(
     hex_size_m: float,
     classification: str,
     sheet_url: str | None = DEFAULT_SHEET_URL,
+    sheet_ids: list[str] | None = None,
+    lang: str = "en",
 ) -> str:
+    check_lang(lang)
     check_profiles([profile], data)
     if max_polygons < 0:
         msg = f"max_polygons must be >= 0, got {max_polygons}"
         raise ValueError(msg)
     meta = data.profiles[profile]
     sites = data.sites
-    score = sites[score_col(profile)].astype(float)
-    eligible = sites[score.notna()].copy()
+    # ranked sites (rank > 0): a sold or withdrawn site keeps its score but has no rank
+    ranked = sites[rank_col(profile)].fillna(0).astype(float) > 0
+    eligible = sites[ranked].copy()
     eligible["_rank"] = eligible[rank_col(profile)].astype(float)
     order = [c for c in ("_rank", "site_id") if c in eligible.columns]
     eligible = eligible.sort_values(order, kind="stable").drop(columns="_rank")
-    excluded = sites[score.isna()]
+    excluded = sites[~ranked]
     if {"area_ha", "site_id"} <= set(excluded.columns):  # largest first into the budget
         excluded = excluded.sort_values(["area_ha", "site_id"], ascending=[False, True])
     classes = score_classes(eligible[score_col(profile)].to_numpy(dtype=float), 5, classification)
     fields = criterion_fields(sites.columns, data.run_info.get("units"), meta["weights"])
+    # a popup lists the profile's heaviest criteria, not every measured column
+    fields = [f for f in fields if f.weight][:POPUP_CRITERIA] or fields[:POPUP_CRITERIA]
+    fields = [replace(f, label=tr(f.label, lang)) for f in fields]
+    title = profile_title(profile, meta["title"], lang)
 
     poly_el, rest_el = eligible.iloc[:max_polygons], eligible.iloc[max_polygons:]
     budget = max(max_polygons - len(poly_el), 0)
     poly_ex, rest_ex = excluded.iloc[:budget], excluded.iloc[budget:]
 
-    m, bounds = base_map(sites, f"{meta['title']} – investment sites (omw-sites)")
+    m, bounds = base_map(sites, tr("{title} – investment sites (omw-sites)", lang, title=title))
     config = {
+        "lang": lang,
+        "words": script_words(lang),
         "sheetUrl": sheet_url,
-        "profile": meta["title"],
+        "sheetIds": sheet_ids,
+        "profile": title,
         "nEligible": len(eligible),
         "fields": [f.to_js() for f in fields],
     }
@@ -89,41 +105,78 @@ def _render(
     extras: list[LegendExtra] = []
     tiles = bool(tiles_url)
     for name in BELOW_SITES:
-        if (x := add_reference(m, data, name, tiles)) is not None:
+        if (x := add_reference(m, data, name, tiles, lang)) is not None:
             extras.append(x)
-    add_hex_layers(m, rest_el, rest_ex, classes, profile, hex_size_m)
-    add_site_layers(m, poly_el, poly_ex, classes, profile, fields)
+    add_hex_layers(m, rest_el, rest_ex, classes, profile, hex_size_m, lang)
+    add_site_layers(m, poly_el, poly_ex, classes, profile, fields, lang)
     for name in ABOVE_SITES:
-        if (x := add_reference(m, data, name, tiles)) is not None:
+        if (x := add_reference(m, data, name, tiles, lang)) is not None:
             extras.append(x)
 
-    site_extras = []
-    if not rest_el.empty:
-        mid = classes.colors[len(classes.colors) // 2]
-        site_extras.append(LegendExtra(mid, "other sites per hexagon (best score)", "hex"))
-    if not excluded.empty:
-        site_extras.append(
-            LegendExtra(EXCLUDED_COLOR, f"excluded ({len(excluded):,}; layer off)", "box")
-        )
-    legend = legend_html(classes, f"Score – {meta['title']}", [*site_extras, *extras])
+    site_extras = _site_legend(sites, classes, rest_el.empty, len(excluded), lang)
+    legend = legend_html(
+        classes, tr("Score – {title}", lang, title=title), [*site_extras, *extras], lang
+    )
+    n = lambda v: number(v, lang)  # noqa: E731
     lines = [
-        f"Investor profile: {profile}",
-        f"Data date: {data_date_text(data.run_info)}",
-        f"{len(eligible):,} eligible sites, {len(excluded):,} excluded",
+        tr("Investor profile: {profile}", lang, profile=profile),
+        tr("Data date: {date}", lang, date=data_date_text(data.run_info, lang)),
+        tr(
+            "{eligible} eligible sites, {excluded} excluded",
+            lang,
+            eligible=n(len(eligible)),
+            excluded=n(len(excluded)),
+        ),
     ]
     if not rest_el.empty:
         lines.append(
-            f"Best {len(poly_el):,} drawn as polygons; the other {len(rest_el):,} "
-            f"summarised in hexagons of {hex_size_m / 1000:g} km radius"
+            tr(
+                "Best {n} drawn as polygons; the other {rest} summarised in hexagons of "
+                "{km} km radius",
+                lang,
+                n=n(len(poly_el)),
+                rest=n(len(rest_el)),
+                km=f"{hex_size_m / 1000:g}".replace(".", "," if lang == "pl" else "."),
+            )
         )
     MapControl(
-        title_html(f"{meta['title']}: investment sites", lines), "topleft", "omw-title"
+        title_html(tr("{title}: investment sites", lang, title=title), lines),
+        "topleft",
+        "omw-title",
     ).add_to(m)
     MapControl(legend, "bottomright", "omw-legend").add_to(m)
     folium.LayerControl(collapsed=True).add_to(m)
     if bounds:
         m.fit_bounds(bounds)
     return check_offline(m.get_root().render())
+
+
+def _site_legend(
+    sites: Any, classes: Any, all_drawn: bool, n_excluded: int, lang: str
+) -> list[LegendExtra]:
+    """Legend rows of the sites besides the score classes: hexagons, excluded, status."""
+    rows = []
+    if not all_drawn:
+        mid = classes.colors[len(classes.colors) // 2]
+        rows.append(LegendExtra(mid, tr("other sites per hexagon (best score)", lang), "hex"))
+    if n_excluded:
+        label = tr("excluded ({n}; layer off)", lang, n=number(n_excluded, lang))
+        rows.append(LegendExtra(EXCLUDED_COLOR, label, "box"))
+    status = sites["status"].fillna("").astype(str) if "status" in sites else None
+    if status is not None and (n := int((status == "reserved").sum())):
+        label = tr("reserved ({n}): dashed outline", lang, n=number(n, lang))
+        rows.append(LegendExtra("#ffffff", label, "box", "#000"))
+    if status is not None and (n := int(status.isin(("sold", "withdrawn")).sum())):
+        label = tr("sold or withdrawn ({n}): not ranked", lang, n=number(n, lang))
+        rows.append(LegendExtra(EXCLUDED_COLOR, label, "box"))
+    return rows
+
+
+def profile_title(name: str, title: str, lang: str) -> str:
+    """A profile's title in ``lang`` (the built-in profiles have a Polish title)."""
+    from omw_sites.reports.sheet_labels import PROFILE_TITLES_PL
+
+    return PROFILE_TITLES_PL.get(name, title) if lang == "pl" else title
 
 
 def render_map(
@@ -136,6 +189,7 @@ def render_map(
     hex_size_m: float = DEFAULT_HEX_SIZE_M,
     classification: str = "quantile",
     sheet_url: str | None = DEFAULT_SHEET_URL,
+    lang: str = "en",
 ) -> str:
     """Render the map of one investor profile as one self-contained HTML page.
 
@@ -159,6 +213,8 @@ def render_map(
     classification : ``"quantile"`` (default) or ``"fixed"`` (0–0.2, …, 0.8–1.0)
     sheet_url : link to each site's sheet in its popup, ``{id}`` replaced by the site ID;
         the default is relative to ``/maps/<profile>`` of the API; None drops the link
+        (``write_maps`` links the sheets it writes beside the maps)
+    lang : ``"en"`` or ``"pl"``: the words of the title, legend, layers and popups
 
     Returns
     -------
@@ -182,7 +238,13 @@ def render_map(
         hex_size_m,
         classification,
         sheet_url,
+        lang=lang,
     )
+
+
+def map_file(profile: str, lang: str) -> str:
+    """The file name of a profile's map in ``lang`` (English without a suffix)."""
+    return f"{profile}.html" if lang == "en" else f"{profile}_{lang}.html"
 
 
 def write_maps(
@@ -190,9 +252,15 @@ def write_maps(
     out_dir: str | Path,
     profiles: list[str] | None = None,
     max_polygons: int = DEFAULT_MAX_POLYGONS,
+    sheets: int = DEFAULT_SHEETS,
+    langs: tuple[str, ...] = ("en", "pl"),
     **kwargs: Any,
 ) -> list[Path]:
-    """Write ``<profile>.html`` for each profile and an ``index.html`` linking them.
+    """Write ``<profile>.html`` (English) and ``<profile>_pl.html`` (Polish) for each
+    profile, the sheets of each profile's best
+    ``sheets`` sites in ``sheets/`` (Polish and English, linked from those sites'
+    popups: the links work from disk), and an ``index.html`` linking every map,
+    comparison map, report and sheet in the folder.
 
     Parameters
     ----------
@@ -201,16 +269,22 @@ def write_maps(
     profiles : profiles to map; all profiles of the store's run info (or its score columns)
         when None
     max_polygons : see ``render_map``
+    sheets : how many of each profile's best sites get a sheet beside the maps (0: none,
+        and no sheet link in the popups)
+    langs : the languages of the maps
     **kwargs : further keyword arguments of ``render_map`` (``tiles_url``, ``hex_size_m``, …)
 
     Returns
     -------
     list of Path
-        The profile pages in order, then ``index.html``.
+        The profile pages in order (each profile in every language), the sheets, then
+        ``index.html``.
     """
     data = load_map_data(store_path)
     chosen = list(data.profiles) if profiles is None else list(profiles)
     check_profiles(chosen, data)  # fail before writing anything
+    for lang in langs:
+        check_lang(lang)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     args: dict[str, Any] = {
@@ -224,22 +298,57 @@ def write_maps(
         msg = f"unknown map option(s): {', '.join(sorted(unknown))}; use {', '.join(args)}"
         raise TypeError(msg)
     args |= kwargs
-    paths, pages = [], {}
+    ids = _best_sites(data, chosen, sheets)
+    sheet_paths = write_folder_sheets(store_path, ids, out / "sheets")
+    paths = []
     for profile in chosen:
-        path = out / f"{profile}.html"
-        write_text_atomic(path, _render(data, profile, max_polygons, **args))
-        paths.append(path)
-        pages[profile] = path.name
-    index = out / "index.html"
-    write_text_atomic(index, index_html(data, pages))
-    paths.append(index)
+        for lang in langs:
+            url = FOLDER_SHEET_URL.replace("_en.html", f"_{lang}.html")
+            link = {"sheet_url": url, "sheet_ids": ids} if ids else {"sheet_url": None}
+            path = out / map_file(profile, lang)
+            page = _render(data, profile, max_polygons, **args, **link, lang=lang)
+            write_text_atomic(path, page)
+            paths.append(path)
+    paths += sheet_paths
+    paths.append(write_index(out, data))
     return paths
+
+
+def _best_sites(data: MapData, profiles: list[str], n: int) -> list[str]:
+    """The IDs of each profile's best ``n`` ranked sites, in order, without repeats."""
+    ids: list[str] = []
+    for profile in profiles:
+        rank = data.sites[rank_col(profile)].astype(float)
+        best = data.sites[rank > 0].assign(_r=rank).sort_values(["_r", "site_id"]).head(n)
+        ids += [i for i in best["site_id"].astype(str) if i not in ids]
+    return ids if n > 0 else []
+
+
+def write_folder_sheets(store_path: str | Path, ids: list[str], out: Path) -> list[Path]:
+    """The sheets of ``ids`` in Polish and English, written into ``out``."""
+    from omw_sites.reports.sheet import write_sheet
+
+    paths: list[Path] = []
+    for site_id in ids:
+        for lang in ("en", "pl"):
+            paths += write_sheet(store_path, site_id, out, lang=lang).values()
+    return paths
+
+
+def write_index(out_dir: str | Path, data: MapData) -> Path:
+    """(Re)write ``index.html`` of a maps folder: every profile map, comparison map,
+    report and sheet the folder holds (also after ``omw-sites map --compare``)."""
+    index = Path(out_dir) / "index.html"
+    write_text_atomic(index, index_html(data, Path(out_dir)))
+    return index
 
 
 __all__ = [
     "DEFAULT_HEX_SIZE_M",
+    "DEFAULT_SHEETS",
     "DEFAULT_MAX_POLYGONS",
     "DEFAULT_SHEET_URL",
     "render_map",
+    "write_index",
     "write_maps",
 ]

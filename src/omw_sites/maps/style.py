@@ -110,6 +110,11 @@ def score_classes(
 # --------------------------------------------------------------------------------------
 
 CRITERION_LABELS: dict[str, str] = {
+    "time_junction_min": "Drive to a motorway junction",
+    "time_centre_min": "Drive to Warsaw centre",
+    "time_airport_min": "Drive to an airport",
+    "time_rail_freight_min": "Drive to rail freight",
+    "time_station_min": "Drive to a rail station",
     "dist_junction_m": "Motorway/expressway junction",
     "dist_centre_m": "Warsaw city centre",
     "dist_station_m": "Passenger rail station",

@@ -34,7 +34,7 @@ def score_distributions(sites: pd.DataFrame, profiles: list[str]) -> plt.Figure:
     """Histogram of the eligible sites' scores, one panel per profile."""
     fig, axes = plt.subplots(1, len(profiles), figsize=(3.2 * len(profiles), 2.6), sharey=True)
     for ax, p in zip(np.atleast_1d(axes), profiles, strict=True):
-        s = sites[score_col(p)].dropna()
+        s = sites.loc[sites[rank_col(p)].fillna(0) > 0, score_col(p)].dropna()
         ax.hist(s, bins=20, range=(0, 1), color="#fd8d3c", edgecolor="#7f2704")
         ax.set_title(f"{p} ({len(s):,} eligible)", fontsize=9)
         ax.set_xlabel("score")
@@ -74,7 +74,8 @@ def analysis_report(
         raise ValueError(msg)
     names = [p["name"] for p in info.get("profiles", []) if rank_col(p["name"]) in sites]
     ev = evaluate_profile(sites, prof)
-    eligible = np.flatnonzero(ev.eligible)
+    # the ranked sites: sold and withdrawn ones keep a score but have no rank
+    eligible = np.flatnonzero(ev.eligible & (sites[rank_col(profile)].fillna(0) > 0).to_numpy())
     stab = rank_stability(ev.values[eligible], ev.weights, draws=draws, top_n=k, seed=0)
     ranks = sites[rank_col(profile)].to_numpy()[eligible]
     best = np.argsort(ranks)[:top]

@@ -449,9 +449,53 @@ def _cell(v: Any, digits: int = 2) -> str:
     return str(v)
 
 
+# column headings of the balance page (the CSV keeps the column names)
+COLUMN_LABELS = {
+    "teryt": "TERYT",
+    "gmina": "Gmina",
+    "site_id": "Site",
+    "sites": "Sites",
+    "ha": "Area",
+    "area_ha": "Area",
+    "eligible_sites": "Eligible sites",
+    "eligible_ha": "Eligible area",
+    **{f"ha_tier_{x}": f"Tier {x} area" for x in TIERS},
+    "ha_municipal": "Municipal land",
+    "ha_state": "State Treasury land",
+    "ha_private": "Private land",
+    "ha_other": "Other owners' land",
+    "best_score": "Best score (0–1)",
+    "median_score": "Median score (0–1)",
+    "score": "Score (0–1)",
+    "adjusted_score": "Balanced score (0–1)",
+    "rank": "Rank",
+    "pick": "Pick",
+    "top_sites": "Sites in the region's top-N",
+    "top_ha": "Area in the region's top-N",
+    "top_share_ha": "Share of top-N area",
+    "plain_k_sites": "Sites in plain top-K",
+    "balanced_k_sites": "Sites in balanced top-K",
+    "shortlist": "Shortlist",
+    "gminy_covered": "Gminy covered",
+    "gini_ha": "Gini of area (0–1)",
+    "gini_sites": "Gini of sites (0–1)",
+    "core_share_ha": "Core city share of area",
+    "core_share_sites": "Core city share of sites",
+    "mean_score": "Mean score (0–1)",
+}
+UNIT_WORDS = {"ha": "ha", "share": "%"}
+
+
 def _table(df: pd.DataFrame, units: dict[str, str], digits: dict[str, int]) -> dict[str, Any]:
-    """Header cells (with units) and rows of formatted cells, for the template."""
-    head = [f"{c} [{units[c]}]" if units.get(c) else c for c in df.columns]
+    """Header cells (labels with units) and rows of formatted cells, for the template;
+    shares are shown as per cent."""
+    head = [
+        COLUMN_LABELS.get(c, c)
+        + (f" [{UNIT_WORDS.get(units[c], units[c])}]" if units.get(c) else "")
+        for c in df.columns
+    ]
+    df = df.assign(**{c: df[c] * 100 for c in df.columns if units.get(c) == "share"})
+    digits = {**digits, **{c: 1 for c in df.columns if units.get(c) == "share"}}
     rows = [
         [_cell(v, digits.get(c, 2)) for c, v in zip(df.columns, row, strict=True)]
         for row in df.itertuples(index=False)

@@ -23,7 +23,7 @@ from shapely import STRtree
 
 from omw_sites.layers import WORK_CRS, rank_col, score_col
 from omw_sites.scoring import Profile, load_profiles
-from omw_sites.scoring.engine import score_profile, tier_col
+from omw_sites.scoring.engine import on_offer, score_profile, tier_col
 from omw_sites.store import read_layer, read_sites
 
 NETWORKS = ("water", "sewer", "power", "gas")
@@ -72,14 +72,16 @@ def plan_extensions(
     base = score_profile(sites, profile)
     before = base[score_col(p)].to_numpy(dtype=float)
     tier_before = base[tier_col(p)].to_numpy()
-    ranked = np.sort(before[~np.isnan(before)])[::-1]
+    # sold and withdrawn sites keep their score but are in no ranking and no plan
+    offered = on_offer(sites["status"] if "status" in sites else None, len(sites))
+    ranked = np.sort(before[base[rank_col(p)].to_numpy() > 0])[::-1]
     rows = []
     for net in NETWORKS:
         col = f"dist_{net}_m"
         if col not in sites:
             continue
         dist = sites[col].to_numpy(dtype=float)
-        cand = np.isfinite(dist) & (dist >= min_gap_m)
+        cand = np.isfinite(dist) & (dist >= min_gap_m) & offered
         if not cand.any():
             continue
         connected = sites.copy()
@@ -174,10 +176,39 @@ def extension_lines(store: str | Path, plan: ServicingPlan, top: int = 200) -> g
     return gpd.GeoDataFrame(rows, geometry=list(geoms), crs=WORK_CRS)
 
 
+# the extension's facts as the map labels them (tooltip and ranked table), with units
+EXTENSION_LABELS = {
+    "site_id": "Site",
+    "network": "Network",
+    "length_m": "Length [m]",
+    "cost_pln": "Cost [PLN]",
+    "score_gain": "Score gain (0–1)",
+    "rank_before": "Rank before",
+    "rank_after": "Rank after",
+    "value_per_mpln": "Gain × ha per million PLN",
+}
+RANKED_ROWS = 15  # extensions listed in the map's ranked table
+
+
+def ranked_table(ext: pd.DataFrame) -> str:
+    """The best extensions as an HTML table for the map (best value per PLN first)."""
+    from omw_sites.reports.templating import render
+
+    digits = {"length_m": 0, "cost_pln": 0, "score_gain": 3, "value_per_mpln": 2}
+    rows = [
+        [
+            f"{r[c]:,.{digits[c]}f}" if c in digits and pd.notna(r[c]) else str(r[c])
+            for c in EXTENSION_LABELS
+        ]
+        for _, r in ext.iterrows()
+    ]
+    return str(render("ranked.html.j2", head=list(EXTENSION_LABELS.values()), rows=rows))
+
+
 def servicing_map(store: str | Path, plan: ServicingPlan, top: int = 200) -> str:
     """A self-contained HTML map of the best ``top`` extensions over the sites they serve."""
     from omw_sites.maps.assets import check_offline
-    from omw_sites.maps.controls import MapControl, title_html
+    from omw_sites.maps.controls import LegendExtra, MapControl, render_legend, title_html
     from omw_sites.maps.geojson import feature_collection, web_geometries
     from omw_sites.maps.map_data import load_map_data
     from omw_sites.maps.map_layers import add_reference, base_map
@@ -197,8 +228,8 @@ def servicing_map(store: str | Path, plan: ServicingPlan, top: int = 200) -> str
                                    "fillOpacity": 0.8},
         tooltip=folium.GeoJsonTooltip(fields=["site"]),
     ).add_to(m)  # fmt: skip
-    fields = ["site_id", "network", "length_m", "cost_pln", "score_gain", "rank_before",
-              "rank_after", "value_per_mpln"]  # fmt: skip
+    fields = list(EXTENSION_LABELS)
+    drawn = []
     for net, color in NETWORK_COLORS.items():
         sub = ext[ext["network"] == net]
         if sub.empty:
@@ -208,8 +239,16 @@ def servicing_map(store: str | Path, plan: ServicingPlan, top: int = 200) -> str
             feature_collection(web_geometries(sub.geometry, 0), props),
             name=f"{net} extensions ({len(sub):,})",
             style_function=lambda _f, c=color: {"color": c, "weight": 4, "opacity": 0.9},
-            tooltip=folium.GeoJsonTooltip(fields=fields),
+            tooltip=folium.GeoJsonTooltip(fields=fields, aliases=list(EXTENSION_LABELS.values())),
         ).add_to(m)
+        drawn.append(LegendExtra(color, f"{net} extension ({len(sub):,})", "line", color))
+    legend = render_legend(
+        "Utility extensions",
+        "lines from the nearest existing network to the site",
+        [LegendExtra("#fee08b", "site it serves", "box", "#333"), *drawn],
+    )
+    MapControl(legend, "bottomright", "omw-legend").add_to(m)
+    MapControl(ranked_table(ext.head(RANKED_ROWS)), "bottomleft", "omw-ranked").add_to(m)
     total = ext["cost_pln"].sum() / 1e6
     lines = [
         f"best {len(ext):,} extensions by score gain × ha per million PLN",

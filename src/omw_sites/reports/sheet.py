@@ -21,11 +21,14 @@ import geopandas as gpd
 import pandas as pd
 
 from omw_sites.browser import CHROMIUM_TIMEOUT_S, chromium_command, find_chromium
-from omw_sites.files import write_text_atomic
+from omw_sites.files import output_mode, write_text_atomic
 from omw_sites.layers import column_source, excluded_col, rank_col, score_col
 from omw_sites.reports.sheet_labels import LANGS, Formatter, missing
-from omw_sites.reports.sheet_maps import location_svg, overview_svg
+from omw_sites.reports.sheet_maps import location_svg, overview_svg, parcel_shapes
+from omw_sites.reports.sheet_offer import nearest_names, offer_rows, public_documents, title_parts
 from omw_sites.reports.templating import render
+from omw_sites.scoring.explain import readiness_rules, site_drivers, site_gaps
+from omw_sites.scoring.profiles import Profile
 from omw_sites.store import StoreError
 
 __all__ = ["LANGS", "UnknownSiteError", "load_site", "render_sheet", "sheet_pdf", "write_sheet"]
@@ -110,7 +113,7 @@ def _location(site: gpd.GeoDataFrame, fmt: Formatter, dd: DataDate) -> list[Row]
     return [
         (t("gmina"), f"{r['gmina']} ({r['teryt']})", dd("teryt")),
         (t("centroid_2180"), f"x {centroid.x:.0f}, y {centroid.y:.0f}", dd("parcels")),
-        (t("centroid_wgs"), f"{wgs.y:.5f}° N, {wgs.x:.5f}° E", dd("parcels")),
+        (t("centroid_wgs"), f"{fmt.num(wgs.y, 5)}° N, {fmt.num(wgs.x, 5)}° E", dd("parcels")),
     ]
 
 
@@ -134,10 +137,11 @@ def _parcels(r: pd.Series, fmt: Formatter) -> list[dict[str, str]]:
     kws = str(r.get("kw_numbers") or "").split(",")
     kws = [k.strip() for k in kws] if len(kws) == len(ids) else [""] * len(ids)
     rows = []
-    for pid, kw in zip(ids, kws, strict=True):
+    for i, (pid, kw) in enumerate(zip(ids, kws, strict=True), start=1):
         unit, precinct, number = _parcel_parts(pid)
         rows.append(
             {
+                "no": str(i),
                 "id": pid,
                 "unit": unit,
                 "precinct": precinct,
@@ -167,6 +171,8 @@ def _planning(r: pd.Series, fmt: Formatter, dd: DataDate) -> list[Row]:
         "plan_zone",
     ):
         value = fmt.share(r.get(col)) if col == "zoning_share" else fmt.value("", r.get(col))
+        if col == "zoning_classes" and fmt.lang == "pl":  # "P/U 0.75, MN 0.25"
+            value = value.replace(".", ",")
         rows.append((t(col), value, dd(col)))
     rows.append((t("no_plan_ogolny"), fmt.flag(r.get("no_plan_ogolny")), dd("no_plan_ogolny")))
     return rows
@@ -205,12 +211,14 @@ ACCESS = (  # (label, travel time column, distance column)
 )
 
 
-def _access(r: pd.Series, fmt: Formatter, dd: DataDate) -> list[dict[str, str]]:
+def _access(
+    r: pd.Series, fmt: Formatter, dd: DataDate, names: dict[str, str]
+) -> list[dict[str, str]]:
     rows = []
     for key, tcol, dcol in ACCESS:
         name = fmt.t(key)
-        if key == "junction" and not missing(r.get("junction_name")) and r.get("junction_name"):
-            name += f" ({r['junction_name']})"
+        if names.get(key):
+            name += f": {names[key]}"
         rows.append(
             {
                 "destination": name,
@@ -238,13 +246,33 @@ def _constraints(r: pd.Series, fmt: Formatter, dd: DataDate) -> list[Row]:
     ]
 
 
+def _explainers(info: dict[str, Any]) -> dict[str, tuple[Profile, dict[str, float]]]:
+    """The profiles the run scored with, loaded again, and the weights the run used —
+    only those whose file is unchanged since the run (same hash): the drivers and gaps
+    are rendered from them in the sheet's language."""
+    from omw_sites.scoring.profiles import ProfileError, load_profiles
+
+    out = {}
+    for rec in info.get("profiles", []):
+        try:
+            prof = load_profiles([str(rec.get("name"))])[0]
+        except (ProfileError, OSError, ValueError):
+            continue
+        if prof.hash == rec.get("hash"):
+            weights = info.get("scoring", {}).get(prof.name, {}).get("weights", {})
+            out[prof.name] = (prof, dict(weights))
+    return out
+
+
 def _scores(
     r: pd.Series,
     fmt: Formatter,
     profiles: list[tuple[str, str]],
     counts: dict[str, int],
-) -> list[dict[str, str]]:
-    """Score, rank among the eligible sites (or why excluded), readiness, explanation."""
+    explainers: dict[str, tuple[Profile, dict[str, float]]],
+) -> list[dict[str, Any]]:
+    """Score, rank among the eligible sites (or why excluded), readiness with its
+    conditions, drivers and gaps in the sheet's language."""
     t = fmt.t
     rows = []
     for name, title in profiles:
@@ -254,16 +282,23 @@ def _scores(
             rank_text = f"{t('excluded')}: {excluded}" if excluded else t("excluded")
         else:
             rank_text = f"{int(rank)} {t('of')} {counts.get(name, 0)}"
-        rows.append(
-            {
-                "profile": f"{title} ({name})",
-                "score": fmt.num(r.get(score_col(name)), 3),
-                "rank": rank_text,
-                "tier": fmt.value("", r.get(f"tier_{name}")),
-                "drivers": str(r.get(f"drivers_{name}") or ""),
-                "gaps": str(r.get(f"gaps_{name}") or ""),
-            }
-        )
+        row: dict[str, Any] = {
+            "profile": f"{fmt.profile(name, title)} ({name})",
+            "score": fmt.num(r.get(score_col(name)), 3),
+            "rank": rank_text,
+            "tier": fmt.value("", r.get(f"tier_{name}")),
+            "drivers": [d for d in str(r.get(f"drivers_{name}") or "").split("; ") if d],
+            "gaps": [g for g in str(r.get(f"gaps_{name}") or "").split("; ") if g],
+            "rules": [],
+            "lang": "en",
+        }
+        if name in explainers:
+            prof, weights = explainers[name]
+            row["drivers"] = site_drivers(r, prof, fmt.lang, weights)
+            row["gaps"] = site_gaps(r, prof, fmt.lang)
+            row["rules"] = readiness_rules(prof, fmt.lang)
+            row["lang"] = fmt.lang
+        rows.append(row)
     return rows
 
 
@@ -300,28 +335,35 @@ def render_sheet(store: str | Path, site_id: str, lang: str = "pl") -> str:
 
     profiles = _profiles(info, site.columns)
     counts = _eligible_counts(store, [p for p, _ in profiles])
-    offer_none = fmt.t("offer_none")
+    parcels = _parcels(r, fmt)
+    shapes = parcel_shapes(info, [p["id"] for p in parcels])
+    numbers = {p["id"]: int(p["no"]) for p in parcels}
+    location_map, drawn = location_svg(store, site, fmt, shapes, numbers)
     page = render(
         "sheet.html.j2",
         lang=lang,
         t=fmt.labels(),
         site_id=str(r["site_id"]),
+        title=title_parts(r, fmt),
         gmina=str(r["gmina"]),
         teryt=str(r["teryt"]),
         today=dt.date.today().isoformat(),
         run_id=str(info.get("run_id", "")),
-        location_map=location_svg(store, site, fmt),
+        location_map=location_map,
+        map_key=drawn,
+        parcels_drawn="parcel" in drawn,
         overview_map=overview_svg(store, site),
         location=_location(site, fmt, dd),
         area=_area(r, fmt, dd),
-        parcels=_parcels(r, fmt),
+        parcels=parcels,
         planning=_planning(r, fmt, dd),
         utilities=_utilities(r, fmt, dd),
-        access=_access(r, fmt, dd),
+        access=_access(r, fmt, dd, nearest_names(store, site)),
         access_leg=[(fmt.t("access_leg_m"), fmt.dist(r.get("access_leg_m")), dd("access_leg_m"))],
         constraints=_constraints(r, fmt, dd),
-        scores=_scores(r, fmt, profiles, counts),
-        offer=[(fmt.t("price"), offer_none, ""), (fmt.t("contact"), offer_none, "")],
+        scores=_scores(r, fmt, profiles, counts, _explainers(info)),
+        offer=offer_rows(r, fmt),
+        documents=public_documents(r.get("documents")),
         sources=[(fmt.layer(k), str(v)) for k, v in sorted(info.get("data_dates", {}).items())],
     )
     return str(page)
@@ -354,6 +396,7 @@ def html_to_pdf(html_text: str, pdf_path: str | Path, chromium: str | None = Non
             err = proc.stderr.decode(errors="replace")[-800:]
             msg = f"Chromium could not print {pdf_path.name} (exit {proc.returncode}): {err}"
             raise RuntimeError(msg)
+        os.chmod(part, output_mode())
         os.replace(part, pdf_path)
     return pdf_path
 

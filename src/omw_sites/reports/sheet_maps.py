@@ -37,6 +37,7 @@ LOCATION_LAYERS: dict[str, dict[str, str]] = {
         "stroke-opacity": "0.7",
     },
 }
+PARCELS = {"fill": "none", "stroke": "#b10026", "stroke-width": "0.8", "stroke-dasharray": "3 2"}
 NEIGHBOURS = {"fill": "#bbb", "fill-opacity": "0.5", "stroke": "#777", "stroke-width": "0.7"}
 SITE = {"fill": "#e31a1c", "fill-opacity": "0.35", "stroke": "#b10026", "stroke-width": "2.5"}
 
@@ -72,6 +73,30 @@ def _read_near(store: str | Path, name: str, bbox: tuple[float, ...]) -> gpd.Geo
         return None
 
 
+def parcel_shapes(info: dict[str, Any], ids: list[str]) -> gpd.GeoDataFrame | None:
+    """The outlines of the site's parcels (``ID_DZIALKI`` in ``ids``, EPSG:2180) from the
+    run's raw EGiB layer, None when the run's raw folder or its parcel layer is gone (the
+    store keeps sites, not parcels)."""
+    import pyogrio
+
+    from omw_sites.layers import RAW_BY_KEY
+
+    spec = RAW_BY_KEY["parcels"]
+    path = Path(str(info.get("raw_dir", ""))) / spec.path
+    if not ids or not info.get("raw_dir") or not path.is_file():
+        return None
+    quoted = ", ".join("'" + i.replace("'", "''") + "'" for i in ids[:500])
+    try:
+        gdf = pyogrio.read_dataframe(
+            path, layer=spec.layer, columns=["ID_DZIALKI"], where=f"ID_DZIALKI IN ({quoted})"
+        )
+    except Exception:  # noqa: BLE001 - a moved or changed raw folder must not break the sheet
+        return None
+    if gdf.empty or gdf.crs is None:
+        return None
+    return gdf.to_crs("EPSG:2180")
+
+
 def _path(name: str, d: str, style: dict[str, str]) -> dict[str, str]:
     return {"class": name, "d": d, **style, "fill-rule": "evenodd"}
 
@@ -84,8 +109,17 @@ def _scale_bar(width_m: float, scale: float, fmt: Formatter) -> dict[str, Any]:
     return {"px": bar_m * scale, "label": fmt.dist(bar_m), "y": MAP_H - 14}
 
 
-def location_svg(store: str | Path, site: gpd.GeoDataFrame, fmt: Formatter) -> Markup:
-    """An inline SVG map of the site with neighbouring sites and reference layers."""
+def location_svg(
+    store: str | Path,
+    site: gpd.GeoDataFrame,
+    fmt: Formatter,
+    parcels: gpd.GeoDataFrame | None = None,
+    numbers: dict[str, int] | None = None,
+) -> tuple[Markup, list[str]]:
+    """An inline SVG map of the site with neighbouring sites and reference layers, every
+    line clipped to the frame, and the site's parcels numbered as in the sheet's parcel
+    table (``numbers``: parcel ID → number). Returns the map and the layers drawn (for
+    the map key)."""
     from omw_sites.store import read_sites
 
     geom = site.geometry.iloc[0]
@@ -99,24 +133,40 @@ def location_svg(store: str | Path, site: gpd.GeoDataFrame, fmt: Formatter) -> M
     def tf(xy: np.ndarray) -> np.ndarray:
         return np.column_stack(((xy[:, 0] - bbox[0]) * scale, (bbox[3] - xy[:, 1]) * scale))
 
-    paths = []
+    def clipped(geoms: Any) -> str:  # a line leaving the frame stops at its edge
+        return svg_path_data(shapely.clip_by_rect(np.atleast_1d(geoms), *bbox), tf)
+
+    paths, drawn = [], []
     for name, style in LOCATION_LAYERS.items():
         gdf = _read_near(store, name, bbox)
-        if gdf is not None and len(gdf):
-            paths.append(_path(name, svg_path_data(gdf.geometry.to_numpy(), tf), style))
+        if gdf is not None and len(gdf) and (d := clipped(gdf.geometry.to_numpy())):
+            paths.append(_path(name, d, style))
+            drawn.append(name)
     around = read_sites(store, bbox=bbox, columns=["site_id"])
     around = around[around["site_id"] != site["site_id"].iloc[0]]
-    if len(around):
-        paths.append(_path("neighbours", svg_path_data(around.geometry.to_numpy(), tf), NEIGHBOURS))
-    paths.append(_path("site", svg_path_data(geom, tf), SITE))
-    return render(
+    if len(around) and (d := clipped(around.geometry.to_numpy())):
+        paths.append(_path("neighbours", d, NEIGHBOURS))
+        drawn.append("neighbours")
+    paths.append(_path("site", clipped(geom), SITE))
+    labels = []
+    if parcels is not None and len(parcels) and numbers:
+        paths.append(_path("parcels", clipped(parcels.geometry.to_numpy()), PARCELS))
+        spots = shapely.point_on_surface(parcels.geometry.to_numpy())
+        xy = tf(np.column_stack([shapely.get_x(spots), shapely.get_y(spots)]))
+        for pid, (x, y) in zip(parcels["ID_DZIALKI"], xy, strict=True):
+            if pid in numbers and 0 <= x <= MAP_W and 0 <= y <= MAP_H:
+                labels.append({"x": f"{x:.1f}", "y": f"{y:.1f}", "text": str(numbers[pid])})
+        drawn.append("parcel")
+    svg = render(
         "location_map.svg.j2",
         width=MAP_W,
         height=MAP_H,
         label=fmt.t("location"),
         paths=paths,
+        labels=labels,
         scalebar=_scale_bar(2 * half_w, scale, fmt),
     )
+    return svg, ["site", *drawn]
 
 
 def overview_svg(store: str | Path, site: gpd.GeoDataFrame, size: int = 220) -> Markup:

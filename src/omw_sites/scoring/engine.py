@@ -34,6 +34,19 @@ def gaps_col(profile: str) -> str:
 
 
 NO_DATA_REASON = "no data for any criterion of the profile"
+#: statuses of a site that is no longer offered: it keeps its score but has no rank
+OFF_OFFER = ("sold", "withdrawn")
+#: the exclusion reason of a site the profile would rank but that is not on offer
+NOT_ON_OFFER = "not on offer"
+
+
+def on_offer(status: object, n: int) -> np.ndarray:
+    """Per site: True unless its status is sold or withdrawn (``status``: the sites'
+    statuses, or None when they are not known — every site is then on offer)."""
+    if status is None:
+        return np.ones(n, dtype=bool)
+    values = pd.Series(np.asarray(status, dtype=object)).fillna("").astype(str)
+    return ~values.isin(OFF_OFFER).to_numpy()
 
 
 @dataclass(frozen=True)
@@ -266,6 +279,7 @@ def score_profile(
     profile: Profile,
     explain: bool = True,
     notes: dict[str, dict[str, object]] | None = None,
+    status: object = None,
 ) -> pd.DataFrame:
     """Score, rank, exclusion reason, drivers and readiness of every site under one profile.
 
@@ -273,6 +287,14 @@ def score_profile(
     ``rank_<p>`` (1 = best, "min" ties, 0 when excluded), ``excluded_<p>`` (the first failed
     constraint, "" when eligible) and, with ``explain``, ``drivers_<p>`` (top positive and
     negative criteria in words), ``tier_<p>`` (readiness A/B/C) and ``gaps_<p>``.
+
+    Status: a site sold or withdrawn (``status``, else the ``status`` column of ``sites``
+    when it has one) is not ranked: rank 0 and the reason :data:`NOT_ON_OFFER` when the
+    profile would rank it (a failed constraint stays its reason). It keeps its score,
+    drivers and tier: they describe the land, not the offer, so the site's page still
+    shows what it is worth, and when it comes back on offer (withdrawn → available) its
+    rank follows from the stored score at once (:func:`offer_ranks`). Weights (entropy)
+    and scores do not depend on statuses, so a status change moves ranks only.
 
     With ``method = "promethee2"`` the WLC score is kept and the profile's ``shortlist``
     best sites by WLC are re-ranked by PROMETHEE II net flow; the rest follow by WLC.
@@ -284,15 +306,20 @@ def score_profile(
     if notes is not None:
         notes[profile.name] = ev.notes()
     eligible = ev.eligible
+    if status is None and "status" in sites.columns:
+        status = sites["status"]
+    offer = on_offer(status, len(sites))
     score = aggregate(ev.values, ev.weights, profile.method, profile.vikor_v)
     score = np.where(eligible, np.round(score, 6), np.nan)
-    rank = rank_scores(score, eligible)
+    rank = rank_scores(score, eligible & offer)
     if profile.method == "promethee2":
         rank = _promethee_shortlist(ev, score, rank)
+    reason = ev.reason.astype(str)
+    reason[eligible & ~offer] = NOT_ON_OFFER
     out = {
         score_col(profile.name): score,
         rank_col(profile.name): rank,
-        excluded_col(profile.name): ev.reason.astype(str),
+        excluded_col(profile.name): reason,
     }
     if explain:
         out[drivers_col(profile.name)] = drivers_text(ev)
@@ -303,7 +330,7 @@ def score_profile(
 
 
 def _promethee_shortlist(ev: Evaluation, score: np.ndarray, rank: np.ndarray) -> np.ndarray:
-    size = min(ev.profile.shortlist, int(ev.eligible.sum()))
+    size = min(ev.profile.shortlist, int((rank > 0).sum()))
     if size < 2:
         return rank
     short = np.flatnonzero((rank > 0) & (rank <= size))
@@ -321,8 +348,56 @@ def score_sites(
     sites: pd.DataFrame,
     profiles: list[Profile],
     notes: dict[str, dict[str, object]] | None = None,
+    status: object = None,
 ) -> pd.DataFrame:
     """``sites`` with score/rank/excluded/drivers/tier columns for every profile appended
-    (``notes``: see :func:`score_profile`)."""
-    parts = [score_profile(sites, p, notes=notes) for p in profiles]
+    (``notes``, ``status``: see :func:`score_profile`)."""
+    parts = [score_profile(sites, p, notes=notes, status=status) for p in profiles]
     return pd.concat([sites, *parts], axis=1)
+
+
+def offer_ranks(
+    score: np.ndarray,
+    excluded: object,
+    offer: np.ndarray,
+    rank: np.ndarray | None = None,
+    keep_order: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One profile's ranks and exclusion reasons made again from its stored results when
+    statuses change (a status edit, a site ended): the same one sort as
+    :func:`score_profile`, without evaluating the profile again.
+
+    The sites the profile ranks are those with no reason or :data:`NOT_ON_OFFER` (both
+    keep their score); of those, the ones on offer (``offer``) are ranked by score, the
+    others get :data:`NOT_ON_OFFER`. Other reasons (failed constraints) stay.
+
+    With ``keep_order`` the stored order (``rank``) is kept instead, the gaps closed, and
+    a site back on offer goes before the first ranked site with a lower score: for
+    PROMETHEE II, whose shortlist order comes from net flows that need the criteria
+    (the next ``score``/``run`` computes them again), and for ranks a run has just
+    written, which only the statuses may move.
+    """
+    reason = pd.Series(np.asarray(excluded, dtype=object)).fillna("").astype(str).to_numpy()
+    score = np.asarray(score, dtype=float)
+    scored = (reason == "") | (reason == NOT_ON_OFFER)
+    ranked = scored & offer
+    reason = np.where(scored, np.where(offer, "", NOT_ON_OFFER), reason).astype(object)
+    if not keep_order or rank is None:
+        return rank_scores(score, ranked), reason
+    return _kept_order(score, np.asarray(rank, dtype=float), ranked), reason
+
+
+def _kept_order(score: np.ndarray, rank: np.ndarray, ranked: np.ndarray) -> np.ndarray:
+    """Ranks of ``ranked`` sites in their stored order, gaps closed; a site without a
+    stored rank goes before the first ranked site with a lower score."""
+    had = ranked & (np.nan_to_num(rank) > 0)
+    key = np.where(had, rank, np.nan)
+    back = np.flatnonzero(ranked & ~had)
+    if len(back):
+        rows = np.flatnonzero(had)
+        rows = rows[np.argsort(rank[rows], kind="stable")]
+        last = float(np.nanmax(key)) + 1 if len(rows) else 1.0
+        for i in back:
+            lower = rows[score[rows] < score[i]]
+            key[i] = rank[lower[0]] - 0.5 if len(lower) else last
+    return rank_values(key, higher_is_better=False)

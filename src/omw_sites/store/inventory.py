@@ -106,6 +106,18 @@ class Inventory:
         frame = self.backend.read_layer(SITES, where=f"fid = {fid}", fid_as_index=True)
         return frame.iloc[0]
 
+    def statuses(self, site_ids: Iterable[str]) -> np.ndarray | None:
+        """The status the store holds for each of ``site_ids`` (a current record's; None
+        where there is none), or None when the store holds no sites yet: scoring ranks
+        only the sites on offer (:func:`omw_sites.scoring.engine.score_profile`)."""
+        if not self.has_sites() or "status" not in self.backend.columns(SITES):
+            return None
+        held = self.backend.query(f"SELECT site_id, status FROM {SITES} WHERE {CURRENT}")
+        found = pd.Series(held["status"].to_numpy(), index=held["site_id"].astype(str))
+        found = found[~found.index.duplicated(keep="last")]
+        ids = pd.Index(np.asarray(list(site_ids), dtype=object)).astype(str)
+        return found.reindex(ids).to_numpy(dtype=object)
+
     def history(self, site_id: str) -> pd.DataFrame:
         """Every change of one site, oldest first (creation, fields, status, offer, end)."""
         recs = self.backend.query(

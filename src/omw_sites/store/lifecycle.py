@@ -31,13 +31,15 @@ import datetime as dt
 import hashlib
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from omw_sites.layers import SITES
+from omw_sites.layers import RUN_INFO, SITES, excluded_col, rank_col, score_col
+from omw_sites.scoring.engine import NOT_ON_OFFER, OFF_OFFER, offer_ranks, on_offer
 from omw_sites.store.base import (
     CURRENT,
     HISTORY,
@@ -48,6 +50,7 @@ from omw_sites.store.base import (
     utc_now,
 )
 from omw_sites.store.edits import EDITABLE, STATUSES, TRANSITIONS, InventoryError, SiteEdit
+from omw_sites.store.hashing import content_hash
 
 if TYPE_CHECKING:
     from omw_sites.store.inventory import Inventory
@@ -283,6 +286,136 @@ def planned_values(
     }
 
 
+# ------------------------------------------------------------------------------ ranks
+#: ``attrs`` key of a written record: the other records the write re-ranked (by site ID:
+#: their new ``rank_<p>``, ``excluded_<p>``, ``scored_run``), for the API's served copy
+RERANKED = "reranked"
+_IN_CHUNK = 5000  # record ids per ``fid IN (…)`` read
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def ranked_profiles(columns: Iterable[str]) -> list[str]:
+    """Profiles whose score, rank and exclusion reason the site table holds."""
+    have = set(columns)
+    names = [c.removeprefix("rank_") for c in have if c.startswith("rank_")]
+    return sorted(n for n in names if {score_col(n), excluded_col(n)} <= have)
+
+
+def _methods(tx: Any) -> dict[str, str]:
+    """The MCDA method of each profile of the latest run (PROMETHEE II keeps its order)."""
+    try:
+        row = tx.query(f"SELECT value FROM {RUN_INFO} WHERE key = ?", ("profiles",))
+        entries = json.loads(row["value"].iloc[0]) if len(row) else []
+    except Exception:  # no run record (an old store): every profile ranks by score
+        return {}
+    return {
+        str(e["name"]): str(e.get("method") or "wlc")
+        for e in entries
+        if isinstance(e, dict) and "name" in e
+    }
+
+
+def rerank(tx: Any, columns: Sequence[str], stamp: str, keep_order: bool = False) -> pd.DataFrame:
+    """Inside a write's transaction (under its lock): every profile's ranks made again
+    over the current records with the statuses they hold now — sold and withdrawn sites
+    get rank 0 and "not on offer", the others close the gap (one sort by score, see
+    :func:`omw_sites.scoring.engine.offer_ranks`; ``keep_order``: the stored order, only
+    the statuses move it — after a run). Only records whose rank or reason
+    changed are written, and only those columns, with their scores hash made again (as
+    the update engine makes it) and ``scored_run`` set to ``<run>@<stamp>`` (their
+    version moves: a client's copy of them is stale). Returns the rows written (``fid``,
+    ``site_id``, the changed columns)."""
+    from omw_sites.store.update import derived_columns  # update imports this module
+
+    names = ranked_profiles(columns)
+    if not names or "status" not in columns:
+        return pd.DataFrame()
+    wanted = [c for p in names for c in (score_col(p), rank_col(p), excluded_col(p))]
+    now = tx.query(
+        f"SELECT fid, site_id, status, scored_run, {', '.join(map(_quoted, wanted))} "
+        f"FROM {SITES} WHERE {CURRENT}"
+    )
+    offer = on_offer(now["status"], len(now))
+    methods = _methods(tx)
+    changes: dict[str, np.ndarray] = {}
+    changed = np.zeros((len(now), len(names)), dtype=bool)
+    for j, p in enumerate(names):
+        old_rank = pd.to_numeric(now[rank_col(p)], errors="coerce").fillna(0).to_numpy(np.int64)
+        old_reason = now[excluded_col(p)].fillna("").astype(str).to_numpy()
+        rank, reason = offer_ranks(
+            pd.to_numeric(now[score_col(p)], errors="coerce").to_numpy(dtype=float),
+            old_reason,
+            offer,
+            old_rank,
+            keep_order or methods.get(p) == "promethee2",
+        )
+        changed[:, j] = (rank != old_rank) | (reason != old_reason)
+        if changed[:, j].any():
+            changes[rank_col(p)], changes[excluded_col(p)] = rank, reason
+    rows = np.flatnonzero(changed.any(axis=1))
+    if not len(rows):
+        return pd.DataFrame()
+    out = pd.DataFrame({"fid": now["fid"].to_numpy()[rows].astype(np.int64)})
+    out["site_id"] = now["site_id"].to_numpy()[rows]
+    for name, values in changes.items():
+        out[name] = values[rows]
+    runs = now["scored_run"].fillna("").astype(str).str.split("@").str[0].to_numpy()[rows]
+    out["scored_run"] = [f"{r}@{stamp}" for r in runs]
+    out["scores_hash"] = _scores_hash(tx, out, derived_columns(columns))
+    # one UPDATE per pattern of changed profiles: each record gets only its changed columns
+    patterns, group = np.unique(changed[rows], axis=0, return_inverse=True)
+    group = np.asarray(group).ravel()
+    for g, pattern in enumerate(patterns):
+        cols = [c for p, on in zip(names, pattern, strict=True) if on for c in _ranked(p)]
+        part = out.loc[group == g, ["fid", *cols, "scored_run", "scores_hash"]]
+        tx.update(SITES, "fid", part.reset_index(drop=True))
+    return out.drop(columns="scores_hash")
+
+
+def _ranked(profile: str) -> tuple[str, str]:
+    return rank_col(profile), excluded_col(profile)
+
+
+def offer_mismatch(tx: Any, columns: Sequence[str]) -> bool:
+    """Inside a write's transaction: whether a current record's ranks disagree with its
+    status — a sold or withdrawn site ranked, or a site on offer "not on offer" — in any
+    profile (one scan, nothing read out: the check a run makes before :func:`rerank`)."""
+    names = ranked_profiles(columns)
+    if not names or "status" not in columns:
+        return False
+    off = ", ".join(f"'{s}'" for s in OFF_OFFER)
+    ranked = " OR ".join(f"{_quoted(rank_col(p))} > 0" for p in names)
+    marked = " OR ".join(f"{_quoted(excluded_col(p))} = ?" for p in names)
+    found = tx.query(
+        f"SELECT count(*) AS n FROM {SITES} WHERE {CURRENT} AND ("
+        f"(status IN ({off}) AND ({ranked})) OR "
+        f"(coalesce(status, '') NOT IN ({off}) AND ({marked})))",
+        [NOT_ON_OFFER] * len(names),
+    )
+    return int(found["n"].iloc[0]) > 0
+
+
+def _scores_hash(tx: Any, new: pd.DataFrame, derived: list[str]) -> np.ndarray:
+    """The scores hash of the records ``new`` re-ranks: their stored derived columns, in
+    the table's order, with the new ranks and reasons."""
+    fids = new["fid"].to_numpy()
+    parts = [
+        tx.query(
+            f"SELECT fid, {', '.join(map(_quoted, derived))} FROM {SITES} "
+            f"WHERE fid IN ({', '.join(str(int(f)) for f in fids[i : i + _IN_CHUNK])})"
+        )
+        for i in range(0, len(fids), _IN_CHUNK)
+    ]
+    stored = pd.concat(parts, ignore_index=True).set_index("fid").loc[fids].reset_index(drop=True)
+    for name in new.columns:
+        if name in stored.columns:
+            stored[name] = new[name].to_numpy()
+    return content_hash(stored, derived, geometry=False)
+
+
 # ------------------------------------------------------------------------------ writing
 def _expect(rec: pd.Series) -> dict[str, Any]:
     """The state the conditional update requires: still current, same status, same
@@ -293,13 +426,45 @@ def _expect(rec: pd.Series) -> dict[str, Any]:
     return {k: (None if _text(v) == "" else str(v)) for k, v in expect.items()}
 
 
-def _write(inv: Inventory, rec: pd.Series, values: Mapping[str, Any], history: list) -> None:
-    """One transaction: the conditional update and its history rows; :class:`_Lost` (and
-    nothing written) when the record is no longer in the state ``rec`` shows."""
+def _write(
+    inv: Inventory,
+    rec: pd.Series,
+    values: Mapping[str, Any],
+    history: list,
+    ranks: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """One transaction: the conditional update, its history rows and, with ``ranks``
+    (the site table's columns), the profiles re-ranked (:func:`rerank`, returned);
+    :class:`_Lost` (and nothing written) when the record is no longer in the state
+    ``rec`` shows."""
     with inv.backend.transaction() as tx:
         if tx.conditional_update(SITES, int(rec.name), dict(values), _expect(rec)) != 1:
             raise _Lost
         tx.insert(HISTORY, history_rows(history))
+        if ranks is None:
+            return pd.DataFrame()
+        return rerank(tx, ranks, str(values["updated_at"]))
+
+
+def _moves_offer(old: Any, new: Any) -> bool:
+    """Whether a status change puts a site on offer or takes it off (ranks change)."""
+    was, now = on_offer([_text(old)], 1)[0], on_offer([_text(new)], 1)[0]
+    return bool(was != now)
+
+
+def _written(rec: pd.Series, values: Mapping[str, Any], reranked: pd.DataFrame) -> pd.Series:
+    """``rec`` as written: ``values``, its own new ranks, and the other re-ranked records
+    in ``attrs[RERANKED]`` (by site ID)."""
+    out = rec.copy()
+    for name, value in values.items():
+        out[name] = value
+    if len(reranked):
+        own = reranked["fid"].to_numpy() == int(rec.name)
+        for name in reranked.columns.drop(["fid", "site_id"]):
+            if own.any() and name in out.index:
+                out[name] = reranked.loc[own, name].iloc[0]
+        out.attrs[RERANKED] = reranked.drop(columns="fid").set_index("site_id")
+    return out
 
 
 def _typed(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -364,14 +529,14 @@ def edit(
             }
             for name, value in values.items()
         ]
+        moves = "status" in values and _moves_offer(rec.get("status"), values["status"])
+        ranks = inv.backend.columns(SITES) if moves else None
+        written = {**values, "updated_at": stamp}
         try:
-            _write(inv, rec, {**values, "updated_at": stamp}, history)
+            reranked = _write(inv, rec, written, history, ranks)
         except _Lost:
             continue
-        out = rec.copy()
-        for name, value in {**values, "updated_at": stamp}.items():
-            out[name] = value
-        return out
+        return _written(rec, written, reranked)
     msg = f"site {site_id!r} kept changing while this edit was retried; try again"
     raise InventoryError(msg, "site_id", status=409)
 
@@ -412,13 +577,12 @@ def end_site(
                 "kind": "ended",
             }
         ]
+        # a site on offer leaves the rankings: the others close the gap
+        ranks = inv.backend.columns(SITES) if on_offer([_text(rec.get("status"))], 1)[0] else None
         try:
-            _write(inv, rec, values, history)
+            reranked = _write(inv, rec, values, history, ranks)
         except _Lost:
             continue
-        out = rec.copy()
-        for name, value in values.items():
-            out[name] = value
-        return out
+        return _written(rec, values, reranked)
     msg = f"site {site_id!r} kept changing while it was being ended; try again"
     raise InventoryError(msg, "site_id", status=409)

@@ -58,7 +58,7 @@ from omw_sites.store.base import (
 from omw_sites.store.edits import EDITABLE, InventoryError
 from omw_sites.store.hashing import LAYER_DIGESTS, content_hash, layer_digest, stored_hashes
 from omw_sites.store.keys import api_keys
-from omw_sites.store.lifecycle import user_ended_ids
+from omw_sites.store.lifecycle import offer_mismatch, rerank, user_ended_ids
 
 if TYPE_CHECKING:
     from omw_sites.store.inventory import Inventory
@@ -362,6 +362,7 @@ class Plan:
     derived: pd.DataFrame  # new scores of otherwise unchanged records
     history: list[dict[str, Any]]
     new_cols: dict[str, str]  # columns of the incoming sites and their kinds
+    not_current: int = 0  # incoming sites (ranked by the run) not current after it
 
 
 def update(inv: Inventory, job: Job) -> ChangeReport:
@@ -499,7 +500,11 @@ def plan_writes(
         ]
     sites = state.sites
     new_cols = {c: kind_of(sites[c]) for c in sites.columns if c != "geometry"}
-    return Plan(ended, records, updates, derived, history, new_cols)
+    fids = classes.fids
+    # not added (out of scope, or ended by a person) or ended by this update (duplicates)
+    not_current = int((fids < 0).sum()) - len(records)
+    not_current += int(np.isin(fids, np.fromiter(ended, np.int64, len(ended))).sum())
+    return Plan(ended, records, updates, derived, history, new_cols, not_current)
 
 
 def _history_row(site_id: str, new_value: str | None, kind: str, job: Job) -> dict[str, Any]:
@@ -521,15 +526,23 @@ def write(inv: Inventory, job: Job, state: State, plan: Plan, report: ChangeRepo
     unchanged = _unchanged_layers(inv, job.digests)
     ended = plan.ended
     ending = state.current.loc[list(ended), "updated_at"] if ended else None
+    added = {c: k for c, k in plan.new_cols.items() if c not in state.table_cols}
+    columns = [*inv.backend.columns(SITES), *added]
     with inv.backend.transaction() as tx:
         unchanged_since(tx, state.shape, ending, inv.target)
-        tx.add_columns(SITES, {c: k for c, k in plan.new_cols.items() if c not in state.table_cols})
+        tx.add_columns(SITES, added)
         for rows in plan.updates:  # the ended records before the inserts below
             tx.update(SITES, "fid", rows)
         if len(plan.derived):
             tx.update(SITES, "fid", plan.derived)
         if len(plan.records):
             tx.insert(SITES, plan.records)
+        # the run ranked with the statuses it read; the ranks stored are those of the
+        # statuses held at the commit (an edit meanwhile, a new site inheriting a sold
+        # one's status) and of the records current after it (a site of the run left
+        # ended leaves a gap): usually there is nothing to do, and the check is one scan
+        if plan.not_current or offer_mismatch(tx, columns):
+            rerank(tx, columns, job.now, keep_order=True)
         tx.insert(HISTORY, history_rows(plan.history))
         tx.insert(RUNS, _run_row(job.info, report, job.now, job.source))
         tx.insert(PROVENANCE, _provenance_rows(job.info, report.run_id))

@@ -6,12 +6,14 @@ and the OpenAPI document lists the paths in this order.
 """
 
 from omw_sites.api.routes import (
+    catalogue,
     changes,
     collections,
     items,
     landing,
     map_pages,
     queryables,
+    site_pages,
     tiles,
     writes,
 )
@@ -25,6 +27,8 @@ ROUTERS = (
     items.router,
     tiles.router,
     map_pages.router,
+    catalogue.router,
+    site_pages.router,
 )
 
 __all__ = ["ROUTERS"]

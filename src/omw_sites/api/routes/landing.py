@@ -112,6 +112,7 @@ async def landing(
             headers=headers,
             doc=doc,
             links=browser_links(links),
+            catalogue_html=str(request.url_for("catalogue")),
             collections_html=as_format(request.url_for("collections"), "html"),
             conformance_html=as_format(request.url_for("conformance"), "html"),
             tms_html=as_format(request.url_for("tile_matrix_sets"), "html"),

@@ -1,14 +1,27 @@
 /* omw-sites map helpers: site and hexagon popups/tooltips built from compact properties.
  *
  * Site feature properties: i site_id, g gmina, t TERYT, a area (ha), z zoning symbol,
- * zc zoning class, s score, r rank, x excluded reason, c criteria values (display units,
- * in the order of omw.config.fields).
+ * zc zoning class, s score, r rank, x excluded reason, d drivers, st status, p price
+ * (PLN/m²), l lease (PLN/m² a year), j minutes to a junction, jn its name, c criteria
+ * values (display units, in the order of omw.config.fields).
  * Eligible hexagon: n sites, r best rank, s best score, m median score.
  * Excluded hexagon: n sites, x [[reason, count], ...].
  */
 var omw = (function () {
   "use strict";
-  var config = { fields: [], nEligible: 0, profile: "" };
+  var config = { fields: [], nEligible: 0, profile: "", lang: "en", words: {} };
+  var ENGLISH = {
+    site: "Site", status: "Status", price: "Price", perM2: "PLN/m\u00b2",
+    lease: "PLN/m\u00b2 a year (lease)", askGmina: "ask the gmina office",
+    scoreRank: "Score \u00b7 rank", score: "Score", of: "of", junction: "Junction",
+    why: "Why:", sheet: "Site sheet (karta terenu)", excluded: "excluded", rank: "rank",
+    available: "available", reserved: "reserved", sold: "sold", withdrawn: "withdrawn",
+    inHexagon: "in this hexagon", sites: "sites", oneSite: "site", bestRank: "Best rank",
+    bestScore: "Best score", medianScore: "Median score",
+    below: "These sites rank below the ones drawn as polygons.", more: "more"
+  };
+  /* a word of the page's language (config.words, set by the page), English otherwise */
+  function w(key) { return esc(config.words[key] || ENGLISH[key]); }
   var ENTITIES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
 
   function esc(v) {
@@ -19,7 +32,7 @@ var omw = (function () {
   }
   function num(v, d) {
     if (missing(v)) { return "\u2013"; }
-    return Number(v).toLocaleString("en-GB", {
+    return Number(v).toLocaleString(config.lang === "pl" ? "pl-PL" : "en-GB", {
       minimumFractionDigits: d, maximumFractionDigits: d
     });
   }
@@ -28,79 +41,90 @@ var omw = (function () {
       "</td></tr>";
   }
 
+  function offer(p) {
+    if (!missing(p.p)) { return num(p.p, 2) + " " + w("perM2"); }
+    if (!missing(p.l)) { return num(p.l, 2) + " " + w("lease"); }
+    return '<span class="omw-dim">' + w("askGmina") + "</span>";
+  }
+
+  function sheetLink(p) {
+    if (!config.sheetUrl) { return ""; }
+    if (config.sheetIds && config.sheetIds.indexOf(p.i) < 0) { return ""; }
+    return '<div class="omw-sheet"><a href="' + esc(config.sheetUrl.replace("{id}", p.i)) +
+      '" target="_blank">' + w("sheet") + "</a></div>";
+  }
+
+  /* The facts that matter, 8 to 10 rows: where, how big, zoning, status and price, score
+   * and rank, the junction, the profile's heaviest criteria (config.fields holds only
+   * those), why. */
   function sitePopup(p) {
-    var h = '<div class="omw-popup"><div class="omw-popup-title">Site ' + esc(p.i) + "</div>";
-    h += "<table>";
-    h += row("Gmina", esc(missing(p.g) ? "\u2013" : p.g) +
-      (missing(p.t) ? "" : " (TERYT " + esc(p.t) + ")"));
-    h += row("Area", num(p.a, 2) + " ha");
-    var zoning = missing(p.z) ? "\u2013" : esc(p.z);
-    if (!missing(p.zc)) { zoning += " \u00b7 class " + esc(p.zc); }
-    h += row("Zoning", zoning);
+    var title = (missing(p.g) ? w("site") : esc(p.g)) + " \u00b7 " + num(p.a, 2) + " ha" +
+      (missing(p.z) ? "" : " \u00b7 " + esc(p.z));
+    var h = '<div class="omw-popup"><div class="omw-popup-title">' + title + "</div>";
+    h += '<div class="omw-dim">' + esc(p.i) + (missing(p.t) ? "" : " \u00b7 TERYT " + esc(p.t)) +
+      "</div><table>";
+    var st = missing(p.st) ? "available" : p.st;
+    var known = ["available", "reserved", "sold", "withdrawn"].indexOf(st) >= 0;
+    h += row(w("status"), known ? w(st) : esc(st), st === "available" ? "" : "omw-status-" + esc(st));
+    h += row(w("price"), offer(p));
     if (!missing(p.x)) {
-      h += row("Score", "\u2013 (excluded)");
-      h += row("Rank", "\u2013");
-      h += row("Excluded", esc(p.x), "omw-excluded");
+      h += row(w("score"), "\u2013 (" + esc(p.x) + ")", "omw-excluded");
     } else {
-      h += row("Score", num(p.s, 3) + " <span class=\"omw-dim\">of 1</span>");
-      h += row("Rank", num(p.r, 0) + ' <span class="omw-dim">of ' + num(config.nEligible, 0) +
-        "</span>");
+      h += row(w("scoreRank"), num(p.s, 3) + " \u00b7 " + num(p.r, 0) +
+        ' <span class="omw-dim">' + w("of") + " " + num(config.nEligible, 0) + "</span>");
     }
+    if (!missing(p.j)) {
+      h += row(w("junction"), (missing(p.jn) ? "" : esc(p.jn) + ", ") + num(p.j, 1) + " min");
+    }
+    config.fields.forEach(function (f, k) {
+      var v = p.c ? p.c[k] : null;
+      h += row(esc(f.label), missing(v) ? "\u2013" : num(v, f.decimals) + " " + esc(f.unit));
+    });
     h += "</table>";
     if (!missing(p.d) && missing(p.x)) {
-      h += '<div class="omw-drivers"><b>Why:</b> ' + esc(p.d) + "</div>";
+      h += '<div class="omw-drivers"><b>' + w("why") + "</b> " + esc(p.d) + "</div>";
     }
-    if (config.sheetUrl) {
-      h += '<div><a href="' + esc(config.sheetUrl.replace("{id}", p.i)) +
-        '" target="_blank">Site sheet (karta terenu)</a></div>';
-    }
-    if (config.fields.length) {
-      h += '<table class="omw-criteria"><caption>Criteria (' + esc(config.profile) +
-        ")</caption>";
-      config.fields.forEach(function (f, k) {
-        var v = p.c ? p.c[k] : null;
-        var th = esc(f.label);
-        if (f.weight !== undefined) {
-          th += ' <span class="omw-dim">w ' + num(f.weight, 2) + "</span>";
-        }
-        h += row(th, missing(v) ? "\u2013" : num(v, f.decimals) + " " + esc(f.unit));
-      });
-      h += "</table>";
-    }
-    return h + "</div>";
+    return h + sheetLink(p) + "</div>";
   }
 
   function siteTooltip(p) {
-    return esc(p.i) + (missing(p.x) ? " \u00b7 rank " + num(p.r, 0) : " \u00b7 excluded");
+    return esc(p.i) + (missing(p.x) ? " \u00b7 " + w("rank") + " " + num(p.r, 0) :
+      " \u00b7 " + w("excluded"));
   }
 
   function hexPopup(p) {
-    var h = '<div class="omw-popup"><div class="omw-popup-title">' + num(p.n, 0) +
-      (p.n === 1 ? " site" : " sites") + " in this hexagon</div><table>";
+    var h = '<div class="omw-popup"><div class="omw-popup-title">' + num(p.n, 0) + " " +
+      (p.n === 1 ? w("oneSite") : w("sites")) + " " + w("inHexagon") + "</div><table>";
     if (p.x) {
-      h += row("Status", "excluded", "omw-excluded");
+      h += row(w("status"), w("excluded"), "omw-excluded");
       p.x.forEach(function (e) { h += row(esc(e[0]), num(e[1], 0)); });
     } else {
-      h += row("Best rank", num(p.r, 0) + ' <span class="omw-dim">of ' +
+      h += row(w("bestRank"), num(p.r, 0) + ' <span class="omw-dim">' + w("of") + " " +
         num(config.nEligible, 0) + "</span>");
-      h += row("Best score", num(p.s, 3));
-      h += row("Median score", num(p.m, 3));
+      h += row(w("bestScore"), num(p.s, 3));
+      h += row(w("medianScore"), num(p.m, 3));
     }
     h += "</table>";
     if (!p.x) {
-      h += '<div class="omw-dim">These sites rank below the ones drawn as polygons.</div>';
+      h += '<div class="omw-dim">' + w("below") + "</div>";
     }
     return h + "</div>";
   }
 
   function hexTooltip(p) {
-    return num(p.n, 0) + (p.x ? " excluded" : " more") + (p.n === 1 ? " site" : " sites") +
-      (p.x ? "" : " \u00b7 best rank " + num(p.r, 0));
+    return num(p.n, 0) + " " + (p.x ? w("excluded") : w("more")) + " " +
+      (p.n === 1 ? w("oneSite") : w("sites")) +
+      (p.x ? "" : " \u00b7 " + w("rank") + " " + num(p.r, 0));
   }
+
+  /* never wider than the window (phones), never wider than 340 px */
+  function popupWidth() { return Math.max(160, Math.min(340, window.innerWidth - 90)); }
 
   function bind(popup, tooltip) {
     return function (feature, layer) {
-      layer.bindPopup(function () { return popup(feature.properties); }, { maxWidth: 400 });
+      layer.bindPopup(function () { return popup(feature.properties); },
+        { maxWidth: popupWidth(), minWidth: Math.min(220, popupWidth()),
+          autoPanPaddingTopLeft: [10, 110], autoPanPaddingBottomRight: [10, 10] });
       layer.bindTooltip(function () { return tooltip(feature.properties); }, { sticky: true });
     };
   }
@@ -113,6 +137,13 @@ var omw = (function () {
     hexPopup: hexPopup,
     hexTooltip: hexTooltip,
     bindSite: bind(sitePopup, siteTooltip),
-    bindHex: bind(hexPopup, hexTooltip)
+    bindHex: bind(hexPopup, hexTooltip),
+    /* a gmina's name at its centre, always visible */
+    bindPlaceLabel: function (feature, layer) {
+      var name = feature.properties.name;
+      if (missing(name)) { return; }
+      layer.bindTooltip(esc(name), { permanent: true, direction: "center",
+        className: "omw-place", interactive: false });
+    }
   };
 })();
