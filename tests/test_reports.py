@@ -17,7 +17,7 @@ import typer
 from conftest import need
 from typer.testing import CliRunner
 
-from omw_sites.commands.reports import register
+from omw_sites.commands.reporting import register
 from omw_sites.layers import rank_col, score_col
 from omw_sites.maps.assets import check_offline, external_references
 from omw_sites.reports import (

@@ -296,14 +296,14 @@ def profiles() -> None:
 
 
 from omw_sites.commands import db as _db_commands  # noqa: E402
-from omw_sites.commands import etl as _etl_commands  # noqa: E402
-from omw_sites.commands import reports as _reports_commands  # noqa: E402
-from omw_sites.commands import scoring as _scoring_commands  # noqa: E402
+from omw_sites.commands import ingesting as _ingesting_commands  # noqa: E402
+from omw_sites.commands import ranking as _ranking_commands  # noqa: E402
+from omw_sites.commands import reporting as _reporting_commands  # noqa: E402
 
-_etl_commands.register(app)
+_ingesting_commands.register(app)
 _db_commands.register(app)
-_scoring_commands.register(app)
-_reports_commands.register(app)
+_ranking_commands.register(app)
+_reporting_commands.register(app)
 
 
 def main() -> None:  # pragma: no cover - console entry point
