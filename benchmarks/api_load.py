@@ -307,7 +307,13 @@ def _serve_and_load(
         rss_end = _rss_mb(server.pid)
     finally:
         server.terminate()
-        server.wait(30)
+        t_stop = time.perf_counter()
+        try:  # a server holding 1M sites takes a while to free them
+            server.wait(300)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        print(f"server stopped {time.perf_counter() - t_stop:.1f} s after SIGTERM")
     return _Server(base_lat, base_codes, rss0, rss_end, samples)
 
 

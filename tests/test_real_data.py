@@ -835,3 +835,25 @@ def test_run_on_zips_as_downloaded_gives_the_same_sites(base_raw, tmp_path):
     assert {x["key"] for x in bdot} == {
         "roads", "rail", "natura2000", "forest", "water", "power_lines",
     }  # fmt: skip
+
+
+def test_unknown_designation_symbols_are_counted_per_symbol(raw):
+    """Zones whose symbol is in no code list are kept (unmatched) and the summary counts
+    them per symbol, most frequent first."""
+    from omw_sites.etl import load_raw
+
+    path = raw / RAW_BY_KEY["zoning"].path
+    layer = RAW_BY_KEY["zoning"].layer
+    zoning = pyogrio.read_dataframe(path, layer=layer)
+    col = next(c for c in zoning.columns if c.upper() == "SYMBOL")
+    zoning[col] = zoning[col].astype(object)
+    zoning.loc[zoning.index[:3], col] = "XQZ"
+    zoning.loc[zoning.index[3:4], col] = "7QQW"
+    _rewrite(path, {layer: zoning})
+    loaded = load_raw(raw)
+    note = next(n for n in loaded.notes if n.startswith("zoning: "))
+    assert note == (
+        f"zoning: 4 of {len(zoning)} zones have a designation symbol not in the code list, "
+        "kept but matched to no class: XQZ ×3, 7QQW ×1"
+    ), note
+    assert len(loaded["zoning"]) == len(zoning)  # kept, not dropped

@@ -136,6 +136,7 @@ def load_raw(raw_dir: str | Path, progress: Callable[[str, int], None] | None = 
             roads = layers["roads"]
             layers["roads_main"] = roads[roads["road_class"].isin(MAIN_ROAD_CLASSES)].copy()
         check_near_parcels(layers, absent, notes, where=load.where())
+        _note_unknown_symbols(layers.get("zoning"), notes)
         _read_dem(load, Path(scratch.name))
         _transport(load)
     _name_absent(load)
@@ -152,6 +153,27 @@ def load_raw(raw_dir: str | Path, progress: Callable[[str, int], None] | None = 
         layers, load.dem_path, dates, q_all, load.stats, absent, notes,
         files=manifest(load.files), scratch=scratch,
     )  # fmt: skip
+
+
+UNKNOWN_SYMBOLS_LISTED = 12  # the most frequent unknown designation symbols named
+
+
+def _note_unknown_symbols(zoning: gpd.GeoDataFrame | None, notes: list[str]) -> None:
+    """One summary line counting the zones whose designation symbol is not in the code
+    list, per symbol (they are kept, unmatched to a class, and in the quarantine)."""
+    if zoning is None or not len(zoning) or "known" not in zoning:
+        return
+    unknown = zoning.loc[~zoning["known"].astype(bool), "symbol_raw"].astype(str)
+    if not len(unknown):
+        return
+    counts = unknown.value_counts()
+    named = ", ".join(f"{sym} ×{n}" for sym, n in counts.head(UNKNOWN_SYMBOLS_LISTED).items())
+    more = len(counts) - UNKNOWN_SYMBOLS_LISTED
+    rest = f" and {more} more" if more > 0 else ""
+    notes.append(
+        f"zoning: {len(unknown)} of {len(zoning)} zones have a designation symbol not in the "
+        f"code list, kept but matched to no class: {named}{rest}"
+    )
 
 
 @dataclass
