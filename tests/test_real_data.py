@@ -857,3 +857,30 @@ def test_unknown_designation_symbols_are_counted_per_symbol(raw):
         "kept but matched to no class: XQZ ×3, 7QQW ×1"
     ), note
     assert len(loaded["zoning"]) == len(zoning)  # kept, not dropped
+
+
+def test_nmt_as_xyz_without_a_crs_gives_the_same_slopes(raw, tmp_path):
+    """GUGiK's NMT as an XYZ grid (no CRS in the file): read, its CRS told from its
+    coordinates and said in the summary, and the same slopes as the GeoTIFF gives."""
+    import rasterio
+    import rasterio.shutil
+
+    before = _run(raw, tmp_path / "tif")
+    assert before.sites
+    ref = read_sites(tmp_path / "tif" / STORE_FILE, read_geometry=False).set_index("site_id")
+    tif = raw / RAW_BY_KEY["dem"].path
+    with rasterio.open(tif) as src:
+        epsg = src.crs.to_epsg()
+    xyz = tif.with_name("nmt_sheet.xyz")
+    rasterio.shutil.copy(tif, xyz, driver="XYZ")
+    tif.unlink()
+    for extra in xyz.parent.glob("nmt_sheet.xyz.aux.xml"):
+        extra.unlink()
+    assert not xyz.with_suffix(".prj").exists()
+    summary = _run(raw, tmp_path / "xyz")
+    text = "\n".join(summary.notes)
+    assert f"nmt_sheet.xyz: an XYZ grid has no CRS; EPSG:{epsg} from its coordinates" in text
+    got = _no_inf(tmp_path / "xyz" / STORE_FILE).set_index("site_id").loc[ref.index]
+    for col in ("slope_mean_pct", "slope_max_pct"):
+        assert got[col].notna().all(), col
+        np.testing.assert_allclose(got[col], ref[col], atol=0.011, err_msg=col)

@@ -32,7 +32,7 @@ from omw_sites.etl.result import LayerResult, concat_quarantine
 from omw_sites.layers import GPKG_SQL_KIND, RAW_LAYERS, kind_of
 
 VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json")
-RASTER_SUFFIXES = (".asc", ".tif", ".tiff")
+RASTER_SUFFIXES = (".asc", ".tif", ".tiff", ".xyz")
 GML_SUFFIXES = (".gml", ".xml")
 
 
@@ -42,7 +42,7 @@ def detect_format(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> str:
     One of ``egib-gml-2015``, ``egib-gml-2021``, ``app-gml-1.0``, ``app-gml-2.0``,
     ``gesut-gml-2021``, ``bdot10k-gml``, ``egib-vector``, ``bdot10k-vector``,
     ``mpzp-vector``, ``raw-layout`` (gminy, transport points, GESUT, flood … as vector
-    layers), ``nmt-asc``, ``nmt-geotiff``, ``ownership-csv``, ``osm-pbf``, ``osm-xml``.
+    layers), ``nmt-asc``, ``nmt-geotiff``, ``nmt-xyz``, ``ownership-csv``, ``osm-pbf``, ``osm-xml``.
 
     Raises
     ------
@@ -68,6 +68,7 @@ _FORMAT_BY_SUFFIX = {
     ".asc": "nmt-asc",
     ".tif": "nmt-geotiff",
     ".tiff": "nmt-geotiff",
+    ".xyz": "nmt-xyz",
     ".pbf": "osm-pbf",
 }
 

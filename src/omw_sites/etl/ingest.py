@@ -55,6 +55,7 @@ from omw_sites.etl.plausibility import (
     check_near_parcels,
     raster_far_from_parcels,
 )
+from omw_sites.etl.raster import xyz_crs
 from omw_sites.etl.raw_folder import RawFile, discover, manifest
 from omw_sites.etl.validate import repair_geometries
 from omw_sites.etl.vector import read_vector_file
@@ -491,7 +492,7 @@ def _read_dem(load: _Loading, scratch: Path) -> None:
     if not files:
         return
     try:
-        paths = [_check_raster(f.path) for f in files]
+        paths = [_check_raster(_with_crs(f.path, scratch, load.notes)) for f in files]
         dem = paths[0] if len(paths) == 1 else _mosaic(paths, scratch / "nmt_mosaic.tif")
     except IngestError as exc:
         names = {str(f.path): f.name for f in files}
@@ -511,7 +512,7 @@ def _read_dem(load: _Loading, scratch: Path) -> None:
 
 
 def _mosaic(paths: list[Path], out: Path) -> Path:
-    """NMT sheets (ASC or GeoTIFF tiles of one CRS) written as one GeoTIFF."""
+    """NMT sheets (ASC, GeoTIFF or XYZ tiles of one CRS) written as one GeoTIFF."""
     from rasterio.merge import merge
 
     sources = [rasterio.open(p) for p in paths]
@@ -551,7 +552,7 @@ DOWNLOAD_HINT = {
     "utilities": "the powiat's GESUT export",
     "substations": "the powiat's GESUT devices",
     "flood": "ISOK flood hazard zones (Q1%)",
-    "dem": "NMT (ASC or GeoTIFF)",
+    "dem": "NMT (ASC, GeoTIFF or XYZ)",
 }
 
 
@@ -829,6 +830,30 @@ def _read_vector(path: Path, spec: RawLayer) -> gpd.GeoDataFrame:
     if spec.key in BDOT_LAYER_KEYS:  # SHP names cut to 10 characters (katZarzadz)
         frame = frame.rename(columns=expand_columns(list(frame.columns)))
     return frame
+
+
+def _with_crs(path: Path, scratch: Path, notes: list[str]) -> Path:
+    """An XYZ grid as a GeoTIFF with its CRS (XYZ carries none: from a ``.prj`` beside
+    it, else from its coordinates, said in the summary); other rasters as they are."""
+    if path.suffix.lower() != ".xyz":
+        return path
+    try:
+        with rasterio.open(path) as src:
+            crs = src.crs.to_wkt() if src.crs else xyz_crs(path, tuple(src.bounds))
+            if crs is None:
+                msg = "XYZ grid with no CRS: add a .prj next to it"
+                raise IngestError(path, msg, rule="layer has a CRS")
+            if not src.crs and not path.with_suffix(".prj").exists():
+                notes.append(f"{path.name}: an XYZ grid has no CRS; {crs} from its coordinates")
+            profile = {**src.profile, "driver": "GTiff", "crs": crs, "compress": "deflate"}
+            out = scratch / f"{path.stem}.{abs(hash(str(path)))}.tif"
+            with rasterio.open(out, "w", **profile) as dst:
+                dst.write(src.read())
+    except IngestError:
+        raise
+    except Exception as exc:
+        raise IngestError(path, f"cannot read the XYZ grid: {exc}") from exc
+    return out
 
 
 def _check_raster(path: Path) -> Path:

@@ -101,10 +101,23 @@ def read_asc(
     return Dem(heights, transform, epsg, nodata, "asc")
 
 
+def xyz_crs(path: Path, bounds: tuple[float, float, float, float]) -> str | None:
+    """The CRS of an XYZ grid: its ``.prj``, else the one its coordinates can only be in
+    (GUGiK publishes NMT as XYZ with no CRS; PL-1992 and the PL-2000 zones do not
+    overlap in their coordinates), else None."""
+    prj = path.with_suffix(".prj")
+    if prj.exists():
+        return prj.read_text(encoding="utf-8", errors="replace")
+    from omw_sites.etl.crs import likely_crs
+
+    guess = likely_crs(bounds)
+    return guess if guess is not None and " " not in guess else None
+
+
 def read_dem(
     path: str | Path, crs: str | int | None = None, limits: Limits = DEFAULT_LIMITS
 ) -> Dem:
-    """Read an NMT grid (ASC or GeoTIFF) with its CRS; heights NaN where nodata."""
+    """Read an NMT grid (ASC, GeoTIFF or XYZ) with its CRS; heights NaN where nodata."""
     path = Path(path)
     if path.suffix.lower() in (".asc", ".txt"):
         return read_asc(path, crs, limits)
@@ -113,6 +126,8 @@ def read_dem(
         with rasterio.open(path) as src:
             heights = src.read(1, masked=True).astype(float).filled(np.nan)
             src_crs = src.crs.to_wkt() if src.crs else crs
+            if src_crs is None and path.suffix.lower() == ".xyz":
+                src_crs = xyz_crs(path, tuple(src.bounds))
             transform, nodata = src.transform, src.nodata
     except Exception as exc:
         raise IngestError(path, f"cannot read the raster: {exc}") from exc
@@ -121,4 +136,5 @@ def read_dem(
     epsg = resolve_epsg(src_crs)
     if epsg is None:
         raise IngestError(path, f"unrecognised raster CRS {src_crs}", rule="known CRS")
-    return Dem(heights, transform, epsg, nodata, "geotiff")
+    kind = "xyz" if path.suffix.lower() == ".xyz" else "geotiff"
+    return Dem(heights, transform, epsg, nodata, kind)
