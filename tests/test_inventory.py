@@ -190,6 +190,66 @@ def test_split_creates_new_sites_that_inherit_offer_and_list_their_parent(loaded
     assert parent["site_id"] not in stored.index
 
 
+def test_a_run_fills_the_offer_of_existing_sites_but_never_overwrites_it(loaded):
+    """A nomination list given to a later run carries its price and contact into sites
+    the store already holds where they have none; a price a person set stays, also when
+    the same (old) list comes again."""
+    inv, sites, reference, info = loaded
+    a, b = sites["site_id"].iloc[7], sites["site_id"].iloc[8]
+    inv.edit(b, {"price_pln_m2": 410.0}, by="gmina")
+    offered = sites.copy()
+    offered["price_pln_m2"] = np.nan
+    offered["contact"] = None
+    rows = offered["site_id"].isin([a, b]).to_numpy()
+    offered.loc[rows, "price_pln_m2"] = 250.0
+    offered.loc[rows, "contact"] = "oferty@gmina.pl"
+    inv.apply(offered, None, _info("r2", info))
+    stored = inv.read_sites().set_index("site_id")
+    assert stored.loc[a, "price_pln_m2"] == 250.0 and stored.loc[a, "contact"] == "oferty@gmina.pl"
+    assert stored.loc[b, "price_pln_m2"] == 410.0  # the person's price stays
+    assert stored.loc[b, "contact"] == "oferty@gmina.pl"  # an empty field is filled
+    hist = inv.history(a)
+    offer = hist[hist["kind"] == "offer"].set_index("field")
+    assert (
+        offer.loc["price_pln_m2", "new_value"] == "250"
+        and offer.loc["contact", "source"] == "run:r2"
+    )
+    inv.edit(a, {"price_pln_m2": 275.0}, by="gmina")
+    inv.apply(offered, None, _info("r3", info))  # the same list again
+    assert inv.read_sites().set_index("site_id").loc[a, "price_pln_m2"] == 275.0
+
+
+def test_a_new_site_keeps_its_own_offer_over_its_parents(loaded):
+    """A split site nominated with its own price keeps it; its parent's fills only what
+    the run does not give (here the contact), and the status is inherited."""
+    inv, sites, reference, info = loaded
+    parent = sites.iloc[5]
+    inv.edit(
+        parent["site_id"],
+        {"status": "reserved", "price_pln_m2": 310.0, "contact": "rodzic@gmina.pl"},
+        by="gmina",
+    )
+    x0, y0, x1, y1 = parent.geometry.bounds
+    xm = (x0 + x1) / 2
+    halves = [shapely.box(x0, y0, xm, y1), shapely.box(xm, y0, x1, y1)]
+    children = gpd.GeoDataFrame([parent, parent], crs=sites.crs).reset_index(drop=True)
+    children = children.set_geometry(gpd.GeoSeries(halves, crs=sites.crs))
+    children["site_id"] = ["Schild00001", "Schild00002"]
+    children["parcel_ids"] = ["146501_1.0001.900/1", "146501_1.0001.900/2"]
+    children["derived_from"] = parent["site_id"]
+    children["price_pln_m2"] = [199.0, np.nan]
+    children["contact"] = None
+    new = pd.concat([sites.drop(index=sites.index[5]), children], ignore_index=True)
+    new = gpd.GeoDataFrame(new, geometry="geometry", crs=sites.crs)
+    inv.apply(new, None, _info("r2", info))
+    stored = inv.read_sites().set_index("site_id")
+    assert stored.loc["Schild00001", "price_pln_m2"] == 199.0  # its own, from the run
+    assert stored.loc["Schild00002", "price_pln_m2"] == 310.0  # none given: the parent's
+    for child in ("Schild00001", "Schild00002"):
+        assert stored.loc[child, "contact"] == "rodzic@gmina.pl"
+        assert stored.loc[child, "status"] == "reserved"
+
+
 def test_duplicates_by_parcel_and_by_overlap_are_merged_and_reported(loaded):
     inv, sites, reference, info = loaded
     a, b = sites.iloc[10], sites.iloc[11]

@@ -55,7 +55,7 @@ from omw_sites.store.base import (
     to_json,
     utc_now,
 )
-from omw_sites.store.edits import EDITABLE, InventoryError
+from omw_sites.store.edits import EDITABLE, OFFER_FIELDS, InventoryError
 from omw_sites.store.hashing import LAYER_DIGESTS, content_hash, layer_digest, stored_hashes
 from omw_sites.store.keys import api_keys
 from omw_sites.store.lifecycle import offer_mismatch, rerank, user_ended_ids
@@ -475,6 +475,9 @@ def plan_writes(
         )
         updates.extend(parts)
         history += changes
+    offers, offer_history = _offer_rows(inv, state.sites, classes.fids, set(ended), job)
+    updates.extend(offers)
+    history += offer_history
     derived = _derived_rows(state.sites, classes.fids, state.current, set(ended), run_id)
     report.rescored = len(derived)
     updates, derived = _merge_rescored(updates, derived)
@@ -858,7 +861,65 @@ def _inherit(inv: Inventory, records, ended_fids, current_fid, report) -> None:
             continue
         src = old.loc[ps[0]]
         for name in EDITABLE:
+            given = records.at[records.index[i], name] if name in records else None
+            if name in OFFER_FIELDS and as_text(given) not in (None, ""):
+                continue  # the run's own offer (a nomination list) is the newer word
             records.loc[records.index[i], name] = src[name]
+
+
+def _offer_rows(
+    inv: Inventory, sites: gpd.GeoDataFrame, fids: np.ndarray, ended: set[int], job: Job
+) -> tuple[list[pd.DataFrame], list[dict[str, Any]]]:
+    """Offer fields the run brings (a nomination list's price, contact, notes) for sites
+    the store already holds: written where the record has none, never over a value a
+    person or an earlier list set — a run repeated with an old list must not undo an
+    edit. One history row per field, as an offer edit by the run."""
+    fields = [f for f in OFFER_FIELDS if f in sites.columns]
+    keep = (fids >= 0) & ~np.isin(fids, np.fromiter(ended, np.int64, len(ended)))
+    if not fields or not keep.any():
+        return [], []
+    given = sites.loc[keep, ["site_id", *fields]].assign(fid=fids[keep])
+    has = given[fields].map(lambda v: as_text(v) not in (None, "")).any(axis=1)
+    given = given[has.to_numpy()]
+    if not len(given):
+        return [], []
+    stored = inv.backend.read_layer(
+        SITES,
+        columns=fields,
+        where=f"fid IN ({_in_list(given['fid'].tolist())})",
+        read_geometry=False,
+        fid_as_index=True,
+    )
+    rows: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
+    for rec in given.itertuples(index=False):
+        fid = int(rec.fid)
+        if fid not in stored.index:
+            continue
+        row: dict[str, Any] = {}
+        for name in fields:
+            new = getattr(rec, name)
+            if as_text(new) in (None, "") or as_text(stored.at[fid, name]) not in (None, ""):
+                continue
+            row[name] = new
+            history.append(
+                {
+                    "site_id": rec.site_id, "field": name, "old_value": None,
+                    "new_value": as_text(new), "changed_at": job.now, "source": job.source,
+                    "run_id": job.run_id, "kind": "offer",
+                }
+            )  # fmt: skip
+        if row:
+            rows.append({"fid": fid, **row, "updated_at": job.now})
+    if not rows:
+        return [], []
+    frame = pd.DataFrame(rows)
+    # one frame per set of fields written (an update writes the columns it is given)
+    parts = [
+        part.dropna(axis=1, how="all")
+        for _, part in frame.groupby(frame.drop(columns="fid").notna().apply(tuple, axis=1))
+    ]
+    return parts, history
 
 
 # --------------------------------------------------------------------------- bookkeeping
