@@ -573,3 +573,26 @@ def test_one_zip_is_a_raw_folder(fixtures_dir, tmp_path):
         "EGiB_Mokotow.zip/dane/dzialki.gpkg",
         "EGiB_Mokotow.zip/dane/wlasnosc.csv",
     ]
+
+
+def test_a_large_gml_of_no_known_schema_is_not_read_whole_to_guess(tmp_path, monkeypatch):
+    """A GML of plain attributes is told by its columns (GDAL reads it whole to learn
+    them); above a size it is named as unknown instead of being read."""
+    import geopandas as gpd
+    import pyogrio
+    import shapely
+
+    from omw_sites.etl import detect
+    from omw_sites.etl.errors import IngestError
+
+    path = tmp_path / "granice.gml"
+    frame = gpd.GeoDataFrame(
+        {"JPT_KOD_JE": ["1465011"], "JPT_NAZWA_": ["Warszawa"]},
+        geometry=[shapely.box(630_000, 480_000, 640_000, 490_000)],
+        crs=2180,
+    )
+    pyogrio.write_dataframe(frame, path, driver="GML")
+    assert detect.detect_format(path) == "raw-layout"  # PRG boundaries by their columns
+    monkeypatch.setattr(detect, "PLAIN_GML_MAX_BYTES", path.stat().st_size - 1)
+    with pytest.raises(IngestError, match="too large to tell by its columns"):
+        detect.detect_format(path)

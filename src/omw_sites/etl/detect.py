@@ -34,6 +34,8 @@ from omw_sites.layers import GPKG_SQL_KIND, RAW_LAYERS, kind_of
 VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json")
 RASTER_SUFFIXES = (".asc", ".tif", ".tiff", ".xyz")
 GML_SUFFIXES = (".gml", ".xml")
+# a GML of no known schema is told by its columns only below this size (GDAL reads it all)
+PLAIN_GML_MAX_BYTES = 256 * 2**20
 
 
 def detect_format(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> str:
@@ -112,7 +114,13 @@ def _gml_format(path: Path, limits: Limits) -> str:
     )
     # a GML of plain attributes (PRG boundaries, a gmina's MPZP layer, flood zones as GDAL
     # or a GIS writes them): told by its columns, as a GPKG would be. Parcels and BDOT10k
-    # classes only through their own schemas, which their readers check
+    # classes only through their own schemas, which their readers check. GDAL reads the
+    # whole file to learn its columns: a large file of an unknown schema is not tried
+    if path.stat().st_size > PLAIN_GML_MAX_BYTES:
+        size = f"{path.stat().st_size / 2**20:,.0f} MB"
+        raise IngestError(
+            path, f"{msg} ({size}: too large to tell by its columns)", rule="known namespace"
+        )
     try:
         fmt = _vector_format(path)
     except IngestError:
