@@ -884,3 +884,29 @@ def test_nmt_as_xyz_without_a_crs_gives_the_same_slopes(raw, tmp_path):
     for col in ("slope_mean_pct", "slope_max_pct"):
         assert got[col].notna().all(), col
         np.testing.assert_allclose(got[col], ref[col], atol=0.011, err_msg=col)
+
+
+def test_an_unexpected_error_is_one_line_naming_the_stage(raw, tmp_path, monkeypatch):
+    """Held-back real folders may hold what no reader expects: whatever breaks, `run`
+    ends with one line naming the stage, exit 2, no traceback, the store untouched;
+    OMW_TRACEBACK=1 shows the traceback."""
+    from typer.testing import CliRunner
+
+    import omw_sites.pipeline as pipeline
+    from omw_sites.cli import app
+
+    def broken(*args, **kwargs):
+        raise KeyError("KLASA_X")
+
+    monkeypatch.setattr(pipeline, "measure", broken)
+    out = tmp_path / "out"
+    args = ["run", "--raw", str(raw), "--out", str(out), "--profile", "logistics"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("error: unexpected failure while the criteria stage (KeyError")
+    assert "Traceback" not in res.output and "Traceback" not in res.stderr
+    assert not (out / STORE_FILE).exists()
+    monkeypatch.setenv("OMW_TRACEBACK", "1")
+    res = CliRunner().invoke(app, args)
+    assert isinstance(res.exception, KeyError)

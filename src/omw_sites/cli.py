@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from omw_sites.commands.failure import EXIT_ERROR, fail, print_error, reported
+from omw_sites.commands.failure import EXIT_ERROR, fail, no_traceback, print_error, reported
 from omw_sites.commands.options import StoreOpt, resolve_store
 from omw_sites.config import get_settings
 from omw_sites.files import write_text_atomic
@@ -125,12 +125,19 @@ def run(
     )
     task = bar.add_task("pipeline", total=len(stages))
 
+    done: list[str] = []
+
     def progress(stage: str, msg: str, n: int) -> None:
         console.print(f"  [green]✓[/] {stage:<9} {escape(msg)}", highlight=False, soft_wrap=True)
         if stage in stages:
             bar.update(task, description=stage, completed=stages.index(stage))
+            done.append(stage)
 
-    with reported(), bar:
+    def stage_now() -> str:  # the stage after the last one done
+        i = stages.index(done[-1]) + 1 if done else 0
+        return f"the {stages[i]} stage" if i < len(stages) else ""
+
+    with no_traceback(stage_now), reported(), bar:
         summary = run_pipeline(
             raw,
             profiles=profile or None,

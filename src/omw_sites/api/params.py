@@ -95,6 +95,19 @@ def get_layer(snap: Snapshot, collection_id: str) -> Layer:
         raise ProblemError(404, msg) from None
 
 
+async def document_request(
+    request: Request, f: str | None, formats: tuple[Format, ...] = DOC_FORMATS
+) -> tuple[str, Snapshot, dict[str, str], Response | None]:
+    """The common start of a document: check the parameters (only ``f``), negotiate the
+    format, take the snapshot, and the cache headers with a 304 response when the
+    client's copy is current. Returns (format, snapshot, headers, 304)."""
+    check_params(request, frozenset({"f"}))
+    fmt = negotiate(request, f, formats)
+    snap = await snapshot(request)
+    headers = cache_headers(request, snap, fmt)
+    return fmt, snap, headers, not_modified(request, headers)
+
+
 async def layer_request(
     request: Request,
     collection_id: str,
@@ -106,12 +119,9 @@ async def layer_request(
     the format, take the snapshot and the layer (``pick``, default :func:`get_layer`),
     and the cache headers with a 304 response when the client's copy is current.
     Returns (format, snapshot, layer, headers, 304)."""
-    check_params(request, frozenset({"f"}))
-    fmt = negotiate(request, f, formats)
-    snap = await snapshot(request)
+    fmt, snap, headers, unchanged = await document_request(request, f, formats)
     layer = (pick or get_layer)(snap, collection_id)
-    headers = cache_headers(request, snap, fmt)
-    return fmt, snap, layer, headers, not_modified(request, headers)
+    return fmt, snap, layer, headers, unchanged
 
 
 # ---------------------------------------------------------------------------- CRS

@@ -33,6 +33,13 @@ NOT_MODIFIED: Responses = {
 NOT_ACCEPTABLE: Responses = {
     406: {**PROBLEM, "description": "no format offered is acceptable (Accept header)"}
 }
+# a document served as JSON or HTML, with conditional GET
+DOC_RESPONSES: Responses = {
+    200: {"content": {JSON: {}, HTML: {}}},
+    **NOT_MODIFIED,
+    **BAD_REQUEST,
+    **NOT_ACCEPTABLE,
+}
 
 
 def json_response(

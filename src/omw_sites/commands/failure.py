@@ -6,7 +6,8 @@ user sees what to fix and never a traceback."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import NoReturn
 
@@ -55,3 +56,22 @@ def reported(*also: type[BaseException]) -> Iterator[None]:
         raise
     except (*USER_ERRORS, *also) as exc:
         fail(exc)
+
+
+@contextmanager
+def no_traceback(stage: Callable[[], str]) -> Iterator[None]:
+    """For the main job on data nobody has seen: an error that is not one of the
+    reported kinds (a reader meeting a file it does not expect) still ends in one line
+    with the stage it happened in, exit 2 — the store is written in one transaction at
+    the end, so it is as it was. ``OMW_TRACEBACK=1`` lets the traceback through."""
+    try:
+        yield
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as exc:
+        if os.environ.get("OMW_TRACEBACK") == "1":
+            raise
+        fail(
+            f"unexpected failure while {stage() or 'starting'} ({type(exc).__name__}: {exc}); "
+            "the store was not changed; set OMW_TRACEBACK=1 to see where"
+        )

@@ -9,22 +9,20 @@ import pandas as pd
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from omw_sites.api.conditional import cache_headers, not_modified
-from omw_sites.api.negotiation import DOC_FORMATS, negotiate
 from omw_sites.api.pages import browser_links, crumbs_for, html_page
 from omw_sites.api.params import (
     CRS84,
     STORAGE_CRS,
     SUPPORTED_CRS,
-    check_params,
     collection_id_path,
+    document_request,
     format_query,
     layer_request,
-    snapshot,
 )
 from omw_sites.api.properties import TEMPORAL_PROPERTY, queryables_doc
 from omw_sites.api.responses import (
     BAD_REQUEST,
+    DOC_RESPONSES,
     GEOJSON,
     HTML,
     JSON,
@@ -128,22 +126,14 @@ def _utc_stamps(values: pd.Series) -> pd.Series:
     name="collections",
     summary="Feature collections",
     response_class=Response,
-    responses={
-        200: {"content": {JSON: {}, HTML: {}}},
-        **NOT_MODIFIED,
-        **BAD_REQUEST,
-        **NOT_ACCEPTABLE,
-    },
+    responses=DOC_RESPONSES,
 )
 async def collections(
     request: Request,
     f: str | None = format_query("json", "html"),
 ) -> Response:
-    check_params(request, frozenset({"f"}))
-    fmt = negotiate(request, f, DOC_FORMATS)
-    snap = await snapshot(request)
-    headers = cache_headers(request, snap, fmt)
-    if (unchanged := not_modified(request, headers)) is not None:
+    fmt, snap, headers, unchanged = await document_request(request, f)
+    if unchanged is not None:
         return unchanged
     if fmt == "html":
         rows = []

@@ -7,16 +7,15 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from omw_sites.api.conditional import cache_headers, not_modified
 from omw_sites.api.negotiation import DOC_FORMATS, VARY, negotiate
 from omw_sites.api.pages import browser_links, html_page
-from omw_sites.api.params import check_params, format_query, snapshot
+from omw_sites.api.params import check_params, document_request, format_query
 from omw_sites.api.responses import (
     BAD_REQUEST,
+    DOC_RESPONSES,
     HTML,
     JSON,
     NOT_ACCEPTABLE,
-    NOT_MODIFIED,
     OPENAPI,
     TILING_SCHEMES_REL,
     as_format,
@@ -56,22 +55,14 @@ router = APIRouter()
     name="landing",
     summary="Landing page",
     response_class=Response,
-    responses={
-        200: {"content": {JSON: {}, HTML: {}}},
-        **NOT_MODIFIED,
-        **BAD_REQUEST,
-        **NOT_ACCEPTABLE,
-    },
+    responses=DOC_RESPONSES,
 )
 async def landing(
     request: Request,
     f: str | None = format_query("json", "html"),
 ) -> Response:
-    check_params(request, frozenset({"f"}))
-    fmt = negotiate(request, f, DOC_FORMATS)
-    snap = await snapshot(request)
-    headers = cache_headers(request, snap, fmt)
-    if (unchanged := not_modified(request, headers)) is not None:
+    fmt, snap, headers, unchanged = await document_request(request, f)
+    if unchanged is not None:
         return unchanged
     links = [
         link(request.url_for("landing"), "self", JSON, "this document"),
