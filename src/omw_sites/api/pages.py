@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from typing import Any
+from urllib.parse import urlencode
 
 import jinja2
 import orjson
@@ -18,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from omw_sites.api.responses import GEOJSON, HTML, JSON, SCHEMA_JSON, as_format
-from omw_sites.i18n import format_number, negotiate
+from omw_sites.i18n import LANGUAGE_NAMES, format_number, negotiate
 from omw_sites.layers import SITE_COLUMNS
 
 _JSON = frozenset({JSON, GEOJSON, SCHEMA_JSON})  # what ``f=json`` answers
@@ -198,6 +199,17 @@ STATUS_PL = {
     "sold": "sprzedany",
     "withdrawn": "wycofany",
 }
+
+
+def language_switch(request: Request, lang: str) -> dict[str, str]:
+    """The link to the same page in the other language (the query kept, ``lang`` set)."""
+    other = "en" if lang == "pl" else "pl"
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+    return {
+        "other_lang": other,
+        "other_lang_name": LANGUAGE_NAMES[other],
+        "other_lang_href": "?" + urlencode([*params, ("lang", other)]),
+    }
 
 
 def page_language(request: Request) -> str:

@@ -11,6 +11,8 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 from shapely import STRtree
 
+from omw_sites.etl.derive import MOTORWAY_CLASSES, NODE_TOLERANCE_M, single_lines
+
 # Free-flow speeds per BDOT10k road class (km/h); configurable per call.
 DEFAULT_SPEEDS_KMH = {
     "A": 110.0,  # motorway
@@ -22,13 +24,11 @@ DEFAULT_SPEEDS_KMH = {
     "D": 30.0,  # access
     "I": 20.0,  # other
 }
-MOTORWAY_CLASSES = ("A", "S")
 ACCESS_SPEED_KMH = 15.0  # from the site's edge to the road: driveway / site road
 # a site or a destination farther than this from every road of the layer lies outside
 # what the road data covers: not reachable (NaN), never a time made of a long walk
 MAX_ACCESS_LEG_M = 3000.0
 JUNCTION_SNAP_M = 150.0  # a motorway meets local roads only within this of a junction
-NODE_TOLERANCE_M = 0.5  # endpoints closer than this are one node
 
 
 @dataclass
@@ -63,13 +63,7 @@ def build_graph(
     class speed, in minutes; unknown classes use the slowest speed.
     """
     speeds = {**DEFAULT_SPEEDS_KMH, **(speeds_kmh or {})}
-    lines = shapely.line_merge(roads.geometry.to_numpy())
-    multi = shapely.get_type_id(lines) != 1
-    if multi.any():  # multi-part lines: keep their longest part, rows stay aligned
-        lines = lines.copy()
-        for i in np.flatnonzero(multi):
-            parts = shapely.get_parts(lines[i])
-            lines[i] = parts[np.argmax(shapely.length(parts))]
+    lines = single_lines(roads.geometry.to_numpy())
     cls = roads["road_class"].astype(str).to_numpy()
     speed = np.array([speeds.get(c, min(speeds.values())) for c in cls])
     length = shapely.length(lines)

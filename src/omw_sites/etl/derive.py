@@ -16,8 +16,8 @@ import shapely
 
 from omw_sites.layers import REFERENCE_COLUMNS, WORK_CRS
 
-MOTORWAY_CLASSES = ("A", "S")
-NODE_TOLERANCE_M = 0.5  # as the road graph: end points closer than this are one node
+MOTORWAY_CLASSES = ("A", "S")  # motorways and expressways (BDOT10k road classes)
+NODE_TOLERANCE_M = 0.5  # road end points closer than this are one node (also the graph's)
 # BDOT10k OT_KUKO_A (kompleks komunikacyjny) and OT_OIKM_P (obiekt związany z komunikacją)
 KUKO_AIRPORT = "KUKO02"  # lotnisko lub lądowisko
 KUKO_STATION = "KUKO06"  # stacja kolejowa
@@ -33,8 +33,9 @@ def _empty(key: str) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries([], crs=WORK_CRS), crs=WORK_CRS)
 
 
-def _single_lines(geoms: np.ndarray) -> np.ndarray:
-    """One LineString per row (a multi-part line keeps its longest part), as the graph."""
+def single_lines(geoms: np.ndarray) -> np.ndarray:
+    """One LineString per road row (a multi-part line keeps its longest part), rows
+    aligned: the road graph and the junctions derived here see the same lines."""
     lines = shapely.line_merge(geoms)
     multi = shapely.get_type_id(lines) != 1
     if multi.any():
@@ -57,7 +58,7 @@ def junctions_from_roads(roads: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """
     if roads is None or not len(roads):
         return _empty("junctions")
-    lines = _single_lines(roads.geometry.to_numpy())
+    lines = single_lines(roads.geometry.to_numpy())
     ok = ~shapely.is_missing(lines) & ~shapely.is_empty(lines)
     lines = lines[ok]
     cls = roads["road_class"].astype(str).str.strip().str.upper().to_numpy()[ok]

@@ -29,6 +29,7 @@ from starlette.routing import NoMatchFound
 
 from omw_sites import i18n
 from omw_sites.api.catalog import Snapshot
+from omw_sites.api.pages import language_switch
 from omw_sites.api.params import check_params, get_layer, snapshot
 from omw_sites.api.problems import bad_parameter
 from omw_sites.api.responses import GEOJSON, JSON
@@ -261,8 +262,6 @@ async def catalogue(request: Request) -> HTMLResponse:
         "excludedColour": EXCLUDED_COLOUR,
         "labels": js_labels(lang),
     }
-    other = "en" if lang == "pl" else "pl"
-    switch = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
     page = env.get_template("catalogue.html").render(
         title=_("Investment land catalogue"),
         state=state,
@@ -272,9 +271,7 @@ async def catalogue(request: Request) -> HTMLResponse:
         sorts=list(SORTS),
         legend=legend(lang),
         config=orjson.dumps(config).decode().replace("</", "<\\/"),
-        other_lang=other,
-        other_lang_name=i18n.LANGUAGE_NAMES[other],
-        other_lang_href="?" + urlencode([*switch, ("lang", other)]),
+        **language_switch(request, lang),
         home=str(request.url_for("landing")) + "?f=html",
         static=str(request.url_for("static", path="")),
         lang=lang,

@@ -27,6 +27,7 @@ from omw_sites import i18n
 from omw_sites.api import site_facts
 from omw_sites.api.catalog import Snapshot
 from omw_sites.api.negotiation import negotiate, offers
+from omw_sites.api.pages import language_switch
 from omw_sites.api.params import check_params, snapshot
 from omw_sites.api.problems import ProblemError, bad_parameter
 from omw_sites.api.site_facts import FACTS, MAX_COMPARED, SiteGone, Words
@@ -55,12 +56,8 @@ def _language(request: Request, lang: str | None) -> str:
 
 
 def _page_links(request: Request, lang: str) -> dict[str, str]:
-    other = "en" if lang == "pl" else "pl"
-    params = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
     return {
-        "other_lang": other,
-        "other_lang_name": i18n.LANGUAGE_NAMES[other],
-        "other_lang_href": "?" + urlencode([*params, ("lang", other)]),
+        **language_switch(request, lang),
         "home": str(request.url_for("landing")) + "?f=html",
         "catalogue": str(request.url_for("catalogue")) + f"?lang={lang}",
         "compare": str(request.url_for("catalogue_compare")),
