@@ -11,7 +11,6 @@ import uvicorn
 from fastapi import FastAPI, Request
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
-from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -30,6 +29,7 @@ from omw_sites.api.properties import property_schemas
 from omw_sites.api.responses import OPENAPI
 from omw_sites.api.routes import ROUTERS
 from omw_sites.api.routes.map_pages import MapCache
+from omw_sites.api.static_files import StaticAssets
 
 
 def create_app(store_path: str | Path, *, max_body_bytes: int | None = None) -> FastAPI:
@@ -61,7 +61,7 @@ def create_app(store_path: str | Path, *, max_body_bytes: int | None = None) -> 
     for router in ROUTERS:  # writes first: before the generic /collections/{id}/… routes
         app.include_router(router)
     # the pages' scripts and styles, MapLibre GL JS among them: served here to work offline
-    app.mount("/static", StaticFiles(packages=[("omw_sites.api", "static")]), name="static")
+    app.mount("/static", StaticAssets(packages=[("omw_sites.api", "static")]), name="static")
 
     cached: dict[str, bytes] = {}
 

@@ -9,7 +9,10 @@ locally, so that clients work offline.
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -28,6 +31,15 @@ PIXEL_SIZE = 0.00028  # metres: the standardised rendering pixel of OGC scale de
 TMS_CONFORMANCE = [
     "http://www.opengis.net/spec/tms/2.0/conf/tilematrixset",
     "http://www.opengis.net/spec/tms/2.0/conf/json-tilematrixset",
+]
+#: OGC API – Tiles Part 1 (OGC 20-057) classes the sites' vector tiles implement
+TILES_CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tileset",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tilesets-list",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/geodata-tilesets",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt",
 ]
 
 # (scaleDenominator, cellSize) of tile matrices 0..24, as the registry writes them; each is
@@ -63,10 +75,26 @@ MAX_TILE_MATRIX = len(_MATRICES) - 1
 
 
 def web_mercator_quad() -> dict[str, Any]:
-    """The WebMercatorQuad tile matrix set (2DTMS 2.0 JSON), tile matrices 0 to 24."""
+    """The WebMercatorQuad tile matrix set (2DTMS 2.0 JSON), tile matrices 0 to 24.
+
+    The document also carries the members of the 1.0 encoding (``identifier``,
+    ``supportedCRS``, ``boundingBox`` corners, ``topLeftCorner``): GDAL 3.6, which QGIS
+    3.28 LTR builds still ship, recognises a served definition only by them, and refuses
+    a 2.0-only one as "Invalid tiling matrix set name". Version 2.0 readers ignore them
+    (the 2.0 schema allows further members)."""
     origin = [-20037508.3427892, 20037508.3427892]
+    lower, upper = [-MERCATOR_HALF, -MERCATOR_HALF], [MERCATOR_HALF, MERCATOR_HALF]
     return {
         "id": WEB_MERCATOR_QUAD,
+        "identifier": WEB_MERCATOR_QUAD,
+        "supportedCRS": EPSG3857_URI,
+        "boundingBox": {
+            "crs": EPSG3857_URI,
+            "lowerLeft": lower,
+            "upperRight": upper,
+            "lowerCorner": lower,
+            "upperCorner": upper,
+        },
         "title": "Google Maps Compatible for the World",
         "uri": WEB_MERCATOR_QUAD_URI,
         "crs": EPSG3857_URI,
@@ -75,10 +103,12 @@ def web_mercator_quad() -> dict[str, Any]:
         "tileMatrices": [
             {
                 "id": str(z),
+                "identifier": str(z),
                 "scaleDenominator": scale,
                 "cellSize": cell,
                 "cornerOfOrigin": "topLeft",
                 "pointOfOrigin": origin,
+                "topLeftCorner": origin,
                 "tileWidth": TILE_SIZE,
                 "tileHeight": TILE_SIZE,
                 "matrixWidth": 2**z,
@@ -98,6 +128,82 @@ TILE_EXTENT = 4096
 TILE_BUFFER = 64  # tile units of geometry kept beyond the edge, so strokes join
 MAX_ZOOM = MAX_TILE_MATRIX
 TILE_CACHE_SIZE = 4096  # encoded tiles kept per layer: MVT encoding is pure Python
+WARM_SECONDS = 60.0  # at most this much encoding ahead of the first map, per store version
+_tiles_lock = threading.Lock()  # the tile caches are filled from request and warm-up threads
+log = logging.getLogger(__name__)
+
+
+def cached_tile(layer: Layer, z: int, x: int, y: int) -> bytes | None:
+    """The encoded tile from the layer's tile cache (kept per store version, oldest
+    dropped first), encoding it when missing."""
+    tiles = _tile_cache(layer)
+    key = (z, x, y)
+    with _tiles_lock:
+        if key in tiles:
+            return tiles[key]
+    data = encode_tile(layer, z, x, y)
+    with _tiles_lock:
+        if len(tiles) >= TILE_CACHE_SIZE:
+            tiles.pop(next(iter(tiles)), None)
+        tiles[key] = data
+    return data
+
+
+def peek_tile(layer: Layer, z: int, x: int, y: int) -> tuple[bool, bytes | None]:
+    """(found, tile) from the cache only: a cached tile is answered without a thread."""
+    with _tiles_lock:
+        tiles = _tile_cache(layer)
+        key = (z, x, y)
+        return (key in tiles, tiles.get(key))
+
+
+def _tile_cache(layer: Layer) -> dict[tuple[int, int, int], bytes | None]:
+    return layer.cache.setdefault("tiles", {})
+
+
+def warm_zooms(bounds: tuple[float, float, float, float], map_pixels: int = 800) -> list[int]:
+    """Zoom levels in the order a map opening on ``bounds`` (EPSG:3857) will ask for
+    them: the level that fits the bounds into ``map_pixels`` first, then outwards."""
+    width = max(bounds[2] - bounds[0], bounds[3] - bounds[1], 1.0)
+    # MapLibre draws vector tiles as 512-pixel tiles: at map zoom z it asks for level z
+    fit = math.log2(map_pixels * 2 * MERCATOR_HALF / (512 * width))
+    return sorted(range(MAX_ZOOM + 1), key=lambda z: (abs(z - fit), z))
+
+
+def warm_tiles(layer: Layer, *, seconds: float = WARM_SECONDS, max_tiles: int = 512) -> int:
+    """Encode the tiles a map opening on the whole layer needs first, into its tile
+    cache, so that the first visitor after a start or a reload does not wait for them.
+
+    Works outwards from the zoom that fits the layer and stops after ``seconds`` of
+    work, ``max_tiles`` tiles, or a zoom with more tiles than are left. Returns how many
+    tiles it encoded."""
+    started = time.monotonic()
+    geoms, _ = layer.mercator()
+    if len(geoms) == 0:
+        return 0
+    x0, y0, x1, y1 = (float(v) for v in shapely.total_bounds(geoms))
+    done = 0
+    for z in warm_zooms((x0, y0, x1, y1)):
+        size = 2 * MERCATOR_HALF / 2**z
+        last = 2**z - 1
+        cols = range(
+            max(int((x0 + MERCATOR_HALF) // size), 0),
+            min(int((x1 + MERCATOR_HALF) // size), last) + 1,
+        )
+        rows = range(
+            max(int((MERCATOR_HALF - y1) // size), 0),
+            min(int((MERCATOR_HALF - y0) // size), last) + 1,
+        )
+        if done + len(cols) * len(rows) > max_tiles:
+            break
+        for x in cols:
+            for y in rows:
+                if time.monotonic() - started > seconds:
+                    return done
+                cached_tile(layer, z, x, y)
+                done += 1
+    log.info("warmed %d tiles of %s in %.1f s", done, layer.name, time.monotonic() - started)
+    return done
 
 
 def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:

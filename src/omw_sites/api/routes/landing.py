@@ -24,7 +24,7 @@ from omw_sites.api.responses import (
     link,
 )
 from omw_sites.api.routes.writes import PART4_CONFORMANCE
-from omw_sites.api.tiling import TMS_CONFORMANCE
+from omw_sites.api.tiling import TILES_CONFORMANCE, TMS_CONFORMANCE
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -43,6 +43,7 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
     "http://www.opengis.net/spec/cql2/1.0/conf/property-property",
     "http://www.opengis.net/spec/cql2/1.0/conf/case-insensitive-comparison",
+    *TILES_CONFORMANCE,
     *TMS_CONFORMANCE,
     *PART4_CONFORMANCE,
 ]

@@ -45,11 +45,11 @@ from omw_sites.api.served_layer import Layer
 from omw_sites.api.tiling import (
     EPSG3857_URI,
     MAX_ZOOM,
-    TILE_CACHE_SIZE,
     TILE_MATRIX_SETS,
     WEB_MERCATOR_QUAD,
     WEB_MERCATOR_QUAD_URI,
-    encode_tile,
+    cached_tile,
+    peek_tile,
     tile_attributes,
     tile_matrix_set_limits,
 )
@@ -286,15 +286,9 @@ async def tile(
     headers = cache_headers(request, snap, fmt)
     if (unchanged := not_modified(request, headers)) is not None:
         return unchanged
-    tiles = layer.cache.setdefault("tiles", {})  # per store version: a reload starts afresh
-    key = (zoom, col, row)
-    if key in tiles:
-        data = tiles[key]
-    else:
-        data = await anyio.to_thread.run_sync(encode_tile, layer, zoom, col, row)
-        if len(tiles) >= TILE_CACHE_SIZE:
-            tiles.pop(next(iter(tiles)), None)  # oldest first
-        tiles[key] = data
+    found, data = peek_tile(layer, zoom, col, row)  # a cached tile needs no thread
+    if not found:
+        data = await anyio.to_thread.run_sync(cached_tile, layer, zoom, col, row)
     if data is None:
         return Response(status_code=204, headers=headers)
     return Response(data, media_type=MVT, headers=headers)
