@@ -40,8 +40,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 SERVER = textwrap.dedent(
     """
-    import socket, sys
+    import logging, socket, sys
     from omw_sites.api import make_server
+    # how the served copy followed each scoped update (in place or reloaded), on stderr
+    logging.basicConfig(level=logging.WARNING, format="server: %(message)s")
+    logging.getLogger("omw_sites.api.catalog").setLevel(logging.INFO)
     # IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say so (proto 0 leaves
     # Nagle on, and a response written in two parts then waits ~40 ms for an ACK)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)

@@ -57,7 +57,17 @@ _TEXT_FILLS: dict[str, Callable[[np.random.Generator, int], object]] = {
     "kw_numbers": _blank,
     "zoning_classes": _blank,
     "zoning_plan": _blank,
+    "junction_road": lambda rng, n: ["A2"] * n,
+    "airport_name": lambda rng, n: ["Lotnisko Chopina w Warszawie (WAW)"] * n,
+    "station_name": lambda rng, n: ["Warszawa Zachodnia"] * n,
+    "rail_freight_name": lambda rng, n: ["Warszawa Gołąbki Towarowa"] * n,
+    "national_road": lambda rng, n: ["7"] * n,
+    "voivodeship_road": lambda rng, n: ["631"] * n,
+    "access_road_class": lambda rng, n: rng.choice(["L", "D", "Z"], n),
 }
+# columns measured from issue 21 on draw from a stream of their own: the values of the
+# earlier columns, and the hashes recorded from them, stay what they were
+_LATER = tuple(SITE_COLUMNS)[tuple(SITE_COLUMNS).index("population_30min") :]
 
 
 def sample_data(n: int = 300, seed: int = 0) -> tuple[gpd.GeoDataFrame, dict, dict]:
@@ -68,14 +78,16 @@ def sample_data(n: int = 300, seed: int = 0) -> tuple[gpd.GeoDataFrame, dict, di
     side = rng.uniform(50, 500, n)
     geom = box(x, y, x + side, y + side * rng.uniform(0.5, 1.5, n))
     data: dict[str, object] = {}
+    later = np.random.default_rng([seed, 21])
     for col, (unit, _) in SITE_COLUMNS.items():
+        r = later if col in _LATER else rng
         fill = _TEXT_FILLS.get(col)
         if fill is not None:
-            data[col] = fill(rng, n)
+            data[col] = fill(r, n)
         elif unit == "share":
-            data[col] = rng.uniform(0, 1, n).round(3)
+            data[col] = r.uniform(0, 1, n).round(3)
         else:
-            data[col] = rng.uniform(0, 20000, n).round(1)
+            data[col] = r.uniform(0, 20000, n).round(1)
     sites = gpd.GeoDataFrame(data, geometry=geom, crs=WORK_CRS)
     sites["area_ha"] = (sites.area / 1e4).round(4)
     for p in PROFILES_DEFAULT:
@@ -103,6 +115,7 @@ def sample_data(n: int = 300, seed: int = 0) -> tuple[gpd.GeoDataFrame, dict, di
         "flood": "polygon",
         "natura2000": "polygon",
         "roads_main": "line",
+        "water": "polygon",
     }
     reference = {}
     for name, cols in REFERENCE_COLUMNS.items():

@@ -550,9 +550,9 @@ def test_server_timing_and_cors_headers(client: httpx.Client) -> None:
 def test_map_route(client: httpx.Client, store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[Path, str]] = []
 
-    def render_map(store_path: Path, profile: str) -> str:
+    def render_map(store_path: Path, profile: str, lang: str = "en", **_: object) -> str:
         calls.append((Path(store_path), profile))
-        return f"<!doctype html><html><body>map of {profile}</body></html>"
+        return f"<!doctype html><html><body>map of {profile} ({lang})</body></html>"
 
     fake = types.ModuleType("omw_sites.maps")
     fake.render_map = render_map  # type: ignore[attr-defined]

@@ -411,7 +411,7 @@ def test_writes_update_the_served_copy_without_reloading(served):
     assert loads.count == start
 
 
-def test_a_write_by_another_process_still_reloads(served):
+def test_a_write_by_another_process_is_served(served):
     client, loads = served["client"], served["loads"]
     sid = _site(served)
     client.get(_url(sid))
@@ -432,7 +432,7 @@ def test_a_write_by_another_process_still_reloads(served):
     assert done.returncode == 0, done.stderr
     got = client.get(_url(sid)).json()
     assert got["properties"]["notes"] == "from the command line"
-    assert loads.count == start + 1
+    assert loads.count == start  # followed in place, not reloaded (test_snapshot_refresh.py)
 
 
 # ------------------------------------------------------------------- races, real processes
@@ -489,7 +489,8 @@ def test_cross_origin_portal_may_replace_and_delete_with_preconditions(served):
         },
     )
     assert res.status_code == 200, res.text
-    assert {"PUT", "DELETE"} <= {
+    # POST: the regional office's tools create and match enquiries from another origin
+    assert {"PUT", "DELETE", "POST"} <= {
         m.strip() for m in res.headers["access-control-allow-methods"].split(",")
     }
     allowed = res.headers["access-control-allow-headers"].lower()

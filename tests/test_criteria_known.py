@@ -278,6 +278,23 @@ _OFF_ROAD = (
 )
 _NO_DEM = "slope_mean_pct, slope_max_pct: outside the terrain model"
 
+_NO_LAYER_HERE = (
+    "population_30min",
+    "population_45min",
+    "workforce_30min",
+    "workforce_45min",
+    "max_height_m",
+    "max_coverage_share",
+    "intensity_min",
+    "intensity_max",
+    "min_bio_active_share",
+    "agri_share",
+    "forest_land_share",
+    "soil_i_iii_share",
+    "soil_iv_vi_share",
+    "built_up_share",
+)
+
 EXPECTED: dict[str, list] = {
     "site_id": ["A", "B", "C"],
     "area_ha": [1.0, 2.0, 1.0],
@@ -368,6 +385,22 @@ EXPECTED: dict[str, list] = {
     "slope_mean_pct": [hyp(5, 2), _B_SLOPE_MEAN, NAN],
     "slope_max_pct": [hyp(5, 2), hyp(10, 2), NAN],
     SITE_NO_DATA: ["", "", f"{_OFF_ROAD}; {_NO_DEM}"],
+    # ---- named access: what the distances above were measured to; no road here has a
+    # national or voivodeship management code, nor a width; C is off the road network
+    "junction_road": ["S17", "S17", "A2"],
+    "airport_name": ["Lotnisko (XXX)"] * 3,
+    "station_name": ["Stacja"] * 3,
+    "rail_freight_name": ["Terminal"] * 3,
+    "national_road": ["", "", ""],
+    "dist_national_road_m": [NAN, NAN, NAN],
+    "voivodeship_road": ["", "", ""],
+    "dist_voivodeship_road_m": [NAN, NAN, NAN],
+    "access_road_class": ["L", "Z", ""],
+    "access_road_width_m": [NAN, NAN, NAN],
+    # ---- no population grid, plan parameters, land-use, soil or building layers here
+    # (tests/test_workforce.py, test_plan_parameters.py, test_land.py measure them)
+    **{c: [NAN, NAN, NAN] for c in _NO_LAYER_HERE},
+    "brownfield": [NA, NA, NA],
 }
 
 # the rounding measure() applies (see the module docstring)
@@ -443,6 +476,13 @@ _BASE_NOT_MEASURED = {
     "heat_diameter_mm",
     "dist_sewer_planned_m",
     "dist_telecom_planned_m",
+    "national_road",
+    "dist_national_road_m",
+    "voivodeship_road",
+    "dist_voivodeship_road_m",
+    "access_road_width_m",
+    *_NO_LAYER_HERE,
+    "brownfield",
 }
 
 
@@ -489,12 +529,14 @@ CHANGES: dict[str, dict[str, list]] = {
     "roads": {
         **{c: [NAN, NAN, NAN] for c in EXPECTED if c.startswith("time_")},
         "access_leg_m": [NAN, NAN, NAN],
+        "access_road_class": ["", "", ""],
         SITE_NO_DATA: ["", "", _NO_DEM],
     },
     # without junctions the motorway has no entry: the airport (beyond it) is cut off
     "junctions": {
         "dist_junction_m": [NAN, NAN, NAN],
         "junction_name": ["", "", ""],
+        "junction_road": ["", "", ""],
         "time_junction_min": [NAN, NAN, NAN],
         "time_airport_min": [NAN, NAN, NAN],
         SITE_NO_DATA: [
@@ -504,15 +546,23 @@ CHANGES: dict[str, dict[str, list]] = {
         ],
     },
     "stations": {
-        c: [NAN, NAN, NAN]
-        for c in (
-            "dist_station_m",
-            "dist_rail_freight_m",
-            "time_station_min",
-            "time_rail_freight_min",
-        )
+        **{
+            c: [NAN, NAN, NAN]
+            for c in (
+                "dist_station_m",
+                "dist_rail_freight_m",
+                "time_station_min",
+                "time_rail_freight_min",
+            )
+        },
+        "station_name": ["", "", ""],
+        "rail_freight_name": ["", "", ""],
     },
-    "airports": {"dist_airport_m": [NAN, NAN, NAN], "time_airport_min": [NAN, NAN, NAN]},
+    "airports": {
+        "dist_airport_m": [NAN, NAN, NAN],
+        "time_airport_min": [NAN, NAN, NAN],
+        "airport_name": ["", "", ""],
+    },
     # every utility column; HV lines only from BDOT10k (the 220 kV line by C)
     "utilities": {
         **{c: [NA] * 3 if c.endswith("_on_site") else [NAN] * 3 for c in _UTILITY_COLUMNS},

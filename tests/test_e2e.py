@@ -140,8 +140,10 @@ def test_map_popups_carry_drivers_and_link_to_the_served_sheet(served: str, demo
 
     sites = read_sites(demo_store, read_geometry=False)
     best = sites.loc[sites["rank_logistics"] == 1].iloc[0]
-    page = httpx.get(f"{served}/maps/logistics", timeout=120).text
+    page = httpx.get(f"{served}/maps/logistics?lang=en", timeout=120).text
     assert json.dumps(best["drivers_logistics"], ensure_ascii=False)[1:-1] in page
-    assert '"sheetUrl": "../sites/{id}/sheet"' in page
-    link = urljoin(f"{served}/maps/logistics", f"../sites/{best['site_id']}/sheet")
-    assert httpx.get(link, timeout=60).status_code == 200
+    # the popups link the sheet in the map's language
+    assert '"sheetUrl": "../sites/{id}/sheet?lang=en"' in page
+    link = urljoin(f"{served}/maps/logistics", f"../sites/{best['site_id']}/sheet?lang=en")
+    sheet = httpx.get(link, timeout=60)
+    assert sheet.status_code == 200 and sheet.headers["content-language"] == "en"

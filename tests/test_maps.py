@@ -167,13 +167,17 @@ def test_every_profile_renders_and_index_links_them(store: Path, tmp_path: Path)
     assert list(available_profiles(store)) == list(PROFILES_DEFAULT)
     paths = write_maps(store, tmp_path / "maps", sheets=0)
     names = [n for p in PROFILES_DEFAULT for n in (f"{p}.html", f"{p}_pl.html")]
-    assert [p.name for p in paths] == [*names, "index.html"]
-    index = paths[-1].read_text(encoding="utf-8")
+    assert [p.name for p in paths] == [*names, "index.html", "index_pl.html"]
+    index = paths[-2].read_text(encoding="utf-8")
+    index_pl = paths[-1].read_text(encoding="utf-8")  # the Polish index: Polish maps first
+    assert 'href="index_pl.html"' in index and 'href="index.html"' in index_pl
+    assert "Mapy według profilu inwestora" in index_pl and '<html lang="pl">' in index_pl
     for profile in PROFILES_DEFAULT:
         html = (tmp_path / "maps" / f"{profile}.html").read_text(encoding="utf-8")
         assert external_references(html) == []
         assert f"Investor profile: {profile}" in html
         assert f'href="{profile}.html"' in index and f'href="{profile}_pl.html"' in index
+        assert f'href="{profile}_pl.html"' in index_pl and f'href="{profile}.html"' in index_pl
         pl = (tmp_path / "maps" / f"{profile}_pl.html").read_text(encoding="utf-8")
         assert external_references(pl) == []
         assert f"Profil inwestora: {profile}" in _controls(pl) and "Ocena – " in _controls(pl)
@@ -557,6 +561,9 @@ def test_map_from_disk_symbols_popup_and_sheet_link(
         legend = page.locator(".omw-legend").inner_text()
         assert "reserved (1)" in legend and "sold or withdrawn (1)" in legend
         assert page.locator('path[stroke-dasharray="5 4"]').count() == 1
+        # the scale bar in metric units only (no miles or feet)
+        scale = page.locator(".leaflet-control-scale-line").all_inner_texts()
+        assert len(scale) == 1 and scale[0].endswith(("m", "km")), scale
         # the popup: a few facts, status and price, no wider than the window
         _open_best_popup(page, best)
         popup = page.locator(".leaflet-popup")

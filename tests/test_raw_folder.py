@@ -30,7 +30,7 @@ GML = "http://www.opengis.net/gml/3.2"
 TORUN_CLASSES = {"I": 632, "L": 400, "Z": 147, "D": 20}
 MOKOTOW = "egib_warszawa_mokotow/mokotow_dzialki_epsg2180.gpkg"
 OWNERSHIP = "egib_warszawa_mokotow/ownership.csv"
-BDOT_ZIP_CLASSES = ("SKDR", "KUKO", "BUBD")
+BDOT_ZIP_CLASSES = ("SKDR", "KUKO", "PTTR")
 
 
 def ingest(*args: object) -> tuple[int, str]:
@@ -162,8 +162,9 @@ def test_layer_key_tells_layers_by_columns_and_names():
         "roads"
     )
     assert layer_key("OSZP_Q1.shp", "OSZP_Q1", ["NAZWA"], "Polygon")[0] == "flood"
-    key, why = layer_key("b.gpkg", "OT_BUBD_A", ["X_KOD"], "Polygon")
-    assert key is None and why == "BDOT10k class OT_BUBD_A is not used"
+    key, why = layer_key("b.gpkg", "OT_PTTR_A", ["X_KOD"], "Polygon")
+    assert key is None and why == "BDOT10k class OT_PTTR_A is not used"
+    assert layer_key("b.gpkg", "OT_BUBD_A", ["X_KOD"], "Polygon")[0] == "buildings"
     key, why = layer_key("c.gpkg", "cokolwiek", ["A", "B"], "Point")
     assert key is None and "cannot tell what it holds from its columns (A, B)" in why
 
@@ -228,6 +229,9 @@ def _bdot_package(raw: Path, roads: gpd.GeoDataFrame, parcels: gpd.GeoDataFrame)
             "PL.PZGiK.994.1465__OT_KUKO_A.xml": _bdot_gml(
                 "OT_KUKO_A", complexes, {"x_kod": "X_KOD", "nazwa": "NAZWA"}
             ),
+            "PL.PZGiK.994.1465__OT_PTTR_A.xml": _bdot_gml(
+                "OT_PTTR_A", complexes, {"x_kod": "X_KOD"}
+            ),
             "PL.PZGiK.994.1465__OT_BUBD_A.xml": _bdot_gml(
                 "OT_BUBD_A", complexes, {"x_kod": "X_KOD"}
             ),
@@ -241,7 +245,8 @@ def _bdot_package(raw: Path, roads: gpd.GeoDataFrame, parcels: gpd.GeoDataFrame)
 
 def test_bdot10k_package_as_a_zip_of_gml_files(fixtures_dir, mokotow, torun_here, tmp_path):
     """Roads from OT_SKDR_L, a station derived from the transport complex OT_KUKO_A,
-    buildings and the metadata file listed as not used, and why."""
+    buildings from OT_BUBD_A; grassland and the metadata file listed as not used, and
+    why."""
     raw = tmp_path / "raw"
     _egib_zip(fixtures_dir, raw)
     _bdot_package(raw, torun_here, mokotow)
@@ -255,13 +260,16 @@ def test_bdot10k_package_as_a_zip_of_gml_files(fixtures_dir, mokotow, torun_here
     assert stations["kind"].tolist() == ["passenger"]
     assert any(n.startswith("stations derived from BDOT10k rail station") for n in data.notes)
     files = {f["file"].split("/")[-1]: f for f in data.files}
-    assert files["PL.PZGiK.994.1465__OT_BUBD_A.xml"] == {
-        "file": "1465_GML.zip/PL.PZGiK.994.1465__OT_BUBD_A.xml",
+    assert files["PL.PZGiK.994.1465__OT_PTTR_A.xml"] == {
+        "file": "1465_GML.zip/PL.PZGiK.994.1465__OT_PTTR_A.xml",
         "format": "bdot10k-gml",
         "status": "not used",
-        "why": "BDOT10k class OT_BUBD_A is not used",
+        "why": "BDOT10k class OT_PTTR_A is not used",
         "layers": [],
     }
+    # building footprints (OT_BUBD_A) are read: brownfield and built-up share
+    assert len(data["buildings"]) == 1
+    assert files["PL.PZGiK.994.1465__OT_BUBD_A.xml"]["status"] == "used"
     meta = files["PL.PZGiK.994.1465__metadane.xml"]
     assert meta["status"] == "not used" and "unknown GML namespace" in meta["why"]
     assert files["PL.PZGiK.994.1465__OT_SKDR_L.xml"]["layers"][0]["kept"] == 1199
@@ -497,7 +505,7 @@ def test_ingest_a_zip_given_directly(fixtures_dir, mokotow, torun_here, tmp_path
     assert code == 0, text
     flat = " ".join(text.split())
     assert "1465_GML.zip/PL.PZGiK.994.1465__OT_SKDR_L.xml" in flat and "1,199" in flat
-    assert "BDOT10k class OT_BUBD_A is not used" in flat
+    assert "BDOT10k class OT_PTTR_A is not used" in flat
     roads = pyogrio.read_dataframe(tmp_path / "o.gpkg", layer="roads")
     assert roads["road_class"].value_counts().to_dict() == TORUN_CLASSES
     assert set(roads["source_file"]) == {"1465_GML.zip/PL.PZGiK.994.1465__OT_SKDR_L.xml"}

@@ -151,8 +151,8 @@ def _full_sites(n: int = 400, seed: int = 1) -> pd.DataFrame:
     for col, (unit, _) in SITE_COLUMNS.items():
         if unit == "share":
             data[col] = np.where(rng.random(n) < 0.9, 0.0, rng.random(n))
-        elif unit in ("m", "%", "MW", "ha", "min", "mm"):
-            top = {"m": 15000, "%": 6, "MW": 60, "ha": 25, "min": 40, "mm": 600}[unit]
+        elif unit in ("m", "%", "MW", "ha", "min", "mm", "persons"):
+            top = {"m": 15000, "%": 6, "MW": 60, "ha": 25, "min": 40, "mm": 600}.get(unit, 2e6)
             data[col] = rng.uniform(0, top, n)
         else:
             data[col] = [f"{col}{i}" for i in range(n)]
@@ -301,7 +301,8 @@ def test_readiness_tiers_count_gaps():
     df["dist_sewer_m"] = 100.0
     res = score_profile(df, prof)
     assert res["tier_logistics"].tolist() == ["A", "B", "C", "C"]
-    assert res["gaps_logistics"].iloc[1] == "no water and sewer within 300 m"
+    assert res["gaps_logistics"].iloc[1] == "no water main within 300 m"  # sewer is near
+    assert res["gaps_logistics"].iloc[2] == "no power line within 300 m; no water main within 300 m"
     assert "below 2 ha" in res["gaps_logistics"].iloc[3]
 
 

@@ -19,7 +19,6 @@ from rich.table import Table
 from omw_sites.commands.failure import EXIT_ERROR, fail, no_traceback, print_error, reported
 from omw_sites.commands.options import StoreOpt, resolve_store
 from omw_sites.config import get_settings
-from omw_sites.files import write_text_atomic
 from omw_sites.store import InventoryError, StoreError
 
 
@@ -197,17 +196,16 @@ def map_cmd(
 ) -> None:
     """Write offline HTML maps (one per profile, plus an index), or a comparison map."""
     store = resolve_store(store)
-    from omw_sites.maps import render_comparison, write_maps
+    from omw_sites.maps import write_maps
 
     if compare:
         a, b = compare
-        with reported(ValueError):
-            page = render_comparison(store, a, b)
-        path = write_text_atomic(out_dir / f"compare_{a}_{b}.html", page)
-        console.print(f"  [green]✓[/] {path}")
-        from omw_sites.maps import load_map_data, write_index
+        from omw_sites.maps import load_map_data, write_comparison, write_index
 
-        console.print(f"  [green]✓[/] {write_index(out_dir, load_map_data(store))}")
+        with reported(ValueError):  # English and Polish, as the profile maps
+            written = write_comparison(store, a, b, out_dir)
+        for path in [*written, *write_index(out_dir, load_map_data(store))]:
+            console.print(f"  [green]✓[/] {path}")
         return
     if not profile and not all_profiles:
         fail("give --profile NAME (repeatable), --all or --compare A B")
@@ -303,6 +301,8 @@ def profiles() -> None:
 
 
 from omw_sites.commands import db as _db_commands  # noqa: E402
+from omw_sites.commands import enquiring as _enquiring_commands  # noqa: E402
+from omw_sites.commands import fetching as _fetching_commands  # noqa: E402
 from omw_sites.commands import ingesting as _ingesting_commands  # noqa: E402
 from omw_sites.commands import ranking as _ranking_commands  # noqa: E402
 from omw_sites.commands import reporting as _reporting_commands  # noqa: E402
@@ -311,6 +311,8 @@ _ingesting_commands.register(app)
 _db_commands.register(app)
 _ranking_commands.register(app)
 _reporting_commands.register(app)
+_enquiring_commands.register(app)
+_fetching_commands.register(app)
 
 
 def main() -> None:  # pragma: no cover - console entry point

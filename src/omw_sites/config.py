@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from omw_sites.layers import STORE_FILE
@@ -40,6 +41,31 @@ class Settings(BaseSettings):
     database_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
+    # `omw-sites fetch`: base URL of each official service (a mirror or a local server can
+    # stand in), e.g. OMW_SOURCE_ULDK_URL. An empty URL means the service has no one
+    # national address: the analyst names the powiat's / gmina's own (see sources/).
+    source_uldk_url: str = "https://uldk.gugik.gov.pl/"
+    source_bdot10k_url: str = "https://opendata.geoportal.gov.pl/bdot10k/schemat2021"
+    source_nmt_url: str = (
+        "https://mapy.geoportal.gov.pl/wss/service/PZGIK/NMT/GRID1/WCS/"
+        "DigitalTerrainModelFormatTIFF"
+    )
+    source_egib_wfs_url: str = ""  # the powiat's EGiB WFS; "{powiat}" is replaced
+    source_app_url: str = ""  # a gmina's APP GML; "{teryt}" (7 digits) is replaced
+    source_flood_url: str = ""  # a WFS of the flood hazard zones (Q1%)
+    source_natura2000_url: str = "https://sdi.gdos.gov.pl/wfs"
+    source_overpass_url: str = "https://overpass-api.de/api/interpreter"
+    source_nmt_res_m: float = 10.0  # NMT cell asked of the WCS: a site's slope needs no 1 m
+    source_cache: Path = Path("data/cache/sources")
+    source_timeout_s: float = 60.0  # per read of the socket
+    source_retries: int = 4  # attempts after the first, on 5xx, timeouts, dropped links
+    source_backoff_s: float = 2.0  # first wait between attempts; doubles each time
+    source_min_interval_s: float = 1.0  # between two requests to one host
+    # `omw-sites serve`: the largest request body read (bytes); a larger one is a 413 before
+    # it is read. A PATCH body is a handful of offer and status fields, and a parsed body
+    # takes several times its bytes, so 1 MiB leaves room for long notes and keeps a
+    # request's memory small (OMW_MAX_BODY_BYTES)
+    max_body_bytes: int = Field(default=1 << 20, gt=0)
 
 
 def get_settings() -> Settings:

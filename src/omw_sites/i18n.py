@@ -14,7 +14,10 @@ How a module adds its strings:
 2. Add the message id with its Polish translation to ``locale/pl/LC_MESSAGES/omw_sites.po``
    and the id (empty ``msgstr``) to ``locale/en/LC_MESSAGES/omw_sites.po``.
    ``tests/test_catalogue.py`` checks that every ``_()`` in the API templates has a
-   Polish translation and that both catalogues list the same ids.
+   Polish translation and that both catalogues list the same ids;
+   ``tests/test_message_catalogue.py`` checks every id Babel's extractors find in
+   ``reports/`` and ``maps/`` (``gettext(lang, …)``, ``_()``, ``N_()`` markers of label
+   tables, templates).
 3. Format numbers with :func:`format_number` (or the ``num`` template filter): a decimal
    comma and a non-breaking-space thousands separator in Polish.
 
@@ -64,6 +67,12 @@ def gettext(lang: str, msgid: str, **values: Any) -> str:
     """``msgid`` in ``lang`` (the id itself when untranslated), with ``%(name)s`` filled."""
     text = translations(lang).gettext(msgid)
     return text % values if values else text
+
+
+def N_(msgid: str) -> str:  # noqa: N802 — gettext's usual name for a marker
+    """``msgid`` unchanged: marks a text kept in a table for Babel's extractor; it is
+    translated where it is shown, with :func:`gettext`."""
+    return msgid
 
 
 def negotiate(lang: str | None = None, accept_language: str | None = None) -> str:

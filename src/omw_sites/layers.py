@@ -96,6 +96,21 @@ RAW_LAYERS: tuple[RawLayer, ...] = (
     RawLayer("flood", "hydro/isok_q1.gpkg", "obszary_zagrozenia", "polygon", False, ()),
     # NMT terrain
     RawLayer("dem", "nmt/nmt.tif", None, "raster", False, ()),
+    # GUS census 2021 population in the 1 km grid (GRID_NSP2021_RES, EPSG:2180): CODE,
+    # RES residents, RES_0_14, RES_15_64, RES_65_; cells under statistical secrecy are blank
+    RawLayer(
+        "population", "gus/GRID_NSP2021_RES.gpkg", "GRID_NSP2021_RES", "polygon", False, ("RES",)
+    ),
+    # BDOT10k building footprints (OT_BUBD_A)
+    RawLayer("buildings", "bdot10k/bdot10k.gpkg", "OT_BUBD_A", "polygon", False, ()),
+    # EGiB land-use contours (OFU: R arable, Ls forest, B residential …) and soil-class
+    # contours (OZU land use, OZK soil class I … VI), as the EGiB 2021 export names them
+    RawLayer(
+        "land_use", "egib/kontury.gpkg", "EGB_KonturUzytkuGruntowego", "polygon", False, ("OFU",)
+    ),
+    RawLayer(
+        "soil_classes", "egib/kontury.gpkg", "EGB_KonturKlasyfikacyjny", "polygon", False, ("OZK",)
+    ),
 )
 
 RAW_BY_KEY = {r.key: r for r in RAW_LAYERS}
@@ -149,6 +164,7 @@ REFERENCE_LAYERS = (
     "flood",
     "natura2000",
     "roads_main",
+    "water",
 )
 
 # Site table columns: name -> (unit, description). Score/rank columns are added per
@@ -220,6 +236,40 @@ SITE_COLUMNS: dict[str, tuple[str, str]] = {
     "usable_width_m": ("m", "diameter of the largest circle that fits in the site"),
     "slope_mean_pct": ("%", "mean slope from the DEM"),
     "slope_max_pct": ("%", "maximum slope from the DEM"),
+    # workforce catchment: the census grid's residents whose 1 km cell's road node is
+    # reached within the time on the same road graph and speeds as the time_* columns
+    "population_30min": ("persons", "residents within 30 minutes by road (census 2021 grid)"),
+    "population_45min": ("persons", "residents within 45 minutes by road (census 2021 grid)"),
+    "workforce_30min": ("persons", "working-age residents (15–64) within 30 minutes by road"),
+    "workforce_45min": ("persons", "working-age residents (15–64) within 45 minutes by road"),
+    # named access: what the time_* / dist_* columns were measured to, by name
+    "junction_road": ("", "road number of the nearest motorway/expressway junction (A2, S8)"),
+    "airport_name": ("", "nearest airport by name (IATA code in brackets)"),
+    "station_name": ("", "nearest passenger rail station by name"),
+    "rail_freight_name": ("", "nearest rail freight terminal or siding by name"),
+    "national_road": ("", "number of the nearest national road (DK), e.g. 7"),
+    "dist_national_road_m": ("m", "distance to the nearest national road"),
+    "voivodeship_road": ("", "number of the nearest voivodeship road (DW), e.g. 631"),
+    "dist_voivodeship_road_m": ("m", "distance to the nearest voivodeship road"),
+    "access_road_class": ("", "BDOT10k class of the road the site is reached from (A … I)"),
+    "access_road_width_m": ("m", "carriageway width of that road (BDOT10k), where given"),
+    # what the plan allows: the MPZP designation covering most of the site, else its plan
+    # ogólny zone (APP 2.0 parameters)
+    "max_height_m": ("m", "maximum building height the plan allows"),
+    "max_coverage_share": ("share", "maximum building coverage the plan allows (0..1)"),
+    "intensity_min": ("", "minimum building intensity (floor area / plot area)"),
+    "intensity_max": ("", "maximum building intensity (floor area / plot area)"),
+    "min_bio_active_share": ("share", "minimum biologically active share the plan requires"),
+    # land: EGiB land-use and soil-class contours, buildings
+    "agri_share": ("share", "share of the site registered as agricultural land (EGiB R, Ł, Ps …)"),
+    "soil_i_iii_share": (
+        "share",
+        "share on agricultural soil of classes I–III: leaving farm use needs consent",
+    ),
+    "soil_iv_vi_share": ("share", "share on agricultural soil of classes IV–VI"),
+    "forest_land_share": ("share", "share registered as forest land (EGiB Ls, Lz)"),
+    "built_up_share": ("share", "share of the site covered by existing buildings"),
+    "brownfield": ("", "existing buildings on the site (brownfield); false = greenfield"),
 }
 
 # The inventory's own columns on every site record (set by the store and by people, not
@@ -262,6 +312,13 @@ TEXT_COLUMNS = frozenset(
         "planning_instrument",
         "junction_name",
         "power_voltage",
+        "junction_road",
+        "airport_name",
+        "station_name",
+        "rail_freight_name",
+        "national_road",
+        "voivodeship_road",
+        "access_road_class",
     }
 )
 
@@ -296,6 +353,31 @@ COLUMN_SOURCES: dict[str, tuple[str, ...]] = {
     "buildable_share": ("flood", "natura2000", "forest", "water", "power_lines"),
     "slope_mean_pct": ("dem",),
     "slope_max_pct": ("dem",),
+    "population_30min": ("roads", "population"),
+    "population_45min": ("roads", "population"),
+    "workforce_30min": ("roads", "population"),
+    "workforce_45min": ("roads", "population"),
+    "junction_road": ("junctions",),
+    "airport_name": ("airports",),
+    "station_name": ("stations",),
+    "rail_freight_name": ("stations",),
+    "national_road": ("roads",),
+    "dist_national_road_m": ("roads",),
+    "voivodeship_road": ("roads",),
+    "dist_voivodeship_road_m": ("roads",),
+    "access_road_class": ("roads",),
+    "access_road_width_m": ("roads",),
+    "max_height_m": ("zoning", "plan_zones"),
+    "max_coverage_share": ("zoning", "plan_zones"),
+    "intensity_min": ("zoning", "plan_zones"),
+    "intensity_max": ("zoning", "plan_zones"),
+    "min_bio_active_share": ("zoning", "plan_zones"),
+    "agri_share": ("land_use",),
+    "soil_i_iii_share": ("soil_classes",),
+    "soil_iv_vi_share": ("soil_classes",),
+    "forest_land_share": ("land_use",),
+    "built_up_share": ("buildings",),
+    "brownfield": ("buildings",),
 }
 
 
@@ -338,6 +420,7 @@ REFERENCE_COLUMNS: dict[str, tuple[str, ...]] = {
     "flood": ("name",),
     "natura2000": ("code", "name"),
     "roads_main": ("road_class", "number"),
+    "water": (),  # surface water (BDOT10k OT_PTWP_A): drawn on the catalogue's basemap
 }
 
 PROFILES_DEFAULT = ("logistics", "manufacturing", "office")

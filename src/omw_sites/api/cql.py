@@ -33,8 +33,8 @@ Node = Any  # a CQL2-JSON node: dict, list or scalar
 _MAX_JSON_DEPTH = 2 * MAX_FILTER_DEPTH + 8
 
 
-def filter_problem(reason: str) -> ProblemError:
-    return bad_parameter("filter", reason)
+def filter_problem(reason: str, **values: Any) -> ProblemError:
+    return bad_parameter("filter", reason, **values)
 
 
 # ---------------------------------------------------------------- limits before parsing
@@ -222,11 +222,15 @@ def _check_tree(node: Node) -> None:
     op_depth, ops, json_depth = tree_shape(node)
     if op_depth > MAX_FILTER_DEPTH:
         raise filter_problem(
-            f"operators nest more than {op_depth - 1} deep; the limit is {MAX_FILTER_DEPTH}"
+            "operators nest more than %(n)s deep; the limit is %(limit)s",
+            n=str(op_depth - 1),
+            limit=str(MAX_FILTER_DEPTH),
         )
     if ops > MAX_FILTER_TERMS:
         raise filter_problem(
-            f"more than {ops - 1} operators; the limit is {MAX_FILTER_TERMS} operators"
+            "more than %(n)s operators; the limit is %(limit)s operators",
+            n=str(ops - 1),
+            limit=str(MAX_FILTER_TERMS),
         )
     if json_depth > _MAX_JSON_DEPTH:
         raise filter_problem(
@@ -239,16 +243,23 @@ def check_text(text: str) -> TextShape:
     shape = scan_text(text)
     if shape.depth > MAX_FILTER_DEPTH:
         raise filter_problem(
-            f"parentheses, NOT and minus signs nest {shape.depth} deep; "
-            f"the limit is {MAX_FILTER_DEPTH}"
+            "parentheses, NOT and minus signs nest %(n)s deep; the limit is %(limit)s",
+            n=str(shape.depth),
+            limit=str(MAX_FILTER_DEPTH),
         )
     if shape.terms > MAX_FILTER_TERMS:
-        raise filter_problem(f"{shape.terms} operators; the limit is {MAX_FILTER_TERMS} operators")
+        raise filter_problem(
+            "%(n)s operators; the limit is %(limit)s operators",
+            n=str(shape.terms),
+            limit=str(MAX_FILTER_TERMS),
+        )
     if shape.parse_cost > MAX_FILTER_PARSE_COST:
         raise filter_problem(
-            f"parentheses nest too deeply for the filter's length: parser work "
-            f"{shape.parse_cost:,}, the limit is {MAX_FILTER_PARSE_COST:,} (each character "
-            "counts 2^k inside k parentheses); use fewer parentheses or a shorter filter"
+            "parentheses nest too deeply for the filter's length: parser work %(n)s, the "
+            "limit is %(limit)s (each character counts 2^k inside k parentheses); use fewer "
+            "parentheses or a shorter filter",
+            n=shape.parse_cost,
+            limit=MAX_FILTER_PARSE_COST,
         )
     return shape
 
@@ -258,14 +269,16 @@ def parse_filter(text: str, lang: str) -> Node:
     or is beyond the limits of ``api/limits.py``."""
     if len(text) > MAX_FILTER_CHARS:
         raise filter_problem(
-            f"the filter is {len(text):,} characters long; the limit is {MAX_FILTER_CHARS:,}"
+            "the filter is %(n)s characters long; the limit is %(limit)s",
+            n=len(text),
+            limit=MAX_FILTER_CHARS,
         )
     try:
         if lang == CQL2_JSON:
             try:
                 raw = orjson.loads(text)  # orjson stops at 1,024 levels by itself
             except orjson.JSONDecodeError as exc:
-                raise filter_problem(f"not JSON: {exc}") from None
+                raise filter_problem("not JSON: %(error)s", error=str(exc)) from None
             _check_tree(raw)
             expr = cql2.parse_json(text)
         else:
@@ -277,6 +290,6 @@ def parse_filter(text: str, lang: str) -> Node:
     except Exception as exc:  # cql2.ParseError, ValidationError, ValueError
         lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
         detail = " ".join(lines[:6]) if lines else type(exc).__name__
-        raise filter_problem(f"not valid {lang}: {detail}") from None
+        raise filter_problem("not valid %(lang)s: %(error)s", lang=lang, error=detail) from None
     _check_tree(node)  # e.g. "1 + 1 + ... + 1" nests one level per "+"
     return node

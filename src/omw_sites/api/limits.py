@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import os
 
+from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from omw_sites.api.problems import problem_response
+from omw_sites.api.problems import Text, problem_response
+from omw_sites.config import Settings, get_settings
 
 # ---------------------------------------------------------------- request size
 
-# A PATCH body is a handful of offer/status fields; 1 MiB leaves room for long notes while
-# keeping a parsed body (Python objects take several times the bytes) far from the RAM.
-MAX_BODY_BYTES = 1 << 20
+# the default of Settings.max_body_bytes (the reason is given there)
+MAX_BODY_BYTES: int = Settings.model_fields["max_body_bytes"].default
 BODY_LIMIT_ENV = "OMW_MAX_BODY_BYTES"
 # Longest query string: a filter at its length limit, percent-encoded (Polish letters take
 # 6 bytes each), plus the other parameters. Proxies commonly cap a request line near 8-64 KiB.
@@ -46,19 +47,17 @@ MAX_LIKE_PATTERN = 256
 MAX_FILTER_SECONDS = 5.0
 
 
-def body_limit_from_env(default: int = MAX_BODY_BYTES) -> int:
-    """``OMW_MAX_BODY_BYTES`` when set (bytes, > 0), else ``default``."""
-    raw = os.environ.get(BODY_LIMIT_ENV)
-    if not raw:
-        return default
+def body_limit_from_env() -> int:
+    """The request-body limit in bytes: :attr:`omw_sites.config.Settings.max_body_bytes`
+    (``OMW_MAX_BODY_BYTES``, default :data:`MAX_BODY_BYTES`)."""
     try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value <= 0:
+        return get_settings().max_body_bytes
+    except ValidationError as err:  # one line naming the variable, not pydantic's report
+        if not any(e.get("loc", ())[:1] == ("max_body_bytes",) for e in err.errors()):
+            raise
+        raw = os.environ.get(BODY_LIMIT_ENV)
         msg = f"{BODY_LIMIT_ENV}={raw!r}: expected a positive number of bytes"
-        raise ValueError(msg)
-    return value
+        raise ValueError(msg) from err
 
 
 class BodyTooLarge(Exception):
@@ -86,13 +85,14 @@ class RequestLimitMiddleware:
         self.max_body = max_body_bytes
         self.max_query = max_query_bytes
 
-    def _too_large(self, got: str) -> str:
-        return (
-            f"the request body is {got}; the limit is {self.max_body:,} bytes "
-            f"({BODY_LIMIT_ENV} or create_app(max_body_bytes=...) sets it)"
+    def _too_large(self, got: Text) -> Text:
+        return Text(
+            "the request body is %(got)s; the limit is %(limit)s bytes "
+            "(%(env)s or create_app(max_body_bytes=...) sets it)",
+            {"got": got, "limit": self.max_body, "env": BODY_LIMIT_ENV},
         )
 
-    async def _refuse(self, scope: Scope, send: Send, status: int, detail: str) -> None:
+    async def _refuse(self, scope: Scope, send: Send, status: int, detail: Text) -> None:
         response = problem_response(
             status, detail, instance=scope.get("path"), headers={"Connection": "close"}
         )
@@ -104,12 +104,16 @@ class RequestLimitMiddleware:
             return
         query = scope.get("query_string", b"")
         if len(query) > self.max_query:
-            detail = f"the query string is {len(query):,} bytes; the limit is {self.max_query:,}"
+            detail = Text(
+                "the query string is %(n)s bytes; the limit is %(limit)s",
+                {"n": len(query), "limit": self.max_query},
+            )
             await self._refuse(scope, send, 414, detail)
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_body:
-            await self._refuse(scope, send, 413, self._too_large(f"{declared:,} bytes"))
+            got = Text("%(n)s bytes", {"n": declared})
+            await self._refuse(scope, send, 413, self._too_large(got))
             return
 
         received = 0
@@ -144,7 +148,10 @@ class RequestLimitMiddleware:
             if not exceeded:
                 raise
         if exceeded and not started:
-            got = f"over {self.max_body:,} bytes (stopped reading at {received:,})"
+            got = Text(
+                "over %(limit)s bytes (stopped reading at %(n)s)",
+                {"limit": self.max_body, "n": received},
+            )
             await self._refuse(scope, send, 413, self._too_large(got))
 
 

@@ -105,17 +105,21 @@ def negotiate(request: Request, f: str | None, offers: Sequence[Format]) -> str:
             if f in offer.names:
                 return offer.name
         names = ", ".join(n for o in offers for n in o.names)
-        raise bad_parameter("f", f"must be one of {names}, not {f!r}")
+        raise bad_parameter(
+            "f", "must be one of %(valid)s, not %(value)s", valid=names, value=repr(f)
+        )
     accept = request.headers.get("accept")
     chosen = choose(accept, offers)
     if chosen is None:
         served = ", ".join(m for o in offers for m in o.media_types)
         names = "|".join(o.name for o in offers)
         msg = (
-            f"nothing this resource serves is acceptable ({accept!r}); it is served as "
-            f"{served} (or ask with f={names})"
+            "nothing this resource serves is acceptable (%(accept)s); it is served as "
+            "%(served)s (or ask with f=%(names)s)"
         )
-        raise ProblemError(406, msg, headers={"Vary": VARY})
+        raise ProblemError(
+            406, msg, headers={"Vary": VARY}, accept=repr(accept), served=served, names=names
+        )
     return chosen.name
 
 

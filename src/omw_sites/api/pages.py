@@ -2,6 +2,10 @@
 
 Each JSON resource has an HTML twin rendered here from the same document (OGC API
 Features Part 1, ``conf/html``); the routes choose between them by content negotiation.
+Pages are in Polish or English (:func:`page_language`: ``?lang=``, then
+``Accept-Language``, else Polish), their words from the message catalogue
+(``omw_sites.i18n``), numbers in the language's format, with a link to the same page in
+the other language; a page asked for with ``?lang=`` keeps it in its links to pages.
 """
 
 from __future__ import annotations
@@ -11,44 +15,41 @@ import math
 from typing import Any
 from urllib.parse import urlencode
 
-import jinja2
 import orjson
 from markupsafe import Markup
 from starlette.datastructures import URL
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from omw_sites.api.problems import Text, message
 from omw_sites.api.responses import GEOJSON, HTML, JSON, SCHEMA_JSON, as_format
-from omw_sites.i18n import LANGUAGE_NAMES, format_number, negotiate
+from omw_sites.api.served_layer import Layer
+from omw_sites.i18n import LANGUAGE_NAMES, environment, format_number, gettext, negotiate
 from omw_sites.layers import SITE_COLUMNS
 
 _JSON = frozenset({JSON, GEOJSON, SCHEMA_JSON})  # what ``f=json`` answers
-
-TEMPLATES = jinja2.Environment(
-    loader=jinja2.PackageLoader("omw_sites.api", "templates"),
-    autoescape=True,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-
 _TYPE_TITLES = {GEOJSON: "GeoJSON", SCHEMA_JSON: "JSON Schema"}
+PAGE_VARY = "Accept, Accept-Language"  # a page's format and its language are negotiated
 
 
 def html_page(
     request: Request,
     template: str,
-    title: str,
+    title: str | Text,
     *,
     json_type: str = JSON,
     crumbs: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
     **context: Any,
 ) -> HTMLResponse:
-    """Render ``template`` with a breadcrumb trail and a link to the JSON of the same URL."""
-    context.setdefault("page_lang", "en")
-    page = TEMPLATES.get_template(template).render(
-        title=title,
-        home=as_format(request.url_for("landing"), "html"),
+    """Render ``template`` in the page's language with a breadcrumb trail, a link to the
+    JSON of the same URL and one to the page in the other language. ``title`` is a
+    message id (or a :class:`Text`)."""
+    lang = page_language(request)
+    env = environment("omw_sites.api", "templates", lang)
+    page = env.get_template(template).render(
+        title=message(title).render(lang),
+        home=html_href(request, request.url_for("landing")),
         crumbs=crumbs or [],
         alternates=[
             {
@@ -57,24 +58,50 @@ def html_page(
                 "title": _TYPE_TITLES.get(json_type, "JSON"),
             }
         ],
+        **language_switch(request, lang),
         **context,
     )
-    return HTMLResponse(page, headers=headers)
+    return HTMLResponse(
+        page, headers={**(headers or {}), "Content-Language": lang, "Vary": PAGE_VARY}
+    )
 
 
-def crumbs_for(request: Request, collection: str | None = None) -> list[dict[str, str]]:
+def html_href(request: Request, url: URL | str) -> str:
+    """The HTML page of ``url``, in the language the request named with ``?lang=`` (else
+    the browser's ``Accept-Language`` decides there too)."""
+    href = URL(as_format(url, "html"))
+    lang = request.query_params.get("lang")
+    return str(href.include_query_params(lang=lang)) if lang else str(href)
+
+
+def layer_title(layer: Layer, lang: str) -> str:
+    """A collection's title in ``lang`` (its JSON title where the catalogue has none)."""
+    if lang == "en":
+        return layer.title
+    key = f"layer:{layer.name}"
+    text = gettext(lang, key)
+    return layer.title if text == key else text
+
+
+def crumbs_for(request: Request, collection: Layer | None = None) -> list[dict[str, str]]:
     """Breadcrumbs (HTML pages) down to ``collection``'s page."""
-    out = [{"href": as_format(request.url_for("collections"), "html"), "title": "collections"}]
+    lang = page_language(request)
+    out = [
+        {
+            "href": html_href(request, request.url_for("collections")),
+            "title": gettext(lang, "Collections"),
+        }
+    ]
     if collection is not None:
-        href = as_format(request.url_for("collection", collectionId=collection), "html")
-        out.append({"href": href, "title": collection})
+        href = html_href(request, request.url_for("collection", collectionId=collection.name))
+        out.append({"href": href, "title": layer_title(collection, lang)})
     return out
 
 
-def geometry_summary(geometry: dict[str, Any] | None) -> str:
+def geometry_summary(geometry: dict[str, Any] | None, lang: str = "en") -> str:
     """``Polygon, 5 vertices`` for the HTML tables (coordinates stay in the JSON)."""
     if not geometry:
-        return "none"
+        return gettext(lang, "none")
 
     def count(c: Any) -> int:
         if isinstance(c, list) and c and isinstance(c[0], int | float):
@@ -87,17 +114,21 @@ def geometry_summary(geometry: dict[str, Any] | None) -> str:
         if parts
         else count(geometry.get("coordinates"))
     )
-    return f"{geometry.get('type', '?')}, {n:,} vertices"
+    kind = str(geometry.get("type", "?"))
+    return gettext(lang, "%(type)s, %(n)s vertices", type=kind, n=format_number(n, lang, 0))
 
 
-def browser_links(links: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def browser_links(request: Request, links: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """A document's links as a page shows them: each with the ``f`` of its media type, so
-    that a browser (which asks for HTML first) gets the format the link names."""
+    that a browser (which asks for HTML first) gets the format the link names; pages in
+    the page's language."""
     out = []
     for ln in links:
         fmt = "html" if ln.get("type") == HTML else "json" if ln.get("type") in _JSON else None
         if fmt is None or ln.get("templated"):
             out.append(ln)
+        elif fmt == "html":
+            out.append({**ln, "href": html_href(request, ln["href"])})
         else:
             out.append({**ln, "href": as_format(ln["href"], fmt)})
     return out
@@ -105,6 +136,7 @@ def browser_links(links: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def changes_page(
     request: Request,
+    sites: Layer,
     doc: dict[str, Any],
     offset: int,
     next_url: str | None,
@@ -119,13 +151,13 @@ def changes_page(
         href = None
         if change.get("change") != "ended" and change.get("site_id"):
             url = request.url_for("item", collectionId="sites", featureId=str(change["site_id"]))
-            href = as_format(url, "html")
+            href = html_href(request, url)
         rows.append({"href": href, "cells": change})
     return html_page(
         request,
         "changes.html",
         "Changes of the sites",
-        crumbs=crumbs_for(request, "sites"),
+        crumbs=crumbs_for(request, sites),
         headers=headers,
         since=doc["since"],
         matched=doc["numberMatched"],
@@ -133,15 +165,14 @@ def changes_page(
         last=offset + len(changes),
         columns=columns,
         rows=rows,
-        next=as_format(next_url, "html") if next_url else None,
-        prev=as_format(prev_url, "html") if prev_url else None,
+        next=html_href(request, next_url) if next_url else None,
+        prev=html_href(request, prev_url) if prev_url else None,
     )
 
 
 def items_page(
     request: Request,
-    layer_name: str,
-    title: str,
+    layer: Layer,
     features: list[bytes],
     matched: int,
     offset: int,
@@ -160,12 +191,12 @@ def items_page(
     rows = []
     for feature in decoded:
         props = feature.get("properties") or {}
-        href = request.url_for("item", collectionId=layer_name, featureId=str(feature["id"]))
+        href = request.url_for("item", collectionId=layer.name, featureId=str(feature["id"]))
         rows.append(
             {
                 "id": feature["id"],
-                "href": as_format(href, "html"),
-                "geometry": geometry_summary(feature.get("geometry")),
+                "href": html_href(request, href),
+                "geometry": geometry_summary(feature.get("geometry"), lang),
                 "cells": [formatted(c, props.get(c), lang) for c in columns],
             }
         )
@@ -173,17 +204,16 @@ def items_page(
     return html_page(
         request,
         "items.html",
-        f"{title}: features",
+        Text("%(layer)s: features", {"layer": layer_title(layer, lang)}),
         json_type=GEOJSON,
-        crumbs=crumbs_for(request, layer_name),
-        headers={**headers, "Content-Language": lang, "Vary": "Accept, Accept-Language"},
+        crumbs=crumbs_for(request, layer),
+        headers=headers,
         matched=matched,
         first=offset + 1 if rows else 0,
         last=offset + len(rows),
         crs=crs,
         columns=columns,
         units=units,
-        page_lang=lang,
         features=rows,
         next=str(next_url) if next_url is not None else None,
         prev=str(prev_url) if prev_url is not None else None,
@@ -193,12 +223,6 @@ def items_page(
 # decimals shown per stored unit; shares are shown as per cent
 UNIT_DECIMALS = {"m": 0, "km": 2, "ha": 2, "min": 1, "MW": 1, "mm": 0, "%": 1, "share": 1}
 SHOWN_UNIT = {"share": "%"}
-STATUS_PL = {
-    "available": "dostępny",
-    "reserved": "zarezerwowany",
-    "sold": "sprzedany",
-    "withdrawn": "wycofany",
-}
 
 
 def language_switch(request: Request, lang: str) -> dict[str, str]:
@@ -213,9 +237,9 @@ def language_switch(request: Request, lang: str) -> dict[str, str]:
 
 
 def page_language(request: Request) -> str:
-    """The language of a page: ``Accept-Language`` (what a browser sends), Polish when
-    the request names none."""
-    return negotiate(None, request.headers.get("accept-language"))
+    """The language of a page: ``?lang=``, then ``Accept-Language`` (what a browser
+    sends), Polish when the request names none."""
+    return negotiate(request.query_params.get("lang"), request.headers.get("accept-language"))
 
 
 def formatted(name: str, value: Any, lang: str) -> dict[str, Any]:
@@ -232,13 +256,7 @@ def formatted(name: str, value: Any, lang: str) -> dict[str, Any]:
         ]
         out["text"] = ""
     elif isinstance(value, bool) or value is None:
-        out["text"] = (
-            ""
-            if value is None
-            else ("tak" if value else "nie")
-            if lang == "pl"
-            else str(value).lower()
-        )
+        out["text"] = "" if value is None else gettext(lang, "yes" if value else "no")
     elif isinstance(value, float) and math.isfinite(value):
         if unit == "share":
             value = 100 * value
@@ -246,8 +264,10 @@ def formatted(name: str, value: Any, lang: str) -> dict[str, Any]:
         out["text"] = format_number(value, lang, decimals)
     elif isinstance(value, int):
         out["text"] = format_number(value, lang, 0) if name.endswith(("_m", "_ha")) else str(value)
-    elif name == "status" and lang == "pl":
-        out["text"] = STATUS_PL.get(str(value), str(value))
+    elif name == "status":
+        key = f"status:{value}"
+        text = gettext(lang, key)
+        out["text"] = str(value) if text == key else text
     else:
         out["text"] = str(value)
     out["numeric"] = isinstance(value, int | float) and not isinstance(value, bool)
@@ -307,19 +327,9 @@ def small_map(geometry: dict[str, Any] | None, crs: str, size: int = 240) -> Mar
     )
 
 
-PAGE_WORDS = {  # (Polish, English)
-    "property": ("właściwość", "property"),
-    "value": ("wartość", "value"),
-    "unit": ("jednostka", "unit"),
-    "sheet": ("Karta terenu (PDF do wydruku)", "Site sheet (printable)"),
-    "geometry": ("Geometria", "Geometry"),
-}
-
-
 def item_page(
     request: Request,
-    layer_name: str,
-    title: str,
+    layer: Layer,
     feature: bytes,
     crs: str,
     headers: dict[str, str],
@@ -328,11 +338,11 @@ def item_page(
     in the page's language, public documents as links and, for a site, its sheet."""
     decoded = orjson.loads(feature)
     lang = page_language(request)
-    i = 0 if lang == "pl" else 1
     props = decoded.get("properties") or {}
     sheet = None
-    heading = title
-    if layer_name == "sites" and decoded.get("id") is not None:
+    feature_id = str(decoded.get("id", ""))
+    heading = f"{layer_title(layer, lang)}: {feature_id}"
+    if layer.name == "sites" and decoded.get("id") is not None:
         url = request.url_for("site_sheet", siteId=str(decoded["id"]))
         sheet = str(url.include_query_params(lang=lang))
         area = format_number(props.get("area_ha"), lang, 2)
@@ -341,18 +351,16 @@ def item_page(
             f"{area} ha" if area else "",
             str(props.get("zoning_symbol") or ""),
         ]
-        heading = " · ".join(p for p in parts if p) or title
+        heading = " · ".join(p for p in parts if p) or heading
     return html_page(
         request,
         "item.html",
-        heading,
+        Text(heading),
         json_type=GEOJSON,
-        crumbs=crumbs_for(request, layer_name),
-        headers={**headers, "Content-Language": lang, "Vary": "Accept, Accept-Language"},
-        page_lang=lang,
-        words={k: v[i] for k, v in PAGE_WORDS.items()},
-        feature_id=str(decoded.get("id", "")),
-        geometry=geometry_summary(decoded.get("geometry")),
+        crumbs=crumbs_for(request, layer),
+        headers=headers,
+        feature_id=feature_id,
+        geometry=geometry_summary(decoded.get("geometry"), lang),
         small_map=small_map(decoded.get("geometry"), crs),
         sheet=sheet,
         crs=crs,

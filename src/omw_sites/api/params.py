@@ -20,8 +20,9 @@ from omw_sites.api.catalog import Catalog, Snapshot
 from omw_sites.api.conditional import cache_headers, not_modified
 from omw_sites.api.negotiation import DOC_FORMATS, Format, negotiate
 from omw_sites.api.output_crs import CRS84_URI, OUTPUT_CRS, STORAGE_CRS_URI
-from omw_sites.api.problems import ProblemError, bad_parameter
+from omw_sites.api.problems import ProblemError, bad_parameter, message
 from omw_sites.api.served_layer import Box, Layer
+from omw_sites.i18n import LANGUAGES
 
 CRS84 = CRS84_URI
 STORAGE_CRS = STORAGE_CRS_URI
@@ -43,14 +44,34 @@ OUTPUT_CRS_LIST_TEXT = ", ".join(
 
 
 def check_params(request: Request, allowed: frozenset[str]) -> None:
-    """OGC API Features: a query parameter the API does not define is a 400 naming it."""
+    """OGC API Features: a query parameter the API does not define is a 400 naming it;
+    ``lang``, where allowed, must name a language the pages are written in."""
     unknown = sorted(set(request.query_params) - allowed)
     if unknown:
-        names, takes = ", ".join(unknown), ", ".join(sorted(allowed)) or "no parameters"
-        msg = f"unknown query parameter(s) {names}; this endpoint takes {takes}"
+        names = ", ".join(unknown)
+        takes = message(", ".join(sorted(allowed)) or "no parameters")
+        msg = "unknown query parameter(s) %(names)s; this endpoint takes %(takes)s"
         raise ProblemError(
-            400, msg, invalid_params=[{"name": n, "reason": "unknown"} for n in unknown]
+            400,
+            msg,
+            invalid_params=[{"name": n, "reason": message("unknown")} for n in unknown],
+            names=names,
+            takes=takes,
         )
+    lang = request.query_params.get("lang")
+    if lang is not None and lang not in LANGUAGES:
+        valid = ", ".join(LANGUAGES)
+        raise bad_parameter(
+            "lang", "must be one of %(valid)s, not %(value)s", valid=valid, value=repr(lang)
+        )
+
+
+lang_query = Query(
+    None,
+    description="language of an HTML page and of problem details: pl or en (default: the "
+    "Accept-Language header; pages without either are Polish)",
+    json_schema_extra={"enum": list(LANGUAGES)},
+)
 
 
 def check_format(f: str | None, allowed: tuple[str, ...] = ("json",)) -> str:
@@ -58,7 +79,10 @@ def check_format(f: str | None, allowed: tuple[str, ...] = ("json",)) -> str:
     if f is None:
         return allowed[0]
     if f not in allowed:
-        raise bad_parameter("f", f"must be one of {', '.join(allowed)}, not {f!r}")
+        valid = ", ".join(allowed)
+        raise bad_parameter(
+            "f", "must be one of %(valid)s, not %(value)s", valid=valid, value=repr(f)
+        )
     return f
 
 
@@ -91,8 +115,10 @@ def get_layer(snap: Snapshot, collection_id: str) -> Layer:
     try:
         return snap.layers[collection_id]
     except KeyError:
-        msg = f"no collection {collection_id!r}; collections: {', '.join(snap.layers)}"
-        raise ProblemError(404, msg) from None
+        msg = "no collection %(name)s; collections: %(valid)s"
+        raise ProblemError(
+            404, msg, name=repr(collection_id), valid=", ".join(snap.layers)
+        ) from None
 
 
 async def document_request(
@@ -101,7 +127,7 @@ async def document_request(
     """The common start of a document: check the parameters (only ``f``), negotiate the
     format, take the snapshot, and the cache headers with a 304 response when the
     client's copy is current. Returns (format, snapshot, headers, 304)."""
-    check_params(request, frozenset({"f"}))
+    check_params(request, frozenset({"f", "lang"}))
     fmt = negotiate(request, f, formats)
     snap = await snapshot(request)
     headers = cache_headers(request, snap, fmt)
@@ -139,7 +165,12 @@ def check_crs(name: str, value: str | None) -> str:
     if value is None:
         return CRS84
     if value not in SUPPORTED_CRS:
-        raise bad_parameter(name, f"unsupported CRS {value!r}; supported: {CRS_LIST}")
+        raise bad_parameter(
+            name,
+            "unsupported CRS %(value)s; supported: %(valid)s",
+            value=repr(value),
+            valid=CRS_LIST,
+        )
     return value
 
 
@@ -154,12 +185,12 @@ def parse_bbox(text: str, crs: str = CRS84) -> list[Box]:
     """
     parts = text.split(",")
     if len(parts) not in (4, 6):
-        reason = f"expected 4 comma-separated numbers minx,miny,maxx,maxy, got {len(parts)}"
-        raise bad_parameter("bbox", reason)
+        reason = "expected 4 comma-separated numbers minx,miny,maxx,maxy, got %(n)s"
+        raise bad_parameter("bbox", reason, n=len(parts))
     try:
         values = [float(p) for p in parts]
     except ValueError:
-        raise bad_parameter("bbox", f"not numbers: {text!r}") from None
+        raise bad_parameter("bbox", "not numbers: %(value)s", value=repr(text)) from None
     if not all(math.isfinite(v) for v in values):
         raise bad_parameter("bbox", "values must be finite numbers")
     if len(values) == 6:  # minx,miny,minz,maxx,maxy,maxz: the data are 2D
@@ -178,10 +209,10 @@ def parse_bbox(text: str, crs: str = CRS84) -> list[Box]:
         order = "CRS84 minlon,minlat,maxlon,maxlat"
     if not (-180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= maxy <= 90):
         reason = (
-            f"expected {order} with longitude in [-180, 180], latitude in [-90, 90], "
+            "expected %(order)s with longitude in [-180, 180], latitude in [-90, 90], "
             "min latitude <= max latitude"
         )
-        raise bad_parameter("bbox", reason)
+        raise bad_parameter("bbox", reason, order=order)
     if minx > maxx:
         return [(minx, miny, 180.0, maxy), (-180.0, miny, maxx, maxy)]
     return [(minx, miny, maxx, maxy)]
@@ -204,18 +235,24 @@ def parse_datetime(text: str) -> tuple[str | None, str | None]:
     A date-only instant is that whole day; a date-time instant that second."""
     ends = text.split("/")
     if len(ends) > 2 or (len(ends) == 2 and all(e in ("", "..") for e in ends)):
-        raise bad_parameter("datetime", f"not an RFC 3339 instant or interval: {text!r}")
+        raise bad_parameter(
+            "datetime", "not an RFC 3339 instant or interval: %(value)s", value=repr(text)
+        )
     parsed: list[dt.datetime | None] = []
     for given in ends:
         if len(ends) == 2 and given in ("", ".."):
             parsed.append(None)
             continue
         if not INSTANT.match(given):
-            raise bad_parameter("datetime", f"not an RFC 3339 date-time: {given!r}")
+            raise bad_parameter(
+                "datetime", "not an RFC 3339 date-time: %(value)s", value=repr(given)
+            )
         try:
             t = dt.datetime.fromisoformat(given.upper().replace("Z", "+00:00"))
         except ValueError:
-            raise bad_parameter("datetime", f"not a valid date-time: {given!r}") from None
+            raise bad_parameter(
+                "datetime", "not a valid date-time: %(value)s", value=repr(given)
+            ) from None
         parsed.append(t if t.tzinfo else t.replace(tzinfo=dt.UTC))
 
     def stamp(t: dt.datetime) -> str:
@@ -232,7 +269,9 @@ def parse_datetime(text: str) -> tuple[str | None, str | None]:
     elif end is not None:
         end = end + dt.timedelta(microseconds=1)  # inclusive end instant
     if start is not None and end is not None and end <= start:
-        raise bad_parameter("datetime", f"the interval ends before it starts: {text!r}")
+        raise bad_parameter(
+            "datetime", "the interval ends before it starts: %(value)s", value=repr(text)
+        )
     return (stamp(start) if start else None), (stamp(end) if end else None)
 
 
@@ -241,7 +280,9 @@ def parse_datetime(text: str) -> tuple[str | None, str | None]:
 
 def unknown_property(param: str, name: str, layer: Layer) -> ProblemError:
     valid = ", ".join(layer.columns)
-    return bad_parameter(param, f"unknown property {name!r}; queryables: {valid}")
+    return bad_parameter(
+        param, "unknown property %(name)s; queryables: %(valid)s", name=repr(name), valid=valid
+    )
 
 
 def parse_sortby(text: str, layer: Layer) -> list[tuple[str, bool]]:
@@ -252,7 +293,7 @@ def parse_sortby(text: str, layer: Layer) -> list[tuple[str, bool]]:
         descending = name.startswith("-")
         name = name.lstrip("+-").strip()
         if not name:
-            raise bad_parameter("sortby", f"empty sort key in {text!r}")
+            raise bad_parameter("sortby", "empty sort key in %(value)s", value=repr(text))
         if name not in layer.table.columns:
             raise unknown_property("sortby", name, layer)
         keys.append((name, descending))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -261,54 +261,153 @@ def _crs_view(layer: Layer, crs: OutputCrs) -> CrsView:
     The tree stays in (x, y) = (lon, lat) or (easting, northing); bbox and filter literals
     are turned into that order before they query it. EPSG:4326 shares the CRS84 tree.
     """
-    lonlat = layer.views[CRS84_URI] if crs.code == "EPSG:4326" else None
-    if lonlat is not None:
-        geoms = lonlat.tree.geometries  # CRS84 is EPSG:4326 with (lon, lat) axes
+    lonlat = layer.views[CRS84_URI]
+    tails = [layer.tail(r) for r in range(len(layer))]
+    features, geoms = view_rows(
+        crs, layer.heads, layer.storage_geometries, lonlat.tree.geometries, tails
+    )
+    if crs.code == "EPSG:4326":
+        return CrsView(features, lonlat.tree, lonlat.bounds)  # the same (x, y): share the tree
+    return CrsView.build(features, geoms)
+
+
+def view_rows(
+    crs: OutputCrs,
+    heads: list[bytes],
+    storage: np.ndarray,
+    crs84: np.ndarray,
+    tails: list[bytes],
+) -> tuple[list[bytes], np.ndarray]:
+    """Rows serialised in ``crs`` (heads, geometries in EPSG:2180 and in CRS84 as served,
+    property tails) and their geometries in the (x, y) order the view's tree uses."""
+    if crs.uri == CRS84_URI:
+        return _features(heads, shapely.to_geojson(crs84), tails), crs84
+    if crs.code == "EPSG:4326":
+        geoms = crs84  # CRS84 is EPSG:4326 with (lon, lat) axes
     elif crs.uri == STORAGE_CRS_URI:
-        geoms = layer.storage_geometries
+        geoms = storage
     else:
-        geoms = to_crs_xy(layer.storage_geometries, crs.uri)
+        geoms = to_crs_xy(storage, crs.uri)
 
     def written(c: np.ndarray) -> np.ndarray:
         return np.round(c[:, ::-1] if crs.swap else c, crs.decimals)
 
     geojson = shapely.to_geojson(shapely.transform(geoms, written))
-    features = _features(layer.heads, geojson, [layer.tail(r) for r in range(len(layer))])
-    if lonlat is not None:
-        return CrsView(features, lonlat.tree, lonlat.bounds)  # the same (x, y): share the tree
-    return CrsView.build(features, np.asarray(geoms, dtype=object))
+    return _features(heads, geojson, tails), np.asarray(geoms, dtype=object)
+
+
+def storage_geometries(gdf: gpd.GeoDataFrame) -> np.ndarray:
+    """The geometries of ``gdf`` in EPSG:2180, an empty one as None (GeoJSON: null)."""
+    if gdf.crs is None:
+        gdf = gdf.set_crs(WORK_CRS)
+    elif gdf.crs.to_epsg() != 2180:
+        gdf = gdf.to_crs(WORK_CRS)
+    storage = np.array(gdf.geometry.array, dtype=object)  # a copy: nulled below
+    storage[shapely.is_empty(storage)] = None
+    return storage
+
+
+def crs84_geometries(storage: np.ndarray) -> np.ndarray:
+    """Geometries in EPSG:2180 as CRS84 serves them: rounded, exteriors counter-clockwise."""
+    geoms = np.asarray(gpd.GeoSeries(storage, crs=WORK_CRS).to_crs(WEB_CRS).array, dtype=object)
+    geoms = shapely.transform(geoms, lambda c: np.round(c, COORD_DECIMALS))
+    return shapely.orient_polygons(geoms)  # RFC 7946: exteriors counter-clockwise
+
+
+def feature_heads(ids: np.ndarray) -> list[bytes]:
+    """The ``{"type":"Feature","id":…,"geometry":`` start of each feature."""
+    return [
+        b'{"type":"Feature","id":%b,"geometry":' % orjson.dumps(i, default=json_default)
+        for i in ids.tolist()
+    ]
+
+
+def property_tails(props: pd.DataFrame) -> list[bytes]:
+    """The ``,"properties":{…}}`` end of each row's feature."""
+    option = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+    return [
+        b',"properties":%b}' % orjson.dumps(rec, default=json_default, option=option)
+        for rec in props.to_dict(orient="records")
+    ]
+
+
+def _bbox(crs84: np.ndarray) -> tuple[float, float, float, float] | None:
+    valid = ~shapely.is_missing(crs84) & ~shapely.is_empty(crs84)
+    if not valid.any():
+        return None
+    minx, miny, maxx, maxy = shapely.total_bounds(crs84[valid]).tolist()
+    return (minx, miny, maxx, maxy)
+
+
+def _geometry_types(storage: np.ndarray) -> tuple[str, ...]:
+    present = storage[~shapely.is_missing(storage)]
+    return tuple(sorted({str(t) for t in gpd.GeoSeries(present).geom_type.dropna().unique()}))
+
+
+def with_rows(
+    layer: Layer,
+    source: np.ndarray,
+    fresh: gpd.GeoDataFrame,
+    fresh_ids: np.ndarray,
+    table: pd.DataFrame,
+) -> Layer:
+    """``layer`` with its rows rearranged: row ``i`` of the result is ``layer``'s row
+    ``source[i]`` when that is >= 0, else row ``-source[i] - 1`` of ``fresh`` (whose
+    properties are ``table``'s at that row; ``table`` is the new layer's whole table).
+
+    Kept rows share their serialised features with ``layer`` (no copy of the bytes);
+    fresh rows are serialised in every CRS ``layer`` has a view in, as a load would, and
+    every view gets a new tree. Lazily built extras start afresh."""
+    at = np.flatnonzero(source < 0)
+    kept = source >= 0
+    storage = storage_geometries(fresh)
+    fresh_crs84 = crs84_geometries(storage)
+    heads_new = feature_heads(fresh_ids)
+    tails_new = property_tails(table.iloc[at])
+    old_heads = layer.heads
+    order = source.tolist()
+    heads = [old_heads[s] if s >= 0 else heads_new[-s - 1] for s in order]
+    all_storage = np.empty(len(source), dtype=object)
+    all_storage[kept] = layer.storage_geometries[source[kept]]
+    all_storage[at] = storage
+    views: dict[str, CrsView] = {}
+    for uri in sorted(layer.views, key=lambda u: u != CRS84_URI):  # CRS84 first
+        old = layer.views[uri]
+        crs = OUTPUT_CRS[uri]
+        new_features, new_geoms = view_rows(crs, heads_new, storage, fresh_crs84, tails_new)
+        features = [old.features[s] if s >= 0 else new_features[-s - 1] for s in order]
+        if uri != CRS84_URI and crs.code == "EPSG:4326":
+            lonlat = views[CRS84_URI]
+            views[uri] = CrsView(features, lonlat.tree, lonlat.bounds)
+            continue
+        geoms = np.empty(len(source), dtype=object)
+        geoms[kept] = old.tree.geometries[source[kept]]
+        geoms[at] = new_geoms
+        views[uri] = CrsView.build(features, geoms)
+    crs84 = views[CRS84_URI].tree.geometries
+    return replace(
+        layer,
+        heads=heads,
+        storage_geometries=all_storage,
+        views=views,
+        table=table,
+        bbox=_bbox(np.asarray(crs84)),
+        geometry_types=_geometry_types(all_storage),
+        cache={},
+        _lock=threading.Lock(),
+    )
 
 
 def build_layer(
     name: str, title: str, description: str, gdf: gpd.GeoDataFrame, ids: np.ndarray
 ) -> Layer:
     """Reproject to CRS84 and serialise every feature once, as bytes."""
-    if gdf.crs is None:
-        gdf = gdf.set_crs(WORK_CRS)
-    elif gdf.crs.to_epsg() != 2180:
-        gdf = gdf.to_crs(WORK_CRS)
-    storage = np.array(gdf.geometry.array, dtype=object)  # a copy: nulled below
-    storage[shapely.is_empty(storage)] = None  # GeoJSON: an empty geometry is null
-    geoms = np.asarray(gpd.GeoSeries(storage, crs=gdf.crs).to_crs(WEB_CRS).array, dtype=object)
-    geoms = shapely.transform(geoms, lambda c: np.round(c, COORD_DECIMALS))
-    geoms = shapely.orient_polygons(geoms)  # RFC 7946: exteriors counter-clockwise
+    storage = storage_geometries(gdf)
+    geoms = crs84_geometries(storage)
     props = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
-    option = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
-    heads = [
-        b'{"type":"Feature","id":%b,"geometry":' % orjson.dumps(i, default=json_default)
-        for i in ids.tolist()
-    ]
-    tails = [
-        b',"properties":%b}' % orjson.dumps(rec, default=json_default, option=option)
-        for rec in props.to_dict(orient="records")
-    ]
-    view = CrsView.build(_features(heads, shapely.to_geojson(geoms), tails), geoms)
-    del tails  # the properties live on inside the features (Layer.tail)
-    valid = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
-    bbox = None
-    if valid.any():
-        minx, miny, maxx, maxy = shapely.total_bounds(geoms[valid]).tolist()
-        bbox = (minx, miny, maxx, maxy)
+    heads = feature_heads(ids)
+    # the properties live on only inside the features (Layer.tail)
+    view = CrsView.build(_features(heads, shapely.to_geojson(geoms), property_tails(props)), geoms)
     types = tuple(sorted({str(t) for t in gdf.geometry.geom_type.dropna().unique()}))
     return Layer(
         name=name,
@@ -316,7 +415,7 @@ def build_layer(
         description=description,
         columns=tuple(str(c) for c in props.columns),
         geometry_types=types,
-        bbox=bbox,
+        bbox=_bbox(geoms),
         index={str(i): row for row, i in enumerate(ids.tolist())},
         heads=heads,
         storage_geometries=storage,

@@ -3,6 +3,9 @@ server that runs it."""
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,10 @@ from omw_sites.api.responses import OPENAPI
 from omw_sites.api.routes import ROUTERS
 from omw_sites.api.routes.map_pages import MapCache
 from omw_sites.api.static_files import StaticAssets
+from omw_sites.api.tiling import warm_tiles
+from omw_sites.layers import SITES
+
+log = logging.getLogger(__name__)
 
 
 def create_app(store_path: str | Path, *, max_body_bytes: int | None = None) -> FastAPI:
@@ -79,7 +86,7 @@ def create_app(store_path: str | Path, *, max_body_bytes: int | None = None) -> 
     app.add_middleware(
         CORSMiddleware,
         allow_origins=["*"],
-        allow_methods=["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         # a portal in another origin sends its key and JSON body, revalidates by ETag and
         # writes with preconditions (If-Match / If-Unmodified-Since)
         allow_headers=[
@@ -101,6 +108,38 @@ def create_app(store_path: str | Path, *, max_body_bytes: int | None = None) -> 
     return app
 
 
+#: seconds between two warm-ups: a stream of edits that re-rank sites (each drops the
+#: tiles) must not keep a core busy re-encoding them
+WARM_PAUSE_S = 30.0
+WARM_POLL_S = 2.0
+
+
+def start_tile_warming(catalog: Catalog) -> threading.Thread:
+    """Encode, in a background thread, the site tiles a map opening on the whole region
+    asks for first (:func:`omw_sites.api.tiling.warm_tiles`): at the start, and again
+    after the served copy changed (a write that re-ranks sites drops its tiles), at most
+    once every ``WARM_PAUSE_S``. The catalogue's first visitor would otherwise wait for
+    the pure-Python encoding of every tile on screen."""
+
+    def warm_when_changed() -> None:
+        warmed: object = None
+        while True:
+            layer = catalog.snapshot.layers.get(SITES)
+            if layer is None or layer is warmed:
+                time.sleep(WARM_POLL_S)
+                continue
+            try:
+                warm_tiles(layer)
+            except Exception:  # warming is an optimisation: a failure only logs
+                log.exception("encoding the first tiles failed")
+            warmed = layer
+            time.sleep(WARM_PAUSE_S)
+
+    thread = threading.Thread(target=warm_when_changed, name="tile-warming", daemon=True)
+    thread.start()
+    return thread
+
+
 def make_server(
     store_path: str | Path,
     host: str = "127.0.0.1",
@@ -117,7 +156,9 @@ def make_server(
     algorithm off only on such sockets, and with it on, a gzipped page waits ~40 ms for
     the client's delayed ACK).
     """
-    app: ASGIApp = create_app(store_path)
+    api = create_app(store_path)
+    start_tile_warming(api.state.catalog)
+    app: ASGIApp = api
     app = ProxyHeadersMiddleware(app, trusted_hosts=forwarded_allow_ips)  # type: ignore[arg-type,assignment]
     app = ForwardedHostMiddleware(app, trusted=forwarded_allow_ips)
     cfg = uvicorn.Config(app, host=host, port=port, proxy_headers=False, **config)

@@ -2,8 +2,10 @@
 
 Everything is read from the API's in-memory snapshot (documents there are already the
 public ones): the facts with units, the offer, access with the names of the nearest
-junction, airport and station, utilities, constraints, scores per profile with the
-readiness tier explained check by check, and the data dates. ``FACTS`` is the one list
+junction, airport and station and the numbers of the nearest national and voivodeship
+roads, utilities, the workforce within 30 and 45 minutes, what the plan allows, the land
+(farmland, soil classes, buildings), constraints, scores per profile with the readiness
+tier explained check by check, and the data dates. ``FACTS`` is the one list
 of rows the comparison shows and exports, so the page, its CSV and its PDF agree.
 """
 
@@ -25,6 +27,7 @@ from babel.numbers import format_decimal
 from omw_sites import i18n
 from omw_sites.api.catalog import Snapshot
 from omw_sites.layers import SITES, excluded_col, rank_col, score_col
+from omw_sites.reports.sheet_offer import road_number
 
 NETWORKS = ("water", "sewer", "power", "gas", "heat", "telecom")
 MAX_COMPARED = 10
@@ -155,11 +158,22 @@ def title(rec: dict[str, Any], w: Words) -> str:
 
 
 def nearest_named(
-    snap: Snapshot, geom: Any, layer_name: str, stored: Any, kind: str | None = None
+    snap: Snapshot,
+    geom: Any,
+    layer_name: str,
+    stored: Any,
+    kind: str | None = None,
+    rec: dict[str, Any] | None = None,
+    column: str = "",
 ) -> str:
-    """Name of the feature of ``layer_name`` (of that ``kind``, for stations) nearest to
-    ``geom`` when its distance agrees with the ``stored`` figure in metres (the criterion
-    was measured to it); "" otherwise."""
+    """Name of the nearest feature of ``layer_name`` (of that ``kind``, for stations).
+
+    A store measured since issue 21 holds it in the site's ``column`` (the feature the
+    ``dist_*`` column measured to; "" when none was found), read as it is. An older store
+    lacks the column: the feature nearest to ``geom`` is searched for and named when its
+    distance agrees with the ``stored`` figure in metres; "" otherwise."""
+    if rec is not None and column and column in rec:
+        return str(rec.get(column) or "")
     layer = snap.layers.get(layer_name)
     if layer is None or geom is None or stored is None or not len(layer):
         return ""
@@ -241,6 +255,8 @@ FACTS: tuple[Fact, ...] = (
     Fact("contact", "Contact", "", 0),
     Fact("time_junction_min", "Motorway junction, drive", "min", 1),
     Fact("junction_name", "Nearest junction", "", 0),
+    Fact("workforce_30min", "Working-age people within 30 min by road", "", 0),
+    Fact("population_30min", "People within 30 min by road", "", 0),
     Fact("time_airport_min", "Airport, drive", "min", 1),
     Fact("time_rail_freight_min", "Rail freight terminal, drive", "min", 1),
     Fact("time_station_min", "Passenger station, drive", "min", 1),
@@ -252,6 +268,8 @@ FACTS: tuple[Fact, ...] = (
     Fact("util_heat", "District heating (0 = on site)", "m", 0, _utility("heat")),
     Fact("util_telecom", "Telecom line (0 = on site)", "m", 0, _utility("telecom")),
     Fact("power_capacity_mw", "Free substation capacity", "MW", 1),
+    Fact("max_height_m", "Maximum building height", "m", 1),
+    Fact("max_coverage_share", "Maximum building coverage", "%", 0, _share("max_coverage_share")),
     Fact("flood_share", "Q1% flood hazard zone", "%", 0, _share("flood_share")),
     Fact("natura_share", "Natura 2000", "%", 0, _share("natura_share")),
     Fact("forest_share", "Forest", "%", 0, _share("forest_share")),
@@ -268,7 +286,7 @@ def fact_text(fact: Fact, rec: dict[str, Any], w: Words) -> str:
     if isinstance(v, bool):
         return w.t("yes") if v else w.t("no")
     if isinstance(v, int | float):
-        if fact.unit == "m":
+        if fact.key.startswith("util_"):  # distances: metres, kilometres above 1 km
             return w.dist(v)
         return w.num(v, fact.digits, fact.unit)
     return str(v)
@@ -345,21 +363,34 @@ def offer(rec: dict[str, Any], w: Words) -> dict[str, Any]:
 # Access, utilities, constraints (the page's detail tables)
 # --------------------------------------------------------------------------------------
 
-ACCESS = (  # (label msgid, time column, distance column, layer with names)
-    ("Motorway or expressway junction", "time_junction_min", "dist_junction_m", "junctions"),
-    ("Airport", "time_airport_min", "dist_airport_m", "airports"),
-    ("Rail freight terminal", "time_rail_freight_min", "dist_rail_freight_m", "stations"),
-    ("Passenger rail station", "time_station_min", "dist_station_m", "stations"),
-    ("Warsaw centre", "time_centre_min", "dist_centre_m", ""),
+ACCESS = (  # (label msgid, time column, distance column, layer with names, name column)
+    ("Motorway or expressway junction", "time_junction_min", "dist_junction_m", "junctions",
+     "junction_name"),
+    ("Airport", "time_airport_min", "dist_airport_m", "airports", "airport_name"),
+    ("Rail freight terminal", "time_rail_freight_min", "dist_rail_freight_m", "stations",
+     "rail_freight_name"),
+    ("Passenger rail station", "time_station_min", "dist_station_m", "stations", "station_name"),
+    ("Warsaw centre", "time_centre_min", "dist_centre_m", "", ""),
+)  # fmt: skip
+ROADS = (  # (label msgid, number column, distance column, number prefix)
+    ("National road", "national_road", "dist_national_road_m", "DK"),
+    ("Voivodeship road", "voivodeship_road", "dist_voivodeship_road_m", "DW"),
 )
 
 
 def access(snap: Snapshot, rec: dict[str, Any], geom: Any, w: Words) -> list[dict[str, str]]:
+    """Drive times and distances to what investors ask for, each named; the nearest
+    national and voivodeship roads by number; the road the site is reached from."""
     rows = []
-    for label, tcol, dcol, layer in ACCESS:
+    for label, tcol, dcol, layer, ncol in ACCESS:
         kind = None if layer != "stations" else "freight" if "freight" in dcol else "passenger"
-        name = nearest_named(snap, geom, layer, rec.get(dcol), kind) if layer else ""
-        if not name and tcol == "time_junction_min":
+        name = ""
+        if layer:
+            # stores made before the name columns: search the layer; a junction's name
+            # column (with its road number) is older than the others
+            column = ncol if ncol != "junction_name" or "junction_road" in rec else ""
+            name = nearest_named(snap, geom, layer, rec.get(dcol), kind, rec, column)
+        if not name and ncol == "junction_name":
             name = str(rec.get("junction_name") or "")
         rows.append(
             {
@@ -369,7 +400,39 @@ def access(snap: Snapshot, rec: dict[str, Any], geom: Any, w: Words) -> list[dic
                 "distance": w.dist(rec.get(dcol)),
             }
         )
+    for label, ncol, dcol, prefix in ROADS:
+        if ncol not in rec and dcol not in rec:
+            continue  # a store made before these columns
+        number = str(rec.get(ncol) or "")
+        rows.append(
+            {
+                "destination": w.t(label),
+                "name": road_number(prefix, number) or w.t("no data"),
+                "time": "—",
+                "distance": w.dist(rec.get(dcol)),
+            }
+        )
+    if "access_road_class" in rec or "access_road_width_m" in rec:
+        rows.append(
+            {
+                "destination": w.t("Access road"),
+                "name": access_road(rec, w),
+                "time": "—",
+                "distance": w.dist(rec.get("access_leg_m")),
+            }
+        )
     return rows
+
+
+def access_road(rec: dict[str, Any], w: Words) -> str:
+    """The access road's BDOT10k class in words and its carriageway width:
+    ``L — local road, carriageway 6.0 m``; "no data" for what is not known."""
+    cls = str(rec.get("access_road_class") or "")
+    text = f"{cls} — {w.value('road_class', cls)}" if cls else w.t("class not known")
+    width = rec.get("access_road_width_m")
+    if width is None:
+        return f"{text}, {w.t('carriageway width')}: {w.t('no data')}"
+    return f"{text}, {w.t('carriageway width')}: {w.num(width, 1, 'm')}"
 
 
 def utilities(rec: dict[str, Any], w: Words) -> list[dict[str, str]]:
@@ -455,6 +518,70 @@ def planning(rec: dict[str, Any], w: Words) -> list[tuple[str, str]]:
     if rec.get("no_plan_ogolny"):
         rows.append((w.t("Plan ogólny"), w.t("the gmina has not adopted one yet")))
     return rows
+
+
+# --------------------------------------------------------------------------------------
+# Workforce, what the plan allows, land (issue 21)
+# --------------------------------------------------------------------------------------
+
+WORKFORCE = (  # (column, label msgid)
+    ("population_30min", "People within 30 min by road"),
+    ("workforce_30min", "Working-age people (15–64) within 30 min by road"),
+    ("population_45min", "People within 45 min by road"),
+    ("workforce_45min", "Working-age people (15–64) within 45 min by road"),
+)
+PLAN_LIMITS = (  # (column, label msgid, unit, decimals; "share" shown in %)
+    ("max_height_m", "Maximum building height", "m", 1),
+    ("max_coverage_share", "Maximum building coverage", "share", 0),
+    ("intensity_min", "Minimum building intensity", "", 2),
+    ("intensity_max", "Maximum building intensity", "", 2),
+    ("min_bio_active_share", "Minimum biologically active share", "share", 0),
+)
+LAND = (  # (column, label msgid); shares in %
+    ("agri_share", "Agricultural land (EGiB)"),
+    ("soil_i_iii_share", "Agricultural soil of classes I–III"),
+    ("soil_iv_vi_share", "Agricultural soil of classes IV–VI"),
+    ("forest_land_share", "Forest land (EGiB)"),
+    ("built_up_share", "Under existing buildings"),
+)
+
+
+def _figure(rec: dict[str, Any], col: str, unit: str, digits: int, w: Words) -> str:
+    v = rec.get(col)
+    if v is None or isinstance(v, str):
+        return w.t("no data")
+    return w.num(100 * float(v), digits, "%") if unit == "share" else w.num(v, digits, unit)
+
+
+def workforce(rec: dict[str, Any], w: Words) -> list[tuple[str, str]]:
+    """People and working-age people within 30 and 45 minutes by road."""
+    return [(w.t(label), _figure(rec, col, "", 0, w)) for col, label in WORKFORCE]
+
+
+def plan_limits(rec: dict[str, Any], w: Words) -> list[tuple[str, str]]:
+    """Height, coverage, intensity and biologically active share the plan sets."""
+    return [(w.t(label), _figure(rec, col, u, d, w)) for col, label, u, d in PLAN_LIMITS]
+
+
+def greenfield(rec: dict[str, Any], w: Words) -> str:
+    """Brownfield (buildings stand on the site) or greenfield, in words; "no data"."""
+    flag = rec.get("brownfield")
+    if flag is None or isinstance(flag, str):
+        return w.t("no data")
+    return w.t("brownfield (existing buildings)") if flag else w.t("greenfield (no buildings)")
+
+
+def land(rec: dict[str, Any], w: Words) -> list[tuple[str, str]]:
+    """Farmland and its soil classes, forest land, buildings on the site."""
+    rows = [(w.t(label), _figure(rec, col, "share", 0, w)) for col, label in LAND]
+    rows.append((w.t("Greenfield or brownfield"), greenfield(rec, w)))
+    return rows
+
+
+def needs_farmland_consent(rec: dict[str, Any]) -> bool:
+    """Part of the site lies on farmland of soil classes I–III."""
+    v = rec.get("soil_i_iii_share")
+    return v is not None and not isinstance(v, str) and float(v) > 0
 
 
 # --------------------------------------------------------------------------------------

@@ -129,6 +129,9 @@ TILE_BUFFER = 64  # tile units of geometry kept beyond the edge, so strokes join
 MAX_ZOOM = MAX_TILE_MATRIX
 TILE_CACHE_SIZE = 4096  # encoded tiles kept per layer: MVT encoding is pure Python
 WARM_SECONDS = 60.0  # at most this much encoding ahead of the first map, per store version
+# above this many sites one region-wide tile takes longer to encode than a visitor waits
+# anyway: such stores are not warmed (their catalogue needs coarser tiles first)
+WARM_MAX_SITES = 200_000
 _tiles_lock = threading.Lock()  # the tile caches are filled from request and warm-up threads
 log = logging.getLogger(__name__)
 
@@ -175,12 +178,13 @@ def warm_tiles(layer: Layer, *, seconds: float = WARM_SECONDS, max_tiles: int = 
     cache, so that the first visitor after a start or a reload does not wait for them.
 
     Works outwards from the zoom that fits the layer and stops after ``seconds`` of
-    work, ``max_tiles`` tiles, or a zoom with more tiles than are left. Returns how many
-    tiles it encoded."""
+    work, ``max_tiles`` tiles, or a zoom with more tiles than are left; a layer of more
+    than ``WARM_MAX_SITES`` is left alone. Returns how many tiles it encoded (or found
+    encoded)."""
     started = time.monotonic()
-    geoms, _ = layer.mercator()
-    if len(geoms) == 0:
+    if len(layer) == 0 or len(layer) > WARM_MAX_SITES:
         return 0
+    geoms, _ = layer.mercator()
     x0, y0, x1, y1 = (float(v) for v in shapely.total_bounds(geoms))
     done = 0
     for z in warm_zooms((x0, y0, x1, y1)):

@@ -339,17 +339,27 @@ def edit(
 def key_add(
     name: Annotated[str, typer.Argument(help="who holds the key, e.g. 'COI Marki'")],
     gmina: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option(help="TERYT of a gmina the key may change (repeatable); '*' = all"),
-    ],
+    ] = None,
+    region: Annotated[
+        bool,
+        typer.Option(
+            "--region",
+            help="the regional office's key: any site, and investor enquiries (POST /enquiries)",
+        ),
+    ] = False,
     store: StoreOpt = None,
 ) -> None:
-    """Create an API key for PATCH /collections/sites/items/{id}; printed once."""
+    """Create an API key for PATCH /collections/sites/items/{id} (and, with --region, for
+    the enquiries); printed once."""
+    if region == bool(gmina):
+        fail("give --gmina TERYT (repeatable) for a gmina's key, or --region for the office's")
+    scope = ["region"] if region else list(gmina or [])
     with reported(ValueError):
-        key = _inventory(store).add_api_key(name, gmina)
-    console.print(
-        f"key for {escape(name)} (gminy {', '.join(gmina)}); store it now, it is shown once:"
-    )
+        key = _inventory(store).add_api_key(name, scope)
+    shown = "regional office" if region else f"gminy {', '.join(scope)}"
+    console.print(f"key for {escape(name)} ({shown}); store it now, it is shown once:")
     out.print(key, highlight=False)
 
 

@@ -1,4 +1,8 @@
-"""`omw-sites` commands of the reports stage: ``balance``, ``sheet``, ``servicing``, ``report``."""
+"""`omw-sites` commands of the reports stage: ``balance``, ``sheet``, ``servicing``, ``report``.
+
+The balance, servicing and analysis pages are written in English and Polish at once, named
+as the profile maps are (``<name>.html`` English, ``<name>_pl.html`` Polish); a sheet is
+one site in the language ``--lang`` asks for."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from rich.table import Table
 from omw_sites.commands.failure import fail, reported
 from omw_sites.commands.options import StoreOpt, resolve_store
 from omw_sites.files import write_text_atomic
+from omw_sites.i18n import LANGUAGES
 
 console = Console(stderr=True)
 out = Console(width=200)
@@ -107,6 +112,7 @@ def servicing(
 ) -> None:
     """Utility-investment plan: which network extensions unlock the most valuable land."""
     store = resolve_store(store)
+    from omw_sites.reports.balance import page_file
     from omw_sites.reports.servicing import plan_from_store, servicing_map
 
     costs: dict[str, float] = {}
@@ -121,9 +127,12 @@ def servicing(
     path = write_text_atomic(
         out_dir / f"servicing_{plan.profile}.csv", plan.table.to_csv(index=False)
     )
-    map_path = out_dir / f"servicing_{plan.profile}.html"
-    if len(plan.table):
-        write_text_atomic(map_path, servicing_map(store, plan, top=max(top, 200)))
+    map_paths = []
+    if len(plan.table):  # the map in English and in Polish, named as the profile maps are
+        for lang in LANGUAGES:
+            map_path = out_dir / page_file(f"servicing_{plan.profile}", lang)
+            write_text_atomic(map_path, servicing_map(store, plan, max(top, 200), lang))
+            map_paths.append(map_path)
     table = Table(title=f"Utility extensions — {plan.profile}, best value per PLN first")
     heads = ("site", "gmina", "network", "m", "PLN", "score", "rank", "tier", "ha", "gain·ha/mPLN")
     for col in heads:
@@ -143,7 +152,7 @@ def servicing(
         )
     out.print(table)
     console.print(f"  [green]✓[/] {path} ({len(plan.table):,} candidate extensions)")
-    if map_path.exists():
+    for map_path in map_paths:
         console.print(f"  [green]✓[/] {map_path}")
 
 
@@ -158,12 +167,14 @@ def report(
 ) -> None:
     """Static HTML analysis: score distributions, rank stability, balance, extensions."""
     store = resolve_store(store)
-    from omw_sites.reports.analysis import analysis_report
+    from omw_sites.reports.analysis import analysis_pages
+    from omw_sites.reports.balance import page_file
 
     with reported(ValueError):
-        page = analysis_report(store, profile, k=k, draws=draws)
-    path = write_text_atomic(out_dir / f"report_{Path(profile).stem}.html", page)
-    console.print(f"  [green]✓[/] {path}")
+        pages = analysis_pages(store, profile, k=k, draws=draws, langs=("en", "pl"))
+    for lang, page in pages.items():  # named as the profile maps are
+        path = write_text_atomic(out_dir / page_file(f"report_{Path(profile).stem}", lang), page)
+        console.print(f"  [green]✓[/] {path}")
 
 
 def register(app: typer.Typer) -> None:

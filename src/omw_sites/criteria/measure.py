@@ -17,6 +17,7 @@ import pandas as pd
 import shapely
 
 from omw_sites.config import CORE_CENTRE_2180, HV_CORRIDOR_M
+from omw_sites.criteria.catchment import catchment, population_nodes
 from omw_sites.criteria.geometry import (
     class_shares,
     largest_overlap,
@@ -25,8 +26,11 @@ from omw_sites.criteria.geometry import (
     overlap_share,
     point_in_polygon,
 )
+from omw_sites.criteria.land import buildings_on_site, land_use_shares, soil_shares
 from omw_sites.criteria.network import (
     MAX_ACCESS_LEG_M,
+    Access,
+    RoadGraph,
     access_points,
     build_graph,
     node_times,
@@ -47,6 +51,16 @@ TIME_COLUMNS = (
 BOOL_COLUMNS = (
     *(f"{net}_on_site" for net in NETWORKS.values()),
     "no_plan_ogolny",
+    "brownfield",
+)
+NAMED_ACCESS = (
+    "junction_road",
+    "airport_name",
+    "station_name",
+    "rail_freight_name",
+    "national_road",
+    "voivodeship_road",
+    "access_road_class",
 )
 TEXT_NO_DATA = (
     "gmina",
@@ -55,7 +69,17 @@ TEXT_NO_DATA = (
     "zoning_symbol",
     "zoning_class",
     "plan_zone",
+    *NAMED_ACCESS,
 )
+WORKFORCE_COLUMNS = ("population_30min", "workforce_30min", "population_45min", "workforce_45min")
+# plan parameter column -> (the zoning layers' column, factor to the site column's unit)
+PLAN_PARAMETERS = {
+    "max_height_m": (("max_height_m", "max_height_m"), 1.0),
+    "max_coverage_share": (("max_coverage_pct", "max_building_share_pct"), 0.01),
+    "intensity_min": (("intensity_min", None), 1.0),
+    "intensity_max": (("intensity_max", "max_intensity"), 1.0),
+    "min_bio_active_share": (("min_bio_active_pct", "min_biologically_active_pct"), 0.01),
+}
 NETWORK_WORDS = {
     "water": "water mains",
     "sewer": "sewers",
@@ -109,6 +133,11 @@ class _Measure:
         self.geoms = self.out.geometry.to_numpy()
         self.areas = shapely.area(self.geoms)
         self.site_gaps = np.full(len(self.out), "", dtype=object)
+        # the road graph and the sites' entries to it, once built (``_network_times``)
+        self.graph: RoadGraph | None = None
+        self.access: Access | None = None
+        self.zoning_pick: np.ndarray | None = None  # MPZP designation covering most
+        self.plan_pick: np.ndarray | None = None  # plan ogólny zone covering most
 
     def absent(self, key: str, what: str) -> str:
         """Reason text for a missing layer: ``what`` and where it was looked for."""
@@ -155,10 +184,14 @@ def measure(sites: gpd.GeoDataFrame, raw: RawData) -> tuple[gpd.GeoDataFrame, Co
     _planning(m)
     _access(m)
     _network_times(m)
+    _workforce(m)
+    _road_names(m)
     _utilities(m)
     _constraints(m)
     _shape(m.out, m.geoms, m.areas)
     _plan_ogolny(m)
+    _plan_parameters(m)
+    _land(m)
     _terrain(m)
     out = m.out
     for col in out.columns:
@@ -228,6 +261,7 @@ def _planning(m: _Measure) -> None:
         out["zoning_classes"] = class_shares(geoms, areas, zoning, "classes", pairs)
         out["zoning_plan"] = np.where(has, zoning["plan_name"].to_numpy()[pick], "")
         out["zoning_adopted"] = np.where(has, zoning["adopted"].to_numpy()[pick], "")
+        m.zoning_pick = zi
     else:
         has = np.zeros(len(out), dtype=bool)
         m.none(ZONING_COLUMNS, m.absent("zoning", "no MPZP zoning layer"))
@@ -235,6 +269,7 @@ def _planning(m: _Measure) -> None:
     if plan is not None and len(plan):
         pi, _ = largest_overlap(geoms, areas, plan)
         out["plan_zone"] = np.where(pi >= 0, plan["symbol"].to_numpy()[np.maximum(pi, 0)], "")
+        m.plan_pick = pi
     else:
         m.none(["plan_zone"], m.absent("plan_zones", "no plan ogólny zones"))
     # "none": the zoning layer has no plan there; "unknown": there is no zoning layer
@@ -253,19 +288,39 @@ def _access(m: _Measure) -> None:
         out["dist_junction_m"] = d
         label = (junctions["road"] + " " + junctions["name"]).str.strip().to_numpy()
         out["junction_name"] = np.where(i >= 0, label[np.maximum(i, 0)], "")
+        out["junction_road"] = _pick(junctions["road"].fillna("").astype(str).str.strip(), i)
     else:
-        m.none(["dist_junction_m", "junction_name"], m.absent("junctions", "no motorway junctions"))
+        why = m.absent("junctions", "no motorway junctions")
+        m.none(["dist_junction_m", "junction_name", "junction_road"], why)
     centre = shapely.Point(*CORE_CENTRE_2180)
     out["dist_centre_m"] = shapely.distance(geoms, centre)
+    names = {"dist_station_m": "station_name", "dist_rail_freight_m": "rail_freight_name"}
     for col, pts, why in _station_targets(m):
         if pts is None:
-            m.none([col], why)
-        else:
-            out[col], _ = nearest_distance(geoms, pts)
+            m.none([col, names[col]], why)
+            continue
+        out[col], i = nearest_distance(geoms, pts)
+        stations = raw["stations"]
+        kind = "freight" if "freight" in col else "passenger"
+        label = stations.loc[stations["kind"].to_numpy() == kind, "name"]
+        out[names[col]] = _pick(label.fillna("").astype(str).str.strip(), i)
     if raw.has("airports"):
-        out["dist_airport_m"], _ = nearest_distance(geoms, raw["airports"].geometry.to_numpy())
+        airports = raw["airports"]
+        out["dist_airport_m"], i = nearest_distance(geoms, airports.geometry.to_numpy())
+        iata = airports["iata"].fillna("").astype(str).str.strip()
+        label = airports["name"].fillna("").astype(str).str.strip()
+        label = label.where(iata == "", label + " (" + iata + ")")
+        out["airport_name"] = _pick(label, i)
     else:
-        m.none(["dist_airport_m"], m.absent("airports", "no airports"))
+        m.none(["dist_airport_m", "airport_name"], m.absent("airports", "no airports"))
+
+
+def _pick(values: pd.Series, i: np.ndarray) -> np.ndarray:
+    """``values`` at the indices ``i`` (positions), "" where ``i`` is -1."""
+    v = values.to_numpy(dtype=object)
+    if not len(v):
+        return np.full(len(i), "", dtype=object)
+    return np.where(i >= 0, v[np.maximum(i, 0)], "")
 
 
 def _station_targets(m: _Measure):
@@ -298,6 +353,7 @@ def _network_times(m: _Measure) -> None:
         m.none(columns, "no road network: the road layer holds only motorways and expressways")
         return
     access = access_points(graph, geoms)
+    m.graph, m.access = graph, access
     out["access_leg_m"] = np.round(access.leg_m, 1)
     off = access.segment < 0
     m.per_site(off, columns, f"no road within {MAX_ACCESS_LEG_M / 1000:g} km in the road data")
@@ -465,6 +521,125 @@ def _plan_ogolny(m: _Measure) -> None:
         m.none(["no_plan_ogolny"], m.absent("plan_zones", "no plan ogólny zones"))
         return
     m.out["no_plan_ogolny"] = ~m.out["teryt"].isin(set(plan["teryt"])).to_numpy()
+
+
+def _workforce(m: _Measure) -> None:
+    """Residents and working-age residents within 30 and 45 minutes by road."""
+    cols = list(WORKFORCE_COLUMNS)
+    if not m.raw.has("population"):
+        m.none(cols, m.absent("population", "no population grid (GUS census 2021)"))
+        return
+    if m.graph is None or m.access is None:
+        m.none(cols, m.cov.not_measured.get("time_centre_min", "no road network"))
+        return
+    people = population_nodes(m.graph, m.raw["population"])
+    counts = catchment(m.graph, m.access, people)  # (limit, site, residents/working age)
+    for j, minutes in enumerate((30, 45)):
+        m.out[f"population_{minutes}min"] = np.round(counts[j, :, 0])
+        m.out[f"workforce_{minutes}min"] = np.round(counts[j, :, 1])
+    m.per_site(m.access.segment < 0, cols, "no road within reach of the site")
+    if people.cells_off_network:
+        m.cov.partial["population_30min"] = (
+            f"{people.cells_off_network:,} populated grid cell(s) with no road within "
+            f"{MAX_ACCESS_LEG_M / 1000:g} km ({people.people_off_network:,.0f} residents)"
+        )
+
+
+ROAD_MANAGEMENT = {"national_road": "K", "voivodeship_road": "W"}
+
+
+def _road_names(m: _Measure) -> None:
+    """The nearest national and voivodeship roads by number, the access road's class and
+    carriageway width (BDOT10k ``katZarzadzania``, ``numerDrogi``, ``klasaDrogi``,
+    ``szerokoscNawierzchni``)."""
+    out, raw = m.out, m.raw
+    width_col = ["access_road_class", "access_road_width_m"]
+    if not raw.has("roads"):
+        why = m.absent("roads", "no road network")
+        m.none([*ROAD_MANAGEMENT, *(f"dist_{c}_m" for c in ROAD_MANAGEMENT), *width_col], why)
+        return
+    roads = raw["roads"]
+    mgmt = _text(roads, "management").str.upper().to_numpy()
+    number = _text(roads, "number")
+    for col, code in ROAD_MANAGEMENT.items():
+        sel = mgmt == code
+        if not sel.any():
+            what = "national" if code == "K" else "voivodeship"
+            m.none([col, f"dist_{col}_m"], f"no {what} roads (management {code}) in the roads")
+            continue
+        d, i = nearest_distance(m.geoms, roads.geometry.to_numpy()[sel])
+        out[f"dist_{col}_m"] = d
+        out[col] = _pick(number[sel].reset_index(drop=True), i)
+    if m.access is None:
+        m.none(width_col, m.cov.not_measured.get("time_centre_min", "no road network"))
+        return
+    seg = m.access.segment
+    out["access_road_class"] = _pick(_text(roads, "road_class"), seg)
+    width = pd.to_numeric(roads.get("width_m"), errors="coerce") if "width_m" in roads else None
+    if width is None or width.isna().all():
+        m.none(["access_road_width_m"], "the road data gives no carriageway width")
+    else:
+        w = width.to_numpy(dtype=float)
+        out["access_road_width_m"] = np.where(seg >= 0, w[np.maximum(seg, 0)], np.nan)
+
+
+def _text(frame: pd.DataFrame, col: str) -> pd.Series:
+    if col not in frame:
+        return pd.Series("", index=frame.index, dtype=object)
+    return frame[col].fillna("").astype(str).str.strip()
+
+
+def _plan_parameters(m: _Measure) -> None:
+    """What the plan allows: from the MPZP designation covering most of the site, else,
+    where no MPZP covers it, from its plan ogólny zone (APP 2.0 parameters)."""
+    zoning, plan = m.raw.get("zoning"), m.raw.get("plan_zones")
+    n = len(m.out)
+    found = False
+    for col, ((mpzp_col, pog_col), factor) in PLAN_PARAMETERS.items():
+        value = np.full(n, np.nan)
+        if m.zoning_pick is not None and zoning is not None and mpzp_col in zoning:
+            found = True
+            v = pd.to_numeric(zoning[mpzp_col], errors="coerce").to_numpy(dtype=float)
+            zi = m.zoning_pick
+            value = np.where(zi >= 0, v[np.maximum(zi, 0)], np.nan)
+        no_mpzp = m.zoning_pick < 0 if m.zoning_pick is not None else np.ones(n, dtype=bool)
+        if m.plan_pick is not None and plan is not None and pog_col and pog_col in plan:
+            found = True
+            v = pd.to_numeric(plan[pog_col], errors="coerce").to_numpy(dtype=float)
+            pi = m.plan_pick
+            from_pog = np.where(pi >= 0, v[np.maximum(pi, 0)], np.nan)
+            value = np.where(no_mpzp, from_pog, value)
+        m.out[col] = value * factor
+    if not found:
+        why = "no plan parameters (height, coverage, intensity) in the MPZP or plan ogólny data"
+        m.none(list(PLAN_PARAMETERS), why)
+
+
+def _land(m: _Measure) -> None:
+    """Farmland by soil class, forest land and buildings on the site."""
+    raw, geoms, areas, out = m.raw, m.geoms, m.areas, m.out
+    if raw.has("land_use"):
+        lu = raw["land_use"]
+        agri, forest = land_use_shares(geoms, areas, lu.geometry.to_numpy(), lu["ofu"].to_numpy())
+        out["agri_share"], out["forest_land_share"] = agri, forest
+    else:
+        why = m.absent("land_use", "no EGiB land-use contours")
+        m.none(["agri_share", "forest_land_share"], why)
+    if raw.has("soil_classes"):
+        sc = raw["soil_classes"]
+        ozu = sc["ozu"].to_numpy() if "ozu" in sc else np.full(len(sc), "")
+        good, poor = soil_shares(geoms, areas, sc.geometry.to_numpy(), ozu, sc["ozk"].to_numpy())
+        out["soil_i_iii_share"], out["soil_iv_vi_share"] = good, poor
+    else:
+        why = m.absent("soil_classes", "no EGiB soil-class contours")
+        m.none(["soil_i_iii_share", "soil_iv_vi_share"], why)
+    if raw.has("buildings"):
+        share, brown = buildings_on_site(geoms, areas, raw["buildings"].geometry.to_numpy())
+        out["built_up_share"] = share
+        out["brownfield"] = pd.array(brown, dtype="boolean")
+    else:
+        why = m.absent("buildings", "no building footprints (BDOT10k OT_BUBD_A, EGiB)")
+        m.none(["built_up_share", "brownfield"], why)
 
 
 def _terrain(m: _Measure) -> None:

@@ -23,14 +23,16 @@ from omw_sites.demo.elevation import build_dem
 from omw_sites.demo.environment import build_environment
 from omw_sites.demo.geography import build_geography
 from omw_sites.demo.gml_export import write_app_2_0, write_egib_2021, write_gesut_2021
+from omw_sites.demo.land import build_buildings, build_land
 from omw_sites.demo.parcels import PARCEL_CRS, build_parcels
+from omw_sites.demo.population import build_population
 from omw_sites.demo.settlement import (
     build_sectors,
     candidate_tiles,
     lattice_roads,
     select_tiles,
 )
-from omw_sites.demo.transport import assemble_roads, build_backbone
+from omw_sites.demo.transport import assemble_roads, build_backbone, carriageway_widths
 from omw_sites.demo.utilities import build_utilities
 from omw_sites.demo.zoning import build_mpzp, build_plan_zones
 from omw_sites.etl.gesut import in_powiat
@@ -67,6 +69,10 @@ DATA_DATES: dict[str, str] = {
     "substations": "2026-08-01",
     "flood": "2024-03-01",
     "dem": "2025-11-20",
+    "population": "2021-03-31",
+    "buildings": "2026-06-15",
+    "land_use": "2026-09-30",
+    "soil_classes": "2026-09-30",
 }
 
 Progress = Callable[[str, int], None]
@@ -167,6 +173,7 @@ def _generate(root: Path, n_parcels: int, seed: int, progress: Progress) -> dict
 
     local = pd.concat([sectors.edges, lattice_roads(sectors, tiles, env)], ignore_index=True)
     roads, junctions = assemble_roads(backbone, local)
+    roads["SZERNAWIERZCHNI"] = carriageway_widths(stage_rng(seed, "road_width"), roads)
     progress("roads", len(roads))
     zoning = build_mpzp(stage_rng(seed, "mpzp"), sectors, tiles, parcels, geo)
     plan_zones = build_plan_zones(stage_rng(seed, "plan_zones"), tiles, geo, backbone)
@@ -175,6 +182,10 @@ def _generate(root: Path, n_parcels: int, seed: int, progress: Progress) -> dict
     progress("utilities", len(utilities.lines) + len(utilities.devices))
     dem = build_dem(stage_rng(seed, "terrain"), env, geo.region)
     progress("dem", int(dem.heights.size))
+    population = build_population(stage_rng(seed, "population"), tiles, geo)
+    land_use, soil = build_land(stage_rng(seed, "land"), tiles)
+    buildings = build_buildings(stage_rng(seed, "buildings"), tiles, parcels)
+    progress("land", len(population) + len(land_use) + len(soil) + len(buildings))
 
     frames: dict[str, gpd.GeoDataFrame] = {
         "gminy": geo.gminy,
@@ -193,6 +204,10 @@ def _generate(root: Path, n_parcels: int, seed: int, progress: Progress) -> dict
         "utilities": utilities.lines,
         "substations": utilities.devices,
         "flood": env.flood,
+        "population": population,
+        "buildings": buildings,
+        "land_use": land_use,
+        "soil_classes": soil,
     }
     layers = _write_all(root, frames)
     # one gmina's parcels also come as the powiat's EGiB 2021 GML export (the official

@@ -512,3 +512,13 @@ def _name_junctions(points: NDArray[np.float64], roads: gpd.GeoDataFrame) -> gpd
         df.loc[df.index[sel[np.argsort(along[sel])]], "NUMER"] = np.arange(1, len(sel) + 1)
     df["NUMER"] = df["NUMER"].astype(np.int32)
     return df[["NAZWA", "NUMER", "DROGA", "TYP", "geometry"]]
+
+
+# typical BDOT10k carriageway width (szerNawierzchni, m) per road class
+CARRIAGEWAY_M = {"A": 7.5, "S": 7.0, "GP": 7.0, "G": 7.0, "Z": 6.0, "L": 5.5, "D": 4.5, "I": 3.5}
+
+
+def carriageway_widths(rng: np.random.Generator, roads: gpd.GeoDataFrame) -> NDArray[np.float64]:
+    """Carriageway width of each road (m, half-metre steps around its class's typical)."""
+    base = roads["KLASADROGI"].map(CARRIAGEWAY_M).fillna(4.0).to_numpy(dtype=float)
+    return np.round((base + rng.uniform(-0.5, 0.5, len(base))) * 2) / 2

@@ -179,11 +179,36 @@ def build_mpzp(
             "NAZWA_PLANU": names[plans],
             "DATA_UCHWALENIA": dates[plans],
             "SYMBOL": symbol,
+            **_mpzp_params(rng, symbol),
         },
         geometry=to_multipolygons(geoms),
         crs=WORK_CRS,
     )
     return frame.iloc[order].reset_index(drop=True)
+
+
+# MPZP building parameters per designation class: height m, coverage %, intensity min,
+# intensity max, biologically active %: (base, spread)
+MPZP_PARAMS = {
+    "P": ((18, 6), (60, 10), (0.2, 0.1), (1.6, 0.4), (15, 5)),
+    "U": ((14, 4), (50, 10), (0.2, 0.1), (1.4, 0.4), (25, 5)),
+    "MW": ((20, 6), (35, 5), (0.6, 0.2), (2.0, 0.5), (30, 5)),
+    "MN": ((10, 2), (30, 5), (0.1, 0.05), (0.6, 0.2), (50, 10)),
+}
+MPZP_PARAM_COLUMNS = ("WYS_MAX", "POW_ZAB_MAX", "INTENS_MIN", "INTENS_MAX", "PBC_MIN")
+
+
+def _mpzp_params(rng: np.random.Generator, symbol: NDArray[np.str_]) -> dict[str, NDArray]:
+    """The plan's parameters as municipal layers often carry them: text with a decimal
+    comma (``12,5``); none for streets, farmland and greenery."""
+    letters = np.array([str(x).lstrip("0123456789").split("/")[0] for x in symbol])
+    out = {c: np.full(len(symbol), None, dtype=object) for c in MPZP_PARAM_COLUMNS}
+    for cls, params in MPZP_PARAMS.items():
+        sel = letters == cls
+        for col, (base, spread) in zip(MPZP_PARAM_COLUMNS, params, strict=True):
+            v = np.round(np.maximum(base + spread * rng.uniform(-1, 1, int(sel.sum())), 0.05), 1)
+            out[col][sel] = [f"{x:.1f}".replace(".", ",") for x in v]
+    return out
 
 
 def _designations(

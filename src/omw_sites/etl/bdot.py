@@ -38,6 +38,7 @@ CLASS_LAYER = {
     "PTWP": "water",
     "PTLZ": "forest",
     "SULN": "power_lines",
+    "BUBD": "buildings",
 }
 ROAD_CLASSES = {
     "A": "motorway",
@@ -65,6 +66,7 @@ ATTRIBUTES = (
     "MATERIALNAWIERZCHNI",
     "LICZBAJEZDNI",
     "SZEROKOSCNAWIERZCHNI",
+    "SZERNAWIERZCHNI",  # carriageway width as the BDOT10k classes name it (SKJZ, SKDR)
     "NAZWA",
     "KOD",
     "LINIA",
@@ -137,6 +139,14 @@ def _col(gdf: pd.DataFrame, name: str, default: object = "") -> pd.Series:
     return pd.Series(default, index=gdf.index, dtype=object)
 
 
+def road_width(gdf: pd.DataFrame) -> pd.Series:
+    """Carriageway width (m) under either name BDOT10k exports use; NaN where not given
+    (0, as some exports write an unknown width, is not a width)."""
+    width = to_number(_col(gdf, "SZERNAWIERZCHNI", None))
+    width = width.fillna(to_number(_col(gdf, "SZEROKOSCNAWIERZCHNI", None))).astype(float)
+    return width.where(width > 0)
+
+
 def _roads(gdf, path, layer):
     klass = _col(gdf, "KLASADROGI").fillna("").astype(str).str.strip().str.upper()
     mgmt = _col(gdf, "KATZARZADZANIA").fillna("").astype(str).str.strip().str.upper()
@@ -148,6 +158,7 @@ def _roads(gdf, path, layer):
             "management_name": mgmt.map(MANAGEMENT).fillna("unknown").to_numpy(),
             "number": _col(gdf, "NUMERDROGI").fillna("").astype(str).to_numpy(),
             "surface": _col(gdf, "MATERIALNAWIERZCHNI").fillna("").astype(str).to_numpy(),
+            "width_m": road_width(gdf).to_numpy(),
         },
         geometry=gdf.geometry.to_numpy(),
         crs=WORK_CRS,

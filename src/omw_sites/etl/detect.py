@@ -191,6 +191,13 @@ def layer_key(
         return "plan_zones", ""
     if "RODZAJSIECI" in cols:
         return ("substations" if "point" in geom else "utilities"), ""
+    # GUS census grid (CODE, RES, RES_15_64 …); EGiB land-use and soil-class contours
+    if "RES" in cols and ({"CODE", "RES_15_64"} & cols) and "polygon" in geom:
+        return "population", ""
+    if "OFU" in cols and "polygon" in geom:
+        return "land_use", ""
+    if "OZK" in cols and "polygon" in geom:
+        return "soil_classes", ""
     cls = bdot_name_class(layer, stem) or ("SKDR" if "KLASADROGI" in cols else None)
     if cls is not None:
         key = CLASS_LAYER.get(cls) or DERIVE_CLASSES.get(cls)

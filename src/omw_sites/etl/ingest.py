@@ -19,7 +19,7 @@ import pyogrio
 import rasterio
 
 from omw_sites.config import AREA_TOLERANCE
-from omw_sites.etl.bdot import CLASS_LAYER, expand_columns, read_bdot
+from omw_sites.etl.bdot import CLASS_LAYER, expand_columns, read_bdot, road_width
 from omw_sites.etl.bdot import _read_gml as read_bdot_gml_class
 from omw_sites.etl.crs import check_extent, resolve_epsg
 from omw_sites.etl.derive import (
@@ -43,13 +43,14 @@ from omw_sites.etl.egib import (
     read_egib_vector,
     read_ownership_table,
 )
+from omw_sites.etl.egib_land import FEATURE_KEYS, holds_land, merged, read_egib_land
 from omw_sites.etl.errors import IngestError
 from omw_sites.etl.gesut import in_powiat, powiaty_of_lines, read_gesut
 from omw_sites.etl.gml import DEFAULT_LIMITS
-from omw_sites.etl.mpzp import DESIGNATION_COLUMNS, parse_symbols
+from omw_sites.etl.mpzp import DESIGNATION_COLUMNS, parse_symbols, plan_parameters
 from omw_sites.etl.numbers import to_number
 from omw_sites.etl.osm import read_osm
-from omw_sites.etl.planning_acts import read_app
+from omw_sites.etl.planning_acts import PARAMETERS, read_app
 from omw_sites.etl.plausibility import (
     check_gminy,
     check_near_parcels,
@@ -396,6 +397,27 @@ def _add_egib_gml(load: _Loading) -> None:
     load.quarantine.append(q_gml)
     load.absent.pop("parcels", None)
     load.gml_read("parcels", files, "parcels (EGiB GML)")
+    _add_egib_land(load, files)
+
+
+def _add_egib_land(load: _Loading, files: list[RawFile]) -> None:
+    """Land-use and soil-class contours and buildings of the EGiB GML exports, added to
+    those the other files give."""
+    pieces: dict[str, list[gpd.GeoDataFrame]] = {}
+    names = {v: k for k, v in FEATURE_KEYS.items()}
+    for rf in files:
+        if not holds_land(rf.path):
+            continue
+        for key, frame in read_egib_land(rf.path).items():
+            pieces.setdefault(key, []).append(frame)
+            rf.add(key, names[key], len(frame), len(frame))
+            load.sources.setdefault(key, []).append(rf.name)
+            load.dates.setdefault(key, rf.date)
+    for key, frames in pieces.items():
+        have = load.layers.get(key)
+        load.layers[key] = merged([*([have] if have is not None and len(have) else []), *frames])
+        load.absent.pop(key, None)
+        load.report(key, len(load.layers[key]))
 
 
 def _require_parcels(load: _Loading) -> None:
@@ -553,6 +575,10 @@ DOWNLOAD_HINT = {
     "substations": "the powiat's GESUT devices",
     "flood": "ISOK flood hazard zones (Q1%)",
     "dem": "NMT (ASC, GeoTIFF or XYZ)",
+    "population": "GUS census 2021 population in the 1 km grid (GRID_NSP2021_RES)",
+    "buildings": "BDOT10k (OT_BUBD_A) or EGiB buildings (EGB_Budynek)",
+    "land_use": "EGiB land-use contours (EGB_KonturUzytkuGruntowego)",
+    "soil_classes": "EGiB soil-class contours (EGB_KonturKlasyfikacyjny)",
 }
 
 
@@ -714,7 +740,7 @@ def _merge_app_zones(
     """Plan ogólny zones with the gminy of the APP GML ``files`` taken from the GML; the
     files without zones (an act alone) are returned apart."""
     frames, qs, empty = [], [], set()
-    columns = ["symbol", "designation", "name", "teryt", "in_force_from"]
+    columns = ["symbol", "designation", "name", "teryt", "in_force_from", *PARAMETERS.values()]
     for path in files:
         data = read_app(path)
         frame = data.zones.frame
@@ -990,6 +1016,7 @@ def _zoning(gdf, path, spec):
             "symbol": parts["symbol"].to_numpy(),
             "classes": parts["classes"].to_numpy(),
             "known": parts["known"].to_numpy(),
+            **{k: v.to_numpy() for k, v in plan_parameters(gdf).items()},
         },
     )
     unknown = ~parts["known"].to_numpy()
@@ -1011,6 +1038,9 @@ def _plan_zones(gdf, path, spec):
         "teryt": _col(gdf, "TERYT", "").astype(str),
         "in_force_from": _col(gdf, "OBOWIAZUJEOD", "").astype(str),
     }
+    # the four APP 2.0 parameters (maksWysokoscZabudowy …), decimal commas allowed
+    for tag, col in PARAMETERS.items():
+        cols[col] = to_number(_col(gdf, tag.upper()))
     return _frame(gdf, {k: v.to_numpy() for k, v in cols.items()}), _empty_q()
 
 
@@ -1019,6 +1049,7 @@ def _roads(gdf, path, spec):
         "road_class": gdf["KLASADROGI"].astype(str).str.strip().str.upper(),
         "management": _col(gdf, "KATZARZADZANIA", "").astype(str),
         "number": _col(gdf, "NUMERDROGI", "").fillna("").astype(str),
+        "width_m": road_width(gdf),  # carriageway width
     }
     return _frame(gdf, {k: v.to_numpy() for k, v in cols.items()}), _empty_q()
 
@@ -1093,6 +1124,34 @@ def _substations(gdf, path, spec):
     return _frame(power, cols), _empty_q()
 
 
+def _population(gdf, path, spec):
+    """The census grid: residents and working-age (15–64) residents per 1 km cell; a
+    blank (statistical secrecy) is NaN, not 0."""
+    cols = {
+        "code": _col(gdf, "CODE", "").fillna("").astype(str).to_numpy(),
+        "residents": to_number(gdf["RES"]).to_numpy(),
+        "working_age": to_number(_col(gdf, "RES_15_64")).to_numpy(),
+    }
+    return _frame(gdf, cols), _empty_q()
+
+
+def _land_use(gdf, path, spec):
+    ofu = gdf["OFU"].fillna("").astype(str).str.strip()
+    return _frame(gdf, {"ofu": ofu.to_numpy()}), _empty_q()
+
+
+def _soil_classes(gdf, path, spec):
+    cols = {
+        "ozu": _col(gdf, "OZU", "").fillna("").astype(str).str.strip().to_numpy(),
+        "ozk": gdf["OZK"].fillna("").astype(str).str.strip().str.upper().to_numpy(),
+    }
+    return _frame(gdf, cols), _empty_q()
+
+
+def _buildings(gdf, path, spec):
+    return _frame(gdf, {}), _empty_q()
+
+
 _MAPPERS: dict[str, Mapper] = {
     "gminy": _gminy,
     "parcels": _parcels,
@@ -1110,4 +1169,8 @@ _MAPPERS: dict[str, Mapper] = {
     "utilities": _utilities,
     "substations": _substations,
     "flood": _named(),
+    "population": _population,
+    "land_use": _land_use,
+    "soil_classes": _soil_classes,
+    "buildings": _buildings,
 }

@@ -11,6 +11,7 @@ import pandas as pd
 
 from omw_sites.etl.errors import IngestError
 from omw_sites.etl.gml import DEFAULT_LIMITS, Limits
+from omw_sites.etl.numbers import to_number
 from omw_sites.etl.result import LayerResult, concat_quarantine, quarantine_rows
 
 # 2023 land-use code list (KPT), FORMATS.md
@@ -171,6 +172,7 @@ def read_mpzp(
             "symbol": parts["symbol"].to_numpy(),
             "classes": parts["classes"].to_numpy(),
             "known": parts["known"].to_numpy(),
+            **{k: v.to_numpy() for k, v in plan_parameters(gdf).items()},
         },
         geometry=gdf.geometry.to_numpy(),
         crs=gdf.crs,
@@ -186,3 +188,44 @@ def read_mpzp(
     return LayerResult(
         "zoning", frame, concat_quarantine([q, q2]), fmt, layer, crs_in, n_read, repaired
     )
+
+
+# What a plan allows to build, under the names municipal MPZP layers and APP 2.0 exports
+# give it (upper case). Percentages as plans write them (coverage 60 = 60 %); intensity is
+# floor area over plot area. Text such as "12,5" (decimal comma) is read as a number.
+PARAMETER_COLUMNS: dict[str, tuple[str, ...]] = {
+    "max_height_m": ("MAKSWYSOKOSCZABUDOWY", "WYS_MAX", "MAX_WYS", "MAX_WYSOKOSC", "WYSOKOSC"),
+    "max_coverage_pct": (
+        "MAKSUDZIALPOWIERZCHNIZABUDOWY",
+        "POW_ZAB_MAX",
+        "MAX_POW_ZAB",
+        "POW_ZABUD",
+        "POW_ZAB",
+    ),
+    "intensity_min": ("MININTENSYWNOSCZABUDOWY", "INTENS_MIN", "MIN_INTENS", "INT_MIN"),
+    "intensity_max": (
+        "MAKSNADZIEMNAINTENSYWNOSCZABUDOWY",
+        "MAKSINTENSYWNOSCZABUDOWY",
+        "INTENS_MAX",
+        "MAX_INTENS",
+        "INT_MAX",
+    ),
+    "min_bio_active_pct": (
+        "MINUDZIALPOWIERZCHNIBIOLOGICZNIECZYNNEJ",
+        "PBC_MIN",
+        "MIN_PBC",
+        "PBC",
+    ),
+}
+
+
+def plan_parameters(gdf: pd.DataFrame) -> dict[str, pd.Series]:
+    """The plan parameters of each designation (:data:`PARAMETER_COLUMNS`), NaN where the
+    layer has no such column or no value."""
+    upper = {str(c).upper(): c for c in gdf.columns}
+    out = {}
+    for name, aliases in PARAMETER_COLUMNS.items():
+        col = next((upper[a] for a in aliases if a in upper), None)
+        values = gdf[col] if col is not None else pd.Series(np.nan, index=gdf.index)
+        out[name] = to_number(values).astype(float)
+    return out

@@ -34,6 +34,8 @@ SIDECAR_SUFFIXES = (
 )  # fmt: skip
 MANIFEST_SUFFIX = ".manifest.json"  # written by ``omw-sites ingest``
 DEMO_MANIFEST = "manifest.json"  # written by ``omw-sites demo build``: data dates
+# written by ``omw-sites fetch``: each file's source, URL, licence, date and checksum
+FETCH_MANIFEST = "fetch_manifest.json"
 ZIP_DEPTH = 2  # a zip inside a zip is opened; deeper ones are listed as not read
 # rules of the detection errors that mean "not a format the tool reads", not "broken"
 UNKNOWN_RULES = ("known format", "known namespace")
@@ -50,6 +52,8 @@ class RawFile:
     why: str = ""  # why it is not used ("" when it is)
     layers: list[dict[str, Any]] = field(default_factory=list)  # what each layer became
     error: IngestError | None = field(default=None, repr=False)  # why, as raised
+    # where the file was downloaded from (``omw-sites fetch``'s manifest), if it says
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     @property
     def broken(self) -> bool:
@@ -79,6 +83,8 @@ class RawFile:
         if self.why or not self.used:
             out["why"] = self.why or "no feature of a layer the tool uses"
         out["layers"] = self.layers
+        if self.provenance:
+            out["provenance"] = self.provenance
         return out
 
 
@@ -106,6 +112,8 @@ def discover(
             base, files = p.parent, [p]
         else:
             raise IngestError(p, "no such file or folder")
+        fetched = _fetched(base) if p.is_dir() else {}
+        start = len(found)
         for f in files:
             name = f.relative_to(base).as_posix()
             if _ignored(f.name):
@@ -114,6 +122,10 @@ def discover(
                 found += _unzip(f, name, scratch, limits, 1)
             else:
                 found.append(RawFile(name, f, _date(f.stat().st_mtime)))
+        for rf in found[start:]:  # a zip's members carry the zip's provenance
+            rf.provenance = fetched.get(rf.name) or fetched.get(
+                rf.name.split(".zip/")[0] + ".zip", {}
+            )
     for rf in found:
         if rf.why:
             continue
@@ -148,10 +160,28 @@ def _ignored(name: str) -> bool:
     return (
         name.startswith(".")
         or low.startswith("license")
-        or low == DEMO_MANIFEST
+        or low in (DEMO_MANIFEST, FETCH_MANIFEST)
         or low.endswith(MANIFEST_SUFFIX)
         or any(low.endswith(s) for s in SIDECAR_SUFFIXES)
     )
+
+
+def _fetched(folder: Path) -> dict[str, dict[str, Any]]:
+    """Provenance per file (its name in the folder) from ``fetch_manifest.json``, if any:
+    source, URL, licence, date and checksum."""
+    path = folder / FETCH_MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8")).get("files", [])
+    except (ValueError, AttributeError) as exc:
+        raise IngestError(path, f"fetch manifest is not valid JSON: {exc}") from exc
+    keep = ("source", "url", "licence", "date", "sha256", "stale")
+    return {
+        str(e["file"]): {k: e[k] for k in keep if k in e}
+        for e in entries
+        if isinstance(e, dict) and "file" in e
+    }
 
 
 def _unzip(path: Path, name: str, scratch: Path, limits: Limits, depth: int) -> list[RawFile]:

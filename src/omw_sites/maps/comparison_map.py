@@ -8,6 +8,8 @@ import folium
 import numpy as np
 import pandas as pd
 
+from omw_sites.files import write_text_atomic
+from omw_sites.i18n import N_, format_number, gettext
 from omw_sites.layers import rank_col
 from omw_sites.maps.assets import check_offline, render
 from omw_sites.maps.controls import LegendExtra, MapControl, extra_rows, title_html
@@ -15,18 +17,19 @@ from omw_sites.maps.geojson import feature_collection, web_geometries
 from omw_sites.maps.map_data import check_profiles, data_date_text, load_map_data
 from omw_sites.maps.map_layers import ABOVE_SITES, BELOW_SITES, add_reference, base_map
 from omw_sites.maps.style import darken
+from omw_sites.reports.formatting import check_lang, profile_title
 
 # change of a site's rank percentile from A to B (positive: better in B); |change| < 0.05
 # is "about the same", ≥ 0.2 is "much" (ColorBrewer RdBu)
 CHANGE_CLASSES = (
-    ("much higher in B", "#2166ac"),
-    ("higher in B", "#67a9cf"),
-    ("about the same", "#f7f7f7"),
-    ("lower in B", "#ef8a62"),
-    ("much lower in B", "#b2182b"),
+    (N_("much higher in B"), "#2166ac"),
+    (N_("higher in B"), "#67a9cf"),
+    (N_("about the same"), "#f7f7f7"),
+    (N_("lower in B"), "#ef8a62"),
+    (N_("much lower in B"), "#b2182b"),
 )
-ONLY_A = ("eligible in A only", "#8c510a")
-ONLY_B = ("eligible in B only", "#01665e")
+ONLY_A = (N_("eligible in A only"), "#8c510a")
+ONLY_B = (N_("eligible in B only"), "#01665e")
 
 
 def rank_changes(sites: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
@@ -58,8 +61,11 @@ def rank_changes(sites: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
     return out[(ra > 0) | (rb > 0)]
 
 
-def render_comparison(store_path: str | Path, a: str, b: str, max_polygons: int = 5000) -> str:
-    """One self-contained HTML page comparing the rankings of profiles ``a`` and ``b``.
+def render_comparison(
+    store_path: str | Path, a: str, b: str, max_polygons: int = 5000, lang: str = "en"
+) -> str:
+    """One self-contained HTML page comparing the rankings of profiles ``a`` and ``b``,
+    its words and numbers in ``lang``.
 
     Sites are coloured by how their rank percentile changes from A to B (diverging
     classes), with separate colours for sites eligible under only one of them. The
@@ -68,36 +74,47 @@ def render_comparison(store_path: str | Path, a: str, b: str, max_polygons: int 
     """
     data = load_map_data(store_path)
     check_profiles([a, b], data)
+    check_lang(lang)
     if a == b:
         msg = f"compare two different profiles (got {a!r} twice)"
         raise ValueError(msg)
+
+    def n(value: float) -> str:
+        return format_number(value, lang, 0)
+
     sites = data.sites
     ch = rank_changes(sites, a, b)
     best = np.where(ch["rank_a"] > 0, ch["rank_a"], np.inf)
     best = np.minimum(best, np.where(ch["rank_b"] > 0, ch["rank_b"], np.inf))
     ch = ch.assign(_best=best).sort_values(["_best", "rank_a"]).drop(columns="_best")
     drawn = ch.iloc[:max_polygons]
-    title_a, title_b = data.profiles[a]["title"], data.profiles[b]["title"]
+    title_a = profile_title(a, data.profiles[a]["title"], lang)
+    title_b = profile_title(b, data.profiles[b]["title"], lang)
+    title = gettext(lang, "%(a)s vs %(b)s", a=title_a, b=title_b)
 
-    m, bounds = base_map(sites, f"{title_a} vs {title_b} – rank changes (omw-sites)")
+    m, bounds = base_map(sites, gettext(lang, "%(title)s – rank changes (omw-sites)", title=title))
     extras: list[LegendExtra] = []
     for name in BELOW_SITES:
-        if (x := add_reference(m, data, name, False)) is not None:
+        if (x := add_reference(m, data, name, False, lang)) is not None:
             extras.append(x)
     colors = dict(CHANGE_CLASSES) | dict([ONLY_A, ONLY_B])
     sub = sites.loc[drawn.index]
     geoms = web_geometries(sub.geometry, 5.0)
+    excluded = gettext(lang, "excluded")
+    fields = ["site", "gmina", "rank_a", "rank_b"]
+    aliases = [
+        gettext(lang, "Site"),
+        gettext(lang, "Gmina"),
+        gettext(lang, "Rank (%(profile)s)", profile=title_a),
+        gettext(lang, "Rank (%(profile)s)", profile=title_b),
+    ]
     for name, color in colors.items():
         sel = (drawn["class"] == name).to_numpy()
         if not sel.any():
             continue
         props = [
-            {
-                "site": sid,
-                "gmina": gm,
-                f"rank {a}": int(r1) or "excluded",
-                f"rank {b}": int(r2) or "excluded",
-            }
+            {"site": sid, "gmina": gm, "rank_a": n(r1) if r1 else excluded,
+             "rank_b": n(r2) if r2 else excluded}
             for sid, gm, r1, r2 in zip(
                 sub["site_id"].to_numpy()[sel],
                 sub["gmina"].to_numpy()[sel],
@@ -105,33 +122,32 @@ def render_comparison(store_path: str | Path, a: str, b: str, max_polygons: int 
                 drawn["rank_b"].to_numpy()[sel],
                 strict=True,
             )
-        ]
-        fields = ["site", "gmina", f"rank {a}", f"rank {b}"]
+        ]  # fmt: skip
         style = {"color": darken(color), "weight": 1, "fillColor": color, "fillOpacity": 0.85}
         folium.GeoJson(
             feature_collection(geoms[sel], props),
-            name=f"{name} ({int(sel.sum()):,})",
+            name=f"{gettext(lang, name)} ({n(int(sel.sum()))})",
             style_function=lambda _f, s=style: s,
-            tooltip=folium.GeoJsonTooltip(fields=fields),
+            tooltip=folium.GeoJsonTooltip(fields=fields, aliases=aliases),
         ).add_to(m)
     for name in ABOVE_SITES:
-        if (x := add_reference(m, data, name, False)) is not None:
+        if (x := add_reference(m, data, name, False, lang)) is not None:
             extras.append(x)
     counts = ch["class"].value_counts()
     rows = [
         {
             "color": c,
             "border": darken(c),
-            "label": n,
+            "label": gettext(lang, name),
             "shape": None,
-            "count": f"{int(counts.get(n, 0)):,} sites",
+            "count": gettext(lang, "%(n)s sites", n=n(int(counts.get(name, 0)))),
         }
-        for n, c in colors.items()
+        for name, c in colors.items()
     ]
     legend = render(
         "legend.html.j2",
-        title=f"Rank change: A = {title_a}, B = {title_b}",
-        subtitle="change of rank percentile among eligible sites",
+        title=gettext(lang, "Rank change: A = %(a)s, B = %(b)s", a=title_a, b=title_b),
+        subtitle=gettext(lang, "change of rank percentile among eligible sites"),
         rows=rows + extra_rows(extras),
     )
     both = (ch["rank_a"] > 0) & (ch["rank_b"] > 0)
@@ -142,13 +158,44 @@ def render_comparison(store_path: str | Path, a: str, b: str, max_polygons: int 
     )
     lines = [
         f"A: {a} · B: {b}",
-        f"Data date: {data_date_text(data.run_info)}",
-        f"{int(both.sum()):,} sites eligible under both; Spearman ρ of their ranks {rho:.2f}",
-        f"{len(drawn):,} of {len(ch):,} sites drawn (best rank under either profile first)",
+        gettext(lang, "Data date: %(date)s", date=data_date_text(data.run_info, lang)),
+        gettext(
+            lang,
+            "%(n)s sites eligible under both; Spearman ρ of their ranks %(rho)s",
+            n=n(int(both.sum())),
+            rho=format_number(rho, lang, 2) or "–",
+        ),
+        gettext(
+            lang,
+            "%(drawn)s of %(n)s sites drawn (best rank under either profile first)",
+            drawn=n(len(drawn)),
+            n=n(len(ch)),
+        ),
     ]
-    MapControl(title_html(f"{title_a} vs {title_b}", lines), "topleft", "omw-title").add_to(m)
+    MapControl(title_html(title, lines), "topleft", "omw-title").add_to(m)
     MapControl(legend, "bottomright", "omw-legend").add_to(m)
     folium.LayerControl(collapsed=True).add_to(m)
     if bounds:
         m.fit_bounds(bounds)
     return check_offline(m.get_root().render())
+
+
+def comparison_file(a: str, b: str, lang: str) -> str:
+    """The file name of the comparison map of ``a`` and ``b`` in ``lang`` (English without
+    a suffix, as the profile maps are named)."""
+    return f"compare_{a}_{b}.html" if lang == "en" else f"compare_{a}_{b}_{lang}.html"
+
+
+def write_comparison(
+    store_path: str | Path,
+    a: str,
+    b: str,
+    out_dir: str | Path,
+    langs: tuple[str, ...] = ("en", "pl"),
+) -> list[Path]:
+    """Write the comparison map of ``a`` and ``b`` in each of ``langs`` into ``out_dir``."""
+    out = Path(out_dir)
+    pages = {lang: render_comparison(store_path, a, b, lang=lang) for lang in langs}
+    return [
+        write_text_atomic(out / comparison_file(a, b, lang), page) for lang, page in pages.items()
+    ]

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from branca.element import MacroElement
 from folium.template import Template
 
+from omw_sites.i18n import format_number, gettext
 from omw_sites.maps.assets import render
-from omw_sites.maps.map_words import tr
 from omw_sites.maps.style import ScoreClasses, darken
 
 
@@ -54,21 +54,22 @@ def legend_html(
     classes: ScoreClasses, title: str, extras: Sequence[LegendExtra] = (), lang: str = "en"
 ) -> str:
     """Classed legend: one swatch per score class (best on top), then ``extras``."""
-    method = "quantiles" if classes.method == "quantile" else "equal intervals"
     rows: list[LegendRow] = [
         {
             "color": classes.colors[i],
             "border": darken(classes.colors[i]),
-            "label": classes.label(i),
+            "label": classes.label(i, lang),
             "shape": None,
-            "count": tr("{n} sites", lang, n=f"{classes.counts[i]:,}"),
+            "count": gettext(lang, "%(n)s sites", n=format_number(classes.counts[i], lang, 0)),
         }
         for i in reversed(range(classes.k))
     ]
     return render(
         "legend.html.j2",
         title=title,
-        subtitle=tr(f"score classes: {method}", lang),
+        subtitle=gettext(lang, "score classes: quantiles")
+        if classes.method == "quantile"
+        else gettext(lang, "score classes: equal intervals"),
         rows=rows + extra_rows(extras),
     )
 

@@ -15,6 +15,7 @@ import geopandas as gpd
 import pandas as pd
 import shapely
 
+from omw_sites.i18n import gettext
 from omw_sites.layers import (
     REFERENCE_COLUMNS,
     REFERENCE_LAYERS,
@@ -31,6 +32,7 @@ from omw_sites.maps.geojson import (
     web_geometries,
 )
 from omw_sites.maps.style import criterion_fields
+from omw_sites.reports.formatting import date_text
 from omw_sites.store import display_target, list_layers, read_layer, read_run_info, read_sites
 
 # site-table columns every map reads (besides the profile and criteria columns)
@@ -46,6 +48,8 @@ _SITE_BASE = (
     "lease_pln_m2_year",
     "junction_name",
     "time_junction_min",
+    "workforce_30min",
+    "max_height_m",
 )
 MAX_UTILITY_FEATURES = 5_000  # above this, only trunk lines, merged per network and status
 TRUNK_MIN_DIAMETER_MM = 200
@@ -180,17 +184,19 @@ def load_map_data(store_path: str | Path) -> MapData:
 
 def data_date_text(info: Mapping[str, Any], lang: str = "en") -> str:
     """The data date shown on the maps: parcels first, then the span of the other inputs."""
-    from omw_sites.maps.map_words import tr
-
     dates = info.get("data_dates")
     if isinstance(dates, Mapping) and dates:
         # parcels first (the inventory's own date), then the range of the other inputs
         parcels = dates.get("parcels")
         others = sorted(str(v) for k, v in dates.items() if k != "parcels" and v)
-        parts = [tr("parcels {date}", lang, date=parcels)] if parcels else []
+        parts = [gettext(lang, "parcels %(date)s", date=parcels)] if parcels else []
         if others:
             span = others[0] if others[0] == others[-1] else f"{others[0]} – {others[-1]}"
-            parts.append(tr("other layers {span}", lang, span=span))
+            parts.append(gettext(lang, "other layers %(span)s", span=span))
         return "; ".join(parts)
     created = info.get("created")
-    return f"run {created}" if created else "unknown"
+    return (
+        gettext(lang, "run of %(date)s", date=date_text(created, lang))
+        if created
+        else gettext(lang, "unknown")
+    )

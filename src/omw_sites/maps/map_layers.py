@@ -12,15 +12,17 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from branca.element import MacroElement
 from folium.utilities import JsCode
+from jinja2 import Template
 
+from omw_sites.i18n import format_number, gettext
 from omw_sites.layers import NETWORKS, WEB_CRS, WORK_CRS, excluded_col, rank_col, score_col
 from omw_sites.maps.assets import figure_of, make_offline
 from omw_sites.maps.controls import LegendExtra
 from omw_sites.maps.geojson import SITE_TOLERANCE_M, feature_collection, web_geometries
 from omw_sites.maps.hexbins import hex_cells, hex_polygons, hex_summary
 from omw_sites.maps.map_data import MapData
-from omw_sites.maps.map_words import tr
 from omw_sites.maps.style import (
     EXCLUDED_COLOR,
     EXCLUDED_STROKE,
@@ -34,6 +36,7 @@ from omw_sites.maps.style import (
     darken,
     display_values,
 )
+from omw_sites.reports.formatting import coded
 
 _FALLBACK_CENTRE = (52.2297, 21.0122)  # Warsaw, lat/lon
 # basemap layers first (drawn below the sites), point layers last (drawn on top)
@@ -57,6 +60,16 @@ def _bounds(sites: gpd.GeoDataFrame) -> list[list[float]] | None:
     return [[float(s), float(w)], [float(n), float(e)]]
 
 
+class MetricScale(MacroElement):
+    """Leaflet's scale bar in metres and kilometres only (folium's also shows miles)."""
+
+    _template = Template(
+        "{% macro script(this, kwargs) %}"
+        "L.control.scale({imperial: false}).addTo({{ this._parent.get_name() }});"
+        "{% endmacro %}"
+    )
+
+
 def base_map(sites: gpd.GeoDataFrame, title: str) -> tuple[folium.Map, list | None]:
     """An offline Leaflet map (no tiles, assets inlined) centred on ``sites``, and its bounds."""
     bounds = _bounds(sites)
@@ -65,7 +78,8 @@ def base_map(sites: gpd.GeoDataFrame, title: str) -> tuple[folium.Map, list | No
         if bounds
         else list(_FALLBACK_CENTRE)
     )
-    m = folium.Map(location=centre, zoom_start=10, tiles=None, control_scale=True)
+    m = folium.Map(location=centre, zoom_start=10, tiles=None)
+    MetricScale().add_to(m)
     figure_of(m).title = title
     make_offline(m)
     return m, bounds
@@ -95,7 +109,7 @@ def _status_style_js(style: Mapping[str, Any]) -> JsCode:
 def _tooltip(name: str, fc: dict[str, Any], popup: bool, lang: str = "en") -> dict[str, Any]:
     spec = REFERENCE_STYLES[name]
     keys = fc["features"][0]["properties"].keys() if fc["features"] else ()
-    pairs = [(c, tr(label, lang)) for c, label in spec.fields if c in keys]
+    pairs = [(c, gettext(lang, label)) for c, label in spec.fields if c in keys]
     if not pairs:
         return {}
     fields, aliases = [c for c, _ in pairs], [label for _, label in pairs]
@@ -136,8 +150,8 @@ def add_reference(
         )
     else:
         js = _style_js(style)
-    own = tr(spec.label, lang)
-    label = f"{own} ({len(fc['features']):,})" if spec.radius else own
+    own = gettext(lang, spec.label)
+    label = f"{own} ({format_number(len(fc['features']), lang, 0)})" if spec.radius else own
     if name == "gminy":  # the gmina's name at its centre, always shown
         extra["on_each_feature"] = JsCode("omw.bindPlaceLabel")
     folium.GeoJson(fc, name=label, show=spec.show, style=js, **extra).add_to(m)
@@ -147,7 +161,7 @@ def add_reference(
     color = style.get("fillColor", style.get("color", "#999999"))
     if shape == "line":
         color = style["color"]
-    label = own if spec.show else tr("{label} (layer off)", lang, label=own)
+    label = own if spec.show else gettext(lang, "%(label)s (layer off)", label=own)
     return LegendExtra(color, label, shape, style.get("color", "rgba(0,0,0,0.35)"))
 
 
@@ -163,10 +177,14 @@ def _add_utilities(
         sub: dict[str, Any] = {"type": "FeatureCollection", "features": by_network[net]}
         color = NETWORK_COLORS.get(net, "#636363")
         trunk = any(f["properties"].get("trunk") for f in sub["features"])
-        count = tr("trunk lines", lang) if trunk else f"{len(sub['features']):,}"
+        count = (
+            gettext(lang, "trunk lines") if trunk else format_number(len(sub["features"]), lang, 0)
+        )
         folium.GeoJson(
             sub,
-            name=tr("Utilities: {net} ({count})", lang, net=net, count=count),
+            name=gettext(
+                lang, "Utilities: %(net)s (%(count)s)", net=coded("network", net, lang), count=count
+            ),
             show=spec.show,
             style=_style_js({**style, "color": color}),
             **_tooltip("utilities", sub, popup=False, lang=lang),
@@ -219,6 +237,8 @@ def _site_properties(
         "l": rounded("lease_pln_m2_year", 2),
         "j": rounded("time_junction_min", 1),
         "jn": col("junction_name"),
+        "wf": rounded("workforce_30min", 0),
+        "mh": rounded("max_height_m", 1),
     }
     criteria = [display_values(f, df[f.column].to_numpy(dtype=float)) for f in fields]
     crit_rows = list(zip(*criteria, strict=True)) if criteria else [()] * n
@@ -257,7 +277,7 @@ def add_site_layers(
         }
         folium.GeoJson(
             fc,
-            name=tr("Excluded sites ({n})", lang, n=f"{len(excluded):,}"),
+            name=gettext(lang, "Excluded sites (%(n)s)", n=format_number(len(excluded), lang, 0)),
             show=False,
             style=_style_js(style),
             on_each_feature=JsCode("omw.bindSite"),
@@ -280,7 +300,12 @@ def add_site_layers(
         }
         folium.GeoJson(
             feature_collection(geoms[idx], [props[i] for i in idx]),
-            name=tr("Score {range} ({n} sites)", lang, range=classes.label(k), n=f"{idx.size:,}"),
+            name=gettext(
+                lang,
+                "Score %(range)s (%(n)s sites)",
+                range=classes.label(k, lang),
+                n=format_number(idx.size, lang, 0),
+            ),
             style=_status_style_js(style),
             on_each_feature=JsCode("omw.bindSite"),
         ).add_to(m)
@@ -323,7 +348,11 @@ def add_hex_layers(
         )
         folium.GeoJson(
             feature_collection(web_geometries(hexes.geometry, 0), props),
-            name=tr("Other eligible sites, per hexagon ({n})", lang, n=f"{len(eligible):,}"),
+            name=gettext(
+                lang,
+                "Other eligible sites, per hexagon (%(n)s)",
+                n=format_number(len(eligible), lang, 0),
+            ),
             style=by_class,
             on_each_feature=JsCode("omw.bindHex"),
         ).add_to(m)
@@ -362,7 +391,9 @@ def add_hex_layers(
         }
         folium.GeoJson(
             feature_collection(web_geometries(hexes, 0), props),
-            name=tr("Excluded sites, per hexagon ({n})", lang, n=f"{len(excluded):,}"),
+            name=gettext(
+                lang, "Excluded sites, per hexagon (%(n)s)", n=format_number(len(excluded), lang, 0)
+            ),
             show=False,
             style=_style_js(style),
             on_each_feature=JsCode("omw.bindHex"),

@@ -14,10 +14,11 @@ from typing import Any
 import folium
 
 from omw_sites.files import write_text_atomic
+from omw_sites.i18n import N_, format_number, gettext
 from omw_sites.layers import rank_col, score_col
 from omw_sites.maps.assets import RawHtml, check_offline, figure_of
 from omw_sites.maps.controls import LegendExtra, MapControl, legend_html, title_html
-from omw_sites.maps.index_page import index_html
+from omw_sites.maps.index_page import index_file, index_html
 from omw_sites.maps.map_data import MapData, check_profiles, data_date_text, load_map_data
 from omw_sites.maps.map_layers import (
     ABOVE_SITES,
@@ -27,15 +28,22 @@ from omw_sites.maps.map_layers import (
     add_site_layers,
     base_map,
 )
-from omw_sites.maps.map_words import check_lang, number, script_words, tr
-from omw_sites.maps.style import EXCLUDED_COLOR, criterion_fields, score_classes
+from omw_sites.maps.style import (
+    CRITERION_LABELS,
+    EXCLUDED_COLOR,
+    criterion_fields,
+    score_classes,
+)
+from omw_sites.reports.formatting import check_lang, profile_title
 
 DEFAULT_MAX_POLYGONS = 5000
 DEFAULT_HEX_SIZE_M = 1000.0
 DEFAULT_SHEET_URL = "../sites/{id}/sheet"  # as served by the API next to /maps/<profile>
 FOLDER_SHEET_URL = "sheets/sheet_{id}_en.html"  # the sheets `write_maps` writes beside the maps
 DEFAULT_SHEETS = 10  # sheets written beside the maps: each profile's best N sites
-POPUP_CRITERIA = 5  # the profile's heaviest criteria shown in a popup
+POPUP_CRITERIA = 4  # the profile's heaviest criteria shown in a popup
+# what every popup shows besides them (omw_map.js): workforce within 30 min, max height
+POPUP_FIXED = ("workforce_30min", "max_height_m")
 
 
 def _json_script(js_call: str, payload: Any) -> str:
@@ -74,15 +82,18 @@ def _render(
     classes = score_classes(eligible[score_col(profile)].to_numpy(dtype=float), 5, classification)
     fields = criterion_fields(sites.columns, data.run_info.get("units"), meta["weights"])
     # a popup lists the profile's heaviest criteria, not every measured column
+    fields = [f for f in fields if f.column not in POPUP_FIXED]
     fields = [f for f in fields if f.weight][:POPUP_CRITERIA] or fields[:POPUP_CRITERIA]
-    fields = [replace(f, label=tr(f.label, lang)) for f in fields]
+    fields = [replace(f, label=field_label(f.column, f.label, lang)) for f in fields]
     title = profile_title(profile, meta["title"], lang)
 
     poly_el, rest_el = eligible.iloc[:max_polygons], eligible.iloc[max_polygons:]
     budget = max(max_polygons - len(poly_el), 0)
     poly_ex, rest_ex = excluded.iloc[:budget], excluded.iloc[budget:]
 
-    m, bounds = base_map(sites, tr("{title} – investment sites (omw-sites)", lang, title=title))
+    m, bounds = base_map(
+        sites, gettext(lang, "%(title)s – investment sites (omw-sites)", title=title)
+    )
     config = {
         "lang": lang,
         "words": script_words(lang),
@@ -115,32 +126,32 @@ def _render(
 
     site_extras = _site_legend(sites, classes, rest_el.empty, len(excluded), lang)
     legend = legend_html(
-        classes, tr("Score – {title}", lang, title=title), [*site_extras, *extras], lang
+        classes, gettext(lang, "Score – %(title)s", title=title), [*site_extras, *extras], lang
     )
-    n = lambda v: number(v, lang)  # noqa: E731
+    n = lambda v: format_number(v, lang, 0)  # noqa: E731
     lines = [
-        tr("Investor profile: {profile}", lang, profile=profile),
-        tr("Data date: {date}", lang, date=data_date_text(data.run_info, lang)),
-        tr(
-            "{eligible} eligible sites, {excluded} excluded",
+        gettext(lang, "Investor profile: %(profile)s", profile=profile),
+        gettext(lang, "Data date: %(date)s", date=data_date_text(data.run_info, lang)),
+        gettext(
             lang,
+            "%(eligible)s eligible sites, %(excluded)s excluded",
             eligible=n(len(eligible)),
             excluded=n(len(excluded)),
         ),
     ]
     if not rest_el.empty:
         lines.append(
-            tr(
-                "Best {n} drawn as polygons; the other {rest} summarised in hexagons of "
-                "{km} km radius",
+            gettext(
                 lang,
+                "Best %(n)s drawn as polygons; the other %(rest)s summarised in hexagons of "
+                "%(km)s km radius",
                 n=n(len(poly_el)),
                 rest=n(len(rest_el)),
-                km=f"{hex_size_m / 1000:g}".replace(".", "," if lang == "pl" else "."),
+                km=format_number(hex_size_m / 1000, lang, 2),
             )
         )
     MapControl(
-        title_html(tr("{title}: investment sites", lang, title=title), lines),
+        title_html(gettext(lang, "%(title)s: investment sites", title=title), lines),
         "topleft",
         "omw-title",
     ).add_to(m)
@@ -158,25 +169,66 @@ def _site_legend(
     rows = []
     if not all_drawn:
         mid = classes.colors[len(classes.colors) // 2]
-        rows.append(LegendExtra(mid, tr("other sites per hexagon (best score)", lang), "hex"))
+        rows.append(LegendExtra(mid, gettext(lang, "other sites per hexagon (best score)"), "hex"))
     if n_excluded:
-        label = tr("excluded ({n}; layer off)", lang, n=number(n_excluded, lang))
+        label = gettext(lang, "excluded (%(n)s; layer off)", n=format_number(n_excluded, lang, 0))
         rows.append(LegendExtra(EXCLUDED_COLOR, label, "box"))
     status = sites["status"].fillna("").astype(str) if "status" in sites else None
     if status is not None and (n := int((status == "reserved").sum())):
-        label = tr("reserved ({n}): dashed outline", lang, n=number(n, lang))
+        label = gettext(lang, "reserved (%(n)s): dashed outline", n=format_number(n, lang, 0))
         rows.append(LegendExtra("#ffffff", label, "box", "#000"))
     if status is not None and (n := int(status.isin(("sold", "withdrawn")).sum())):
-        label = tr("sold or withdrawn ({n}): not ranked", lang, n=number(n, lang))
+        label = gettext(lang, "sold or withdrawn (%(n)s): not ranked", n=format_number(n, lang, 0))
         rows.append(LegendExtra(EXCLUDED_COLOR, label, "box"))
     return rows
 
 
-def profile_title(name: str, title: str, lang: str) -> str:
-    """A profile's title in ``lang`` (the built-in profiles have a Polish title)."""
-    from omw_sites.reports.sheet_labels import PROFILE_TITLES_PL
+def field_label(column: str, label: str, lang: str) -> str:
+    """A criterion's label in a popup: the map's own short label, else the catalogue's
+    name of the criterion (``criterion:<column>``), else the column's description."""
+    if column in CRITERION_LABELS:
+        return gettext(lang, label)
+    key = f"criterion:{column}"
+    text = gettext(lang, key)
+    return label if text == key or not text else text[:1].upper() + text[1:]
 
-    return PROFILE_TITLES_PL.get(name, title) if lang == "pl" else title
+
+# the words of the popups, drawn by static/omw_map.js (``config.words``)
+SCRIPT_WORDS = {
+    "site": N_("Site"),
+    "status": N_("Status"),
+    "price": N_("Price"),
+    "perM2": N_("PLN/m²"),
+    "lease": N_("PLN/m² a year (lease)"),
+    "askGmina": N_("ask the gmina office"),
+    "scoreRank": N_("Score · rank"),
+    "score": N_("Score"),
+    "of": N_("of"),
+    "junction": N_("Junction"),
+    "workforce": N_("Working-age people within 30 min"),
+    "height": N_("Maximum building height"),
+    "why": N_("Why:"),
+    "sheet": N_("Site sheet (karta terenu)"),
+    "excluded": N_("excluded"),
+    "rank": N_("rank"),
+    "available": N_("status:available"),
+    "reserved": N_("status:reserved"),
+    "sold": N_("status:sold"),
+    "withdrawn": N_("status:withdrawn"),
+    "inHexagon": N_("in this hexagon"),
+    "sites": N_("sites"),
+    "oneSite": N_("site"),
+    "bestRank": N_("Best rank"),
+    "bestScore": N_("Best score"),
+    "medianScore": N_("Median score"),
+    "below": N_("These sites rank below the ones drawn as polygons."),
+    "more": N_("more"),
+}
+
+
+def script_words(lang: str) -> dict[str, str]:
+    """The popups' words in ``lang``, for ``omw.configure``."""
+    return {key: gettext(check_lang(lang), msgid) for key, msgid in SCRIPT_WORDS.items()}
 
 
 def render_map(
@@ -260,7 +312,7 @@ def write_maps(
     profile, the sheets of each profile's best
     ``sheets`` sites in ``sheets/`` (Polish and English, linked from those sites'
     popups: the links work from disk), and an ``index.html`` linking every map,
-    comparison map, report and sheet in the folder.
+    comparison map, report and sheet in the folder (``index_pl.html`` in Polish).
 
     Parameters
     ----------
@@ -310,7 +362,7 @@ def write_maps(
             write_text_atomic(path, page)
             paths.append(path)
     paths += sheet_paths
-    paths.append(write_index(out, data))
+    paths += write_index(out, data)
     return paths
 
 
@@ -335,12 +387,15 @@ def write_folder_sheets(store_path: str | Path, ids: list[str], out: Path) -> li
     return paths
 
 
-def write_index(out_dir: str | Path, data: MapData) -> Path:
-    """(Re)write ``index.html`` of a maps folder: every profile map, comparison map,
-    report and sheet the folder holds (also after ``omw-sites map --compare``)."""
-    index = Path(out_dir) / "index.html"
-    write_text_atomic(index, index_html(data, Path(out_dir)))
-    return index
+def write_index(out_dir: str | Path, data: MapData) -> list[Path]:
+    """(Re)write the index pages of a maps folder, ``index.html`` (English) and
+    ``index_pl.html`` (Polish): every profile map, comparison map, report and sheet the
+    folder holds (also after ``omw-sites map --compare``)."""
+    paths = []
+    for lang in ("en", "pl"):
+        index = Path(out_dir) / index_file(lang)
+        paths.append(write_text_atomic(index, index_html(data, Path(out_dir), lang)))
+    return paths
 
 
 __all__ = [

@@ -9,7 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from omw_sites.i18n import N_
 from omw_sites.layers import SITE_COLUMNS
+from omw_sites.reports.formatting import fixed
 
 # ColorBrewer YlOrRd (sequential; Cynthia Brewer, Mark Harrower, Penn State, Apache-2.0):
 # the best sites are the darkest, and the hues stay clear of the blue flood zones, the green
@@ -63,9 +65,9 @@ class ScoreClasses:
         idx = np.searchsorted(np.asarray(self.breaks[1:-1]), values, side="right")
         return np.where(np.isnan(values), -1, idx).astype(int)
 
-    def label(self, i: int) -> str:
-        """``"0.40–0.60"``: the score range of class ``i``."""
-        return f"{self.breaks[i]:.2f}–{self.breaks[i + 1]:.2f}"
+    def label(self, i: int, lang: str = "en") -> str:
+        """``"0.40–0.60"`` (``"0,40–0,60"`` in Polish): the score range of class ``i``."""
+        return f"{fixed(self.breaks[i], lang, 2)}–{fixed(self.breaks[i + 1], lang, 2)}"
 
 
 def score_classes(
@@ -110,27 +112,38 @@ def score_classes(
 # --------------------------------------------------------------------------------------
 
 CRITERION_LABELS: dict[str, str] = {
-    "time_junction_min": "Drive to a motorway junction",
-    "time_centre_min": "Drive to Warsaw centre",
-    "time_airport_min": "Drive to an airport",
-    "time_rail_freight_min": "Drive to rail freight",
-    "time_station_min": "Drive to a rail station",
-    "dist_junction_m": "Motorway/expressway junction",
-    "dist_centre_m": "Warsaw city centre",
-    "dist_station_m": "Passenger rail station",
-    "dist_rail_freight_m": "Rail freight terminal/siding",
-    "dist_airport_m": "Airport",
-    "dist_water_m": "Water main",
-    "dist_sewer_m": "Sewer",
-    "dist_power_m": "Power line",
-    "dist_gas_m": "Gas pipe",
-    "dist_telecom_m": "Telecom line",
-    "power_capacity_mw": "Free substation capacity",
-    "zoning_share": "Under majority zoning",
-    "flood_share": "In Q1% flood zone",
-    "natura_share": "In Natura 2000",
-    "forest_share": "Under forest",
-    "slope_mean_pct": "Mean slope",
+    "time_junction_min": N_("Drive to a motorway junction"),
+    "time_centre_min": N_("Drive to Warsaw centre"),
+    "time_airport_min": N_("Drive to an airport"),
+    "time_rail_freight_min": N_("Drive to rail freight"),
+    "time_station_min": N_("Drive to a rail station"),
+    "dist_junction_m": N_("Motorway/expressway junction"),
+    "dist_centre_m": N_("Warsaw city centre"),
+    "dist_station_m": N_("Passenger rail station"),
+    "dist_rail_freight_m": N_("Rail freight terminal/siding"),
+    "dist_airport_m": N_("Airport"),
+    "dist_water_m": N_("Water main"),
+    "dist_sewer_m": N_("Sewer"),
+    "dist_power_m": N_("Power line"),
+    "dist_gas_m": N_("Gas pipe"),
+    "dist_telecom_m": N_("Telecom line"),
+    "power_capacity_mw": N_("Free substation capacity"),
+    "zoning_share": N_("Under majority zoning"),
+    "flood_share": N_("In Q1% flood zone"),
+    "natura_share": N_("In Natura 2000"),
+    "forest_share": N_("Under forest"),
+    "slope_mean_pct": N_("Mean slope"),
+    "dist_national_road_m": N_("National road"),
+    "dist_voivodeship_road_m": N_("Voivodeship road"),
+    "access_road_width_m": N_("Access road width"),
+    "max_height_m": N_("Maximum building height (plan)"),
+    "max_coverage_share": N_("Maximum building coverage (plan)"),
+    "min_bio_active_share": N_("Minimum biologically active share (plan)"),
+    "agri_share": N_("Agricultural land"),
+    "soil_i_iii_share": N_("Soil classes I–III"),
+    "soil_iv_vi_share": N_("Soil classes IV–VI"),
+    "forest_land_share": N_("Registered forest land"),
+    "built_up_share": N_("Under existing buildings"),
 }
 # stored unit -> (display unit, factor, decimals)
 DISPLAY_UNITS: dict[str, tuple[str, float, int]] = {
@@ -236,18 +249,18 @@ class ReferenceStyle:
 
 REFERENCE_STYLES: dict[str, ReferenceStyle] = {
     "gminy": ReferenceStyle(
-        "Gminy (boundaries)",
+        N_("Gminy (boundaries)"),
         {"color": "#9a958c", "weight": 1, "fillColor": "#fbfaf6", "fillOpacity": 1.0},
-        fields=(("name", "Gmina"), ("teryt", "TERYT")),
+        fields=(("name", N_("Gmina")), ("teryt", N_("TERYT"))),
         popup=True,
     ),
     "flood": ReferenceStyle(
-        "Flood hazard zone (Q1%)",
+        N_("Flood hazard zone (Q1%)"),
         {"color": "#6baed6", "weight": 0.5, "fillColor": "#9ecae1", "fillOpacity": 0.55},
-        fields=(("name", "Flood zone"),),
+        fields=(("name", N_("Flood zone")),),
     ),
     "natura2000": ReferenceStyle(
-        "Natura 2000",
+        N_("Natura 2000"),
         {
             "color": "#41ab5d",
             "weight": 1,
@@ -255,53 +268,53 @@ REFERENCE_STYLES: dict[str, ReferenceStyle] = {
             "fillColor": "#a1d99b",
             "fillOpacity": 0.35,
         },
-        fields=(("code", "Natura 2000"), ("name", "Name")),
+        fields=(("code", N_("Natura 2000")), ("name", N_("Name"))),
     ),
     "roads_main": ReferenceStyle(
-        "Main roads",
+        N_("Main roads"),
         {"color": "#c9834a", "weight": 2.2, "opacity": 0.9},
-        fields=(("number", "Road"), ("road_class", "Class")),
+        fields=(("number", N_("Road")), ("road_class", N_("Class"))),
     ),
     "rail": ReferenceStyle(
-        "Rail",
+        N_("Rail"),
         {"color": "#4d4d4d", "weight": 1.5, "dashArray": "6 3", "opacity": 0.9},
-        fields=(("line", "Rail line"),),
+        fields=(("line", N_("Rail line")),),
     ),
     "utilities": ReferenceStyle(
-        "Utilities",
+        N_("Utility lines"),
         {"weight": 1.5, "opacity": 0.85},
         show=False,
         fields=(
-            ("network", "Network"),
-            ("status", "Status"),
-            ("voltage", "Voltage"),
-            ("diameter_mm", "Diameter (mm)"),
-            ("operator", "Operator"),
+            ("network", N_("Network")),
+            ("status", N_("Line status")),
+            ("voltage", N_("Voltage")),
+            ("diameter_mm", N_("Diameter (mm)")),
+            ("operator", N_("Operator")),
         ),
     ),
     "substations": ReferenceStyle(
-        "Substations",
+        N_("Substations"),
         {"color": "#3f007d", "weight": 1.5, "fillColor": "#9e9ac8", "fillOpacity": 0.9},
         show=False,
-        fields=(("name", "Substation"), ("capacity_mw", "Free capacity (MW)")),
+        fields=(("name", N_("Substation")), ("capacity_mw", N_("Free capacity (MW)"))),
         radius=5,
     ),
     "junctions": ReferenceStyle(
-        "Motorway junctions",
+        N_("Motorway junctions"),
         {"color": "#000000", "weight": 2, "fillColor": "#ffffff", "fillOpacity": 1.0},
-        fields=(("name", "Junction"), ("road", "Road"), ("number", "No.")),
+        fields=(("name", N_("Junction")), ("road", N_("Road")), ("number", N_("No."))),
         radius=5,
     ),
     "stations": ReferenceStyle(
-        "Rail stations",
+        N_("Rail stations"),
         {"color": "#08306b", "weight": 1.5, "fillColor": "#4292c6", "fillOpacity": 1.0},
-        fields=(("name", "Station"), ("kind", "Kind")),
+        fields=(("name", N_("Station")), ("kind", N_("Kind"))),
         radius=4,
     ),
     "airports": ReferenceStyle(
-        "Airports",
+        N_("Airports"),
         {"color": "#000000", "weight": 2, "fillColor": "#54278f", "fillOpacity": 1.0},
-        fields=(("name", "Airport"), ("iata", "IATA")),
+        fields=(("name", N_("Airport")), ("iata", N_("IATA"))),
         radius=7,
     ),
 }

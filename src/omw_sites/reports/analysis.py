@@ -13,8 +13,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from omw_sites.i18n import gettext  # noqa: E402
 from omw_sites.layers import rank_col, score_col  # noqa: E402
-from omw_sites.reports.balance import balance_chart, balance_from_store  # noqa: E402
+from omw_sites.reports.balance import balance_chart, balance_from_store, page_file  # noqa: E402
+from omw_sites.reports.formatting import coded, date_text, fixed, profile_title  # noqa: E402
 from omw_sites.reports.servicing import plan_extensions  # noqa: E402
 from omw_sites.reports.templating import render  # noqa: E402
 from omw_sites.scoring import load_profiles  # noqa: E402
@@ -30,36 +32,46 @@ def _png(fig: plt.Figure) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def score_distributions(sites: pd.DataFrame, profiles: list[str]) -> plt.Figure:
+def score_distributions(sites: pd.DataFrame, profiles: list[str], lang: str = "en") -> plt.Figure:
     """Histogram of the eligible sites' scores, one panel per profile."""
     fig, axes = plt.subplots(1, len(profiles), figsize=(3.2 * len(profiles), 2.6), sharey=True)
     for ax, p in zip(np.atleast_1d(axes), profiles, strict=True):
         s = sites.loc[sites[rank_col(p)].fillna(0) > 0, score_col(p)].dropna()
         ax.hist(s, bins=20, range=(0, 1), color="#fd8d3c", edgecolor="#7f2704")
-        ax.set_title(f"{p} ({len(s):,} eligible)", fontsize=9)
-        ax.set_xlabel("score")
-    np.atleast_1d(axes)[0].set_ylabel("sites")
+        n = fixed(len(s), lang, 0)
+        ax.set_title(gettext(lang, "%(profile)s (%(n)s eligible)", profile=p, n=n), fontsize=9)
+        ax.set_xlabel(gettext(lang, "score"))
+        ax.xaxis.set_major_formatter(lambda v, _pos: fixed(v, lang, 1))
+    np.atleast_1d(axes)[0].set_ylabel(gettext(lang, "sites"))
     return fig
 
 
-def stability_figure(stab_p5: np.ndarray, stab_p95: np.ndarray, ranks: np.ndarray) -> plt.Figure:
+def stability_figure(
+    stab_p5: np.ndarray, stab_p95: np.ndarray, ranks: np.ndarray, lang: str = "en"
+) -> plt.Figure:
     """Rank intervals (5th–95th percentile under weight uncertainty) of the best sites."""
     order = np.argsort(ranks)
     fig, ax = plt.subplots(figsize=(7, 3))
     x = np.arange(len(order))
     ax.vlines(x, stab_p5[order], stab_p95[order], color="#3182bd", lw=3)
-    ax.plot(x, ranks[order], "k.", label="rank")
+    ax.plot(x, ranks[order], "k.", label=gettext(lang, "rank"))
     ax.invert_yaxis()
-    ax.set_xlabel("sites in rank order")
-    ax.set_ylabel("rank (p5–p95)")
+    ax.set_xlabel(gettext(lang, "sites in rank order"))
+    ax.set_ylabel(gettext(lang, "rank (p5–p95)"))
     ax.legend(loc="lower right", fontsize=8)
     return fig
 
 
-def analysis_report(
-    store: str | Path, profile: str, k: int = 20, top: int = 30, draws: int = 500
-) -> str:
-    """One self-contained HTML report for ``profile``: what an analyst looks at first.
+def analysis_pages(
+    store: str | Path,
+    profile: str,
+    k: int = 20,
+    top: int = 30,
+    draws: int = 500,
+    langs: tuple[str, ...] = ("en", "pl"),
+) -> dict[str, str]:
+    """The analyst report of ``profile`` in each of ``langs`` (computed once): what an
+    analyst looks at first.
 
     Score distributions of every profile in the store; rank intervals of the best ``top``
     sites under Dirichlet weight draws (``draws``, seeded); the regional balance of the
@@ -79,7 +91,6 @@ def analysis_report(
     stab = rank_stability(ev.values[eligible], ev.weights, draws=draws, top_n=k, seed=0)
     ranks = sites[rank_col(profile)].to_numpy()[eligible]
     best = np.argsort(ranks)[:top]
-    fig = stability_figure(stab.p5[best], stab.p95[best], ranks[best])
     balance = balance_from_store(store, profile, k)
     plan = plan_extensions(sites, prof)
     best_sites = sites.iloc[eligible[best[:10]]]
@@ -103,24 +114,41 @@ def analysis_report(
         }
         for (_, r), p5, p95, ptop in rows
     ]
-    charts = {
-        "distributions": _png(score_distributions(sites, names)),
-        "stability": _png(fig),
-        "balance": base64.b64encode(balance_chart(balance)).decode(),
-    }
-    page = render(
-        "analysis.html.j2",
-        title=prof.title,
-        run_id=str(info.get("run_id", "")),
-        created=str(info.get("created", "")),
-        profile_hash=prof.hash,
-        n_sites=len(sites),
-        n_eligible=len(eligible),
-        k=k,
-        draws=draws,
-        best=best_rows,
-        balance=balance.summary,
-        extensions=plan.table.head(10).to_dict("records"),
-        charts=charts,
-    )
-    return str(page)
+    extensions = plan.table.head(10).to_dict("records")
+    pages = {}
+    for lang in langs:
+        charts = {
+            "distributions": _png(score_distributions(sites, names, lang)),
+            "stability": _png(stability_figure(stab.p5[best], stab.p95[best], ranks[best], lang)),
+            "balance": base64.b64encode(balance_chart(balance, lang)).decode(),
+        }
+        page = render(
+            "analysis.html.j2",
+            lang,
+            title=profile_title(prof.name, prof.title, lang),
+            run_id=str(info.get("run_id", "")),
+            created=date_text(info.get("created", ""), lang),
+            profile_hash=prof.hash,
+            n_sites=len(sites),
+            n_eligible=len(eligible),
+            k=k,
+            draws=draws,
+            best=best_rows,
+            balance=balance.summary,
+            extensions=[{**x, "network": coded("network", x["network"], lang)} for x in extensions],
+            charts=charts,
+            other_lang=[
+                (other, page_file(f"report_{Path(profile).stem}", other))
+                for other in langs
+                if other != lang
+            ],
+        )
+        pages[lang] = str(page)
+    return pages
+
+
+def analysis_report(
+    store: str | Path, profile: str, k: int = 20, top: int = 30, draws: int = 500, lang: str = "en"
+) -> str:
+    """The analyst report of ``profile`` in ``lang`` (see :func:`analysis_pages`)."""
+    return analysis_pages(store, profile, k, top, draws, (lang,))[lang]

@@ -31,7 +31,10 @@ import numpy as np
 import pandas as pd
 
 from omw_sites.files import write_text_atomic
+from omw_sites.i18n import LANGUAGES as LANGS
+from omw_sites.i18n import N_, gettext
 from omw_sites.layers import rank_col, score_col
+from omw_sites.reports.formatting import date_text, fixed, profile_title
 from omw_sites.reports.templating import render
 
 CORE_TERYT = "1465011"  # m.st. Warszawa
@@ -413,26 +416,32 @@ def balance_from_store(
 # --------------------------------------------------------------------------------------
 
 
-def balance_chart(report: BalanceReport, max_gminy: int = 25) -> bytes:
-    """PNG bar chart: hectares of the plain vs balanced top-K per gmina (matplotlib, Agg)."""
+def balance_chart(report: BalanceReport, lang: str = "en", max_gminy: int = 25) -> bytes:
+    """PNG bar chart: hectares of the plain vs balanced top-K per gmina (matplotlib, Agg),
+    its words in ``lang``."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    t = report.table
-    t = t[(t["plain_k_ha"] > 0) | (t["balanced_k_ha"] > 0)]
-    t = t.sort_values(["plain_k_ha", "balanced_k_ha", "teryt"], ascending=[False, False, True])
-    t = t.head(max_gminy)
-    y = np.arange(len(t))
-    fig, ax = plt.subplots(figsize=(8, 0.35 * len(t) + 1.6), dpi=110)
+    tab = report.table
+    tab = tab[(tab["plain_k_ha"] > 0) | (tab["balanced_k_ha"] > 0)]
+    tab = tab.sort_values(
+        ["plain_k_ha", "balanced_k_ha", "teryt"], ascending=[False, False, True]
+    ).head(max_gminy)
+    y = np.arange(len(tab))
+    title = profile_title(report.profile, report.profile_title, lang)
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(tab) + 1.6), dpi=110)
     try:
-        ax.barh(y - 0.2, t["plain_k_ha"], height=0.4, label=f"plain top-{report.k}", color="#888")
-        ax.barh(y + 0.2, t["balanced_k_ha"], height=0.4, label="balanced", color="#2b7bba")
-        ax.set_yticks(y, [f"{g} ({c})" for g, c in zip(t["gmina"], t["teryt"], strict=True)])
+        plain = gettext(lang, "plain top-%(k)s", k=report.k)
+        ax.barh(y - 0.2, tab["plain_k_ha"], height=0.4, label=plain, color="#888")
+        balanced = gettext(lang, "balanced")
+        ax.barh(y + 0.2, tab["balanced_k_ha"], height=0.4, label=balanced, color="#2b7bba")
+        ax.set_yticks(y, [f"{g} ({c})" for g, c in zip(tab["gmina"], tab["teryt"], strict=True)])
         ax.invert_yaxis()
-        ax.set_xlabel("shortlisted land [ha]")
-        ax.set_title(f"{report.profile_title}: top-{report.k} land per gmina")
+        ax.set_xlabel(gettext(lang, "shortlisted land [ha]"))
+        ax.set_title(gettext(lang, "%(title)s: top-%(k)s land per gmina", title=title, k=report.k))
+        ax.xaxis.set_major_formatter(lambda v, _pos: fixed(v, lang, 0))
         ax.legend(loc="lower right")
         ax.grid(axis="x", alpha=0.3)
         fig.tight_layout()
@@ -443,61 +452,67 @@ def balance_chart(report: BalanceReport, max_gminy: int = 25) -> bytes:
     return buf.getvalue()
 
 
-def _cell(v: Any, digits: int = 2) -> str:
-    if isinstance(v, float | np.floating):
-        return "–" if np.isnan(v) else f"{v:,.{digits}f}"
-    return str(v)
-
-
 # column headings of the balance page (the CSV keeps the column names)
 COLUMN_LABELS = {
-    "teryt": "TERYT",
-    "gmina": "Gmina",
-    "site_id": "Site",
-    "sites": "Sites",
-    "ha": "Area",
-    "area_ha": "Area",
-    "eligible_sites": "Eligible sites",
-    "eligible_ha": "Eligible area",
-    **{f"ha_tier_{x}": f"Tier {x} area" for x in TIERS},
-    "ha_municipal": "Municipal land",
-    "ha_state": "State Treasury land",
-    "ha_private": "Private land",
-    "ha_other": "Other owners' land",
-    "best_score": "Best score (0–1)",
-    "median_score": "Median score (0–1)",
-    "score": "Score (0–1)",
-    "adjusted_score": "Balanced score (0–1)",
-    "rank": "Rank",
-    "pick": "Pick",
-    "top_sites": "Sites in the region's top-N",
-    "top_ha": "Area in the region's top-N",
-    "top_share_ha": "Share of top-N area",
-    "plain_k_sites": "Sites in plain top-K",
-    "balanced_k_sites": "Sites in balanced top-K",
-    "shortlist": "Shortlist",
-    "gminy_covered": "Gminy covered",
-    "gini_ha": "Gini of area (0–1)",
-    "gini_sites": "Gini of sites (0–1)",
-    "core_share_ha": "Core city share of area",
-    "core_share_sites": "Core city share of sites",
-    "mean_score": "Mean score (0–1)",
+    "teryt": N_("TERYT"),
+    "gmina": N_("Gmina"),
+    "site_id": N_("Site"),
+    "sites": N_("Sites"),
+    "ha": N_("Area"),
+    "area_ha": N_("Area"),
+    "eligible_sites": N_("Eligible sites"),
+    "eligible_ha": N_("Eligible area"),
+    "ha_tier_A": N_("Tier A area"),
+    "ha_tier_B": N_("Tier B area"),
+    "ha_tier_C": N_("Tier C area"),
+    "ha_municipal": N_("Municipal land"),
+    "ha_state": N_("State Treasury land"),
+    "ha_private": N_("Private land"),
+    "ha_other": N_("Other owners' land"),
+    "best_score": N_("Best score (0–1)"),
+    "median_score": N_("Median score (0–1)"),
+    "score": N_("Score (0–1)"),
+    "adjusted_score": N_("Balanced score (0–1)"),
+    "rank": N_("Rank"),
+    "pick": N_("Pick"),
+    "top_sites": N_("Sites in the region's top-N"),
+    "top_ha": N_("Area in the region's top-N"),
+    "top_share_ha": N_("Share of top-N area"),
+    "plain_k_sites": N_("Sites in plain top-K"),
+    "balanced_k_sites": N_("Sites in balanced top-K"),
+    "shortlist": N_("Shortlist"),
+    "gminy_covered": N_("Gminy covered"),
+    "gini_ha": N_("Gini of area (0–1)"),
+    "gini_sites": N_("Gini of sites (0–1)"),
+    "core_share_ha": N_("Core city share of area"),
+    "core_share_sites": N_("Core city share of sites"),
+    "mean_score": N_("Mean score (0–1)"),
 }
 UNIT_WORDS = {"ha": "ha", "share": "%"}
 
 
-def _table(df: pd.DataFrame, units: dict[str, str], digits: dict[str, int]) -> dict[str, Any]:
-    """Header cells (labels with units) and rows of formatted cells, for the template;
-    shares are shown as per cent."""
+def _cell(v: Any, lang: str, digits: int = 2) -> str:
+    if isinstance(v, float | np.floating):
+        return fixed(v, lang, digits)
+    if isinstance(v, int | np.integer) and not isinstance(v, bool):
+        return fixed(v, lang, 0)
+    return str(v)
+
+
+def _table(
+    df: pd.DataFrame, units: dict[str, str], digits: dict[str, int], lang: str
+) -> dict[str, Any]:
+    """Header cells (labels with units) and rows of formatted cells in ``lang``, for the
+    template; shares are shown as per cent."""
     head = [
-        COLUMN_LABELS.get(c, c)
+        (gettext(lang, COLUMN_LABELS[c]) if c in COLUMN_LABELS else c)
         + (f" [{UNIT_WORDS.get(units[c], units[c])}]" if units.get(c) else "")
         for c in df.columns
     ]
     df = df.assign(**{c: df[c] * 100 for c in df.columns if units.get(c) == "share"})
     digits = {**digits, **{c: 1 for c in df.columns if units.get(c) == "share"}}
     rows = [
-        [_cell(v, digits.get(c, 2)) for c, v in zip(df.columns, row, strict=True)]
+        [_cell(v, lang, digits.get(c, 2)) for c, v in zip(df.columns, row, strict=True)]
         for row in df.itertuples(index=False)
     ]
     return {"head": head, "rows": rows}
@@ -522,42 +537,66 @@ SUPPLY_COLUMNS = [
 ]
 
 
-def balance_html(report: BalanceReport) -> str:
-    """A self-contained HTML report (chart embedded as base64 PNG, no external resources)."""
+def balance_html(report: BalanceReport, lang: str = "en") -> str:
+    """A self-contained HTML report in ``lang`` (chart embedded as base64 PNG, no external
+    resources)."""
     s = report.summary
-    comparison = pd.DataFrame([{"shortlist": name, **s[name]} for name in ("plain", "balanced")])
+    names = {
+        "plain": gettext(lang, "plain top-%(k)s", k=report.k),
+        "balanced": gettext(lang, "balanced"),
+    }
+    comparison = pd.DataFrame(
+        [{"shortlist": names[name], **s[name]} for name in ("plain", "balanced")]
+    )
     units = {"ha": "ha", "core_share_ha": "share", "core_share_sites": "share"}
     t_units = {
         c: "ha" for c in SUPPLY_COLUMNS if c == "ha" or c.startswith("ha_") or c.endswith("_ha")
     }
     t_units["top_share_ha"] = "share"
     digits = {"best_score": 3, "median_score": 3, "score": 3, "adjusted_score": 3}
+    cmp_digits = {"mean_score": 3, "gini_ha": 3, "gini_sites": 3, "ha": 1}
     page = render(
         "balance.html.j2",
+        lang,
         r=report,
+        title=profile_title(report.profile, report.profile_title, lang),
+        data_date=date_text(report.data_date, lang),
         region=s["region"],
         core_teryt=CORE_TERYT,
-        chart=base64.b64encode(balance_chart(report)).decode("ascii"),
-        comparison=_table(comparison, units, {"mean_score": 3, "gini_ha": 3, "gini_sites": 3}),
-        balanced=_table(report.balanced, {"area_ha": "ha"}, digits),
-        supply=_table(report.table[SUPPLY_COLUMNS], t_units, digits),
+        chart=base64.b64encode(balance_chart(report, lang)).decode("ascii"),
+        comparison=_table(comparison, units, cmp_digits, lang),
+        balanced=_table(report.balanced, {"area_ha": "ha"}, digits, lang),
+        supply=_table(report.table[SUPPLY_COLUMNS], t_units, digits, lang),
+        other_lang=[
+            (other, page_file(f"balance_{report.profile}", other))
+            for other in LANGS
+            if other != lang
+        ],
     )
     return str(page)
 
 
-def write_balance(report: BalanceReport, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``balance_<p>.csv`` (per gmina), ``balance_<p>_shortlist.csv`` and the HTML."""
+def page_file(stem: str, lang: str) -> str:
+    """The file name of a report page in ``lang``: ``<stem>.html`` in English,
+    ``<stem>_pl.html`` in Polish (as the profile maps are named)."""
+    return f"{stem}.html" if lang == "en" else f"{stem}_{lang}.html"
+
+
+def write_balance(
+    report: BalanceReport, out_dir: str | Path, langs: tuple[str, ...] = ("en", "pl")
+) -> dict[str, Path]:
+    """Write ``balance_<p>.csv`` (per gmina), ``balance_<p>_shortlist.csv`` and the HTML
+    page in each language (``balance_<p>.html`` English, ``balance_<p>_pl.html`` Polish)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"balance_{report.profile}"
-    paths = {
-        "table": out / f"{stem}.csv",
-        "shortlist": out / f"{stem}_shortlist.csv",
-        "html": out / f"{stem}.html",
-    }
+    paths = {"table": out / f"{stem}.csv", "shortlist": out / f"{stem}_shortlist.csv"}
     write_text_atomic(paths["table"], report.table.to_csv(index=False))
     plain = report.plain.assign(shortlist="plain", pick=np.arange(1, len(report.plain) + 1))
     short = pd.concat([plain, report.balanced.assign(shortlist="balanced")], ignore_index=True)
     write_text_atomic(paths["shortlist"], short.to_csv(index=False))
-    write_text_atomic(paths["html"], balance_html(report))
+    for lang in langs:
+        key = "html" if lang == "en" else f"html_{lang}"
+        paths[key] = out / page_file(stem, lang)
+        write_text_atomic(paths[key], balance_html(report, lang))
     return paths

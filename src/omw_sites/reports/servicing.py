@@ -21,7 +21,9 @@ import pandas as pd
 import shapely
 from shapely import STRtree
 
+from omw_sites.i18n import N_, gettext
 from omw_sites.layers import WORK_CRS, rank_col, score_col
+from omw_sites.reports.formatting import coded, fixed, profile_title
 from omw_sites.scoring import Profile, load_profiles
 from omw_sites.scoring.engine import on_offer, score_profile, tier_col
 from omw_sites.store import read_layer, read_sites
@@ -178,85 +180,111 @@ def extension_lines(store: str | Path, plan: ServicingPlan, top: int = 200) -> g
 
 # the extension's facts as the map labels them (tooltip and ranked table), with units
 EXTENSION_LABELS = {
-    "site_id": "Site",
-    "network": "Network",
-    "length_m": "Length [m]",
-    "cost_pln": "Cost [PLN]",
-    "score_gain": "Score gain (0–1)",
-    "rank_before": "Rank before",
-    "rank_after": "Rank after",
-    "value_per_mpln": "Gain × ha per million PLN",
+    "site_id": N_("Site"),
+    "network": N_("Network"),
+    "length_m": N_("Length [m]"),
+    "cost_pln": N_("Cost [PLN]"),
+    "score_gain": N_("Score gain (0–1)"),
+    "rank_before": N_("Rank before"),
+    "rank_after": N_("Rank after"),
+    "value_per_mpln": N_("Gain × ha per million PLN"),
 }
 RANKED_ROWS = 15  # extensions listed in the map's ranked table
+DIGITS = {"length_m": 0, "cost_pln": 0, "score_gain": 3, "value_per_mpln": 2}
 
 
-def ranked_table(ext: pd.DataFrame) -> str:
+def _facts(ext: pd.DataFrame, lang: str) -> list[dict[str, str]]:
+    """The facts of each extension, formatted in ``lang`` (networks in words)."""
+    rows = []
+    for _, r in ext.iterrows():
+        row = {}
+        for c in EXTENSION_LABELS:
+            if c == "network":
+                row[c] = coded("network", r[c], lang)
+            elif c in DIGITS or c.startswith("rank_"):
+                row[c] = fixed(r[c], lang, DIGITS.get(c, 0))
+            else:
+                row[c] = str(r[c])
+        rows.append(row)
+    return rows
+
+
+def ranked_table(ext: pd.DataFrame, lang: str = "en") -> str:
     """The best extensions as an HTML table for the map (best value per PLN first)."""
     from omw_sites.reports.templating import render
 
-    digits = {"length_m": 0, "cost_pln": 0, "score_gain": 3, "value_per_mpln": 2}
-    rows = [
-        [
-            f"{r[c]:,.{digits[c]}f}" if c in digits and pd.notna(r[c]) else str(r[c])
-            for c in EXTENSION_LABELS
-        ]
-        for _, r in ext.iterrows()
-    ]
-    return str(render("ranked.html.j2", head=list(EXTENSION_LABELS.values()), rows=rows))
+    head = [gettext(lang, label) for label in EXTENSION_LABELS.values()]
+    rows = [list(row.values()) for row in _facts(ext, lang)]
+    return str(render("ranked.html.j2", lang, head=head, rows=rows))
 
 
-def servicing_map(store: str | Path, plan: ServicingPlan, top: int = 200) -> str:
-    """A self-contained HTML map of the best ``top`` extensions over the sites they serve."""
+def servicing_map(store: str | Path, plan: ServicingPlan, top: int = 200, lang: str = "en") -> str:
+    """A self-contained HTML map of the best ``top`` extensions over the sites they serve,
+    its words and numbers in ``lang``."""
     from omw_sites.maps.assets import check_offline
     from omw_sites.maps.controls import LegendExtra, MapControl, render_legend, title_html
     from omw_sites.maps.geojson import feature_collection, web_geometries
     from omw_sites.maps.map_data import load_map_data
     from omw_sites.maps.map_layers import add_reference, base_map
 
+    def n(value: float, digits: int = 0) -> str:
+        return fixed(value, lang, digits)
+
     data = load_map_data(store)
-    m, bounds = base_map(data.sites, f"Utility extensions – {plan.profile} (omw-sites)")
+    name = profile_title(plan.profile, plan.profile, lang)  # Polish title of a built-in one
+    title = gettext(lang, "Utility extensions – %(profile)s", profile=name)
+    m, bounds = base_map(data.sites, f"{title} (omw-sites)")
     for name in ("gminy", "flood", "natura2000", "roads_main"):
-        add_reference(m, data, name, False)
+        add_reference(m, data, name, False, lang)
     ext = extension_lines(store, plan, top)
     served = data.sites.set_index("site_id").loc[ext["site_id"].unique()]
+    site_word = gettext(lang, "Site")
     folium.GeoJson(
         feature_collection(
             web_geometries(served.geometry, 5.0), [{"site": s} for s in served.index]
         ),
-        name=f"Sites served ({len(served):,})",
+        name=gettext(lang, "Sites served (%(n)s)", n=n(len(served))),
         style_function=lambda _f: {"color": "#333", "weight": 1, "fillColor": "#fee08b",
                                    "fillOpacity": 0.8},
-        tooltip=folium.GeoJsonTooltip(fields=["site"]),
+        tooltip=folium.GeoJsonTooltip(fields=["site"], aliases=[site_word]),
     ).add_to(m)  # fmt: skip
     fields = list(EXTENSION_LABELS)
+    aliases = [gettext(lang, label) for label in EXTENSION_LABELS.values()]
     drawn = []
     for net, color in NETWORK_COLORS.items():
         sub = ext[ext["network"] == net]
         if sub.empty:
             continue
-        props = sub[fields].astype(object).to_dict("records")
+        label = gettext(
+            lang,
+            "%(network)s extension (%(n)s)",
+            network=coded("network", net, lang),
+            n=n(len(sub)),
+        )
         folium.GeoJson(
-            feature_collection(web_geometries(sub.geometry, 0), props),
-            name=f"{net} extensions ({len(sub):,})",
+            feature_collection(web_geometries(sub.geometry, 0), _facts(sub, lang)),
+            name=label,
             style_function=lambda _f, c=color: {"color": c, "weight": 4, "opacity": 0.9},
-            tooltip=folium.GeoJsonTooltip(fields=fields, aliases=list(EXTENSION_LABELS.values())),
+            tooltip=folium.GeoJsonTooltip(fields=fields, aliases=aliases),
         ).add_to(m)
-        drawn.append(LegendExtra(color, f"{net} extension ({len(sub):,})", "line", color))
+        drawn.append(LegendExtra(color, label, "line", color))
     legend = render_legend(
-        "Utility extensions",
-        "lines from the nearest existing network to the site",
-        [LegendExtra("#fee08b", "site it serves", "box", "#333"), *drawn],
+        gettext(lang, "Utility extensions"),
+        gettext(lang, "lines from the nearest existing network to the site"),
+        [LegendExtra("#fee08b", gettext(lang, "site it serves"), "box", "#333"), *drawn],
     )
     MapControl(legend, "bottomright", "omw-legend").add_to(m)
-    MapControl(ranked_table(ext.head(RANKED_ROWS)), "bottomleft", "omw-ranked").add_to(m)
-    total = ext["cost_pln"].sum() / 1e6
+    MapControl(ranked_table(ext.head(RANKED_ROWS), lang), "bottomleft", "omw-ranked").add_to(m)
     lines = [
-        f"best {len(ext):,} extensions by score gain × ha per million PLN",
-        f"total {total:,.1f} million PLN; each built alone would move "
-        f"{ext['ha_into_tier_a'].sum():,.1f} ha into tier A",
+        gettext(lang, "best %(n)s extensions by score gain × ha per million PLN", n=n(len(ext))),
+        gettext(
+            lang,
+            "total %(cost)s million PLN; each built alone would move %(ha)s ha into tier A",
+            cost=n(ext["cost_pln"].sum() / 1e6, 1),
+            ha=n(ext["ha_into_tier_a"].sum(), 1),
+        ),
     ]
-    MapControl(title_html(f"Utility extensions – {plan.profile}", lines), "topleft",
-               "omw-title").add_to(m)  # fmt: skip
+    MapControl(title_html(title, lines), "topleft", "omw-title").add_to(m)
     folium.LayerControl(collapsed=True).add_to(m)
     if bounds:
         m.fit_bounds(bounds)

@@ -22,10 +22,17 @@ import pandas as pd
 
 from omw_sites.browser import CHROMIUM_TIMEOUT_S, chromium_command, find_chromium
 from omw_sites.files import output_mode, write_text_atomic
+from omw_sites.i18n import N_
 from omw_sites.layers import column_source, excluded_col, rank_col, score_col
-from omw_sites.reports.sheet_labels import LANGS, Formatter, missing
+from omw_sites.reports.formatting import LANGS, Formatter, date_text, missing
 from omw_sites.reports.sheet_maps import location_svg, overview_svg, parcel_shapes
-from omw_sites.reports.sheet_offer import nearest_names, offer_rows, public_documents, title_parts
+from omw_sites.reports.sheet_offer import (
+    nearest_names,
+    offer_rows,
+    public_documents,
+    road_number,
+    title_parts,
+)
 from omw_sites.reports.templating import render
 from omw_sites.scoring.explain import readiness_rules, site_drivers, site_gaps
 from omw_sites.scoring.profiles import Profile
@@ -111,23 +118,27 @@ def _location(site: gpd.GeoDataFrame, fmt: Formatter, dd: DataDate) -> list[Row]
     centroid = site.geometry.iloc[0].centroid
     wgs = gpd.GeoSeries([centroid], crs=site.crs).to_crs("EPSG:4326").iloc[0]
     return [
-        (t("gmina"), f"{r['gmina']} ({r['teryt']})", dd("teryt")),
-        (t("centroid_2180"), f"x {centroid.x:.0f}, y {centroid.y:.0f}", dd("parcels")),
-        (t("centroid_wgs"), f"{fmt.num(wgs.y, 5)}° N, {fmt.num(wgs.x, 5)}° E", dd("parcels")),
+        (t("Municipality (gmina)"), f"{r['gmina']} ({r['teryt']})", dd("teryt")),
+        (t("Site centre (EPSG:2180)"), f"x {centroid.x:.0f}, y {centroid.y:.0f}", dd("parcels")),
+        (
+            t("Site centre (WGS 84)"),
+            f"{fmt.num(wgs.y, 5)}° N, {fmt.num(wgs.x, 5)}° E",
+            dd("parcels"),
+        ),
     ]
 
 
 def _area(r: pd.Series, fmt: Formatter, dd: DataDate) -> list[Row]:
     t = fmt.t
     return [
-        (t("area_ha"), fmt.num(r.get("area_ha"), 2, "ha"), dd("area_ha")),
+        (t("Area (polygon)"), fmt.num(r.get("area_ha"), 2, "ha"), dd("area_ha")),
         (
-            t("registered_area_ha"),
+            t("Registered area (EGiB)"),
             fmt.num(r.get("registered_area_ha"), 2, "ha"),
             dd("registered_area_ha"),
         ),
-        (t("n_parcels"), fmt.num(r.get("n_parcels"), 0), dd("n_parcels")),
-        (t("ownership"), fmt.value("ownership", r.get("ownership")), dd("ownership")),
+        (t("Number of parcels"), fmt.num(r.get("n_parcels"), 0), dd("n_parcels")),
+        (t("Ownership"), fmt.value("ownership", r.get("ownership")), dd("ownership")),
     ]
 
 
@@ -146,52 +157,69 @@ def _parcels(r: pd.Series, fmt: Formatter) -> list[dict[str, str]]:
                 "unit": unit,
                 "precinct": precinct,
                 "number": number,
-                "kw": kw or fmt.t("unknown"),
+                "kw": kw or fmt.t("no data"),
             }
         )
     return rows
+
+
+PLANNING = (  # (column, label)
+    ("zoning_symbol", N_("Zoning symbol (MPZP)")),
+    ("zoning_class", N_("Designation class")),
+    ("zoning_share", N_("Share of the main designation")),
+    ("zoning_classes", N_("All designations (shares)")),
+    ("zoning_plan", N_("Act (local plan, MPZP)")),
+    ("zoning_adopted", N_("Adopted on")),
+    ("plan_zone", N_("Plan ogólny zone")),
+)
 
 
 def _planning(r: pd.Series, fmt: Formatter, dd: DataDate) -> list[Row]:
     t = fmt.t
     rows = [
         (
-            t("planning_instrument"),
+            t("Planning instrument"),
             fmt.value("planning_instrument", r.get("planning_instrument")),
             dd("zoning_symbol"),
         )
     ]
-    for col in (
-        "zoning_symbol",
-        "zoning_class",
-        "zoning_share",
-        "zoning_classes",
-        "zoning_plan",
-        "zoning_adopted",
-        "plan_zone",
-    ):
+    for col, label in PLANNING:
         value = fmt.share(r.get(col)) if col == "zoning_share" else fmt.value("", r.get(col))
+        if col == "zoning_adopted" and not missing(r.get(col)) and r.get(col):
+            value = date_text(r.get(col), fmt.lang)
         if col == "zoning_classes" and fmt.lang == "pl":  # "P/U 0.75, MN 0.25"
             value = value.replace(".", ",")
-        rows.append((t(col), value, dd(col)))
-    rows.append((t("no_plan_ogolny"), fmt.flag(r.get("no_plan_ogolny")), dd("no_plan_ogolny")))
+        rows.append((t(label), value, dd(col)))
+    rows.append(
+        (t("Gmina has no plan ogólny"), fmt.flag(r.get("no_plan_ogolny")), dd("no_plan_ogolny"))
+    )
     return rows
+
+
+NETWORKS = (  # (network, its name)
+    ("water", N_("water")),
+    ("sewer", N_("sewer")),
+    ("power", N_("power")),
+    ("gas", N_("gas")),
+    ("heat", N_("district heating")),
+    ("telecom", N_("telecom")),
+)
 
 
 def _utilities(r: pd.Series, fmt: Formatter, dd: DataDate) -> list[dict[str, str]]:
     t = fmt.t
     rows = []
-    for net in ("water", "sewer", "power", "gas", "heat", "telecom"):
+    for net, net_name in NETWORKS:
         cap = []
         if f"{net}_diameter_mm" in r and not missing(r.get(f"{net}_diameter_mm")):
             cap.append(f"{t('diameter')} {fmt.num(r[f'{net}_diameter_mm'], 0, 'mm')}")
         if net == "power":
             cap.append(f"{t('voltage')}: {fmt.value('power_voltage', r.get('power_voltage'))}")
             cap.append(f"{t('substation')} {fmt.dist(r.get('dist_substation_m'))}")
-            cap.append(f"{t('free_capacity')} {fmt.num(r.get('power_capacity_mw'), 1, 'MW')}")
+            cap.append(f"{t('free capacity')} {fmt.num(r.get('power_capacity_mw'), 1, 'MW')}")
         rows.append(
             {
-                "network": t(net),
+                "network": t(net_name),
                 "on_site": fmt.flag(r.get(f"{net}_on_site")),
                 "existing": fmt.dist(r.get(f"dist_{net}_m")),
                 "planned": fmt.dist(r.get(f"dist_{net}_planned_m")),
@@ -202,12 +230,12 @@ def _utilities(r: pd.Series, fmt: Formatter, dd: DataDate) -> list[dict[str, str
     return rows
 
 
-ACCESS = (  # (label, travel time column, distance column)
-    ("junction", "time_junction_min", "dist_junction_m"),
-    ("centre", "time_centre_min", "dist_centre_m"),
-    ("airport", "time_airport_min", "dist_airport_m"),
-    ("rail_freight", "time_rail_freight_min", "dist_rail_freight_m"),
-    ("station", "time_station_min", "dist_station_m"),
+ACCESS = (  # (key of the nearest name, label, travel time column, distance column)
+    ("junction", N_("motorway/expressway junction"), "time_junction_min", "dist_junction_m"),
+    ("centre", N_("Warsaw centre"), "time_centre_min", "dist_centre_m"),
+    ("airport", N_("airport"), "time_airport_min", "dist_airport_m"),
+    ("rail_freight", N_("rail freight terminal"), "time_rail_freight_min", "dist_rail_freight_m"),
+    ("station", N_("passenger rail station"), "time_station_min", "dist_station_m"),
 )
 
 
@@ -215,8 +243,8 @@ def _access(
     r: pd.Series, fmt: Formatter, dd: DataDate, names: dict[str, str]
 ) -> list[dict[str, str]]:
     rows = []
-    for key, tcol, dcol in ACCESS:
-        name = fmt.t(key)
+    for key, label, tcol, dcol in ACCESS:
+        name = fmt.t(label)
         if names.get(key):
             name += f": {names[key]}"
         rows.append(
@@ -230,19 +258,123 @@ def _access(
     return rows
 
 
+ROADS = (  # (label, number column, distance column, number prefix)
+    (N_("National road"), "national_road", "dist_national_road_m", "DK"),
+    (N_("Voivodeship road"), "voivodeship_road", "dist_voivodeship_road_m", "DW"),
+)
+
+
+def _roads(r: pd.Series, fmt: Formatter) -> list[dict[str, str]]:
+    """The nearest national and voivodeship road by number (stores measured since issue
+    21; none for older ones)."""
+    rows = []
+    for label, ncol, dcol, prefix in ROADS:
+        if ncol not in r.index and dcol not in r.index:
+            continue
+        number = "" if missing(r.get(ncol)) else str(r.get(ncol) or "").strip()
+        rows.append(
+            {
+                "destination": f"{fmt.t(label)}: {road_number(prefix, number)}"
+                if number
+                else fmt.t(label),
+                "time": "–",
+                "distance": fmt.dist(r.get(dcol)),
+                "date": "",
+            }
+        )
+    return rows
+
+
+def _access_road(r: pd.Series, fmt: Formatter, dd: DataDate) -> list[Row]:
+    """How far the site is from its access road, the road's class and carriageway width."""
+    t = fmt.t
+    rows = [
+        (t("Distance from the access road"), fmt.dist(r.get("access_leg_m")), dd("access_leg_m"))
+    ]
+    if "access_road_class" in r.index:
+        cls = "" if missing(r.get("access_road_class")) else str(r.get("access_road_class") or "")
+        text = f"{cls} — {fmt.value('road_class', cls)}" if cls else t("no data")
+        rows.append((t("Access road class (BDOT10k)"), text, dd("access_road_class")))
+    if "access_road_width_m" in r.index:
+        width = fmt.num(r.get("access_road_width_m"), 1, "m")
+        rows.append((t("Access road width"), width, dd("access_road_width_m")))
+    return rows
+
+
+WORKFORCE = (  # (column, label)
+    ("population_30min", N_("People within 30 min by road")),
+    ("workforce_30min", N_("Working-age people (15–64) within 30 min by road")),
+    ("population_45min", N_("People within 45 min by road")),
+    ("workforce_45min", N_("Working-age people (15–64) within 45 min by road")),
+)
+PLAN_LIMITS = (  # (column, label, unit, decimals; "share" in %)
+    ("max_height_m", N_("Maximum building height"), "m", 1),
+    ("max_coverage_share", N_("Maximum building coverage"), "share", 0),
+    ("intensity_min", N_("Minimum building intensity"), "", 2),
+    ("intensity_max", N_("Maximum building intensity"), "", 2),
+    ("min_bio_active_share", N_("Minimum biologically active share"), "share", 0),
+)
+LAND = (  # (column, label); shares in %
+    ("agri_share", N_("Agricultural land (EGiB)")),
+    ("soil_i_iii_share", N_("Agricultural soil of classes I–III")),
+    ("soil_iv_vi_share", N_("Agricultural soil of classes IV–VI")),
+    ("forest_land_share", N_("Forest land (EGiB)")),
+    ("built_up_share", N_("Under existing buildings")),
+)
+
+
+def _workforce(r: pd.Series, fmt: Formatter, dd: DataDate) -> list[Row]:
+    return [(fmt.t(label), fmt.num(r.get(col), 0), dd(col)) for col, label in WORKFORCE]
+
+
+def _plan_limits(r: pd.Series, fmt: Formatter, dd: DataDate) -> list[Row]:
+    rows = []
+    for col, label, unit, digits in PLAN_LIMITS:
+        v = r.get(col)
+        text = fmt.share(v) if unit == "share" else fmt.num(v, digits, unit)
+        rows.append((fmt.t(label), text, dd(col)))
+    return rows
+
+
+def _land(r: pd.Series, fmt: Formatter, dd: DataDate) -> list[Row]:
+    rows = [(fmt.t(label), fmt.share(r.get(col)), dd(col)) for col, label in LAND]
+    flag = r.get("brownfield")
+    if missing(flag):
+        kind = fmt.t("no data")
+    elif bool(flag):
+        kind = fmt.t("brownfield (existing buildings)")
+    else:
+        kind = fmt.t("greenfield (no buildings)")
+    rows.append((fmt.t("Greenfield or brownfield"), kind, dd("brownfield")))
+    return rows
+
+
+def _farmland_consent(r: pd.Series) -> bool:
+    v = r.get("soil_i_iii_share")
+    return not missing(v) and float(v) > 0
+
+
 def _constraints(r: pd.Series, fmt: Formatter, dd: DataDate) -> list[Row]:
     t = fmt.t
     return [
-        (t("flood_share"), fmt.share(r.get("flood_share")), dd("flood_share")),
-        (t("natura_share"), fmt.share(r.get("natura_share")), dd("natura_share")),
-        (t("forest_share"), fmt.share(r.get("forest_share")), dd("forest_share")),
-        (t("dist_hv_line_m"), fmt.dist(r.get("dist_hv_line_m")), dd("dist_hv_line_m")),
-        (t("hv_corridor_share"), fmt.share(r.get("hv_corridor_share")), dd("hv_corridor_share")),
-        (t("buildable_share"), fmt.share(r.get("buildable_share")), dd("buildable_share")),
-        (t("slope_mean_pct"), fmt.num(r.get("slope_mean_pct"), 1, "%"), dd("slope_mean_pct")),
-        (t("slope_max_pct"), fmt.num(r.get("slope_max_pct"), 1, "%"), dd("slope_max_pct")),
-        (t("compactness"), fmt.num(r.get("compactness"), 2), dd("compactness")),
-        (t("usable_width_m"), fmt.dist(r.get("usable_width_m")), dd("usable_width_m")),
+        (t("Q1% flood hazard zone"), fmt.share(r.get("flood_share")), dd("flood_share")),
+        (t("Natura 2000"), fmt.share(r.get("natura_share")), dd("natura_share")),
+        (t("Forest"), fmt.share(r.get("forest_share")), dd("forest_share")),
+        (
+            t("Distance to HV line (≥ 110 kV)"),
+            fmt.dist(r.get("dist_hv_line_m")),
+            dd("dist_hv_line_m"),
+        ),
+        (
+            t("Within 30 m of an HV line"),
+            fmt.share(r.get("hv_corridor_share")),
+            dd("hv_corridor_share"),
+        ),
+        (t("Buildable share"), fmt.share(r.get("buildable_share")), dd("buildable_share")),
+        (t("Mean slope"), fmt.num(r.get("slope_mean_pct"), 1, "%"), dd("slope_mean_pct")),
+        (t("Maximum slope"), fmt.num(r.get("slope_max_pct"), 1, "%"), dd("slope_max_pct")),
+        (t("Compactness (1 = circle)"), fmt.num(r.get("compactness"), 2), dd("compactness")),
+        (t("Usable width"), fmt.dist(r.get("usable_width_m")), dd("usable_width_m")),
     ]
 
 
@@ -302,6 +434,18 @@ def _scores(
     return rows
 
 
+MAP_KEY = {  # what each symbol of the location map is, for its key
+    "site": N_("site"),
+    "neighbours": N_("neighbouring sites"),
+    "roads_main": N_("main roads (A, S, GP)"),
+    "rail": N_("railway"),
+    "utilities": N_("utility lines (GESUT)"),
+    "flood": N_("Q1% flood zone"),
+    "natura2000": N_("Natura 2000"),
+    "parcel": N_("number on the map → parcel (table below)"),
+}
+
+
 # --------------------------------------------------------------------------------------
 # The page
 # --------------------------------------------------------------------------------------
@@ -341,25 +485,29 @@ def render_sheet(store: str | Path, site_id: str, lang: str = "pl") -> str:
     location_map, drawn = location_svg(store, site, fmt, shapes, numbers)
     page = render(
         "sheet.html.j2",
-        lang=lang,
-        t=fmt.labels(),
+        lang,
+        key_words={k: fmt.t(v) for k, v in MAP_KEY.items()},
         site_id=str(r["site_id"]),
         title=title_parts(r, fmt),
         gmina=str(r["gmina"]),
         teryt=str(r["teryt"]),
-        today=dt.date.today().isoformat(),
+        today=date_text(dt.date.today().isoformat(), lang),
         run_id=str(info.get("run_id", "")),
         location_map=location_map,
         map_key=drawn,
         parcels_drawn="parcel" in drawn,
-        overview_map=overview_svg(store, site),
+        overview_map=overview_svg(store, site, lang),
         location=_location(site, fmt, dd),
         area=_area(r, fmt, dd),
         parcels=parcels,
         planning=_planning(r, fmt, dd),
         utilities=_utilities(r, fmt, dd),
-        access=_access(r, fmt, dd, nearest_names(store, site)),
-        access_leg=[(fmt.t("access_leg_m"), fmt.dist(r.get("access_leg_m")), dd("access_leg_m"))],
+        access=_access(r, fmt, dd, nearest_names(store, site)) + _roads(r, fmt),
+        access_leg=_access_road(r, fmt, dd),
+        workforce=_workforce(r, fmt, dd),
+        plan_limits=_plan_limits(r, fmt, dd),
+        land=_land(r, fmt, dd),
+        farmland_consent=_farmland_consent(r),
         constraints=_constraints(r, fmt, dd),
         scores=_scores(r, fmt, profiles, counts, _explainers(info)),
         offer=offer_rows(r, fmt),

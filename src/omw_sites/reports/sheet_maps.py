@@ -13,7 +13,7 @@ import numpy as np
 import shapely
 from markupsafe import Markup
 
-from omw_sites.reports.sheet_labels import Formatter
+from omw_sites.reports.formatting import Formatter
 from omw_sites.reports.templating import render
 
 MAP_W, MAP_H = 560, 400  # px of the location map
@@ -159,9 +159,10 @@ def location_svg(
         drawn.append("parcel")
     svg = render(
         "location_map.svg.j2",
+        fmt.lang,
         width=MAP_W,
         height=MAP_H,
-        label=fmt.t("location"),
+        label=fmt.t("Location"),
         paths=paths,
         labels=labels,
         scalebar=_scale_bar(2 * half_w, scale, fmt),
@@ -169,7 +170,7 @@ def location_svg(
     return svg, ["site", *drawn]
 
 
-def overview_svg(store: str | Path, site: gpd.GeoDataFrame, size: int = 220) -> Markup:
+def overview_svg(store: str | Path, site: gpd.GeoDataFrame, lang: str, size: int = 220) -> Markup:
     """A small SVG of the region's gminy with the site marked (empty if no gminy layer)."""
     from omw_sites.store import list_layers, read_layer
 
@@ -190,6 +191,7 @@ def overview_svg(store: str | Path, site: gpd.GeoDataFrame, size: int = 220) -> 
     px, py = tf(np.array([[c.x, c.y]]))[0]
     return render(
         "overview_map.svg.j2",
+        lang,
         width=size,
         height=(maxy - miny) * scale,
         others=svg_path_data(simple[~mine], tf),

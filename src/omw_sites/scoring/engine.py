@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from omw_sites.layers import excluded_col, rank_col, score_col
+from omw_sites.layers import SITE_COLUMNS, excluded_col, rank_col, score_col
 from omw_sites.scoring.explain import drivers_text
 from omw_sites.scoring.expr import evaluate, names_in
 from omw_sites.scoring.methods import promethee2, rank_scores, rank_values
@@ -165,6 +165,13 @@ def evaluate_profile(sites: pd.DataFrame, profile: Profile) -> Evaluation:
         blind = np.asarray(cols["planning_instrument"] == "unknown", dtype=bool)
         if blind.any():
             unknown["zoning_compatible"] = blind
+    # a measured column the table predates (a store written before it was measured) is
+    # no data for every site: its criterion drops out, its constraint is not applied
+    named = {n for con in profile.constraints for n in names_in(con.expr)}
+    for name in named | {c.name for c in profile.criteria}:
+        if name in SITE_COLUMNS and name not in cols:
+            cols[name] = np.full(len(sites), np.nan)
+            unknown[name] = np.ones(len(sites), dtype=bool)
     missing = [c.name for c in profile.criteria if c.name not in cols]
     if missing:
         msg = f"profile {profile.name!r}: the site table has no column {', '.join(missing)}"

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from omw_sites.scoring.explain import _parts, check_words
 from omw_sites.scoring.expr import evaluate
 
 if TYPE_CHECKING:
@@ -68,26 +69,37 @@ def readiness_tiers(ev: Evaluation) -> tuple[np.ndarray, np.ndarray]:
     checks = [(c.expr, c.gap) for c in prof.readiness] or [
         ("zoning_compatible", "zoning not compatible")
     ]
-    fails, gaps, blinds = [], [], []
+    # one column per term of a check ("a and b" has two): the text names only the terms
+    # that fail, while the tier counts failed checks
+    fails, blinds, groups = [], [], []
     area = np.asarray(ev.columns["area_ha"], dtype=float)
     if prof.min_area_ha > 0:
         fails.append(~(area >= prof.min_area_ha))
-        gaps.append(f"below {prof.min_area_ha:g} ha")
         blinds.append(np.zeros(n, dtype=bool))
+        groups.append(Check(f"below {prof.min_area_ha:g} ha", ("",)))
     for expr, gap in checks:
-        ok = np.broadcast_to(np.asarray(evaluate(expr, ev.columns), dtype=bool), (n,))
-        blind = _blind(expr, ev.unknown, n)
-        fails.append(~ok | blind)
-        gaps.append(gap)
-        blinds.append(blind)
+        terms = _parts(expr)
+        for term in terms:
+            ok = np.broadcast_to(np.asarray(evaluate(term, ev.columns), dtype=bool), (n,))
+            blind = _blind(term, ev.unknown, n)
+            fails.append(~ok | blind)
+            blinds.append(blind)
+        said = tuple(check_words(t, "en", prof)[1] for t in terms) if len(terms) > 1 else ("",)
+        groups.append(Check(gap, said))
     f = np.column_stack(fails) if fails else np.zeros((n, 0), bool)
     b = np.column_stack(blinds) if blinds else np.zeros((n, 0), bool)
-    count = f.sum(axis=1)
+    count = np.zeros(n, dtype=int)
+    start = 0
+    for check in groups:
+        count += f[:, start : start + len(check.terms)].any(axis=1)
+        start += len(check.terms)
     tiers = np.array(TIERS)[np.minimum(count, 2)]
-    # one text per distinct pattern of failed and unknown checks (there are few)
+    # one text per distinct pattern of failed and unknown terms (there are few)
     k = f.shape[1]
     patterns, inv = _patterns(np.concatenate([f, b], axis=1))
-    words = np.array([_gap_words(row[:k], row[k:], gaps) for row in patterns] + [""], dtype=object)
+    words = np.array(
+        [_gap_words(row[:k], row[k:], groups) for row in patterns] + [""], dtype=object
+    )
     text = words[inv] if n else np.array([], dtype=object)
     no_data = _no_data_text(ev)
     extra = no_data != ""
@@ -95,6 +107,23 @@ def readiness_tiers(ev: Evaluation) -> tuple[np.ndarray, np.ndarray]:
         head = text[extra]
         text[extra] = np.where(head == "", no_data[extra], head + "; " + no_data[extra])
     return tiers.astype(str), text.astype(str)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One readiness check: the profile's words for it failing, and per term of an
+    ``and`` check the words for that term failing ("" where there are none)."""
+
+    gap: str
+    terms: tuple[str, ...]
+
+    def say(self, hit: Sequence[bool] | np.ndarray) -> list[str]:
+        """The words for the terms ``hit`` (failed, or not checked): the profile's own
+        words when every term is hit, else each hit term's (as ``explain.site_gaps``)."""
+        named = [w for w, h in zip(self.terms, hit, strict=True) if h]
+        if len(named) == len(self.terms):
+            return [self.gap]
+        return list(dict.fromkeys(w or self.gap for w in named))
 
 
 def _patterns(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -106,10 +135,17 @@ def _patterns(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return flags[first], inv.reshape(-1)
 
 
-def _gap_words(failed: np.ndarray, blind: np.ndarray, gaps: list[str]) -> str:
-    """``"gap; gap; not checked (no data): gap, gap"`` for one pattern of checks."""
-    known = [g for g, f, b in zip(gaps, failed, blind, strict=True) if f and not b]
-    unknown = [g for g, b in zip(gaps, blind, strict=True) if b]
+def _gap_words(failed: np.ndarray, blind: np.ndarray, checks: list[Check]) -> str:
+    """``"gap; gap; not checked (no data): gap, gap"`` for one pattern of terms."""
+    known: list[str] = []
+    unknown: list[str] = []
+    start = 0
+    for check in checks:
+        f = failed[start : start + len(check.terms)]
+        b = blind[start : start + len(check.terms)]
+        start += len(check.terms)
+        known += check.say(f & ~b)
+        unknown += check.say(b)
     if unknown:
         known.append("not checked (no data): " + ", ".join(unknown))
     return "; ".join(known)

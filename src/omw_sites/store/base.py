@@ -275,6 +275,61 @@ BOOKKEEPING_TABLES = {
     API_KEYS: API_KEYS_COLUMNS,
 }
 
+# Investor enquiries (:mod:`omw_sites.store.enquiries`): made by ``init`` beside the
+# bookkeeping tables, not required of a store made before them (``exists``).
+ENQUIRIES = "enquiries"
+ENQUIRIES_COLUMNS = {
+    "enquiry_id": "text",  # E0001, E0002, … in order of creation
+    "code_name": "text",
+    "sector": "text",
+    "status": "text",  # new | matched | sent | site_visit | won | lost | withdrawn
+    "status_reason": "text",
+    "requirements": "text",  # JSON: hard requirements
+    "preferences": "text",  # JSON: profile and weights that rank the sites
+    "deadline": "text",  # ISO date
+    "contact": "text",  # the investor's contact: confidential, never published
+    "match": "text",  # JSON: the latest match (parameters, shortlist, near misses)
+    "chosen_site": "text",  # the site the investor chose (status won)
+    "created_at": "text",
+    "created_by": "text",
+    "updated_at": "text",
+}
+ENQUIRY_SITES = "enquiry_sites"  # one row per site of each match: shortlist and near misses
+ENQUIRY_SITES_COLUMNS = {
+    "row_key": "text",  # <enquiry_id>/<match_no>/<site_id>
+    "enquiry_id": "text",
+    "match_no": "int",  # 1, 2, … each match of the enquiry; the highest is current
+    "site_id": "text",
+    "teryt": "text",
+    "gmina": "text",
+    "role": "text",  # shortlist | near_miss
+    "position": "int",  # order within its role, 1 = first
+    "failed": "text",  # the requirement a near miss fails
+    "answer": "text",  # confirmed | withdrawn (from this offer), set by the gmina
+    "answer_price_pln_m2": "float",
+    "answer_contact": "text",
+    "answered_at": "text",
+    "answered_by": "text",
+    "offered": "int",  # 1 once the site went out in an offer pack
+    "matched_at": "text",
+}
+ENQUIRY_HISTORY = "enquiry_history"
+ENQUIRY_HISTORY_COLUMNS = {
+    "enquiry_id": "text",
+    "site_id": "text",  # the site an answer is about, else ""
+    "field": "text",
+    "old_value": "text",
+    "new_value": "text",
+    "changed_at": "text",
+    "source": "text",  # user:<name>
+    "kind": "text",  # created | changed | status | matched | answer | offer
+}
+ENQUIRY_TABLES = {
+    ENQUIRIES: ENQUIRIES_COLUMNS,
+    ENQUIRY_SITES: ENQUIRY_SITES_COLUMNS,
+    ENQUIRY_HISTORY: ENQUIRY_HISTORY_COLUMNS,
+}
+
 # Columns every site record carries beside its measured criteria and scores.
 SITE_RECORD_COLUMNS = {
     "status": "text",  # available | reserved | sold | withdrawn

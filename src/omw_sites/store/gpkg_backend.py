@@ -43,6 +43,7 @@ import pyogrio.errors
 from omw_sites.layers import GPKG_SQL_KIND, RUN_INFO, WORK_CRS
 from omw_sites.store.base import (
     BOOKKEEPING_TABLES,
+    ENQUIRY_TABLES,
     RUN_INFO_COLUMNS,
     Backend,
     Derive,
@@ -443,7 +444,7 @@ class GeoPackageBackend(Backend):
         if not self.path.exists():
             self._create()
         path = self._check()
-        wanted = {**BOOKKEEPING_TABLES, RUN_INFO: RUN_INFO_COLUMNS}
+        wanted = {**BOOKKEEPING_TABLES, RUN_INFO: RUN_INFO_COLUMNS, **ENQUIRY_TABLES}
         with self._using("gdal", "initialising"):
             have = {str(name) for name, _ in pyogrio.list_layers(path)}
             missing = [name for name in wanted if name not in have]

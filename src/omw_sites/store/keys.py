@@ -1,5 +1,10 @@
 """API write keys: who may change which gminy's sites through the API. Only each key's
-SHA-256 is stored (table ``api_keys``); the key itself is shown once, when made."""
+SHA-256 is stored (table ``api_keys``); the key itself is shown once, when made.
+
+A key's scope (column ``teryt``) is a list of gmina TERYT codes, ``*`` (every gmina), or
+``region``: the regional investor-service office, which may change any site and is the
+only holder that records, matches and moves investor enquiries and reads the
+investors' confidential contacts (:mod:`omw_sites.api.routes.enquiries`)."""
 
 from __future__ import annotations
 
@@ -25,9 +30,18 @@ def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
+#: the scope of the regional office's key
+REGION = "region"
+
+
 def may_edit(gminy: frozenset[str], teryt: str) -> bool:
     """Whether a key for ``gminy`` may change a site of gmina ``teryt``."""
-    return "*" in gminy or str(teryt) in gminy
+    return "*" in gminy or REGION in gminy or str(teryt) in gminy
+
+
+def is_regional(gminy: frozenset[str]) -> bool:
+    """Whether a key of scope ``gminy`` is the regional office's."""
+    return REGION in gminy
 
 
 def api_keys(backend: Backend) -> pd.DataFrame:
@@ -46,14 +60,17 @@ def api_keys(backend: Backend) -> pd.DataFrame:
 
 
 def add_api_key(backend: Backend, name: str, teryt: Sequence[str]) -> str:
-    """Create a write key for ``name`` limited to the gminy ``teryt`` (``["*"]``: the
-    whole region). Returns the key — shown once; only its SHA-256 is stored."""
+    """Create a write key for ``name`` limited to the gminy ``teryt`` (``["*"]``: every
+    gmina; ``["region"]``: the regional office). Returns the key — shown once; only its
+    SHA-256 is stored."""
     name = str(name).strip()
     if not name:
         raise InventoryError("a key needs the name of who holds it", "name")
     codes = sorted(set(teryt))
-    if not codes or any(c != "*" and not (c.isdigit() and len(c) == 7) for c in codes):
-        msg = f"gminy must be 7-digit TERYT codes or '*', not {codes}"
+    if codes != [REGION] and (
+        not codes or any(c != "*" and not (c.isdigit() and len(c) == 7) for c in codes)
+    ):
+        msg = f"gminy must be 7-digit TERYT codes or '*' (or the scope 'region' alone), not {codes}"
         raise InventoryError(msg, "teryt")
     keys = api_keys(backend)
     if keys.loc[keys["name"] == name, "revoked_at"].isna().any():

@@ -34,6 +34,7 @@ from psycopg import sql
 
 from omw_sites.store.base import (
     BOOKKEEPING_TABLES,
+    ENQUIRY_TABLES,
     RUN_INFO_COLUMNS,
     Backend,
     Derive,
@@ -707,7 +708,8 @@ class PostGISBackend(Backend):
                     )
                     before = self._schema_objects(conn)
                     self._create_meta(conn)
-                    for name, cols in {**BOOKKEEPING_TABLES, RUN_INFO: RUN_INFO_COLUMNS}.items():
+                    tables = {**BOOKKEEPING_TABLES, RUN_INFO: RUN_INFO_COLUMNS, **ENQUIRY_TABLES}
+                    for name, cols in tables.items():
                         self._create_table(conn, self._ident(name), cols, False, if_not_exists=True)
                     self._create_lookup_indexes(conn)
                     if self._schema_objects(conn) != before:

@@ -9,6 +9,8 @@ from omw_sites.api.routes import (
     catalogue,
     changes,
     collections,
+    enquiries,
+    enquiry_form,
     items,
     landing,
     map_pages,
@@ -21,6 +23,7 @@ from omw_sites.api.routes import (
 ROUTERS = (
     writes.router,
     changes.router,
+    enquiries.router,
     landing.router,
     collections.router,
     queryables.router,
@@ -28,6 +31,7 @@ ROUTERS = (
     tiles.router,
     map_pages.router,
     catalogue.router,
+    enquiry_form.router,
     site_pages.router,
 )
 

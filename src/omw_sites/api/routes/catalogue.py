@@ -45,6 +45,10 @@ TIMES = {  # filter key -> column (minutes by road)
     "airport": "time_airport_min",
     "rail_freight": "time_rail_freight_min",
 }
+MINIMUMS = {  # filter key -> column: the investor's hard requirement "at least N"
+    "workforce": "workforce_30min",  # working-age people within 30 min by road
+    "height": "max_height_m",  # maximum building height the plan allows, m
+}
 STATUSES = ("available", "reserved", "sold", "withdrawn")
 DEFAULT_STATUS = ("available",)
 SORTS = {  # sort key -> items parameters ("rank" orders by the profile)
@@ -78,6 +82,7 @@ STATE_PARAMS = frozenset(
     | set(MULTI_PARAMS)
     | {f"util_{n}" for n in NETWORKS}
     | {f"max_{t}" for t in TIMES}
+    | {f"min_{k}" for k in MINIMUMS}
 )
 
 
@@ -105,6 +110,7 @@ def options(snap: Snapshot) -> dict[str, Any]:
         "ownership": distinct("ownership"),
         "networks": [n for n in NETWORKS if f"{n}_on_site" in table.columns],
         "times": [t for t, col in TIMES.items() if col in table.columns],
+        "minimums": [k for k, col in MINIMUMS.items() if col in table.columns],
         "profiles": list(snap.profiles),
     }
 
@@ -163,6 +169,7 @@ def read_state(request: Request, snap: Snapshot, opts: dict[str, Any]) -> dict[s
         if text:
             utilities[net] = text
     times = {t: _number(f"max_{t}", q.get(f"max_{t}"), 0, 10000) for t in opts["times"]}
+    minimums = {k: _number(f"min_{k}", q.get(f"min_{k}"), 0, 1e8) for k in opts["minimums"]}
     statuses = _choices(request, "status", list(STATUSES)) if "status" in q else []
     return {
         "lang": i18n.negotiate(q.get("lang"), request.headers.get("accept-language")),
@@ -177,6 +184,7 @@ def read_state(request: Request, snap: Snapshot, opts: dict[str, Any]) -> dict[s
         "status": statuses or list(DEFAULT_STATUS),
         "utilities": utilities,
         "times": {t: v for t, v in times.items() if v is not None},
+        "minimums": {k: v for k, v in minimums.items() if v is not None},
         "eligible": q.get("eligible") in ("1", "on", "true"),
         "map": _map_view(q.get("map")),
     }
@@ -202,6 +210,9 @@ def state_filter(state: dict[str, Any]) -> str:
         parts.append(on_site if rule == "site" else f"({on_site} OR dist_{net}_m <= {rule})")
     for key, minutes in state["times"].items():
         parts.append(f"{TIMES[key]} <= {minutes:g}")
+    # a site with no figure does not match: the minimum is the investor's hard requirement
+    for key, least in state["minimums"].items():
+        parts.append(f"{MINIMUMS[key]} >= {least:g}")
     if state["eligible"] and state["profile"]:
         parts.append(f"{rank_col(state['profile'])} >= 1")
     return " AND ".join(parts)

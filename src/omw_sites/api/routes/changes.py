@@ -10,8 +10,9 @@ from starlette.responses import Response
 from omw_sites.api.catalog import Catalog
 from omw_sites.api.negotiation import DOC_FORMATS, VARY, negotiate
 from omw_sites.api.pages import changes_page
-from omw_sites.api.params import check_params, format_query
-from omw_sites.api.problems import ProblemError
+from omw_sites.api.params import check_params, format_query, lang_query
+from omw_sites.api.problems import bad_parameter
+from omw_sites.layers import SITES
 from omw_sites.store import Inventory, InventoryError
 
 CHANGES_MAX = 10_000
@@ -47,8 +48,9 @@ async def site_changes(
     ),
     offset: int = Query(0, ge=0, le=10_000_000, description="changes to skip"),
     f: str | None = format_query("json", "html"),
+    lang: str | None = lang_query,
 ) -> Response:
-    check_params(request, frozenset({"since", "limit", "offset", "f"}))
+    check_params(request, frozenset({"since", "limit", "offset", "f", "lang"}))
     fmt = negotiate(request, f, DOC_FORMATS)
     limit = min(limit, CHANGES_MAX)
     catalog: Catalog = request.app.state.catalog
@@ -56,9 +58,7 @@ async def site_changes(
     try:
         feed = await anyio.to_thread.run_sync(inv.changed_since, since)
     except InventoryError as exc:
-        raise ProblemError(
-            400, str(exc), invalid_params=[{"name": "since", "reason": str(exc)}]
-        ) from exc
+        raise bad_parameter("since", str(exc)) from exc  # the store's words in a frame
     page = feed.iloc[offset : offset + limit]
     records = orjson.loads(page.to_json(orient="records", force_ascii=False))
     links = [{"href": str(request.url), "rel": "self", "type": "application/json"}]
@@ -78,5 +78,6 @@ async def site_changes(
     }
     headers = {"Vary": VARY}
     if fmt == "html":
-        return changes_page(request, body, offset, nxt, prev, headers)
+        sites = (await catalog.current()).layers[SITES]
+        return changes_page(request, sites, body, offset, nxt, prev, headers)
     return Response(orjson.dumps(body), media_type="application/json", headers=headers)

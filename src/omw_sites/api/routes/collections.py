@@ -9,7 +9,14 @@ import pandas as pd
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from omw_sites.api.pages import browser_links, crumbs_for, html_page
+from omw_sites.api.pages import (
+    browser_links,
+    crumbs_for,
+    html_href,
+    html_page,
+    layer_title,
+    page_language,
+)
 from omw_sites.api.params import (
     CRS84,
     STORAGE_CRS,
@@ -17,8 +24,10 @@ from omw_sites.api.params import (
     collection_id_path,
     document_request,
     format_query,
+    lang_query,
     layer_request,
 )
+from omw_sites.api.problems import Text
 from omw_sites.api.properties import TEMPORAL_PROPERTY, queryables_doc
 from omw_sites.api.responses import (
     BAD_REQUEST,
@@ -37,6 +46,7 @@ from omw_sites.api.responses import (
     link,
 )
 from omw_sites.api.served_layer import Layer
+from omw_sites.i18n import gettext
 from omw_sites.layers import SITES
 
 GREGORIAN_TRS = "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
@@ -45,23 +55,27 @@ TEMPORAL_START = "created_at"  # sites: when the record was created
 router = APIRouter()
 
 
-def collection_doc(request: Request, layer: Layer) -> dict[str, Any]:
-    """The JSON description of one collection: links, extent, CRS."""
+def collection_doc(request: Request, layer: Layer, lang: str = "en") -> dict[str, Any]:
+    """The JSON description of one collection: links (titled in ``lang``), extent, CRS."""
     self_url = request.url_for("collection", collectionId=layer.name)
     items_url = request.url_for("items", collectionId=layer.name)
+    name, title = layer.name, layer_title(layer, lang)
+    alternate = html_alternate(self_url, f"collection {name}")
+    if lang != "en":
+        alternate["title"] = gettext(lang, "collection %(name)s as HTML", name=name)
     doc: dict[str, Any] = {
         "id": layer.name,
         "title": layer.title,
         "description": layer.description,
         "links": [
-            link(self_url, "self", JSON, f"collection {layer.name}"),
-            html_alternate(self_url, f"collection {layer.name}"),
-            link(items_url, "items", GEOJSON, f"{layer.title} as GeoJSON"),
+            link(self_url, "self", JSON, gettext(lang, "collection %(name)s", name=name)),
+            alternate,
+            link(items_url, "items", GEOJSON, gettext(lang, "%(title)s as GeoJSON", title=title)),
             link(
                 request.url_for("queryables", collectionId=layer.name),
                 QUERYABLES_REL,
                 SCHEMA_JSON,
-                f"properties of {layer.name} that filter and sortby take",
+                gettext(lang, "properties of %(name)s that filter and sortby take", name=name),
             ),
         ]
         + (
@@ -70,7 +84,7 @@ def collection_doc(request: Request, layer: Layer) -> dict[str, Any]:
                     request.url_for("tilesets", collectionId=layer.name),
                     TILESETS_VECTOR_REL,
                     JSON,
-                    f"vector tilesets of {layer.name}",
+                    gettext(lang, "vector tilesets of %(name)s", name=name),
                 )
             ]
             if layer.name == SITES
@@ -131,24 +145,26 @@ def _utc_stamps(values: pd.Series) -> pd.Series:
 async def collections(
     request: Request,
     f: str | None = format_query("json", "html"),
+    lang: str | None = lang_query,
 ) -> Response:
     fmt, snap, headers, unchanged = await document_request(request, f)
     if unchanged is not None:
         return unchanged
     if fmt == "html":
+        page_lang = page_language(request)
         rows = []
         for layer in snap.layers.values():
             items_url = request.url_for("items", collectionId=layer.name)
             rows.append(
                 {
                     "id": layer.name,
-                    "title": layer.title,
+                    "title": layer_title(layer, page_lang),
                     "description": layer.description,
                     "count": len(layer),
-                    "html": as_format(
-                        request.url_for("collection", collectionId=layer.name), "html"
+                    "html": html_href(
+                        request, request.url_for("collection", collectionId=layer.name)
                     ),
-                    "items_html": as_format(items_url, "html"),
+                    "items_html": html_href(request, items_url),
                     "items_json": as_format(items_url, "json"),
                 }
             )
@@ -183,23 +199,26 @@ async def collection(
     request: Request,
     collection_id: str = collection_id_path,
     f: str | None = format_query("json", "html"),
+    lang: str | None = lang_query,
 ) -> Response:
     fmt, snap, layer, headers, unchanged = await layer_request(request, collection_id, f)
     if unchanged is not None:
         return unchanged
-    doc = collection_doc(request, layer)
     if fmt == "html":
+        page_lang = page_language(request)
+        doc = collection_doc(request, layer, page_lang)
         return html_page(
             request,
             "collection.html",
-            layer.title,
+            Text(layer_title(layer, page_lang)),
             crumbs=crumbs_for(request),
             headers=headers,
             doc=doc,
-            links=browser_links(doc["links"]),
+            links=browser_links(request, doc["links"]),
             count=len(layer),
             geometry_types=layer.geometry_types,
-            items_html=as_format(request.url_for("items", collectionId=layer.name), "html"),
+            items_html=html_href(request, request.url_for("items", collectionId=layer.name)),
             properties=queryables_doc(request, layer, snap)["properties"],
         )
+    doc = collection_doc(request, layer)
     return Response(orjson.dumps(doc), media_type=JSON, headers=headers)

@@ -30,13 +30,14 @@ from omw_sites.api.params import (
     crs_query,
     format_query,
     get_layer,
+    lang_query,
     parse_bbox,
     parse_datetime,
     parse_properties,
     parse_sortby,
     snapshot,
 )
-from omw_sites.api.problems import ProblemError, bad_parameter
+from omw_sites.api.problems import ProblemError, bad_parameter, message
 from omw_sites.api.properties import TEMPORAL_PROPERTY, time_format
 from omw_sites.api.responses import (
     BAD_REQUEST,
@@ -57,6 +58,7 @@ DEFAULT_LIMIT = 10
 MAX_LIMIT = 10_000  # features per page at most; a larger limit is served as this many
 ITEMS_PARAMS = frozenset(
     {
+        "lang",
         "bbox",
         "bbox-crs",
         "crs",
@@ -96,19 +98,22 @@ def equality_mask(layer: Layer, request: Request) -> np.ndarray | None:
         series = layer.table[name]
         if pd.api.types.is_bool_dtype(series):
             if text.lower() not in ("true", "false"):
-                raise bad_parameter(name, f"expected true or false, not {text!r}")
+                raise bad_parameter(name, "expected true or false, not %(value)s", value=repr(text))
             hit = series.to_numpy() == (text.lower() == "true")
         elif pd.api.types.is_numeric_dtype(series):
             try:
                 value = float(text)
             except ValueError:
-                raise bad_parameter(name, f"expected a number, not {text!r}") from None
+                raise bad_parameter(
+                    name, "expected a number, not %(value)s", value=repr(text)
+                ) from None
             hit = series.to_numpy(dtype=float, na_value=np.nan) == value
         else:
             fmt = time_format(layer, name)
             pattern = {"date-time": DATE_TIME, "date": DATE}.get(fmt or "")
             if pattern is not None and not pattern.match(text):
-                raise bad_parameter(name, f"expected an RFC 3339 {fmt}, not {text!r}")
+                reason = "expected an RFC 3339 %(format)s, not %(value)s"
+                raise bad_parameter(name, reason, format=fmt, value=repr(text))
             hit = (series.astype("string") == text).fillna(False).to_numpy(dtype=bool)
         mask = hit if mask is None else mask & hit
     return mask
@@ -140,7 +145,9 @@ def filter_mask(
     """
     lang = lang or CQL2_TEXT
     if lang not in FILTER_LANGS:
-        raise bad_parameter("filter-lang", f"must be one of {', '.join(FILTER_LANGS)}")
+        raise bad_parameter(
+            "filter-lang", "must be one of %(valid)s", valid=", ".join(FILTER_LANGS)
+        )
     fcrs = check_crs("filter-crs", crs)
     node = parse_filter(text, lang)
     evaluator = FilterEvaluator(
@@ -231,6 +238,7 @@ async def items(
         None, description="comma-separated properties to return (default: all)"
     ),
     f: str | None = format_query("json", "geojson", "html"),
+    lang: str | None = lang_query,
 ) -> Response:
     snap = await snapshot(request)
     layer = get_layer(snap, collection_id)
@@ -243,14 +251,19 @@ async def items(
     time_mask = datetime_mask(layer, datetime) if datetime is not None else None
     if profile is not None:
         if layer.name != SITES:
-            raise bad_parameter("profile", f"only the {SITES!r} collection is ranked")
+            raise bad_parameter(
+                "profile", "only the %(name)s collection is ranked", name=repr(SITES)
+            )
         if profile not in snap.profiles:
-            valid = ", ".join(snap.profiles) or "none in this store"
-            raise bad_parameter("profile", f"unknown profile {profile!r}; valid: {valid}")
+            valid = ", ".join(snap.profiles) or message("none in this store")
+            reason = "unknown profile %(name)s; valid: %(valid)s"
+            raise bad_parameter("profile", reason, name=repr(profile), valid=valid)
     sort_keys = parse_sortby(sortby, layer) if sortby is not None else []
     selected = parse_properties(properties, layer) if properties is not None else None
     if filter_lang is not None and filter_lang not in FILTER_LANGS:
-        raise bad_parameter("filter-lang", f"must be one of {', '.join(FILTER_LANGS)}")
+        raise bad_parameter(
+            "filter-lang", "must be one of %(valid)s", valid=", ".join(FILTER_LANGS)
+        )
     if filter_crs is not None:
         check_crs("filter-crs", filter_crs)
     headers = cache_headers(request, snap, fmt)
@@ -289,8 +302,7 @@ async def items(
     if fmt == "html":
         return items_page(
             request,
-            layer.name,
-            layer.title,
+            layer,
             features,
             matched,
             offset,
@@ -342,8 +354,9 @@ async def item(
         None, description="comma-separated properties to return (default: all)"
     ),
     f: str | None = format_query("json", "geojson", "html"),
+    lang: str | None = lang_query,
 ) -> Response:
-    check_params(request, frozenset({"crs", "f", "properties"}))
+    check_params(request, frozenset({"crs", "f", "properties", "lang"}))
     fmt = negotiate(request, f, FEATURE_FORMATS)
     out_crs = check_crs("crs", crs)
     snap = await snapshot(request)
@@ -351,8 +364,8 @@ async def item(
     selected = parse_properties(properties, layer) if properties is not None else None
     row = layer.index.get(feature_id)
     if row is None:
-        msg = f"collection {layer.name!r} has no feature {feature_id!r}"
-        raise ProblemError(404, msg)
+        msg = "collection %(name)s has no feature %(id)s"
+        raise ProblemError(404, msg, name=repr(layer.name), id=repr(feature_id))
     headers = cache_headers(request, snap, fmt)
     # sites: a strong ETag of the record version, read before the bytes (If-Match of writes)
     if (strong := feature_etag(layer, row, request, fmt)) is not None:
@@ -374,7 +387,6 @@ async def item(
         feature = layer.with_properties(features, np.array([row]), selected)[0]
     headers["Content-Crs"] = f"<{out_crs}>"
     if fmt == "html":
-        title = f"{layer.title}: {feature_id}"
-        return item_page(request, layer.name, title, feature, out_crs, headers)
+        return item_page(request, layer, feature, out_crs, headers)
     body = b'%b,"links":%b}' % (feature[:-1], orjson.dumps(links))
     return Response(body, media_type=GEOJSON, headers=headers)

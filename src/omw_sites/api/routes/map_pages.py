@@ -1,5 +1,6 @@
 """`/maps/{profile}` and `/sites/{siteId}/sheet`: the HTML pages the maps and reports
-packages render (a profile's map, rendered once per store; a site's sheet, pl or en)."""
+packages render (a profile's map, rendered once per store and language; a site's sheet),
+each in Polish or English: ``?lang=``, then ``Accept-Language``, else Polish."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import HTMLResponse, Response
 
 from omw_sites.api.catalog import Catalog
-from omw_sites.api.negotiation import HTML_ONLY, VARY, negotiate
-from omw_sites.api.params import check_params
-from omw_sites.api.problems import PROBLEM_MEDIA_TYPE, ProblemError, bad_parameter
+from omw_sites.api.negotiation import HTML_ONLY, negotiate
+from omw_sites.api.pages import PAGE_VARY, page_language
+from omw_sites.api.params import check_params, lang_query
+from omw_sites.api.problems import PROBLEM_MEDIA_TYPE, ProblemError, message
 
 router = APIRouter()
 LANGUAGES = ("pl", "en")
@@ -27,20 +29,24 @@ _f_html = Query(
 
 
 class MapCache:
-    """Rendered pages keyed by (store signature, profile); rendering happens off the loop."""
+    """Rendered pages keyed by (store signature, profile, language); rendering happens off
+    the loop."""
 
     def __init__(self) -> None:
-        self._pages: dict[tuple[tuple[int, int, int], str], str] = {}
+        self._pages: dict[tuple[tuple[int, int, int], str, str], str] = {}
         self._lock = threading.Lock()
 
-    def render(self, catalog: Catalog, signature: tuple[int, int, int], profile: str) -> str:
-        key = (signature, profile)
+    def render(
+        self, catalog: Catalog, signature: tuple[int, int, int], profile: str, lang: str = "pl"
+    ) -> str:
+        key = (signature, profile, lang)
         with self._lock:  # one render at a time: folium pages are large
             page = self._pages.get(key)
             if page is None:
                 from omw_sites.maps import render_map  # optional edge, imported on use
 
-                page = render_map(catalog.store_path, profile)
+                sheets = "../sites/{id}/sheet?lang=" + lang  # the sheet in the map's language
+                page = render_map(catalog.store_path, profile, sheet_url=sheets, lang=lang)
                 self._pages = {k: v for k, v in self._pages.items() if k[0] == signature}
                 self._pages[key] = page
             return page
@@ -62,21 +68,27 @@ async def map_page(
     request: Request,
     profile: str = Path(description="scoring profile name"),
     f: str | None = _f_html,
+    lang: str | None = lang_query,
 ) -> Response:
-    check_params(request, frozenset({"f"}))
+    check_params(request, frozenset({"f", "lang"}))
     negotiate(request, f, HTML_ONLY)
+    language = page_language(request)
     catalog: Catalog = request.app.state.catalog
     snap = await catalog.current()
     if profile not in snap.profiles:
-        valid = ", ".join(snap.profiles) or "none in this store"
-        raise ProblemError(404, f"no profile {profile!r}; profiles: {valid}")
+        valid = ", ".join(snap.profiles) or message("none in this store")
+        raise ProblemError(
+            404, "no profile %(name)s; profiles: %(valid)s", name=repr(profile), valid=valid
+        )
     cache: MapCache = request.app.state.map_cache
     try:
-        page = await anyio.to_thread.run_sync(cache.render, catalog, snap.signature, profile)
+        page = await anyio.to_thread.run_sync(
+            cache.render, catalog, snap.signature, profile, language
+        )
     except ImportError as exc:
-        msg = f"map rendering is not available on this server ({exc})"
-        raise ProblemError(503, msg) from None
-    return HTMLResponse(page, headers={"Vary": VARY})
+        msg = "map rendering is not available on this server (%(error)s)"
+        raise ProblemError(503, msg, error=str(exc)) from None
+    return HTMLResponse(page, headers={"Vary": PAGE_VARY, "Content-Language": language})
 
 
 @router.get(
@@ -93,21 +105,20 @@ async def map_page(
 async def site_sheet(
     request: Request,
     site_id: str = Path(alias="siteId", description="site ID, e.g. S0123456789"),
-    lang: str = Query("pl", description="pl | en", json_schema_extra={"enum": list(LANGUAGES)}),
+    lang: str | None = lang_query,
     f: str | None = _f_html,
 ) -> Response:
     from omw_sites.reports.sheet import UnknownSiteError, render_sheet
 
-    check_params(request, frozenset({"lang", "f"}))
-    if lang not in LANGUAGES:
-        raise bad_parameter("lang", f"must be pl or en, not {lang!r}")
+    check_params(request, frozenset({"lang", "f"}))  # a lang other than pl or en is a 400
     negotiate(request, f, HTML_ONLY)
+    language = page_language(request)
     catalog: Catalog = request.app.state.catalog
     snap = await catalog.current()
     if site_id not in snap.layers["sites"].index:
-        raise ProblemError(404, f"no site {site_id!r} in the inventory")
+        raise ProblemError(404, "no site %(id)s in the inventory", id=repr(site_id))
     try:
-        page = await anyio.to_thread.run_sync(render_sheet, catalog.store_path, site_id, lang)
+        page = await anyio.to_thread.run_sync(render_sheet, catalog.store_path, site_id, language)
     except UnknownSiteError as exc:  # the store changed between the lookup and the render
         raise ProblemError(404, str(exc)) from None
-    return HTMLResponse(page, headers={"Vary": VARY})
+    return HTMLResponse(page, headers={"Vary": PAGE_VARY, "Content-Language": language})

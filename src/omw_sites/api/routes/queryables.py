@@ -7,8 +7,9 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from omw_sites.api.negotiation import SCHEMA_FORMATS
-from omw_sites.api.pages import crumbs_for, html_page
-from omw_sites.api.params import collection_id_path, format_query, layer_request
+from omw_sites.api.pages import crumbs_for, html_page, layer_title, page_language
+from omw_sites.api.params import collection_id_path, format_query, lang_query, layer_request
+from omw_sites.api.problems import Text
 from omw_sites.api.properties import TEMPORAL_PROPERTY, queryables_doc
 from omw_sites.api.responses import (
     BAD_REQUEST,
@@ -39,6 +40,7 @@ async def queryables(
     request: Request,
     collection_id: str = collection_id_path,
     f: str | None = format_query("json", "html"),
+    lang: str | None = lang_query,
 ) -> Response:
     fmt, snap, layer, headers, unchanged = await layer_request(
         request, collection_id, f, SCHEMA_FORMATS
@@ -50,9 +52,9 @@ async def queryables(
         return html_page(
             request,
             "queryables.html",
-            f"{layer.title}: queryables",
+            Text("%(layer)s: queryables", {"layer": layer_title(layer, page_language(request))}),
             json_type=SCHEMA_JSON,
-            crumbs=crumbs_for(request, layer.name),
+            crumbs=crumbs_for(request, layer),
             headers=headers,
             doc=doc,
             temporal=TEMPORAL_PROPERTY if TEMPORAL_PROPERTY in layer.columns else None,

@@ -14,17 +14,18 @@ from starlette.responses import Response
 from omw_sites.api.catalog import Snapshot
 from omw_sites.api.conditional import cache_headers, not_modified
 from omw_sites.api.negotiation import DOC_FORMATS, negotiate, offers
-from omw_sites.api.pages import crumbs_for, html_page
+from omw_sites.api.pages import crumbs_for, html_href, html_page, layer_title, page_language
 from omw_sites.api.params import (
     CRS84,
     check_params,
     collection_id_path,
     format_query,
     get_layer,
+    lang_query,
     layer_request,
     snapshot,
 )
-from omw_sites.api.problems import ProblemError, bad_parameter
+from omw_sites.api.problems import ProblemError, Text, bad_parameter
 from omw_sites.api.properties import describe, property_schemas
 from omw_sites.api.responses import (
     BAD_REQUEST,
@@ -36,7 +37,6 @@ from omw_sites.api.responses import (
     NOT_MODIFIED,
     TILING_SCHEME_REL,
     Responses,
-    as_format,
     html_alternate,
     json_response,
     link,
@@ -53,6 +53,7 @@ from omw_sites.api.tiling import (
     tile_attributes,
     tile_matrix_set_limits,
 )
+from omw_sites.i18n import gettext
 from omw_sites.layers import SITES
 
 MVT_FORMATS = offers({"mvt": (MVT,)})
@@ -72,7 +73,7 @@ def tiled_layer(snap: Snapshot, collection_id: str) -> Layer:
     """The layer of ``collection_id`` if it has vector tiles (sites), else a 404."""
     layer = get_layer(snap, collection_id)
     if layer.name != SITES:
-        raise ProblemError(404, f"only the {SITES!r} collection has vector tiles")
+        raise ProblemError(404, "only the %(name)s collection has vector tiles", name=repr(SITES))
     return layer
 
 
@@ -121,7 +122,8 @@ def _tile_path_param(description: str, maximum: int | None = None) -> Any:
 
 def _tile_index(name: str, text: str, upper: int) -> int:
     if not re.fullmatch(r"\d{1,10}", text) or int(text) > upper:
-        raise bad_parameter(name, f"must be an integer 0..{upper}, not {text!r}")
+        reason = "must be an integer 0..%(upper)s, not %(value)s"
+        raise bad_parameter(name, reason, upper=str(upper), value=repr(text))
     return int(text)
 
 
@@ -139,6 +141,7 @@ async def tilesets(
     request: Request,
     collection_id: str = collection_id_path,
     f: str | None = format_query("json", "html"),
+    lang: str | None = lang_query,
 ) -> Response:
     fmt, snap, layer, headers, unchanged = await layer_request(
         request, collection_id, f, pick=tiled_layer
@@ -150,15 +153,17 @@ async def tilesets(
         rows = [
             {
                 **summary,
-                "html": summary["links"][1]["href"],
-                "tms_html": as_format(summary["links"][2]["href"], "html"),
+                "html": html_href(request, summary["links"][1]["href"]),
+                "tms_html": html_href(request, summary["links"][2]["href"]),
             }
         ]
         return html_page(
             request,
             "tilesets.html",
-            f"{layer.title}: vector tilesets",
-            crumbs=crumbs_for(request, layer.name),
+            Text(
+                "%(layer)s: vector tilesets", {"layer": layer_title(layer, page_language(request))}
+            ),
+            crumbs=crumbs_for(request, layer),
             headers=headers,
             tilesets=rows,
         )
@@ -191,14 +196,15 @@ async def tileset(
     collection_id: str = collection_id_path,
     tile_matrix_set_id: str = _tms_id,
     f: str | None = format_query("json", "html"),
+    lang: str | None = lang_query,
 ) -> Response:
-    check_params(request, frozenset({"f"}))
+    check_params(request, frozenset({"f", "lang"}))
     fmt = negotiate(request, f, DOC_FORMATS)
     snap = await snapshot(request)
     layer = tiled_layer(snap, collection_id)
     if tile_matrix_set_id != WEB_MERCATOR_QUAD:
-        msg = f"no tile matrix set {tile_matrix_set_id!r}; tiles are served in {WEB_MERCATOR_QUAD}"
-        raise ProblemError(404, msg)
+        msg = "no tile matrix set %(name)s; tiles are served in %(served)s"
+        raise ProblemError(404, msg, name=repr(tile_matrix_set_id), served=WEB_MERCATOR_QUAD)
     headers = cache_headers(request, snap, fmt)
     if (unchanged := not_modified(request, headers)) is not None:
         return unchanged
@@ -241,12 +247,15 @@ async def tileset(
         return html_page(
             request,
             "tileset.html",
-            f"{layer.title}: {WEB_MERCATOR_QUAD} tileset",
-            crumbs=crumbs_for(request, layer.name),
+            Text(
+                "%(layer)s: %(tms)s tileset",
+                {"layer": layer_title(layer, page_language(request)), "tms": WEB_MERCATOR_QUAD},
+            ),
+            crumbs=crumbs_for(request, layer),
             headers=headers,
             doc=doc,
             tile_template=template,
-            tms_html=as_format(doc["links"][2]["href"], "html"),
+            tms_html=html_href(request, doc["links"][2]["href"]),
         )
     return Response(orjson.dumps(doc), media_type=JSON, headers=headers)
 
@@ -310,9 +319,11 @@ async def tile(
     },
 )
 async def tile_matrix_sets(
-    request: Request, f: str | None = format_query("json", "html")
+    request: Request,
+    f: str | None = format_query("json", "html"),
+    lang: str | None = lang_query,
 ) -> Response:
-    check_params(request, frozenset({"f"}))
+    check_params(request, frozenset({"f", "lang"}))
     fmt = negotiate(request, f, DOC_FORMATS)
     headers = cache_headers(request, await snapshot(request), fmt)
     if (unchanged := not_modified(request, headers)) is not None:
@@ -345,24 +356,31 @@ async def tile_matrix_set(
     request: Request,
     tile_matrix_set_id: str = _tms_id,
     f: str | None = format_query("json", "html"),
+    lang: str | None = lang_query,
 ) -> Response:
-    check_params(request, frozenset({"f"}))
+    check_params(request, frozenset({"f", "lang"}))
     fmt = negotiate(request, f, DOC_FORMATS)
     tms = TILE_MATRIX_SETS.get(tile_matrix_set_id)
     if tms is None:
-        msg = f"no tile matrix set {tile_matrix_set_id!r}; served: {', '.join(TILE_MATRIX_SETS)}"
-        raise ProblemError(404, msg)
+        msg = "no tile matrix set %(name)s; served: %(valid)s"
+        valid = ", ".join(TILE_MATRIX_SETS)
+        raise ProblemError(404, msg, name=repr(tile_matrix_set_id), valid=valid)
     headers = cache_headers(request, await snapshot(request), fmt)
     if (unchanged := not_modified(request, headers)) is not None:
         return unchanged
     if fmt == "html":
         crumbs = [
             {
-                "href": as_format(request.url_for("tile_matrix_sets"), "html"),
-                "title": "tile matrix sets",
+                "href": html_href(request, request.url_for("tile_matrix_sets")),
+                "title": gettext(page_language(request), "Tile matrix sets"),
             }
         ]
         return html_page(
-            request, "tilematrixset.html", tms["title"], crumbs=crumbs, headers=headers, doc=tms
+            request,
+            "tilematrixset.html",
+            Text(tms["title"]),
+            crumbs=crumbs,
+            headers=headers,
+            doc=tms,
         )
     return json_response(tms, headers=headers)

@@ -2,26 +2,18 @@
  *
  * Site feature properties: i site_id, g gmina, t TERYT, a area (ha), z zoning symbol,
  * zc zoning class, s score, r rank, x excluded reason, d drivers, st status, p price
- * (PLN/m²), l lease (PLN/m² a year), j minutes to a junction, jn its name, c criteria
- * values (display units, in the order of omw.config.fields).
+ * (PLN/m²), l lease (PLN/m² a year), j minutes to a junction, jn its name, wf working-age
+ * people within 30 min by road, mh maximum building height (m), c criteria values
+ * (display units, in the order of omw.config.fields).
  * Eligible hexagon: n sites, r best rank, s best score, m median score.
  * Excluded hexagon: n sites, x [[reason, count], ...].
  */
 var omw = (function () {
   "use strict";
   var config = { fields: [], nEligible: 0, profile: "", lang: "en", words: {} };
-  var ENGLISH = {
-    site: "Site", status: "Status", price: "Price", perM2: "PLN/m\u00b2",
-    lease: "PLN/m\u00b2 a year (lease)", askGmina: "ask the gmina office",
-    scoreRank: "Score \u00b7 rank", score: "Score", of: "of", junction: "Junction",
-    why: "Why:", sheet: "Site sheet (karta terenu)", excluded: "excluded", rank: "rank",
-    available: "available", reserved: "reserved", sold: "sold", withdrawn: "withdrawn",
-    inHexagon: "in this hexagon", sites: "sites", oneSite: "site", bestRank: "Best rank",
-    bestScore: "Best score", medianScore: "Median score",
-    below: "These sites rank below the ones drawn as polygons.", more: "more"
-  };
-  /* a word of the page's language (config.words, set by the page), English otherwise */
-  function w(key) { return esc(config.words[key] || ENGLISH[key]); }
+  /* a word of the page's language: config.words, from the message catalogue
+     (profile_map.SCRIPT_WORDS); the key itself if the page set none */
+  function w(key) { return esc(config.words[key] || key); }
   var ENTITIES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
 
   function esc(v) {
@@ -54,9 +46,9 @@ var omw = (function () {
       '" target="_blank">' + w("sheet") + "</a></div>";
   }
 
-  /* The facts that matter, 8 to 10 rows: where, how big, zoning, status and price, score
-   * and rank, the junction, the profile's heaviest criteria (config.fields holds only
-   * those), why. */
+  /* The facts that matter, at most 10 rows: where, how big, zoning, status and price,
+   * score and rank, the junction, the workforce within 30 min, the plan's maximum height,
+   * the profile's heaviest criteria (config.fields holds only those), why. */
   function sitePopup(p) {
     var title = (missing(p.g) ? w("site") : esc(p.g)) + " \u00b7 " + num(p.a, 2) + " ha" +
       (missing(p.z) ? "" : " \u00b7 " + esc(p.z));
@@ -76,6 +68,8 @@ var omw = (function () {
     if (!missing(p.j)) {
       h += row(w("junction"), (missing(p.jn) ? "" : esc(p.jn) + ", ") + num(p.j, 1) + " min");
     }
+    if (!missing(p.wf)) { h += row(w("workforce"), num(p.wf, 0)); }
+    if (!missing(p.mh)) { h += row(w("height"), num(p.mh, 1) + " m"); }
     config.fields.forEach(function (f, k) {
       var v = p.c ? p.c[k] : null;
       h += row(esc(f.label), missing(v) ? "\u2013" : num(v, f.decimals) + " " + esc(f.unit));
