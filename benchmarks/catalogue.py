@@ -1,12 +1,14 @@
 """The investor catalogue in headless Chromium: time to ready (list and map drawn) and
 time from a filter change until list and map agree again, on a generated store.
 
-Run: ``python benchmarks/catalogue.py [--sites 20000] [--loads 10] [--changes 40]``.
-``omw-sites serve`` runs in its own process; Debian's ``/usr/bin/chromium`` is driven by
-Playwright. "ready" is navigation start → the page's ``catalogue.ready`` (the list
-rendered and the map idle with the matched sites drawn); the first load meets a server
-whose tile cache is empty, the others a warm server and a fresh browser context (no
-browser cache). A filter change is the form's ``change`` event → ``catalogue:ready``
+Run: ``python benchmarks/catalogue.py [--sites 20000 | --store GPKG] [--loads 10]
+[--changes 40] [--settle 30]``. ``omw-sites serve`` runs in its own process; Debian's
+``/usr/bin/chromium`` is driven by Playwright. "ready" is navigation start → the page's
+``catalogue.ready`` (the list rendered and the map idle with the matched sites drawn).
+The first load comes the moment the server is up, while it is still encoding the first
+tiles in the background; the later ones meet a warm server with a fresh browser context
+(no browser cache); a second server is then left to run ``--settle`` seconds before its
+first visitor. A filter change is the form's ``change`` event → ``catalogue:ready``
 (the state sent to ``/catalogue/matches``, the list's page fetched and drawn, the map
 re-filtered and idle). Aims: ready ≤ 2 s, filter change ≤ 300 ms (p95).
 """
@@ -103,23 +105,41 @@ def main() -> None:
     parser.add_argument("--sites", type=int, default=20_000, help="sites in the generated store")
     parser.add_argument("--loads", type=int, default=10, help="page loads timed")
     parser.add_argument("--changes", type=int, default=40, help="filter changes timed")
+    parser.add_argument("--store", type=Path, help="an existing store instead of a generated one")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=30,
+        help="seconds the second server runs before its first visitor",
+    )
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as tmp:
-        store = make_sample_store(Path(tmp) / "omw_sites.gpkg", n=args.sites)
-        with serving(store) as (base, _), sync_playwright() as p:
+        store = args.store or make_sample_store(Path(tmp) / "omw_sites.gpkg", n=args.sites)
+        with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM)
-            url = f"{base}/catalogue?lang=pl"
-            cold = load(browser, url)
-            warm = [load(browser, url) for _ in range(args.loads)]
-            times, counts = changes(browser, url, args.changes)
+            # the first visitor the moment the server is up: its tiles race the warm-up
+            with serving(store) as (base, _):
+                url = f"{base}/catalogue?lang=pl"
+                cold = load(browser, url)
+                warm = [load(browser, url) for _ in range(args.loads)]
+                times, counts = changes(browser, url, args.changes)
+            # the first visitor of a server that has run for a while (tiles warmed)
+            with serving(store) as (base, _):
+                time.sleep(args.settle)
+                settled = load(browser, f"{base}/catalogue?lang=pl")
             browser.close()
+        what = f"{args.store}" if args.store else f"{args.sites:,} sites (generated store)"
     print(f"# {machine()}\n")
-    print(f"Catalogue at {args.sites:,} sites (generated store), headless Chromium:\n")
+    print(f"Catalogue on {what}, headless Chromium:\n")
     print("| measure | n | median | p95 | aim |")
     print("|---|---:|---:|---:|---:|")
-    print(f"| ready, first load (server tile cache empty) | 1 | {cold:.2f} s | – | ≤ 2 s |")
+    print(f"| ready, first visitor the moment the server is up | 1 | {cold:.2f} s | – | ≤ 2 s |")
+    print(
+        f"| ready, first visitor {args.settle:.0f} s after the server started | 1 | "
+        f"{settled:.2f} s | – | ≤ 2 s |"
+    )
     print(
         f"| ready, later loads (fresh browser context) | {len(warm)} | "
         f"{statistics.median(warm):.2f} s | {p95(warm):.2f} s | ≤ 2 s |"

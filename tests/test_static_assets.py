@@ -14,7 +14,6 @@ from starlette.testclient import TestClient
 
 import omw_sites.api
 from omw_sites.api.server import create_app
-from omw_sites.api.tiling import cached_tile, peek_tile, warm_tiles, warm_zooms
 
 STATIC = Path(omw_sites.api.__file__).with_name("static")
 MAPLIBRE = "/static/vendor/maplibre-gl/maplibre-gl.js"
@@ -84,30 +83,3 @@ def test_head_has_the_get_headers_and_no_body(client: TestClient) -> None:
     assert head.status_code == 200 and head.content == b""
     assert head.headers["etag"] == get.headers["etag"]
     assert head.headers["content-length"] == str(len(get.content))
-
-
-# ------------------------------------------------------------- tiles ready before the map
-
-
-def test_the_first_zoom_warmed_is_the_one_that_fits_the_region() -> None:
-    # 70 km across (the OMW's core) into an 800-pixel map of 512-pixel tiles: zoom 9.3
-    order = warm_zooms((2_290_000.0, 6_800_000.0, 2_400_000.0, 6_906_000.0))
-    assert order[:3] == [9, 10, 8]
-    assert sorted(order) == list(range(25))
-
-
-def test_warming_fills_the_cache_the_tile_route_answers_from(tmp_path: Path) -> None:
-    store = make_sample_store(tmp_path / "omw_sites.gpkg", n=80)
-    app = create_app(store)
-    layer = app.state.catalog._snapshot.layers["sites"]
-    assert warm_tiles(layer, max_tiles=40) > 0
-    warmed = dict(layer.cache["tiles"])
-    assert any(data is not None for data in warmed.values())
-    client = TestClient(app)
-    for (z, x, y), data in list(warmed.items())[:10]:
-        assert peek_tile(layer, z, x, y) == (True, data)
-        got = client.get(f"/collections/sites/tiles/WebMercatorQuad/{z}/{x}/{y}")
-        assert got.status_code == (200 if data else 204)
-        assert got.content == (data or b"")
-        layer.cache["tiles"].pop((z, x, y))
-        assert cached_tile(layer, z, x, y) == data  # encoding again gives the same bytes

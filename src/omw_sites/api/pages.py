@@ -25,7 +25,7 @@ from omw_sites.api.problems import Text, message
 from omw_sites.api.responses import GEOJSON, HTML, JSON, SCHEMA_JSON, as_format
 from omw_sites.api.served_layer import Layer
 from omw_sites.i18n import LANGUAGE_NAMES, environment, format_number, gettext, negotiate
-from omw_sites.layers import SITE_COLUMNS
+from omw_sites.layers import RECORD_COLUMNS, SITE_COLUMNS, SITES
 
 _JSON = frozenset({JSON, GEOJSON, SCHEMA_JSON})  # what ``f=json`` answers
 _TYPE_TITLES = {GEOJSON: "GeoJSON", SCHEMA_JSON: "JSON Schema"}
@@ -59,6 +59,7 @@ def html_page(
             }
         ],
         **language_switch(request, lang),
+        property_text=lambda name, schema: property_description(name, schema, lang),
         **context,
     )
     return HTMLResponse(
@@ -81,6 +82,81 @@ def layer_title(layer: Layer, lang: str) -> str:
     key = f"layer:{layer.name}"
     text = gettext(lang, key)
     return layer.title if text == key else text
+
+
+# the profile columns of the site table (``score_<profile>`` …): what each holds
+PROFILE_COLUMNS = (
+    ("score_", "score for profile %(profile)s (0..1, null when excluded)"),
+    ("rank_", "rank for profile %(profile)s (1 = best, 0 = excluded)"),
+    ("excluded_", "why the site is excluded for profile %(profile)s (empty when eligible)"),
+)
+TEMPORAL_NOTE = "; the datetime parameter of the items filters on it"
+SITES_DESCRIPTION = (
+    "Investment sites of the Warsaw metropolitan area (OMW), one feature per site: "
+    "criteria with units (%(units)s), and per profile score_<profile> (0..1, null when "
+    "excluded), rank_<profile> (1 = best, 0 = excluded) and excluded_<profile> (reason). "
+    "Sold and withdrawn sites are not ranked (rank 0, reason 'not on offer') but keep "
+    "their score. Profiles: %(profiles)s."
+)
+
+
+def column_meaning(column: str, lang: str) -> str:
+    """What a column of the site table holds, in ``lang`` (the catalogue's
+    ``column:<name>``, whose English text is the meaning in ``layers.SITE_COLUMNS``), ""
+    for a column the catalogue does not know."""
+    key = f"column:{column}"
+    text = gettext(lang, key)
+    if text != key:
+        return text
+    for prefix, msgid in PROFILE_COLUMNS:
+        if column.startswith(prefix):
+            return gettext(lang, msgid, profile=column[len(prefix) :])
+    return ""
+
+
+def property_description(name: str, schema: dict[str, Any], lang: str) -> str:
+    """A property's description on a page in ``lang``, from its JSON Schema entry (the
+    queryables', a tileset's): the JSON's English text on English pages; on the others the
+    column's meaning in ``lang`` with the same time zone, datetime note and unit. A property
+    the JSON leaves undescribed has no description here either."""
+    described = str(schema.get("description") or "")
+    if lang == "en" or not described:
+        return described
+    if name == "geometry" and schema.get("x-ogc-role") == "primary-geometry":
+        types = described.partition(" geometries;")[0]  # GeoJSON type names, or "no"
+        return gettext(
+            lang,
+            "geometries: %(types)s; S_INTERSECTS and the other spatial functions",
+            types=gettext(lang, "none") if types == "no" else types,
+        )
+    meaning = column_meaning(name, lang)
+    if not meaning:
+        return described
+    unit = (SITE_COLUMNS.get(name) or RECORD_COLUMNS.get(name) or ("", ""))[0]
+    if unit == "UTC":
+        meaning += " (UTC)"
+    if described.endswith(TEMPORAL_NOTE) or TEMPORAL_NOTE + " [" in described:
+        meaning += gettext(lang, TEMPORAL_NOTE)
+    shown = schema.get("x-ogc-unit")
+    return meaning + (f" [{shown}]" if shown else "")
+
+
+def layer_description(layer: Layer, lang: str, run_info: dict[str, Any] | None = None) -> str:
+    """A collection's description in ``lang``: its JSON description on English pages; the
+    catalogue's ``layer_about:<name>`` for a reference layer, the sites' description (with
+    the criteria's units, the profiles and the run of ``run_info``) in ``lang``."""
+    if lang == "en":
+        return layer.description
+    if layer.name == SITES:
+        units = ", ".join(f"{c} [{u}]" for c, (u, _) in SITE_COLUMNS.items() if u)
+        profiles = ", ".join(layer.orders) or gettext(lang, "none")
+        text = gettext(lang, SITES_DESCRIPTION, units=units, profiles=profiles)
+        info = run_info or {}
+        run = ", ".join(f"{k} {info[k]}" for k in ("run_id", "created") if k in info)
+        return f"{text} {gettext(lang, 'Run: %(run)s.', run=run)}" if run else text
+    key = f"layer_about:{layer.name}"
+    text = gettext(lang, key)
+    return layer.description if text == key else text
 
 
 def crumbs_for(request: Request, collection: Layer | None = None) -> list[dict[str, str]]:
@@ -201,6 +277,9 @@ def items_page(
             }
         )
     units = {c: SHOWN_UNIT.get(u, u) for c in columns if (u := SITE_COLUMNS.get(c, ("", ""))[0])}
+    # what each column holds (a header's tooltip); reference layers' columns are not
+    # the site table's, even where a name is the same (utilities' status)
+    meanings = {c: column_meaning(c, lang) for c in columns} if layer.name == SITES else {}
     return html_page(
         request,
         "items.html",
@@ -214,6 +293,7 @@ def items_page(
         crs=crs,
         columns=columns,
         units=units,
+        meanings=meanings,
         features=rows,
         next=str(next_url) if next_url is not None else None,
         prev=str(prev_url) if prev_url is not None else None,
@@ -342,7 +422,8 @@ def item_page(
     sheet = None
     feature_id = str(decoded.get("id", ""))
     heading = f"{layer_title(layer, lang)}: {feature_id}"
-    if layer.name == "sites" and decoded.get("id") is not None:
+    site = layer.name == SITES
+    if site and decoded.get("id") is not None:
         url = request.url_for("site_sheet", siteId=str(decoded["id"]))
         sheet = str(url.include_query_params(lang=lang))
         area = format_number(props.get("area_ha"), lang, 2)
@@ -364,5 +445,8 @@ def item_page(
         small_map=small_map(decoded.get("geometry"), crs),
         sheet=sheet,
         crs=crs,
-        properties=[formatted(k, v, lang) for k, v in props.items()],
+        properties=[
+            {**formatted(k, v, lang), "meaning": column_meaning(k, lang) if site else ""}
+            for k, v in props.items()
+        ],
     )

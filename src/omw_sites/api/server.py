@@ -31,6 +31,7 @@ from omw_sites.api.problems import install_problem_handlers
 from omw_sites.api.properties import property_schemas
 from omw_sites.api.responses import OPENAPI
 from omw_sites.api.routes import ROUTERS
+from omw_sites.api.routes.catalogue import cached_basemap
 from omw_sites.api.routes.map_pages import MapCache
 from omw_sites.api.static_files import StaticAssets
 from omw_sites.api.tiling import warm_tiles
@@ -130,8 +131,9 @@ def start_tile_warming(catalog: Catalog) -> threading.Thread:
                 continue
             try:
                 warm_tiles(layer)
+                cached_basemap(catalog.snapshot)  # the catalogue map's other layers
             except Exception:  # warming is an optimisation: a failure only logs
-                log.exception("encoding the first tiles failed")
+                log.exception("preparing the catalogue map failed")
             warmed = layer
             time.sleep(WARM_PAUSE_S)
 

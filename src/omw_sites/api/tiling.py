@@ -126,6 +126,7 @@ TILE_MATRIX_SETS: dict[str, dict[str, Any]] = {WEB_MERCATOR_QUAD: web_mercator_q
 
 TILE_EXTENT = 4096
 TILE_BUFFER = 64  # tile units of geometry kept beyond the edge, so strokes join
+TILE_SIMPLIFY = 4.0  # tile units: half a pixel of a tile drawn at 512 pixels
 MAX_ZOOM = MAX_TILE_MATRIX
 TILE_CACHE_SIZE = 4096  # encoded tiles kept per layer: MVT encoding is pure Python
 WARM_SECONDS = 60.0  # at most this much encoding ahead of the first map, per store version
@@ -133,22 +134,36 @@ WARM_SECONDS = 60.0  # at most this much encoding ahead of the first map, per st
 # anyway: such stores are not warmed (their catalogue needs coarser tiles first)
 WARM_MAX_SITES = 200_000
 _tiles_lock = threading.Lock()  # the tile caches are filled from request and warm-up threads
+# tiles being encoded now, by (cache, tile): the others asking for one wait for it
+_in_flight: dict[tuple[int, tuple[int, int, int]], threading.Event] = {}
 log = logging.getLogger(__name__)
 
 
 def cached_tile(layer: Layer, z: int, x: int, y: int) -> bytes | None:
     """The encoded tile from the layer's tile cache (kept per store version, oldest
-    dropped first), encoding it when missing."""
+    dropped first), encoding it when missing. A tile another thread is encoding (the
+    warm-up, or a second visitor) is waited for, not encoded twice."""
     tiles = _tile_cache(layer)
     key = (z, x, y)
-    with _tiles_lock:
-        if key in tiles:
-            return tiles[key]
-    data = encode_tile(layer, z, x, y)
-    with _tiles_lock:
-        if len(tiles) >= TILE_CACHE_SIZE:
-            tiles.pop(next(iter(tiles)), None)
-        tiles[key] = data
+    while True:
+        with _tiles_lock:
+            if key in tiles:
+                return tiles[key]
+            flight = _in_flight.get((id(tiles), key))
+            if flight is None:
+                flight = _in_flight[(id(tiles), key)] = threading.Event()
+                break
+        flight.wait()
+    try:
+        data = encode_tile(layer, z, x, y)
+        with _tiles_lock:
+            if len(tiles) >= TILE_CACHE_SIZE:
+                tiles.pop(next(iter(tiles)), None)
+            tiles[key] = data
+    finally:
+        with _tiles_lock:
+            _in_flight.pop((id(tiles), key), None)
+        flight.set()
     return data
 
 
@@ -173,21 +188,24 @@ def warm_zooms(bounds: tuple[float, float, float, float], map_pixels: int = 800)
     return sorted(range(MAX_ZOOM + 1), key=lambda z: (abs(z - fit), z))
 
 
-def warm_tiles(layer: Layer, *, seconds: float = WARM_SECONDS, max_tiles: int = 512) -> int:
+def warm_tiles(
+    layer: Layer, *, seconds: float = WARM_SECONDS, max_tiles: int = 512, zooms: int = 5
+) -> int:
     """Encode the tiles a map opening on the whole layer needs first, into its tile
     cache, so that the first visitor after a start or a reload does not wait for them.
 
-    Works outwards from the zoom that fits the layer and stops after ``seconds`` of
-    work, ``max_tiles`` tiles, or a zoom with more tiles than are left; a layer of more
-    than ``WARM_MAX_SITES`` is left alone. Returns how many tiles it encoded (or found
-    encoded)."""
+    Works outwards from the zoom that fits the layer, ``zooms`` levels (the opening view
+    and a zoom or two either way; deeper ones are encoded when asked for), and stops
+    earlier after ``seconds`` of work, ``max_tiles`` tiles, or a zoom with more tiles than
+    are left; a layer of more than ``WARM_MAX_SITES`` is left alone. Returns how many
+    tiles it encoded (or found encoded)."""
     started = time.monotonic()
     if len(layer) == 0 or len(layer) > WARM_MAX_SITES:
         return 0
     geoms, _ = layer.mercator()
     x0, y0, x1, y1 = (float(v) for v in shapely.total_bounds(geoms))
     done = 0
-    for z in warm_zooms((x0, y0, x1, y1)):
+    for z in warm_zooms((x0, y0, x1, y1))[:zooms]:
         size = 2 * MERCATOR_HALF / 2**z
         last = 2**z - 1
         cols = range(
@@ -239,6 +257,14 @@ def encode_tile(layer: Layer, z: int, x: int, y: int) -> bytes | None:
     origin = np.array(bounds[:2])
     scale = TILE_EXTENT / (bounds[2] - bounds[0])
     clipped = shapely.transform(clipped, lambda c: np.round((c - origin) * scale))  # tile units
+    # vertices closer than half a pixel to the outline go (a map draws a tile at 256 to
+    # 512 pixels: 8 to 16 units a pixel); a site is never dropped, only drawn with fewer
+    # vertices, so the browser has half as many to read and draw at the opening zooms
+    clipped = shapely.simplify(clipped, TILE_SIMPLIFY, preserve_topology=True)
+    # MVT wants exterior rings clockwise (y up here; the encoder flips y): done for the
+    # whole tile at once instead of the encoder's polygon-by-polygon check, the larger
+    # part of its time
+    clipped = shapely.orient_polygons(clipped, exterior_cw=True)
     records = layer.table.iloc[rows][tile_attributes(layer)].to_dict(orient="records")
     features = []
     for geom, rec in zip(clipped.tolist(), records, strict=True):
@@ -252,7 +278,7 @@ def encode_tile(layer: Layer, z: int, x: int, y: int) -> bytes | None:
         features.append({"geometry": geom, "properties": props})
     if not features:
         return None
-    options = {"extents": TILE_EXTENT}
+    options = {"extents": TILE_EXTENT, "check_winding_order": False}
     return mapbox_vector_tile.encode(
         [{"name": layer.name, "features": features}], default_options=options
     )

@@ -70,6 +70,7 @@ LIST_COLUMNS = (  # what a list row shows (those the store has)
     "lease_pln_m2_year",
 )
 BASEMAP_LAYERS = ("gminy", "water", "roads_main", "rail")
+BASEMAP_LINES = ("roads_main", "rail")  # merged into one feature per road or line
 BASEMAP_TOLERANCE_M = 20.0  # simplification in EPSG:2180: below a pixel at zoom 12
 # score classes of the map and its legend: upper bounds and colours (ColorBrewer RdYlGn)
 SCORE_BREAKS = (0.2, 0.4, 0.6, 0.8)
@@ -335,10 +336,18 @@ async def basemap(request: Request) -> Response:
     snap = await snapshot(request)
     body = _basemap_cache.get(snap.signature)
     if body is None:
-        body = await anyio.to_thread.run_sync(basemap_geojson, snap)
-        _basemap_cache.clear()  # one store version at a time
-        _basemap_cache[snap.signature] = body
+        body = await anyio.to_thread.run_sync(cached_basemap, snap)
     return Response(body, media_type=GEOJSON, headers={"Cache-Control": "no-cache"})
+
+
+def cached_basemap(snap: Snapshot) -> bytes:
+    """:func:`basemap_geojson` of ``snap``, kept for its store version (one at a time)."""
+    body = _basemap_cache.get(snap.signature)
+    if body is None:
+        body = basemap_geojson(snap)
+        _basemap_cache.clear()
+        _basemap_cache[snap.signature] = body
+    return body
 
 
 def basemap_geojson(snap: Snapshot) -> bytes:
@@ -349,12 +358,26 @@ def basemap_geojson(snap: Snapshot) -> bytes:
         layer = snap.layers.get(name)
         if layer is None or len(layer) == 0:
             continue
-        geoms = shapely.simplify(layer.storage_geometries, BASEMAP_TOLERANCE_M)
-        props = pd.DataFrame({"layer": name}, index=range(len(geoms)))
-        for column in ("name", "teryt", "number", "road_class"):
-            if column in layer.table.columns:
-                props[column] = layer.table[column].astype(object).to_numpy()
-        frames.append(gpd.GeoDataFrame(props, geometry=geoms, crs=WORK_CRS))
+        columns = [c for c in ("name", "teryt", "number", "road_class") if c in layer.table]
+        frame = gpd.GeoDataFrame(
+            layer.table[columns].astype(object).reset_index(drop=True),
+            geometry=layer.storage_geometries,
+            crs=WORK_CRS,
+        )
+        if name in BASEMAP_LINES:
+            # a road is published as thousands of short segments: one feature per road
+            # (class and number) is a sixth of the bytes for the browser to read and tile
+            keys = frame.fillna({c: "" for c in columns})
+            frame = (
+                keys.dissolve(by=columns, as_index=False) if columns else keys.dissolve()
+            ).reset_index(drop=True)
+            merged = shapely.line_merge(shapely.simplify(frame.geometry.array, BASEMAP_TOLERANCE_M))
+            frame = frame.set_geometry(merged)
+            frame[columns] = frame[columns].replace("", None)
+        else:
+            frame = frame.set_geometry(shapely.simplify(frame.geometry.array, BASEMAP_TOLERANCE_M))
+        props = frame[columns].assign(layer=name)
+        frames.append(gpd.GeoDataFrame(props, geometry=frame.geometry.array, crs=WORK_CRS))
         if name == "gminy":
             points = shapely.point_on_surface(layer.storage_geometries)
             labels = props.assign(layer="gmina_label")

@@ -14,6 +14,7 @@ from omw_sites.api.pages import (
     crumbs_for,
     html_href,
     html_page,
+    layer_description,
     layer_title,
     page_language,
 )
@@ -159,7 +160,7 @@ async def collections(
                 {
                     "id": layer.name,
                     "title": layer_title(layer, page_lang),
-                    "description": layer.description,
+                    "description": layer_description(layer, page_lang, snap.run_info),
                     "count": len(layer),
                     "html": html_href(
                         request, request.url_for("collection", collectionId=layer.name)
@@ -214,6 +215,7 @@ async def collection(
             crumbs=crumbs_for(request),
             headers=headers,
             doc=doc,
+            description=layer_description(layer, page_lang, snap.run_info),
             links=browser_links(request, doc["links"]),
             count=len(layer),
             geometry_types=layer.geometry_types,

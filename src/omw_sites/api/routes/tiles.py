@@ -150,9 +150,12 @@ async def tilesets(
         return unchanged
     summary = tileset_summary(request, layer)
     if fmt == "html":
+        lang = page_language(request)
+        title = gettext(lang, "%(layer)s, Mapbox vector tiles", layer=layer_title(layer, lang))
         rows = [
             {
                 **summary,
+                "title": title,
                 "html": html_href(request, summary["links"][1]["href"]),
                 "tms_html": html_href(request, summary["links"][2]["href"]),
             }
