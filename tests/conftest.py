@@ -25,6 +25,23 @@ def need(condition: bool, why: str) -> None:
     pytest.skip(why)
 
 
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's; Playwright's own download is not available
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Debian's Chromium driven by Playwright, one per test module."""
+    need(CHROMIUM.exists(), f"{CHROMIUM} not installed (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        need(False, "playwright not installed (pip install -e '.[dev]')")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
 # Under CI=true a skip is a failure, whatever raised it (pytest.skip, importorskip, a
 # skipif mark, a module-level skip): in CI every dependency and service is installed, so a
 # skip there can only hide a broken build. xfail is not a skip and is left alone.

@@ -27,7 +27,6 @@ from omw_sites import i18n
 from omw_sites.api.routes import catalogue as cat
 from omw_sites.store import open_backend, read_sites
 
-CHROMIUM = Path("/usr/bin/chromium")
 NPM_CACHE = Path(__file__).parent / ".npm-cache"  # git-ignored
 TEMPLATES = Path(cat.__file__).parents[1] / "templates"
 
@@ -151,19 +150,6 @@ def test_matches_are_the_api_filter_and_a_known_answer(server, sites) -> None:
 
 
 # ------------------------------------------------------------------------ browser
-
-
-@pytest.fixture(scope="module")
-def browser():
-    need(CHROMIUM.exists(), f"{CHROMIUM} not installed (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        need(False, "playwright not installed (pip install -e '.[dev]')")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM))
-        yield b
-        b.close()
 
 
 def _open(browser, url: str, **context):

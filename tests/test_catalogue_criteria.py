@@ -17,14 +17,11 @@ import httpx
 import numpy as np
 import pytest
 from cli_run import serving
-from conftest import need
 from sample_store import sample_data
 
 from omw_sites import i18n
 from omw_sites.api.routes import catalogue as cat
 from omw_sites.store import open_backend, open_inventory, read_sites
-
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 @pytest.fixture(scope="module")
@@ -50,19 +47,6 @@ def sites(store: Path) -> Any:
 def server(store: Path) -> Iterator[str]:
     with serving(store) as (url, _):
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    need(CHROMIUM.exists(), f"{CHROMIUM} not installed (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        need(False, "playwright not installed (pip install -e '.[dev]')")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM))
-        yield b
-        b.close()
 
 
 def _wait_ready(page: Any, contains: str = "") -> None:

@@ -16,13 +16,11 @@ import httpx
 import numpy as np
 import pytest
 from cli_run import serving
-from conftest import need
 
 from omw_sites.api.routes.enquiry_form import RateLimit
 from omw_sites.store import enquiries as E
 from omw_sites.store import open_inventory, read_sites
 
-CHROMIUM = Path("/usr/bin/chromium")
 MAIL_PL = "jan.kowalski@przyklad-inwestor.example"
 MAIL_EN = "j.smith@example-investor.example"
 PHONE = "+48 22 555 12 34"
@@ -40,19 +38,6 @@ def server(store):
     env = {"OMW_ENQUIRY_FORM_LIMIT": ""}  # the default: 5 an hour per address
     with serving(store, env=env) as (url, _):
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    need(CHROMIUM.exists(), f"{CHROMIUM} not installed (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        need(False, "playwright not installed (pip install -e '.[dev]')")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM))
-        yield b
-        b.close()
 
 
 def _not_blank(png: bytes) -> None:

@@ -16,7 +16,6 @@ import httpx
 import numpy as np
 import pytest
 from cli_run import cli, serving
-from conftest import need
 
 from omw_sites.store import read_layer, read_sites
 
@@ -46,17 +45,6 @@ def url(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("site_pages_log") / "serve.log"
     with serving(store, log=log) as (base, _proc):
         yield base
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    exe = Path("/usr/bin/chromium")
-    need(exe.exists(), "Debian's chromium at /usr/bin/chromium")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(exe), args=["--no-sandbox"])
-        yield b
-        b.close()
 
 
 def _best(sites: Any, n: int = 1) -> list[dict[str, Any]]:
