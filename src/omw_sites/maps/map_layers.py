@@ -12,7 +12,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from branca.element import MacroElement
 from folium.utilities import JsCode
 from jinja2 import Template
 
@@ -60,7 +59,7 @@ def _bounds(sites: gpd.GeoDataFrame) -> list[list[float]] | None:
     return [[float(s), float(w)], [float(n), float(e)]]
 
 
-class MetricScale(MacroElement):
+class MetricScale(folium.MacroElement):
     """Leaflet's scale bar in metres and kilometres only (folium's also shows miles)."""
 
     _template = Template(
