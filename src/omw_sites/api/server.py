@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -123,10 +124,12 @@ def start_tile_warming(catalog: Catalog) -> threading.Thread:
     the pure-Python encoding of every tile on screen."""
 
     def warm_when_changed() -> None:
-        warmed: object = None
+        # a weak reference: the copy warmed last must not outlive a reload because of us
+        warmed: weakref.ref[Any] | None = None
         while True:
             layer = catalog.snapshot.layers.get(SITES)
-            if layer is None or layer is warmed:
+            if layer is None or (warmed is not None and warmed() is layer):
+                del layer
                 time.sleep(WARM_POLL_S)
                 continue
             try:
@@ -134,7 +137,8 @@ def start_tile_warming(catalog: Catalog) -> threading.Thread:
                 cached_basemap(catalog.snapshot)  # the catalogue map's other layers
             except Exception:  # warming is an optimisation: a failure only logs
                 log.exception("preparing the catalogue map failed")
-            warmed = layer
+            warmed = weakref.ref(layer)
+            del layer
             time.sleep(WARM_PAUSE_S)
 
     thread = threading.Thread(target=warm_when_changed, name="tile-warming", daemon=True)

@@ -545,6 +545,12 @@ def answer(
         frame = pd.DataFrame([change]).astype(object)
         frame["answer_price_pln_m2"] = frame["answer_price_pln_m2"].astype(float)
         tx.update(ENQUIRY_SITES, "row_key", frame)
+        changed = [
+            name
+            for name in ("answer", "answer_price_pln_m2", "answer_contact")
+            if as_text(row[name]) != as_text(change[name])
+        ]
+        # the same answer again is still a row: the gmina answered
         hist = [
             _history(
                 enquiry_id,
@@ -556,22 +562,8 @@ def answer(
                 old_value=as_text(row[name]),
                 new_value=as_text(change[name]),
             )
-            for name in ("answer", "answer_price_pln_m2", "answer_contact")
-            if as_text(row[name]) != as_text(change[name])
+            for name in changed or ["answer"]
         ]
-        if not hist:  # the same answer again: still a row, the gmina answered
-            hist = [
-                _history(
-                    enquiry_id,
-                    source,
-                    stamp,
-                    "answer",
-                    site_id=site_id,
-                    field="answer",
-                    old_value=word,
-                    new_value=word,
-                )
-            ]
         return {}, hist
 
     _write(inv, enquiry_id, plan, now)
