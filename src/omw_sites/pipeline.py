@@ -14,7 +14,7 @@ import geopandas as gpd
 import pandas as pd
 
 from omw_sites.config import store_target
-from omw_sites.criteria.measure import measure
+from omw_sites.criteria.measure import Coverage, measure
 from omw_sites.etl import IngestError, load_raw
 from omw_sites.etl.nominations import Nominations, read_nominations
 from omw_sites.layers import (
@@ -56,6 +56,25 @@ class RunSummary:
     notes: list[str] = field(default_factory=list)
     # per profile with no eligible site: sites excluded by each constraint (first failed)
     exclusions: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+@dataclass
+class Measured:
+    """What a run has measured, ready for scoring and the store: the sites (with their
+    offers and lineage) and what ``run_info`` records of the input."""
+
+    sites: gpd.GeoDataFrame
+    coverage: Coverage
+    notes: list[str]
+    reference: dict[str, gpd.GeoDataFrame]  # the store's reference layers
+    n_parcels: int
+    data_dates: dict[str, str]
+    absent: dict[str, str]
+    stats: dict[str, dict[str, int]]
+    files: list[dict]
+    quarantine: pd.DataFrame
+    nominated: dict | None = None  # run_info['nominated']
+    extra_info: dict = field(default_factory=dict)  # more run_info entries
 
 
 def _previous_sites(store: Path | str) -> gpd.GeoDataFrame | None:
@@ -152,14 +171,63 @@ def run(
     )
 
     sites, coverage = measure(sites, raw)
+    sites = with_offers(sites, nominations)
+    measured = Measured(
+        sites,
+        coverage,
+        notes,
+        {k: raw.layers[k][[*REFERENCE_COLUMNS[k], "geometry"]] for k in REFERENCE_LAYERS
+         if k in raw.layers},
+        len(parcels),
+        raw.data_dates,
+        dict(raw.absent),
+        raw.stats,
+        raw.files,
+        raw.quarantine,
+    )  # fmt: skip
+    if nominations is not None:
+        measured.nominated = {
+            "file": str(nominations.path),
+            "listed": len(nominations),
+            "not_found": sorted(nominations.ids - set(parcels["parcel_id"])),
+        }
+    lap("criteria")
+    return finish(measured, profs, store, raw_dir, say, times, scope, allow_mass_end, top_n)
+
+
+def with_offers(sites: gpd.GeoDataFrame, nominations: Nominations | None) -> gpd.GeoDataFrame:
+    """Measured sites with the nomination list's offers, without the ``nominated`` flag."""
     if nominations is not None:
         offers = nomination_offers(sites, nominations.frame)
         sites = sites.assign(**{c: offers[c] for c in offers.columns})
-    sites = sites.drop(columns=["nominated"], errors="ignore")
+    return sites.drop(columns=["nominated"], errors="ignore")
+
+
+def finish(
+    measured: Measured,
+    profs: list[Profile],
+    store: Path | str,
+    raw_dir: str | Path,
+    say: Progress,
+    times: dict[str, float],
+    scope: list[str] | None = None,
+    allow_mass_end: bool = False,
+    top_n: int = 10,
+) -> RunSummary:
+    """Score the measured sites, bring the store up to date, summarise: the part of a
+    run after measurement, the same for one process and a partitioned run."""
+    t = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal t
+        now = time.perf_counter()
+        times[stage] = round(now - t, 3)
+        t = now
+
+    sites, coverage, notes = measured.sites, measured.coverage, list(measured.notes)
     notes += coverage.lines()
     said = "\n".join(notes)
-    notes += [f"{key}: {why}" for key, why in raw.absent.items() if why not in said]
-    lap("criteria")
+    notes += [f"{key}: {why}" for key, why in measured.absent.items() if why not in said]
     n_done = len(SITE_COLUMNS) - len(coverage.not_measured)
     say("criteria", f"{n_done} of {len(SITE_COLUMNS)} criteria measured", len(sites))
 
@@ -179,50 +247,44 @@ def run(
     run_id = uuid.uuid4().hex[:12]
     created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     # an empty layer replaces the store's copy too: the store shows this run's data
-    reference = {
-        k: raw.layers[k][[*REFERENCE_COLUMNS[k], "geometry"]]
-        for k in REFERENCE_LAYERS
-        if k in raw.layers
-    }
+    reference = measured.reference
+    data_dates = measured.data_dates
     info = {
         "run_id": run_id,
         "created": created,
         "raw_dir": str(Path(raw_dir).resolve()),
         "profiles": [p.record() for p in profs],
-        "data_dates": raw.data_dates,
+        "data_dates": data_dates,
         "units": {c: u for c, (u, _) in SITE_COLUMNS.items()},
         "columns": {
             c: {
                 "unit": u,
                 "meaning": m,
                 "sources": list(column_source(c)),
-                "data_date": max((raw.data_dates.get(k, "") for k in column_source(c)), default=""),
+                "data_date": max((data_dates.get(k, "") for k in column_source(c)), default=""),
                 # why the column is empty for every site in this run ("" when measured)
                 "no_data": coverage.not_measured.get(c, ""),
             }
             for c, (u, m) in SITE_COLUMNS.items()
         },
-        "counts": {"parcels": len(parcels), "sites": len(scored)},
-        "ingest": raw.stats,
-        "absent_layers": dict(raw.absent),
-        "files": raw.files,  # what each file of the raw folder became
+        "counts": {"parcels": measured.n_parcels, "sites": len(scored)},
+        "ingest": measured.stats,
+        "absent_layers": dict(measured.absent),
+        "files": measured.files,  # what each file of the raw folder became
         "no_data": coverage.record(),
         "scoring": scoring_notes,
         "notes": notes,
     }
-    if nominations is not None:
-        info["nominated"] = {
-            "file": str(nominations.path),
-            "listed": len(nominations),
-            "not_found": sorted(nominations.ids - set(parcels["parcel_id"])),
-        }
+    if measured.nominated is not None:
+        info["nominated"] = measured.nominated
+    info.update(measured.extra_info)
     # refused before writing if it would end more than a fifth of the current sites in
     # scope, unless allow_mass_end (see omw_sites.store.inventory.check_mass_end)
     changes = open_inventory(store).apply(
         scored,
         reference,
         info,
-        raw.quarantine,
+        measured.quarantine,
         scope=scope,
         source=f"run:{run_id}",
         allow_mass_end=allow_mass_end,
@@ -260,9 +322,9 @@ def run(
     return RunSummary(
         store=store,
         run_id=run_id,
-        parcels=len(parcels),
+        parcels=measured.n_parcels,
         sites=len(scored),
-        quarantined=len(raw.quarantine),
+        quarantined=len(measured.quarantine),
         profiles=profs,
         stage_seconds=times,
         peak_rss_mb=round(peak, 1),

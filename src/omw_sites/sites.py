@@ -156,9 +156,9 @@ def assemble_sites(
     components of that neighbour graph (STRtree ``dwithin`` + scipy) are the sites;
     sites under ``min_area_ha`` are dropped.
 
-    Returns one row per site with ``site_id`` (stable: hash of its sorted parcel IDs),
-    ``parcel_ids``, ``n_parcels``, ``teryt`` (of its largest parcel), ``area_ha``
-    (sum of parcel polygons), ``registered_area_ha`` (sum of registered areas) and
+    Returns one row per site, in site ID order, with ``site_id`` (stable: hash of its
+    sorted parcel IDs), ``parcel_ids``, ``n_parcels``, ``teryt`` (of its largest parcel),
+    ``area_ha`` (sum of parcel polygons), ``registered_area_ha`` (sum of registered areas) and
     ``ownership``; and ``nominated`` where ``cand`` has it (a site of nominated parcels
     is kept whatever its area: the gmina offers it).
     """
@@ -242,7 +242,9 @@ def assemble_sites(
     if "nominated" in cand:
         sites["nominated"] = cand["nominated"].to_numpy(dtype=bool)[first_row]
         keep |= sites["nominated"].to_numpy()
-    return sites[keep].reset_index(drop=True)
+    # in site ID order: the same sites come out in the same order however the parcels
+    # were read (one process, or partitions of a region)
+    return sites[keep].sort_values("site_id").reset_index(drop=True)
 
 
 def nomination_offers(sites: pd.DataFrame, offers: pd.DataFrame) -> pd.DataFrame:

@@ -16,7 +16,8 @@ def nearest_distance(
 
     Uses an STRtree over ``targets``; geometries with no target (empty target set or
     none within ``max_distance``) get NaN — not measured, never ``inf`` — and index
-    ``-1``. Touching or overlapping targets give 0 ("on site").
+    ``-1``. Touching or overlapping targets give 0 ("on site"); of several equally near
+    targets, the first.
     """
     n = len(geoms)
     dist = np.full(n, np.nan)
@@ -24,11 +25,17 @@ def nearest_distance(
     if len(targets) == 0 or n == 0:
         return dist, idx
     tree = STRtree(targets)
-    pairs, d = tree.query_nearest(
-        geoms, max_distance=max_distance, return_distance=True, all_matches=False
+    (left, right), d = tree.query_nearest(
+        geoms, max_distance=max_distance, return_distance=True, all_matches=True
     )
-    dist[pairs[0]] = d
-    idx[pairs[0]] = pairs[1]
+    # of equally near targets the first (in the layer's order): the same target whatever
+    # else the layer holds (a partition reads only part of it)
+    order = np.lexsort((right, left))
+    left, right, d = left[order], right[order], d[order]
+    first = np.ones(len(left), dtype=bool)
+    first[1:] = left[1:] != left[:-1]
+    dist[left[first]] = d[first]
+    idx[left[first]] = right[first]
     return dist, idx
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 import shapely
 
 from omw_sites.config import CORE_CENTRE_2180, HV_CORRIDOR_M
-from omw_sites.criteria.catchment import catchment, population_nodes
+from omw_sites.criteria.catchment import NodePopulation, catchment, population_nodes
 from omw_sites.criteria.geometry import (
     class_shares,
     largest_overlap,
@@ -39,7 +39,7 @@ from omw_sites.criteria.network import (
 )
 from omw_sites.criteria.terrain import zonal_slope
 from omw_sites.etl.ingest import RawData
-from omw_sites.layers import NETWORKS, RAW_BY_KEY, SITE_NO_DATA
+from omw_sites.layers import NETWORKS, RAW_BY_KEY, SITE_NO_DATA, WORK_CRS
 
 TIME_COLUMNS = (
     "time_junction_min",
@@ -138,6 +138,7 @@ class _Measure:
         self.access: Access | None = None
         self.zoning_pick: np.ndarray | None = None  # MPZP designation covering most
         self.plan_pick: np.ndarray | None = None  # plan ogólny zone covering most
+        self.network: RoadNetwork  # set by ``measure``
 
     def absent(self, key: str, what: str) -> str:
         """Reason text for a missing layer: ``what`` and where it was looked for."""
@@ -171,15 +172,20 @@ class _Measure:
         self.site_gaps[mask] = np.where(current == "", text, current + "; " + text)
 
 
-def measure(sites: gpd.GeoDataFrame, raw: RawData) -> tuple[gpd.GeoDataFrame, Coverage]:
+def measure(
+    sites: gpd.GeoDataFrame, raw: RawData, network: RoadNetwork | None = None
+) -> tuple[gpd.GeoDataFrame, Coverage]:
     """Every criterion column of ``layers.SITE_COLUMNS`` added to ``sites``, and what
     could not be measured.
 
     Distances are straight-line metres from the site's edge (0 = on site); shares are
     0..1 of the site's area; slope in percent. All spatial queries use STRtrees. The
     frame also holds :data:`SITE_NO_DATA` (per-site reasons, "" for most sites).
+    ``network`` is the whole road network's answers (:func:`road_network`), built from
+    ``raw`` when not given.
     """
     m = _Measure(sites, raw)
+    m.network = network if network is not None else road_network(raw)
     _gmina(m)
     _planning(m)
     _access(m)
@@ -254,21 +260,20 @@ def _planning(m: _Measure) -> None:
         pairs = overlap_pairs(geoms, areas, zoning.geometry.to_numpy())
         zi, zshare = largest_overlap(geoms, areas, zoning, pairs)
         has = zi >= 0
-        pick = np.maximum(zi, 0)
-        out["zoning_symbol"] = np.where(has, zoning["symbol_raw"].to_numpy()[pick], "")
-        out["zoning_class"] = np.where(has, zoning["classes"].to_numpy()[pick], "")
+        out["zoning_symbol"] = _pick(zoning["symbol_raw"], zi)
+        out["zoning_class"] = _pick(zoning["classes"], zi)
         out["zoning_share"] = zshare
         out["zoning_classes"] = class_shares(geoms, areas, zoning, "classes", pairs)
-        out["zoning_plan"] = np.where(has, zoning["plan_name"].to_numpy()[pick], "")
-        out["zoning_adopted"] = np.where(has, zoning["adopted"].to_numpy()[pick], "")
+        out["zoning_plan"] = _pick(zoning["plan_name"], zi)
+        out["zoning_adopted"] = _pick(zoning["adopted"], zi)
         m.zoning_pick = zi
     else:
         has = np.zeros(len(out), dtype=bool)
         m.none(ZONING_COLUMNS, m.absent("zoning", "no MPZP zoning layer"))
     plan = m.raw.get("plan_zones")
-    if plan is not None and len(plan):
+    if m.raw.has("plan_zones") and plan is not None:
         pi, _ = largest_overlap(geoms, areas, plan)
-        out["plan_zone"] = np.where(pi >= 0, plan["symbol"].to_numpy()[np.maximum(pi, 0)], "")
+        out["plan_zone"] = _pick(plan["symbol"], pi)
         m.plan_pick = pi
     else:
         m.none(["plan_zone"], m.absent("plan_zones", "no plan ogólny zones"))
@@ -323,6 +328,13 @@ def _pick(values: pd.Series, i: np.ndarray) -> np.ndarray:
     return np.where(i >= 0, v[np.maximum(i, 0)], "")
 
 
+def _take(values: np.ndarray, i: np.ndarray) -> np.ndarray:
+    """Numbers ``values`` at the indices ``i``, NaN where ``i`` is -1."""
+    if not len(values):
+        return np.full(len(i), np.nan)
+    return np.where(i >= 0, values[np.maximum(i, 0)], np.nan)
+
+
 def _station_targets(m: _Measure):
     """(distance column, station points or None, reason when None) per station kind."""
     if not m.raw.has("stations"):
@@ -341,22 +353,35 @@ def _station_targets(m: _Measure):
     return out
 
 
-def _network_times(m: _Measure) -> None:
-    """Travel minutes on the road network (free-flow speeds per road class)."""
-    out, geoms, raw = m.out, m.geoms, m.raw
-    columns = [*TIME_COLUMNS, "access_leg_m"]
+@dataclass
+class RoadNetwork:
+    """What the travel-time and catchment criteria need of the whole road network: the
+    graph, the minutes from every node to each time column's destinations, the census
+    grid's people on its nodes, and each road segment's class and width. Built once per
+    run (:func:`road_network`); a partitioned run shares it with every partition, which
+    then needs only its own sites."""
+
+    graph: RoadGraph | None
+    why: str  # why there is no graph ("" when there is one)
+    node_minutes: dict[str, np.ndarray]  # time column -> minutes per node
+    not_reached: dict[str, str]  # time column -> why it has no destinations
+    people: NodePopulation | None
+    people_why: str  # why there are no people on the graph ("" when there are)
+    road_class: np.ndarray  # per segment (row of the roads layer)
+    road_width: np.ndarray | None  # per segment, m; None when the data gives none
+
+
+def road_network(raw: RawData) -> RoadNetwork:
+    """The road network of ``raw`` with every per-node answer the criteria need."""
+    m = _Measure(gpd.GeoDataFrame(geometry=[], crs=WORK_CRS), raw)
+    none = RoadNetwork(None, "", {}, {}, None, "", np.array([], dtype=object), None)
     if not raw.has("roads"):
-        m.none(columns, m.absent("roads", "no road network"))
-        return
+        none.why = m.absent("roads", "no road network")
+        return none
     graph = build_graph(raw["roads"], raw.get("junctions"))
     if graph.motorway.all():
-        m.none(columns, "no road network: the road layer holds only motorways and expressways")
-        return
-    access = access_points(graph, geoms)
-    m.graph, m.access = graph, access
-    out["access_leg_m"] = np.round(access.leg_m, 1)
-    off = access.segment < 0
-    m.per_site(off, columns, f"no road within {MAX_ACCESS_LEG_M / 1000:g} km in the road data")
+        none.why = "no road network: the road layer holds only motorways and expressways"
+        return none
     # time_* -> (its destinations, why they are missing); the junction and station
     # reasons are those of the distance columns
     targets: dict[str, tuple[np.ndarray | None, str]] = {
@@ -373,18 +398,56 @@ def _network_times(m: _Measure) -> None:
     stations = dict((c, (p, w)) for c, p, w in _station_targets(m))
     targets["time_station_min"] = stations["dist_station_m"]
     targets["time_rail_freight_min"] = stations["dist_rail_freight_m"]
+    minutes, not_reached = {}, {}
     for col in TIME_COLUMNS:
         pts, why = targets[col]
         if pts is None:
-            m.none([col], why)
+            not_reached[col] = why
             continue
         nodes = snap_points(graph, pts, max_distance=MAX_ACCESS_LEG_M)
         nodes = nodes[nodes >= 0]
         if len(nodes) == 0:
             what = col.removeprefix("time_").removesuffix("_min").replace("_", " ")
-            m.none([col], f"the road network does not reach any {what} destination")
+            not_reached[col] = f"the road network does not reach any {what} destination"
             continue
-        t = site_times(graph, access, node_times(graph, nodes))
+        minutes[col] = node_times(graph, nodes)
+    people, people_why = None, ""
+    if raw.has("population"):
+        people = population_nodes(graph, raw["population"])
+    else:
+        people_why = m.absent("population", "no population grid (GUS census 2021)")
+    roads = raw["roads"]
+    width = pd.to_numeric(roads["width_m"], errors="coerce") if "width_m" in roads else None
+    return RoadNetwork(
+        graph,
+        "",
+        minutes,
+        not_reached,
+        people,
+        people_why,
+        _text(roads, "road_class").to_numpy(dtype=object),
+        None if width is None or width.isna().all() else width.to_numpy(dtype=float),
+    )
+
+
+def _network_times(m: _Measure) -> None:
+    """Travel minutes on the road network (free-flow speeds per road class)."""
+    out, geoms, net = m.out, m.geoms, m.network
+    columns = [*TIME_COLUMNS, "access_leg_m"]
+    if net.graph is None:
+        m.none(columns, net.why)
+        return
+    graph = net.graph
+    access = access_points(graph, geoms)
+    m.graph, m.access = graph, access
+    out["access_leg_m"] = np.round(access.leg_m, 1)
+    off = access.segment < 0
+    m.per_site(off, columns, f"no road within {MAX_ACCESS_LEG_M / 1000:g} km in the road data")
+    for col in TIME_COLUMNS:
+        if col not in net.node_minutes:
+            m.none([col], net.not_reached[col])
+            continue
+        t = site_times(graph, access, net.node_minutes[col])
         m.per_site(np.isnan(t) & ~off, [col], "not reachable on the road network")
         out[col] = np.round(t, 2)
 
@@ -517,7 +580,7 @@ def _shape(out: gpd.GeoDataFrame, geoms: np.ndarray, areas: np.ndarray) -> None:
 def _plan_ogolny(m: _Measure) -> None:
     """Whether the site's gmina has adopted a plan ogólny (required from 1 July 2026)."""
     plan = m.raw.get("plan_zones")
-    if plan is None or not len(plan) or "teryt" not in plan:
+    if not m.raw.has("plan_zones") or plan is None or "teryt" not in plan:
         m.none(["no_plan_ogolny"], m.absent("plan_zones", "no plan ogólny zones"))
         return
     m.out["no_plan_ogolny"] = ~m.out["teryt"].isin(set(plan["teryt"])).to_numpy()
@@ -526,13 +589,13 @@ def _plan_ogolny(m: _Measure) -> None:
 def _workforce(m: _Measure) -> None:
     """Residents and working-age residents within 30 and 45 minutes by road."""
     cols = list(WORKFORCE_COLUMNS)
-    if not m.raw.has("population"):
-        m.none(cols, m.absent("population", "no population grid (GUS census 2021)"))
+    people = m.network.people
+    if people is None and m.network.people_why:
+        m.none(cols, m.network.people_why)
         return
-    if m.graph is None or m.access is None:
+    if m.graph is None or m.access is None or people is None:
         m.none(cols, m.cov.not_measured.get("time_centre_min", "no road network"))
         return
-    people = population_nodes(m.graph, m.raw["population"])
     counts = catchment(m.graph, m.access, people)  # (limit, site, residents/working age)
     for j, minutes in enumerate((30, 45)):
         m.out[f"population_{minutes}min"] = np.round(counts[j, :, 0])
@@ -574,12 +637,11 @@ def _road_names(m: _Measure) -> None:
         m.none(width_col, m.cov.not_measured.get("time_centre_min", "no road network"))
         return
     seg = m.access.segment
-    out["access_road_class"] = _pick(_text(roads, "road_class"), seg)
-    width = pd.to_numeric(roads.get("width_m"), errors="coerce") if "width_m" in roads else None
-    if width is None or width.isna().all():
+    out["access_road_class"] = _pick(pd.Series(m.network.road_class), seg)
+    w = m.network.road_width
+    if w is None:
         m.none(["access_road_width_m"], "the road data gives no carriageway width")
     else:
-        w = width.to_numpy(dtype=float)
         out["access_road_width_m"] = np.where(seg >= 0, w[np.maximum(seg, 0)], np.nan)
 
 
@@ -600,14 +662,12 @@ def _plan_parameters(m: _Measure) -> None:
         if m.zoning_pick is not None and zoning is not None and mpzp_col in zoning:
             found = True
             v = pd.to_numeric(zoning[mpzp_col], errors="coerce").to_numpy(dtype=float)
-            zi = m.zoning_pick
-            value = np.where(zi >= 0, v[np.maximum(zi, 0)], np.nan)
+            value = _take(v, m.zoning_pick)
         no_mpzp = m.zoning_pick < 0 if m.zoning_pick is not None else np.ones(n, dtype=bool)
         if m.plan_pick is not None and plan is not None and pog_col and pog_col in plan:
             found = True
             v = pd.to_numeric(plan[pog_col], errors="coerce").to_numpy(dtype=float)
-            pi = m.plan_pick
-            from_pog = np.where(pi >= 0, v[np.maximum(pi, 0)], np.nan)
+            from_pog = _take(v, m.plan_pick)
             value = np.where(no_mpzp, from_pog, value)
         m.out[col] = value * factor
     if not found:

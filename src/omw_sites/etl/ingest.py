@@ -6,8 +6,8 @@ import dataclasses
 import datetime as dt
 import json
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,8 +17,10 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import rasterio
+import rasterio.warp
 
 from omw_sites.config import AREA_TOLERANCE
+from omw_sites.etl import window
 from omw_sites.etl.bdot import CLASS_LAYER, expand_columns, read_bdot, road_width
 from omw_sites.etl.bdot import _read_gml as read_bdot_gml_class
 from omw_sites.etl.crs import check_extent, resolve_epsg
@@ -82,6 +84,9 @@ class RawData:
     files: list[dict[str, Any]] = field(default_factory=list)
     # the folder zips were unpacked to, kept as long as the data (the DEM is read later)
     scratch: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
+    # layers the folder gives but with no feature in the window read (a partition of a
+    # partitioned run): there, with nothing near (their frames are empty)
+    outside: set[str] = field(default_factory=set)
 
     def __getitem__(self, key: str) -> gpd.GeoDataFrame:
         return self.layers[key]
@@ -94,10 +99,15 @@ class RawData:
         if key == "dem":
             return self.dem_path is not None
         layer = self.layers.get(key)
-        return layer is not None and len(layer) > 0
+        return layer is not None and (len(layer) > 0 or key in self.outside)
 
 
-def load_raw(raw_dir: str | Path, progress: Callable[[str, int], None] | None = None) -> RawData:
+def load_raw(
+    raw_dir: str | Path,
+    progress: Callable[[str, int], None] | None = None,
+    within: window.Bounds | None = None,
+    keys: Collection[str] | None = None,
+) -> RawData:
     """Read, reproject, validate and map every layer of ``raw_dir`` (a folder, or one zip).
 
     Every file under ``raw_dir`` (recursively, through zips) is told by its content
@@ -106,6 +116,10 @@ def load_raw(raw_dir: str | Path, progress: Callable[[str, int], None] | None = 
     GPKG/SHP/GeoJSON exports, EGiB GML, or both). Every other layer may be missing or
     empty; ``RawData.absent`` says which and why, and the criteria that need it are left
     unmeasured (NaN) downstream. ``RawData.files`` says what each file became.
+
+    A partition of a partitioned run reads only ``within`` (EPSG:2180 bounds; see
+    :mod:`omw_sites.etl.window`) and only the canonical layers ``keys`` (parcels are
+    then required only when asked for).
 
     Raises
     ------
@@ -120,26 +134,33 @@ def load_raw(raw_dir: str | Path, progress: Callable[[str, int], None] | None = 
         raise IngestError(raw_dir, "raw data folder does not exist")
     scratch = tempfile.TemporaryDirectory(prefix="omw-raw-")
     load = _Loading(raw_dir, progress, {} if one_zip else _data_dates(raw_dir))
+    load.wanted = frozenset(keys) if keys is not None else None
     load.files = discover([raw_dir], Path(scratch.name))
-    with load.naming():
+    with load.naming(), window.reading(within):
         for rf in load.files:  # a data file that cannot be read stops the run, named
             if rf.broken and rf.error is not None:
                 raise rf.error
         _read_vector_files(load)
         _read_bdot_gml(load)
         _apply_ownership(load)
-        _add_egib_gml(load)
-        _require_parcels(load)
+        if load.wants("parcels"):
+            _add_egib_gml(load)
+            _require_parcels(load)
         layers, absent, notes, dates = load.layers, load.absent, load.notes, load.dates
         check_gminy(layers, absent, notes, where=load.where())
-        _add_app_gml(load)
-        _add_gesut_gml(load)
+        if load.wants("plan_zones"):
+            _add_app_gml(load)
+        if load.wants("utilities"):
+            _add_gesut_gml(load)
+        _clip_to_window(load)
         if "roads" in layers:
             roads = layers["roads"]
             layers["roads_main"] = roads[roads["road_class"].isin(MAIN_ROAD_CLASSES)].copy()
-        check_near_parcels(layers, absent, notes, where=load.where())
+        if within is None and "parcels" in layers:  # a window is near the parcels already
+            check_near_parcels(layers, absent, notes, where=load.where())
         _note_unknown_symbols(layers.get("zoning"), notes)
-        _read_dem(load, Path(scratch.name))
+        if load.wants("dem") and "parcels" in layers:
+            _read_dem(load, Path(scratch.name))
         _transport(load)
     _name_absent(load)
     quarantine = [load.renamed(q) for q in load.quarantine if len(q)]
@@ -153,7 +174,7 @@ def load_raw(raw_dir: str | Path, progress: Callable[[str, int], None] | None = 
     _name_unused(load)
     return RawData(
         layers, load.dem_path, dates, q_all, load.stats, absent, notes,
-        files=manifest(load.files), scratch=scratch,
+        files=manifest(load.files), scratch=scratch, outside=load.outside,
     )  # fmt: skip
 
 
@@ -194,6 +215,11 @@ class _Loading:
     dem_path: Path | None = None
     sources: dict[str, list[str]] = field(default_factory=dict)  # key -> files giving it
     empty: dict[str, str] = field(default_factory=dict)  # key -> why its files gave none
+    wanted: frozenset[str] | None = None  # the canonical layers to read (None: all)
+    outside: set[str] = field(default_factory=set)  # see RawData.outside
+
+    def wants(self, key: str) -> bool:
+        return self.wanted is None or key in self.wanted
 
     def report(self, what: str, count: int) -> None:
         if self.progress:
@@ -256,7 +282,10 @@ def _read_vector_files(load: _Loading) -> None:
             if key is None:
                 rf.layers.append({"layer": layer, "key": None, "why": why})
                 continue
-            frame = _read_vector_layer(load, rf, layer, key)
+            if not load.wants(key):
+                continue
+            with window.whole() if key in window.WHOLE_LAYERS else nullcontext():
+                frame = _read_vector_layer(load, rf, layer, key)
             pieces.setdefault(key, []).append(frame)
             load.dates.setdefault(key, rf.date)
             load.report(key, len(frame))
@@ -265,7 +294,7 @@ def _read_vector_files(load: _Loading) -> None:
         if key == "parcels" and len(frames) > 1:
             layer = _unique_parcels(load, layer)
         load.layers[key] = layer
-        if not len(layer):
+        if not len(layer) and key not in load.outside:
             load.absent[key] = load.empty[key]
 
 
@@ -295,6 +324,8 @@ def _read_vector_layer(load: _Loading, rf: RawFile, layer: str, key: str) -> gpd
     rf.add(key, layer, n_read, len(mapped), crs_in)
     if len(mapped):
         load.sources.setdefault(key, []).append(rf.name)
+    elif window.current() is not None and pyogrio.read_info(rf.path, layer=layer)["features"]:
+        load.outside.add(key)  # features elsewhere, none in the window
     else:
         where = f"layer {layer!r} of {rf.name}"
         load.empty.setdefault(
@@ -342,6 +373,8 @@ def _read_bdot_gml(load: _Loading) -> None:
         key = CLASS_LAYER.get(cls or "") or DERIVE_CLASSES.get(cls or "")
         if cls is not None and key is None:
             rf.skip(unused_bdot(Path(rf.name).name))
+            continue
+        if key is not None and not load.wants(key):
             continue
         if key in DERIVE_CLASSES.values():  # the raw BDOT10k attributes (X_KOD, NAZWA)
             frame, _, layer, crs_in = read_bdot_gml_class(rf.path, cls, None, DEFAULT_LIMITS)
@@ -418,6 +451,20 @@ def _add_egib_land(load: _Loading, files: list[RawFile]) -> None:
         load.layers[key] = merged([*([have] if have is not None and len(have) else []), *frames])
         load.absent.pop(key, None)
         load.report(key, len(load.layers[key]))
+
+
+def _clip_to_window(load: _Loading) -> None:
+    """Layers read whole (GML) limited to the window like those GDAL read within it."""
+    if window.current() is None:
+        return
+    for key, frame in list(load.layers.items()):
+        if key in window.WHOLE_LAYERS or frame is None or not len(frame):
+            continue
+        clipped = window.clip(frame)
+        load.layers[key] = clipped
+        if clipped is not None and not len(clipped):
+            load.outside.add(key)
+            load.absent.pop(key, None)
 
 
 def _require_parcels(load: _Loading) -> None:
@@ -515,6 +562,7 @@ def _read_dem(load: _Loading, scratch: Path) -> None:
         return
     try:
         paths = [_check_raster(_with_crs(f.path, scratch, load.notes)) for f in files]
+        paths = [p for p in paths if _meets_window(p)] or paths[:1]
         dem = paths[0] if len(paths) == 1 else _mosaic(paths, scratch / "nmt_mosaic.tif")
     except IngestError as exc:
         names = {str(f.path): f.name for f in files}
@@ -531,6 +579,17 @@ def _read_dem(load: _Loading, scratch: Path) -> None:
     for f in files:
         f.add("dem", "", 1, 1)
     load.sources["dem"] = [f.name for f in files]
+
+
+def _meets_window(path: Path) -> bool:
+    """Whether a raster's extent meets the window reads are limited to (always, without
+    one): a partition mosaics only the sheets around it."""
+    bounds = window.current()
+    if bounds is None:
+        return True
+    with rasterio.open(path) as src:
+        left, bottom, right, top = rasterio.warp.transform_bounds(src.crs, WORK_CRS, *src.bounds)
+    return left <= bounds[2] and right >= bounds[0] and bottom <= bounds[3] and top >= bounds[1]
 
 
 def _mosaic(paths: list[Path], out: Path) -> Path:
@@ -666,8 +725,9 @@ def _transport(load: _Loading) -> None:
     added = _add_osm(load)
     if not added:
         return
-    osm = {"parcels": load.layers["parcels"], **{k: load.layers[k] for k in added}}
-    check_near_parcels(osm, load.absent, load.notes, where=load.where())
+    osm = {"parcels": load.layers.get("parcels"), **{k: load.layers[k] for k in added}}
+    if osm["parcels"] is not None and window.current() is None:
+        check_near_parcels(osm, load.absent, load.notes, where=load.where())
     load.layers.update({k: v for k, v in osm.items() if k != "parcels"})
     if "roads" in added:
         roads = load.layers["roads"]

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyogrio
 
 from omw_sites.config import STREAM_BATCH_ROWS
+from omw_sites.etl import window
 from omw_sites.etl.crs import check_extent, resolve_epsg
 from omw_sites.etl.errors import IngestError
 from omw_sites.etl.gml import DEFAULT_LIMITS, Limits, check_size
@@ -51,10 +52,14 @@ def read_vector_file(
     the file's encoding is an error, never silently replaced.
     """
     src = _open_layer(Path(path), layer, limits, encoding)
+    bbox = window.layer_bbox(src.path, src.layer)
     with _gdal_errors(src):
         gdf = pyogrio.read_dataframe(
-            src.path, layer=src.layer, encoding=src.read_encoding, use_arrow=True
-        )
+            src.path, layer=src.layer, encoding=src.read_encoding, use_arrow=True,
+            bbox=bbox, fid_as_index=bbox is not None,
+        )  # fmt: skip
+        if bbox is not None:  # records keep the numbers a whole read gives them
+            gdf.index = gdf.index.to_numpy() - (1 if src.format == "gpkg" else 0)
         if src.undeclared:
             _recode_utf8(gdf, src.path, src.layer)
     return _finish(src, gdf, crs, required)

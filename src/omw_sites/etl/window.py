@@ -1,0 +1,100 @@
+"""The part of a raw folder one partition of a partitioned run reads.
+
+A partition (a powiat) reads its parcels and the layers around them, not the whole
+folder: :func:`reading` sets a window (EPSG:2180 bounds) for the reads made inside it.
+GDAL reads a vector layer only within the window (``pyogrio`` ``bbox``, through the
+GeoPackage's spatial index), and :func:`clip` keeps, of a layer read whole (GML), the
+features whose extent meets the window — so either way a layer holds the same
+features. Small point layers whose nearest feature may lie far away (junctions,
+stations, airports, substations, gmina boundaries, the census grid) are read whole
+(:data:`WHOLE_LAYERS`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+
+import geopandas as gpd
+import pyogrio
+from pyproj import CRS, Transformer
+
+from omw_sites.layers import WORK_CRS
+
+Bounds = tuple[float, float, float, float]  # minx, miny, maxx, maxy in EPSG:2180
+
+# canonical layers a window never limits (and the BDOT10k classes stations and airports
+# are derived from)
+WHOLE_LAYERS = frozenset(
+    {
+        "gminy",
+        "junctions",
+        "stations",
+        "airports",
+        "substations",
+        "population",
+        "bdot_complexes",
+        "bdot_points",
+    }
+)
+
+_WINDOW: ContextVar[Bounds | None] = ContextVar("omw_read_window", default=None)
+
+
+@contextmanager
+def reading(bounds: Bounds | None) -> Iterator[None]:
+    """Reads inside are limited to ``bounds`` (None: the whole folder)."""
+    token = _WINDOW.set(tuple(map(float, bounds)) if bounds is not None else None)  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        _WINDOW.reset(token)
+
+
+@contextmanager
+def whole() -> Iterator[None]:
+    """Reads inside are not limited (a layer of :data:`WHOLE_LAYERS`)."""
+    token = _WINDOW.set(None)
+    try:
+        yield
+    finally:
+        _WINDOW.reset(token)
+
+
+def current() -> Bounds | None:
+    """The window reads are limited to now, or None."""
+    return _WINDOW.get()
+
+
+def layer_bbox(path: Path, layer: str, crs: object | None = None) -> Bounds | None:
+    """The window in the layer's own CRS (for GDAL's spatial filter), or None when reads
+    are not limited or the layer has no CRS (then it is read whole and clipped)."""
+    bounds = current()
+    if bounds is None:
+        return None
+    if crs is None:
+        crs = pyogrio.read_info(path, layer=layer).get("crs")
+    if not crs:
+        return None
+    src = CRS.from_user_input(crs)
+    if src.equals(CRS.from_user_input(WORK_CRS)):
+        return bounds
+    # densified edges: the window's outline bends in another projection
+    t = Transformer.from_crs(WORK_CRS, src, always_xy=True)
+    return t.transform_bounds(*bounds, densify_pts=21)
+
+
+def clip(frame: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame | None:
+    """The features of ``frame`` (EPSG:2180) whose extent meets the window, in their
+    order; ``frame`` itself when reads are not limited."""
+    bounds = current()
+    if bounds is None or frame is None or not len(frame):
+        return frame
+    minx, miny, maxx, maxy = bounds
+    b = frame.geometry.bounds.to_numpy()
+    keep = (b[:, 0] <= maxx) & (b[:, 2] >= minx) & (b[:, 1] <= maxy) & (b[:, 3] >= miny)
+    if keep.all():
+        return frame
+    return frame[keep].reset_index(drop=True)

@@ -1,0 +1,291 @@
+"""``omw-sites run --scheduler``: the pipeline on a Dask cluster, partitioned by powiat.
+
+The same run as :func:`omw_sites.pipeline.run`, cut where the work is local:
+
+1. one task reads the layers that must be whole (roads, destinations, census grid,
+   the store's reference layers) and computes the road network's per-node minutes and
+   people once (:func:`~omw_sites.partitioned.tasks.network_task`);
+2. one task per powiat reads its window of the folder, assembles and measures its
+   sites with that shared network (:func:`~omw_sites.partitioned.tasks.partition_task`);
+3. here, the measured sites are joined, scored region-wide and written to the store in
+   one transaction (:func:`omw_sites.pipeline.finish`) — the parcels and layers never
+   meet in one process, only the sites (a few per cent of the parcels).
+
+Workers are Dask's (``distributed``): a ``LocalCluster`` of processes on this machine
+(``local``), or an existing scheduler (``tcp://host:port``) whose workers see the raw
+folder at the same path.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+
+from omw_sites.config import MIN_CANDIDATE_AREA_HA, store_target
+from omw_sites.criteria.measure import Coverage
+from omw_sites.etl import IngestError
+from omw_sites.etl.nominations import read_nominations
+from omw_sites.layers import STORE_FILE
+from omw_sites.partitioned.plan import POWIAT, Partition, plan_partitions
+from omw_sites.partitioned.tasks import (
+    BEYOND_WINDOW,
+    NetworkResult,
+    PartitionResult,
+    add_gap,
+    network_task,
+    partition_task,
+)
+from omw_sites.pipeline import Measured, RunSummary, _previous_sites, finish, with_offers
+from omw_sites.scoring import load_profiles
+from omw_sites.sites import lineage
+
+Progress = Callable[[str, str, int], None]
+DEFAULT_HALO_KM = 10.0
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """Where and how a partitioned run runs."""
+
+    scheduler: str = "local"  # "local" or a scheduler address (tcp://host:port)
+    workers: int = 2  # LocalCluster worker processes
+    worker_memory: str = "4GB"  # LocalCluster memory limit per worker
+    halo_km: float = DEFAULT_HALO_KM
+    partition: str = POWIAT
+
+
+@contextmanager
+def dask_client(options: ClusterOptions):
+    """A ``distributed.Client`` on a new LocalCluster or an existing scheduler."""
+    from distributed import Client, LocalCluster
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    if options.scheduler == "local":
+        cluster = LocalCluster(
+            n_workers=options.workers,
+            threads_per_worker=1,  # numpy/GEOS work holds the GIL: processes, not threads
+            processes=True,
+            memory_limit=options.worker_memory,
+            dashboard_address=":0",  # any free port: never collide with another run
+            silence_logs=logging.ERROR,
+        )
+        try:
+            with Client(cluster) as client:
+                yield client
+        finally:
+            cluster.close()
+    elif options.scheduler.startswith(("tcp://", "tls://")):
+        with Client(options.scheduler, timeout="30s") as client:
+            yield client
+    else:
+        msg = f"--scheduler must be 'local' or tcp://HOST:PORT, not {options.scheduler!r}"
+        raise ValueError(msg)
+
+
+def run_partitioned(
+    raw_dir: str | Path,
+    options: ClusterOptions,
+    out_dir: str | Path | None = None,
+    profiles: list[str] | None = None,
+    profile_dir: Path | None = None,
+    progress: Progress | None = None,
+    top_n: int = 10,
+    store: str | Path | None = None,
+    scope: list[str] | None = None,
+    nominated: str | Path | None = None,
+    allow_mass_end: bool = False,
+) -> RunSummary:
+    """:func:`omw_sites.pipeline.run` on a Dask cluster, one task per powiat; the same
+    sites, criteria, scores and ranks. Nothing is written unless every partition
+    succeeded (a failed task raises here, before the store)."""
+    if options.partition != POWIAT:
+        raise ValueError(f"--partition must be {POWIAT!r}, not {options.partition!r}")
+    say = progress or (lambda stage, msg, n: None)
+    times: dict[str, float] = {}
+    t = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal t
+        now = time.perf_counter()
+        times[stage] = round(now - t, 3)
+        t = now
+
+    profs = load_profiles(profiles, profile_dir)
+    nominations = read_nominations(nominated) if nominated is not None else None
+    offered = (
+        dict(zip(nominations.frame["parcel_id"], nominations.frame["name"], strict=True))
+        if nominations
+        else {}
+    )
+    lap("profiles")
+    parts = plan_partitions(raw_dir)
+    lap("plan")
+    say("plan", f"{len(parts)} partitions by powiat: {', '.join(p.key for p in parts)}", len(parts))
+    raw_dir = str(Path(raw_dir).resolve())
+    halo_m = options.halo_km * 1000.0
+    with dask_client(options) as client:
+        net_future = client.submit(network_task, raw_dir, key="omw-network", pure=False)
+        futures = [
+            client.submit(
+                partition_task,
+                raw_dir,
+                p,
+                net_future,
+                halo_m,
+                offered,
+                key=f"omw-partition-{p.key}",
+                pure=False,
+            )  # fmt: skip
+            for p in parts
+        ]
+        net: NetworkResult = net_future.result()
+        say("network", f"road network shared ({net.seconds:.1f} s)", 1)
+        results: list[PartitionResult] = []
+        for p, f in zip(parts, futures, strict=True):
+            r = f.result()
+            results.append(r)
+            say(
+                "partition",
+                f"powiat {p.key}: {len(r.sites):,} sites ({r.seconds:.1f} s)",
+                len(r.sites),
+            )
+    lap("partitions")
+    measured = _joined(net, results, parts, raw_dir, options)
+    if not len(measured.sites):
+        n = sum(r.candidates for r in results)
+        why = (
+            f"the {n:,} candidate parcels form no site of at least {MIN_CANDIDATE_AREA_HA:g} ha"
+            if n
+            else "no parcel has an investment designation (MPZP, plan ogólny) or is nominated"
+        )
+        raise IngestError(Path(raw_dir), f"no candidate sites: {why}", rule="candidate parcels")
+    if nominations is not None:
+        measured.sites = with_offers(measured.sites, nominations)
+        measured.nominated = {
+            "file": str(nominations.path),
+            "listed": len(nominations),
+            "found_sites": int(measured.sites["notes"].notna().sum()),
+        }
+    else:
+        measured.sites = with_offers(measured.sites, None)
+    if store is None:
+        store = Path(out_dir) / STORE_FILE if out_dir is not None else store_target()
+    measured.sites["derived_from"] = lineage(measured.sites, _previous_sites(store))
+    lap("sites")
+    say("sites", f"{len(measured.sites):,} sites from {len(parts)} partitions", len(measured.sites))
+    return finish(measured, profs, store, raw_dir, say, times, scope, allow_mass_end, top_n)
+
+
+def _joined(
+    net: NetworkResult,
+    results: list[PartitionResult],
+    parts: list[Partition],
+    raw_dir: str,
+    options: ClusterOptions,
+) -> Measured:
+    """The partitions' sites and records as one run's."""
+    with_sites = [r for r in results if len(r.sites)]
+    coverage = _merged_coverage(with_sites)
+    frames = [r.sites for r in with_sites]
+    sites = (
+        gpd.GeoDataFrame(
+            pd.concat(frames, ignore_index=True), geometry="geometry", crs=frames[0].crs
+        )
+        if frames
+        else gpd.GeoDataFrame(geometry=[])
+    )
+    if len(sites):
+        dup = sites["site_id"].duplicated()
+        if dup.any():  # each site is kept by one partition: a second copy is a defect
+            raise RuntimeError(f"site {sites.loc[dup, 'site_id'].iloc[0]} kept by two partitions")
+        sites = sites.sort_values("site_id").reset_index(drop=True)
+    notes = list(dict.fromkeys([*net.notes, *(n for r in results for n in r.notes)]))
+    absent: dict[str, str] = {}
+    dates: dict[str, str] = dict(net.data_dates)
+    for r in results:
+        for k, why in r.absent.items():
+            absent.setdefault(k, why)
+        for k, d in r.data_dates.items():
+            dates.setdefault(k, d)
+    absent.update(net.absent)
+    quarantine = pd.concat([r.quarantine for r in results], ignore_index=True)
+    if len(quarantine):
+        quarantine = quarantine.astype(str).drop_duplicates(ignore_index=True)
+    info: dict[str, Any] = {
+        "partitioned": {
+            "by": options.partition,
+            "scheduler": options.scheduler if options.scheduler != "local" else
+            f"local ({options.workers} workers, {options.worker_memory} each)",
+            "halo_km": options.halo_km,
+            "network": {"seconds": net.seconds, "peak_rss_mb": net.peak_mb,
+                        "ingest": net.stats},
+            "partitions": [
+                {"powiat": r.key, "parcels": r.parcels, "sites": len(r.sites),
+                 "halo_km": r.halo_m / 1000.0, "seconds": r.seconds,
+                 "peak_rss_mb": r.peak_mb, "beyond_window": r.beyond_halo}
+                for r in results
+            ],
+        }
+    }  # fmt: skip
+    return Measured(
+        sites,
+        coverage,
+        notes,
+        net.reference,
+        sum(r.parcels for r in results),
+        dates,
+        absent,
+        net.stats,
+        _merged_files(net.files, [r.files for r in results]),
+        quarantine,
+        extra_info=info,
+    )
+
+
+def _merged_coverage(results: list[PartitionResult]) -> Coverage:
+    """One coverage record: a column is not measured when no partition measured it; a
+    column some partitions measured and others found nothing of in their windows is,
+    for those others' sites, a per-site gap (a feature beyond the window)."""
+    cov = Coverage()
+    if not results:
+        return cov
+    nowhere = set.intersection(*(set(r.coverage.not_measured) for r in results))
+    for r in results:
+        for col, why in r.coverage.not_measured.items():
+            if col in nowhere:
+                cov.not_measured.setdefault(col, why)
+                continue
+            flag = col.removeprefix("dist_").removesuffix("_m") + "_on_site"
+            if flag in r.sites and flag in r.coverage.not_measured and flag not in nowhere:
+                # no line of it within the window: none on the site
+                r.sites[flag] = pd.array([False] * len(r.sites), dtype="boolean")
+            if col.startswith("dist_"):
+                r.beyond_halo[col] = r.beyond_halo.get(col, 0) + len(r.sites)
+                add_gap(r.sites, r.sites.index.notna(), f"{col}: {BEYOND_WINDOW}")
+        for what, text in r.coverage.partial.items():
+            cov.partial.setdefault(what, text)
+        for text, n in r.coverage.site_counts.items():
+            cov.site_counts[text] = cov.site_counts.get(text, 0) + n
+        for col, n in r.beyond_halo.items():
+            text = f"{col}: {BEYOND_WINDOW}"
+            cov.site_counts[text] = cov.site_counts.get(text, 0) + n
+    return cov
+
+
+def _merged_files(first: list[dict], others: list[list[dict]]) -> list[dict]:
+    """``run_info['files']``: each file as the task that used it saw it (the network
+    task's entry, else the first partition's that used it)."""
+    out = {e["file"]: e for e in first}
+    for files in others:
+        for e in files:
+            if out.get(e["file"], {}).get("status") != "used" and e.get("status") == "used":
+                out[e["file"]] = e
+    return list(out.values())

@@ -1,0 +1,227 @@
+"""The work a Dask worker does in a partitioned run: the whole road network once, then
+one powiat at a time.
+
+Both are plain functions of picklable values, so that any Dask worker — a process on
+this machine or on another one that sees the raw folder at the same path — can run
+them.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from omw_sites.config import ASSEMBLY_GAP_M
+from omw_sites.criteria.measure import Coverage, RoadNetwork, measure, road_network
+from omw_sites.etl import load_raw
+from omw_sites.etl.window import WHOLE_LAYERS, Bounds
+from omw_sites.layers import NETWORKS, RAW_LAYERS, REFERENCE_COLUMNS, REFERENCE_LAYERS, SITE_NO_DATA
+from omw_sites.partitioned.plan import Partition
+from omw_sites.sites import assemble_sites, select_candidates
+
+# what the road-network task reads, whole: the network, its destinations, the census grid
+# and the layers the store publishes beside the sites
+NETWORK_KEYS = frozenset(
+    {"roads", "junctions", "stations", "airports", "population", *WHOLE_LAYERS, *REFERENCE_LAYERS}
+)
+# what a partition reads (within its window, but for WHOLE_LAYERS): all but the census
+# grid, whose people the network task has put on the road graph
+PARTITION_KEYS = frozenset(
+    {*(r.key for r in RAW_LAYERS if r.key != "population"), "bdot_complexes", "bdot_points"}
+)
+MAX_HALO_M = 200_000.0  # a site spanning more than this is not a site
+
+
+def _peak_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+@dataclass
+class NetworkResult:
+    """The network task's answer: the shared network and what the store publishes."""
+
+    network: RoadNetwork
+    reference: dict[str, gpd.GeoDataFrame]
+    data_dates: dict[str, str]
+    absent: dict[str, str]
+    stats: dict[str, dict[str, int]]
+    notes: list[str]
+    files: list[dict]
+    seconds: float
+    peak_mb: float
+
+
+def network_task(raw_dir: str | Path) -> NetworkResult:
+    """Read the layers that must be whole, build the road network and its per-node
+    minutes once, for every partition."""
+    t0 = time.perf_counter()
+    raw = load_raw(raw_dir, keys=NETWORK_KEYS)
+    network = road_network(raw)
+    reference = {
+        k: raw.layers[k][[*REFERENCE_COLUMNS[k], "geometry"]]
+        for k in REFERENCE_LAYERS
+        if k in raw.layers
+    }
+    keep = NETWORK_KEYS | {"roads_main"}
+    return NetworkResult(
+        network,
+        reference,
+        {k: v for k, v in raw.data_dates.items() if k in keep},
+        {k: v for k, v in raw.absent.items() if k in keep},
+        raw.stats,
+        raw.notes,
+        raw.files,
+        round(time.perf_counter() - t0, 3),
+        _peak_mb(),
+    )
+
+
+@dataclass
+class PartitionResult:
+    """One powiat's measured sites and what its reads said."""
+
+    key: str
+    sites: gpd.GeoDataFrame
+    coverage: Coverage
+    parcels: int  # its own parcels, after the ingest's checks
+    candidates: int  # its own candidate parcels
+    halo_m: float  # the halo it needed
+    notes: list[str]
+    absent: dict[str, str]
+    data_dates: dict[str, str]
+    stats: dict[str, dict[str, int]]
+    quarantine: pd.DataFrame
+    files: list[dict]
+    seconds: float
+    peak_mb: float
+    # per column: sites whose nearest feature may lie beyond the window (left empty)
+    beyond_halo: dict[str, int] = field(default_factory=dict)
+
+
+def partition_task(
+    raw_dir: str | Path,
+    part: Partition,
+    network: NetworkResult,
+    halo_m: float,
+    nominated: dict[str, str] | None = None,
+) -> PartitionResult:
+    """Measure the sites of one powiat.
+
+    The powiat's window (its parcels' extent plus ``halo_m``) is read; sites are
+    assembled from every candidate parcel in it, and the powiat keeps the sites whose
+    first parcel ID (in ID order) is its own — each site in exactly one partition,
+    neighbours' parcels included. A kept site that comes within the assembly gap of the
+    window's edge might go on beyond it: the window is then doubled and read again.
+    """
+    t0 = time.perf_counter()
+    halo = float(halo_m)
+    while True:
+        win = part.window(halo)
+        raw = load_raw(raw_dir, within=win, keys=PARTITION_KEYS)
+        parcels = raw["parcels"]
+        own_parcels = parcels["parcel_id"].astype(str).str[:4].to_numpy() == part.key
+        cand = select_candidates(
+            parcels, raw.get("zoning"), raw.get("plan_zones"), nominated=nominated or {}
+        )
+        sites = assemble_sites(cand)
+        sites = sites[sites["parcel_ids"].str[:4].to_numpy() == part.key].reset_index(drop=True)
+        if _inside(sites, win, ASSEMBLY_GAP_M + 1.0) or halo >= MAX_HALO_M:
+            break
+        halo *= 2
+    own_cand = int((cand["parcel_id"].astype(str).str[:4].to_numpy() == part.key).sum())
+    measured, coverage = measure(sites, raw, network.network)
+    beyond = _beyond_window(measured, coverage, win)
+    return PartitionResult(
+        part.key,
+        measured,
+        coverage,
+        int(own_parcels.sum()),
+        own_cand,
+        halo,
+        raw.notes,
+        dict(raw.absent),
+        dict(raw.data_dates),
+        raw.stats,
+        raw.quarantine,
+        raw.files,
+        round(time.perf_counter() - t0, 3),
+        _peak_mb(),
+        beyond,
+    )
+
+
+def _inside(sites: gpd.GeoDataFrame, win: Bounds, margin: float) -> bool:
+    """Whether every site lies at least ``margin`` inside the window."""
+    if not len(sites):
+        return True
+    b = sites.geometry.bounds.to_numpy()
+    x0, y0, x1, y1 = win
+    return bool(
+        (b[:, 0] >= x0 + margin).all()
+        and (b[:, 1] >= y0 + margin).all()
+        and (b[:, 2] <= x1 - margin).all()
+        and (b[:, 3] <= y1 - margin).all()
+    )
+
+
+def _nearest_columns() -> dict[str, tuple[str, ...]]:
+    """Distance columns a partition measures from layers read within its window, with
+    the columns that come from the same nearest feature."""
+    cols: dict[str, tuple[str, ...]] = {}
+    for name in NETWORKS.values():
+        extra: tuple[str, ...] = ()
+        if name in ("water", "sewer", "gas", "heat"):
+            extra = (f"{name}_diameter_mm",)
+        extra += ("power_voltage",) if name == "power" else ()
+        cols[f"dist_{name}_m"] = extra
+        cols[f"dist_{name}_planned_m"] = ()
+    cols["dist_hv_line_m"] = ()
+    cols["dist_national_road_m"] = ("national_road",)
+    cols["dist_voivodeship_road_m"] = ("voivodeship_road",)
+    return cols
+
+
+def _beyond_window(sites: gpd.GeoDataFrame, coverage: Coverage, win: Bounds) -> dict[str, int]:
+    """Nearest-feature distances the window cannot vouch for, left empty and counted.
+
+    A distance found within the site's own margin to the window's edge is exact (any
+    nearer feature would meet the window); a larger one, or none found in a window
+    while the folder has the layer, might be beaten by a feature outside it.
+    """
+    if not len(sites):
+        return {}
+    b = sites.geometry.bounds.to_numpy()
+    x0, y0, x1, y1 = win
+    margin = np.minimum.reduce([b[:, 0] - x0, b[:, 1] - y0, x1 - b[:, 2], y1 - b[:, 3]])
+    counts: dict[str, int] = {}
+    for col, same in _nearest_columns().items():
+        # a column with nothing of its layer in the window: the run's merge decides
+        if col not in sites or col in coverage.not_measured:
+            continue
+        bad = sites[col].to_numpy(dtype=float) > margin
+        if not bad.any():
+            continue
+        counts[col] = int(bad.sum())
+        sites.loc[bad, col] = np.nan
+        for c in same:
+            if c in sites:
+                sites.loc[bad, c] = "" if sites[c].dtype == object else np.nan
+        add_gap(sites, bad, f"{col}: {BEYOND_WINDOW}")
+    return counts
+
+
+BEYOND_WINDOW = "nearest feature may lie beyond the partition's window (widen --halo-km)"
+
+
+def add_gap(sites: gpd.GeoDataFrame, mask: np.ndarray, text: str) -> None:
+    """Add ``text`` to the per-site reasons (:data:`SITE_NO_DATA`) of the sites of
+    ``mask``."""
+    gaps = sites[SITE_NO_DATA].to_numpy(dtype=object).copy()
+    gaps[mask] = np.where(gaps[mask] == "", text, gaps[mask] + "; " + text)
+    sites[SITE_NO_DATA] = gaps
