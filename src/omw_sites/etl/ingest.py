@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import tempfile
 from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,7 +105,7 @@ class RawData:
 def load_raw(
     raw_dir: str | Path,
     progress: Callable[[str, int], None] | None = None,
-    within: window.Bounds | None = None,
+    within: window.Window | None = None,
     keys: Collection[str] | None = None,
 ) -> RawData:
     """Read, reproject, validate and map every layer of ``raw_dir`` (a folder, or one zip).
@@ -117,7 +117,7 @@ def load_raw(
     empty; ``RawData.absent`` says which and why, and the criteria that need it are left
     unmeasured (NaN) downstream. ``RawData.files`` says what each file became.
 
-    A partition of a partitioned run reads only ``within`` (EPSG:2180 bounds; see
+    A partition of a partitioned run reads only ``within`` (see
     :mod:`omw_sites.etl.window`) and only the canonical layers ``keys`` (parcels are
     then required only when asked for).
 
@@ -284,7 +284,7 @@ def _read_vector_files(load: _Loading) -> None:
                 continue
             if not load.wants(key):
                 continue
-            with window.whole() if key in window.WHOLE_LAYERS else nullcontext():
+            with window.layer(key):
                 frame = _read_vector_layer(load, rf, layer, key)
             pieces.setdefault(key, []).append(frame)
             load.dates.setdefault(key, rf.date)
@@ -455,12 +455,12 @@ def _add_egib_land(load: _Loading, files: list[RawFile]) -> None:
 
 def _clip_to_window(load: _Loading) -> None:
     """Layers read whole (GML) limited to the window like those GDAL read within it."""
-    if window.current() is None:
+    if not window.limited():
         return
     for key, frame in list(load.layers.items()):
-        if key in window.WHOLE_LAYERS or frame is None or not len(frame):
+        if frame is None or not len(frame):
             continue
-        clipped = window.clip(frame)
+        clipped = window.clip(frame, key)
         load.layers[key] = clipped
         if clipped is not None and not len(clipped):
             load.outside.add(key)
@@ -584,7 +584,8 @@ def _read_dem(load: _Loading, scratch: Path) -> None:
 def _meets_window(path: Path) -> bool:
     """Whether a raster's extent meets the window reads are limited to (always, without
     one): a partition mosaics only the sheets around it."""
-    bounds = window.current()
+    with window.layer("dem"):
+        bounds = window.current()
     if bounds is None:
         return True
     with rasterio.open(path) as src:
@@ -726,7 +727,7 @@ def _transport(load: _Loading) -> None:
     if not added:
         return
     osm = {"parcels": load.layers.get("parcels"), **{k: load.layers[k] for k in added}}
-    if osm["parcels"] is not None and window.current() is None:
+    if osm["parcels"] is not None and not window.limited():
         check_near_parcels(osm, load.absent, load.notes, where=load.where())
     load.layers.update({k: v for k, v in osm.items() if k != "parcels"})
     if "roads" in added:

@@ -1,7 +1,8 @@
 """The part of a raw folder one partition of a partitioned run reads.
 
 A partition (a powiat) reads its parcels and the layers around them, not the whole
-folder: :func:`reading` sets a window (EPSG:2180 bounds) for the reads made inside it.
+folder: :func:`reading` sets a :class:`Window` (EPSG:2180 bounds) for the reads made
+inside it, and :func:`layer` the part of it one canonical layer is read within.
 GDAL reads a vector layer only within the window (``pyogrio`` ``bbox``, through the
 GeoPackage's spatial index), and :func:`clip` keeps, of a layer read whole (GML), the
 features whose extent meets the window — so either way a layer holds the same
@@ -15,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
@@ -40,13 +42,33 @@ WHOLE_LAYERS = frozenset(
     }
 )
 
-_WINDOW: ContextVar[Bounds | None] = ContextVar("omw_read_window", default=None)
+# layers a partition's nearest-feature distances are measured to: read within the far
+# window; the others (overlaps, parcels, zoning, the terrain) only around the parcels
+FAR_LAYERS = frozenset({"utilities", "power_lines", "roads"})
+
+
+@dataclass(frozen=True)
+class Window:
+    """What a partition reads: ``near`` (its parcels' extent and a margin for the sites
+    assembled across its edge) for most layers, ``far`` for :data:`FAR_LAYERS`."""
+
+    near: Bounds
+    far: Bounds
+
+    def bounds_for(self, key: str) -> Bounds | None:
+        if key in WHOLE_LAYERS:
+            return None
+        return self.far if key in FAR_LAYERS else self.near
+
+
+_WINDOW: ContextVar[Window | None] = ContextVar("omw_read_window", default=None)
+_ACTIVE: ContextVar[Bounds | None] = ContextVar("omw_read_bounds", default=None)
 
 
 @contextmanager
-def reading(bounds: Bounds | None) -> Iterator[None]:
-    """Reads inside are limited to ``bounds`` (None: the whole folder)."""
-    token = _WINDOW.set(tuple(map(float, bounds)) if bounds is not None else None)  # type: ignore[arg-type]
+def reading(win: Window | None) -> Iterator[None]:
+    """Reads inside are limited to ``win`` (None: the whole folder)."""
+    token = _WINDOW.set(win)
     try:
         yield
     finally:
@@ -54,23 +76,30 @@ def reading(bounds: Bounds | None) -> Iterator[None]:
 
 
 @contextmanager
-def whole() -> Iterator[None]:
-    """Reads inside are not limited (a layer of :data:`WHOLE_LAYERS`)."""
-    token = _WINDOW.set(None)
+def layer(key: str) -> Iterator[None]:
+    """Reads inside are of canonical layer ``key``: limited to its part of the window."""
+    win = _WINDOW.get()
+    token = _ACTIVE.set(win.bounds_for(key) if win is not None else None)
     try:
         yield
     finally:
-        _WINDOW.reset(token)
+        _ACTIVE.reset(token)
+
+
+def limited() -> bool:
+    """Whether reads are limited to a window (a partition's)."""
+    return _WINDOW.get() is not None
 
 
 def current() -> Bounds | None:
-    """The window reads are limited to now, or None."""
-    return _WINDOW.get()
+    """The bounds the read being made is limited to, or None."""
+    return _ACTIVE.get()
 
 
 def layer_bbox(path: Path, layer: str, crs: object | None = None) -> Bounds | None:
-    """The window in the layer's own CRS (for GDAL's spatial filter), or None when reads
-    are not limited or the layer has no CRS (then it is read whole and clipped)."""
+    """The current bounds in the layer's own CRS (for GDAL's spatial filter), or None
+    when the read is not limited or the layer has no CRS (then it is read whole and
+    clipped)."""
     bounds = current()
     if bounds is None:
         return None
@@ -86,10 +115,12 @@ def layer_bbox(path: Path, layer: str, crs: object | None = None) -> Bounds | No
     return t.transform_bounds(*bounds, densify_pts=21)
 
 
-def clip(frame: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame | None:
-    """The features of ``frame`` (EPSG:2180) whose extent meets the window, in their
-    order; ``frame`` itself when reads are not limited."""
-    bounds = current()
+def clip(frame: gpd.GeoDataFrame | None, key: str) -> gpd.GeoDataFrame | None:
+    """The features of ``frame`` (EPSG:2180, canonical layer ``key``) whose extent meets
+    its part of the window, in their order; ``frame`` itself when reads are not
+    limited."""
+    win = _WINDOW.get()
+    bounds = win.bounds_for(key) if win is not None else None
     if bounds is None or frame is None or not len(frame):
         return frame
     minx, miny, maxx, maxy = bounds

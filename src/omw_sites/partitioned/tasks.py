@@ -20,7 +20,7 @@ import pandas as pd
 from omw_sites.config import ASSEMBLY_GAP_M
 from omw_sites.criteria.measure import Coverage, RoadNetwork, measure, road_network
 from omw_sites.etl import load_raw
-from omw_sites.etl.window import WHOLE_LAYERS, Bounds
+from omw_sites.etl.window import WHOLE_LAYERS, Bounds, Window
 from omw_sites.layers import NETWORKS, RAW_LAYERS, REFERENCE_COLUMNS, REFERENCE_LAYERS, SITE_NO_DATA
 from omw_sites.partitioned.plan import Partition
 from omw_sites.sites import assemble_sites, select_candidates
@@ -35,6 +35,10 @@ NETWORK_KEYS = frozenset(
 PARTITION_KEYS = frozenset(
     {*(r.key for r in RAW_LAYERS if r.key != "population"), "bdot_complexes", "bdot_points"}
 )
+# how far around its powiat a partition reads parcels and the layers measured by overlap:
+# sites assembled across its edge reach into it (a site coming close to its edge makes
+# the partition read again with twice the margin)
+ASSEMBLY_HALO_M = 1_000.0
 MAX_HALO_M = 200_000.0  # a site spanning more than this is not a site
 
 
@@ -91,7 +95,7 @@ class PartitionResult:
     coverage: Coverage
     parcels: int  # its own parcels, after the ingest's checks
     candidates: int  # its own candidate parcels
-    halo_m: float  # the halo it needed
+    halo_m: float  # the margin its sites' assembly needed
     notes: list[str]
     absent: dict[str, str]
     data_dates: dict[str, str]
@@ -113,16 +117,18 @@ def partition_task(
 ) -> PartitionResult:
     """Measure the sites of one powiat.
 
-    The powiat's window (its parcels' extent plus ``halo_m``) is read; sites are
-    assembled from every candidate parcel in it, and the powiat keeps the sites whose
+    The powiat's window is read: its parcels' extent plus :data:`ASSEMBLY_HALO_M`, and
+    ``halo_m`` for the layers of nearest-feature distances (``window.FAR_LAYERS``).
+    Sites are assembled from every candidate parcel in it, and the powiat keeps the sites whose
     first parcel ID (in ID order) is its own — each site in exactly one partition,
     neighbours' parcels included. A kept site that comes within the assembly gap of the
     window's edge might go on beyond it: the window is then doubled and read again.
     """
     t0 = time.perf_counter()
-    halo = float(halo_m)
+    halo = ASSEMBLY_HALO_M
     while True:
-        win = part.window(halo)
+        near = part.window(halo)
+        win = Window(near, part.window(max(halo, halo_m)))
         raw = load_raw(raw_dir, within=win, keys=PARTITION_KEYS)
         parcels = raw["parcels"]
         own_parcels = parcels["parcel_id"].astype(str).str[:4].to_numpy() == part.key
@@ -131,12 +137,12 @@ def partition_task(
         )
         sites = assemble_sites(cand)
         sites = sites[sites["parcel_ids"].str[:4].to_numpy() == part.key].reset_index(drop=True)
-        if _inside(sites, win, ASSEMBLY_GAP_M + 1.0) or halo >= MAX_HALO_M:
+        if _inside(sites, near, ASSEMBLY_GAP_M + 1.0) or halo >= MAX_HALO_M:
             break
         halo *= 2
     own_cand = int((cand["parcel_id"].astype(str).str[:4].to_numpy() == part.key).sum())
     measured, coverage = measure(sites, raw, network.network)
-    beyond = _beyond_window(measured, coverage, win)
+    beyond = _beyond_window(measured, coverage, win.far)
     return PartitionResult(
         part.key,
         measured,
