@@ -5,10 +5,12 @@ and finds its store by one rule (:func:`omw_sites.config.store_target`)."""
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -52,21 +54,49 @@ def demo_build(
     out_dir: Annotated[Path, typer.Option("--out", help="raw folder to write")] = Path(
         "data/raw/demo"
     ),
+    tile_parcels: Annotated[
+        int,
+        typer.Option(
+            min=100,
+            help="most parcels per tile: above it a country of tiles is built (at most 16 tiles)",
+        ),
+    ] = 1_000_000,
 ) -> None:
-    """Generate the synthetic OMW region as real raw formats (GPKG, GeoTIFF)."""
+    """Generate the synthetic OMW region as real raw formats (GPKG, GeoTIFF).
+
+    With more parcels than --tile-parcels it builds a "country" of tiles instead.
+    A tile is a complete synthetic region with its share of the parcels, its own
+    seed (SEED + k) and voivodeship code (the first two TERYT digits), placed on a
+    90 km grid in OUT/tile_<code>/. Tiles are built one at a time, so memory stays
+    that of one tile. `omw-sites run` reads such a folder as it is."""
     from omw_sites.demo import build_region
+    from omw_sites.demo.country import MAX_TILES, build_country, tile_sizes
 
     t0 = time.perf_counter()
-    with console.status("generating the demo region…") as status:
+    country = parcels > tile_parcels
+    what = "country" if country else "region"
+    with console.status(f"generating the demo {what}…") as status:
 
         def progress(stage: str, n: int) -> None:
-            status.update(f"generating the demo region… {stage}")
-            console.print(f"  [green]✓[/] {stage:<14} {n:>10,}")
+            status.update(f"generating the demo {what}… {stage}")
+            if "/" in stage:  # one stage of a country's tile: a line per tile is enough
+                return
+            took = f" [{time.perf_counter() - t0:.1f} s]" if country else ""
+            console.print(f"  [green]✓[/] {stage:<14} {n:>10,}{took}")
 
-        manifest = build_region(out_dir, parcels=parcels, seed=seed, progress=progress)
+        with reported(ValueError):
+            if country:
+                n_tiles = len(tile_sizes(parcels, tile_parcels))
+                if n_tiles <= MAX_TILES:
+                    console.print(f"{n_tiles} tiles of about {parcels // n_tiles:,} parcels")
+                manifest = build_country(
+                    out_dir, parcels, seed=seed, tile_parcels=tile_parcels, progress=progress
+                )
+            else:
+                manifest = build_region(out_dir, parcels=parcels, seed=seed, progress=progress)
     n = manifest.get("parcels", parcels)
     console.print(
-        f"demo region: {n:,} parcels (seed {seed}) in {out_dir} [{time.perf_counter() - t0:.1f} s]"
+        f"demo {what}: {n:,} parcels (seed {seed}) in {out_dir} [{time.perf_counter() - t0:.1f} s]"
     )
 
 
@@ -102,13 +132,44 @@ def run(
             "(refused otherwise: a wrong CRS or a partial dataset looks like that)",
         ),
     ] = False,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="run on Dask, one task per powiat: 'local' (worker processes on this "
+            "machine) or a scheduler's address tcp://HOST:PORT whose workers see --raw "
+            "at the same path; the same results as without it",
+        ),
+    ] = None,
+    partition: Annotated[
+        str, typer.Option(help="how a --scheduler run cuts the region (powiat)")
+    ] = "powiat",
+    workers: Annotated[int, typer.Option(min=1, help="worker processes of --scheduler local")] = 2,
+    worker_memory: Annotated[
+        str, typer.Option(help="memory limit per worker of --scheduler local (Dask: 4GB)")
+    ] = "4GB",
+    halo_km: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            help="how far around its powiat a partition reads the layers its nearest-"
+            "feature distances come from (farther ones are left empty and named)",
+        ),
+    ] = 30.0,
 ) -> None:
     """Run the whole pipeline: ingest → sites → criteria → scores → inventory update.
 
     Only parcels are required; what cannot be measured without the other layers is
-    listed at the end and left empty (no data), never guessed."""
-    from omw_sites.pipeline import run as run_pipeline
+    listed at the end and left empty (no data), never guessed. With --scheduler the
+    same run is spread over Dask workers, one task per powiat."""
+    from omw_sites.pipeline import run as run_one
     from omw_sites.store import display_target
+
+    run_pipeline: Callable[..., Any] = run_one
+    if scheduler is not None:
+        from omw_sites.partitioned import ClusterOptions, run_partitioned
+
+        options = ClusterOptions(scheduler, workers, worker_memory, halo_km, partition)
+        run_pipeline = functools.partial(run_partitioned, options=options)
 
     target = resolve_store(store, out_dir)
     t0 = time.perf_counter()

@@ -48,7 +48,7 @@ from omw_sites.scoring import load_profiles
 from omw_sites.sites import lineage
 
 Progress = Callable[[str, str, int], None]
-DEFAULT_HALO_KM = 10.0
+DEFAULT_HALO_KM = 30.0
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,8 @@ def run_partitioned(
                 offered,
                 key=f"omw-partition-{p.key}",
                 pure=False,
-            )  # fmt: skip
+                priority=p.parcels,  # the largest powiaty first: the last tasks are short
+            )
             for p in parts
         ]
         net: NetworkResult = net_future.result()

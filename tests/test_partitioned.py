@@ -1,0 +1,193 @@
+"""The partitioned run (``omw-sites run --scheduler``) on a two-worker Dask LocalCluster
+gives the one-process run's sites, criteria, scores and ranks — sites that straddle a
+powiat boundary included, with optional layers missing, into a GeoPackage and PostGIS.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyogrio
+import pytest
+
+from omw_sites.etl import load_raw
+from omw_sites.partitioned import ClusterOptions, run_partitioned
+from omw_sites.pipeline import run
+from omw_sites.sites import assemble_sites, select_candidates
+from omw_sites.store import read_run_info, read_sites
+
+# columns that say when and by which run a record was written, not what it holds
+RUN_COLUMNS = {"created_at", "updated_at", "measured_run", "scored_run", "fid"}
+OPTIONS = ClusterOptions(workers=2, worker_memory="3GB")
+GML_UNIT = "141803_2"  # the demo writes this unit's parcels as EGiB GML too
+
+
+def _straddle(raw: Path) -> list[str]:
+    """Re-code some parcels so that sites span two powiaty: in ~40 multi-parcel sites,
+    the parcels after the first (in ID order) get the code of another powiat of the
+    region. Returns the sites' first parcel IDs."""
+    data = load_raw(raw)
+    cand = select_candidates(data["parcels"], data.get("zoning"), data.get("plan_zones"))
+    sites = assemble_sites(cand)
+    multi = sites[(sites["n_parcels"] > 1) & ~sites["parcel_ids"].str.contains(GML_UNIT)]
+    powiaty = sorted({p[:4] for p in data["parcels"]["parcel_id"]})
+    recode: dict[str, str] = {}
+    firsts = []
+    for ids in multi["parcel_ids"].iloc[::3].head(40):
+        parts = ids.split(",")
+        other = next(p for p in powiaty if p != parts[0][:4])
+        firsts.append(parts[0])
+        for pid in parts[1:]:
+            recode[pid] = other + pid[4:]
+    assert len(firsts) >= 20, "the demo region has too few multi-parcel sites"
+    path = raw / "egib" / "dzialki.gpkg"
+    frame = pyogrio.read_dataframe(path, layer="dzialki")
+    frame["ID_DZIALKI"] = frame["ID_DZIALKI"].replace(recode)
+    pyogrio.write_dataframe(frame, path, layer="dzialki", driver="GPKG")
+    own = raw / "egib" / "ownership.csv"
+    if own.exists():
+        table = pd.read_csv(own, dtype=str)
+        table["ID_DZIALKI"] = table["ID_DZIALKI"].replace(recode)
+        table.to_csv(own, index=False)
+    return firsts
+
+
+@pytest.fixture(scope="module")
+def region(tmp_path_factory) -> tuple[Path, list[str]]:
+    from omw_sites.demo import build_region
+
+    raw = tmp_path_factory.mktemp("partitioned") / "raw"
+    build_region(raw, parcels=6000, seed=11)
+    return raw, _straddle(raw)
+
+
+@pytest.fixture(scope="module")
+def one_process(region, tmp_path_factory) -> Path:
+    return Path(run(region[0], tmp_path_factory.mktemp("one")).store)
+
+
+def assert_same_sites(a: str | Path, b: str | Path) -> pd.DataFrame:
+    """Every current site of store ``a`` in ``b`` with the same values (numbers within
+    1e-9); returns ``b``'s sites."""
+    left = read_sites(a).set_index("site_id").sort_index()
+    right = read_sites(b).set_index("site_id").sort_index()
+    assert list(left.index) == list(right.index)
+    assert set(left.columns) == set(right.columns)
+    differ = {}
+    for col in left.columns:
+        if col in RUN_COLUMNS:
+            continue
+        x, y = left[col], right[col]
+        if col == "geometry":
+            same = x.geom_equals_exact(y, 1e-6).to_numpy()
+        elif pd.api.types.is_numeric_dtype(x) and pd.api.types.is_numeric_dtype(y):
+            same = np.isclose(
+                x.to_numpy(dtype=float), y.to_numpy(dtype=float), rtol=1e-9, atol=1e-9,
+                equal_nan=True,
+            )  # fmt: skip
+        else:
+            tx = x.astype(object).where(x.notna(), "<NA>").astype(str).to_numpy()
+            ty = y.astype(object).where(y.notna(), "<NA>").astype(str).to_numpy()
+            same = tx == ty
+        if not same.all():
+            differ[col] = list(zip(x[~same].head(3), y[~same].head(3), strict=True))
+    assert not differ, differ
+    return right
+
+
+def test_two_workers_give_the_one_process_run(region, one_process, tmp_path):
+    raw, firsts = region
+    summary = run_partitioned(raw, OPTIONS, out_dir=tmp_path)
+    sites = assert_same_sites(one_process, summary.store)
+    # sites spanning two powiaty, each kept by one partition, assembled whole
+    powiaty = sites["parcel_ids"].str.split(",").map(lambda ids: len({i[:4] for i in ids}))
+    straddling = sites[powiaty.to_numpy() > 1]
+    assert len(straddling) >= 20
+    assert len(straddling) >= len(firsts) // 2  # (a re-coded site may fall apart by ownership)
+    assert (straddling["n_parcels"] > 1).all()
+    part = read_run_info(summary.store)["partitioned"]
+    assert len(part["partitions"]) >= 2
+    assert sum(p["sites"] for p in part["partitions"]) == len(sites)
+    assert all(not p["beyond_window"] for p in part["partitions"])
+    # ranks too: the same order in every profile
+    for p in summary.profiles:
+        assert summary.top[p.name]["site_id"].tolist() == (
+            read_sites(one_process)
+            .query(f"rank_{p.name} > 0")
+            .sort_values(f"rank_{p.name}")["site_id"]
+            .head(len(summary.top[p.name]))
+            .tolist()
+        )
+
+
+def test_a_small_halo_leaves_far_distances_empty_and_says_so(region, one_process, tmp_path):
+    raw, _ = region
+    options = ClusterOptions(workers=2, worker_memory="3GB", halo_km=0.5)
+    summary = run_partitioned(raw, options, out_dir=tmp_path)
+    one = read_sites(one_process).set_index("site_id").sort_index()
+    part = read_sites(summary.store).set_index("site_id").sort_index()
+    assert list(one.index) == list(part.index)
+    col = "dist_hv_line_m"
+    far = part[col].isna() & one[col].notna()
+    assert far.any()  # HV lines farther than 500 m from some sites: not vouched for
+    assert (one.loc[far, col] > 0).all()
+    near = part[col].notna()
+    np.testing.assert_allclose(part.loc[near, col], one.loc[near, col])  # never wrong
+    # each such site counted once in the run's notes
+    assert f"{int(far.sum()):,} site(s): {col}: nearest feature may lie beyond" in "\n".join(
+        summary.notes
+    )
+
+
+def _stripped(raw: Path, dest: Path) -> Path:
+    """The region without the optional layers real downloads often lack."""
+    shutil.copytree(raw, dest)
+    for rel in ("gesut", "nmt", "gus", "hydro"):
+        shutil.rmtree(dest / rel, ignore_errors=True)
+    for f in (dest / "egib").glob("kontury*"):
+        f.unlink()
+    return dest
+
+
+def test_cli_with_layers_missing_into_postgis(region, tmp_path, postgis_url):
+    raw = _stripped(region[0], tmp_path / "raw")
+    one = run(raw, tmp_path / "one")
+    target = f"{postgis_url}?schema=part_{tmp_path.name[-8:].lower()}"
+    cmd = [
+        sys.executable, "-m", "omw_sites", "run", "--raw", str(raw), "--store", target,
+        "--scheduler", "local", "--workers", "2", "--worker-memory", "3GB",
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "partition" in done.stderr
+    assert_same_sites(one.store, target)
+    # the layers that are not there are named, as in one process
+    for missing in ("no utility network", "no terrain model", "no population grid"):
+        assert missing in done.stderr
+
+
+def test_bad_scheduler_and_bad_data_stop_before_the_store(region, tmp_path):
+    raw = tmp_path / "raw"
+    shutil.copytree(region[0], raw)
+    store = tmp_path / "inv.gpkg"
+    base = [sys.executable, "-m", "omw_sites", "run", "--raw", str(raw), "--store", str(store)]
+    done = subprocess.run(
+        [*base, "--scheduler", "udp://nowhere"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2
+    assert "--scheduler must be 'local' or tcp://HOST:PORT" in done.stderr
+    # a zoning file that cannot be read: the partition that meets it fails the run
+    (raw / "mpzp" / "mpzp.gpkg").write_bytes(b"not a geopackage")
+    done = subprocess.run(
+        [*base, "--scheduler", "local", "--workers", "2"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "mpzp.gpkg" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not store.exists()
