@@ -38,7 +38,12 @@ _MEMBER = re.compile(rb"<((?:" + _NAME + rb":)?(?:featureMember|member))[\s/>]")
 
 
 def ingest_workers() -> int:
-    """Worker processes for one file: ``OMW_INGEST_WORKERS`` (default: CPU count); 1 = serial."""
+    """Worker processes for one file: ``OMW_INGEST_WORKERS`` (default: CPU count); 1 = serial.
+
+    Always 1 in a daemonic process (a Dask worker of a partitioned run): it may not start
+    processes, and the cluster already spreads the work over the cores."""
+    if mp.current_process().daemon:
+        return 1
     raw = os.environ.get(WORKERS_ENV, "").strip()
     if raw:
         try:

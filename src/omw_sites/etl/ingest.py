@@ -648,6 +648,8 @@ def _name_absent(load: _Loading) -> None:
         key = spec.key
         if key in load.absent or load.layers.get(key) is not None or key == "parcels":
             continue
+        if not load.wants(key):  # not looked for
+            continue
         if key == "dem" and load.dem_path is not None:
             continue
         load.absent[key] = f"no file in the folder holds it (add {DOWNLOAD_HINT[key]})"
@@ -655,6 +657,8 @@ def _name_absent(load: _Loading) -> None:
 
 def _name_unused(load: _Loading) -> None:
     """Why each file the run does not use is not used, and one line of the summary."""
+    if load.wanted is not None:  # a partial read: a file may hold what others read
+        return
     unused = [rf for rf in load.files if not rf.used]
     for rf in unused:
         rf.skip("no feature of a layer the tool uses")

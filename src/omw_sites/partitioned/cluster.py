@@ -75,7 +75,7 @@ def dask_client(options: ClusterOptions):
             processes=True,
             memory_limit=options.worker_memory,
             dashboard_address=":0",  # any free port: never collide with another run
-            silence_logs=logging.ERROR,
+            silence_logs=logging.CRITICAL,  # a failed task is reported here, in one line
         )
         try:
             with Client(cluster) as client:
@@ -126,6 +126,7 @@ def run_partitioned(
         else {}
     )
     lap("profiles")
+    say("profiles", ", ".join(p.name for p in profs), len(profs))
     parts = plan_partitions(raw_dir)
     lap("plan")
     say("plan", f"{len(parts)} partitions by powiat: {', '.join(p.key for p in parts)}", len(parts))
