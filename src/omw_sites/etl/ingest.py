@@ -107,6 +107,7 @@ def load_raw(
     progress: Callable[[str, int], None] | None = None,
     within: window.Window | None = None,
     keys: Collection[str] | None = None,
+    skip: Collection[str] = (),
 ) -> RawData:
     """Read, reproject, validate and map every layer of ``raw_dir`` (a folder, or one zip).
 
@@ -119,7 +120,8 @@ def load_raw(
 
     A partition of a partitioned run reads only ``within`` (see
     :mod:`omw_sites.etl.window`) and only the canonical layers ``keys`` (parcels are
-    then required only when asked for).
+    then required only when asked for); the files named in ``skip`` (as the folder lists
+    them) are left unread.
 
     Raises
     ------
@@ -136,6 +138,9 @@ def load_raw(
     load = _Loading(raw_dir, progress, {} if one_zip else _data_dates(raw_dir))
     load.wanted = frozenset(keys) if keys is not None else None
     load.files = discover([raw_dir], Path(scratch.name))
+    for rf in load.files:
+        if rf.name in skip:
+            rf.skip("nothing of it in this partition's window")
     with load.naming(), window.reading(within):
         for rf in load.files:  # a data file that cannot be read stops the run, named
             if rf.broken and rf.error is not None:

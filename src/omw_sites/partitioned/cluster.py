@@ -127,10 +127,11 @@ def run_partitioned(
     )
     lap("profiles")
     say("profiles", ", ".join(p.name for p in profs), len(profs))
-    parts = plan_partitions(raw_dir)
+    raw_dir = str(Path(raw_dir).resolve())
+    plan = plan_partitions(raw_dir)
+    parts = plan.partitions
     lap("plan")
     say("plan", f"{len(parts)} partitions by powiat: {', '.join(p.key for p in parts)}", len(parts))
-    raw_dir = str(Path(raw_dir).resolve())
     halo_m = options.halo_km * 1000.0
     with dask_client(options) as client:
         net_future = client.submit(network_task, raw_dir, key="omw-network", pure=False)
@@ -139,6 +140,7 @@ def run_partitioned(
                 partition_task,
                 raw_dir,
                 p,
+                plan,
                 net_future,
                 halo_m,
                 offered,

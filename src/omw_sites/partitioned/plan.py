@@ -18,11 +18,12 @@ import pyogrio
 from pyproj import CRS, Transformer
 
 from omw_sites.etl import IngestError
-from omw_sites.etl.detect import classify_layers
-from omw_sites.etl.egib import ID_COLUMNS, read_egib_gml
+from omw_sites.etl.bdot import CLASS_LAYER
+from omw_sites.etl.detect import DERIVE_CLASSES, bdot_name_class, classify_layers, ingest_file
+from omw_sites.etl.egib import ID_COLUMNS
 from omw_sites.etl.ingest import VECTOR_FORMATS
 from omw_sites.etl.raw_folder import discover
-from omw_sites.etl.window import Bounds
+from omw_sites.etl.window import Bounds, Window
 from omw_sites.layers import WORK_CRS
 
 POWIAT = "powiat"  # the only partitioning so far
@@ -42,23 +43,46 @@ class Partition:
         return (x0 - halo_m, y0 - halo_m, x1 + halo_m, y1 + halo_m)
 
 
-def plan_partitions(raw_dir: str | Path) -> list[Partition]:
-    """The powiaty of ``raw_dir``'s parcels, in code order.
+@dataclass(frozen=True)
+class Plan:
+    """The partitions of a folder, and the extent of each GML file in it."""
+
+    partitions: list[Partition]
+    # GML file (as the folder lists it) -> (canonical layer it gives, extent, EPSG:2180):
+    # GDAL cannot read a GML file within a window, so a partition skips the files whose
+    # extent misses its window instead of reading every one whole
+    gml_extents: dict[str, tuple[str, Bounds]]
+
+
+# the canonical layer whose window decides whether a partition reads a GML file
+GML_KEYS = {"egib-gml": "parcels", "app-gml": "plan_zones", "gesut-gml": "utilities"}
+
+
+def plan_partitions(raw_dir: str | Path) -> Plan:
+    """The powiaty of ``raw_dir``'s parcels, in code order, and its GML files' extents.
 
     Raises :class:`IngestError` when the folder holds no parcels, naming it.
     """
     raw_dir = Path(raw_dir)
     frames = []
+    extents: dict[str, tuple[str, Bounds]] = {}
     with tempfile.TemporaryDirectory(prefix="omw-plan-") as scratch:
         for rf in discover([raw_dir], Path(scratch)):
             if rf.broken and rf.error is not None:
                 raise rf.error
             if rf.why:
                 continue
-            if rf.format.startswith("egib-gml"):
-                frame = read_egib_gml(rf.path).frame
-                b = frame.geometry.bounds.to_numpy()
-                frames.append(_extents(frame["parcel_id"].astype(str).to_numpy(), b))
+            if "gml" in rf.format and not rf.format.startswith("osm"):
+                results = ingest_file(rf.path, fmt=rf.format)
+                bounds = [r.frame.total_bounds for r in results if len(r.frame)]
+                if bounds:
+                    b = np.array(bounds)
+                    box = (b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max())
+                    extents[rf.name] = (_gml_key(rf.format, rf.name), box)
+                if rf.format.startswith("egib-gml"):
+                    frame = results[0].frame
+                    b = frame.geometry.bounds.to_numpy()
+                    frames.append(_extents(frame["parcel_id"].astype(str).to_numpy(), b))
             elif rf.format in VECTOR_FORMATS:
                 for layer, key, _ in classify_layers(rf.path):
                     if key == "parcels":
@@ -74,7 +98,26 @@ def plan_partitions(raw_dir: str | Path) -> list[Partition]:
     g = ext.groupby("powiat", sort=True)
     agg = g.agg(x0=("x0", "min"), y0=("y0", "min"), x1=("x1", "max"), y1=("y1", "max"))
     n = g["n"].sum()
-    return [Partition(str(k), (r.x0, r.y0, r.x1, r.y1), int(n[k])) for k, r in agg.iterrows()]
+    parts = [Partition(str(k), (r.x0, r.y0, r.x1, r.y1), int(n[k])) for k, r in agg.iterrows()]
+    return Plan(parts, extents)
+
+
+def _gml_key(fmt: str, name: str) -> str:
+    """The canonical layer a GML file of format ``fmt`` gives (BDOT10k: by its class)."""
+    if fmt == "bdot10k-gml":
+        cls = bdot_name_class(Path(name).name) or ""
+        return CLASS_LAYER.get(cls) or DERIVE_CLASSES.get(cls) or "roads"
+    return next((k for f, k in GML_KEYS.items() if fmt.startswith(f)), "parcels")
+
+
+def files_outside(plan: Plan, win: Window) -> set[str]:
+    """The GML files of ``plan`` that have nothing in the window ``win``."""
+    out = set()
+    for name, (key, (x0, y0, x1, y1)) in plan.gml_extents.items():
+        b = win.bounds_for(key)
+        if b is not None and (x0 > b[2] or x1 < b[0] or y0 > b[3] or y1 < b[1]):
+            out.add(name)
+    return out
 
 
 def _vector_extents(path: Path, layer: str) -> pd.DataFrame:

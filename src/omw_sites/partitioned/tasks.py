@@ -22,7 +22,7 @@ from omw_sites.criteria.measure import Coverage, RoadNetwork, measure, road_netw
 from omw_sites.etl import load_raw
 from omw_sites.etl.window import WHOLE_LAYERS, Bounds, Window
 from omw_sites.layers import NETWORKS, RAW_LAYERS, REFERENCE_COLUMNS, REFERENCE_LAYERS, SITE_NO_DATA
-from omw_sites.partitioned.plan import Partition
+from omw_sites.partitioned.plan import Partition, Plan, files_outside
 from omw_sites.sites import assemble_sites, select_candidates
 
 # what the road-network task reads, whole: the network, its destinations, the census grid
@@ -111,6 +111,7 @@ class PartitionResult:
 def partition_task(
     raw_dir: str | Path,
     part: Partition,
+    plan: Plan,
     network: NetworkResult,
     halo_m: float,
     nominated: dict[str, str] | None = None,
@@ -129,7 +130,8 @@ def partition_task(
     while True:
         near = part.window(halo)
         win = Window(near, part.window(max(halo, halo_m)))
-        raw = load_raw(raw_dir, within=win, keys=PARTITION_KEYS)
+        skip = files_outside(plan, win)
+        raw = load_raw(raw_dir, within=win, keys=PARTITION_KEYS, skip=skip)
         parcels = raw["parcels"]
         own_parcels = parcels["parcel_id"].astype(str).str[:4].to_numpy() == part.key
         cand = select_candidates(
