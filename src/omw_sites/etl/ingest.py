@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
 import json
@@ -108,6 +109,7 @@ def load_raw(
     within: window.Window | None = None,
     keys: Collection[str] | None = None,
     skip: Collection[str] = (),
+    files: list[RawFile] | None = None,
 ) -> RawData:
     """Read, reproject, validate and map every layer of ``raw_dir`` (a folder, or one zip).
 
@@ -121,7 +123,8 @@ def load_raw(
     A partition of a partitioned run reads only ``within`` (see
     :mod:`omw_sites.etl.window`) and only the canonical layers ``keys`` (parcels are
     then required only when asked for); the files named in ``skip`` (as the folder lists
-    them) are left unread.
+    them) are left unread. ``files`` is the folder's files as :func:`discover` told them
+    (a partitioned run tells them once), when not from a zip.
 
     Raises
     ------
@@ -137,7 +140,9 @@ def load_raw(
     scratch = tempfile.TemporaryDirectory(prefix="omw-raw-")
     load = _Loading(raw_dir, progress, {} if one_zip else _data_dates(raw_dir))
     load.wanted = frozenset(keys) if keys is not None else None
-    load.files = discover([raw_dir], Path(scratch.name))
+    load.files = (
+        copy.deepcopy(files) if files is not None else discover([raw_dir], Path(scratch.name))
+    )
     for rf in load.files:
         if rf.name in skip:
             rf.skip("nothing of it in this partition's window")

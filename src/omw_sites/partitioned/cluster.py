@@ -134,7 +134,7 @@ def run_partitioned(
     say("plan", f"{len(parts)} partitions by powiat: {', '.join(p.key for p in parts)}", len(parts))
     halo_m = options.halo_km * 1000.0
     with dask_client(options) as client:
-        net_future = client.submit(network_task, raw_dir, key="omw-network", pure=False)
+        net_future = client.submit(network_task, raw_dir, plan.files, key="omw-network", pure=False)
         futures = [
             client.submit(
                 partition_task,

@@ -8,6 +8,7 @@ grown by a halo (:meth:`Partition.window`).
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from omw_sites.etl.bdot import CLASS_LAYER
 from omw_sites.etl.detect import DERIVE_CLASSES, bdot_name_class, classify_layers, ingest_file
 from omw_sites.etl.egib import ID_COLUMNS
 from omw_sites.etl.ingest import VECTOR_FORMATS
-from omw_sites.etl.raw_folder import discover
+from omw_sites.etl.raw_folder import RawFile, discover
 from omw_sites.etl.window import Bounds, Window
 from omw_sites.layers import WORK_CRS
 
@@ -48,6 +49,9 @@ class Plan:
     """The partitions of a folder, and the extent of each GML file in it."""
 
     partitions: list[Partition]
+    # the folder's files with their formats, told once for every partition (None when
+    # some come from a zip: each process unpacks those itself)
+    files: list[RawFile] | None
     # GML file (as the folder lists it) -> (canonical layer it gives, extent, EPSG:2180):
     # GDAL cannot read a GML file within a window, so a partition skips the files whose
     # extent misses its window instead of reading every one whole
@@ -67,9 +71,14 @@ def plan_partitions(raw_dir: str | Path) -> Plan:
     frames = []
     extents: dict[str, tuple[str, Bounds]] = {}
     with tempfile.TemporaryDirectory(prefix="omw-plan-") as scratch:
-        for rf in discover([raw_dir], Path(scratch)):
+        found = discover([raw_dir], Path(scratch))
+        for rf in found:
             if rf.broken and rf.error is not None:
                 raise rf.error
+        told = None
+        if not any(rf.zipped for rf in found):  # (an error, kept in ``why``, is not copied)
+            told = [dataclasses.replace(rf, layers=[], error=None) for rf in found]
+        for rf in found:
             if rf.why:
                 continue
             if "gml" in rf.format and not rf.format.startswith("osm"):
@@ -99,7 +108,7 @@ def plan_partitions(raw_dir: str | Path) -> Plan:
     agg = g.agg(x0=("x0", "min"), y0=("y0", "min"), x1=("x1", "max"), y1=("y1", "max"))
     n = g["n"].sum()
     parts = [Partition(str(k), (r.x0, r.y0, r.x1, r.y1), int(n[k])) for k, r in agg.iterrows()]
-    return Plan(parts, extents)
+    return Plan(parts, told, extents)
 
 
 def _gml_key(fmt: str, name: str) -> str:

@@ -20,6 +20,7 @@ import pandas as pd
 from omw_sites.config import ASSEMBLY_GAP_M
 from omw_sites.criteria.measure import Coverage, RoadNetwork, measure, road_network
 from omw_sites.etl import load_raw
+from omw_sites.etl.raw_folder import RawFile
 from omw_sites.etl.window import WHOLE_LAYERS, Bounds, Window
 from omw_sites.layers import NETWORKS, RAW_LAYERS, REFERENCE_COLUMNS, REFERENCE_LAYERS, SITE_NO_DATA
 from omw_sites.partitioned.plan import Partition, Plan, files_outside
@@ -61,11 +62,11 @@ class NetworkResult:
     peak_mb: float
 
 
-def network_task(raw_dir: str | Path) -> NetworkResult:
+def network_task(raw_dir: str | Path, files: list[RawFile] | None = None) -> NetworkResult:
     """Read the layers that must be whole, build the road network and its per-node
     minutes once, for every partition."""
     t0 = time.perf_counter()
-    raw = load_raw(raw_dir, keys=NETWORK_KEYS)
+    raw = load_raw(raw_dir, keys=NETWORK_KEYS, files=files)
     network = road_network(raw)
     reference = {
         k: raw.layers[k][[*REFERENCE_COLUMNS[k], "geometry"]]
@@ -131,7 +132,7 @@ def partition_task(
         near = part.window(halo)
         win = Window(near, part.window(max(halo, halo_m)))
         skip = files_outside(plan, win)
-        raw = load_raw(raw_dir, within=win, keys=PARTITION_KEYS, skip=skip)
+        raw = load_raw(raw_dir, within=win, keys=PARTITION_KEYS, skip=skip, files=plan.files)
         parcels = raw["parcels"]
         own_parcels = parcels["parcel_id"].astype(str).str[:4].to_numpy() == part.key
         cand = select_candidates(
