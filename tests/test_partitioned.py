@@ -110,7 +110,9 @@ def test_two_workers_give_the_one_process_run(region, one_process, tmp_path):
     assert len(straddling) >= 20
     assert len(straddling) >= len(firsts) // 2  # (a re-coded site may fall apart by ownership)
     assert (straddling["n_parcels"] > 1).all()
-    part = read_run_info(summary.store)["partitioned"]
+    info = read_run_info(summary.store)
+    assert info["counts"] == read_run_info(one_process)["counts"]  # parcels and sites
+    part = info["partitioned"]
     assert len(part["partitions"]) >= 2
     assert sum(p["sites"] for p in part["partitions"]) == len(sites)
     assert all(not p["beyond_window"] for p in part["partitions"])

@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
@@ -45,6 +45,9 @@ from omw_sites.layers import (
     RAW_LAYERS,
     WORK_CRS,
 )
+
+if TYPE_CHECKING:
+    from omw_sites.demo.country import Placement
 
 GENERATOR = "omw_sites.demo"
 GENERATOR_VERSION = "1.0.0"
@@ -115,7 +118,15 @@ def build_region(
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         msg = f"seed must be a non-negative integer, got {seed!r}"
         raise ValueError(msg)
-    out = Path(out)
+    say = progress or (lambda _s, _n: None)
+    return _build_in_place(Path(out), lambda tmp: _generate(tmp, int(parcels), int(seed), say))
+
+
+def _build_in_place(out: Path, fill: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``fill`` on a temporary sibling of ``out`` and swap it in when it returns.
+
+    ``out`` must be absent, empty or a generated region; on any failure the temporary
+    folder is removed and ``out`` is left as it was. Returns what ``fill`` returned."""
     if out.exists() and not _is_region(out):
         msg = (
             f"{out} exists and is not a generated region (no {MANIFEST}); "
@@ -128,7 +139,7 @@ def build_region(
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a region is a normal folder
     try:
-        manifest = _generate(tmp, int(parcels), int(seed), progress or (lambda _s, _n: None))
+        manifest = fill(tmp)
         _swap_in(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -156,7 +167,15 @@ def _swap_in(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _generate(root: Path, n_parcels: int, seed: int, progress: Progress) -> dict[str, Any]:
+def _generate(
+    root: Path,
+    n_parcels: int,
+    seed: int,
+    progress: Progress,
+    placement: Placement | None = None,
+) -> dict[str, Any]:
+    """Build the region into ``root``; ``placement`` moves and re-codes it (a country's
+    tile, :mod:`omw_sites.demo.country`) before anything is written."""
     geo = build_geography(stage_rng(seed, "geography"))
     progress("gminy", len(geo.gminy))
     env = build_environment(stage_rng(seed, "environment"), geo.region)
@@ -209,11 +228,18 @@ def _generate(root: Path, n_parcels: int, seed: int, progress: Progress) -> dict
         "land_use": land_use,
         "soil_classes": soil,
     }
+    code: Callable[[str], str] = str
+    defects = parcels.defects
+    if placement is not None:
+        placement.frames(frames)
+        dem = placement.dem(dem)
+        code, defects = placement.teryt, placement.ids(defects)
     layers = _write_all(root, frames)
     # one gmina's parcels also come as the powiat's EGiB 2021 GML export (the official
     # exchange format); the ingest takes that gmina from the GML instead of the GPKG
-    gml_parcels = parcels.frame[parcels.frame["ID_DZIALKI"].str.startswith(GML_UNIT + ".")]
-    gml_path = root / EGIB_GML_DIR / f"{GML_UNIT}_dzialki.gml"
+    unit = code(GML_UNIT)
+    gml_parcels = parcels.frame[parcels.frame["ID_DZIALKI"].str.startswith(unit + ".")]
+    gml_path = root / EGIB_GML_DIR / f"{unit}_dzialki.gml"
     n_gml = write_egib_2021(gml_parcels, gml_path, DATA_DATES["parcels"])
     layers["parcels_gml"] = {
         "path": str(gml_path.relative_to(root)),
@@ -222,9 +248,10 @@ def _generate(root: Path, n_parcels: int, seed: int, progress: Progress) -> dict
         "crs": gml_parcels.crs.to_string(),
     }
     # one gmina's plan ogólny also comes as its APP 2.0 GML (in PL-2000 zone 7)
-    pog = plan_zones[plan_zones["TERYT"] == APP_GMINA].to_crs(PARCEL_CRS)
-    app_path = root / APP_GML_DIR / f"{APP_GMINA}_plan_ogolny.gml"
-    n_app = write_app_2_0(pog, app_path, APP_GMINA, DATA_DATES["plan_zones"])
+    app_gmina = code(APP_GMINA)
+    pog = plan_zones[plan_zones["TERYT"] == app_gmina].to_crs(PARCEL_CRS)
+    app_path = root / APP_GML_DIR / f"{app_gmina}_plan_ogolny.gml"
+    n_app = write_app_2_0(pog, app_path, app_gmina, DATA_DATES["plan_zones"])
     layers["plan_zones_gml"] = {
         "path": str(app_path.relative_to(root)),
         "layer": "StrefaPlanistyczna",
@@ -234,10 +261,11 @@ def _generate(root: Path, n_parcels: int, seed: int, progress: Progress) -> dict
     # one powiat's utility lines also come as its GESUT 2021 GML export (PL-2000 zone 7);
     # the ingest takes that powiat's lines from the GML instead of the GPKG
     lines = utilities.lines
-    ours = in_powiat(lines.geometry.to_numpy(), geo.gminy, GESUT_POWIAT)
+    powiat = code(GESUT_POWIAT)
+    ours = in_powiat(lines.geometry.to_numpy(), geo.gminy, powiat)
     gesut_lines = lines[ours].to_crs(PARCEL_CRS)
-    gesut_path = root / GESUT_GML_DIR / f"{GESUT_POWIAT}_gesut.gml"
-    n_gesut = write_gesut_2021(gesut_lines, gesut_path, GESUT_POWIAT, DATA_DATES["utilities"])
+    gesut_path = root / GESUT_GML_DIR / f"{powiat}_gesut.gml"
+    n_gesut = write_gesut_2021(gesut_lines, gesut_path, powiat, DATA_DATES["utilities"])
     layers["utilities_gml"] = {
         "path": str(gesut_path.relative_to(root)),
         "layer": "GES_Przewod*",
@@ -267,14 +295,24 @@ def _generate(root: Path, n_parcels: int, seed: int, progress: Progress) -> dict
             dt.datetime(2026, 10, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=seed % 86_400)
         ).isoformat(),
         "region": "Obszar Metropolitalny Warszawy (synthetic demo)",
-        "centre": {"x": float(CENTRE[0]), "y": float(CENTRE[1]), "crs": WORK_CRS},
+        "centre": {
+            "x": float(CENTRE[0]) + (placement.dx if placement else 0.0),
+            "y": float(CENTRE[1]) + (placement.dy if placement else 0.0),
+            "crs": WORK_CRS,
+        },
         "crs": {"work": WORK_CRS, "parcels": PARCEL_CRS},
         "data_dates": {r.key: DATA_DATES[r.key] for r in RAW_LAYERS},
         "layers": layers,
-        "defects": {k: len(v) for k, v in parcels.defects.items()},
-        "defect_ids": parcels.defects,
+        "defects": {k: len(v) for k, v in defects.items()},
+        "defect_ids": defects,
         "parcels_sha256": _parcel_digest(parcels.frame),
     }
+    if placement is not None:
+        manifest["placement"] = {
+            "dx": placement.dx,
+            "dy": placement.dy,
+            "voivodeship": placement.code,
+        }
     (root / MANIFEST).write_text(
         json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )

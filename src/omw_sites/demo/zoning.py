@@ -171,7 +171,11 @@ def build_mpzp(
     symbol = np.concatenate(
         [np.char.add(number.astype(str), symbols), np.char.add(kdd_number.astype(str), "KDD")]
     )
-    order = np.lexsort((np.r_[number, kdd_number], plans))
+    # a footprint that make_valid reduces to a line or a point (a sliver) makes no zone
+    keep = np.zeros(len(geoms), dtype=bool)
+    keep[explode_polygons(geoms)[1]] = True
+    geoms, plans, symbol = geoms[keep], plans[keep], symbol[keep]
+    order = np.lexsort((np.r_[number, kdd_number][keep], plans))
     frame = gpd.GeoDataFrame(
         {
             "PLAN_ID": plan_id[plans],

@@ -28,6 +28,7 @@ from typing import Any
 
 import geopandas as gpd
 import pandas as pd
+from distributed import as_completed
 
 from omw_sites.config import MIN_CANDIDATE_AREA_HA, store_target
 from omw_sites.criteria.measure import Coverage
@@ -152,15 +153,17 @@ def run_partitioned(
         ]
         net: NetworkResult = net_future.result()
         say("network", f"road network shared ({net.seconds:.1f} s)", 1)
-        results: list[PartitionResult] = []
-        for p, f in zip(parts, futures, strict=True):
+        done: dict[str, PartitionResult] = {}
+        for f in as_completed(futures):  # said as they finish; a failed one raises here
             r = f.result()
-            results.append(r)
+            done[r.key] = r
             say(
                 "partition",
-                f"powiat {p.key}: {len(r.sites):,} sites ({r.seconds:.1f} s)",
+                f"powiat {r.key}: {len(r.sites):,} sites ({r.seconds:.1f} s; "
+                f"{len(done)} of {len(parts)})",
                 len(r.sites),
             )
+        results = [done[p.key] for p in parts]  # in powiat order, whatever the finish
     lap("partitions")
     measured = _joined(net, results, parts, raw_dir, options)
     if not len(measured.sites):
