@@ -174,6 +174,9 @@ def run(
     target = resolve_store(store, out_dir)
     t0 = time.perf_counter()
     stages = ["profiles", "ingest", "sites", "criteria", "scoring", "store"]
+    if scheduler is not None:
+        stages = ["profiles", "plan", "network", "partition", "sites", "criteria", "scoring"]
+        stages.append("store")
     bar = Progress(
         TextColumn("[bold]{task.description:<9}"),
         BarColumn(),

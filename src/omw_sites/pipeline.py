@@ -77,7 +77,7 @@ class Measured:
     extra_info: dict = field(default_factory=dict)  # more run_info entries
 
 
-def _previous_sites(store: Path | str) -> gpd.GeoDataFrame | None:
+def previous_sites(store: Path | str) -> gpd.GeoDataFrame | None:
     """Current sites of the store being updated (for lineage), or None."""
     try:
         return read_sites(store, columns=["site_id"])
@@ -116,19 +116,8 @@ def run(
     no candidate parcel stops with an :class:`IngestError` saying why, before the store.
     """
     say = progress or (lambda stage, msg, n: None)
-    times: dict[str, float] = {}
-    t = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal t
-        now = time.perf_counter()
-        times[stage] = round(now - t, 3)
-        t = now
-
-    profs = load_profiles(profiles, profile_dir)
-    nominations = read_nominations(nominated) if nominated is not None else None
-    lap("profiles")
-    say("profiles", ", ".join(p.name for p in profs), len(profs))
+    lap = Laps()
+    profs, nominations, offered = prepare(profiles, profile_dir, nominated, say, lap)
 
     raw = load_raw(raw_dir, progress=lambda key, n: say("ingest", key, n))
     parcels = raw["parcels"]
@@ -140,11 +129,6 @@ def run(
     )
     notes = list(raw.notes)  # the absent layers are named by the criteria they leave empty
 
-    offered = (
-        dict(zip(nominations.frame["parcel_id"], nominations.frame["name"], strict=True))
-        if nominations
-        else {}
-    )
     cand = select_candidates(parcels, raw.get("zoning"), raw.get("plan_zones"), nominated=offered)
     sites = assemble_sites(cand)
     notes += _nomination_notes(nominations, parcels, sites)
@@ -160,7 +144,7 @@ def run(
         raise IngestError(Path(raw_dir), f"no candidate sites: {why}", rule="candidate parcels")
     if store is None:
         store = Path(out_dir) / STORE_FILE if out_dir is not None else store_target()
-    sites["derived_from"] = lineage(sites, _previous_sites(store))
+    sites["derived_from"] = lineage(sites, previous_sites(store))
     lap("sites")
     multi = int((sites["n_parcels"] > 1).sum())
     say(
@@ -192,7 +176,41 @@ def run(
             "not_found": sorted(nominations.ids - set(parcels["parcel_id"])),
         }
     lap("criteria")
-    return finish(measured, profs, store, raw_dir, say, times, scope, allow_mass_end, top_n)
+    return finish(measured, profs, store, raw_dir, say, lap, scope, allow_mass_end, top_n)
+
+
+class Laps:
+    """Seconds per stage of a run, each from the end of the one before."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+        self.start = time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.times[stage] = round(now - self.start, 3)
+        self.start = now
+
+
+def prepare(
+    profiles: list[str] | None,
+    profile_dir: Path | None,
+    nominated: str | Path | None,
+    say: Progress,
+    lap: Laps,
+) -> tuple[list[Profile], Nominations | None, dict[str, str]]:
+    """What a run checks before it reads any data: the profiles, the nomination list,
+    and the nominated parcels (ID -> offer name)."""
+    profs = load_profiles(profiles, profile_dir)
+    nominations = read_nominations(nominated) if nominated is not None else None
+    offered = (
+        dict(zip(nominations.frame["parcel_id"], nominations.frame["name"], strict=True))
+        if nominations
+        else {}
+    )
+    lap("profiles")
+    say("profiles", ", ".join(p.name for p in profs), len(profs))
+    return profs, nominations, offered
 
 
 def with_offers(sites: gpd.GeoDataFrame, nominations: Nominations | None) -> gpd.GeoDataFrame:
@@ -209,21 +227,13 @@ def finish(
     store: Path | str,
     raw_dir: str | Path,
     say: Progress,
-    times: dict[str, float],
+    lap: Laps,
     scope: list[str] | None = None,
     allow_mass_end: bool = False,
     top_n: int = 10,
 ) -> RunSummary:
     """Score the measured sites, bring the store up to date, summarise: the part of a
     run after measurement, the same for one process and a partitioned run."""
-    t = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal t
-        now = time.perf_counter()
-        times[stage] = round(now - t, 3)
-        t = now
-
     sites, coverage, notes = measured.sites, measured.coverage, list(measured.notes)
     notes += coverage.lines()
     said = "\n".join(notes)
@@ -326,7 +336,7 @@ def finish(
         sites=len(scored),
         quarantined=len(measured.quarantine),
         profiles=profs,
-        stage_seconds=times,
+        stage_seconds=lap.times,
         peak_rss_mb=round(peak, 1),
         top=top,
         changes=changes,

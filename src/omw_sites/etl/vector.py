@@ -58,8 +58,9 @@ def read_vector_file(
             src.path, layer=src.layer, encoding=src.read_encoding, use_arrow=True,
             bbox=bbox, fid_as_index=bbox is not None,
         )  # fmt: skip
-        if bbox is not None:  # records keep the numbers a whole read gives them
+        if bbox is not None:  # records keep the numbers and order a whole read gives
             gdf.index = gdf.index.to_numpy() - (1 if src.format == "gpkg" else 0)
+            gdf = gdf.sort_index()  # (a spatial index returns them in its own order)
         if src.undeclared:
             _recode_utf8(gdf, src.path, src.layer)
     return _finish(src, gdf, crs, required)

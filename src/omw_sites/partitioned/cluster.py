@@ -19,7 +19,6 @@ folder at the same path.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,7 +32,6 @@ from distributed import as_completed
 from omw_sites.config import MIN_CANDIDATE_AREA_HA, store_target
 from omw_sites.criteria.measure import Coverage
 from omw_sites.etl import IngestError
-from omw_sites.etl.nominations import read_nominations
 from omw_sites.layers import STORE_FILE
 from omw_sites.partitioned.plan import POWIAT, Partition, plan_partitions
 from omw_sites.partitioned.tasks import (
@@ -44,8 +42,15 @@ from omw_sites.partitioned.tasks import (
     network_task,
     partition_task,
 )
-from omw_sites.pipeline import Measured, RunSummary, _previous_sites, finish, with_offers
-from omw_sites.scoring import load_profiles
+from omw_sites.pipeline import (
+    Laps,
+    Measured,
+    RunSummary,
+    finish,
+    prepare,
+    previous_sites,
+    with_offers,
+)
 from omw_sites.sites import lineage
 
 Progress = Callable[[str, str, int], None]
@@ -110,24 +115,8 @@ def run_partitioned(
     if options.partition != POWIAT:
         raise ValueError(f"--partition must be {POWIAT!r}, not {options.partition!r}")
     say = progress or (lambda stage, msg, n: None)
-    times: dict[str, float] = {}
-    t = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal t
-        now = time.perf_counter()
-        times[stage] = round(now - t, 3)
-        t = now
-
-    profs = load_profiles(profiles, profile_dir)
-    nominations = read_nominations(nominated) if nominated is not None else None
-    offered = (
-        dict(zip(nominations.frame["parcel_id"], nominations.frame["name"], strict=True))
-        if nominations
-        else {}
-    )
-    lap("profiles")
-    say("profiles", ", ".join(p.name for p in profs), len(profs))
+    lap = Laps()
+    profs, nominations, offered = prepare(profiles, profile_dir, nominated, say, lap)
     raw_dir = str(Path(raw_dir).resolve())
     plan = plan_partitions(raw_dir)
     parts = plan.partitions
@@ -185,10 +174,10 @@ def run_partitioned(
         measured.sites = with_offers(measured.sites, None)
     if store is None:
         store = Path(out_dir) / STORE_FILE if out_dir is not None else store_target()
-    measured.sites["derived_from"] = lineage(measured.sites, _previous_sites(store))
+    measured.sites["derived_from"] = lineage(measured.sites, previous_sites(store))
     lap("sites")
     say("sites", f"{len(measured.sites):,} sites from {len(parts)} partitions", len(measured.sites))
-    return finish(measured, profs, store, raw_dir, say, times, scope, allow_mass_end, top_n)
+    return finish(measured, profs, store, raw_dir, say, lap, scope, allow_mass_end, top_n)
 
 
 def _joined(
