@@ -9,9 +9,10 @@ generated once into ``--data``. Then, in the same run and on the same folder:
 - the baseline: ``omw-sites run`` in one process;
 - ``omw-sites run --scheduler local --workers N --worker-memory M``.
 
-Each command runs in a subprocess whose process tree is sampled (RSS, every 0.2 s): the
-peak of the main process and of each worker process. A run whose tree passes
-``--cap-gb`` is stopped and reported as not fitting. The partitioned store's
+Each command runs in a subprocess whose process tree is sampled (every 0.2 s): the peak
+RSS of the main process and of each worker process, and of the tree (the main process's
+RSS plus what each child holds alone — a forked GML reader shares its parent's pages).
+A run whose tree passes ``--cap-gb`` is stopped and reported as not fitting. The partitioned store's
 ``run_info['partitioned']`` gives each task's seconds and peak; the two stores' sites
 are compared (IDs, every criterion and rank). Results go to ``_work/partitioned.json``
 and a Markdown table on stdout, with the extrapolation to 35M parcels on 8 workers from
@@ -70,10 +71,13 @@ def measured(cmd: list[str], cap_gb: float) -> dict:
         for p in procs:
             try:
                 rss = p.memory_info().rss / 2**20
+                # a forked child shares its parent's pages until it writes them: only
+                # what it holds alone adds to the tree
+                own = rss if p.pid == proc.pid else p.memory_full_info().uss / 2**20
             except psutil.NoSuchProcess:
                 continue
             peaks[p.pid] = max(peaks.get(p.pid, 0.0), rss)
-            total += rss
+            total += own
         tree_peak = max(tree_peak, total)
         if total > cap_gb * 1024 and not stopped:
             stopped = True
@@ -207,6 +211,7 @@ def main() -> None:
     for r in rows:
         one, part = r["one_process"], r["partitioned"]
         t = r.get("tasks", {})
+        parts = t.get("partitions", [])
         one_s = "stopped at cap" if one["stopped_at_cap"] else f"{one['seconds']}"
         same = r.get("compare", {})
         print(
@@ -215,7 +220,7 @@ def main() -> None:
             f"| {part['main_peak_mb']:,} "
             f"| {t.get('network', {}).get('seconds', '')} / "
             f"{t.get('network', {}).get('peak_rss_mb', '')} "
-            f"| {len(t.get('partitions', []))} ({sum(p['seconds'] for p in t.get('partitions', [])):.0f}) "
+            f"| {len(parts)} ({sum(p['seconds'] for p in parts):.0f}) "
             f"| {'yes' if same.get('same_ids') and not same.get('differ') else same} |"
         )
     est = extrapolate(rows)
