@@ -195,15 +195,18 @@ def catchment(
     off_v = access.leg_min[ok] + (1.0 - access.frac[ok]) * w
     acc_nodes, inv = np.unique(np.concatenate([u, v]), return_inverse=True)
     iu, iv = inv[: len(u)], inv[len(u) :]
+    inside = within_reach(graph, acc_nodes, max(limits))
+    near = inside[people.node]  # the others are farther than any limit
+    pop_nodes, pop_values = people.node[near], people.values[near]
     keep = np.zeros(graph.n_nodes, dtype=bool)
     keep[acc_nodes] = True
-    keep[people.node] = True
-    core = core_graph(graph, keep, within_reach(graph, acc_nodes, max(limits)))
-    pop_core, acc_core = core.index[people.node], core.index[acc_nodes]
+    keep[pop_nodes] = True
+    core = core_graph(graph, keep, inside)
+    pop_core, acc_core = core.index[pop_nodes], core.index[acc_nodes]
     sums = np.zeros((len(limits), int(ok.sum()), k))
     for rows, block in _minutes_blocks(core.matrix, pop_core, acc_core, max(limits)):
         t = np.minimum(block[:, iu] + off_u, block[:, iv] + off_v)  # (rows, sites)
-        vals = people.values[rows]  # (rows, k)
+        vals = pop_values[rows]  # (rows, k)
         for j, lim in enumerate(limits):
             sums[j] += (t <= lim).T.astype(np.float64) @ vals
     out[:, ok] = sums

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import geopandas as gpd
 import numpy as np
@@ -43,10 +43,19 @@ class RoadGraph:
     lines: np.ndarray  # segment geometries
     motorway: np.ndarray  # per segment: A/S class
     local_nodes: np.ndarray  # bool per node: reachable from a non-motorway road
+    # the non-motorway segments' tree, built on first use and kept with the graph (a
+    # partitioned run's worker keeps one graph for all its partitions)
+    _local_tree: STRtree | None = field(default=None, repr=False, compare=False)
 
     @property
     def n_nodes(self) -> int:
         return len(self.node_xy)
+
+    def local_tree(self) -> STRtree:
+        """STRtree of the non-motorway segments (``lines[~motorway]``)."""
+        if self._local_tree is None:
+            self._local_tree = STRtree(self.lines[~self.motorway])
+        return self._local_tree
 
 
 def build_graph(
@@ -177,7 +186,7 @@ def access_points(
     seg = np.full(len(geoms), -1, dtype=np.int64)
     leg = np.full(len(geoms), np.nan)
     if len(local) and len(geoms):
-        tree = STRtree(graph.lines[local])
+        tree = graph.local_tree()
         (left, right), dist = tree.query_nearest(
             geoms, max_distance=MAX_ACCESS_LEG_M, return_distance=True, all_matches=False
         )
