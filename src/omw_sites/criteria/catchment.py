@@ -70,19 +70,13 @@ class CoreGraph:
 
 def within_reach(graph: RoadGraph, nodes: np.ndarray, minutes: float) -> np.ndarray:
     """Nodes (bool mask) that a trip of at most ``minutes`` from any of ``nodes`` may
-    pass: those within the distance the graph's fastest edge covers in that time of the
-    box around ``nodes``. No edge is faster than its straight line at that speed, so
-    every such trip stays inside; the searches need no other part of the graph (a
-    partition of a country, a region of 45 minutes across)."""
+    pass: one multi-source search bounded at ``minutes``. Every node of such a trip is
+    that close to its start, so the searches between the sites and the people need no
+    other part of the graph (a powiat of a country needs its 45-minute surroundings)."""
     if not len(nodes):
         return np.zeros(graph.n_nodes, dtype=bool)
-    xy = graph.node_xy
-    chord = np.hypot(*(xy[graph.edge_u] - xy[graph.edge_v]).T)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        speed = np.where(graph.edge_min > 0, chord / graph.edge_min, 0.0)  # m per minute
-    reach = minutes * float(speed.max(initial=0.0)) + 1.0
-    lo, hi = xy[nodes].min(axis=0) - reach, xy[nodes].max(axis=0) + reach
-    return ((xy >= lo) & (xy <= hi)).all(axis=1)
+    reach = dijkstra(graph.matrix, directed=False, indices=nodes, min_only=True, limit=minutes)
+    return np.isfinite(reach)
 
 
 def core_graph(graph: RoadGraph, keep: np.ndarray, inside: np.ndarray | None = None) -> CoreGraph:
