@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 from distributed import as_completed
 
@@ -33,7 +34,7 @@ from omw_sites.config import MIN_CANDIDATE_AREA_HA, store_target
 from omw_sites.criteria.measure import Coverage
 from omw_sites.etl import IngestError
 from omw_sites.layers import STORE_FILE
-from omw_sites.partitioned.plan import POWIAT, Partition, plan_partitions
+from omw_sites.partitioned.plan import POWIAT, plan_partitions
 from omw_sites.partitioned.tasks import (
     BEYOND_WINDOW,
     NetworkResult,
@@ -154,7 +155,7 @@ def run_partitioned(
             )
         results = [done[p.key] for p in parts]  # in powiat order, whatever the finish
     lap("partitions")
-    measured = _joined(net, results, parts, raw_dir, options)
+    measured = _joined(net, results, options)
     if not len(measured.sites):
         n = sum(r.candidates for r in results)
         why = (
@@ -183,8 +184,6 @@ def run_partitioned(
 def _joined(
     net: NetworkResult,
     results: list[PartitionResult],
-    parts: list[Partition],
-    raw_dir: str,
     options: ClusterOptions,
 ) -> Measured:
     """The partitions' sites and records as one run's."""
@@ -265,7 +264,7 @@ def _merged_coverage(results: list[PartitionResult]) -> Coverage:
                 r.sites[flag] = pd.array([False] * len(r.sites), dtype="boolean")
             if col.startswith("dist_"):
                 r.beyond_halo[col] = r.beyond_halo.get(col, 0) + len(r.sites)
-                add_gap(r.sites, r.sites.index.notna(), f"{col}: {BEYOND_WINDOW}")
+                add_gap(r.sites, np.ones(len(r.sites), dtype=bool), f"{col}: {BEYOND_WINDOW}")
         for what, text in r.coverage.partial.items():
             cov.partial.setdefault(what, text)
         for text, n in r.coverage.site_counts.items():
