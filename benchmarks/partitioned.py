@@ -135,7 +135,7 @@ def bench_size(n: int, args: argparse.Namespace) -> dict:
     from omw_sites.store import read_run_info
 
     raw = Path(args.data) / f"country_{n}"
-    row: dict = {"parcels": n}
+    row: dict = {"parcels": n, "workers": args.workers}
     if not (raw / "manifest.json").is_file():
         row["generate"] = measured(omw("demo", "build", "--parcels", str(n), "--out", str(raw)), 23)
         print(f"{n:,}: generated in {row['generate']['seconds']} s", flush=True)
@@ -172,18 +172,34 @@ def extrapolate(rows: list[dict], workers: int = 8) -> dict:
     net_s = tasks["network"]["seconds"]
     total = r["partitioned"]["seconds"]
     # what is neither the network nor the partitions: plan, join, score, store, start-up
-    rest = max(total - net_s - part_s / len(r["partitioned"]["worker_peaks_mb"] or [1]), 0.0)
+    rest = max(total - net_s - part_s / r["workers"], 0.0)
     scale = POLAND_PARCELS / n
     est = net_s * scale + part_s * scale / workers + rest * scale
-    peak_part = max(p["peak_rss_mb"] for p in tasks["partitions"])
+    peaks = task_peaks(tasks)
     return {
         "from_parcels": n,
         "network_s": round(net_s * scale),
         "partitions_s": round(part_s * scale / workers),
         "rest_s": round(rest * scale),
         "total_s": round(est),
-        "worker_peak_mb": round(peak_part),
-        "network_peak_mb": round(tasks["network"]["peak_rss_mb"] * scale),
+        # a partition's own peak does not grow with the country (its powiat and the
+        # network within 45 minutes of it); the worker holding the network does
+        "worker_peak_mb": peaks["task_peak_mb"],
+        "network_worker_mb": round(peaks["network_mb"] * scale) + peaks["task_peak_mb"],
+        "coordinator_mb": round(r["partitioned"]["main_peak_mb"] * scale),
+    }
+
+
+def task_peaks(tasks: dict) -> dict:
+    """Peaks (MB) of the partition tasks on workers that do not hold the network, of
+    those on the worker that does, and of the network task."""
+    holder = tasks["network"].get("worker_pid")
+    own = [p["peak_rss_mb"] for p in tasks["partitions"] if p.get("worker_pid") != holder]
+    with_net = [p["peak_rss_mb"] for p in tasks["partitions"] if p.get("worker_pid") == holder]
+    return {
+        "task_peak_mb": round(max(own or [0])),
+        "network_worker_peak_mb": round(max([*with_net, tasks["network"]["peak_rss_mb"]])),
+        "network_mb": round(tasks["network"]["peak_rss_mb"]),
     }
 
 
@@ -204,23 +220,27 @@ def main() -> None:
     print(f"\nmachine: {machine()}; {args.workers} workers, {args.worker_memory} each\n")
     print(
         "| parcels | sites | one process s | one process peak MB | partitioned s "
-        "| worker peak MB | main peak MB | network task s / MB | partitions (sum of task s) "
-        "| same results |"
+        "| task peak MB (worker without / with the network) | worker peaks MB (sampled) "
+        "| main peak MB | network task s / MB | partitions: n, sum s, mean s | same results |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         one, part = r["one_process"], r["partitioned"]
         t = r.get("tasks", {})
         parts = t.get("partitions", [])
+        peaks = task_peaks(t) if t else {}
         one_s = "stopped at cap" if one["stopped_at_cap"] else f"{one['seconds']}"
         same = r.get("compare", {})
+        task_s = sum(p["seconds"] for p in parts)
         print(
             f"| {r['parcels']:,} | {same.get('sites', '')} | {one_s} | {one['tree_peak_mb']:,} "
-            f"| {part['seconds']} | {max(part['worker_peaks_mb'] or [0]):,} "
+            f"| {part['seconds']} "
+            f"| {peaks.get('task_peak_mb', '')} / {peaks.get('network_worker_peak_mb', '')} "
+            f"| {', '.join(f'{v:,}' for v in part['worker_peaks_mb'])} "
             f"| {part['main_peak_mb']:,} "
             f"| {t.get('network', {}).get('seconds', '')} / "
             f"{t.get('network', {}).get('peak_rss_mb', '')} "
-            f"| {len(parts)} ({sum(p['seconds'] for p in parts):.0f}) "
+            f"| {len(parts)}, {task_s:.0f}, {task_s / max(len(parts), 1):.1f} "
             f"| {'yes' if same.get('same_ids') and not same.get('differ') else same} |"
         )
     est = extrapolate(rows)

@@ -16,7 +16,10 @@ import pyogrio
 import pytest
 
 from omw_sites.etl import load_raw
+from omw_sites.etl.window import Window
 from omw_sites.partitioned import ClusterOptions, run_partitioned
+from omw_sites.partitioned.plan import plan_partitions
+from omw_sites.partitioned.tasks import PARTITION_KEYS
 from omw_sites.pipeline import run
 from omw_sites.sites import assemble_sites, select_candidates
 from omw_sites.store import read_run_info, read_sites
@@ -193,3 +196,37 @@ def test_bad_scheduler_and_bad_data_stop_before_the_store(region, tmp_path):
     assert "mpzp.gpkg" in done.stderr
     assert "Traceback" not in done.stderr
     assert not store.exists()
+
+
+def test_a_country_of_tiles_reads_and_receives_only_each_powiats_part(tmp_path):
+    """Three OMW-like tiles 90 km apart (``demo build --tile-parcels``): the one-process
+    run's sites, while each partition receives only its part of the road network (no
+    road joins two tiles) and the tiles' layers far from it are not read."""
+    from omw_sites.demo.country import build_country
+
+    raw = tmp_path / "country"
+    build_country(raw, 3 * 1500, seed=5, tile_parcels=1500)
+    one = run(raw, tmp_path / "one")
+    summary = run_partitioned(raw, OPTIONS, out_dir=tmp_path / "part")
+    assert_same_sites(one.store, summary.store)
+    info = read_run_info(summary.store)["partitioned"]
+    whole = info["network"]["road_nodes"]
+    parts = info["partitions"]
+    assert len({p["powiat"][:2] for p in parts}) == 3  # three voivodeship codes
+    assert all(0 < p["road_nodes"] < whole / 2 for p in parts if p["sites"])
+    # a partition of the first tile opens no other tile's parcels, zoning or roads; it
+    # reads every tile's layers that a window never limits (junctions, gminy …)
+    plan = plan_partitions(raw)
+    part = plan.partitions[0]
+    win = Window(part.window(1_000.0), part.window(30_000.0))
+    data = load_raw(
+        raw, within=win, keys=PARTITION_KEYS, files=plan.files, vector_layers=plan.vector_layers
+    )
+    read = {(e["file"].split("/")[0], layer["key"]) for e in data.files for layer in e["layers"]}
+    tiles = sorted({t for t, _ in read})
+    own = f"tile_{part.key[:2]}"
+    assert len(tiles) == 3 and own in tiles
+    for tile in tiles:
+        keys = {k for t, k in read if t == tile}
+        assert {"junctions", "gminy"} <= keys
+        assert ({"parcels", "zoning", "roads"} <= keys) == (tile == own), (tile, keys)

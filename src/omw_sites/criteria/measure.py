@@ -9,7 +9,7 @@ network, outside the terrain model) carries the reason in :data:`SITE_NO_DATA`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import geopandas as gpd
 import numpy as np
@@ -17,7 +17,13 @@ import pandas as pd
 import shapely
 
 from omw_sites.config import CORE_CENTRE_2180, HV_CORRIDOR_M
-from omw_sites.criteria.catchment import NodePopulation, catchment, population_nodes
+from omw_sites.criteria.catchment import (
+    LIMITS_MIN,
+    NodePopulation,
+    catchment,
+    population_nodes,
+    within_reach,
+)
 from omw_sites.criteria.geometry import (
     class_shares,
     largest_overlap,
@@ -369,6 +375,34 @@ class RoadNetwork:
     people_why: str  # why there are no people on the graph ("" when there are)
     road_class: np.ndarray  # per segment (row of the roads layer)
     road_width: np.ndarray | None  # per segment, m; None when the data gives none
+
+    def reach(self, bounds: tuple[float, float, float, float]) -> RoadNetwork:
+        """The part of the network that sites lying within ``bounds`` use, for the same
+        answers as the whole: the road segments they may enter from (within
+        ``MAX_ACCESS_LEG_M``), and the graph within the catchment's longest limit of
+        those segments' ends, with its minutes and people. A partition of a country
+        needs its surroundings, not the country's graph."""
+        if self.graph is None:
+            return self
+        graph = self.graph
+        x0, y0, x1, y1 = bounds
+        pad = MAX_ACCESS_LEG_M + 1.0
+        segments = graph.local_segments((x0 - pad, y0 - pad, x1 + pad, y1 + pad))
+        ends = np.unique(np.concatenate([graph.edge_u[segments], graph.edge_v[segments]]))
+        nodes = within_reach(graph, ends, max(LIMITS_MIN))
+        index = np.cumsum(nodes) - 1
+        people = self.people
+        if people is not None:
+            on = nodes[people.node]
+            people = replace(people, node=index[people.node[on]], values=people.values[on])
+        return replace(
+            self,
+            graph=graph.subgraph(nodes, segments),
+            node_minutes={c: t[nodes] for c, t in self.node_minutes.items()},
+            people=people,
+            road_class=self.road_class[segments],
+            road_width=None if self.road_width is None else self.road_width[segments],
+        )
 
 
 def road_network(raw: RawData) -> RoadNetwork:

@@ -57,6 +57,35 @@ class RoadGraph:
             self._local_tree = STRtree(self.lines[~self.motorway])
         return self._local_tree
 
+    def local_segments(self, bounds: tuple[float, float, float, float]) -> np.ndarray:
+        """The non-motorway segments (indices into ``lines``, ascending) meeting
+        ``bounds``: those a site inside it may enter from."""
+        hit = self.local_tree().query(shapely.box(*bounds))
+        return np.sort(np.flatnonzero(~self.motorway)[hit])
+
+    def subgraph(self, nodes: np.ndarray, segments: np.ndarray) -> RoadGraph:
+        """The graph on the nodes of the bool mask ``nodes`` (every edge between two of
+        them, renumbered in the same order), with the road segments ``segments``
+        (ascending indices, both ends among ``nodes``) as its entries. Searches within
+        ``nodes`` give the same minutes as on the whole graph when ``nodes`` holds every
+        node of the trips searched (:func:`~omw_sites.criteria.catchment.within_reach`)."""
+        index = np.where(nodes, np.cumsum(nodes) - 1, -1)
+        keep = np.flatnonzero(nodes)
+        matrix = self.matrix[keep][:, keep].tocsr()
+        u, v = index[self.edge_u[segments]], index[self.edge_v[segments]]
+        if len(segments) and ((u < 0) | (v < 0)).any():
+            raise ValueError("a segment of the subgraph ends outside its nodes")
+        return RoadGraph(
+            matrix,
+            self.node_xy[keep],
+            u,
+            v,
+            self.edge_min[segments],
+            self.lines[segments],
+            self.motorway[segments],
+            self.local_nodes[keep],
+        )
+
 
 def build_graph(
     roads: gpd.GeoDataFrame,
@@ -188,10 +217,17 @@ def access_points(
     if len(local) and len(geoms):
         tree = graph.local_tree()
         (left, right), dist = tree.query_nearest(
-            geoms, max_distance=MAX_ACCESS_LEG_M, return_distance=True, all_matches=False
+            geoms, max_distance=MAX_ACCESS_LEG_M, return_distance=True, all_matches=True
         )
-        seg[left] = local[right]
-        leg[left] = dist
+        # equally near segments (a site nearest to a road node touches every segment
+        # meeting there): the first in road order, whatever the tree's order — a part
+        # of the graph (:meth:`RoadGraph.subgraph`) gives the same answer as the whole
+        order = np.lexsort((right, left))
+        left, right, dist = left[order], right[order], dist[order]
+        first = np.ones(len(left), dtype=bool)
+        first[1:] = left[1:] != left[:-1]
+        seg[left[first]] = local[right[first]]
+        leg[left[first]] = dist[first]
     frac = np.zeros(len(geoms))
     ok = seg >= 0
     # entry point: where the site's centre projects onto its road (the nearest point of

@@ -7,7 +7,7 @@ import dataclasses
 import datetime as dt
 import json
 import tempfile
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +110,7 @@ def load_raw(
     keys: Collection[str] | None = None,
     skip: Collection[str] = (),
     files: list[RawFile] | None = None,
+    vector_layers: Mapping[str, list[LayerListing]] | None = None,
 ) -> RawData:
     """Read, reproject, validate and map every layer of ``raw_dir`` (a folder, or one zip).
 
@@ -124,7 +125,9 @@ def load_raw(
     :mod:`omw_sites.etl.window`) and only the canonical layers ``keys`` (parcels are
     then required only when asked for); the files named in ``skip`` (as the folder lists
     them) are left unread. ``files`` is the folder's files as :func:`discover` told them
-    (a partitioned run tells them once), when not from a zip.
+    (a partitioned run tells them once), when not from a zip; ``vector_layers`` the
+    layers of its vector files with their extents (by file, as the folder lists them),
+    so that a window skips the layers with nothing in it.
 
     Raises
     ------
@@ -140,6 +143,7 @@ def load_raw(
     scratch = tempfile.TemporaryDirectory(prefix="omw-raw-")
     load = _Loading(raw_dir, progress, {} if one_zip else _data_dates(raw_dir))
     load.wanted = frozenset(keys) if keys is not None else None
+    load.listed = vector_layers or {}
     load.files = (
         copy.deepcopy(files) if files is not None else discover([raw_dir], Path(scratch.name))
     )
@@ -226,6 +230,7 @@ class _Loading:
     sources: dict[str, list[str]] = field(default_factory=dict)  # key -> files giving it
     empty: dict[str, str] = field(default_factory=dict)  # key -> why its files gave none
     wanted: frozenset[str] | None = None  # the canonical layers to read (None: all)
+    listed: Mapping[str, list[LayerListing]] = field(default_factory=dict)  # see load_raw
     outside: set[str] = field(default_factory=set)  # see RawData.outside
 
     def wants(self, key: str) -> bool:
@@ -276,6 +281,9 @@ class _Loading:
             raise
 
 
+# a vector file's layer as a partitioned run's plan lists it: name, canonical key (None:
+# not used, and why), extent in EPSG:2180 (None: not known)
+LayerListing = tuple[str, str | None, str, tuple[float, float, float, float] | None]
 # vector formats whose layers are told one by one (detect.layer_key)
 VECTOR_FORMATS = ("egib-vector", "bdot10k-vector", "mpzp-vector", "raw-layout")
 # canonical layers a BDOT10k class gives, and the classes read only to derive from
@@ -287,18 +295,30 @@ def _read_vector_files(load: _Loading) -> None:
     concatenated per layer; parcels listed twice (a GPKG and a GeoJSON of the same
     export) are kept once."""
     pieces: dict[str, list[gpd.GeoDataFrame]] = {}
+    missed: dict[str, tuple[RawFile, str]] = {}  # key -> a layer of it outside the window
     for rf in load.of(*VECTOR_FORMATS):
-        for layer, key, why in classify_layers(rf.path):
+        listing = load.listed.get(rf.name)
+        if listing is None:
+            listing = [(layer, key, why, None) for layer, key, why in classify_layers(rf.path)]
+        for layer, key, why, extent in listing:
             if key is None:
                 rf.layers.append({"layer": layer, "key": None, "why": why})
                 continue
             if not load.wants(key):
                 continue
             with window.layer(key):
+                if window.misses(extent):
+                    missed.setdefault(key, (rf, layer))
+                    continue
                 frame = _read_vector_layer(load, rf, layer, key)
             pieces.setdefault(key, []).append(frame)
             load.dates.setdefault(key, rf.date)
             load.report(key, len(frame))
+    for key, (rf, layer) in missed.items():
+        if key not in pieces:  # one read of it gives the layer's empty, windowed frame
+            with window.layer(key):
+                pieces[key] = [_read_vector_layer(load, rf, layer, key)]
+            load.dates.setdefault(key, rf.date)
     for key, frames in pieces.items():
         layer = frames[0] if len(frames) == 1 else _concat(frames)
         if key == "parcels" and len(frames) > 1:
@@ -323,7 +343,7 @@ def _read_vector_layer(load: _Loading, rf: RawFile, layer: str, key: str) -> gpd
             result.crs_in,
         )
     else:
-        mapped, q1, q2, n_read, repaired = read_raw_layer(rf.path, spec)
+        mapped, q1, q2, n_read, repaired = _read_whole_once(rf.path, spec)
         qs, crs_in = [q1, q2], _crs_name(rf.path, layer)
     load.quarantine += qs
     st = load.stats.setdefault(key, {"read": 0, "kept": 0, "repaired": 0, "quarantined": 0})
@@ -907,6 +927,24 @@ GESUT_POWIAT_SHARE = 0.1  # a GESUT export covers the powiaty holding this share
 
 
 # ----------------------------------------------------------------------------- reading
+
+
+# what a partitioned run's worker has read of the layers a window never limits
+# (``window.WHOLE_LAYERS``): the same for each of its partitions, so read once
+_WHOLE_READS: dict[tuple[str, str, str, int, int], tuple] = {}
+
+
+def _read_whole_once(path: Path, spec: RawLayer):
+    """:func:`read_raw_layer`, kept for the process's next partitions when the read is a
+    partition's (limited to a window) but the layer is read whole; a copy each time."""
+    if not window.limited() or window.current() is not None:
+        return read_raw_layer(path, spec)
+    st = path.stat()
+    key = (str(path), spec.layer or "", spec.key, st.st_mtime_ns, st.st_size)
+    if key not in _WHOLE_READS:
+        _WHOLE_READS[key] = read_raw_layer(path, spec)
+    mapped, q1, q2, n_read, repaired = _WHOLE_READS[key]
+    return mapped.copy(), q1.copy(), q2.copy(), n_read, repaired
 
 
 def read_raw_layer(path: Path, spec: RawLayer):

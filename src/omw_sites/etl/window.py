@@ -91,6 +91,16 @@ def limited() -> bool:
     return _WINDOW.get() is not None
 
 
+def misses(extent: Bounds | None) -> bool:
+    """Whether a layer of this extent (EPSG:2180) has nothing within the current
+    bounds (False when not known, or reads are not limited)."""
+    bounds = current()
+    if bounds is None or extent is None:
+        return False
+    x0, y0, x1, y1 = extent
+    return x0 > bounds[2] or x1 < bounds[0] or y0 > bounds[3] or y1 < bounds[1]
+
+
 def current() -> Bounds | None:
     """The bounds the read being made is limited to, or None."""
     return _ACTIVE.get()

@@ -19,6 +19,7 @@ folder at the same path.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,19 +29,19 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from distributed import as_completed
+from distributed import Variable, as_completed
 
 from omw_sites.config import MIN_CANDIDATE_AREA_HA, store_target
 from omw_sites.criteria.measure import Coverage
 from omw_sites.etl import IngestError
 from omw_sites.layers import STORE_FILE
-from omw_sites.partitioned.plan import POWIAT, plan_partitions
+from omw_sites.partitioned.plan import POWIAT, Plan, plan_partitions
 from omw_sites.partitioned.tasks import (
     BEYOND_WINDOW,
     NetworkResult,
     PartitionResult,
+    SharedNetwork,
     add_gap,
-    network_task,
     partition_task,
 )
 from omw_sites.pipeline import (
@@ -125,35 +126,7 @@ def run_partitioned(
     say("plan", f"{len(parts)} partitions by powiat: {', '.join(p.key for p in parts)}", len(parts))
     halo_m = options.halo_km * 1000.0
     with dask_client(options) as client:
-        net_future = client.submit(network_task, raw_dir, plan.files, key="omw-network", pure=False)
-        futures = [
-            client.submit(
-                partition_task,
-                raw_dir,
-                p,
-                plan,
-                net_future,
-                halo_m,
-                offered,
-                key=f"omw-partition-{p.key}",
-                pure=False,
-                priority=p.parcels,  # the largest powiaty first: the last tasks are short
-            )
-            for p in parts
-        ]
-        net: NetworkResult = net_future.result()
-        say("network", f"road network shared ({net.seconds:.1f} s)", 1)
-        done: dict[str, PartitionResult] = {}
-        for f in as_completed(futures):  # said as they finish; a failed one raises here
-            r = f.result()
-            done[r.key] = r
-            say(
-                "partition",
-                f"powiat {r.key}: {len(r.sites):,} sites ({r.seconds:.1f} s; "
-                f"{len(done)} of {len(parts)})",
-                len(r.sites),
-            )
-        results = [done[p.key] for p in parts]  # in powiat order, whatever the finish
+        net, results = _run_tasks(client, raw_dir, plan, halo_m, offered, say)
     lap("partitions")
     measured = _joined(net, results, options)
     if not len(measured.sites):
@@ -179,6 +152,57 @@ def run_partitioned(
     lap("sites")
     say("sites", f"{len(measured.sites):,} sites from {len(parts)} partitions", len(measured.sites))
     return finish(measured, profs, store, raw_dir, say, lap, scope, allow_mass_end, top_n)
+
+
+def _run_tasks(
+    client: Any,
+    raw_dir: str,
+    plan: Plan,
+    halo_m: float,
+    offered: dict[str, str] | None,
+    say: Progress,
+) -> tuple[NetworkResult, list[PartitionResult]]:
+    """The network actor and one task per powiat on ``client``; their results, in powiat
+    order. A failed task raises here."""
+    parts = plan.partitions
+    # one worker builds and holds the whole road network (first: the partitions wait
+    # for it once their windows are read); each partition receives only the part its
+    # sites use. The variable's name is this run's own (a scheduler may serve others).
+    name = f"omw-network-{uuid.uuid4().hex}"
+    actor = client.submit(SharedNetwork, raw_dir, plan.files, key=name, actor=True, priority=2**62)
+    shared = Variable(name, client=client)
+    shared.set(actor)
+    try:
+        futures = [
+            client.submit(
+                partition_task,
+                raw_dir,
+                p,
+                plan,
+                name,
+                halo_m,
+                offered,
+                key=f"omw-partition-{p.key}",
+                pure=False,
+                priority=p.parcels,  # the largest powiaty first: the last tasks are short
+            )
+            for p in parts
+        ]
+        net: NetworkResult = actor.result().summary().result()
+        say("network", f"road network built ({net.seconds:.1f} s)", 1)
+        done: dict[str, PartitionResult] = {}
+        for f in as_completed(futures):  # said as they finish; a failed one raises here
+            r = f.result()
+            done[r.key] = r
+            say(
+                "partition",
+                f"powiat {r.key}: {len(r.sites):,} sites ({r.seconds:.1f} s; "
+                f"{len(done)} of {len(parts)})",
+                len(r.sites),
+            )
+    finally:
+        shared.delete()
+    return net, [done[p.key] for p in parts]  # in powiat order, whatever the finish
 
 
 def _joined(
@@ -221,11 +245,13 @@ def _joined(
             f"local ({options.workers} workers, {options.worker_memory} each)",
             "halo_km": options.halo_km,
             "network": {"seconds": net.seconds, "peak_rss_mb": net.peak_mb,
+                        "worker_pid": net.pid, "road_nodes": net.road_nodes,
                         "ingest": net.stats},
             "partitions": [
                 {"powiat": r.key, "parcels": r.parcels, "sites": len(r.sites),
                  "halo_km": r.halo_m / 1000.0, "seconds": r.seconds,
-                 "peak_rss_mb": r.peak_mb, "beyond_window": r.beyond_halo}
+                 "peak_rss_mb": r.peak_mb, "worker_pid": r.pid, "road_nodes": r.road_nodes,
+                 "beyond_window": r.beyond_halo}
                 for r in results
             ],
         }

@@ -22,7 +22,7 @@ from omw_sites.etl import IngestError
 from omw_sites.etl.bdot import CLASS_LAYER
 from omw_sites.etl.detect import DERIVE_CLASSES, bdot_name_class, classify_layers, ingest_file
 from omw_sites.etl.egib import ID_COLUMNS
-from omw_sites.etl.ingest import VECTOR_FORMATS
+from omw_sites.etl.ingest import VECTOR_FORMATS, LayerListing
 from omw_sites.etl.raw_folder import RawFile, discover
 from omw_sites.etl.window import Bounds, Window
 from omw_sites.layers import WORK_CRS
@@ -56,6 +56,10 @@ class Plan:
     # GDAL cannot read a GML file within a window, so a partition skips the files whose
     # extent misses its window instead of reading every one whole
     gml_extents: dict[str, tuple[str, Bounds]]
+    # vector file (as the folder lists it) -> its layers, each with its canonical key and
+    # extent: a partition reads within its window only the layers that meet it, without
+    # opening every file of a country to find nothing
+    vector_layers: dict[str, list[LayerListing]] = dataclasses.field(default_factory=dict)
 
 
 # the canonical layer whose window decides whether a partition reads a GML file
@@ -70,6 +74,7 @@ def plan_partitions(raw_dir: str | Path) -> Plan:
     raw_dir = Path(raw_dir)
     frames = []
     extents: dict[str, tuple[str, Bounds]] = {}
+    vectors: dict[str, list[LayerListing]] = {}
     with tempfile.TemporaryDirectory(prefix="omw-plan-") as scratch:
         found = discover([raw_dir], Path(scratch))
         for rf in found:
@@ -93,9 +98,12 @@ def plan_partitions(raw_dir: str | Path) -> Plan:
                     b = frame.geometry.bounds.to_numpy()
                     frames.append(_extents(frame["parcel_id"].astype(str).to_numpy(), b))
             elif rf.format in VECTOR_FORMATS:
-                for layer, key, _ in classify_layers(rf.path):
+                listing = []
+                for layer, key, why in classify_layers(rf.path):
                     if key == "parcels":
                         frames.append(_vector_extents(rf.path, layer))
+                    listing.append((layer, key, why, _layer_extent(rf.path, layer, key)))
+                vectors[rf.name] = listing
     if not frames:
         msg = "no parcels: a partitioned run needs EGiB parcels in the folder"
         raise IngestError(raw_dir, msg, rule="parcels required")
@@ -108,7 +116,7 @@ def plan_partitions(raw_dir: str | Path) -> Plan:
     agg = g.agg(x0=("x0", "min"), y0=("y0", "min"), x1=("x1", "max"), y1=("y1", "max"))
     n = g["n"].sum()
     parts = [Partition(str(k), (r.x0, r.y0, r.x1, r.y1), int(n[k])) for k, r in agg.iterrows()]
-    return Plan(parts, told, extents)
+    return Plan(parts, told, extents, vectors)
 
 
 def _gml_key(fmt: str, name: str) -> str:
@@ -127,6 +135,31 @@ def files_outside(plan: Plan, win: Window) -> set[str]:
         if b is not None and (x0 > b[2] or x1 < b[0] or y0 > b[3] or y1 < b[1]):
             out.add(name)
     return out
+
+
+def _layer_extent(path: Path, layer: str, key: str | None) -> Bounds | None:
+    """A layer's extent in EPSG:2180 (None when unknown, empty or not used)."""
+    if key is None:
+        return None
+    try:
+        info = pyogrio.read_info(path, layer=layer, force_total_bounds=True)
+    except Exception:  # the ingest reads it, and names what is wrong with it
+        return None
+    box = info.get("total_bounds")
+    crs = info.get("crs")
+    if box is None or not crs or not np.isfinite(box).all() or not info.get("features"):
+        return None
+    x0, y0, x1, y1 = (float(v) for v in box)
+    if not CRS.from_user_input(crs).equals(CRS.from_user_input(WORK_CRS)):
+        t = Transformer.from_crs(crs, WORK_CRS, always_xy=True)
+        x0, y0, x1, y1 = t.transform_bounds(x0, y0, x1, y1, densify_pts=21)
+    inside = 0 <= x0 <= x1 <= POLAND_2180_MAX and 0 <= y0 <= y1 <= POLAND_2180_MAX
+    if not inside:  # a wrong CRS label, which the ingest mends or names: read it
+        return None
+    return (x0, y0, x1, y1)
+
+
+POLAND_2180_MAX = 1_000_000.0  # Poland lies within 0..1000 km east and north in EPSG:2180
 
 
 def _vector_extents(path: Path, layer: str) -> pd.DataFrame:

@@ -8,14 +8,16 @@ them.
 
 from __future__ import annotations
 
+import os
 import resource
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from distributed import Variable
 
 from omw_sites.config import ASSEMBLY_GAP_M
 from omw_sites.criteria.measure import Coverage, RoadNetwork, measure, road_network
@@ -43,7 +45,23 @@ ASSEMBLY_HALO_M = 1_000.0
 MAX_HALO_M = 200_000.0  # a site spanning more than this is not a site
 
 
+def _reset_peak() -> None:
+    """Start this process's peak memory afresh (Linux: ``/proc/self/clear_refs``), so
+    that a task's peak is its own, not the worker's earlier tasks'."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass  # elsewhere the peak is the process's since it started
+
+
 def _peak_mb() -> float:
+    """This process's peak resident memory (MB) since :func:`_reset_peak`."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
@@ -51,7 +69,7 @@ def _peak_mb() -> float:
 class NetworkResult:
     """The network task's answer: the shared network and what the store publishes."""
 
-    network: RoadNetwork
+    network: RoadNetwork | None  # None once summarised for the coordinator
     reference: dict[str, gpd.GeoDataFrame]
     data_dates: dict[str, str]
     absent: dict[str, str]
@@ -59,12 +77,33 @@ class NetworkResult:
     notes: list[str]
     files: list[dict]
     seconds: float
-    peak_mb: float
+    peak_mb: float  # the worker's, while the task ran
+    pid: int  # the worker process that ran it
+    road_nodes: int = 0  # of the whole road graph
+
+
+class SharedNetwork:
+    """The road network of a partitioned run, built once and held by one worker (a
+    Dask actor): each partition asks it for the part its sites use
+    (:meth:`RoadNetwork.reach`), so that no other process holds the whole graph."""
+
+    def __init__(self, raw_dir: str | Path, files: list[RawFile] | None = None):
+        self._result = network_task(raw_dir, files)
+
+    def summary(self) -> NetworkResult:
+        """What the run records of the network task, without the network."""
+        return replace(self._result, network=None)
+
+    def reach(self, bounds: Bounds) -> RoadNetwork:
+        net = self._result.network
+        assert net is not None
+        return net.reach(bounds)
 
 
 def network_task(raw_dir: str | Path, files: list[RawFile] | None = None) -> NetworkResult:
     """Read the layers that must be whole, build the road network and its per-node
     minutes once, for every partition."""
+    _reset_peak()
     t0 = time.perf_counter()
     raw = load_raw(raw_dir, keys=NETWORK_KEYS, files=files)
     network = road_network(raw)
@@ -84,6 +123,8 @@ def network_task(raw_dir: str | Path, files: list[RawFile] | None = None) -> Net
         raw.files,
         round(time.perf_counter() - t0, 3),
         _peak_mb(),
+        os.getpid(),
+        network.graph.n_nodes if network.graph is not None else 0,
     )
 
 
@@ -104,16 +145,18 @@ class PartitionResult:
     quarantine: pd.DataFrame
     files: list[dict]
     seconds: float
-    peak_mb: float
+    peak_mb: float  # the worker's, while the task ran
+    pid: int  # the worker process that ran it
     # per column: sites whose nearest feature may lie beyond the window (left empty)
     beyond_halo: dict[str, int] = field(default_factory=dict)
+    road_nodes: int = 0  # of the part of the road network it received
 
 
 def partition_task(
     raw_dir: str | Path,
     part: Partition,
     plan: Plan,
-    network: NetworkResult,
+    network: str | RoadNetwork,
     halo_m: float,
     nominated: dict[str, str] | None = None,
 ) -> PartitionResult:
@@ -121,18 +164,28 @@ def partition_task(
 
     The powiat's window is read: its parcels' extent plus :data:`ASSEMBLY_HALO_M`, and
     ``halo_m`` for the layers of nearest-feature distances (``window.FAR_LAYERS``).
+    ``network`` names the Dask variable holding the :class:`SharedNetwork` actor (or is
+    the network itself, to run the task in this process).
     Sites are assembled from every candidate parcel in it, and the powiat keeps the sites whose
     first parcel ID (in ID order) is its own — each site in exactly one partition,
     neighbours' parcels included. A kept site that comes within the assembly gap of the
     window's edge might go on beyond it: the window is then doubled and read again.
     """
+    _reset_peak()
     t0 = time.perf_counter()
     halo = ASSEMBLY_HALO_M
     while True:
         near = part.window(halo)
         win = Window(near, part.window(max(halo, halo_m)))
         skip = files_outside(plan, win)
-        raw = load_raw(raw_dir, within=win, keys=PARTITION_KEYS, skip=skip, files=plan.files)
+        raw = load_raw(
+            raw_dir,
+            within=win,
+            keys=PARTITION_KEYS,
+            skip=skip,
+            files=plan.files,
+            vector_layers=plan.vector_layers,
+        )
         parcels = raw["parcels"]
         own_parcels = parcels["parcel_id"].astype(str).str[:4].to_numpy() == part.key
         cand = select_candidates(
@@ -144,7 +197,15 @@ def partition_task(
             break
         halo *= 2
     own_cand = int((cand["parcel_id"].astype(str).str[:4].to_numpy() == part.key).sum())
-    measured, coverage = measure(sites, raw, network.network)
+    # the part of the road network these sites use, from the worker holding it (its
+    # actor is under the Dask variable named ``network``; it may still be building,
+    # while this task read its window)
+    box = _extent(sites, near)
+    if isinstance(network, RoadNetwork):  # in this process
+        reach = network.reach(box)
+    else:
+        reach = Variable(network).get().result().reach(box).result()
+    measured, coverage = measure(sites, raw, reach)
     beyond = _beyond_window(measured, coverage, win.far)
     return PartitionResult(
         part.key,
@@ -161,8 +222,19 @@ def partition_task(
         raw.files,
         round(time.perf_counter() - t0, 3),
         _peak_mb(),
+        os.getpid(),
         beyond,
+        reach.graph.n_nodes if reach.graph is not None else 0,
     )
+
+
+def _extent(sites: gpd.GeoDataFrame, win: Bounds) -> Bounds:
+    """The sites' bounds (a point of the window when there are none)."""
+    if not len(sites):
+        x, y = win[0], win[1]
+        return (x, y, x, y)
+    x0, y0, x1, y1 = sites.total_bounds
+    return (float(x0), float(y0), float(x1), float(y1))
 
 
 def _inside(sites: gpd.GeoDataFrame, win: Bounds, margin: float) -> bool:
