@@ -29,7 +29,7 @@ from omw_sites.criteria.catchment import (
     population_nodes,
     site_catchment_baseline,
 )
-from omw_sites.criteria.measure import measure
+from omw_sites.criteria.measure import measure, road_network
 from omw_sites.criteria.network import access_points, build_graph
 from omw_sites.etl.detect import classify_layers
 from omw_sites.etl.ingest import QUARANTINE_COLUMNS, RawData, read_raw_layer
@@ -105,6 +105,53 @@ def test_the_catchment_is_what_a_person_counts_by_hand():
     )
     assert "workforce_30min" in out[SITE_NO_DATA].iloc[2]
     assert not any(c in cov.not_measured for c in COLUMNS)
+
+
+def test_a_partitions_part_of_the_network_gives_the_whole_networks_answers():
+    """The road goes on 100 km east, people on every node: a partition holding S1 gets
+    the segments it may enter from and the graph within 45 minutes of their ends (nodes
+    0 … 59 of 0 … 160), and the same criteria, counted by hand, as with the whole."""
+    east = gpd.GeoDataFrame(
+        {"road_class": ["G"] * 100, "management": [""] * 100, "number": [""] * 100},
+        geometry=[LineString([(X0 + k * KM, Y0), (X0 + (k + 1) * KM, Y0)]) for k in range(60, 160)],
+        crs=WORK_CRS,
+    )
+    far_cells = gpd.GeoDataFrame(
+        {
+            "code": [f"E{k}" for k in range(61, 161)],
+            "residents": [1000.0 + k for k in range(61, 161)],
+            "working_age": [600.0 + k for k in range(61, 161)],
+        },
+        geometry=[_cell(X0 + k * KM, Y0) for k in range(61, 161)],
+        crs=WORK_CRS,
+    )
+    roads = pd.concat([ROADS, east], ignore_index=True)
+    people = pd.concat([POPULATION, far_cells], ignore_index=True)
+    raw = _raw({"roads": roads, "population": people})
+    whole = road_network(raw)
+    s1 = SITES.iloc[[0]].reset_index(drop=True)
+    part = whole.reach(tuple(s1.total_bounds))
+    assert whole.graph is not None and part.graph is not None
+    assert (whole.graph.n_nodes, part.graph.n_nodes) == (161, 60)
+    assert len(part.graph.lines) == 7  # segments 7 … 13: within 3 km of S1
+    a, _ = measure(s1, raw, whole)
+    b, _ = measure(s1, raw, part)
+    pd.testing.assert_frame_equal(a, b)
+    assert b["population_45min"].iloc[0] == EXPECTED["population_45min"][0]
+    assert b["workforce_30min"].iloc[0] == EXPECTED["workforce_30min"][0]
+    assert b["access_road_class"].iloc[0] == "G"
+
+
+def test_of_equally_near_roads_a_site_enters_from_the_first_listed():
+    """S2 touches the road at node 20, on segments 19 and 20 alike: the first of them in
+    the road layer's order, whichever order the layer is in (a partition holding part of
+    the network picks as the whole does)."""
+    s2 = SITES.geometry.to_numpy()[[1]]
+    forward = access_points(build_graph(ROADS), s2)
+    backward = access_points(build_graph(ROADS.iloc[::-1].reset_index(drop=True)), s2)
+    assert forward.segment.tolist() == [19]  # segment 19 is row 19
+    assert backward.segment.tolist() == [39]  # segment 20 is row 39 of the reversed layer
+    assert forward.leg_m.tolist() == backward.leg_m.tolist() == [0.0]
 
 
 def test_without_the_population_grid_nothing_is_invented():
