@@ -129,8 +129,9 @@ def run_partitioned(
         net, results = _run_tasks(client, raw_dir, plan, halo_m, offered, say)
     lap("partitions")
     measured = _joined(net, results, options)
+    n = sum(r.candidates for r in results)
+    del results  # the partitions' frames, now joined: the store stage needs the memory
     if not len(measured.sites):
-        n = sum(r.candidates for r in results)
         why = (
             f"the {n:,} candidate parcels form no site of at least {MIN_CANDIDATE_AREA_HA:g} ha"
             if n
