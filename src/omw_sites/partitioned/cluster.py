@@ -130,7 +130,7 @@ def run_partitioned(
     lap("partitions")
     measured = _joined(net, results, options)
     n = sum(r.candidates for r in results)
-    del results  # the partitions' frames, now joined: the store stage needs the memory
+    del results  # the partitions' frames, now joined, are not kept through the store stage
     if not len(measured.sites):
         why = (
             f"the {n:,} candidate parcels form no site of at least {MIN_CANDIDATE_AREA_HA:g} ha"
@@ -168,8 +168,10 @@ def _run_tasks(
     parts = plan.partitions
     # one worker builds and holds the whole road network (first: the partitions wait
     # for it once their windows are read); each partition receives only the part its
-    # sites use. The variable's name is this run's own (a scheduler may serve others).
-    name = f"omw-network-{uuid.uuid4().hex}"
+    # sites use. Keys and the variable's name are this run's own: a scheduler may serve
+    # other runs at the same time.
+    run = uuid.uuid4().hex
+    name = f"omw-network-{run}"
     actor = client.submit(SharedNetwork, raw_dir, plan.files, key=name, actor=True, priority=2**62)
     shared = Variable(name, client=client)
     shared.set(actor)
@@ -183,7 +185,7 @@ def _run_tasks(
                 name,
                 halo_m,
                 offered,
-                key=f"omw-partition-{p.key}",
+                key=f"omw-partition-{p.key}-{run}",
                 pure=False,
                 priority=p.parcels,  # the largest powiaty first: the last tasks are short
             )
