@@ -5,9 +5,11 @@ powiat boundary included, with optional layers missing, into a GeoPackage and Po
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +130,50 @@ def test_two_workers_give_the_one_process_run(region, one_process, tmp_path):
             .head(len(summary.top[p.name]))
             .tolist()
         )
+
+
+def test_on_a_dask_scheduler_with_its_own_workers(region, one_process, tmp_path):
+    """The cluster commands the README gives: ``dask scheduler``, ``dask worker
+    --nthreads 1``, then ``omw-sites run --scheduler tcp://…`` — the same sites."""
+    dask = Path(sys.executable).with_name("dask")
+    info = tmp_path / "scheduler.json"
+    procs = [
+        subprocess.Popen(
+            [str(dask), "scheduler", "--port", "0", "--dashboard-address", ":0",
+             "--scheduler-file", str(info)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+    ]  # fmt: skip
+    try:
+        for _ in range(300):
+            if info.exists() and info.stat().st_size:
+                break
+            time.sleep(0.1)
+        address = json.loads(info.read_text())["address"]
+        procs.append(
+            subprocess.Popen(
+                [str(dask), "worker", "--scheduler-file", str(info), "--nworkers", "2",
+                 "--nthreads", "1", "--memory-limit", "3GB", "--dashboard-address", ":0"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+        )  # fmt: skip
+        cmd = [
+            sys.executable, "-m", "omw_sites", "run", "--raw", str(region[0]),
+            "--out", str(tmp_path / "out"), "--scheduler", address,
+        ]  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert_same_sites(one_process, tmp_path / "out" / "omw_sites.gpkg")
+        part = read_run_info(tmp_path / "out" / "omw_sites.gpkg")["partitioned"]
+        assert part["scheduler"] == address
+        assert len({p["worker_pid"] for p in part["partitions"]}) == 2
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
 
 
 def test_a_small_halo_leaves_far_distances_empty_and_says_so(region, one_process, tmp_path):
