@@ -20,6 +20,7 @@ from pyproj import CRS, Transformer
 
 from omw_sites.etl import IngestError
 from omw_sites.etl.bdot import CLASS_LAYER
+from omw_sites.etl.crs import extent_problem, resolve_epsg
 from omw_sites.etl.detect import DERIVE_CLASSES, bdot_name_class, classify_layers, ingest_file
 from omw_sites.etl.egib import ID_COLUMNS
 from omw_sites.etl.ingest import VECTOR_FORMATS, LayerListing
@@ -145,21 +146,23 @@ def _layer_extent(path: Path, layer: str, key: str | None) -> Bounds | None:
         info = pyogrio.read_info(path, layer=layer, force_total_bounds=True)
     except Exception:  # the ingest reads it, and names what is wrong with it
         return None
-    box = info.get("total_bounds")
-    crs = info.get("crs")
-    if box is None or not crs or not np.isfinite(box).all() or not info.get("features"):
+    box, crs = info.get("total_bounds"), info.get("crs")
+    if box is None or not crs or not info.get("features") or not np.isfinite(box).all():
         return None
-    x0, y0, x1, y1 = (float(v) for v in box)
-    if not CRS.from_user_input(crs).equals(CRS.from_user_input(WORK_CRS)):
-        t = Transformer.from_crs(crs, WORK_CRS, always_xy=True)
-        x0, y0, x1, y1 = t.transform_bounds(x0, y0, x1, y1, densify_pts=21)
-    inside = 0 <= x0 <= x1 <= POLAND_2180_MAX and 0 <= y0 <= y1 <= POLAND_2180_MAX
-    if not inside:  # a wrong CRS label, which the ingest mends or names: read it
-        return None
-    return (x0, y0, x1, y1)
+    epsg = resolve_epsg(crs)
+    if epsg is None or extent_problem(tuple(box), epsg):
+        return None  # a CRS label the ingest mends or names: the partitions read it
+    x0, y0, x1, y1 = _to_work_crs(crs, np.asarray(box, dtype=float).reshape(1, 4))[0]
+    return (float(x0), float(y0), float(x1), float(y1))
 
 
-POLAND_2180_MAX = 1_000_000.0  # Poland lies within 0..1000 km east and north in EPSG:2180
+def _to_work_crs(crs: str | None, boxes: np.ndarray) -> np.ndarray:
+    """Boxes (n × 4: x0, y0, x1, y1) in ``crs`` as boxes in EPSG:2180 that hold them."""
+    if not crs or CRS.from_user_input(crs).equals(CRS.from_user_input(WORK_CRS)):
+        return boxes
+    t = Transformer.from_crs(crs, WORK_CRS, always_xy=True)
+    out = [t.transform_bounds(b[0], b[1], b[2], b[3], densify_pts=21) for b in boxes]
+    return np.array(out, dtype=float).reshape(-1, 4)
 
 
 def _vector_extents(path: Path, layer: str) -> pd.DataFrame:
@@ -178,14 +181,8 @@ def _vector_extents(path: Path, layer: str) -> pd.DataFrame:
         )
         ids = got.loc[fids]
     frame = _extents(ids[id_col].astype(str).to_numpy(), bounds.T)
-    crs = info.get("crs")
-    if crs and not CRS.from_user_input(crs).equals(CRS.from_user_input(WORK_CRS)):
-        t = Transformer.from_crs(crs, WORK_CRS, always_xy=True)
-        box = [
-            t.transform_bounds(row[0], row[1], row[2], row[3], densify_pts=5)
-            for row in frame[["x0", "y0", "x1", "y1"]].to_numpy()
-        ]
-        frame[["x0", "y0", "x1", "y1"]] = np.array(box).reshape(-1, 4)
+    cols = ["x0", "y0", "x1", "y1"]
+    frame[cols] = _to_work_crs(info.get("crs"), frame[cols].to_numpy(dtype=float))
     return frame
 
 
