@@ -222,6 +222,67 @@ def test_cli_with_layers_missing_into_postgis(region, tmp_path, postgis_url):
         assert missing in done.stderr
 
 
+def _staging_schemas(url: str) -> list[str]:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'omw_stage_%'")
+        return [r[0] for r in rows]
+
+
+def test_reference_layers_are_staged_in_postgis_by_the_network_worker(
+    region, one_process, tmp_path, postgis_url, monkeypatch
+):
+    """Into PostGIS, the worker holding the network writes the reference layers (the
+    whole utility network among them) beside the store, and the store's transaction
+    moves them in: the coordinator never holds them. The layers equal the one-process
+    store's; the staging schema is gone after a run, a repeated run leaves unchanged
+    layers alone, and a run that fails after staging leaves the store as it was."""
+    import omw_sites.partitioned.cluster as cluster
+    from omw_sites.store import open_backend, read_layer
+
+    raw = region[0]
+    target = f"{postgis_url}?schema=staged_{tmp_path.name[-8:].lower()}"
+    said: list[str] = []
+    first = run_partitioned(raw, OPTIONS, store=target, progress=lambda s, m, n: said.append(m))
+    assert_same_sites(one_process, target)
+    assert not _staging_schemas(postgis_url)
+    assert not any("left behind" in m for m in said)
+    for name in ("utilities", "gminy", "roads_main", "junctions", "substations"):
+        mine = read_layer(target, name)
+        theirs = read_layer(one_process, name)
+        assert len(mine) == len(theirs) > 0, name
+        cols = [c for c in theirs.columns if c != "geometry"]
+        pd.testing.assert_frame_equal(
+            pd.DataFrame(mine[cols]), pd.DataFrame(theirs[cols]), check_dtype=False
+        )
+        assert mine.geometry.geom_equals_exact(theirs.geometry, 1e-6).all(), name
+    # the coordinator received table names and digests, not frames
+    assert first.changes is not None and first.changes.kind == "load"
+    staged = read_run_info(target)["partitioned"]["network"]["staged"]
+    assert staged["utilities"] == len(read_layer(one_process, "utilities"))
+    assert set(staged) >= {"gminy", "roads_main", "junctions"}
+    fids = open_backend(target).read_layer("utilities", fid_as_index=True).index
+
+    # the same data again: the staged copy is not taken, the stored layer stays as is
+    run_partitioned(raw, OPTIONS, store=target)
+    again = open_backend(target).read_layer("utilities", fid_as_index=True).index
+    pd.testing.assert_index_equal(again, fids)
+    assert not _staging_schemas(postgis_url)
+
+    # a failure after the layers were staged: nothing written, nothing left behind
+    before = read_sites(target)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("scoring failed")
+
+    monkeypatch.setattr(cluster, "finish", broken)
+    with pytest.raises(RuntimeError, match="scoring failed"):
+        run_partitioned(raw, OPTIONS, store=target)
+    assert not _staging_schemas(postgis_url)
+    pd.testing.assert_frame_equal(pd.DataFrame(read_sites(target)), pd.DataFrame(before))
+
+
 def test_bad_scheduler_and_bad_data_stop_before_the_store(region, tmp_path):
     raw = tmp_path / "raw"
     shutil.copytree(region[0], raw)

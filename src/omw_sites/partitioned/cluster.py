@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +34,7 @@ from distributed import Variable, as_completed
 from omw_sites.config import MIN_CANDIDATE_AREA_HA, store_target
 from omw_sites.criteria.measure import Coverage
 from omw_sites.etl import IngestError
+from omw_sites.etl.nominations import Nominations
 from omw_sites.layers import STORE_FILE
 from omw_sites.partitioned.plan import POWIAT, Plan, plan_partitions
 from omw_sites.partitioned.tasks import (
@@ -53,7 +54,10 @@ from omw_sites.pipeline import (
     previous_sites,
     with_offers,
 )
+from omw_sites.scoring import Profile
 from omw_sites.sites import lineage
+from omw_sites.store import is_url, open_backend
+from omw_sites.store.base import StagedLayer, StoreError
 
 Progress = Callable[[str, str, int], None]
 DEFAULT_HALO_KM = 30.0
@@ -125,12 +129,54 @@ def run_partitioned(
     lap("plan")
     say("plan", f"{len(parts)} partitions by powiat: {', '.join(p.key for p in parts)}", len(parts))
     halo_m = options.halo_km * 1000.0
-    with dask_client(options) as client:
-        net, results = _run_tasks(client, raw_dir, plan, halo_m, offered, say)
-    lap("partitions")
+    if store is None:
+        store = Path(out_dir) / STORE_FILE if out_dir is not None else store_target()
+    with _staging(store, say) as stage:
+        with dask_client(options) as client:
+            net, results = _run_tasks(client, raw_dir, plan, halo_m, offered, say, stage)
+        lap("partitions")
+        return _finished(
+            raw_dir, options, net, results, nominations, profs, store, say, lap, scope,
+            allow_mass_end, top_n,
+        )  # fmt: skip
+
+
+@contextmanager
+def _staging(store: str | Path, say: Progress) -> Iterator[tuple[str, str] | None]:
+    """For a PostGIS store: (store, the name of a schema of its database) where the
+    network task stages the reference layers for the store's transaction
+    (:meth:`~omw_sites.store.postgis.PostGISBackend.stage`), dropped at the end whatever
+    happened; ``None`` for a GeoPackage (the layers come here as frames)."""
+    if not is_url(store):
+        yield None
+        return
+    schema = f"omw_stage_{uuid.uuid4().hex[:12]}"
+    try:
+        yield str(store), schema
+    finally:
+        try:
+            open_backend(store).drop_stage(schema)
+        except StoreError as err:  # the run's own outcome stands; the leftover is named
+            say("store", f"staging schema {schema} left behind: {err}", 0)
+
+
+def _finished(
+    raw_dir: str,
+    options: ClusterOptions,
+    net: NetworkResult,
+    results: list[PartitionResult],
+    nominations: Nominations | None,
+    profs: list[Profile],
+    store: str | Path,
+    say: Progress,
+    lap: Laps,
+    scope: list[str] | None,
+    allow_mass_end: bool,
+    top_n: int,
+) -> RunSummary:
+    """The partitions' sites joined, scored and applied to the store."""
     measured = _joined(net, results, options)
     n = sum(r.candidates for r in results)
-    del results  # the partitions' frames, now joined, are not kept through the store stage
     if not len(measured.sites):
         why = (
             f"the {n:,} candidate parcels form no site of at least {MIN_CANDIDATE_AREA_HA:g} ha"
@@ -147,11 +193,10 @@ def run_partitioned(
         }
     else:
         measured.sites = with_offers(measured.sites, None)
-    if store is None:
-        store = Path(out_dir) / STORE_FILE if out_dir is not None else store_target()
     measured.sites["derived_from"] = lineage(measured.sites, previous_sites(store))
     lap("sites")
-    say("sites", f"{len(measured.sites):,} sites from {len(parts)} partitions", len(measured.sites))
+    n_sites = len(measured.sites)
+    say("sites", f"{n_sites:,} sites from {len(results)} partitions", n_sites)
     return finish(measured, profs, store, raw_dir, say, lap, scope, allow_mass_end, top_n)
 
 
@@ -162,9 +207,11 @@ def _run_tasks(
     halo_m: float,
     offered: dict[str, str] | None,
     say: Progress,
+    stage: tuple[str, str] | None = None,
 ) -> tuple[NetworkResult, list[PartitionResult]]:
     """The network actor and one task per powiat on ``client``; their results, in powiat
-    order. A failed task raises here."""
+    order. A failed task raises here. With ``stage`` (store URL, schema) the actor
+    stages the reference layers in the store's database (see :func:`_staging`)."""
     parts = plan.partitions
     # one worker builds and holds the whole road network (first: the partitions wait
     # for it once their windows are read); each partition receives only the part its
@@ -172,7 +219,9 @@ def _run_tasks(
     # other runs at the same time.
     run = uuid.uuid4().hex
     name = f"omw-network-{run}"
-    actor = client.submit(SharedNetwork, raw_dir, plan.files, key=name, actor=True, priority=2**62)
+    actor = client.submit(
+        SharedNetwork, raw_dir, plan.files, stage, key=name, actor=True, priority=2**62
+    )
     shared = Variable(name, client=client)
     shared.set(actor)
     try:
@@ -213,7 +262,9 @@ def _joined(
     results: list[PartitionResult],
     options: ClusterOptions,
 ) -> Measured:
-    """The partitions' sites and records as one run's."""
+    """The partitions' sites and records as one run's (the partitions' own frames are
+    emptied once joined: the coordinator holds the sites once)."""
+    counts = [len(r.sites) for r in results]
     with_sites = [r for r in results if len(r.sites)]
     coverage = _merged_coverage(with_sites)
     frames = [r.sites for r in with_sites]
@@ -229,6 +280,9 @@ def _joined(
         if dup.any():  # each site is kept by one partition: a second copy is a defect
             raise RuntimeError(f"site {sites.loc[dup, 'site_id'].iloc[0]} kept by two partitions")
         sites = sites.sort_values("site_id").reset_index(drop=True)
+    del frames
+    for r in with_sites:
+        r.sites = r.sites.iloc[:0]
     notes = list(dict.fromkeys([*net.notes, *(n for r in results for n in r.notes)]))
     absent: dict[str, str] = {}
     dates: dict[str, str] = dict(net.data_dates)
@@ -249,13 +303,17 @@ def _joined(
             "halo_km": options.halo_km,
             "network": {"seconds": net.seconds, "peak_rss_mb": net.peak_mb,
                         "worker_pid": net.pid, "road_nodes": net.road_nodes,
-                        "ingest": net.stats},
+                        "ingest": net.stats,
+                        # reference layers the network's worker wrote into the store's
+                        # database (rows), moved in by the store's transaction
+                        "staged": {k: v.rows for k, v in net.reference.items()
+                                   if isinstance(v, StagedLayer)}},
             "partitions": [
-                {"powiat": r.key, "parcels": r.parcels, "sites": len(r.sites),
+                {"powiat": r.key, "parcels": r.parcels, "sites": n,
                  "halo_km": r.halo_m / 1000.0, "seconds": r.seconds,
                  "peak_rss_mb": r.peak_mb, "worker_pid": r.pid, "road_nodes": r.road_nodes,
                  "beyond_window": r.beyond_halo}
-                for r in results
+                for r, n in zip(results, counts, strict=True)
             ],
         }
     }  # fmt: skip

@@ -27,6 +27,8 @@ from omw_sites.etl.window import WHOLE_LAYERS, Bounds, Window
 from omw_sites.layers import NETWORKS, RAW_LAYERS, REFERENCE_COLUMNS, REFERENCE_LAYERS, SITE_NO_DATA
 from omw_sites.partitioned.plan import Partition, Plan, files_outside
 from omw_sites.sites import assemble_sites, select_candidates
+from omw_sites.store import open_backend
+from omw_sites.store.base import StagedLayer
 
 # what the road-network task reads, whole: the network, its destinations, the census grid
 # and the layers the store publishes beside the sites
@@ -70,7 +72,8 @@ class NetworkResult:
     """The network task's answer: the shared network and what the store publishes."""
 
     network: RoadNetwork | None  # None once summarised for the coordinator
-    reference: dict[str, gpd.GeoDataFrame]
+    # what the store publishes beside the sites: frames, or tables staged in its database
+    reference: dict[str, gpd.GeoDataFrame] | dict[str, StagedLayer]
     data_dates: dict[str, str]
     absent: dict[str, str]
     stats: dict[str, dict[str, int]]
@@ -87,8 +90,20 @@ class SharedNetwork:
     Dask actor): each partition asks it for the part its sites use
     (:meth:`RoadNetwork.reach`), so that no other process holds the whole graph."""
 
-    def __init__(self, raw_dir: str | Path, files: list[RawFile] | None = None):
+    def __init__(
+        self,
+        raw_dir: str | Path,
+        files: list[RawFile] | None = None,
+        stage: tuple[str, str] | None = None,
+    ):
         self._result = network_task(raw_dir, files)
+        if stage is not None:
+            # (store URL, schema): the reference layers (the whole utility network
+            # among them) go from here into the PostGIS store's database, staged for
+            # the store's transaction; neither this worker nor the coordinator keeps them
+            store, schema = stage
+            staged = open_backend(store).stage(schema, self._result.reference)
+            self._result.reference = staged
 
     def summary(self) -> NetworkResult:
         """What the run records of the network task, without the network."""

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from omw_sites.layers import SITE_COLUMNS, excluded_col, rank_col, score_col
+from omw_sites.layers import SITE_COLUMNS, SITE_NO_DATA, excluded_col, rank_col, score_col
 from omw_sites.scoring.explain import drivers_text
 from omw_sites.scoring.expr import evaluate, names_in
 from omw_sites.scoring.methods import promethee2, rank_scores, rank_values
@@ -96,6 +96,10 @@ class Evaluation:
         }
 
 
+#: the site columns :func:`derived_columns` reads
+DERIVED_FROM = ("zoning_class", "planning_instrument", "plan_zone", "ownership")
+
+
 def derived_columns(sites: pd.DataFrame, profile: Profile) -> dict[str, np.ndarray]:
     """Columns a profile can refer to besides the measured criteria."""
     classes = sites["zoning_class"].fillna("").astype(str).to_numpy()
@@ -114,8 +118,22 @@ def derived_columns(sites: pd.DataFrame, profile: Profile) -> dict[str, np.ndarr
     }
 
 
-def site_columns(sites: pd.DataFrame) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """The site table as arrays for expressions, and per column the sites without a value.
+def profile_names(profile: Profile) -> set[str]:
+    """The site columns a profile reads: its criteria, the names in its constraints and
+    readiness checks, and what every profile reads (area, the site's own no-data
+    reason, the columns of :func:`derived_columns`, the status)."""
+    names = {c.name for c in profile.criteria}
+    for expr in [*(c.expr for c in profile.constraints), *(r.expr for r in profile.readiness)]:
+        names |= names_in(expr)
+    return names | {"area_ha", SITE_NO_DATA, "status", *DERIVED_FROM}
+
+
+def site_columns(
+    sites: pd.DataFrame, names: Iterable[str] | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The site table as arrays for expressions, and per column the sites without a value
+    (only the columns ``names``, when given: a text column becomes one Python string per
+    site, and a profile uses a few of the table's hundred columns).
 
     Numbers: NaN is no value. Flags with no value (nullable booleans, NA; or, as read
     back from the store, objects holding True/False/None) are given as False to
@@ -123,8 +141,9 @@ def site_columns(sites: pd.DataFrame) -> tuple[dict[str, np.ndarray], dict[str, 
     """
     cols: dict[str, np.ndarray] = {}
     unknown: dict[str, np.ndarray] = {}
+    wanted = None if names is None else set(names)
     for c in sites.columns:
-        if c == "geometry":
+        if c == "geometry" or (wanted is not None and c not in wanted):
             continue
         s = sites[c]
         if s.dtype == object and _nullable_flags(s):
@@ -159,7 +178,7 @@ def evaluate_profile(sites: pd.DataFrame, profile: Profile) -> Evaluation:
     A constraint is not applied to a site that lacks the data it tests (it neither
     passes on a guess nor excludes on one); ``Evaluation.unchecked`` counts those sites.
     """
-    cols, unknown = site_columns(sites)
+    cols, unknown = site_columns(sites, profile_names(profile))
     cols.update(derived_columns(sites, profile))
     if "planning_instrument" in cols:  # no zoning layer at all: compatibility not known
         blind = np.asarray(cols["planning_instrument"] == "unknown", dtype=bool)

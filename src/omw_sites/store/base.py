@@ -30,6 +30,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any
 
 import geopandas as gpd
@@ -48,6 +49,20 @@ class StoreError(RuntimeError):
 class StoreConflict(StoreError):
     """Another writer committed since the caller read the version it expected: nothing
     was written; read again and retry (see :meth:`Backend.version`)."""
+
+
+@dataclass(frozen=True)
+class StagedLayer:
+    """A reference layer already written, by another process, as the table of its name
+    in the schema ``schema`` of the PostGIS store's database
+    (:meth:`~omw_sites.store.postgis.PostGISBackend.stage`): outside the store, seen by
+    no reader. Given to :meth:`~omw_sites.store.inventory.Inventory.apply` in place of a
+    frame, the store's own transaction moves it in (or leaves it, if its ``digest`` is
+    the stored layer's), so the rows never pass through the process that applies."""
+
+    schema: str
+    digest: str  # omw_sites.store.hashing.layer_digest of the frame it was written from
+    rows: int
 
 
 class Transaction(ABC):
@@ -97,6 +112,8 @@ class Backend(ABC):
 
     #: where the store lives: a file path or a ``postgresql://`` URL (password hidden)
     target: str
+    #: whether :meth:`Inventory.apply` may be given :class:`StagedLayer` values
+    takes_staged: bool = False
 
     @abstractmethod
     def exists(self) -> bool:
@@ -175,6 +192,19 @@ class Backend(ABC):
         only if it is still at that version when it is replaced (checked under the write
         lock), else :class:`StoreConflict` and the store stays as it was. The new store's
         version is above the old one's."""
+
+    def stage(
+        self, stage: str, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame]
+    ) -> dict[str, StagedLayer]:
+        """Write ``layers`` beside the store, for a later :meth:`Inventory.apply` to move
+        in (see :class:`StagedLayer`); only a database store can."""
+        msg = f"store {self.target} cannot stage layers (only a PostGIS store can)"
+        raise StoreError(msg)
+
+    def drop_stage(self, stage: str) -> None:
+        """Drop what :meth:`stage` wrote under ``stage``."""
+        msg = f"store {self.target} has no staged layers (only a PostGIS store can)"
+        raise StoreError(msg)
 
     def close(self) -> None:  # noqa: B027 - backends with connections override it
         """Release connections."""

@@ -38,6 +38,7 @@ from omw_sites.store.base import (
     PROVENANCE,
     RUNS,
     Backend,
+    StagedLayer,
     StoreError,
     as_text,
     history_rows,
@@ -265,7 +266,7 @@ class Inventory:
     def apply(
         self,
         sites: gpd.GeoDataFrame,
-        reference: Mapping[str, gpd.GeoDataFrame] | None = None,
+        reference: Mapping[str, gpd.GeoDataFrame | StagedLayer] | None = None,
         run_info: Mapping[str, Any] | None = None,
         quarantine: pd.DataFrame | None = None,
         scope: Sequence[str] | None = None,
@@ -279,7 +280,9 @@ class Inventory:
         Parameters
         ----------
         sites : the run's sites (site_id, measured columns, scores), EPSG:2180
-        reference : reference layers to replace (junctions, utilities, …)
+        reference : reference layers to replace (junctions, utilities, …): frames, or
+            in a PostGIS store layers another process staged beside it
+            (:class:`~omw_sites.store.base.StagedLayer`), moved in by the transaction
         run_info : the run's metadata (run_id, profiles, data dates, columns …)
         quarantine : records the ingest refused
         scope : gmina TERYT codes this update covers; sites of other gminy are neither
@@ -303,6 +306,13 @@ class Inventory:
         Edits of other records land beside it. A first load replaces the store only if
         nothing was written to it since it was found without sites.
         """
+        staged = [n for n, g in (reference or {}).items() if isinstance(g, StagedLayer)]
+        if staged and not self.backend.takes_staged:
+            msg = (
+                f"reference layer {staged[0]!r} was staged in a PostGIS database; store "
+                f"{self.target} cannot take it (only a PostGIS store can)"
+            )
+            raise StoreError(msg)
         job = update.Job.prepare(
             sites,
             reference,

@@ -38,6 +38,7 @@ from omw_sites.store.base import (
     RUN_INFO_COLUMNS,
     Backend,
     Derive,
+    StagedLayer,
     StoreConflict,
     StoreError,
     Transaction,
@@ -46,6 +47,7 @@ from omw_sites.store.base import (
     lock_timeout_setting,
     with_derived,
 )
+from omw_sites.store.hashing import layer_digest
 
 log = logging.getLogger(__name__)
 
@@ -338,10 +340,37 @@ class _PgTransaction(Transaction):
         )
         self.conn.execute(sql.SQL("DROP TABLE {}").format(tmp))
 
-    def replace(self, table: str, rows: pd.DataFrame | gpd.GeoDataFrame) -> None:
+    def replace(self, table: str, rows: pd.DataFrame | gpd.GeoDataFrame | StagedLayer) -> None:
+        if isinstance(rows, StagedLayer):
+            self._adopt(table, rows)
+            return
         self._table(table)
         self.conn.execute(sql.SQL("DELETE FROM {}").format(self.backend._ident(table)))
         self.insert(table, rows)
+
+    def _adopt(self, table: str, staged: StagedLayer) -> None:
+        """Replace ``table``'s rows by its staged copy's, inside the database (the rows
+        never come to this process); a table the store lacks is moved in whole."""
+        source = self.backend._describe(self.conn, table, staged.schema)
+        ident = self.backend._ident(table)
+        try:
+            info = self._table(table)
+        except StoreError:  # a layer this store has not held yet
+            self.conn.execute(
+                sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
+                    sql.Identifier(staged.schema, table), sql.Identifier(self.backend.schema)
+                )
+            )
+            return
+        self.add_columns(table, {c: k for c, k in source.kinds.items() if c not in info.kinds})
+        cols = [sql.Identifier(c) for c in [*source.kinds, *([GEOM] if source.spatial else [])]]
+        listed = sql.SQL(", ").join(cols)
+        self.conn.execute(sql.SQL("DELETE FROM {}").format(ident))
+        self.conn.execute(
+            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ORDER BY {}").format(
+                ident, listed, listed, sql.Identifier(staged.schema, table), sql.Identifier(FID)
+            )
+        )
 
     def query(self, sql_text: str, params: Sequence[Any] = ()) -> pd.DataFrame:
         return _fetch(self.conn, sql_text, params)
@@ -368,6 +397,8 @@ class _PgTransaction(Transaction):
 
 class PostGISBackend(Backend):
     """The inventory in one schema of a PostGIS database (``postgresql://…`` URL)."""
+
+    takes_staged = True
 
     def __init__(self, url: str, schema: str = "public") -> None:
         self.url = url
@@ -462,16 +493,17 @@ class PostGISBackend(Backend):
     def _ident(self, table: str) -> sql.Identifier:
         return sql.Identifier(self.schema, table)
 
-    def _describe(self, conn: psycopg.Connection, table: str) -> _Table:
+    def _describe(self, conn: psycopg.Connection, table: str, schema: str | None = None) -> _Table:
         rows = conn.execute(
             "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
             "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped "
             "ORDER BY a.attnum",
-            (self.schema, table),
+            (schema or self.schema, table),
         ).fetchall()
         if not rows:
-            msg = f"store {self.target} has no layer {table!r}"
+            where = f"store {self.target}" if schema is None else f"staging schema {schema}"
+            msg = f"{where} has no layer {table!r}"
             raise StoreError(msg)
         return _Table(table, {n: t for n, t in rows if n != FID})
 
@@ -736,15 +768,56 @@ class PostGISBackend(Backend):
                     raise StoreError(msg) from err
                 raise self._error("a write (rolled back) to", err) from err
 
+    # ------------------------------------------------------------------ staging
+    def stage(
+        self, stage: str, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame]
+    ) -> dict[str, StagedLayer]:
+        """Write ``layers`` as tables of the schema ``stage`` of this database (created;
+        outside the store: no reader sees it, no writer waits for it), indexed as a first
+        load indexes them, in one commit of its own. A process that holds big reference
+        layers (a partitioned run's network task) writes them here while others work;
+        :meth:`Inventory.apply` then takes the returned :class:`StagedLayer` values and
+        moves the tables into the store inside its own transaction. The caller drops the
+        schema afterwards (:meth:`drop_stage`), whether or not the store took them."""
+        out: dict[str, StagedLayer] = {}
+        conn = self._connect()
+        try:
+            with conn.transaction():
+                conn.execute(
+                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(stage))
+                )
+                conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
+                for name, frame in layers.items():
+                    self._load_one(conn, stage, name, frame)
+                    out[name] = StagedLayer(stage, layer_digest(frame), len(frame))
+        except psycopg.Error as err:
+            raise self._error(f"staging layers (schema {stage}) beside", err) from err
+        finally:
+            conn.close()
+        return out
+
+    def drop_stage(self, stage: str) -> None:
+        """Drop the schema ``stage`` and what is left in it (nothing, if it never was)."""
+        conn = self._connect()
+        try:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(stage)))
+        except psycopg.Error as err:
+            raise self._error(f"dropping the staging schema {stage} beside", err) from err
+        finally:
+            conn.close()
+
     def bulk_load(
         self,
         sites: gpd.GeoDataFrame,
-        layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame],
+        layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame | StagedLayer],
         derive: Derive | None = None,
         check: Callable[[], None] | None = None,
         expect_version: int | None = None,
     ) -> None:
-        frames: dict[str, pd.DataFrame] = {"sites": with_derived(sites, derive), **layers}
+        frames: dict[str, pd.DataFrame | StagedLayer] = {
+            "sites": with_derived(sites, derive),
+            **layers,
+        }
         for name in frames:
             if name == META:
                 msg = f"{META!r} is reserved for the store's own bookkeeping"
@@ -766,7 +839,7 @@ class PostGISBackend(Backend):
         self,
         conn: psycopg.Connection,
         stage: str,
-        frames: Mapping[str, pd.DataFrame],
+        frames: Mapping[str, pd.DataFrame | StagedLayer],
         check: Callable[[], None] | None,
         expect_version: int | None,
     ) -> None:
@@ -780,7 +853,14 @@ class PostGISBackend(Backend):
         conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(stage)))
         for name, frame in frames.items():
-            self._load_one(conn, stage, name, frame)
+            if isinstance(frame, StagedLayer):  # written beforehand: moved, not copied
+                conn.execute(
+                    sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
+                        sql.Identifier(frame.schema, name), sql.Identifier(stage)
+                    )
+                )
+            else:
+                self._load_one(conn, stage, name, frame)
         if check is not None:
             check()  # raising rolls the whole load back
         # the swap: only now do readers of the old tables wait (briefly)

@@ -46,6 +46,7 @@ from omw_sites.store.base import (
     RUNS,
     RUNS_COLUMNS,
     SITE_RECORD_COLUMNS,
+    StagedLayer,
     StoreConflict,
     StoreError,
     as_text,
@@ -167,7 +168,7 @@ class Job:
     in_scope: np.ndarray
     scope: list[str] | None
     scope_text: str
-    reference: Mapping[str, gpd.GeoDataFrame] | None
+    reference: Mapping[str, gpd.GeoDataFrame | StagedLayer] | None
     info: dict[str, Any]
     digests: dict[str, str]
     quarantine: pd.DataFrame | None
@@ -182,7 +183,7 @@ class Job:
     def prepare(
         cls,
         sites: gpd.GeoDataFrame,
-        reference: Mapping[str, gpd.GeoDataFrame] | None,
+        reference: Mapping[str, gpd.GeoDataFrame | StagedLayer] | None,
         run_info: Mapping[str, Any] | None,
         quarantine: pd.DataFrame | None,
         scope: Sequence[str] | None,
@@ -194,7 +195,10 @@ class Job:
         info = dict(run_info or {})
         # a digest of each reference layer: an update leaves one that did not change
         # alone instead of rewriting it (a big parcel layer takes long to write)
-        digests = {name: layer_digest(gdf) for name, gdf in (reference or {}).items()}
+        digests = {
+            name: gdf.digest if isinstance(gdf, StagedLayer) else layer_digest(gdf)
+            for name, gdf in (reference or {}).items()
+        }
         info[LAYER_DIGESTS] = digests
         run_id = str(info.get("run_id") or uuid.uuid4().hex[:12])
         sites = multi_sites(sites).reset_index(drop=True)
