@@ -1,13 +1,17 @@
 """Benchmark the partitioned run (Dask, one task per powiat) against one process.
 
 Usage: python benchmarks/partitioned.py [--sizes 1000000,3000000,10000000] [--workers 2]
-       [--worker-memory 8GB] [--cap-gb 20] [--data DIR]
+       [--worker-memory 8GB] [--cap-gb 20] [--data DIR] [--store postgis|gpkg]
 
 For each size a demo "country" (tiles of at most 1M parcels, ``omw-sites demo build``) is
 generated once into ``--data``. Then, in the same run and on the same folder:
 
 - the baseline: ``omw-sites run`` in one process;
-- ``omw-sites run --scheduler local --workers N --worker-memory M``.
+- ``omw-sites run --scheduler local --workers N --worker-memory M``;
+
+both into a new schema of a throw-away PostGIS server (``tests/pgcluster.py``, durable),
+the store for this size (``--store gpkg``: GeoPackage files). The server is a process
+of its own: its memory is in no figure here.
 
 Each command runs in a subprocess whose process tree is sampled (every 0.2 s): the peak
 RSS of the main process and of each worker process, and of the tree (the main process's
@@ -27,8 +31,10 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +101,10 @@ def measured(cmd: list[str], cap_gb: float) -> dict:
         "worker_peaks_mb": sorted((round(v) for v in others if v > 200), reverse=True),
         "tree_peak_mb": round(tree_peak),
         "stderr_tail": out.get("stderr", "")[-1500:],
+        # the CLI's last line: seconds per stage (scoring, store …) and the peak
+        "done": next(
+            (ln for ln in reversed(out.get("stderr", "").splitlines()) if "done" in ln), ""
+        ),
     }
 
 
@@ -139,25 +149,30 @@ def bench_size(n: int, args: argparse.Namespace) -> dict:
     if not (raw / "manifest.json").is_file():
         row["generate"] = measured(omw("demo", "build", "--parcels", str(n), "--out", str(raw)), 23)
         print(f"{n:,}: generated in {row['generate']['seconds']} s", flush=True)
-    out = WORK / f"partitioned_{n}"
+    stores = {}
     for name in ("one", "part"):
-        store = out / name / "omw_sites.gpkg"
-        store.unlink(missing_ok=True)
-    cmd = omw("run", "--raw", str(raw), "--out", str(out / "one"))
+        if args.url:
+            stores[name] = f"{args.url}?schema={name}_{n}_{uuid.uuid4().hex[:6]}"
+        else:
+            stores[name] = str(WORK / f"partitioned_{n}" / name / "omw_sites.gpkg")
+            Path(stores[name]).unlink(missing_ok=True)
+            Path(stores[name]).parent.mkdir(parents=True, exist_ok=True)
+    row["store"] = "PostGIS" if args.url else "GeoPackage"
+    cmd = omw("run", "--raw", str(raw), "--store", stores["one"])
     row["one_process"] = measured(cmd, args.cap_gb)
     print(f"{n:,}: one process {row['one_process']['seconds']} s", flush=True)
     cmd = omw(
-        "run", "--raw", str(raw), "--out", str(out / "part"), "--scheduler", "local",
+        "run", "--raw", str(raw), "--store", stores["part"], "--scheduler", "local",
         "--workers", str(args.workers), "--worker-memory", args.worker_memory,
     )  # fmt: skip
     row["partitioned"] = measured(cmd, args.cap_gb)
     print(f"{n:,}: partitioned {row['partitioned']['seconds']} s", flush=True)
     if row["partitioned"]["returncode"] == 0:
-        info = read_run_info(out / "part" / "omw_sites.gpkg")
+        info = read_run_info(stores["part"])
         row["tasks"] = info["partitioned"]
         row["stages"] = {k: info.get(k) for k in ("counts",)}
     if row["one_process"]["returncode"] == 0 and row["partitioned"]["returncode"] == 0:
-        row["compare"] = compare(out / "one" / "omw_sites.gpkg", out / "part" / "omw_sites.gpkg")
+        row["compare"] = compare(stores["one"], stores["part"])
     return row
 
 
@@ -210,13 +225,24 @@ def main() -> None:
     ap.add_argument("--worker-memory", default="8GB")
     ap.add_argument("--cap-gb", type=float, default=20.0)
     ap.add_argument("--data", default=str(WORK))
+    ap.add_argument("--store", choices=("postgis", "gpkg"), default="postgis")
     args = ap.parse_args()
     WORK.mkdir(exist_ok=True)
     rows = []
     result_file = WORK / "partitioned.json"
-    for n in (int(s) for s in args.sizes.split(",")):
-        rows.append(bench_size(n, args))
-        result_file.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=1))
+    with tempfile.TemporaryDirectory() as tmp:
+        args.url, stop = None, lambda: None
+        if args.store == "postgis":
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+            from pgcluster import start_cluster  # test infrastructure, not in the package
+
+            args.url, stop = start_cluster(Path(tmp) / "pg", durable=True)
+        try:
+            for n in (int(s) for s in args.sizes.split(",")):
+                rows.append(bench_size(n, args))
+                result_file.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=1))
+        finally:
+            stop()
     print(f"\nmachine: {machine()}; {args.workers} workers, {args.worker_memory} each\n")
     print(
         "| parcels | sites | one process s | one process peak MB | partitioned s "
