@@ -116,6 +116,7 @@ def compare(a: Path, b: Path) -> dict:
     right = read_sites(b).set_index("site_id").sort_index()
     same_ids = list(left.index) == list(right.index)
     worst, differ = 0.0, []
+    examples: dict[str, list[str]] = {}
     if same_ids:
         for col in left.columns:
             if col in ("created_at", "updated_at", "measured_run", "scored_run", "geometry"):
@@ -134,7 +135,14 @@ def compare(a: Path, b: Path) -> dict:
                 ok = tx == ty
             if not ok.all():
                 differ.append(f"{col} ({int((~ok).sum())})")
-    return {"sites": len(left), "same_ids": same_ids, "differ": differ, "max_abs_diff": worst}
+                examples[col] = [str(i) for i in left.index[~ok][:3]]
+    return {
+        "sites": len(left),
+        "same_ids": same_ids,
+        "differ": differ,
+        "examples": examples,  # a few site IDs per differing column
+        "max_abs_diff": worst,
+    }
 
 
 def omw(*args: str) -> list[str]:
