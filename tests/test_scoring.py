@@ -389,3 +389,21 @@ def test_constraint_is_not_applied_where_its_data_is_missing(tmp_path):
     res = score_profile(_mini_sites(), prof, notes=notes)
     assert res["excluded_mini"].tolist() == ["", "", "too wet"]
     assert notes["mini"]["constraints_not_applied"] == {"too wet": 1}
+
+
+def test_sites_are_explained_a_slice_at_a_time_with_the_same_words(monkeypatch):
+    """Drivers, tiers and gaps are built a slice of sites at a time (bounded memory on a
+    national table); the words are those of the whole table at once, missing data
+    included, and so are the weights (entropy: from every site, not from a slice)."""
+    import omw_sites.scoring.engine as engine
+
+    df = _full_sites(200)
+    df.loc[df.index[::7], "dist_sewer_m"] = np.nan  # "no data: …" in some gaps
+    df.loc[df.index[::11], "area_ha"] = 0.5  # excluded: "excluded: …" drivers
+    profs = load_profiles()
+    whole = engine.score_sites(df, profs)
+    monkeypatch.setattr(engine, "EXPLAIN_ROWS", 7)
+    sliced = engine.score_sites(df, profs)
+    pd.testing.assert_frame_equal(sliced, whole)
+    assert whole["gaps_logistics"].str.contains("no data").any()
+    assert whole["drivers_logistics"].str.startswith("excluded: ").any()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -34,6 +34,8 @@ def gaps_col(profile: str) -> str:
 
 
 NO_DATA_REASON = "no data for any criterion of the profile"
+#: sites explained (drivers, tiers, gaps) at a time
+EXPLAIN_ROWS = 20_000
 #: statuses of a site that is no longer offered: it keeps its score but has no rank
 OFF_OFFER = ("sold", "withdrawn")
 #: the exclusion reason of a site the profile would rank but that is not on offer
@@ -80,6 +82,24 @@ class Evaluation:
     @property
     def eligible(self) -> np.ndarray:
         return self.reason == ""
+
+    def rows(self, part: slice) -> Evaluation:
+        """The same evaluation of the sites ``part`` only (weights stay the whole
+        table's): what explains those sites, a slice at a time."""
+
+        def cut(v: np.ndarray) -> np.ndarray:
+            return v[part] if isinstance(v, np.ndarray) and v.ndim and len(v) == n else v
+
+        n = len(self.reason)
+        return replace(
+            self,
+            raw=self.raw[part],
+            values=self.values[part],
+            reason=self.reason[part],
+            columns={k: cut(v) for k, v in self.columns.items()},
+            measured=None if self.measured is None else self.measured[part],
+            unknown={k: cut(v) for k, v in self.unknown.items()},
+        )
 
     def notes(self) -> dict[str, object]:
         """What missing data did to this profile (for the run summary and ``run_info``)."""
@@ -347,12 +367,27 @@ def score_profile(
         rank_col(profile.name): rank,
         excluded_col(profile.name): reason,
     }
+    frame = pd.DataFrame(out, index=sites.index)
     if explain:
-        out[drivers_col(profile.name)] = drivers_text(ev)
-        tiers, gaps = readiness_tiers(ev)
-        out[tier_col(profile.name)] = tiers
-        out[gaps_col(profile.name)] = gaps
-    return pd.DataFrame(out, index=sites.index)
+        words: dict[str, list[pd.Series]] = {
+            drivers_col(profile.name): [],
+            tier_col(profile.name): [],
+            gaps_col(profile.name): [],
+        }
+        # a slice of sites at a time: the texts are built as fixed-width arrays as wide
+        # as their longest text (hundreds of characters), one cell per site
+        for start in range(0, len(sites), EXPLAIN_ROWS):
+            part = ev.rows(slice(start, start + EXPLAIN_ROWS))
+            tiers, gaps = readiness_tiers(part)
+            for col, text in zip(words, (drivers_text(part), tiers, gaps), strict=True):
+                words[col].append(pd.Series(pd.array(text, dtype="str")))
+        for col, parts in words.items():
+            frame[col] = (
+                pd.concat(parts, ignore_index=True).set_axis(sites.index)
+                if parts
+                else pd.Series(pd.array([], dtype="str"), index=sites.index)
+            )
+    return frame
 
 
 def _promethee_shortlist(ev: Evaluation, score: np.ndarray, rank: np.ndarray) -> np.ndarray:
