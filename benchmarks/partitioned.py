@@ -101,11 +101,16 @@ def measured(cmd: list[str], cap_gb: float) -> dict:
         "worker_peaks_mb": sorted((round(v) for v in others if v > 200), reverse=True),
         "tree_peak_mb": round(tree_peak),
         "stderr_tail": out.get("stderr", "")[-1500:],
-        # the CLI's last line: seconds per stage (scoring, store …) and the peak
-        "done": next(
-            (ln for ln in reversed(out.get("stderr", "").splitlines()) if "done" in ln), ""
-        ),
+        # the CLI's closing words: seconds per stage (scoring, store …) and the peak
+        "done": _closing(out.get("stderr", "")),
     }
+
+
+def _closing(stderr: str) -> str:
+    """The CLI's closing words (``done: …``, wrapped over lines by the console) as one
+    line; "" when the run did not get there."""
+    _, said, rest = stderr.rpartition("done:")
+    return " ".join((said + rest).split()) if said else ""
 
 
 def compare(a: Path, b: Path) -> dict:

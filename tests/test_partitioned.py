@@ -133,8 +133,12 @@ def test_two_workers_give_the_one_process_run(region, one_process, tmp_path):
 
 
 def test_on_a_dask_scheduler_with_its_own_workers(region, one_process, tmp_path):
-    """The cluster commands the README gives: ``dask scheduler``, ``dask worker
-    --nthreads 1``, then ``omw-sites run --scheduler tcp://…`` — the same sites."""
+    """The cluster commands the README gives: ``dask scheduler``, one ``dask worker
+    --resources network=1`` for the road network and ``dask worker --nthreads 1
+    --resources partition=1`` for the powiaty, then ``omw-sites run --scheduler
+    tcp://…`` — the same sites; the network on its own worker, no partition there."""
+    from distributed import Client
+
     dask = Path(sys.executable).with_name("dask")
     info = tmp_path / "scheduler.json"
     procs = [
@@ -150,13 +154,19 @@ def test_on_a_dask_scheduler_with_its_own_workers(region, one_process, tmp_path)
                 break
             time.sleep(0.1)
         address = json.loads(info.read_text())["address"]
-        procs.append(
-            subprocess.Popen(
-                [str(dask), "worker", "--scheduler-file", str(info), "--nworkers", "2",
-                 "--nthreads", "1", "--memory-limit", "3GB", "--dashboard-address", ":0"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )
-        )  # fmt: skip
+        for extra in (
+            ["--nworkers", "1", "--resources", "network=1"],
+            ["--nworkers", "2", "--resources", "partition=1"],
+        ):
+            procs.append(
+                subprocess.Popen(
+                    [str(dask), "worker", "--scheduler-file", str(info), *extra,
+                     "--nthreads", "1", "--memory-limit", "3GB", "--dashboard-address", ":0"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )
+            )  # fmt: skip
+        with Client(address, timeout="30s") as client:
+            client.wait_for_workers(3, timeout=120)
         cmd = [
             sys.executable, "-m", "omw_sites", "run", "--raw", str(region[0]),
             "--out", str(tmp_path / "out"), "--scheduler", address,
@@ -166,7 +176,9 @@ def test_on_a_dask_scheduler_with_its_own_workers(region, one_process, tmp_path)
         assert_same_sites(one_process, tmp_path / "out" / "omw_sites.gpkg")
         part = read_run_info(tmp_path / "out" / "omw_sites.gpkg")["partitioned"]
         assert part["scheduler"] == address
-        assert len({p["worker_pid"] for p in part["partitions"]}) == 2
+        partition_pids = {p["worker_pid"] for p in part["partitions"]}
+        assert len(partition_pids) == 2
+        assert part["network"]["worker_pid"] not in partition_pids
     finally:
         for p in reversed(procs):
             p.terminate()

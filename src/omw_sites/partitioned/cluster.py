@@ -19,6 +19,7 @@ folder at the same path.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -150,7 +151,9 @@ def _staging(store: str | Path, say: Progress) -> Iterator[tuple[str, str] | Non
     if not is_url(store):
         yield None
         return
-    schema = f"omw_stage_{uuid.uuid4().hex[:12]}"
+    # the start time in the name: a run killed outright (no chance to drop it) leaves a
+    # schema whose age says whether a run may still be using it
+    schema = f"omw_stage_{time.strftime('%Y%m%d%H%M', time.gmtime())}_{uuid.uuid4().hex[:8]}"
     try:
         yield str(store), schema
     finally:
@@ -219,8 +222,16 @@ def _run_tasks(
     # other runs at the same time.
     run = uuid.uuid4().hex
     name = f"omw-network-{run}"
+    network_at, partition_at = _placement(client)
     actor = client.submit(
-        SharedNetwork, raw_dir, plan.files, stage, key=name, actor=True, priority=2**62
+        SharedNetwork,
+        raw_dir,
+        plan.files,
+        stage,
+        key=name,
+        actor=True,
+        priority=2**62,
+        resources=network_at,
     )
     shared = Variable(name, client=client)
     shared.set(actor)
@@ -236,6 +247,7 @@ def _run_tasks(
                 offered,
                 key=f"omw-partition-{p.key}-{run}",
                 pure=False,
+                resources=partition_at,
                 priority=p.parcels,  # the largest powiaty first: the last tasks are short
             )
             for p in parts
@@ -255,6 +267,20 @@ def _run_tasks(
     finally:
         shared.delete()
     return net, [done[p.key] for p in parts]  # in powiat order, whatever the finish
+
+
+def _placement(client: Any) -> tuple[dict[str, float] | None, dict[str, float] | None]:
+    """Where the network and the partitions may run: a cluster whose workers advertise
+    Dask resources ``network`` (``dask worker --resources network=1``: one worker with
+    the memory for the country's road graph) or ``partition`` (the others) gets the
+    network on the first kind and the partitions on the second; without them, anywhere.
+    Only the workers connected when the run starts are looked at."""
+    workers = client.scheduler_info(n_workers=-1).get("workers", {}).values()
+    offered = {r for w in workers for r in (w.get("resources") or {})}
+    return (
+        {"network": 1} if "network" in offered else None,
+        {"partition": 1} if "partition" in offered else None,
+    )
 
 
 def _joined(
