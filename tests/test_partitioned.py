@@ -132,6 +132,20 @@ def test_two_workers_give_the_one_process_run(region, one_process, tmp_path):
         )
 
 
+def test_the_plan_made_by_the_workers_is_the_one_made_here(region):
+    """The folder's files are looked at by the workers, several at a time (the GML
+    files are parsed whole for their extents): the same partitions, extents and layer
+    listings as in one process."""
+    from omw_sites.partitioned.cluster import dask_client
+
+    raw = region[0]
+    here = plan_partitions(raw)
+    with dask_client(OPTIONS) as client:
+        there = plan_partitions(raw, client)
+    assert there == here
+    assert here.gml_extents and here.vector_layers and len(here.partitions) >= 2
+
+
 def test_on_a_dask_scheduler_with_its_own_workers(region, one_process, tmp_path):
     """The cluster commands the README gives: ``dask scheduler``, one ``dask worker
     --resources network=1`` for the road network and ``dask worker --nthreads 1

@@ -125,15 +125,16 @@ def run_partitioned(
     lap = Laps()
     profs, nominations, offered = prepare(profiles, profile_dir, nominated, say, lap)
     raw_dir = str(Path(raw_dir).resolve())
-    plan = plan_partitions(raw_dir)
-    parts = plan.partitions
-    lap("plan")
-    say("plan", f"{len(parts)} partitions by powiat: {', '.join(p.key for p in parts)}", len(parts))
     halo_m = options.halo_km * 1000.0
     if store is None:
         store = Path(out_dir) / STORE_FILE if out_dir is not None else store_target()
     with _staging(store, say) as stage:
         with dask_client(options) as client:
+            plan = plan_partitions(raw_dir, client)  # its files looked at by the workers
+            parts = plan.partitions
+            lap("plan")
+            keys = ", ".join(p.key for p in parts)
+            say("plan", f"{len(parts)} partitions by powiat: {keys}", len(parts))
             net, results = _run_tasks(client, raw_dir, plan, halo_m, offered, say, stage)
         lap("partitions")
         return _finished(

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -67,9 +69,22 @@ class Plan:
 GML_KEYS = {"egib-gml": "parcels", "app-gml": "plan_zones", "gesut-gml": "utilities"}
 
 
-def plan_partitions(raw_dir: str | Path) -> Plan:
+@dataclass(frozen=True)
+class FilePlan:
+    """What the plan learns of one file: its parcels' extents per powiat, and its extent
+    (a GML file) or its layers with their extents (a vector file)."""
+
+    parcels: list[pd.DataFrame]
+    gml: tuple[str, Bounds] | None = None
+    layers: list[LayerListing] | None = None
+
+
+def plan_partitions(raw_dir: str | Path, client: Any = None) -> Plan:
     """The powiaty of ``raw_dir``'s parcels, in code order, and its GML files' extents.
 
+    With a Dask ``client`` the files are looked at by its workers, several at a time
+    (a GML file is parsed whole for its extent and parcel IDs: a country has hundreds);
+    a folder of zips is looked at here (its files are unpacked in this process).
     Raises :class:`IngestError` when the folder holds no parcels, naming it.
     """
     raw_dir = Path(raw_dir)
@@ -84,27 +99,22 @@ def plan_partitions(raw_dir: str | Path) -> Plan:
         told = None
         if not any(rf.zipped for rf in found):  # (an error, kept in ``why``, is not copied)
             told = [dataclasses.replace(rf, layers=[], error=None) for rf in found]
-        for rf in found:
-            if rf.why:
-                continue
-            if "gml" in rf.format and not rf.format.startswith("osm"):
-                results = ingest_file(rf.path, fmt=rf.format)
-                bounds = [r.frame.total_bounds for r in results if len(r.frame)]
-                if bounds:
-                    b = np.array(bounds)
-                    box = (b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max())
-                    extents[rf.name] = (_gml_key(rf.format, rf.name), box)
-                if rf.format.startswith("egib-gml"):
-                    frame = results[0].frame
-                    b = frame.geometry.bounds.to_numpy()
-                    frames.append(_extents(frame["parcel_id"].astype(str).to_numpy(), b))
-            elif rf.format in VECTOR_FORMATS:
-                listing = []
-                for layer, key, why in classify_layers(rf.path):
-                    if key == "parcels":
-                        frames.append(_vector_extents(rf.path, layer))
-                    listing.append((layer, key, why, _layer_extent(rf.path, layer, key)))
-                vectors[rf.name] = listing
+        work = [rf for rf in found if not rf.why and (_is_gml(rf) or rf.format in VECTOR_FORMATS)]
+        if client is None or told is None:
+            plans = [file_plan(rf) for rf in work]
+        else:
+            run = uuid.uuid4().hex
+            futures = [
+                client.submit(file_plan, rf, key=f"omw-plan-{i}-{run}", pure=False)
+                for i, rf in enumerate(work)
+            ]
+            plans = client.gather(futures)  # the first file that fails raises here
+        for rf, fp in zip(work, plans, strict=True):
+            frames += fp.parcels
+            if fp.gml is not None:
+                extents[rf.name] = fp.gml
+            if fp.layers is not None:
+                vectors[rf.name] = fp.layers
     if not frames:
         msg = "no parcels: a partitioned run needs EGiB parcels in the folder"
         raise IngestError(raw_dir, msg, rule="parcels required")
@@ -118,6 +128,35 @@ def plan_partitions(raw_dir: str | Path) -> Plan:
     n = g["n"].sum()
     parts = [Partition(str(k), (r.x0, r.y0, r.x1, r.y1), int(n[k])) for k, r in agg.iterrows()]
     return Plan(parts, told, extents, vectors)
+
+
+def _is_gml(rf: RawFile) -> bool:
+    return "gml" in rf.format and not rf.format.startswith("osm")
+
+
+def file_plan(rf: RawFile) -> FilePlan:
+    """What the plan needs of one file of the folder (run here or on a worker)."""
+    if _is_gml(rf):
+        results = ingest_file(rf.path, fmt=rf.format)
+        bounds = [r.frame.total_bounds for r in results if len(r.frame)]
+        gml = None
+        if bounds:
+            b = np.array(bounds)
+            box = (b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max())
+            gml = (_gml_key(rf.format, rf.name), box)
+        parcels = []
+        if rf.format.startswith("egib-gml"):
+            frame = results[0].frame
+            b = frame.geometry.bounds.to_numpy()
+            parcels.append(_extents(frame["parcel_id"].astype(str).to_numpy(), b))
+        return FilePlan(parcels, gml=gml)
+    listing = []
+    parcels = []
+    for layer, key, why in classify_layers(rf.path):
+        if key == "parcels":
+            parcels.append(_vector_extents(rf.path, layer))
+        listing.append((layer, key, why, _layer_extent(rf.path, layer, key)))
+    return FilePlan(parcels, layers=listing)
 
 
 def _gml_key(fmt: str, name: str) -> str:
