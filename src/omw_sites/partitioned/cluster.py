@@ -2,9 +2,12 @@
 
 The same run as :func:`omw_sites.pipeline.run`, cut where the work is local:
 
+0. the workers look at the folder's files, several at a time, for the plan
+   (:func:`~omw_sites.partitioned.plan.plan_partitions`);
 1. one task reads the layers that must be whole (roads, destinations, census grid,
    the store's reference layers) and computes the road network's per-node minutes and
-   people once (:func:`~omw_sites.partitioned.tasks.network_task`);
+   people once (:func:`~omw_sites.partitioned.tasks.network_task`); into PostGIS it
+   stages the reference layers in the store's database (:func:`_staging`);
 2. one task per powiat reads its window of the folder, assembles and measures its
    sites with that shared network (:func:`~omw_sites.partitioned.tasks.partition_task`);
 3. here, the measured sites are joined, scored region-wide and written to the store in
