@@ -141,11 +141,11 @@ def derived_columns(sites: pd.DataFrame, profile: Profile) -> dict[str, np.ndarr
 def profile_names(profile: Profile) -> set[str]:
     """The site columns a profile reads: its criteria, the names in its constraints and
     readiness checks, and what every profile reads (area, the site's own no-data
-    reason, the columns of :func:`derived_columns`, the status)."""
+    reason, the columns of :func:`derived_columns`)."""
     names = {c.name for c in profile.criteria}
     for expr in [*(c.expr for c in profile.constraints), *(r.expr for r in profile.readiness)]:
         names |= names_in(expr)
-    return names | {"area_ha", SITE_NO_DATA, "status", *DERIVED_FROM}
+    return names | {"area_ha", SITE_NO_DATA, *DERIVED_FROM}
 
 
 def site_columns(
