@@ -13,10 +13,59 @@ import pytest
 import shapely
 from sample_store import sample_data
 
-from omw_sites.layers import RECORD_COLUMNS, rank_col, score_col
+from omw_sites.layers import RECORD_COLUMNS, SITE_COLUMNS, rank_col, score_col
 from omw_sites.store import InventoryError, open_inventory, read_run_info, read_sites
 from omw_sites.store.base import SITE_RECORD_COLUMNS, StoreError
 from omw_sites.store.export import export_sites
+from omw_sites.store.inventory import Inventory
+from omw_sites.store.update import for_staging
+
+#: measured columns a run's scores travel with when its sites are staged
+LEAN = ("site_id", "teryt", "area_ha")
+
+
+@pytest.fixture(params=["gpkg", "postgis", "postgis_staged"])
+def target(request, tmp_path, monkeypatch):
+    """A fresh, empty inventory: a GeoPackage, a PostGIS schema, and a PostGIS schema
+    that is given every run's sites the way a partitioned run gives them — measured
+    columns and shapes staged beside the store in two parts, scores as a frame without
+    shapes (:func:`_staging`): every test of this file runs through both paths."""
+    if request.param == "gpkg":
+        yield str(tmp_path / "inventory.gpkg")
+        return
+    import uuid
+
+    from omw_sites.store import open_backend
+
+    url = request.getfixturevalue("postgis_url")
+    target = f"{url}?schema=t_{uuid.uuid4().hex[:10]}"
+    if request.param == "postgis_staged":
+        monkeypatch.setattr(Inventory, "apply", _staging(Inventory.apply))
+    yield target
+    open_backend(target).close()
+
+
+def _staging(apply):
+    import uuid
+
+    def staged_apply(inv, sites, *args, **kwargs):
+        measured = for_staging(sites)
+        scores = [c for c in sites.columns if c not in SITE_COLUMNS and c != "geometry"]
+        stage = f"stg_{uuid.uuid4().hex[:10]}"
+        half = len(measured) // 2
+        parts = {"a": measured.iloc[:half], "b": measured.iloc[half:]}
+        backend = inv.backend
+        try:
+            for key, part in parts.items():
+                cols = [c for c in part.columns if c not in scores or c in SITE_RECORD_COLUMNS]
+                backend.stage_sites(stage, key, part[cols])
+            staged = backend.staged_sites(stage, list(parts))
+            lean = pd.DataFrame(measured[[*LEAN, "content_hash", *scores]])
+            return apply(inv, lean, *args, staged=staged, **kwargs)
+        finally:
+            backend.drop_stage(stage)
+
+    return staged_apply
 
 
 @pytest.fixture
@@ -636,3 +685,32 @@ def test_a_first_load_into_a_store_that_gained_sites_becomes_an_update(target, m
     assert sorted(stored["site_id"]) == sorted(sites["site_id"])
     runs = inv.backend.read_layer("runs", read_geometry=False)
     assert sorted(runs["run_id"]) == ["mine", "other"]
+
+
+def test_staged_sites_leave_the_store_a_plain_apply_leaves(postgis_url):
+    """A first load, then an update with changed, split, new and gone sites: given as a
+    frame, and given staged (:func:`_staging`), the stores end up equal — records,
+    column order and types, history, runs."""
+    import uuid
+
+    sites, reference, info = sample_data(60, seed=8)
+    new = sites.iloc[2:].copy()  # two gone
+    new.loc[new.index[0], "dist_sewer_m"] = 3.25
+    new.loc[new.index[1], "geometry"] = shapely.affinity.translate(new.geometry.iloc[1], 5.0)
+    new.loc[new.index[2], "zoning_symbol"] = "7P"
+    new.loc[new.index[3], score_col("office")] = 0.5
+    fresh = sites.iloc[[5]].copy()  # a new site over an old one's land
+    fresh["site_id"] = "S_NEW"
+    fresh["parcel_ids"] = "x/1"
+    new = gpd.GeoDataFrame(pd.concat([new, fresh], ignore_index=True), crs=sites.crs)
+    snaps, columns = [], []
+    for apply in (Inventory.apply, _staging(Inventory.apply)):
+        inv = open_inventory(f"{postgis_url}?schema=t_{uuid.uuid4().hex[:10]}")
+        apply(inv, sites, reference, info, now="2026-11-01T10:00:00.000000Z")
+        report = apply(inv, new, None, _info("r2", info), now="2026-11-02T10:00:00.000000Z")
+        assert (report.added, report.ended, report.changed) == (1, 3, 3)
+        snaps.append(_snapshot(inv))
+        columns.append(inv.backend.columns("sites"))
+    assert columns[0] == columns[1]
+    for table, frame in snaps[0].items():
+        pd.testing.assert_frame_equal(frame, snaps[1][table], obj=table)

@@ -363,3 +363,50 @@ def test_a_country_of_tiles_reads_and_receives_only_each_powiats_part(tmp_path):
         keys = {k for t, k in read if t == tile}
         assert {"junctions", "gminy"} <= keys
         assert ({"parcels", "zoning", "roads"} <= keys) == (tile == own), (tile, keys)
+
+
+def test_sites_are_staged_by_the_partitions_into_postgis(
+    region, tmp_path, postgis_url, monkeypatch
+):
+    """Into PostGIS, each partition writes its measured sites (shapes and all) beside
+    the store from its own worker, and the coordinator receives only what scoring and
+    the summary read. With a nomination list, the store equals a one-process run's —
+    offers, lineage, content and score hashes included — and a partitioned run over
+    the one-process store finds every site unchanged."""
+    import omw_sites.partitioned.cluster as cluster
+
+    raw = region[0]
+    one = f"{postgis_url}?schema=one_{tmp_path.name[-8:].lower()}"
+    part = f"{postgis_url}?schema=part_{tmp_path.name[-8:].lower()}"
+    parcels = pyogrio.read_dataframe(raw / "egib" / "dzialki.gpkg", read_geometry=False)
+    ids = parcels["ID_DZIALKI"].iloc[[10, 2000, 4000]].tolist()
+    listed = tmp_path / "oferta.csv"
+    listed.write_text(
+        "parcel_id;name;contact;price_pln_m2\n"
+        f"{ids[0]};Teren A;a@gmina.pl;150,5\n{ids[1]};Teren B;;\n{ids[2]};;;99\n",
+        encoding="utf-8",
+    )
+    run(raw, store=one, nominated=listed)
+    seen: dict = {}
+    finish = cluster.finish
+
+    def spy(measured, *args, **kwargs):
+        seen["columns"] = list(measured.sites.columns)
+        seen["staged"] = measured.staged
+        return finish(measured, *args, **kwargs)
+
+    monkeypatch.setattr(cluster, "finish", spy)
+    summary = run_partitioned(raw, OPTIONS, store=part, nominated=listed)
+    assert "geometry" not in seen["columns"] and "parcel_ids" not in seen["columns"]
+    assert seen["staged"].rows == summary.sites
+    mine = assert_same_sites(one, part)
+    assert mine["price_pln_m2"].notna().sum() >= 2
+    theirs = read_sites(one).set_index("site_id").sort_index()
+    for col in ("content_hash", "scores_hash", "notes", "contact", "derived_from"):
+        pd.testing.assert_series_equal(mine[col], theirs[col], check_dtype=False)
+    assert not _staging_schemas(postgis_url)
+
+    again = run_partitioned(raw, OPTIONS, store=one, nominated=listed).changes
+    assert again is not None and again.kind == "update"
+    assert (again.added, again.changed, again.ended, again.rescored) == (0, 0, 0, 0)
+    assert again.unchanged == summary.sites

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 
+import numpy as np
 import pandas as pd
 import psycopg
 import pytest
@@ -14,7 +15,7 @@ import shapely
 from sample_store import sample_data
 
 from omw_sites.store import InventoryError, open_inventory
-from omw_sites.store.base import StagedLayer, StoreError
+from omw_sites.store.base import StagedLayer, StagedSites, StoreError
 from omw_sites.store.hashing import layer_digest
 from omw_sites.store.update import MASS_END_FLOOR
 
@@ -121,3 +122,41 @@ def test_a_geopackage_store_refuses_staged_layers(tmp_path):
     with pytest.raises(StoreError, match="'junctions' was staged in a PostGIS database"):
         open_inventory(store).apply(sites, layers, info)
     assert not store.exists()
+
+
+def test_a_geopackage_store_refuses_staged_sites(tmp_path):
+    sites, reference, info = sample_data(20, seed=7)
+    staged = StagedSites("stg_x", ("site_id",), {"site_id": "text"}, 20)
+    store = tmp_path / "inv.gpkg"
+    with pytest.raises(StoreError, match="sites were staged in a PostGIS database"):
+        open_inventory(store).apply(sites, reference, info, staged=staged)
+    assert not store.exists()
+    with pytest.raises(StoreError, match="cannot stage sites"):
+        open_inventory(store).backend.stage_sites("stg_x", "a", sites)
+
+
+def test_staged_parts_of_other_kinds_are_one_view(pg_target):
+    """Parts staged with a column empty in one (another kind) or missing from one are
+    read through the view as one table, the wider kind winning."""
+    sites, _, _ = sample_data(10, seed=2)
+    inv = open_inventory(pg_target)
+    backend = inv.backend
+    stage = f"stg_{uuid.uuid4().hex[:10]}"
+    a = sites.iloc[:4][["site_id", "gmina", "area_ha", "geometry"]].copy()
+    b = sites.iloc[4:][["site_id", "gmina", "area_ha", "geometry"]].copy()
+    b["gmina"] = np.nan  # empty: a float column here
+    a["extra"] = 1
+    try:
+        assert backend.stage_sites(stage, "a", a) == 4
+        assert backend.stage_sites(stage, "b", b) == 6
+        staged = backend.staged_sites(stage, ["a", "b"])
+        assert staged.rows == 10
+        assert staged.columns == ("site_id", "gmina", "area_ha", "extra")
+        assert staged.kinds["gmina"] == "text"
+        back = backend.read_staged(staged)
+        assert back["site_id"].tolist() == sorted(sites["site_id"])
+        assert back["gmina"].isna().sum() == 6 and back["extra"].isna().sum() == 6
+        two = backend.read_staged(staged, [sites["site_id"].iloc[5], "nope"])
+        assert two["site_id"].tolist() == [sites["site_id"].iloc[5]]
+    finally:
+        backend.drop_stage(stage)

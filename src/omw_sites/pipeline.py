@@ -36,6 +36,7 @@ from omw_sites.sites import (
     why_no_candidates,
 )
 from omw_sites.store import ChangeReport, open_inventory, read_sites
+from omw_sites.store.base import StagedSites
 
 Progress = Callable[[str, str, int], None]  # (stage, message, count)
 
@@ -75,6 +76,9 @@ class Measured:
     quarantine: pd.DataFrame
     nominated: dict | None = None  # run_info['nominated']
     extra_info: dict = field(default_factory=dict)  # more run_info entries
+    # the sites' measured columns and shapes, staged beside a PostGIS store by the
+    # processes that measured them (a partitioned run); ``sites`` then has no shapes
+    staged: StagedSites | None = None
 
 
 def previous_sites(store: Path | str) -> gpd.GeoDataFrame | None:
@@ -244,11 +248,10 @@ def finish(
     scoring_notes: dict[str, dict] = {}
     # sites the store holds as sold or withdrawn are not ranked (their scores are kept)
     status = open_inventory(store).statuses(sites["site_id"])
-    scored = gpd.GeoDataFrame(
-        score_sites(sites, profs, notes=scoring_notes, status=status),
-        geometry="geometry",
-        crs=sites.crs,
-    ).drop(columns=[SITE_NO_DATA])
+    scored = score_sites(sites, profs, notes=scoring_notes, status=status)
+    scored = scored.drop(columns=[SITE_NO_DATA])
+    if measured.staged is None:
+        scored = gpd.GeoDataFrame(scored, geometry="geometry", crs=sites.crs)
     lap("scoring")
     for p in profs:
         say("scoring", f"{p.name}: {(scored[rank_col(p.name)] > 0).sum():,} eligible", len(scored))
@@ -298,6 +301,7 @@ def finish(
         scope=scope,
         source=f"run:{run_id}",
         allow_mass_end=allow_mass_end,
+        staged=measured.staged,
     )
     lap("store")
     say(

@@ -39,15 +39,17 @@ from omw_sites.config import MIN_CANDIDATE_AREA_HA, store_target
 from omw_sites.criteria.measure import Coverage
 from omw_sites.etl import IngestError
 from omw_sites.etl.nominations import Nominations
-from omw_sites.layers import STORE_FILE
+from omw_sites.layers import SITE_NO_DATA, STORE_FILE
 from omw_sites.partitioned.plan import POWIAT, Plan, plan_partitions
 from omw_sites.partitioned.tasks import (
     BEYOND_WINDOW,
     NetworkResult,
     PartitionResult,
     SharedNetwork,
-    add_gap,
+    measured_elsewhere,
+    outline,
     partition_task,
+    stage_task,
 )
 from omw_sites.pipeline import (
     Laps,
@@ -59,6 +61,7 @@ from omw_sites.pipeline import (
     with_offers,
 )
 from omw_sites.scoring import Profile
+from omw_sites.scoring.engine import profile_names
 from omw_sites.sites import lineage
 from omw_sites.store import is_url, open_backend
 from omw_sites.store.base import StagedLayer, StoreError
@@ -138,12 +141,34 @@ def run_partitioned(
             lap("plan")
             keys = ", ".join(p.key for p in parts)
             say("plan", f"{len(parts)} partitions by powiat: {keys}", len(parts))
-            net, results = _run_tasks(client, raw_dir, plan, halo_m, offered, say, stage)
-        lap("partitions")
-        return _finished(
-            raw_dir, options, net, results, nominations, profs, store, say, lap, scope,
-            allow_mass_end, top_n,
-        )  # fmt: skip
+            # into PostGIS only what scoring reads comes here; the rest is staged
+            lean = None if stage is None else summary_columns(profs)
+            net, results, held = _run_tasks(
+                client, raw_dir, plan, halo_m, offered, say, stage, lean
+            )
+            lap("partitions")
+            with_sites = [r.key for r in results if len(r.sites)]
+            measured, elsewhere = _joined(net, results, options)
+            _any_sites(measured, results, raw_dir)
+            if stage is None:
+                _offers_and_lineage(measured, nominations, store)
+            else:
+                _stage_sites(client, held, with_sites, elsewhere, nominations, stage, measured)
+            del held  # the partitions' whole results leave the workers
+        lap("sites")
+        n_sites = len(measured.sites)
+        say("sites", f"{n_sites:,} sites from {len(results)} partitions", n_sites)
+        return finish(measured, profs, store, raw_dir, say, lap, scope, allow_mass_end, top_n)
+
+
+#: columns of the sites the coordinator receives when the partitions stage them: what
+#: the run's summary shows (and, with :func:`profile_names`, what scoring reads)
+SUMMARY_COLUMNS = ("site_id", "teryt", "gmina", "area_ha", "zoning_symbol", "plan_zone")
+
+
+def summary_columns(profs: list[Profile]) -> set[str]:
+    """The site columns scoring (``profs``) and the run's summary read."""
+    return {*SUMMARY_COLUMNS, SITE_NO_DATA, *(n for p in profs for n in profile_names(p))}
 
 
 @contextmanager
@@ -167,44 +192,77 @@ def _staging(store: str | Path, say: Progress) -> Iterator[tuple[str, str] | Non
             say("store", f"staging schema {schema} left behind: {err}", 0)
 
 
-def _finished(
-    raw_dir: str,
-    options: ClusterOptions,
-    net: NetworkResult,
-    results: list[PartitionResult],
-    nominations: Nominations | None,
-    profs: list[Profile],
-    store: str | Path,
-    say: Progress,
-    lap: Laps,
-    scope: list[str] | None,
-    allow_mass_end: bool,
-    top_n: int,
-) -> RunSummary:
-    """The partitions' sites joined, scored and applied to the store."""
-    measured = _joined(net, results, options)
+def _any_sites(measured: Measured, results: list[PartitionResult], raw_dir: str) -> None:
+    """Stop (:class:`IngestError`, before the store) a run that found no site."""
+    if len(measured.sites):
+        return
     n = sum(r.candidates for r in results)
-    if not len(measured.sites):
-        why = (
-            f"the {n:,} candidate parcels form no site of at least {MIN_CANDIDATE_AREA_HA:g} ha"
-            if n
-            else "no parcel has an investment designation (MPZP, plan ogólny) or is nominated"
-        )
-        raise IngestError(Path(raw_dir), f"no candidate sites: {why}", rule="candidate parcels")
+    why = (
+        f"the {n:,} candidate parcels form no site of at least {MIN_CANDIDATE_AREA_HA:g} ha"
+        if n
+        else "no parcel has an investment designation (MPZP, plan ogólny) or is nominated"
+    )
+    raise IngestError(Path(raw_dir), f"no candidate sites: {why}", rule="candidate parcels")
+
+
+def _offers_and_lineage(
+    measured: Measured, nominations: Nominations | None, store: str | Path
+) -> None:
+    """The joined sites with the nomination list's offers and their lineage from the
+    store's current sites (into a GeoPackage: here, as in one process)."""
+    measured.sites = with_offers(measured.sites, nominations)
     if nominations is not None:
-        measured.sites = with_offers(measured.sites, nominations)
         measured.nominated = {
             "file": str(nominations.path),
             "listed": len(nominations),
             "found_sites": int(measured.sites["notes"].notna().sum()),
         }
-    else:
-        measured.sites = with_offers(measured.sites, None)
     measured.sites["derived_from"] = lineage(measured.sites, previous_sites(store))
-    lap("sites")
-    n_sites = len(measured.sites)
-    say("sites", f"{n_sites:,} sites from {len(results)} partitions", n_sites)
-    return finish(measured, profs, store, raw_dir, say, lap, scope, allow_mass_end, top_n)
+
+
+def _stage_sites(
+    client: Any,
+    held: dict[str, Any],
+    keys: list[str],
+    elsewhere: dict[str, list[str]],
+    nominations: Nominations | None,
+    stage: tuple[str, str],
+    measured: Measured,
+) -> None:
+    """Each partition with sites writes them, from the worker that holds them, into the
+    staging schema beside the PostGIS store (:func:`~omw_sites.partitioned.tasks.
+    stage_task`), all at once; the joined sites here get their content hashes and
+    offers, and ``measured.staged`` the staged sites for the store's transaction."""
+    url, schema = stage
+    run = uuid.uuid4().hex
+    tasks = [
+        client.submit(
+            stage_task,
+            held[key],
+            elsewhere.get(key, []),
+            nominations,
+            url,
+            schema,
+            key=f"omw-stage-{key}-{run}",
+            pure=False,
+        )
+        for key in keys
+    ]
+    got = pd.concat(client.gather(tasks), ignore_index=True)
+    got = got.sort_values("site_id", ignore_index=True)
+    sites = measured.sites
+    if not np.array_equal(got["site_id"].to_numpy(), sites["site_id"].to_numpy()):
+        raise RuntimeError("the staged sites are not the partitions' sites")  # a defect
+    measured.sites = sites.drop(columns=["nominated"], errors="ignore").assign(
+        **{c: got[c].to_numpy() for c in got.columns if c != "site_id"}
+    )
+    if nominations is not None:
+        measured.nominated = {
+            "file": str(nominations.path),
+            "listed": len(nominations),
+            "found_sites": int(got["notes"].notna().sum()),
+        }
+    measured.staged = open_backend(url).staged_sites(schema, keys)
 
 
 def _run_tasks(
@@ -215,10 +273,14 @@ def _run_tasks(
     offered: dict[str, str] | None,
     say: Progress,
     stage: tuple[str, str] | None = None,
-) -> tuple[NetworkResult, list[PartitionResult]]:
+    lean: set[str] | None = None,
+) -> tuple[NetworkResult, list[PartitionResult], dict[str, Any]]:
     """The network actor and one task per powiat on ``client``; their results, in powiat
     order. A failed task raises here. With ``stage`` (store URL, schema) the actor
-    stages the reference layers in the store's database (see :func:`_staging`)."""
+    stages the reference layers in the store's database (see :func:`_staging`). With
+    ``lean``, the results come with only those site columns, without shapes
+    (:func:`~omw_sites.partitioned.tasks.outline`), and their whole results stay on
+    the workers: the futures are returned by powiat (else an empty dict)."""
     parts = plan.partitions
     # one worker builds and holds the whole road network (first: the partitions wait
     # for it once their windows are read); each partition receives only the part its
@@ -256,10 +318,17 @@ def _run_tasks(
             )
             for p in parts
         ]
+        held = dict(zip((p.key for p in parts), futures, strict=True))
+        watched = futures
+        if lean is not None:
+            watched = [
+                client.submit(outline, f, lean, key=f"omw-outline-{k}-{run}", pure=False)
+                for k, f in held.items()
+            ]
         net: NetworkResult = actor.result().summary().result()
         say("network", f"road network built ({net.seconds:.1f} s)", 1)
         done: dict[str, PartitionResult] = {}
-        for f in as_completed(futures):  # said as they finish; a failed one raises here
+        for f in as_completed(watched):  # said as they finish; a failed one raises here
             r = f.result()
             done[r.key] = r
             say(
@@ -270,7 +339,8 @@ def _run_tasks(
             )
     finally:
         shared.delete()
-    return net, [done[p.key] for p in parts]  # in powiat order, whatever the finish
+    # in powiat order, whatever the finish
+    return net, [done[p.key] for p in parts], held if lean is not None else {}
 
 
 def _placement(client: Any) -> tuple[dict[str, float] | None, dict[str, float] | None]:
@@ -291,20 +361,23 @@ def _joined(
     net: NetworkResult,
     results: list[PartitionResult],
     options: ClusterOptions,
-) -> Measured:
+) -> tuple[Measured, dict[str, list[str]]]:
     """The partitions' sites and records as one run's (the partitions' own frames are
-    emptied once joined: the coordinator holds the sites once)."""
+    emptied once joined: the coordinator holds the sites once), and by partition the
+    columns only others measured (:func:`_merged_coverage`)."""
     counts = [len(r.sites) for r in results]
     with_sites = [r for r in results if len(r.sites)]
-    coverage = _merged_coverage(with_sites)
+    coverage, elsewhere = _merged_coverage(with_sites)
+    for r in with_sites:
+        measured_elsewhere(r.sites, elsewhere.get(r.key, []))
     frames = [r.sites for r in with_sites]
-    sites = (
-        gpd.GeoDataFrame(
-            pd.concat(frames, ignore_index=True), geometry="geometry", crs=frames[0].crs
-        )
-        if frames
-        else gpd.GeoDataFrame(geometry=[])
-    )
+    if not frames:
+        sites = gpd.GeoDataFrame(geometry=[])
+    elif "geometry" in frames[0]:
+        joined = pd.concat(frames, ignore_index=True)
+        sites = gpd.GeoDataFrame(joined, geometry="geometry", crs=frames[0].crs)
+    else:  # staged: the shapes stay on the workers (see stage_task)
+        sites = pd.concat(frames, ignore_index=True)
     if len(sites):
         dup = sites["site_id"].duplicated()
         if dup.any():  # each site is kept by one partition: a second copy is a defect
@@ -347,7 +420,7 @@ def _joined(
             ],
         }
     }  # fmt: skip
-    return Measured(
+    measured = Measured(
         sites,
         coverage,
         notes,
@@ -360,28 +433,27 @@ def _joined(
         quarantine,
         extra_info=info,
     )
+    return measured, elsewhere
 
 
-def _merged_coverage(results: list[PartitionResult]) -> Coverage:
+def _merged_coverage(results: list[PartitionResult]) -> tuple[Coverage, dict[str, list[str]]]:
     """One coverage record: a column is not measured when no partition measured it; a
     column some partitions measured and others found nothing of in their windows is,
-    for those others' sites, a per-site gap (a feature beyond the window)."""
+    for those others' sites, a per-site gap (a feature beyond the window) — those
+    columns by partition are returned beside it, for :func:`measured_elsewhere`."""
     cov = Coverage()
+    elsewhere: dict[str, list[str]] = {}
     if not results:
-        return cov
+        return cov, elsewhere
     nowhere = set.intersection(*(set(r.coverage.not_measured) for r in results))
     for r in results:
         for col, why in r.coverage.not_measured.items():
             if col in nowhere:
                 cov.not_measured.setdefault(col, why)
                 continue
-            flag = col.removeprefix("dist_").removesuffix("_m") + "_on_site"
-            if flag in r.sites and flag in r.coverage.not_measured and flag not in nowhere:
-                # no line of it within the window: none on the site
-                r.sites[flag] = pd.array([False] * len(r.sites), dtype="boolean")
+            elsewhere.setdefault(r.key, []).append(col)
             if col.startswith("dist_"):
                 r.beyond_halo[col] = r.beyond_halo.get(col, 0) + len(r.sites)
-                add_gap(r.sites, np.ones(len(r.sites), dtype=bool), f"{col}: {BEYOND_WINDOW}")
         for what, text in r.coverage.partial.items():
             cov.partial.setdefault(what, text)
         for text, n in r.coverage.site_counts.items():
@@ -389,7 +461,7 @@ def _merged_coverage(results: list[PartitionResult]) -> Coverage:
         for col, n in r.beyond_halo.items():
             text = f"{col}: {BEYOND_WINDOW}"
             cov.site_counts[text] = cov.site_counts.get(text, 0) + n
-    return cov
+    return cov, elsewhere
 
 
 def _merged_files(first: list[dict], others: list[list[dict]]) -> list[dict]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import resource
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -22,13 +23,17 @@ from distributed import Variable
 from omw_sites.config import ASSEMBLY_GAP_M
 from omw_sites.criteria.measure import Coverage, RoadNetwork, measure, road_network
 from omw_sites.etl import load_raw
+from omw_sites.etl.nominations import Nominations
 from omw_sites.etl.raw_folder import RawFile
 from omw_sites.etl.window import WHOLE_LAYERS, Bounds, Window
 from omw_sites.layers import NETWORKS, RAW_LAYERS, REFERENCE_COLUMNS, REFERENCE_LAYERS, SITE_NO_DATA
 from omw_sites.partitioned.plan import Partition, Plan, files_outside
-from omw_sites.sites import assemble_sites, select_candidates
-from omw_sites.store import open_backend
+from omw_sites.pipeline import with_offers
+from omw_sites.sites import assemble_sites, lineage, select_candidates
+from omw_sites.store import open_backend, open_inventory
 from omw_sites.store.base import StagedLayer
+from omw_sites.store.edits import OFFER_FIELDS
+from omw_sites.store.update import for_staging
 
 # what the road-network task reads, whole: the network, its destinations, the census grid
 # and the layers the store publishes beside the sites
@@ -241,6 +246,55 @@ def partition_task(
         beyond,
         reach.graph.n_nodes if reach.graph is not None else 0,
     )
+
+
+def outline(result: PartitionResult, columns: Collection[str]) -> PartitionResult:
+    """``result`` as the coordinator receives it when the sites are staged: its sites
+    without shapes, with only ``columns`` (what scoring and the run's summary read); the
+    whole result stays on the worker for :func:`stage_task`."""
+    keep = [c for c in result.sites.columns if c in columns]
+    return replace(result, sites=pd.DataFrame(result.sites[keep]).copy())
+
+
+def stage_task(
+    result: PartitionResult,
+    elsewhere: list[str],
+    nominations: Nominations | None,
+    store: str,
+    schema: str,
+) -> pd.DataFrame:
+    """Write one partition's measured sites into the schema ``schema`` beside the
+    PostGIS ``store`` (:meth:`~omw_sites.store.postgis.PostGISBackend.stage_sites`), as
+    the one-process run would hand them to the store: with the columns measured only by
+    other partitions marked (:func:`measured_elsewhere`), the nomination list's offers,
+    their lineage from the store's current sites around them, and their content hashes.
+    Returns what the coordinator needs of them: IDs, content hashes and offers."""
+    sites = result.sites.copy()
+    measured_elsewhere(sites, elsewhere)
+    sites = with_offers(sites, nominations)
+    previous = None
+    inv = open_inventory(store)
+    if len(sites) and inv.has_sites():  # only stored sites that can meet these matter
+        box = tuple(float(v) for v in sites.total_bounds)
+        previous = inv.read_sites(columns=["site_id"], bbox=box)
+    sites["derived_from"] = lineage(sites, previous)
+    staged = for_staging(sites.drop(columns=[SITE_NO_DATA]))
+    open_backend(store).stage_sites(schema, result.key, staged)
+    keep = ["site_id", "content_hash", *(c for c in OFFER_FIELDS if c in staged.columns)]
+    return pd.DataFrame(staged[keep])
+
+
+def measured_elsewhere(sites: pd.DataFrame, columns: list[str]) -> None:
+    """Mark, in one partition's ``sites``, the ``columns`` it found nothing of in its
+    window while other partitions measured them: a flag (``*_on_site``) is False — no
+    line of it near — and a distance's nearest feature lies beyond the window, said in
+    the sites' own no-data reasons (the distance stays empty)."""
+    for col in columns:
+        flag = col.removeprefix("dist_").removesuffix("_m") + "_on_site"
+        if flag in sites and flag in columns:
+            sites[flag] = pd.array([False] * len(sites), dtype="boolean")
+        if col.startswith("dist_") and SITE_NO_DATA in sites:
+            add_gap(sites, np.ones(len(sites), dtype=bool), f"{col}: {BEYOND_WINDOW}")
 
 
 def _extent(sites: gpd.GeoDataFrame, win: Bounds) -> Bounds:

@@ -65,6 +65,22 @@ class StagedLayer:
     rows: int
 
 
+@dataclass(frozen=True)
+class StagedSites:
+    """A run's measured sites already written, by the processes that measured them, as
+    tables of the schema ``schema`` of the PostGIS store's database
+    (:meth:`~omw_sites.store.postgis.PostGISBackend.stage_sites`) and read through its
+    view ``sites``: every measured column, the shape and the content hash. Given to
+    :meth:`~omw_sites.store.inventory.Inventory.apply` beside a frame of the sites'
+    scores (without shapes), the update reads from it only the rows it adds or changes.
+    """
+
+    schema: str
+    columns: tuple[str, ...]  # the measured columns (no geometry), in the run's order
+    kinds: Mapping[str, str]  # their kinds (``kind_of``)
+    rows: int
+
+
 class Transaction(ABC):
     """Writes inside one all-or-nothing transaction (see :meth:`Backend.transaction`)."""
 
@@ -199,6 +215,24 @@ class Backend(ABC):
         """Write ``layers`` beside the store, for a later :meth:`Inventory.apply` to move
         in (see :class:`StagedLayer`); only a database store can."""
         msg = f"store {self.target} cannot stage layers (only a PostGIS store can)"
+        raise StoreError(msg)
+
+    def stage_sites(self, stage: str, part: str, sites: gpd.GeoDataFrame) -> int:
+        """Write measured ``sites`` beside the store as the part ``part`` of a
+        :class:`StagedSites`; only a database store can."""
+        msg = f"store {self.target} cannot stage sites (only a PostGIS store can)"
+        raise StoreError(msg)
+
+    def staged_sites(self, stage: str, parts: Sequence[str]) -> StagedSites:
+        """The parts :meth:`stage_sites` wrote under ``stage``, as one."""
+        msg = f"store {self.target} has no staged sites (only a PostGIS store can)"
+        raise StoreError(msg)
+
+    def read_staged(
+        self, staged: StagedSites, ids: Sequence[str] | None = None
+    ) -> gpd.GeoDataFrame:
+        """Staged sites (all, or those of ``ids``), in ``site_id`` order."""
+        msg = f"store {self.target} has no staged sites (only a PostGIS store can)"
         raise StoreError(msg)
 
     def drop_stage(self, stage: str) -> None:

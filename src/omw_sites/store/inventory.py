@@ -39,6 +39,7 @@ from omw_sites.store.base import (
     RUNS,
     Backend,
     StagedLayer,
+    StagedSites,
     StoreError,
     as_text,
     history_rows,
@@ -274,6 +275,7 @@ class Inventory:
         now: str | None = None,
         dedupe_overlap: float = DEDUPE_OVERLAP,
         allow_mass_end: bool = False,
+        staged: StagedSites | None = None,
     ) -> ChangeReport:
         """Bring the inventory up to date with freshly measured and scored ``sites``.
 
@@ -296,6 +298,11 @@ class Inventory:
             :data:`~omw_sites.store.update.MASS_END_SHARE` of the current sites in scope
             (see :func:`~omw_sites.store.update.check_mass_end`); without it such an
             update is refused before writing
+        staged : in a PostGIS store, the sites' measured columns and shapes, staged
+            beside it by the processes that measured them
+            (:class:`~omw_sites.store.base.StagedSites`); ``sites`` then holds their
+            IDs, content hashes, the columns scoring read and the scores, without
+            shapes, and only the rows the update adds or changes are read from the stage
 
         Everything happens in one transaction; on any error the store is as before. The
         update is prepared from the store as read, and its transaction commits only if no
@@ -306,11 +313,17 @@ class Inventory:
         Edits of other records land beside it. A first load replaces the store only if
         nothing was written to it since it was found without sites.
         """
-        staged = [n for n, g in (reference or {}).items() if isinstance(g, StagedLayer)]
-        if staged and not self.backend.takes_staged:
+        layers = [n for n, g in (reference or {}).items() if isinstance(g, StagedLayer)]
+        if layers and not self.backend.takes_staged:
             msg = (
-                f"reference layer {staged[0]!r} was staged in a PostGIS database; store "
+                f"reference layer {layers[0]!r} was staged in a PostGIS database; store "
                 f"{self.target} cannot take it (only a PostGIS store can)"
+            )
+            raise StoreError(msg)
+        if staged is not None and not self.backend.takes_staged:
+            msg = (
+                f"the sites were staged in a PostGIS database; store {self.target} "
+                "cannot take them (only a PostGIS store can)"
             )
             raise StoreError(msg)
         job = update.Job.prepare(
@@ -323,6 +336,7 @@ class Inventory:
             now,
             dedupe_overlap,
             allow_mass_end,
+            staged,
         )
         return update.apply(self, job)
 

@@ -39,6 +39,7 @@ from omw_sites.store.base import (
     Backend,
     Derive,
     StagedLayer,
+    StagedSites,
     StoreConflict,
     StoreError,
     Transaction,
@@ -82,6 +83,15 @@ def _kind_of_pg(type_name: str) -> str:
         return "int"
     if type_name == "boolean":
         return "bool"
+    return "text"
+
+
+def _wider(a: str, b: str) -> str:
+    """The kind that holds values of kinds ``a`` and ``b`` (text holds any)."""
+    if a == b:
+        return a
+    if {a, b} <= {"int", "float", "bool"}:
+        return "float" if "float" in (a, b) else "int"
     return "text"
 
 
@@ -795,6 +805,104 @@ class PostGISBackend(Backend):
         finally:
             conn.close()
         return out
+
+    def stage_sites(self, stage: str, part: str, sites: gpd.GeoDataFrame) -> int:
+        """Write measured ``sites`` (EPSG:2180, multipolygons) as the table
+        ``sites_<part>`` of the schema ``stage``, indexed by ``site_id``, in one commit of
+        its own: the processes that measured the sites write them at the same time, each
+        its own table (:meth:`staged_sites` joins them). Returns the rows written."""
+        table = f"sites_{part}"
+        attrs, geoms = _split_geometry(sites, table)
+        kinds = {str(c): kind_of(attrs[c]) for c in attrs.columns}
+        ident = sql.Identifier(stage, table)
+        conn = self._connect()
+        try:
+            try:  # several writers may create the schema at once: one of them wins
+                conn.execute(
+                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(stage))
+                )
+            except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateSchema):
+                pass
+            with conn.transaction():
+                self._create_table(conn, ident, kinds, geoms is not None)
+                _copy_rows(conn, ident, attrs, kinds, geoms, f"staging sites of {part}")
+                conn.execute(
+                    sql.SQL("CREATE INDEX ON {} (site_id)").format(ident)
+                    if "site_id" in kinds
+                    else sql.SQL("SELECT 1")
+                )
+        except psycopg.Error as err:
+            raise self._error(f"staging sites (schema {stage}) beside", err) from err
+        finally:
+            conn.close()
+        return len(attrs)
+
+    def staged_sites(self, stage: str, parts: Sequence[str]) -> StagedSites:
+        """The tables :meth:`stage_sites` wrote for ``parts`` as one view ``sites`` of
+        the schema ``stage``: the first part's columns in its order, then any others;
+        a column absent from a part is NULL there, and one whose kind differs between
+        parts (a column empty in one) takes the wider kind."""
+        conn = self._connect()
+        try:
+            tables = [self._describe(conn, f"sites_{p}", stage) for p in parts]
+            kinds: dict[str, str] = {}
+            for t in tables:
+                for c, k in t.kinds.items():
+                    kinds[c] = _wider(kinds[c], k) if c in kinds else k
+            rows = 0
+            selects: list[sql.Composable] = []
+            for p, t in zip(parts, tables, strict=True):
+                cols = [
+                    sql.SQL("{}::{} AS {}").format(
+                        sql.Identifier(c) if c in t.kinds else sql.NULL,
+                        sql.SQL(PG_TYPES[k]),
+                        sql.Identifier(c),
+                    )
+                    for c, k in kinds.items()
+                ]
+                selects.append(
+                    sql.SQL("SELECT {}, {} FROM {}").format(
+                        sql.Identifier(FID),
+                        sql.SQL(", ").join([*cols, sql.Identifier(GEOM)]),
+                        sql.Identifier(stage, f"sites_{p}"),
+                    )
+                )
+                rows += int(
+                    conn.execute(
+                        sql.SQL("SELECT count(*) FROM {}").format(
+                            sql.Identifier(stage, f"sites_{p}")
+                        )
+                    ).fetchone()[0]  # type: ignore[index]
+                )
+            conn.execute(
+                sql.SQL("CREATE VIEW {} AS {}").format(
+                    sql.Identifier(stage, "sites"), sql.SQL(" UNION ALL ").join(selects)
+                )
+            )
+            conn.commit()
+        except psycopg.Error as err:
+            raise self._error(f"joining the staged sites (schema {stage}) beside", err) from err
+        finally:
+            conn.close()
+        return StagedSites(stage, tuple(kinds), kinds, rows)
+
+    def read_staged(
+        self, staged: StagedSites, ids: Sequence[str] | None = None
+    ) -> gpd.GeoDataFrame:
+        where = None
+        if ids is not None:
+            if not len(ids):
+                where = "false"
+            else:
+                where = "site_id IN ({})".format(
+                    ", ".join("'" + str(i).replace("'", "''") + "'" for i in ids)
+                )
+        reader = PostGISBackend(self.url, schema=staged.schema)
+        try:
+            frame = reader.read_layer("sites", where=where)
+        finally:
+            reader.close()
+        return frame.sort_values("site_id", ignore_index=True)
 
     def drop_stage(self, stage: str) -> None:
         """Drop the schema ``stage`` and what is left in it (nothing, if it never was)."""

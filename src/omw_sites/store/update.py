@@ -46,7 +46,9 @@ from omw_sites.store.base import (
     RUNS,
     RUNS_COLUMNS,
     SITE_RECORD_COLUMNS,
+    Backend,
     StagedLayer,
+    StagedSites,
     StoreConflict,
     StoreError,
     as_text,
@@ -156,6 +158,14 @@ def multi_sites(sites: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return sites
 
 
+def for_staging(sites: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Measured sites as the process that measured them stages them
+    (:meth:`~omw_sites.store.base.Backend.stage_sites`): multipolygons in EPSG:2180,
+    with the content hash :meth:`Inventory.apply` would compute of them."""
+    sites = multi_sites(sites).reset_index(drop=True)
+    return sites.assign(content_hash=content_hash(sites, tracked_columns(sites.columns)))
+
+
 # --------------------------------------------------------------------------- the input
 @dataclass
 class Job:
@@ -178,6 +188,9 @@ class Job:
     dedupe_overlap: float
     allow_mass_end: bool
     hashed: gpd.GeoDataFrame | None = None  # ``sites`` with their hashes, once computed
+    # the measured columns and shapes, staged beside a PostGIS store: ``sites`` holds
+    # the IDs, content hashes, what scoring read and the scores (see Inventory.apply)
+    staged: StagedSites | None = None
 
     @classmethod
     def prepare(
@@ -191,6 +204,7 @@ class Job:
         now: str | None,
         dedupe_overlap: float,
         allow_mass_end: bool,
+        staged: StagedSites | None = None,
     ) -> Job:
         info = dict(run_info or {})
         # a digest of each reference layer: an update leaves one that did not change
@@ -201,11 +215,17 @@ class Job:
         }
         info[LAYER_DIGESTS] = digests
         run_id = str(info.get("run_id") or uuid.uuid4().hex[:12])
-        sites = multi_sites(sites).reset_index(drop=True)
+        if staged is None:
+            sites = multi_sites(sites).reset_index(drop=True)
+        else:
+            if "content_hash" not in sites.columns:
+                msg = "staged sites come with their content hashes; these have none"
+                raise StoreError(msg)
+            sites = sites.reset_index(drop=True)
         return cls(
             sites=sites,
             ids=pa.array(sites["site_id"].astype(str), type=pa.large_string()),
-            tracked=tracked_columns(sites.columns),
+            tracked=tracked_columns(sites.columns if staged is None else staged.columns),
             scored=derived_columns(sites.columns),
             in_scope=np.ones(len(sites), bool)
             if not scope
@@ -221,6 +241,7 @@ class Job:
             source=source or f"run:{run_id}",
             dedupe_overlap=dedupe_overlap,
             allow_mass_end=allow_mass_end,
+            staged=staged,
         )
 
     def hashes(self, rows: gpd.GeoDataFrame) -> dict[str, np.ndarray]:
@@ -232,8 +253,49 @@ class Job:
     def hashed_sites(self) -> gpd.GeoDataFrame:
         """The sites with their hashes (computed once: a retry reuses them)."""
         if self.hashed is None:
-            self.hashed = self.sites.assign(**self.hashes(self.sites))
+            if self.staged is None:
+                self.hashed = self.sites.assign(**self.hashes(self.sites))
+            else:  # hashed where they were measured (with their shapes)
+                scores = content_hash(self.sites, self.scored, geometry=False)
+                self.hashed = self.sites.assign(scores_hash=scores)
         return self.hashed
+
+    def rows(self, backend: Backend, sites: pd.DataFrame, at: np.ndarray) -> gpd.GeoDataFrame:
+        """The incoming ``sites`` at positions ``at`` with all their columns: for staged
+        sites, the measured columns and shapes read from the stage, the rest from
+        ``sites``."""
+        part = sites.iloc[at]
+        if self.staged is None:
+            return part
+        ids = part["site_id"].astype(str).to_numpy()
+        if len(set(ids)) != len(ids):
+            _twice(part)
+        whole = len(at) == len(sites) > 0
+        measured = backend.read_staged(self.staged, None if whole else ids)
+        found = pd.Index(measured["site_id"].astype(str))
+        if len(found) != len(ids) or not found.is_unique:
+            msg = (
+                f"the staged sites in schema {self.staged.schema} do not match the run's "
+                f"({len(found):,} rows for {len(ids):,} sites)"
+            )
+            raise StoreError(msg)
+        measured = measured.iloc[found.get_indexer(ids)].reset_index(drop=True)
+        if (measured["site_id"].astype(str).to_numpy() != ids).any():
+            msg = f"the staged sites in schema {self.staged.schema} are not the run's"
+            raise StoreError(msg)
+        extra = [c for c in part.columns if c not in measured.columns]
+        out = pd.concat(
+            [measured.drop(columns="geometry"), part[extra].reset_index(drop=True)], axis=1
+        )
+        return gpd.GeoDataFrame(out, geometry=measured.geometry.to_numpy(), crs=WORK_CRS)
+
+    def kinds(self, sites: pd.DataFrame) -> dict[str, str]:
+        """Column kinds of the incoming sites (without the shape), staged ones included."""
+        lean = {c: kind_of(sites[c]) for c in sites.columns if c != "geometry"}
+        if self.staged is None:
+            return lean
+        staged = {c: self.staged.kinds[c] for c in self.staged.columns}
+        return staged | {c: k for c, k in lean.items() if c not in staged}
 
 
 def apply(inv: Inventory, job: Job) -> ChangeReport:
@@ -269,7 +331,13 @@ def load(inv: Inventory, job: Job, version: int) -> ChangeReport:
     one step, if the store is still at ``version`` then."""
     report = ChangeReport(job.run_id, "load", job.scope_text)
     sites, ids = job.sites, job.ids
-    new = sites[job.in_scope].reset_index(drop=True)
+    derive: Callable[[gpd.GeoDataFrame], Mapping[str, np.ndarray]] = job.hashes
+    if job.staged is None:
+        new = sites[job.in_scope].reset_index(drop=True)
+    else:  # the hashes made where the sites were measured, in the columns' usual place
+        new = job.rows(inv.backend, job.hashed_sites(), np.flatnonzero(job.in_scope))
+        hashes = {c: new.pop(c).to_numpy() for c in ("content_hash", "scores_hash")}
+        derive = lambda _rows: hashes  # noqa: E731
     report.added = len(new)
     # IDs are checked for repeats on another thread while the load starts: the
     # backend asks before it replaces the store
@@ -291,7 +359,7 @@ def load(inv: Inventory, job: Job, version: int) -> ChangeReport:
         inv.backend.bulk_load(
             new_records(new, job.now, job.run_id),
             layers,
-            derive=job.hashes,
+            derive=derive,
             check=check,
             expect_version=version,
         )
@@ -413,12 +481,13 @@ def classify(inv: Inventory, job: Job, state: State, report: ChangeReport) -> Cl
         if withdrawn:
             adding = adding[~new_ids.isin(withdrawn).to_numpy()]
             report.kept_ended = len(withdrawn)
-    new_sites = (sites.iloc[adding] if len(adding) else sites.iloc[:0]).reset_index(drop=True)
+    new_sites = job.rows(inv.backend, sites, adding).reset_index(drop=True)
     same_rows = np.flatnonzero(known & in_scope)
     old_hash = stored_hashes(current["content_hash"])[pos[same_rows]]
     differs = sites["content_hash"].to_numpy()[same_rows] != old_hash
     changed_at = same_rows[differs]
-    changed = sites[["site_id", *job.tracked, "content_hash", "geometry"]].iloc[changed_at]
+    changed = job.rows(inv.backend, sites, changed_at)
+    changed = changed[["site_id", *job.tracked, "content_hash", "geometry"]]
     report.unchanged = int(len(same_rows) - differs.sum())
     seen = np.zeros(len(current), bool)
     seen[pos[known]] = True
@@ -506,7 +575,7 @@ def plan_writes(
             for sid, why in zip(ended_ids, ended.values(), strict=True)
         ]
     sites = state.sites
-    new_cols = {c: kind_of(sites[c]) for c in sites.columns if c != "geometry"}
+    new_cols = job.kinds(sites)
     fids = classes.fids
     # not added (out of scope, or ended by a person) or ended by this update (duplicates)
     not_current = int((fids < 0).sum()) - len(records)
