@@ -704,13 +704,25 @@ def test_staged_sites_leave_the_store_a_plain_apply_leaves(postgis_url):
     fresh["parcel_ids"] = "x/1"
     new = gpd.GeoDataFrame(pd.concat([new, fresh], ignore_index=True), crs=sites.crs)
     snaps, columns = [], []
+
+    def types(inv):  # the site table's columns, in order, with their database types
+        schema = inv.backend.schema
+        return inv.backend.query(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE "
+            "table_schema = ? AND table_name = 'sites' ORDER BY ordinal_position",
+            (schema,),
+        ).values.tolist()
+
     for apply in (Inventory.apply, _staging(Inventory.apply)):
         inv = open_inventory(f"{postgis_url}?schema=t_{uuid.uuid4().hex[:10]}")
         apply(inv, sites, reference, info, now="2026-11-01T10:00:00.000000Z")
+        loaded = _snapshot(inv)
+        columns.append(types(inv))
         report = apply(inv, new, None, _info("r2", info), now="2026-11-02T10:00:00.000000Z")
         assert (report.added, report.ended, report.changed) == (1, 3, 3)
-        snaps.append(_snapshot(inv))
-        columns.append(inv.backend.columns("sites"))
-    assert columns[0] == columns[1]
-    for table, frame in snaps[0].items():
-        pd.testing.assert_frame_equal(frame, snaps[1][table], obj=table)
+        snaps += [loaded, _snapshot(inv)]
+        columns.append(types(inv))
+    assert columns[0] == columns[2] and columns[1] == columns[3]
+    for mine, theirs in ((snaps[0], snaps[2]), (snaps[1], snaps[3])):
+        for table, frame in mine.items():
+            pd.testing.assert_frame_equal(frame, theirs[table], obj=table)

@@ -81,6 +81,19 @@ class StagedSites:
     rows: int
 
 
+@dataclass(frozen=True)
+class StagedLoad:
+    """A first load's sites when their measured columns are staged
+    (:class:`StagedSites`): ``records`` holds, per site in the order of the new records,
+    the rest of its record (ID, hashes, scores, record columns, no shape), and
+    ``columns`` the new site table's columns in order with their kinds. The backend
+    joins the two inside its load (:meth:`Backend.bulk_load`)."""
+
+    staged: StagedSites
+    records: pd.DataFrame
+    columns: Mapping[str, str]
+
+
 class Transaction(ABC):
     """Writes inside one all-or-nothing transaction (see :meth:`Backend.transaction`)."""
 
@@ -192,7 +205,7 @@ class Backend(ABC):
     @abstractmethod
     def bulk_load(
         self,
-        sites: gpd.GeoDataFrame,
+        sites: gpd.GeoDataFrame | StagedLoad,
         layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame],
         derive: Derive | None = None,
         check: Callable[[], None] | None = None,
@@ -207,7 +220,8 @@ class Backend(ABC):
         input run while the load writes). With ``expect_version``, the store is replaced
         only if it is still at that version when it is replaced (checked under the write
         lock), else :class:`StoreConflict` and the store stays as it was. The new store's
-        version is above the old one's."""
+        version is above the old one's. Only a database store takes staged sites
+        (:class:`StagedLoad`)."""
 
     def stage(
         self, stage: str, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame]

@@ -39,6 +39,7 @@ from omw_sites.store.base import (
     Backend,
     Derive,
     StagedLayer,
+    StagedLoad,
     StagedSites,
     StoreConflict,
     StoreError,
@@ -916,14 +917,14 @@ class PostGISBackend(Backend):
 
     def bulk_load(
         self,
-        sites: gpd.GeoDataFrame,
+        sites: gpd.GeoDataFrame | StagedLoad,
         layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame | StagedLayer],
         derive: Derive | None = None,
         check: Callable[[], None] | None = None,
         expect_version: int | None = None,
     ) -> None:
-        frames: dict[str, pd.DataFrame | StagedLayer] = {
-            "sites": with_derived(sites, derive),
+        frames: dict[str, pd.DataFrame | StagedLayer | StagedLoad] = {
+            "sites": sites if isinstance(sites, StagedLoad) else with_derived(sites, derive),
             **layers,
         }
         for name in frames:
@@ -947,7 +948,7 @@ class PostGISBackend(Backend):
         self,
         conn: psycopg.Connection,
         stage: str,
-        frames: Mapping[str, pd.DataFrame | StagedLayer],
+        frames: Mapping[str, pd.DataFrame | StagedLayer | StagedLoad],
         check: Callable[[], None] | None,
         expect_version: int | None,
     ) -> None:
@@ -967,6 +968,8 @@ class PostGISBackend(Backend):
                         sql.Identifier(frame.schema, name), sql.Identifier(stage)
                     )
                 )
+            elif isinstance(frame, StagedLoad):
+                self._load_staged(conn, stage, name, frame)
             else:
                 self._load_one(conn, stage, name, frame)
         if check is not None:
@@ -997,7 +1000,67 @@ class PostGISBackend(Backend):
         # indexes (primary key included) are built after the data is in
         self._create_table(conn, ident, kinds, spatial, primary_key=False)
         _copy_rows(conn, ident, attrs, kinds, geoms, where, fid_start=1, freeze=True)
-        n = len(attrs)
+        self._index_loaded(conn, stage, name, kinds, spatial, len(attrs))
+
+    def _load_staged(
+        self, conn: psycopg.Connection, stage: str, name: str, load: StagedLoad
+    ) -> None:
+        """The site table of a first load joined, inside the database, from the staged
+        measured sites and the records' other columns (copied in here): the measured
+        rows never pass through this process."""
+        records = load.records
+        where = f"bulk load of {name}"
+        extra = {c: kind_of(records[c]) for c in records.columns}
+        lean = sql.Identifier(stage, f"{name}_records")
+        self._create_table(conn, lean, extra, False, primary_key=False)
+        _copy_rows(conn, lean, records, extra, None, where, fid_start=1, freeze=True)
+        conn.execute(sql.SQL("CREATE INDEX ON {} (site_id)").format(lean))
+        ident = sql.Identifier(stage, name)
+        self._create_table(conn, ident, load.columns, True, primary_key=False)
+        measured = set(load.staged.kinds) - set(records.columns)
+        picks = [
+            sql.SQL("{}.{}::{}").format(
+                sql.Identifier("m" if c in measured else "r"),
+                sql.Identifier(c),
+                sql.SQL(PG_TYPES[k]),
+            )
+            for c, k in load.columns.items()
+        ]
+        done = conn.execute(
+            sql.SQL(
+                "INSERT INTO {} ({}) SELECT r.{}, {}, m.{} FROM {} r "
+                "JOIN {} m ON m.site_id = r.site_id ORDER BY r.{}"
+            ).format(
+                ident,
+                sql.SQL(", ").join(sql.Identifier(c) for c in [FID, *load.columns, GEOM]),
+                sql.Identifier(FID),
+                sql.SQL(", ").join(picks),
+                sql.Identifier(GEOM),
+                lean,
+                sql.Identifier(load.staged.schema, "sites"),
+                sql.Identifier(FID),
+            )
+        )
+        if done.rowcount != len(records):
+            msg = (
+                f"{where}: the staged sites in schema {load.staged.schema} do not match the "
+                f"run's ({done.rowcount:,} rows joined for {len(records):,} sites)"
+            )
+            raise StoreError(msg)
+        conn.execute(sql.SQL("DROP TABLE {}").format(lean))
+        self._index_loaded(conn, stage, name, load.columns, True, len(records))
+
+    def _index_loaded(
+        self,
+        conn: psycopg.Connection,
+        stage: str,
+        name: str,
+        kinds: Mapping[str, str],
+        spatial: bool,
+        n: int,
+    ) -> None:
+        """The sequence, keys and indexes of a table a load has just filled."""
+        ident = sql.Identifier(stage, name)
         conn.execute(
             "SELECT setval(pg_get_serial_sequence(%s, 'fid'), %s, %s)",
             (ident.as_string(conn), max(n, 1), n > 0),

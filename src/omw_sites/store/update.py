@@ -48,6 +48,7 @@ from omw_sites.store.base import (
     SITE_RECORD_COLUMNS,
     Backend,
     StagedLayer,
+    StagedLoad,
     StagedSites,
     StoreConflict,
     StoreError,
@@ -331,13 +332,12 @@ def load(inv: Inventory, job: Job, version: int) -> ChangeReport:
     one step, if the store is still at ``version`` then."""
     report = ChangeReport(job.run_id, "load", job.scope_text)
     sites, ids = job.sites, job.ids
-    derive: Callable[[gpd.GeoDataFrame], Mapping[str, np.ndarray]] = job.hashes
     if job.staged is None:
         new = sites[job.in_scope].reset_index(drop=True)
-    else:  # the hashes made where the sites were measured, in the columns' usual place
-        new = job.rows(inv.backend, job.hashed_sites(), np.flatnonzero(job.in_scope))
-        hashes = {c: new.pop(c).to_numpy() for c in ("content_hash", "scores_hash")}
-        derive = lambda _rows: hashes  # noqa: E731
+        records: gpd.GeoDataFrame | StagedLoad = new_records(new, job.now, job.run_id)
+    else:
+        new = job.hashed_sites()[job.in_scope].reset_index(drop=True)
+        records = _staged_load(inv, job, new)
     report.added = len(new)
     # IDs are checked for repeats on another thread while the load starts: the
     # backend asks before it replaces the store
@@ -357,13 +357,31 @@ def load(inv: Inventory, job: Job, version: int) -> ChangeReport:
         if job.quarantine is not None and len(job.quarantine.columns):
             layers[QUARANTINE] = pd.DataFrame(job.quarantine)
         inv.backend.bulk_load(
-            new_records(new, job.now, job.run_id),
+            records,
             layers,
-            derive=derive,
+            derive=job.hashes,
             check=check,
             expect_version=version,
         )
     return report
+
+
+def _staged_load(inv: Inventory, job: Job, new: pd.DataFrame) -> StagedLoad:
+    """A first load of staged sites: the records' own columns here, the measured ones
+    staged, the table's columns as a first load of the same sites as a frame has them."""
+    assert job.staged is not None
+    staged = job.staged
+    if new["site_id"].duplicated().any():
+        _twice(new)
+    # no rows: every column of the site table-to-be, with its kind, in its place (the
+    # hashes are record columns: a load of a frame computes them as it writes)
+    shape = job.rows(inv.backend, new, np.zeros(0, np.int64))
+    shape = new_records(shape.drop(columns=["content_hash", "scores_hash"]), job.now, job.run_id)
+    records = new_records(new, job.now, job.run_id)
+    columns = {
+        c: staged.kinds.get(c) or kind_of(records[c]) for c in shape.columns if c != "geometry"
+    }
+    return StagedLoad(staged, records, columns)
 
 
 def new_records(new: gpd.GeoDataFrame, now: str, run_id: str) -> gpd.GeoDataFrame:
