@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/partitioned.py [--sizes 1000000,3000000,10000000] [--workers 2]
        [--worker-memory 8GB] [--cap-gb 20] [--data DIR] [--store postgis|gpkg]
-       [--partitioned-only]
+       [--partitioned-only] [--again]
 
 For each size a demo "country" (tiles of at most 1M parcels, ``omw-sites demo build``) is
 generated once into ``--data``. Then, in the same run and on the same folder:
@@ -10,7 +10,10 @@ generated once into ``--data``. Then, in the same run and on the same folder:
 - the baseline: ``omw-sites run`` in one process;
 - ``omw-sites run --scheduler local --workers N --worker-memory M``;
 
-both into a new schema of a throw-away PostGIS server (``tests/pgcluster.py``, durable),
+- with ``--again``, the partitioned run once more into its own store: an update that
+  finds every site unchanged (a gmina's routine re-run);
+
+all into a new schema of a throw-away PostGIS server (``tests/pgcluster.py``, durable),
 the store for this size (``--store gpkg``: GeoPackage files). The server is a process
 of its own: its memory is in no figure here.
 
@@ -185,6 +188,9 @@ def bench_size(n: int, args: argparse.Namespace) -> dict:
     )  # fmt: skip
     row["partitioned"] = measured(cmd, args.cap_gb)
     print(f"{n:,}: partitioned {row['partitioned']['seconds']} s", flush=True)
+    if args.again and row["partitioned"]["returncode"] == 0:
+        row["again"] = measured(cmd, args.cap_gb)
+        print(f"{n:,}: partitioned again (an update) {row['again']['seconds']} s", flush=True)
     if row["partitioned"]["returncode"] == 0:
         info = read_run_info(stores["part"])
         row["tasks"] = info["partitioned"]
@@ -248,6 +254,10 @@ def main() -> None:
         "--partitioned-only", action="store_true",
         help="skip the one-process baseline (a follow-up of a full run, not a result alone)",
     )  # fmt: skip
+    ap.add_argument(
+        "--again", action="store_true",
+        help="run the partitioned side a second time into its store (an update)",
+    )  # fmt: skip
     args = ap.parse_args()
     WORK.mkdir(exist_ok=True)
     rows = []
@@ -291,6 +301,11 @@ def main() -> None:
             f"| {len(parts)}, {task_s:.0f}, {task_s / max(len(parts), 1):.1f} "
             f"| {'yes' if same.get('same_ids') and not same.get('differ') else same} |"
         )
+    for r in rows:
+        if "again" in r:
+            a = r["again"]
+            print(f"{r['parcels']:,} again (an update): {a['seconds']} s, coordinator "
+                  f"{a['main_peak_mb']:,} MB; {a['done']}")  # fmt: skip
     est = extrapolate(rows)
     print(f"\n35M parcels on 8 workers, from the {est['from_parcels']:,} run: {est}")
     result_file.write_text(
