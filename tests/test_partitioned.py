@@ -202,23 +202,51 @@ def test_on_a_dask_scheduler_with_its_own_workers(region, one_process, tmp_path)
                 p.kill()
 
 
-def test_a_small_halo_leaves_far_distances_empty_and_says_so(region, one_process, tmp_path):
+def test_a_small_halo_still_gives_every_nearest_distance(region, one_process, tmp_path):
+    """A partition reads the layers of nearest-feature distances only ``--halo-km``
+    around its powiat; a site whose nearest feature may lie farther is looked for again
+    in wider windows around it alone: every distance is the one-process run's."""
     raw, _ = region
     options = ClusterOptions(workers=2, worker_memory="3GB", halo_km=0.5)
     summary = run_partitioned(raw, options, out_dir=tmp_path)
-    one = read_sites(one_process).set_index("site_id").sort_index()
-    part = read_sites(summary.store).set_index("site_id").sort_index()
-    assert list(one.index) == list(part.index)
-    col = "dist_hv_line_m"
-    far = part[col].isna() & one[col].notna()
-    assert far.any()  # HV lines farther than 500 m from some sites: not vouched for
-    assert (one.loc[far, col] > 0).all()
-    near = part[col].notna()
-    np.testing.assert_allclose(part.loc[near, col], one.loc[near, col])  # never wrong
-    # each such site counted once in the run's notes
-    assert f"{int(far.sum()):,} site(s): {col}: nearest feature may lie beyond" in "\n".join(
-        summary.notes
-    )
+    assert_same_sites(one_process, summary.store)
+    parts = read_run_info(summary.store)["partitioned"]["partitions"]
+    widened = sum(p["widened"].get("dist_hv_line_m", 0) for p in parts)
+    assert widened > 0  # sites whose nearest HV line lies beyond their powiat's window
+    assert not any(p["beyond_window"] for p in parts)
+    assert "beyond the partition's window" not in "\n".join(summary.notes)
+
+
+def test_a_partition_without_a_layer_in_its_window_looks_farther(region, tmp_path, postgis_url):
+    """Gas lines in one corner only: the powiaty with none within their windows look
+    for the nearest farther, around their sites alone — the same distances as one
+    process, nothing left empty; into a GeoPackage and with the sites staged into
+    PostGIS."""
+    raw = tmp_path / "raw"
+    shutil.copytree(region[0], raw)
+    (raw / "gesut" / "1418_gesut.gml").unlink()
+    gpkg = raw / "gesut" / "gesut.gpkg"
+    layers = {
+        name: pyogrio.read_dataframe(gpkg, layer=name) for name, _ in pyogrio.list_layers(gpkg)
+    }
+    lines = layers["przewody"]
+    gas = lines["RODZAJSIECI"] == "g"
+    keep = lines[gas].geometry.centroid.x.rank(method="first") <= 3  # the 3 westernmost
+    layers["przewody"] = lines[~gas | keep.reindex(lines.index, fill_value=False)]
+    gpkg.unlink()
+    for name, frame in layers.items():
+        pyogrio.write_dataframe(frame, gpkg, layer=name)
+    one = run(raw, tmp_path / "one")
+    options = ClusterOptions(workers=2, worker_memory="3GB", halo_km=0.5)
+    part = run_partitioned(raw, options, out_dir=tmp_path / "part")
+    sites = assert_same_sites(one.store, part.store)
+    assert sites["dist_gas_m"].notna().all()
+    parts = read_run_info(part.store)["partitioned"]["partitions"]
+    assert sum(p["widened"].get("dist_gas_m", 0) for p in parts) > 0
+    assert "beyond the partition's window" not in "\n".join(part.notes)
+    target = f"{postgis_url}?schema=far_{tmp_path.name[-8:].lower()}"
+    run_partitioned(raw, options, store=target)
+    assert_same_sites(one.store, target)
 
 
 def _stripped(raw: Path, dest: Path) -> Path:
@@ -399,6 +427,7 @@ def test_sites_are_staged_by_the_partitions_into_postgis(
     summary = run_partitioned(raw, OPTIONS, store=part, nominated=listed)
     assert "geometry" not in seen["columns"] and "parcel_ids" not in seen["columns"]
     assert seen["staged"].rows == summary.sites
+    assert read_run_info(part)["partitioned"]["staged_sites"] == summary.sites
     mine = assert_same_sites(one, part)
     assert mine["price_pln_m2"].notna().sum() >= 2
     theirs = read_sites(one).set_index("site_id").sort_index()

@@ -405,10 +405,16 @@ class RoadNetwork:
         )
 
 
+def no_road_network(why: str) -> RoadNetwork:
+    """A network without roads: the criteria measured on a network are left empty, for
+    ``why``."""
+    return RoadNetwork(None, why, {}, {}, None, "", np.array([], dtype=object), None)
+
+
 def road_network(raw: RawData) -> RoadNetwork:
     """The road network of ``raw`` with every per-node answer the criteria need."""
     m = _Measure(gpd.GeoDataFrame(geometry=[], crs=WORK_CRS), raw)
-    none = RoadNetwork(None, "", {}, {}, None, "", np.array([], dtype=object), None)
+    none = no_road_network("")
     if not raw.has("roads"):
         none.why = m.absent("roads", "no road network")
         return none

@@ -46,7 +46,9 @@ from omw_sites.partitioned.tasks import (
     NetworkResult,
     PartitionResult,
     SharedNetwork,
+    complete_task,
     measured_elsewhere,
+    nearest_elsewhere,
     outline,
     partition_task,
     stage_task,
@@ -146,6 +148,7 @@ def run_partitioned(
             net, results, held = _run_tasks(
                 client, raw_dir, plan, halo_m, offered, say, stage, lean
             )
+            results = _completed(client, raw_dir, plan, halo_m, net, results, held, lean, say)
             lap("partitions")
             with_sites = [r.key for r in results if len(r.sites)]
             measured, elsewhere = _joined(net, results, options)
@@ -154,6 +157,8 @@ def run_partitioned(
                 _offers_and_lineage(measured, nominations, store)
             else:
                 _stage_sites(client, held, with_sites, elsewhere, nominations, stage, measured)
+                n = measured.staged.rows if measured.staged else 0
+                say("sites", f"{n:,} sites staged by {len(with_sites)} partitions", n)
             del held  # the partitions' whole results leave the workers
         lap("sites")
         n_sites = len(measured.sites)
@@ -190,6 +195,47 @@ def _staging(store: str | Path, say: Progress) -> Iterator[tuple[str, str] | Non
             open_backend(store).drop_stage(schema)
         except StoreError as err:  # the run's own outcome stands; the leftover is named
             say("store", f"staging schema {schema} left behind: {err}", 0)
+
+
+def _completed(
+    client: Any,
+    raw_dir: str,
+    plan: Plan,
+    halo_m: float,
+    net: NetworkResult,
+    results: list[PartitionResult],
+    held: dict[str, Any],
+    lean: set[str] | None,
+    say: Progress,
+) -> list[PartitionResult]:
+    """The partitions that found nothing of a layer of nearest-feature distances in
+    their windows while the folder has one look for it farther
+    (:func:`~omw_sites.partitioned.tasks.complete_task`, on the workers, all at once):
+    their sites get the distances one process gives. With ``lean`` (staged sites) the
+    whole results stay on the workers (``held`` is updated) and here come their
+    outlines."""
+    wanted = nearest_elsewhere(results, net.nearest)
+    if not wanted:
+        return results
+    run = uuid.uuid4().hex
+    done: dict[str, Any] = {}
+    for r in results:
+        if r.key not in wanted:
+            continue
+        source = held[r.key] if lean is not None else r
+        fut = client.submit(
+            complete_task, source, wanted[r.key], raw_dir, plan, halo_m,
+            key=f"omw-complete-{r.key}-{run}", pure=False,
+        )  # fmt: skip
+        if lean is not None:
+            held[r.key] = fut
+            fut = client.submit(outline, fut, lean, key=f"omw-outline2-{r.key}-{run}", pure=False)
+        done[r.key] = fut
+    for key, fut in done.items():
+        done[key] = fut.result()
+    cols = sorted({c for cs in wanted.values() for c in cs})
+    say("partition", f"{len(done)} partitions looked farther for {', '.join(cols)}", len(done))
+    return [done.get(r.key, r) for r in results]
 
 
 def _any_sites(measured: Measured, results: list[PartitionResult], raw_dir: str) -> None:
@@ -263,6 +309,8 @@ def _stage_sites(
             "found_sites": int(got["notes"].notna().sum()),
         }
     measured.staged = open_backend(url).staged_sites(schema, keys)
+    # recorded with the run: how many site rows the partitions wrote beside the store
+    measured.extra_info["partitioned"]["staged_sites"] = measured.staged.rows
 
 
 def _run_tasks(
@@ -415,7 +463,7 @@ def _joined(
                 {"powiat": r.key, "parcels": r.parcels, "sites": n,
                  "halo_km": r.halo_m / 1000.0, "seconds": r.seconds,
                  "peak_rss_mb": r.peak_mb, "worker_pid": r.pid, "road_nodes": r.road_nodes,
-                 "beyond_window": r.beyond_halo}
+                 "widened": r.widened, "beyond_window": r.beyond_halo}
                 for r, n in zip(results, counts, strict=True)
             ],
         }

@@ -18,15 +18,30 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from distributed import Variable
 
 from omw_sites.config import ASSEMBLY_GAP_M
-from omw_sites.criteria.measure import Coverage, RoadNetwork, measure, road_network
+from omw_sites.criteria.measure import (
+    Coverage,
+    RoadNetwork,
+    measure,
+    no_road_network,
+    road_network,
+)
 from omw_sites.etl import load_raw
+from omw_sites.etl.ingest import RawData
 from omw_sites.etl.nominations import Nominations
 from omw_sites.etl.raw_folder import RawFile
-from omw_sites.etl.window import WHOLE_LAYERS, Bounds, Window
-from omw_sites.layers import NETWORKS, RAW_LAYERS, REFERENCE_COLUMNS, REFERENCE_LAYERS, SITE_NO_DATA
+from omw_sites.etl.window import FAR_LAYERS, WHOLE_LAYERS, Bounds, Window
+from omw_sites.layers import (
+    NETWORKS,
+    RAW_LAYERS,
+    REFERENCE_COLUMNS,
+    REFERENCE_LAYERS,
+    SITE_NO_DATA,
+    WORK_CRS,
+)
 from omw_sites.partitioned.plan import Partition, Plan, files_outside
 from omw_sites.pipeline import with_offers
 from omw_sites.sites import assemble_sites, lineage, select_candidates
@@ -38,8 +53,12 @@ from omw_sites.store.update import for_staging
 # what the road-network task reads, whole: the network, its destinations, the census grid
 # and the layers the store publishes beside the sites
 NETWORK_KEYS = frozenset(
-    {"roads", "junctions", "stations", "airports", "population", *WHOLE_LAYERS, *REFERENCE_LAYERS}
-)
+    {
+        "roads", "junctions", "stations", "airports", "population", *WHOLE_LAYERS,
+        *REFERENCE_LAYERS,
+        "power_lines",  # with the utilities and roads: which nearest features exist at all
+    }
+)  # fmt: skip
 # what a partition reads (within its window, but for WHOLE_LAYERS): all but the census
 # grid, whose people the network task has put on the road graph
 PARTITION_KEYS = frozenset(
@@ -88,6 +107,8 @@ class NetworkResult:
     peak_mb: float  # the worker's, while the task ran
     pid: int  # the worker process that ran it
     road_nodes: int = 0  # of the whole road graph
+    # nearest-feature distance columns the folder has a feature for, anywhere
+    nearest: frozenset[str] = frozenset()
 
 
 class SharedNetwork:
@@ -127,6 +148,7 @@ def network_task(raw_dir: str | Path, files: list[RawFile] | None = None) -> Net
     t0 = time.perf_counter()
     raw = load_raw(raw_dir, keys=NETWORK_KEYS, files=files)
     network = road_network(raw)
+    nearest = _nearest_present(raw)
     reference = {
         k: raw.layers[k][[*REFERENCE_COLUMNS[k], "geometry"]]
         for k in REFERENCE_LAYERS
@@ -145,7 +167,26 @@ def network_task(raw_dir: str | Path, files: list[RawFile] | None = None) -> Net
         _peak_mb(),
         os.getpid(),
         network.graph.n_nodes if network.graph is not None else 0,
+        nearest,
     )
+
+
+def _nearest_present(raw: RawData) -> frozenset[str]:
+    """The nearest-feature distance columns that whole layers of ``raw`` have a feature
+    for (what measuring no site says is measured)."""
+    schema = (
+        "site_id",
+        "parcel_ids",
+        "kw_numbers",
+        "n_parcels",
+        "teryt",
+        "area_ha",
+        "registered_area_ha",
+        "ownership",
+    )  # fmt: skip  (assemble_sites's)
+    none = gpd.GeoDataFrame({c: [] for c in schema}, geometry=[], crs=WORK_CRS)
+    _, coverage = measure(none, raw, no_road_network(""))
+    return frozenset(c for c in _nearest_columns() if c not in coverage.not_measured)
 
 
 @dataclass
@@ -170,6 +211,9 @@ class PartitionResult:
     # per column: sites whose nearest feature may lie beyond the window (left empty)
     beyond_halo: dict[str, int] = field(default_factory=dict)
     road_nodes: int = 0  # of the part of the road network it received
+    # per column: sites whose nearest feature was looked for in a wider window
+    widened: dict[str, int] = field(default_factory=dict)
+    assembled: list[str] = field(default_factory=list)  # the site columns before measuring
 
 
 def partition_task(
@@ -226,7 +270,9 @@ def partition_task(
     else:
         reach = Variable(network).get().result().reach(box).result()
     measured, coverage = measure(sites, raw, reach)
-    beyond = _beyond_window(measured, coverage, win.far)
+    pending = _unvouched(measured, coverage, win.far)
+    widened, left = _widened(measured, sites, pending, halo_m, raw_dir, plan)
+    beyond = _beyond_window(measured, left)
     return PartitionResult(
         part.key,
         measured,
@@ -245,7 +291,51 @@ def partition_task(
         os.getpid(),
         beyond,
         reach.graph.n_nodes if reach.graph is not None else 0,
+        widened,
+        list(sites.columns),
     )
+
+
+def nearest_elsewhere(
+    results: list[PartitionResult], present: frozenset[str]
+) -> dict[str, list[str]]:
+    """By partition: the nearest-feature distance columns it found nothing of in its
+    window while the folder has such a feature (``present``: see
+    :func:`network_task`): its sites' nearest feature lies farther than
+    ``--halo-km``, and :func:`complete_task` looks for it."""
+    out = {}
+    for r in results:
+        if not len(r.sites):
+            continue
+        cols = [c for c in r.coverage.not_measured if c in present]
+        if cols:
+            out[r.key] = cols
+    return out
+
+
+def complete_task(
+    result: PartitionResult, columns: list[str], raw_dir: str | Path, plan: Plan, halo_m: float
+) -> PartitionResult:
+    """``result`` with the distance ``columns`` (see :func:`nearest_elsewhere`) measured
+    for all its sites in wider windows (:func:`_widened`): then measured here too."""
+    sites = result.sites.copy()
+    pending = {c: np.ones(len(sites), dtype=bool) for c in columns}
+    counts, left = _widened(sites, sites[result.assembled], pending, halo_m, raw_dir, plan)
+    beyond = {**result.beyond_halo, **_beyond_window(sites, left)}
+    nearest = _nearest_columns()
+    done = {x for c in columns for x in (c, *nearest[c])}
+    for col in columns:  # none of it within the window: none on the site either
+        flag = col.removeprefix("dist_").removesuffix("_m") + "_on_site"
+        if flag in sites:
+            on_site = sites[col].to_numpy(dtype=float) == 0.0
+            sites[flag] = pd.array(on_site, dtype="boolean")
+            done.add(flag)
+    coverage = replace(
+        result.coverage,
+        not_measured={c: w for c, w in result.coverage.not_measured.items() if c not in done},
+    )
+    widened = {**result.widened, **counts}
+    return replace(result, sites=sites, coverage=coverage, widened=widened, beyond_halo=beyond)
 
 
 def outline(result: PartitionResult, columns: Collection[str]) -> PartitionResult:
@@ -290,10 +380,9 @@ def measured_elsewhere(sites: pd.DataFrame, columns: list[str]) -> None:
     line of it near — and a distance's nearest feature lies beyond the window, said in
     the sites' own no-data reasons (the distance stays empty)."""
     for col in columns:
-        flag = col.removeprefix("dist_").removesuffix("_m") + "_on_site"
-        if flag in sites and flag in columns:
-            sites[flag] = pd.array([False] * len(sites), dtype="boolean")
-        if col.startswith("dist_") and SITE_NO_DATA in sites:
+        if col.endswith("_on_site"):  # no line of it within the window: none on the site
+            sites[col] = pd.array([False] * len(sites), dtype="boolean")
+        elif col.startswith("dist_") and SITE_NO_DATA in sites:
             add_gap(sites, np.ones(len(sites), dtype=bool), f"{col}: {BEYOND_WINDOW}")
 
 
@@ -337,29 +426,86 @@ def _nearest_columns() -> dict[str, tuple[str, ...]]:
     return cols
 
 
-def _beyond_window(sites: gpd.GeoDataFrame, coverage: Coverage, win: Bounds) -> dict[str, int]:
-    """Nearest-feature distances the window cannot vouch for, left empty and counted.
+#: how far a partition looks, at most, for a site's nearest feature (beyond all of Poland)
+MAX_FAR_M = 1_500_000.0
 
-    A distance found within the site's own margin to the window's edge is exact (any
-    nearer feature would meet the window); a larger one, or none found in a window
-    while the folder has the layer, might be beaten by a feature outside it.
-    """
+
+def _unvouched(sites: pd.DataFrame, coverage: Coverage, win: Bounds) -> dict[str, np.ndarray]:
+    """Per nearest-feature column measured in the window ``win``: the sites whose
+    distance the window cannot vouch for (larger than the site's margin to its edge)."""
     if not len(sites):
         return {}
-    b = sites.geometry.bounds.to_numpy()
+    b = shapely.bounds(sites.geometry.to_numpy())
     x0, y0, x1, y1 = win
     margin = np.minimum.reduce([b[:, 0] - x0, b[:, 1] - y0, x1 - b[:, 2], y1 - b[:, 3]])
+    out = {}
+    for col in _nearest_columns():
+        if col in sites and col not in coverage.not_measured:
+            bad = sites[col].to_numpy(dtype=float) > margin
+            if bad.any():
+                out[col] = bad
+    return out
+
+
+def _widened(
+    measured: gpd.GeoDataFrame,
+    assembled: gpd.GeoDataFrame,
+    pending: dict[str, np.ndarray],
+    halo_m: float,
+    raw_dir: str | Path,
+    plan: Plan,
+) -> tuple[dict[str, int], dict[str, np.ndarray]]:
+    """Nearest-feature distances a partition's window cannot give (``pending``: per
+    column, the sites), looked for again in windows around just those sites, from twice
+    ``halo_m`` and twice as wide each time, until each is within its site's margin to
+    the window's edge (then exact) or :data:`MAX_FAR_M`: the distances one process gets
+    from the whole layer. Only the layers of such distances are read
+    (``window.FAR_LAYERS``). Written into ``measured`` (with the columns of the same
+    feature); returns the sites looked for again, per column, and those still pending
+    (none, unless nothing of a layer lies within :data:`MAX_FAR_M`)."""
+    counts = {col: int(m.sum()) for col, m in pending.items()}
+    same = _nearest_columns()
+    halo = halo_m
+    while pending and halo < MAX_FAR_M:
+        halo *= 2
+        rows = np.flatnonzero(np.logical_or.reduce(list(pending.values())))
+        sub = assembled.iloc[rows].reset_index(drop=True)
+        x0, y0, x1, y1 = _extent(sub, (0.0, 0.0, 0.0, 0.0))
+        box = (x0 - halo, y0 - halo, x1 + halo, y1 + halo)
+        wide = Window(box, box)
+        raw = load_raw(
+            raw_dir,
+            within=wide,
+            keys=FAR_LAYERS,
+            skip=files_outside(plan, wide),
+            files=plan.files,
+            vector_layers=plan.vector_layers,
+        )
+        again, cov = measure(sub, raw, no_road_network("not needed here"))
+        still = _unvouched(again, cov, box)
+        for col, mask in pending.items():
+            if col in cov.not_measured:
+                continue  # nothing of it in this window either: wider still
+            value = again[col].to_numpy(dtype=float)
+            done = mask[rows] & np.isfinite(value) & ~still.get(col, np.zeros(len(sub), bool))
+            at = rows[done]
+            for c in (col, *same[col]):
+                if c in measured and c in again:
+                    measured.loc[measured.index[at], c] = again[c].to_numpy()[done]
+            mask[at] = False
+        pending = {c: m for c, m in pending.items() if m.any()}
+    return counts, pending
+
+
+def _beyond_window(sites: gpd.GeoDataFrame, pending: dict[str, np.ndarray]) -> dict[str, int]:
+    """Nearest-feature distances still not vouched for (``pending``: per column, the
+    sites), left empty with the columns of the same feature, said in the sites' no-data
+    reasons, and counted."""
     counts: dict[str, int] = {}
-    for col, same in _nearest_columns().items():
-        # a column with nothing of its layer in the window: the run's merge decides
-        if col not in sites or col in coverage.not_measured:
-            continue
-        bad = sites[col].to_numpy(dtype=float) > margin
-        if not bad.any():
-            continue
+    for col, bad in pending.items():
         counts[col] = int(bad.sum())
         sites.loc[bad, col] = np.nan
-        for c in same:
+        for c in _nearest_columns()[col]:
             if c in sites:
                 sites.loc[bad, c] = "" if sites[c].dtype == object else np.nan
         add_gap(sites, bad, f"{col}: {BEYOND_WINDOW}")

@@ -271,8 +271,11 @@ class Job:
         ids = part["site_id"].astype(str).to_numpy()
         if len(set(ids)) != len(ids):
             _twice(part)
-        whole = len(at) == len(sites) > 0
+        # most of them (a first run of new criteria changes every site): one plain read
+        whole = len(at) > len(sites) / 2
         measured = backend.read_staged(self.staged, None if whole else ids)
+        if whole and len(at) < len(sites):
+            measured = measured[measured["site_id"].astype(str).isin(ids)]
         found = pd.Index(measured["site_id"].astype(str))
         if len(found) != len(ids) or not found.is_unique:
             msg = (
