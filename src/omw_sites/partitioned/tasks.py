@@ -174,16 +174,9 @@ def network_task(raw_dir: str | Path, files: list[RawFile] | None = None) -> Net
 def _nearest_present(raw: RawData) -> frozenset[str]:
     """The nearest-feature distance columns that whole layers of ``raw`` have a feature
     for (what measuring no site says is measured)."""
-    schema = (
-        "site_id",
-        "parcel_ids",
-        "kw_numbers",
-        "n_parcels",
-        "teryt",
-        "area_ha",
-        "registered_area_ha",
-        "ownership",
-    )  # fmt: skip  (assemble_sites's)
+    # the columns assemble_sites gives a site
+    schema = ["site_id", "parcel_ids", "kw_numbers", "n_parcels", "teryt", "area_ha"]
+    schema += ["registered_area_ha", "ownership"]
     none = gpd.GeoDataFrame({c: [] for c in schema}, geometry=[], crs=WORK_CRS)
     _, coverage = measure(none, raw, no_road_network(""))
     return frozenset(c for c in _nearest_columns() if c not in coverage.not_measured)
