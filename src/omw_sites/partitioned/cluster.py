@@ -258,12 +258,17 @@ def _offers_and_lineage(
     store's current sites (into a GeoPackage: here, as in one process)."""
     measured.sites = with_offers(measured.sites, nominations)
     if nominations is not None:
-        measured.nominated = {
-            "file": str(nominations.path),
-            "listed": len(nominations),
-            "found_sites": int(measured.sites["notes"].notna().sum()),
-        }
+        measured.nominated = _nominated(nominations, measured.sites["notes"])
     measured.sites["derived_from"] = lineage(measured.sites, previous_sites(store))
+
+
+def _nominated(nominations: Nominations, notes: pd.Series) -> dict[str, Any]:
+    """``run_info['nominated']``: the list, and how many sites got an offer from it."""
+    return {
+        "file": str(nominations.path),
+        "listed": len(nominations),
+        "found_sites": int(notes.notna().sum()),
+    }
 
 
 def _stage_sites(
@@ -303,11 +308,7 @@ def _stage_sites(
         **{c: got[c].to_numpy() for c in got.columns if c != "site_id"}
     )
     if nominations is not None:
-        measured.nominated = {
-            "file": str(nominations.path),
-            "listed": len(nominations),
-            "found_sites": int(got["notes"].notna().sum()),
-        }
+        measured.nominated = _nominated(nominations, got["notes"])
     measured.staged = open_backend(url).staged_sites(schema, keys)
     # recorded with the run: how many site rows the partitions wrote beside the store
     measured.extra_info["partitioned"]["staged_sites"] = measured.staged.rows

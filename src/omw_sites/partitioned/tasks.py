@@ -357,12 +357,15 @@ def stage_task(
     sites = with_offers(sites, nominations)
     previous = None
     inv = open_inventory(store)
-    if len(sites) and inv.has_sites():  # only stored sites that can meet these matter
-        box = tuple(float(v) for v in sites.total_bounds)
-        previous = inv.read_sites(columns=["site_id"], bbox=box)
-    sites["derived_from"] = lineage(sites, previous)
-    staged = for_staging(sites.drop(columns=[SITE_NO_DATA]))
-    open_backend(store).stage_sites(schema, result.key, staged)
+    try:
+        if len(sites) and inv.has_sites():  # only stored sites that can meet these matter
+            box = tuple(float(v) for v in sites.total_bounds)
+            previous = inv.read_sites(columns=["site_id"], bbox=box)
+        sites["derived_from"] = lineage(sites, previous)
+        staged = for_staging(sites.drop(columns=[SITE_NO_DATA]))
+        inv.backend.stage_sites(schema, result.key, staged)
+    finally:
+        inv.backend.close()
     keep = ["site_id", "content_hash", *(c for c in OFFER_FIELDS if c in staged.columns)]
     return pd.DataFrame(staged[keep])
 
@@ -463,7 +466,7 @@ def _widened(
         halo *= 2
         rows = np.flatnonzero(np.logical_or.reduce(list(pending.values())))
         sub = assembled.iloc[rows].reset_index(drop=True)
-        x0, y0, x1, y1 = _extent(sub, (0.0, 0.0, 0.0, 0.0))
+        x0, y0, x1, y1 = (float(v) for v in sub.total_bounds)
         box = (x0 - halo, y0 - halo, x1 + halo, y1 + halo)
         wide = Window(box, box)
         raw = load_raw(

@@ -827,11 +827,7 @@ class PostGISBackend(Backend):
             with conn.transaction():
                 self._create_table(conn, ident, kinds, geoms is not None)
                 _copy_rows(conn, ident, attrs, kinds, geoms, f"staging sites of {part}")
-                conn.execute(
-                    sql.SQL("CREATE INDEX ON {} (site_id)").format(ident)
-                    if "site_id" in kinds
-                    else sql.SQL("SELECT 1")
-                )
+                conn.execute(sql.SQL("CREATE INDEX ON {} (site_id)").format(ident))
         except psycopg.Error as err:
             raise self._error(f"staging sites (schema {stage}) beside", err) from err
         finally:
@@ -880,7 +876,6 @@ class PostGISBackend(Backend):
                     sql.Identifier(stage, "sites"), sql.SQL(" UNION ALL ").join(selects)
                 )
             )
-            conn.commit()
         except psycopg.Error as err:
             raise self._error(f"joining the staged sites (schema {stage}) beside", err) from err
         finally:

@@ -277,16 +277,14 @@ class Job:
         if whole and len(at) < len(sites):
             measured = measured[measured["site_id"].astype(str).isin(ids)]
         found = pd.Index(measured["site_id"].astype(str))
-        if len(found) != len(ids) or not found.is_unique:
+        pos = found.get_indexer(ids) if found.is_unique else np.array([-1])
+        if len(found) != len(ids) or (pos < 0).any():
             msg = (
                 f"the staged sites in schema {self.staged.schema} do not match the run's "
                 f"({len(found):,} rows for {len(ids):,} sites)"
             )
             raise StoreError(msg)
-        measured = measured.iloc[found.get_indexer(ids)].reset_index(drop=True)
-        if (measured["site_id"].astype(str).to_numpy() != ids).any():
-            msg = f"the staged sites in schema {self.staged.schema} are not the run's"
-            raise StoreError(msg)
+        measured = measured.iloc[pos].reset_index(drop=True)
         extra = [c for c in part.columns if c not in measured.columns]
         out = pd.concat(
             [measured.drop(columns="geometry"), part[extra].reset_index(drop=True)], axis=1
